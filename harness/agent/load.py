@@ -1,0 +1,150 @@
+"""Load phase: every artifact of every source environment, each loader that applies.
+
+This parent process never imports TensorFlow. It feeds tasks to a worker
+process and turns a worker that dies or hangs into a `crash` or `timeout`
+record, then starts a fresh worker for the next task.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List, Optional
+
+from harness.agent import catalog
+from harness.agent.records import RecordWriter, cell_key, done_keys
+
+STARTUP_TIMEOUT = 600.0
+
+
+def plan_tasks(artifacts_root: str, outputs_root: str, loaders: List[str]) -> List[Dict[str, Any]]:
+    """One task per (source, model, format, loader) found in the source manifests."""
+    tasks = []
+    for source in sorted(os.listdir(artifacts_root)):
+        manifest_path = os.path.join(artifacts_root, source, "manifest.json")
+        if not os.path.isfile(manifest_path):
+            continue
+        with open(manifest_path, encoding="utf-8") as fh:
+            manifest = json.load(fh)
+        src_root = os.path.join(artifacts_root, source)
+        for model, entry in sorted(manifest.get("models", {}).items()):
+            for fmt, saved in sorted(entry.get("formats", {}).items()):
+                for loader in loaders:
+                    if fmt not in catalog.LOADERS.get(loader, ()):
+                        continue
+                    tasks.append({
+                        "source": source, "model": model, "format": fmt, "loader": loader,
+                        "artifact": os.path.join(src_root, saved["path"]),
+                        "inputs": os.path.join(src_root, entry["inputs"]),
+                        "labels": os.path.join(src_root, entry["labels"]),
+                        "output": os.path.join(outputs_root, source, model, fmt, loader + ".npy"),
+                    })
+    return tasks
+
+
+class Worker:
+    """A worker subprocess and the pipe its results come back on."""
+
+    def __init__(self) -> None:
+        read_fd, write_fd = os.pipe()
+        env = dict(os.environ, HARNESS_RESULT_FD=str(write_fd))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "harness.agent", "worker"],
+            stdin=subprocess.PIPE, pass_fds=(write_fd,), env=env,
+        )
+        os.close(write_fd)
+        self._fh = os.fdopen(read_fd, "r", encoding="utf-8")
+        self.versions: Optional[Dict[str, Any]] = None
+
+    def receive(self, timeout: float) -> Optional[Dict[str, Any]]:
+        """The next result line, or None when the worker died or the time ran out."""
+        ready, _, _ = select.select([self._fh], [], [], timeout)
+        if not ready:
+            return None
+        line = self._fh.readline()
+        return json.loads(line) if line else None
+
+    def start(self) -> bool:
+        """Wait for the worker's hello (TensorFlow imported)."""
+        hello = self.receive(STARTUP_TIMEOUT)
+        self.versions = hello.get("hello") if hello else None
+        return self.versions is not None
+
+    def send(self, task: Dict[str, Any]) -> None:
+        """Hand one task to the worker."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps(task) + "\n").encode())
+        self.proc.stdin.flush()
+
+    def stop(self) -> None:
+        """Kill the worker and reap it."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self._fh.close()
+
+    def death(self) -> Dict[str, Any]:
+        """A crash record body for a worker that is gone."""
+        code = self.proc.wait()
+        if code < 0:
+            name = signal.Signals(-code).name
+            hint = " (likely out of memory)" if -code == signal.SIGKILL else ""
+            return {"status": "crash", "signal": name, "exit_code": code,
+                    "error": {"type": "WorkerCrash", "message": "worker killed by {}{}".format(name, hint)}}
+        return {"status": "crash", "exit_code": code,
+                "error": {"type": "WorkerCrash", "message": "worker exited with status {}".format(code)}}
+
+
+def run_load(spec: Dict[str, Any]) -> int:
+    """Run every task not already recorded; append a record for each as it ends."""
+    tasks = plan_tasks(spec["artifacts"], spec["outputs"], spec["loaders"])
+    done = set(done_keys(spec["records"], "load"))
+    writer = RecordWriter(spec["records"])
+    base = {"kind": "load", "target": spec["env"]}
+    worker: Optional[Worker] = None
+    for task in tasks:
+        if cell_key(task) in done:
+            continue
+        if worker is None:
+            worker = Worker()
+            if not worker.start():
+                result = dict(worker.death(), stage="startup") if worker.proc.poll() is not None else {
+                    "status": "timeout", "stage": "startup",
+                    "error": {"type": "Timeout", "message": "worker did not start in time"}}
+                worker.stop()
+                worker = None
+                writer.write(dict(base, **_identity(task), **result))
+                continue
+        result = _run_one(worker, task, float(spec.get("timeout", 300)))
+        writer.write(dict(base, versions=worker.versions, **_identity(task), **result))
+        if result["status"] in ("crash", "timeout"):
+            worker.stop()
+            worker = None
+    if worker is not None:
+        worker.stop()
+    writer.write(dict(base, kind="load-done"))
+    writer.close()
+    return 0
+
+
+def _run_one(worker: Worker, task: Dict[str, Any], timeout: float) -> Dict[str, Any]:
+    start = time.monotonic()
+    worker.send(task)
+    result = worker.receive(timeout)
+    if result is not None:
+        return result
+    seconds = round(time.monotonic() - start, 3)
+    if worker.proc.poll() is None:
+        worker.proc.kill()
+        return {"status": "timeout", "seconds": seconds,
+                "error": {"type": "Timeout", "message": "no result within {:.0f} s".format(timeout)}}
+    return dict(worker.death(), seconds=seconds)
+
+
+def _identity(task: Dict[str, Any]) -> Dict[str, Any]:
+    return {k: task[k] for k in ("source", "model", "format", "loader")}

@@ -1,0 +1,176 @@
+"""Command line: python -m harness {run,validate,report} ...; main(argv) -> exit code."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from harness import __version__
+from harness.console import Console
+from harness.errors import EXIT_INTERRUPTED, HarnessError, UsageError
+
+log = logging.getLogger("harness")
+MEMORY_PER_JOB = 6 * 1024**3  # a TensorFlow process loading probes stays well below this
+
+
+def default_jobs() -> int:
+    """Parallel environments: one per core, but never more than memory allows."""
+    cores = os.cpu_count() or 1
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1
+    return max(1, min(cores, available // MEMORY_PER_JOB))
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, found {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, found {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, found {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, found {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="harness", description="Cross-version reproducibility of Keras models.")
+    parser.add_argument("--version", action="version", version=f"harness {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="build, save, load, compare and report a matrix")
+    run.add_argument("matrix", type=Path, help="matrix YAML file")
+    run.add_argument("--out", type=Path, help="run directory (default runs/<matrix>-<UTC time>)")
+    run.add_argument("--jobs", type=_positive_int, default=None,
+                     help="environments worked on in parallel (default: from cores and free memory)")
+    run.add_argument("--only", action="append", default=[], metavar="ENV", help="run only this environment id")
+    run.add_argument("--resume", action="store_true", help="continue the run in --out without redoing work")
+    run.add_argument("--base-image", default=os.environ.get("HARNESS_BASE_IMAGE"),
+                     help="base image template, e.g. 'harness-base:{python}' (env HARNESS_BASE_IMAGE)")
+    run.add_argument("--cell-timeout", type=_positive_float, default=300.0,
+                     help="seconds one load may take before it is a timeout cell (default 300)")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+
+    validate = sub.add_parser("validate", help="parse and expand a matrix; build nothing")
+    validate.add_argument("matrix", type=Path)
+    validate.add_argument("--base-image", default=os.environ.get("HARNESS_BASE_IMAGE"))
+
+    report = sub.add_parser("report", help="re-render the reports of a run directory from its records")
+    report.add_argument("run_dir", type=Path)
+    report.add_argument("--format", choices=("json", "md"), help="also print this format to stdout")
+    return parser
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Print the expanded environment table."""
+    from rich.console import Console as RichConsole
+    from rich.table import Table
+
+    from harness.matrix import load_matrix
+    from harness.plan import plan_environments
+
+    matrix = load_matrix(args.matrix, base_image=args.base_image)
+    plans = plan_environments(matrix, os.environ)
+    table = Table(title=f"{matrix.name}: {len(plans)} environment(s)")
+    for column in ("id", "python", "tensorflow", "keras", "base image", "image tag"):
+        table.add_column(column, overflow="fold")
+    for p in plans:
+        e = p.env
+        keras = f"tf-keras{e.tf_keras or ''} (legacy)" if e.legacy_keras else (f"keras{e.keras}" if e.keras else "bundled")
+        table.add_row(e.id, e.python, e.tensorflow_package + e.tensorflow, keras, e.base_image, p.image.tag)
+    out = RichConsole(no_color="NO_COLOR" in os.environ, width=160)
+    out.print(table)
+    out.print(f"models: {', '.join(matrix.models)}; formats: {', '.join(matrix.formats)}; "
+              f"loaders: {', '.join(matrix.loaders)}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """The whole flow; returns the report's exit code."""
+    from harness.engine import LABEL_RUN, DockerCLI
+    from harness.matrix import load_matrix
+    from harness.plan import plan_environments
+    from harness.rundir import RunDir, default_out
+    from harness.runner import RunOptions, Runner
+
+    if args.resume and args.out is None:
+        raise UsageError("--resume needs --out RUN_DIR: the run to continue")
+    matrix = load_matrix(args.matrix, base_image=args.base_image)
+    plans = plan_environments(matrix, os.environ, args.only)
+    engine = DockerCLI()
+    engine.ping()
+    run_dir = RunDir.prepare(args.out or default_out(matrix.name), resume=args.resume)
+    console = Console(quiet=args.quiet)
+    jobs = args.jobs or default_jobs()
+    run_id = uuid.uuid4().hex[:10]
+    console.step(f"run {run_id}: {len(plans)} environment(s), {jobs} job(s), into {run_dir.path}")
+    runner = Runner(engine, matrix, plans, run_dir,
+                    console, RunOptions(jobs=jobs, resume=args.resume, cell_timeout=args.cell_timeout), run_id)
+    try:
+        report = runner.execute()
+    except KeyboardInterrupt:
+        removed = engine.remove_containers({LABEL_RUN: run_id})
+        runner.mark_interrupted()
+        print(f"harness: interrupted; removed {removed} container(s); continue with "
+              f"--resume --out {run_dir.path}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    console.grid(report)
+    console.step(f"reports in {run_dir.path}: report.json, report.md")
+    return int(report["verdict"]["exit_code"])
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Rebuild report.json and report.md from the stored records."""
+    from harness.report.writers import write_reports
+    from harness.rundir import RunDir
+
+    run_dir = RunDir.open_existing(args.run_dir)
+    report = write_reports(run_dir)
+    if args.format:
+        print((run_dir.path / f"report.{args.format}").read_text(encoding="utf-8"), end="")
+    return int(report["verdict"]["exit_code"])
+
+
+COMMANDS = {"run": cmd_run, "validate": cmd_validate, "report": cmd_report}
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments, run one command, map the project's errors to exit codes."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="harness: %(levelname)s: %(message)s")
+    # SIGTERM (CI cancelling a job) cleans up exactly like Ctrl-C.
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        return COMMANDS[args.command](args)
+    except HarnessError as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("harness: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)

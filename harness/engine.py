@@ -1,0 +1,229 @@
+"""The one seam to the container engine: a small protocol and its Docker CLI implementation.
+
+The Docker CLI (not docker-py) is used on purpose: it honours DOCKER_HOST,
+contexts and ssh:// remotes exactly as the user's own `docker` does, and needs
+no extra dependency on the host. Nothing else in the project runs `docker`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from harness.errors import EngineUnavailable
+
+log = logging.getLogger(__name__)
+
+LABEL_MANAGED = "org.harness.managed"
+LABEL_RUN = "org.harness.run"
+LABEL_VERSION = "org.harness.version"
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A bind mount: host path -> container path."""
+
+    host: Path
+    container: str
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything needed to run one container to completion."""
+
+    image: str
+    command: tuple[str, ...]
+    name: str
+    mounts: tuple[Mount, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    timeout: float | None = None
+    memory: str | None = None  # docker --memory syntax, e.g. "4g"
+    pids_limit: int | None = None
+    network: str | None = None  # "none" disables networking
+    user: str | None = None  # "uid:gid"
+    workdir: str | None = None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a container ended."""
+
+    exit_code: int | None
+    seconds: float
+    timed_out: bool = False
+    oom_killed: bool = False
+    output_tail: str = ""
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """How an image build ended; `error` is the most telling line of the log."""
+
+    ok: bool
+    seconds: float
+    error: str | None = None
+
+
+class ContainerEngine(Protocol):
+    """What the harness needs from a container engine."""
+
+    def ping(self) -> None:
+        """Raise EngineUnavailable when the engine cannot be reached."""
+
+    def image_id(self, tag: str) -> str | None:
+        """The image id for a tag, or None when the image does not exist."""
+
+    def build(
+        self, context: Path, tag: str, labels: Mapping[str, str], build_args: Mapping[str, str], log_path: Path
+    ) -> BuildResult:
+        """Build an image from a context directory, writing the whole log to log_path."""
+
+    def run(self, spec: RunSpec, log_path: Path) -> RunResult:
+        """Run a container to completion (or timeout); always removes it."""
+
+    def remove_containers(self, labels: Mapping[str, str]) -> int:
+        """Remove every container carrying all the labels; return how many."""
+
+
+def _tail(text: str, lines: int = 20) -> str:
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def build_error_line(log_text: str) -> str:
+    """Pick the line of a failed build log that says why (pip's own ERROR line first)."""
+    lines = [ln.strip() for ln in log_text.splitlines() if ln.strip()]
+    for marker in ("ERROR: No matching distribution", "ERROR: Could not find a version", "ERROR: "):
+        found = [ln for ln in lines if ln.startswith(marker)]
+        if found:
+            return found[0]
+    errors = [ln for ln in lines if "error" in ln.lower()]
+    return (errors or lines or ["build failed with no output"])[-1]
+
+
+class DockerCLI:
+    """ContainerEngine implemented with the `docker` command-line client."""
+
+    def __init__(self, binary: str = "docker") -> None:
+        self.binary = binary
+
+    def _docker(self, *args: str, timeout: float | None = 120) -> subprocess.CompletedProcess[str]:
+        exe = shutil.which(self.binary)
+        if exe is None:
+            raise EngineUnavailable(f"the '{self.binary}' command is not installed; install Docker first")
+        try:
+            return subprocess.run(
+                [exe, *args], capture_output=True, text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise EngineUnavailable(f"docker {args[0]} did not answer within {timeout:.0f} s") from exc
+
+    def ping(self) -> None:
+        """Raise EngineUnavailable when `docker version` cannot reach the daemon."""
+        proc = self._docker("version", "--format", "{{.Server.Version}}", timeout=30)
+        if proc.returncode != 0:
+            reason = (proc.stderr.strip().splitlines() or ["no answer"])[-1]
+            raise EngineUnavailable(f"Docker engine unavailable: {reason}")
+
+    def image_id(self, tag: str) -> str | None:
+        """The image id for a tag, or None."""
+        proc = self._docker("image", "inspect", "--format", "{{.Id}}", tag)
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    def build(
+        self, context: Path, tag: str, labels: Mapping[str, str], build_args: Mapping[str, str], log_path: Path
+    ) -> BuildResult:
+        """Build with the classic builder semantics; the full log goes to log_path."""
+        exe = shutil.which(self.binary) or self.binary
+        cmd = [exe, "build", "--pull=false", "-t", tag]
+        cmd += [f"--label={k}={v}" for k, v in sorted(labels.items())]
+        cmd += [f"--build-arg={k}={v}" for k, v in sorted(build_args.items())]
+        cmd.append(str(context))
+        start = time.monotonic()
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "w", encoding="utf-8") as out:
+            proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False)
+        seconds = time.monotonic() - start
+        if proc.returncode == 0:
+            return BuildResult(ok=True, seconds=seconds)
+        return BuildResult(ok=False, seconds=seconds, error=build_error_line(log_path.read_text(errors="replace")))
+
+    def _run_args(self, spec: RunSpec) -> list[str]:
+        args = ["run", "--name", spec.name, "--init"]
+        args += [f"--label={k}={v}" for k, v in sorted({LABEL_MANAGED: "true", **spec.labels}.items())]
+        for m in spec.mounts:
+            mode = ",readonly" if m.read_only else ""
+            args.append(f"--mount=type=bind,source={m.host.resolve()},target={m.container}{mode}")
+        args += [f"--env={k}={v}" for k, v in sorted(spec.env.items())]
+        if spec.memory:
+            args += ["--memory", spec.memory, "--memory-swap", spec.memory]
+        if spec.pids_limit:
+            args += ["--pids-limit", str(spec.pids_limit)]
+        if spec.network:
+            args += ["--network", spec.network]
+        if spec.user:
+            args += ["--user", spec.user]
+        if spec.workdir:
+            args += ["--workdir", spec.workdir]
+        return [*args, spec.image, *spec.command]
+
+    def run(self, spec: RunSpec, log_path: Path) -> RunResult:
+        """Run attached, output to log_path; kill on timeout; inspect, then remove."""
+        exe = shutil.which(self.binary) or self.binary
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        start = time.monotonic()
+        timed_out = False
+        with open(log_path, "a", encoding="utf-8") as out:
+            proc = subprocess.Popen(
+                [exe, *self._run_args(spec)], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+            try:
+                proc.wait(timeout=spec.timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                self._docker("kill", spec.name, timeout=60)
+                proc.wait(timeout=60)
+            except BaseException:
+                # Interrupted (Ctrl-C, SIGTERM): never leave the container behind.
+                self._docker("rm", "-f", spec.name, timeout=60)
+                proc.kill()
+                raise
+        seconds = time.monotonic() - start
+        state = self._state(spec.name)
+        self._docker("rm", "-f", spec.name, timeout=60)
+        exit_code = state.get("ExitCode", proc.returncode)
+        return RunResult(
+            exit_code=None if timed_out else int(exit_code),
+            seconds=seconds,
+            timed_out=timed_out,
+            oom_killed=bool(state.get("OOMKilled", False)),
+            output_tail=_tail(log_path.read_text(errors="replace")),
+        )
+
+    def _state(self, name: str) -> dict[str, object]:
+        proc = self._docker("inspect", "--format", "{{json .State}}", name)
+        if proc.returncode != 0:
+            return {}
+        try:
+            state = json.loads(proc.stdout)
+        except json.JSONDecodeError:
+            return {}
+        return state if isinstance(state, dict) else {}
+
+    def remove_containers(self, labels: Mapping[str, str]) -> int:
+        """Remove every container carrying all the labels."""
+        filters = [f"--filter=label={k}={v}" for k, v in sorted(labels.items())]
+        proc = self._docker("ps", "-aq", *filters)
+        ids = proc.stdout.split()
+        if ids:
+            self._docker("rm", "-f", *ids)
+        return len(ids)
+

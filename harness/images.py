@@ -1,0 +1,163 @@
+"""Dockerfile rendering, content-hash tags and image reuse, one image per environment."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from harness import __version__
+from harness.engine import LABEL_MANAGED, LABEL_VERSION, ContainerEngine
+from harness.errors import UsageError
+from harness.matrix_types import Environment, PipSettings
+
+log = logging.getLogger(__name__)
+
+IMAGE_REPO = "harness-env"
+TEMPLATE_NAME = "env.Dockerfile.j2"
+# Host variables naming a CA bundle, in the order pip itself prefers them.
+CA_VARIABLES = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
+
+
+@dataclass(frozen=True)
+class ImagePlan:
+    """The rendered build context of one environment and the tag it hashes to."""
+
+    env_id: str
+    tag: str
+    dockerfile: str
+    files: Mapping[str, bytes]  # build-context files besides the Dockerfile
+    ca_bundle: str | None  # host path copied into the context at build time
+
+
+def dockerfiles_dir() -> Path:
+    """Where the Dockerfile template lives: HARNESS_DOCKERFILES, the wheel, or the source tree."""
+    override = os.environ.get("HARNESS_DOCKERFILES")
+    if override:
+        return Path(override)
+    packaged = Path(__file__).parent / "_dockerfiles"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "dockerfiles"
+
+
+def effective_pip_settings(matrix_pip: PipSettings, environ: Mapping[str, str]) -> PipSettings:
+    """Matrix `pip:` keys win; otherwise the host's PIP_* and CA variables pass through."""
+    index = matrix_pip.index_url or environ.get("PIP_INDEX_URL") or None
+    extra = matrix_pip.extra_index_urls or tuple(environ.get("PIP_EXTRA_INDEX_URL", "").split())
+    trusted = matrix_pip.trusted_hosts or tuple(environ.get("PIP_TRUSTED_HOST", "").split())
+    ca = matrix_pip.ca_bundle or next((environ[v] for v in CA_VARIABLES if environ.get(v)), None)
+    if ca and not Path(ca).is_file():
+        log.warning("CA bundle %s does not exist; builds will use the image's own certificates", ca)
+        ca = None
+    return PipSettings(
+        index_url=_container_url(index),
+        extra_index_urls=tuple(u for u in map(_container_url, extra) if u),
+        trusted_hosts=trusted,
+        ca_bundle=ca,
+    )
+
+
+def _container_url(url: str | None) -> str | None:
+    # A file:// index on the host does not exist inside a container.
+    if url and url.startswith("file:"):
+        log.info("index %s is a host path; not passed into image builds", url)
+        return None
+    return url
+
+
+def render_pip_conf(pip: PipSettings) -> str:
+    """The /etc/pip.conf of an image, or '' when pip's defaults apply."""
+    lines = []
+    if pip.index_url:
+        lines.append(f"index-url = {pip.index_url}")
+    if pip.extra_index_urls:
+        lines.append("extra-index-url = " + " ".join(pip.extra_index_urls))
+    if pip.trusted_hosts:
+        lines.append("trusted-host = " + " ".join(pip.trusted_hosts))
+    if pip.ca_bundle:
+        lines.append("cert = /etc/harness/ca-bundle.pem")
+    return "[global]\n" + "\n".join(lines) + "\n" if lines else ""
+
+
+def split_requirements(env: Environment) -> tuple[list[str], list[str]]:
+    """(normal, no-deps) requirement lines for an environment."""
+    reqs = env.requirements()
+    nodeps: list[str] = []
+    if env.legacy_keras:
+        tf_keras = "tf-keras" + (env.tf_keras or "")
+        if env.tensorflow_package == "tensorflow":
+            reqs.append(tf_keras)
+        else:
+            # tf-keras depends on `tensorflow`, which would pull the ~600 MB full
+            # wheel in beside tensorflow-cpu; its only dependency is TF itself.
+            nodeps.append(tf_keras)
+    return reqs, nodeps
+
+
+def plan_image(env: Environment, pip: PipSettings) -> ImagePlan:
+    """Render the Dockerfile and context of one environment; pure apart from reading the template."""
+    template_dir = dockerfiles_dir()
+    try:
+        template = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(template_dir)), keep_trailing_newline=True, autoescape=False,
+            trim_blocks=True, lstrip_blocks=True,
+        ).get_template(TEMPLATE_NAME)
+    except jinja2.TemplateNotFound as exc:
+        raise UsageError(f"Dockerfile template {TEMPLATE_NAME} not found in {template_dir}") from exc
+    reqs, nodeps = split_requirements(env)
+    pip_conf = render_pip_conf(pip)
+    files: dict[str, bytes] = {"requirements.txt": ("\n".join(reqs) + "\n").encode()}
+    if nodeps:
+        files["requirements-nodeps.txt"] = ("\n".join(nodeps) + "\n").encode()
+    if pip_conf:
+        files["pip.conf"] = pip_conf.encode()
+    dockerfile = template.render(
+        base_image=env.base_image,
+        python=env.python,
+        legacy_keras=env.legacy_keras,
+        pip_conf=bool(pip_conf),
+        ca_bundle=bool(pip.ca_bundle),
+        no_deps_requirements=bool(nodeps),
+    )
+    # The CA bundle's content is left out of the hash on purpose: a rotated
+    # certificate must not rebuild every 2 GB TensorFlow image.
+    digest = hashlib.sha256(dockerfile.encode())
+    for name in sorted(files):
+        digest.update(b"\0" + name.encode() + b"\0" + files[name])
+    tag = f"{IMAGE_REPO}:{digest.hexdigest()[:20]}"
+    return ImagePlan(env_id=env.id, tag=tag, dockerfile=dockerfile, files=files, ca_bundle=pip.ca_bundle)
+
+
+@dataclass(frozen=True)
+class ImageOutcome:
+    """What happened to one environment's image."""
+
+    tag: str
+    image_id: str | None
+    built: bool
+    seconds: float
+    error: str | None = None
+
+
+def ensure_image(engine: ContainerEngine, plan: ImagePlan, log_path: Path) -> ImageOutcome:
+    """Reuse the image when its tag exists; build it otherwise."""
+    existing = engine.image_id(plan.tag)
+    if existing:
+        return ImageOutcome(tag=plan.tag, image_id=existing, built=False, seconds=0.0)
+    with tempfile.TemporaryDirectory(prefix="harness-build-") as tmp:
+        context = Path(tmp)
+        (context / "Dockerfile").write_text(plan.dockerfile)
+        for name, data in plan.files.items():
+            (context / name).write_bytes(data)
+        if plan.ca_bundle:
+            (context / "ca-bundle.pem").write_bytes(Path(plan.ca_bundle).read_bytes())
+        labels = {LABEL_MANAGED: "true", LABEL_VERSION: __version__, "org.harness.env": plan.env_id}
+        result = engine.build(context, plan.tag, labels, {}, log_path)
+    if not result.ok:
+        return ImageOutcome(tag=plan.tag, image_id=None, built=True, seconds=result.seconds, error=result.error)
+    return ImageOutcome(tag=plan.tag, image_id=engine.image_id(plan.tag), built=True, seconds=result.seconds)

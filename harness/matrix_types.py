@@ -1,0 +1,102 @@
+"""Typed, frozen description of an expanded matrix: what every later step reads."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+DEFAULT_BASE_IMAGE = "python:{python}-slim"
+DEFAULT_TF_PACKAGE = "tensorflow-cpu"
+TF_PACKAGES = ("tensorflow-cpu", "tensorflow")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Absolute and relative tolerance for comparing predictions."""
+
+    rtol: float = 1e-5
+    atol: float = 1e-5
+
+
+@dataclass(frozen=True)
+class PipSettings:
+    """Package index and CA bundle settings passed into image builds."""
+
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+    trusted_hosts: tuple[str, ...] = ()
+    ca_bundle: str | None = None  # host path of a PEM file
+
+
+@dataclass(frozen=True)
+class Environment:
+    """One Python x TensorFlow x Keras combination, as the user asked for it."""
+
+    id: str  # filename-safe, unique within the matrix
+    python: str  # "3.11": major.minor, selects the base image
+    tensorflow: str  # pip specifier for the TF package: "==2.16.2", "==2.16.*", ">=2.16,<2.17"
+    tensorflow_package: str = DEFAULT_TF_PACKAGE  # "tensorflow-cpu" | "tensorflow"
+    keras: str | None = None  # pip specifier for the keras package, None = what TF pulls in
+    legacy_keras: bool = False  # tf-keras installed and TF_USE_LEGACY_KERAS=1
+    tf_keras: str | None = None  # pip specifier for tf-keras when legacy_keras
+    packages: tuple[str, ...] = ()  # extra requirement lines: "h5py==3.8.0"
+    base_image: str = DEFAULT_BASE_IMAGE  # template with {python}
+
+    def requirements(self) -> list[str]:
+        """pip requirement lines, in install order (tf-keras last, see images.py)."""
+        reqs = [self.tensorflow_package + self.tensorflow]
+        if self.keras is not None:
+            reqs.append("keras" + self.keras)
+        reqs.extend(self.packages)
+        return reqs
+
+    def label(self) -> str:
+        """Human-readable one-line description."""
+        keras = "tf-keras" + (self.tf_keras or "") if self.legacy_keras else (
+            "keras" + self.keras if self.keras else "keras (bundled)"
+        )
+        return f"Python {self.python}, {self.tensorflow_package}{self.tensorflow}, {keras}"
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """A validated, expanded matrix file."""
+
+    name: str
+    path: str
+    sha256: str
+    environments: tuple[Environment, ...]
+    models: tuple[str, ...] = ("dense",)
+    formats: tuple[str, ...] = ("h5", "keras")
+    loaders: tuple[str, ...] = ("load_model",)
+    tolerance: Tolerance = field(default_factory=Tolerance)
+    pip: PipSettings = field(default_factory=PipSettings)
+
+
+def matrix_to_dict(matrix: Matrix) -> dict[str, object]:
+    """A JSON-ready snapshot of an expanded matrix (stored in run.json)."""
+    return asdict(matrix)
+
+
+def matrix_from_dict(data: dict[str, Any]) -> Matrix:
+    """Rebuild a Matrix from matrix_to_dict's output."""
+    envs = tuple(
+        Environment(**{**e, "packages": tuple(e.get("packages", ()))}) for e in data["environments"]
+    )
+    pip = data.get("pip") or {}
+    return Matrix(
+        name=data["name"],
+        path=data["path"],
+        sha256=data["sha256"],
+        environments=envs,
+        models=tuple(data["models"]),
+        formats=tuple(data["formats"]),
+        loaders=tuple(data["loaders"]),
+        tolerance=Tolerance(**data.get("tolerance", {})),
+        pip=PipSettings(
+            index_url=pip.get("index_url"),
+            extra_index_urls=tuple(pip.get("extra_index_urls", ())),
+            trusted_hosts=tuple(pip.get("trusted_hosts", ())),
+            ca_bundle=pip.get("ca_bundle"),
+        ),
+    )

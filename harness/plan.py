@@ -1,0 +1,125 @@
+"""Plan, then act: the pure part of a run. Matrix -> images and container specs."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import harness
+from harness.agent import catalog
+from harness.engine import LABEL_RUN, LABEL_VERSION, Mount, RunSpec
+from harness.errors import UsageError
+from harness.images import ImagePlan, effective_pip_settings, plan_image
+from harness.matrix_types import Environment, Matrix
+
+SOURCE_MOUNT = "/opt/harness-src"
+PHASE_TIMEOUT = 3600.0  # whole save or load container, seconds
+
+
+@dataclass(frozen=True)
+class EnvPlan:
+    """One environment and the image that serves it."""
+
+    env: Environment
+    image: ImagePlan
+
+
+@dataclass(frozen=True)
+class CellKey:
+    """Identity of one report cell."""
+
+    source: str
+    target: str
+    model: str
+    format: str
+    loader: str
+
+
+def plan_environments(matrix: Matrix, environ: Mapping[str, str], only: Sequence[str] = ()) -> list[EnvPlan]:
+    """Image plans for the matrix's environments (or the ones named by --only)."""
+    envs = list(matrix.environments)
+    if only:
+        known = {e.id for e in envs}
+        unknown = [name for name in only if name not in known]
+        if unknown:
+            raise UsageError(f"--only {unknown[0]}: no such environment (have: {', '.join(sorted(known))})")
+        envs = [e for e in envs if e.id in only]
+    pip = effective_pip_settings(matrix.pip, environ)
+    return [EnvPlan(env=e, image=plan_image(e, pip)) for e in envs]
+
+
+def applicable_loaders(matrix: Matrix, fmt: str) -> list[str]:
+    """The matrix's loaders that can read a format."""
+    return [loader for loader in matrix.loaders if fmt in catalog.LOADERS.get(loader, ())]
+
+
+def expected_cells(matrix: Matrix, env_ids: Sequence[str]) -> list[CellKey]:
+    """Every cell the report must show, in a deterministic order."""
+    return [
+        CellKey(source, target, model, fmt, loader)
+        for source in env_ids
+        for target in env_ids
+        for model in matrix.models
+        for fmt in matrix.formats
+        for loader in applicable_loaders(matrix, fmt)
+    ]
+
+
+def _container(plan: EnvPlan, phase: str, run_id: str, command: Sequence[str], mounts: Sequence[Mount]) -> RunSpec:
+    return RunSpec(
+        image=plan.image.tag,
+        name=f"harness-{run_id}-{phase}-{plan.env.id}",
+        command=tuple(command),
+        mounts=(source_mount(), *mounts),
+        labels={LABEL_RUN: run_id, LABEL_VERSION: harness.__version__},
+        env={
+            "PYTHONPATH": SOURCE_MOUNT,
+            "PYTHONDONTWRITEBYTECODE": "1",  # never write into the mounted source tree
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "HOME": "/tmp",
+        },
+        network="none",  # probes and loads never need the network
+        user=host_user(),
+        timeout=PHASE_TIMEOUT,
+        pids_limit=4096,
+    )
+
+
+def _agent(step: str, spec: Mapping[str, object]) -> list[str]:
+    return ["python", "-m", "harness.agent", step, "--spec", json.dumps(spec, sort_keys=True)]
+
+
+def source_mount() -> Mount:
+    """The harness package, mounted read-only so images never contain harness code."""
+    return Mount(Path(harness.__file__).resolve().parent, f"{SOURCE_MOUNT}/harness")
+
+
+def host_user() -> str:
+    """uid:gid of the invoking user, so files in the run directory are theirs."""
+    return f"{os.getuid()}:{os.getgid()}"
+
+
+def save_spec(matrix: Matrix, plan: EnvPlan, run_dir: Path, run_id: str) -> RunSpec:
+    """The container that builds and saves every model of one environment."""
+    env_id = plan.env.id
+    spec = {"env": env_id, "models": list(matrix.models), "formats": list(matrix.formats),
+            "out": "/harness/out", "records": "/harness/records.jsonl"}
+    return _container(plan, "save", run_id, _agent("save", spec), (
+        Mount(run_dir / "artifacts" / env_id, "/harness/out", read_only=False),
+        Mount(run_dir / "records" / f"save-{env_id}.jsonl", "/harness/records.jsonl", read_only=False),
+    ))
+
+
+def load_spec(matrix: Matrix, plan: EnvPlan, run_dir: Path, run_id: str, cell_timeout: float) -> RunSpec:
+    """The container that loads every artifact of every environment in one target."""
+    env_id = plan.env.id
+    spec = {"env": env_id, "loaders": list(matrix.loaders), "artifacts": "/harness/artifacts",
+            "outputs": "/harness/outputs", "records": "/harness/records.jsonl", "timeout": cell_timeout}
+    return _container(plan, "load", run_id, _agent("load", spec), (
+        Mount(run_dir / "artifacts", "/harness/artifacts", read_only=True),
+        Mount(run_dir / "outputs" / env_id, "/harness/outputs", read_only=False),
+        Mount(run_dir / "records" / f"load-{env_id}.jsonl", "/harness/records.jsonl", read_only=False),
+    ))

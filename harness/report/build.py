@@ -1,0 +1,214 @@
+"""Build report.json (schema_version 1) from a run directory alone: no Docker needed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness import __version__
+from harness.agent import catalog
+from harness.agent.records import cell_key, read_records
+from harness.compare import compare
+from harness.hints import hint_for
+from harness.matrix_types import Matrix, Tolerance, matrix_from_dict
+from harness.plan import CellKey, expected_cells
+from harness.rundir import RunDir
+
+SCHEMA_VERSION = 1
+# Worst last: the grid shows the worst status of a (source, target) pair.
+STATUS_ORDER = ("pass", "unsupported", "skipped", "drift", "error", "timeout", "crash")
+FAILING = frozenset({"drift", "error", "timeout", "crash"})
+# Every cell carries every field (null when it does not apply): a stable contract.
+CELL_DEFAULTS: dict[str, Any] = {
+    "max_abs_diff": None, "max_rel_diff": None, "max_ulp": None, "bit_exact": None,
+    "argmax_agreement": None, "evaluate": None, "error": None, "reason": None, "seconds": None,
+    "predict_call": None, "signal": None, "exit_code": None, "expected": None,
+}
+
+
+def worst(statuses: Iterable[str]) -> str | None:
+    """The most severe status of a collection, or None when empty."""
+    ranked = [STATUS_ORDER.index(s) for s in statuses]
+    return STATUS_ORDER[max(ranked)] if ranked else None
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _environment(run_dir: RunDir, env: dict[str, Any]) -> dict[str, Any]:
+    versions = _read_json(run_dir.artifacts(env["id"]) / "env.json") or {}
+    return {
+        "id": env["id"],
+        "python": versions.get("python", env["spec"]["python"]),
+        "tensorflow": versions.get("tensorflow", env["spec"]["tensorflow"]),
+        "keras": versions.get("keras", env["spec"].get("keras")),
+        "keras_package": versions.get("keras_package"),
+        "keras_major": versions.get("keras_major"),
+        "spec": env["spec"],
+        "image": env.get("image"),
+        "image_id": env.get("image_id"),
+        "status": env.get("status", "ok"),
+        "error": env.get("error"),
+    }
+
+
+def _skipped(key: CellKey, reason: str) -> dict[str, Any]:
+    return {**_key_fields(key), "status": "skipped", "error": None, "reason": reason}
+
+
+def _key_fields(key: CellKey) -> dict[str, Any]:
+    return {"source": key.source, "target": key.target, "model": key.model, "format": key.format,
+            "loader": key.loader}
+
+
+def _error(err: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not err:
+        return None
+    etype, message = str(err.get("type", "")), str(err.get("message", ""))
+    return {"type": etype, "message": message, "hint": hint_for(etype, message),
+            "traceback": err.get("traceback")}
+
+
+def _finite(value: float | None) -> float | None:
+    # JSON has no NaN; a NaN figure is reported as null with the cell in drift.
+    return None if value is None or math.isnan(value) else value
+
+
+def _evaluate(source: dict[str, float], target: dict[str, float] | None, tol: Tolerance) -> tuple[dict[str, Any], str | None]:
+    info: dict[str, Any] = {"source": source, "target": target}
+    if target is None:
+        return info, None
+    if sorted(source) != sorted(target):
+        return info, f"evaluate() metric names differ: {sorted(source)} vs {sorted(target)}"
+    diffs = {k: abs(source[k] - target[k]) for k in source}
+    info["max_abs_diff"] = _finite(max(diffs.values(), default=0.0))
+    bad = [k for k, d in diffs.items() if not d <= tol.atol + tol.rtol * abs(source[k])]
+    return info, (f"evaluate() {bad[0]} differs by {diffs[bad[0]]:.3g}" if bad else None)
+
+
+def _compared_cell(run_dir: RunDir, key: CellKey, record: dict[str, Any], model_entry: dict[str, Any],
+                   tol: Tolerance) -> dict[str, Any]:
+    reference = np.load(run_dir.artifacts(key.source) / model_entry["reference"])
+    output_path = run_dir.outputs(key.target) / key.source / key.model / key.format / f"{key.loader}.npy"
+    try:
+        loaded = np.load(output_path)
+    except OSError:
+        return {**_key_fields(key), "status": "error", "seconds": record.get("seconds"),
+                "error": {"type": "MissingOutput", "message": f"{output_path.name} was not written",
+                          "hint": None, "traceback": None}}
+    comparison = compare(reference, loaded, tol)
+    evaluate, eval_reason = _evaluate(model_entry.get("evaluate", {}), record.get("evaluate"), tol)
+    if record.get("evaluate_error"):
+        evaluate["error"] = _error(record["evaluate_error"])
+    status = "drift" if comparison.status == "drift" or eval_reason else "pass"
+    return {
+        **_key_fields(key), "status": status, **{k: _finite(v) if isinstance(v, float) else v
+                                                for k, v in comparison.as_dict().items()},
+        "evaluate": evaluate, "reason": comparison.reason or eval_reason, "error": None,
+        "predict_call": record.get("predict_call"), "seconds": record.get("seconds"),
+    }
+
+
+def _cell(run_dir: RunDir, key: CellKey, envs: dict[str, dict[str, Any]], manifests: dict[str, Any],
+          saves: dict[str, dict[str, Any]], loads: dict[str, dict[str, Any]], tol: Tolerance) -> dict[str, Any]:
+    for role, env_id in (("source", key.source), ("target", key.target)):
+        if envs[env_id]["status"] != "ok":
+            return _skipped(key, f"{role} environment {env_id}: {envs[env_id]['status']}")
+    manifest = manifests.get(key.source)
+    if manifest is None:
+        return _skipped(key, f"source {key.source} did not finish saving")
+    model_entry = manifest.get("models", {}).get(key.model)
+    if model_entry is None or key.format not in model_entry.get("formats", {}):
+        save = saves.get(f"{key.source}/{key.model}/{key.format}", {})
+        err = _error(save.get("error"))
+        return {**_skipped(key, f"source could not save {key.format}"), "error": err}
+    record = loads.get(f"{key.target}|{cell_key(_key_fields(key))}")
+    if record is None:
+        return _skipped(key, "not run (the load phase did not reach this cell)")
+    if record.get("status") == "ok":
+        return _compared_cell(run_dir, key, record, model_entry, tol)
+    return {**_key_fields(key), "status": record.get("status", "error"), "error": _error(record.get("error")),
+            "reason": record.get("stage"), "seconds": record.get("seconds"), "signal": record.get("signal"),
+            "exit_code": record.get("exit_code")}
+
+
+def _load_index(run_dir: RunDir, env_ids: list[str]) -> dict[str, dict[str, Any]]:
+    index: dict[str, dict[str, Any]] = {}
+    for target in env_ids:
+        for record in read_records(str(run_dir.records("load", target))):
+            if record.get("kind") == "load":
+                index[f"{target}|{cell_key(record)}"] = record  # a later record wins (resume)
+    return index
+
+
+def _save_index(run_dir: RunDir, env_ids: list[str]) -> dict[str, dict[str, Any]]:
+    index: dict[str, dict[str, Any]] = {}
+    for env_id in env_ids:
+        for record in read_records(str(run_dir.records("save", env_id))):
+            index[f"{env_id}/{record.get('model')}/{record.get('format')}"] = record
+    return index
+
+
+def _summary(cells: list[dict[str, Any]], env_ids: list[str]) -> dict[str, Any]:
+    counts = Counter(c["status"] for c in cells)
+    grid: dict[str, dict[str, Any]] = {s: {t: None for t in env_ids} for s in env_ids}
+    per_pair: dict[tuple[str, str], Counter[str]] = {}
+    for c in cells:
+        per_pair.setdefault((c["source"], c["target"]), Counter())[c["status"]] += 1
+    for (source, target), pair_counts in per_pair.items():
+        grid[source][target] = {"worst": worst(pair_counts), "counts": dict(sorted(pair_counts.items()))}
+    return {"total": len(cells), "counts": {s: counts.get(s, 0) for s in STATUS_ORDER}, "grid": grid}
+
+
+def _verdict(cells: list[dict[str, Any]], environments: list[dict[str, Any]]) -> dict[str, Any]:
+    unexpected = [
+        f"{c['source']} -> {c['target']}: {c['model']}/{c['format']}/{c['loader']} {c['status']}"
+        for c in cells if c["status"] in FAILING and c.get("expected") is not True
+    ]
+    unexpected += [f"{e['id']}: {e['status']}" for e in environments if e["status"] != "ok"]
+    return {"exit_code": 1 if unexpected else 0, "unexpected": unexpected, "regressions": []}
+
+
+def build_report(run_dir: RunDir) -> dict[str, Any]:
+    """The whole report as a JSON-ready dict, deterministic for the same run directory."""
+    run = run_dir.read_run()
+    matrix: Matrix = matrix_from_dict(run["matrix"])
+    environments = [_environment(run_dir, e) for e in run["environments"]]
+    envs = {e["id"]: e for e in environments}
+    env_ids = [e["id"] for e in environments]
+    manifests = {i: m for i in env_ids if (m := _read_json(run_dir.artifacts(i) / "manifest.json"))}
+    saves, loads = _save_index(run_dir, env_ids), _load_index(run_dir, env_ids)
+    cells = [
+        {**CELL_DEFAULTS, **_cell(run_dir, key, envs, manifests, saves, loads, matrix.tolerance)}
+        for key in expected_cells(matrix, env_ids)
+    ]
+    models = [
+        {"name": m, "kind": "probe", "hazards": catalog.PROBES.get(m, {}).get("hazards", []),
+         "description": catalog.PROBES.get(m, {}).get("description", "")}
+        for m in matrix.models
+    ]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "harness_version": __version__,
+        "matrix": {"name": matrix.name, "path": matrix.path, "sha256": matrix.sha256},
+        "created": run.get("finished") or run.get("created") or dt.datetime.now(dt.timezone.utc).isoformat(),
+        "run_id": run.get("run_id"),
+        "tolerance": {"rtol": matrix.tolerance.rtol, "atol": matrix.tolerance.atol},
+        "environments": environments,
+        "models": models,
+        "cells": cells,
+        "summary": _summary(cells, env_ids),
+        "verdict": _verdict(cells, environments),
+    }
