@@ -95,7 +95,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         table.add_column(column, overflow="fold")
     for p in plans:
         e = p.env
-        keras = f"tf-keras{e.tf_keras or ''} (legacy)" if e.legacy_keras else (f"keras{e.keras}" if e.keras else "bundled")
+        keras = f"keras{e.keras}" if e.keras else "bundled"
+        if e.legacy_keras:
+            keras = f"tf-keras{e.tf_keras or ''} (legacy)"
         table.add_row(e.id, e.python, e.tensorflow_package + e.tensorflow, keras, e.base_image, p.image.tag)
     out = RichConsole(no_color="NO_COLOR" in os.environ, width=160)
     out.print(table)
@@ -110,7 +112,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.matrix import load_matrix
     from harness.plan import plan_environments
     from harness.rundir import RunDir, default_out
-    from harness.runner import RunOptions, Runner
+    from harness.runner import Runner, RunOptions
 
     if args.resume and args.out is None:
         raise UsageError("--resume needs --out RUN_DIR: the run to continue")
@@ -123,8 +125,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     jobs = args.jobs or default_jobs()
     run_id = uuid.uuid4().hex[:10]
     console.step(f"run {run_id}: {len(plans)} environment(s), {jobs} job(s), into {run_dir.path}")
-    runner = Runner(engine, matrix, plans, run_dir,
-                    console, RunOptions(jobs=jobs, resume=args.resume, cell_timeout=args.cell_timeout), run_id)
+    options = RunOptions(jobs=jobs, resume=args.resume, cell_timeout=args.cell_timeout)
+    runner = Runner(engine, matrix, plans, run_dir=run_dir, console=console, options=options, run_id=run_id)
     try:
         report = runner.execute()
     except KeyboardInterrupt:

@@ -34,19 +34,25 @@ class Comparison:
         }
 
 
+# float itemsize -> (same-size signed int view, that int's minimum)
+_INT_VIEWS: dict[int, tuple[type[np.signedinteger[Any]], int]] = {
+    2: (np.int16, -(2**15)), 4: (np.int32, -(2**31)), 8: (np.int64, -(2**63)),
+}
+
+
 def _ulp_distance(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> int:
     """Largest distance in units of least precision between same-dtype float arrays."""
-    if a.dtype not in (np.float16, np.float32, np.float64) or a.size == 0:
+    if a.dtype.kind != "f" or a.size == 0 or a.dtype.itemsize not in _INT_VIEWS:
         return 0
-    int_type = {2: np.int16, 4: np.int32, 8: np.int64}[a.dtype.itemsize]
-    ai = a.view(int_type).astype(np.int64)
-    bi = b.view(int_type).astype(np.int64)
-    # Map the sign-magnitude float layout onto a monotonic integer line.
-    low = np.int64(np.iinfo(int_type).min)
+    int_type, low = _INT_VIEWS[a.dtype.itemsize]
+    # Map the sign-magnitude float layout onto a monotonic integer line; the
+    # difference is taken in float64 so opposite-sign float64 values cannot overflow.
+    ai = a.view(int_type).astype(np.float64)
+    bi = b.view(int_type).astype(np.float64)
     ai = np.where(ai < 0, low - ai, ai)
     bi = np.where(bi < 0, low - bi, bi)
     both_nan = np.isnan(a) & np.isnan(b)
-    return int(np.where(both_nan, 0, np.abs(ai - bi)).max())
+    return int(min(np.where(both_nan, 0.0, np.abs(ai - bi)).max(), 2.0**63 - 1))
 
 
 def _argmax_agreement(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> float | None:

@@ -201,7 +201,7 @@ class DockerCLI:
         self._docker("rm", "-f", spec.name, timeout=60)
         exit_code = state.get("ExitCode", proc.returncode)
         return RunResult(
-            exit_code=None if timed_out else int(exit_code),
+            exit_code=None if timed_out or not isinstance(exit_code, int) else exit_code,
             seconds=seconds,
             timed_out=timed_out,
             oom_killed=bool(state.get("OOMKilled", False)),

@@ -42,7 +42,7 @@ def _container_outcome(result: RunResult) -> dict[str, Any]:
 class Runner:
     """Runs one matrix into one run directory."""
 
-    def __init__(self, engine: ContainerEngine, matrix: Matrix, plans: Sequence[EnvPlan], run_dir: RunDir,
+    def __init__(self, engine: ContainerEngine, matrix: Matrix, plans: Sequence[EnvPlan], *, run_dir: RunDir,
                  console: Console, options: RunOptions, run_id: str) -> None:
         self.engine = engine
         self.matrix = matrix

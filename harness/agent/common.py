@@ -15,7 +15,7 @@ def error_info(exc: BaseException) -> Dict[str, str]:
     """Type, message and a short traceback of an exception, for a record."""
     tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
     return {
-        "type": "{}.{}".format(type(exc).__module__, type(exc).__qualname__).replace("builtins.", ""),
+        "type": f"{type(exc).__module__}.{type(exc).__qualname__}".replace("builtins.", ""),
         "message": str(exc)[:MAX_MESSAGE],
         "traceback": "".join(tb)[-4000:],
     }

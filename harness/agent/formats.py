@@ -37,7 +37,7 @@ LOADERS: Dict[str, Callable[[Any, str], Any]] = {
 def load(keras: Any, loader: str, fmt: str, path: str) -> Any:
     """Load an artifact with a named loader."""
     if loader not in LOADERS:
-        raise Unsupported("no loader named {}".format(loader))
+        raise Unsupported(f"no loader named {loader}")
     return LOADERS[loader](keras, path)
 
 

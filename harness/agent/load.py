@@ -95,9 +95,9 @@ class Worker:
             name = signal.Signals(-code).name
             hint = " (likely out of memory)" if -code == signal.SIGKILL else ""
             return {"status": "crash", "signal": name, "exit_code": code,
-                    "error": {"type": "WorkerCrash", "message": "worker killed by {}{}".format(name, hint)}}
+                    "error": {"type": "WorkerCrash", "message": f"worker killed by {name}{hint}"}}
         return {"status": "crash", "exit_code": code,
-                "error": {"type": "WorkerCrash", "message": "worker exited with status {}".format(code)}}
+                "error": {"type": "WorkerCrash", "message": f"worker exited with status {code}"}}
 
 
 def run_load(spec: Dict[str, Any]) -> int:
@@ -142,7 +142,7 @@ def _run_one(worker: Worker, task: Dict[str, Any], timeout: float) -> Dict[str, 
     if worker.proc.poll() is None:
         worker.proc.kill()
         return {"status": "timeout", "seconds": seconds,
-                "error": {"type": "Timeout", "message": "no result within {:.0f} s".format(timeout)}}
+                "error": {"type": "Timeout", "message": f"no result within {timeout:.0f} s"}}
     return dict(worker.death(), seconds=seconds)
 
 

@@ -18,7 +18,7 @@ class RecordWriter:
     def __init__(self, path: str) -> None:
         self.path = path
         # Line-buffered append; the file may be a bind mount of a single file.
-        self._fh = open(path, "a", encoding="utf-8")
+        self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - open for the whole phase; see close()
 
     def write(self, record: Dict[str, Any]) -> None:
         """Write one record and flush it to disk."""
@@ -38,8 +38,8 @@ def read_records(path: str) -> Iterator[Dict[str, Any]]:
     if not os.path.exists(path):
         return
     with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            line = line.strip()
+        for raw in fh:
+            line = raw.strip()
             if not line:
                 continue
             try:

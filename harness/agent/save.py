@@ -28,7 +28,7 @@ def run_save(spec: Dict[str, Any]) -> int:
     base = {"kind": "save", "env": spec["env"], "versions": versions}
     models: Dict[str, Any] = {}
     for name in spec["models"]:
-        entry = _save_model(tf.keras, name, spec["formats"], out, writer, base)
+        entry = _save_model(tf.keras, name, fmts=spec["formats"], out=out, writer=writer, base=base)
         if entry is not None:
             models[name] = entry
     manifest = {"schema": 1, "env": spec["env"], "versions": versions, "models": models}
@@ -38,7 +38,7 @@ def run_save(spec: Dict[str, Any]) -> int:
 
 
 def _save_model(
-    keras: Any, name: str, fmts: List[str], out: str, writer: RecordWriter, base: Dict[str, Any]
+    keras: Any, name: str, *, fmts: List[str], out: str, writer: RecordWriter, base: Dict[str, Any]
 ) -> Optional[Dict[str, Any]]:
     start = time.monotonic()
     try:

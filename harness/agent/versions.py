@@ -54,5 +54,5 @@ def pip_freeze() -> List[str]:
     for dist in _metadata.distributions():
         name = dist.metadata["Name"]
         if name:
-            lines.add("{}=={}".format(name, dist.version))
+            lines.add(f"{name}=={dist.version}")
     return sorted(lines, key=str.lower)

@@ -7,6 +7,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,9 @@ def _finite(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else value
 
 
-def _evaluate(source: dict[str, float], target: dict[str, float] | None, tol: Tolerance) -> tuple[dict[str, Any], str | None]:
+def _evaluate(
+    source: dict[str, float], target: dict[str, float] | None, tol: Tolerance
+) -> tuple[dict[str, Any], str | None]:
     info: dict[str, Any] = {"source": source, "target": target}
     if target is None:
         return info, None
@@ -121,24 +124,34 @@ def _compared_cell(run_dir: RunDir, key: CellKey, record: dict[str, Any], model_
     }
 
 
-def _cell(run_dir: RunDir, key: CellKey, envs: dict[str, dict[str, Any]], manifests: dict[str, Any],
-          saves: dict[str, dict[str, Any]], loads: dict[str, dict[str, Any]], tol: Tolerance) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _RunData:
+    """Everything a cell is decided from, read once per report."""
+
+    run_dir: RunDir
+    envs: dict[str, dict[str, Any]]
+    manifests: dict[str, dict[str, Any]]
+    saves: dict[str, dict[str, Any]]
+    loads: dict[str, dict[str, Any]]
+    tolerance: Tolerance
+
+
+def _cell(data: _RunData, key: CellKey) -> dict[str, Any]:
     for role, env_id in (("source", key.source), ("target", key.target)):
-        if envs[env_id]["status"] != "ok":
-            return _skipped(key, f"{role} environment {env_id}: {envs[env_id]['status']}")
-    manifest = manifests.get(key.source)
+        if data.envs[env_id]["status"] != "ok":
+            return _skipped(key, f"{role} environment {env_id}: {data.envs[env_id]['status']}")
+    manifest = data.manifests.get(key.source)
     if manifest is None:
         return _skipped(key, f"source {key.source} did not finish saving")
     model_entry = manifest.get("models", {}).get(key.model)
     if model_entry is None or key.format not in model_entry.get("formats", {}):
-        save = saves.get(f"{key.source}/{key.model}/{key.format}", {})
-        err = _error(save.get("error"))
-        return {**_skipped(key, f"source could not save {key.format}"), "error": err}
-    record = loads.get(f"{key.target}|{cell_key(_key_fields(key))}")
+        save = data.saves.get(f"{key.source}/{key.model}/{key.format}", {})
+        return {**_skipped(key, f"source could not save {key.format}"), "error": _error(save.get("error"))}
+    record = data.loads.get(f"{key.target}|{cell_key(_key_fields(key))}")
     if record is None:
         return _skipped(key, "not run (the load phase did not reach this cell)")
     if record.get("status") == "ok":
-        return _compared_cell(run_dir, key, record, model_entry, tol)
+        return _compared_cell(data.run_dir, key, record, model_entry, data.tolerance)
     return {**_key_fields(key), "status": record.get("status", "error"), "error": _error(record.get("error")),
             "reason": record.get("stage"), "seconds": record.get("seconds"), "signal": record.get("signal"),
             "exit_code": record.get("exit_code")}
@@ -163,7 +176,7 @@ def _save_index(run_dir: RunDir, env_ids: list[str]) -> dict[str, dict[str, Any]
 
 def _summary(cells: list[dict[str, Any]], env_ids: list[str]) -> dict[str, Any]:
     counts = Counter(c["status"] for c in cells)
-    grid: dict[str, dict[str, Any]] = {s: {t: None for t in env_ids} for s in env_ids}
+    grid: dict[str, dict[str, Any]] = {s: dict.fromkeys(env_ids) for s in env_ids}
     per_pair: dict[tuple[str, str], Counter[str]] = {}
     for c in cells:
         per_pair.setdefault((c["source"], c["target"]), Counter())[c["status"]] += 1
@@ -188,12 +201,15 @@ def build_report(run_dir: RunDir) -> dict[str, Any]:
     environments = [_environment(run_dir, e) for e in run["environments"]]
     envs = {e["id"]: e for e in environments}
     env_ids = [e["id"] for e in environments]
-    manifests = {i: m for i in env_ids if (m := _read_json(run_dir.artifacts(i) / "manifest.json"))}
-    saves, loads = _save_index(run_dir, env_ids), _load_index(run_dir, env_ids)
-    cells = [
-        {**CELL_DEFAULTS, **_cell(run_dir, key, envs, manifests, saves, loads, matrix.tolerance)}
-        for key in expected_cells(matrix, env_ids)
-    ]
+    data = _RunData(
+        run_dir=run_dir,
+        envs=envs,
+        manifests={i: m for i in env_ids if (m := _read_json(run_dir.artifacts(i) / "manifest.json"))},
+        saves=_save_index(run_dir, env_ids),
+        loads=_load_index(run_dir, env_ids),
+        tolerance=matrix.tolerance,
+    )
+    cells = [{**CELL_DEFAULTS, **_cell(data, key)} for key in expected_cells(matrix, env_ids)]
     models = [
         {"name": m, "kind": "probe", "hazards": catalog.PROBES.get(m, {}).get("hazards", []),
          "description": catalog.PROBES.get(m, {}).get("description", "")}
