@@ -23,6 +23,8 @@ RULES = (
          "Keras 3 load_model cannot read a SavedModel: use keras.layers.TFSMLayer, or re-export the model as .keras"),
     Rule(r"keras\.src\.engine|No module named 'keras\.(src\.)?engine'|keras\.engine",
          "written by Keras 2 (keras.engine): load it with tf-keras (TF_USE_LEGACY_KERAS=1), or rebuild + load_weights"),
+    Rule(r"keras\.src\.models\.functional|keras\.src\.models|module 'keras\.src\.(ops|backend)",
+         "written by Keras 3 (keras.src.models): Keras 2 cannot read it; load it with Keras 3, or save weights"),
     Rule(r"Unknown (layer|loss|metric|activation|object)|Could not locate (class|function)",
          "custom object not known at load time: pass custom_objects or register it with register_keras_serializable"),
     Rule(r"'str' object has no attribute 'decode'",

@@ -124,6 +124,9 @@ class Runner:
 
     def _build(self, plan: EnvPlan) -> None:
         env_id = plan.env.id
+        if self.options.resume and self._env(env_id).get("status") == "build_error":
+            self.console.step(f"build {env_id}: failed in the earlier run, kept as a result")
+            return
         self.console.step(f"build {env_id}: {plan.env.label()}")
         log_path = self.run_dir.env_dir(env_id) / "build.log"
         outcome = ensure_image(self.engine, plan.image, log_path)

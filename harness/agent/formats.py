@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from typing import Any, Callable, Dict, Tuple
 
 import numpy as np
@@ -18,11 +19,28 @@ class Unsupported(Exception):
     """This environment cannot write this format or run this loader."""
 
 
-def save(model: Any, fmt: str, directory: str) -> str:
+def save(model: Any, fmt: str, directory: str, keras_version: Tuple[int, ...]) -> str:
     """Save a model in one format under directory; return the artifact path."""
     path = os.path.join(directory, ARTIFACT_NAMES[fmt])
-    model.save(path)
+    if fmt == "keras" and keras_version < (2, 13):
+        # Keras 2.12 writes HDF5 into a file named .keras unless asked for the
+        # zip format by name; 2.13 made the zip the default for that suffix.
+        model.save(path, save_format="keras_v3")
+    else:
+        model.save(path)
+    if fmt == "keras" and not zipfile.is_zipfile(path):
+        raise ValueError("model.save wrote {} but it is not a .keras zip archive".format(path))
     return path
+
+
+def version_tuple(version: str) -> Tuple[int, ...]:
+    """'2.12.0' -> (2, 12, 0); non-numeric parts end the tuple."""
+    parts = []
+    for piece in version.split("."):
+        if not piece.isdigit():
+            break
+        parts.append(int(piece))
+    return tuple(parts)
 
 
 def _load_model(keras: Any, path: str) -> Any:

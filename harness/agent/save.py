@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -28,7 +28,8 @@ def run_save(spec: Dict[str, Any]) -> int:
     base = {"kind": "save", "env": spec["env"], "versions": versions}
     models: Dict[str, Any] = {}
     for name in spec["models"]:
-        entry = _save_model(tf.keras, name, fmts=spec["formats"], out=out, writer=writer, base=base)
+        entry = _save_model(tf.keras, name, fmts=spec["formats"], out=out, writer=writer, base=base,
+                            keras_version=formats.version_tuple(versions["keras"]))
         if entry is not None:
             models[name] = entry
     manifest = {"schema": 1, "env": spec["env"], "versions": versions, "models": models}
@@ -38,7 +39,8 @@ def run_save(spec: Dict[str, Any]) -> int:
 
 
 def _save_model(
-    keras: Any, name: str, *, fmts: List[str], out: str, writer: RecordWriter, base: Dict[str, Any]
+    keras: Any, name: str, *, fmts: List[str], out: str, writer: RecordWriter, base: Dict[str, Any],
+    keras_version: Tuple[int, ...]
 ) -> Optional[Dict[str, Any]]:
     start = time.monotonic()
     try:
@@ -63,19 +65,19 @@ def _save_model(
         "formats": {},
     }
     for fmt in fmts:
-        record = _save_format(built["model"], fmt, model_dir)
+        record = _save_format(built["model"], fmt, model_dir, keras_version)
         writer.write(dict(base, model=name, format=fmt, **record))
         if record["status"] == "ok":
             entry["formats"][fmt] = {"path": name + "/" + record["path"], "files": record["files"]}
     return entry
 
 
-def _save_format(model: Any, fmt: str, model_dir: str) -> Dict[str, Any]:
+def _save_format(model: Any, fmt: str, model_dir: str, keras_version: Tuple[int, ...]) -> Dict[str, Any]:
     fmt_dir = os.path.join(model_dir, fmt)
     os.makedirs(fmt_dir, exist_ok=True)
     start = time.monotonic()
     try:
-        path = formats.save(model, fmt, fmt_dir)
+        path = formats.save(model, fmt, fmt_dir, keras_version)
     except formats.Unsupported as exc:
         return {"status": "unsupported", "error": error_info(exc), "seconds": time.monotonic() - start}
     except Exception as exc:

@@ -1,0 +1,139 @@
+"""The whole flow for real: Docker, TensorFlow images, the CLI as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.engine import DockerCLI
+from harness.errors import EngineUnavailable
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+OLD, NEW, BROKEN = "py3.9-tf2.12.1", "py3.11-tf2.16.2-keras3.3.3", "py3.13-tf2.12.1"
+MATRIX = """
+name: integration
+environments:
+  - {python: "3.9", tensorflow: "2.12.1"}
+  - {python: "3.11", tensorflow: "2.16.2", keras: "3.3.3"}
+  - {python: "3.13", tensorflow: "2.12.1"}   # no such wheel: a build error, not a harness crash
+models: [dense]
+formats: [h5, keras]
+loaders: [load_model]
+"""
+
+
+@pytest.fixture(scope="session")
+def docker() -> None:
+    try:
+        DockerCLI().ping()
+    except EngineUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"integration tests need Docker in CI: {exc}")
+        pytest.skip(str(exc))
+
+
+def harness(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, **(env or {})}, timeout=3600, check=False)
+
+
+def load(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory: pytest.TempPathFactory, docker: None) -> tuple[subprocess.CompletedProcess[str], Path]:
+    root = tmp_path_factory.mktemp("integration")
+    (root / "matrix.yaml").write_text(MATRIX)
+    out = root / "run"
+    return harness("run", str(root / "matrix.yaml"), "--out", str(out), "--jobs", "2"), out
+
+
+def test_run_reports_every_pair_and_the_keras_break(first_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    proc, out = first_run
+    assert proc.returncode == 1, proc.stderr
+    report = load(out / "report.json")
+    envs = {e["id"]: e for e in report["environments"]}
+    assert envs[OLD]["python"].startswith("3.9")  # the agent really ran on Python 3.9
+    assert envs[OLD]["keras_major"] == 2 and envs[NEW]["keras_major"] == 3
+    cells = {(c["source"], c["target"], c["format"]): c for c in report["cells"]}
+    assert len(report["cells"]) == 3 * 3 * 2
+    for source in (OLD, NEW):
+        assert cells[(source, source, "h5")]["status"] == "pass"
+        assert cells[(source, source, "keras")]["bit_exact"] is True
+    # A Keras 2 .keras file does not load in Keras 3, and the report says why.
+    broken = cells[(OLD, NEW, "keras")]
+    assert broken["status"] == "error"
+    assert "Keras 2" in broken["error"]["hint"]
+    assert report["summary"]["grid"][OLD][NEW]["worst"] == "error"
+    for c in report["cells"]:
+        if BROKEN in (c["source"], c["target"]):
+            assert c["status"] == "skipped"
+    md = (out / "report.md").read_text()
+    assert OLD in md and "saved in" in md
+
+
+def test_failed_build_keeps_pips_own_line(first_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    _, out = first_run
+    envs = {e["id"]: e for e in load(out / "report.json")["environments"]}
+    assert envs[BROKEN]["status"] == "build_error"
+    assert "tensorflow-cpu==2.12.1" in envs[BROKEN]["error"]
+    assert (out / "envs" / BROKEN / "build.log").is_file()
+
+
+def test_two_containers_per_built_environment(first_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    _, out = first_run
+    run = load(out / "run.json")
+    assert run["containers_started"] == 2 * 2
+    for env_id in (OLD, NEW):
+        assert (out / "envs" / env_id / "packages.txt").read_text().count("==") > 10
+        assert (out / "records" / f"load-{env_id}.jsonl").is_file()
+
+
+def test_report_rerenders_from_records_alone(first_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    _, out = first_run
+    before = load(out / "report.json")["cells"]
+    proc = harness("report", str(out), env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+    assert proc.returncode == 1, proc.stderr
+    assert load(out / "report.json")["cells"] == before
+
+
+def test_resume_of_a_finished_run_starts_nothing(first_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    _, out = first_run
+    before = load(out / "run.json")["containers_started"]
+    start = time.monotonic()
+    proc = harness("run", str(out.parent / "matrix.yaml"), "--out", str(out), "--resume")
+    assert proc.returncode == 1, proc.stderr
+    assert load(out / "run.json")["containers_started"] == before
+    assert time.monotonic() - start < 60
+
+
+def test_warm_rerun_rebuilds_no_image(first_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    _, out = first_run
+    again = out.parent / "warm"
+    proc = harness("run", str(out.parent / "matrix.yaml"), "--out", str(again), "--only", OLD, "--only", NEW)
+    assert proc.returncode == 1, proc.stderr
+    run = load(again / "run.json")
+    assert [e["build"]["built"] for e in run["environments"]] == [False, False]
+    def statuses(report: dict[str, Any]) -> list[tuple[str, ...]]:
+        return [(c["source"], c["target"], c["format"], c["status"]) for c in report["cells"]]
+
+    first = [s for s in statuses(load(out / "report.json")) if BROKEN not in s]
+    assert statuses(load(again / "report.json")) == first
+
+
+def test_unreachable_engine_exits_3_with_one_line(tmp_path: Path) -> None:
+    proc = harness("run", "matrices/smoke.yaml", "--out", str(tmp_path / "run"),
+                   env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+    assert proc.returncode == 3
+    assert proc.stderr.strip().count("\n") == 0 and "Docker engine unavailable" in proc.stderr
+    assert not (tmp_path / "run").exists()

@@ -1,0 +1,110 @@
+"""The runner against a fake engine: phases, container count, reuse, build errors, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fake_engine import FakeEngine
+from harness.console import Console
+from harness.matrix import parse_matrix
+from harness.plan import plan_environments
+from harness.rundir import RunDir
+from harness.runner import RunOptions, Runner
+
+MATRIX = {
+    "environments": [
+        {"python": "3.11", "tensorflow": "2.15.1"},
+        {"python": "3.11", "tensorflow": "2.16.2", "keras": "3.3.3"},
+        {"python": "3.13", "tensorflow": "2.12.1"},
+    ],
+    "models": ["dense"],
+    "formats": ["h5", "keras"],
+    "loaders": ["load_model"],
+}
+
+
+def _run(engine: FakeEngine, out: Path, *, resume: bool = False, jobs: int = 1) -> dict[str, object]:
+    matrix = parse_matrix(MATRIX, path="m.yaml", sha256="0" * 64)
+    plans = plan_environments(matrix, {})
+    runner = Runner(engine, matrix, plans, run_dir=RunDir.prepare(out, resume=resume),
+                    console=Console(quiet=True), options=RunOptions(jobs=jobs, resume=resume), run_id="test")
+    return runner.execute()
+
+
+def _tags() -> list[str]:
+    matrix = parse_matrix(MATRIX, path="m.yaml", sha256="0" * 64)
+    return [p.image.tag for p in plan_environments(matrix, {})]
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_two_containers_per_environment_and_every_pair_reported(tmp_path: Path, jobs: int) -> None:
+    engine = FakeEngine()
+    report = _run(engine, tmp_path / "run", jobs=jobs)
+    assert len(engine.runs) == 2 * 3
+    assert sorted(s.command[3] for s in engine.runs) == ["load"] * 3 + ["save"] * 3
+    cells = report["cells"]
+    assert len(cells) == 3 * 3 * 2  # source x target x formats
+    assert {c["status"] for c in cells} == {"pass"}
+    assert report["verdict"]["exit_code"] == 0
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["containers_started"] == 6
+    assert run["status"] == "complete"
+
+
+def test_images_are_built_once_and_reused(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    _run(engine, tmp_path / "a")
+    assert len(engine.builds) == 3
+    _run(engine, tmp_path / "b")
+    assert len(engine.builds) == 3
+    run = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert all(e["build"]["built"] is False for e in run["environments"])
+
+
+def test_failed_build_is_a_result_and_the_others_go_on(tmp_path: Path) -> None:
+    failing = _tags()[2]
+    engine = FakeEngine(failing_tags=frozenset({failing}))
+    report = _run(engine, tmp_path / "run")
+    envs = {e["id"]: e for e in report["environments"]}
+    broken = envs["py3.13-tf2.12.1"]
+    assert broken["status"] == "build_error"
+    assert "No matching distribution" in broken["error"]
+    assert len(engine.runs) == 2 * 2
+    statuses = {(c["source"], c["target"]): c["status"] for c in report["cells"]}
+    assert statuses[("py3.13-tf2.12.1", "py3.11-tf2.15.1")] == "skipped"
+    assert statuses[("py3.11-tf2.15.1", "py3.13-tf2.12.1")] == "skipped"
+    assert statuses[("py3.11-tf2.15.1", "py3.11-tf2.16.2-keras3.3.3")] == "pass"
+    assert report["verdict"]["exit_code"] == 1
+    assert any("py3.13-tf2.12.1" in u for u in report["verdict"]["unexpected"])
+
+
+def test_drift_beyond_tolerance_fails_the_run(tmp_path: Path) -> None:
+    report = _run(FakeEngine(drift=0.01), tmp_path / "run")
+    assert {c["status"] for c in report["cells"]} == {"drift"}
+    assert report["cells"][0]["max_abs_diff"] == pytest.approx(0.01, rel=1e-3)
+    assert report["verdict"]["exit_code"] == 1
+
+
+def test_resume_redoes_nothing_finished(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    first = _run(engine, tmp_path / "run")
+    started = len(engine.runs)
+    again = _run(engine, tmp_path / "run", resume=True)
+    assert len(engine.runs) == started
+    assert again["cells"] == first["cells"]
+
+
+def test_resume_finishes_an_interrupted_load(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    _run(engine, tmp_path / "run")
+    records = tmp_path / "run" / "records" / "load-py3.11-tf2.15.1.jsonl"
+    lines = records.read_text().splitlines()
+    records.write_text("\n".join(lines[:2]) + "\n")  # killed after two cells
+    started = len(engine.runs)
+    report = _run(engine, tmp_path / "run", resume=True)
+    assert len(engine.runs) == started + 1  # only the unfinished load container
+    assert len(records.read_text().splitlines()) == len(lines)
+    assert {c["status"] for c in report["cells"]} == {"pass"}
