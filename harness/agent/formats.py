@@ -29,7 +29,7 @@ def save(model: Any, fmt: str, directory: str, keras_version: Tuple[int, ...]) -
     else:
         model.save(path)
     if fmt == "keras" and not zipfile.is_zipfile(path):
-        raise ValueError("model.save wrote {} but it is not a .keras zip archive".format(path))
+        raise ValueError(f"model.save wrote {path} but it is not a .keras zip archive")
     return path
 
 

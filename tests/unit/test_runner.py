@@ -12,7 +12,7 @@ from harness.console import Console
 from harness.matrix import parse_matrix
 from harness.plan import plan_environments
 from harness.rundir import RunDir
-from harness.runner import RunOptions, Runner
+from harness.runner import Runner, RunOptions
 
 MATRIX = {
     "environments": [
