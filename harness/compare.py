@@ -34,25 +34,42 @@ class Comparison:
         }
 
 
-# float itemsize -> (same-size signed int view, that int's minimum)
-_INT_VIEWS: dict[int, tuple[type[np.signedinteger[Any]], int]] = {
-    2: (np.int16, -(2**15)), 4: (np.int32, -(2**31)), 8: (np.int64, -(2**63)),
+# float itemsize -> (signed and unsigned int types of the same width)
+_INT_VIEWS: dict[int, tuple[type[np.signedinteger[Any]], type[np.unsignedinteger[Any]]]] = {
+    2: (np.int16, np.uint16), 4: (np.int32, np.uint32), 8: (np.int64, np.uint64),
 }
+
+
+def _ordered_bits(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """Float bits mapped onto a monotonic integer line (-0.0 and 0.0 both land on 0)."""
+    int_type, _ = _INT_VIEWS[a.dtype.itemsize]
+    bits = a.view(int_type)
+    low = np.iinfo(int_type).min
+    return np.where(bits < 0, np.subtract(low, bits, dtype=int_type), bits).astype(int_type)
 
 
 def _ulp_distance(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> int:
     """Largest distance in units of least precision between same-dtype float arrays."""
     if a.dtype.kind != "f" or a.size == 0 or a.dtype.itemsize not in _INT_VIEWS:
         return 0
-    int_type, low = _INT_VIEWS[a.dtype.itemsize]
-    # Map the sign-magnitude float layout onto a monotonic integer line; the
-    # difference is taken in float64 so opposite-sign float64 values cannot overflow.
-    ai = a.view(int_type).astype(np.float64)
-    bi = b.view(int_type).astype(np.float64)
-    ai = np.where(ai < 0, low - ai, ai)
-    bi = np.where(bi < 0, low - bi, bi)
-    both_nan = np.isnan(a) & np.isnan(b)
-    return int(min(np.where(both_nan, 0.0, np.abs(ai - bi)).max(), 2.0**63 - 1))
+    _, uint_type = _INT_VIEWS[a.dtype.itemsize]
+    ai, bi = _ordered_bits(a), _ordered_bits(b)
+    # Unsigned wrap-around subtraction of the larger minus the smaller is exact.
+    au, bu = ai.astype(uint_type), bi.astype(uint_type)
+    diff = np.where(ai >= bi, au - bu, bu - au)
+    diff = np.where(np.isnan(a) & np.isnan(b), 0, diff)
+    return min(int(diff.max()), 2**63 - 1)
+
+
+def _bit_exact(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> bool:
+    """Same dtype and the same bits everywhere (NaN in the same place counts as equal)."""
+    if a.dtype != b.dtype:
+        return False
+    if a.dtype.kind != "f" or a.dtype.itemsize not in _INT_VIEWS:
+        return bool(np.array_equal(a, b))
+    int_type, _ = _INT_VIEWS[a.dtype.itemsize]
+    same = (a.view(int_type) == b.view(int_type)) | (np.isnan(a) & np.isnan(b))
+    return bool(same.all())
 
 
 def _argmax_agreement(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> float | None:
@@ -77,7 +94,7 @@ def compare(reference: npt.NDArray[Any], loaded: npt.NDArray[Any], tol: Toleranc
     if np.isnan(abs_diff).any():  # NaN on one side only
         max_abs = max_rel = float("nan")
     same_dtype = reference.dtype == loaded.dtype
-    bit_exact = bool(same_dtype and np.array_equal(reference, loaded, equal_nan=reference.dtype.kind == "f"))
+    bit_exact = _bit_exact(reference, loaded)
     ulp = _ulp_distance(reference, loaded) if same_dtype else None
     close = bool(np.allclose(got, ref, rtol=tol.rtol, atol=tol.atol, equal_nan=True))
     reason = None if close else f"max abs diff {max_abs:.3g} beyond atol {tol.atol:g} + rtol {tol.rtol:g}"

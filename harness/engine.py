@@ -102,7 +102,8 @@ def _tail(text: str, lines: int = 20) -> str:
 def build_error_line(log_text: str) -> str:
     """Pick the line of a failed build log that says why (pip's own ERROR line first)."""
     plain = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", log_text)  # the classic builder colours pip's errors
-    lines = [ln.strip() for ln in plain.splitlines() if ln.strip()]
+    # BuildKit's plain output prefixes step lines with "#7 1.894 " (or "1.894 " in its summary).
+    lines = [re.sub(r"^(?:#\d+\s+)?(?:\d+\.\d+\s+)?", "", ln.strip()) for ln in plain.splitlines() if ln.strip()]
     for marker in ("ERROR: No matching distribution", "ERROR: Could not find a version", "ERROR: "):
         found = [ln for ln in lines if ln.startswith(marker)]
         if found:

@@ -50,16 +50,29 @@ def effective_pip_settings(matrix_pip: PipSettings, environ: Mapping[str, str]) 
     index = matrix_pip.index_url or environ.get("PIP_INDEX_URL") or None
     extra = matrix_pip.extra_index_urls or tuple(environ.get("PIP_EXTRA_INDEX_URL", "").split())
     trusted = matrix_pip.trusted_hosts or tuple(environ.get("PIP_TRUSTED_HOST", "").split())
-    ca = matrix_pip.ca_bundle or next((environ[v] for v in CA_VARIABLES if environ.get(v)), None)
-    if ca and not Path(ca).is_file():
-        log.warning("CA bundle %s does not exist; builds will use the image's own certificates", ca)
+    ca = matrix_pip.ca_bundle
+    if ca and not Path(ca).is_file():  # the matrix parser checks this; a file may vanish since
+        log.warning("CA bundle %s does not exist; ignored", ca)
         ca = None
+    ca = ca or _host_ca_bundle(environ)
     return PipSettings(
         index_url=_container_url(index),
         extra_index_urls=tuple(u for u in map(_container_url, extra) if u),
         trusted_hosts=trusted,
         ca_bundle=ca,
     )
+
+
+def _host_ca_bundle(environ: Mapping[str, str]) -> str | None:
+    """The first CA bundle variable that names an existing file."""
+    for variable in CA_VARIABLES:
+        path = environ.get(variable)
+        if not path:
+            continue
+        if Path(path).is_file():
+            return path
+        log.warning("%s=%s does not exist; ignored", variable, path)
+    return None
 
 
 def _container_url(url: str | None) -> str | None:
@@ -117,7 +130,7 @@ def plan_image(env: Environment, pip: PipSettings) -> ImagePlan:
     if pip_conf:
         files["pip.conf"] = pip_conf.encode()
     dockerfile = template.render(
-        base_image=env.base_image,
+        base_image=env.base_image.replace("{python}", env.python),
         python=env.python,
         legacy_keras=env.legacy_keras,
         pip_conf=bool(pip_conf),

@@ -83,22 +83,32 @@ def _error(err: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _finite(value: float | None) -> float | None:
-    # JSON has no NaN; a NaN figure is reported as null with the cell in drift.
-    return None if value is None or math.isnan(value) else value
+    # JSON has no NaN or Infinity; such a figure is reported as null (the cell says drift).
+    return None if value is None or not math.isfinite(value) else value
+
+
+def _same(a: float, b: float, tol: Tolerance) -> bool:
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return abs(a - b) <= tol.atol + tol.rtol * abs(a)
 
 
 def _evaluate(
     source: dict[str, float], target: dict[str, float] | None, tol: Tolerance
 ) -> tuple[dict[str, Any], str | None]:
-    info: dict[str, Any] = {"source": source, "target": target}
+    def clean(values: dict[str, float]) -> dict[str, float | None]:
+        return {k: _finite(v) for k, v in sorted(values.items())}
+
+    info: dict[str, Any] = {"source": clean(source), "target": None if target is None else clean(target),
+                            "max_abs_diff": None}
     if target is None:
         return info, None
     if sorted(source) != sorted(target):
         return info, f"evaluate() metric names differ: {sorted(source)} vs {sorted(target)}"
-    diffs = {k: abs(source[k] - target[k]) for k in source}
-    info["max_abs_diff"] = _finite(max(diffs.values(), default=0.0))
-    bad = [k for k, d in diffs.items() if not d <= tol.atol + tol.rtol * abs(source[k])]
-    return info, (f"evaluate() {bad[0]} differs by {diffs[bad[0]]:.3g}" if bad else None)
+    diffs = [abs(source[k] - target[k]) for k in sorted(source)]
+    info["max_abs_diff"] = None if any(math.isnan(d) for d in diffs) else _finite(max(diffs, default=0.0))
+    bad = [k for k in sorted(source) if not _same(source[k], target[k], tol)]
+    return info, (f"evaluate() {bad[0]} differs: {source[bad[0]]!r} vs {target[bad[0]]!r}" if bad else None)
 
 
 def _compared_cell(run_dir: RunDir, key: CellKey, record: dict[str, Any], model_entry: dict[str, Any],
@@ -142,14 +152,15 @@ def _cell(data: _RunData, key: CellKey) -> dict[str, Any]:
             return _skipped(key, f"{role} environment {env_id}: {data.envs[env_id]['status']}")
     manifest = data.manifests.get(key.source)
     if manifest is None:
-        return _skipped(key, f"source {key.source} did not finish saving")
+        return _skipped(key, f"{key.source} did not finish saving")
     model_entry = manifest.get("models", {}).get(key.model)
     if model_entry is None or key.format not in model_entry.get("formats", {}):
         save = data.saves.get(f"{key.source}/{key.model}/{key.format}", {})
-        return {**_skipped(key, f"source could not save {key.format}"), "error": _error(save.get("error"))}
+        reason = f"{key.source} could not save {key.model}/{key.format}"
+        return {**_skipped(key, reason), "error": _error(save.get("error"))}
     record = data.loads.get(f"{key.target}|{cell_key(_key_fields(key))}")
     if record is None:
-        return _skipped(key, "not run (the load phase did not reach this cell)")
+        return _skipped(key, f"the load phase in {key.target} did not reach this cell")
     if record.get("status") == "ok":
         return _compared_cell(data.run_dir, key, record, model_entry, data.tolerance)
     return {**_key_fields(key), "status": record.get("status", "error"), "error": _error(record.get("error")),
@@ -185,12 +196,22 @@ def _summary(cells: list[dict[str, Any]], env_ids: list[str]) -> dict[str, Any]:
     return {"total": len(cells), "counts": {s: counts.get(s, 0) for s in STATUS_ORDER}, "grid": grid}
 
 
-def _verdict(cells: list[dict[str, Any]], environments: list[dict[str, Any]]) -> dict[str, Any]:
+def _verdict(cells: list[dict[str, Any]], environments: list[dict[str, Any]], run_status: str | None
+             ) -> dict[str, Any]:
     unexpected = [
         f"{c['source']} -> {c['target']}: {c['model']}/{c['format']}/{c['loader']} {c['status']}"
         for c in cells if c["status"] in FAILING and c.get("expected") is not True
     ]
     unexpected += [f"{e['id']}: {e['status']}" for e in environments if e["status"] != "ok"]
+    # Cells that were never checked, other than those of a failed build (named above),
+    # are listed once per cause: nothing unchecked may pass as "all as expected".
+    failed_builds = {e["id"] for e in environments if e["status"] != "ok"}
+    unexpected += sorted({
+        c["reason"] for c in cells
+        if c["status"] == "skipped" and not failed_builds & {c["source"], c["target"]} and c.get("expected") is not True
+    })
+    if run_status in ("running", "interrupted"):
+        unexpected.append(f"the run is {run_status}, not complete: continue it with run --resume")
     return {"exit_code": 1 if unexpected else 0, "unexpected": unexpected, "regressions": []}
 
 
@@ -226,5 +247,5 @@ def build_report(run_dir: RunDir) -> dict[str, Any]:
         "models": models,
         "cells": cells,
         "summary": _summary(cells, env_ids),
-        "verdict": _verdict(cells, environments),
+        "verdict": _verdict(cells, environments, run.get("status")),
     }

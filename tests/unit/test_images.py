@@ -1,0 +1,335 @@
+"""Unit tests for harness.images (Dockerfile rendering, content-hash tags, pip settings) and
+harness.engine.build_error_line. Pure: no Docker."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+from harness.engine import build_error_line
+from harness.errors import UsageError
+from harness.images import (
+    IMAGE_REPO,
+    dockerfiles_dir,
+    effective_pip_settings,
+    plan_image,
+    render_pip_conf,
+    split_requirements,
+)
+from harness.matrix_types import Environment, PipSettings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+NO_PIP = PipSettings()
+
+
+def _env(**overrides: object) -> Environment:
+    fields: dict[str, object] = {
+        "id": "py3.11-tf2.16.2",
+        "python": "3.11",
+        "tensorflow": "==2.16.2",
+        "base_image": "python:3.11-slim",
+    }
+    fields.update(overrides)
+    return Environment(**fields)  # type: ignore[arg-type]
+
+
+def _legacy(package: str = "tensorflow-cpu") -> Environment:
+    return _env(id="legacy", legacy_keras=True, tf_keras="==2.16.*", tensorflow_package=package)
+
+
+# ---------------------------------------------------------------------------- tags
+
+
+def test_same_environment_renders_the_same_tag_twice() -> None:
+    first = plan_image(_env(), NO_PIP)
+    second = plan_image(_env(), NO_PIP)
+    assert first.tag == second.tag
+    assert first.dockerfile == second.dockerfile
+    assert dict(first.files) == dict(second.files)
+    assert re.fullmatch(rf"{IMAGE_REPO}:[0-9a-f]{{20}}", first.tag)
+
+
+def test_env_id_does_not_change_the_tag() -> None:
+    # The tag is a hash of the build context: two ids for the same content share one image.
+    assert plan_image(_env(id="a"), NO_PIP).tag == plan_image(_env(id="b"), NO_PIP).tag
+    assert plan_image(_env(id="a"), NO_PIP).env_id == "a"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"tensorflow": "==2.17.0"},
+        {"python": "3.12"},
+        {"base_image": "python:3.11-bookworm"},
+        {"keras": "==3.3.3"},
+        {"packages": ("h5py==3.8.0",)},
+        {"tensorflow_package": "tensorflow"},
+        {"legacy_keras": True, "tf_keras": "==2.16.*"},
+    ],
+    ids="+".join,
+)
+def test_any_content_change_changes_the_tag(change: dict[str, object]) -> None:
+    base = plan_image(_env(), NO_PIP)
+    changed = plan_image(_env(**change), NO_PIP)
+    assert changed.tag != base.tag
+
+
+def test_pip_settings_change_the_tag() -> None:
+    base = plan_image(_env(), NO_PIP).tag
+    assert plan_image(_env(), PipSettings(index_url="https://mirror.example/simple")).tag != base
+    assert plan_image(_env(), PipSettings(trusted_hosts=("mirror.example",))).tag != base
+
+
+def test_ca_bundle_path_and_content_do_not_change_the_tag(tmp_path: Path) -> None:
+    # Finding: only the *presence* of a CA bundle enters the hash (the Dockerfile COPY line and the
+    # `cert =` line of pip.conf); neither its host path nor its content does, so a rotated
+    # certificate does not rebuild every image (intended, see the comment in plan_image).
+    ca_a = tmp_path / "a.pem"
+    ca_b = tmp_path / "b.pem"
+    ca_a.write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    ca_b.write_text("-----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----\n")
+    with_a = plan_image(_env(), PipSettings(ca_bundle=str(ca_a)))
+    with_b = plan_image(_env(), PipSettings(ca_bundle=str(ca_b)))
+    assert with_a.tag == with_b.tag
+    assert with_a.ca_bundle == str(ca_a)
+    assert with_b.ca_bundle == str(ca_b)
+    assert "ca-bundle.pem" not in with_a.files  # the content is copied at build time only
+    # ... but having a CA bundle at all does change the image
+    assert plan_image(_env(), NO_PIP).tag != with_a.tag
+    assert "COPY ca-bundle.pem /etc/harness/ca-bundle.pem" in with_a.dockerfile
+
+
+# ---------------------------------------------------------------------------- Dockerfile content
+
+
+def test_dockerfile_uses_the_base_image_and_the_python_venv() -> None:
+    plan = plan_image(_env(python="3.12", base_image="registry.example/py:3.12"), NO_PIP)
+    assert "FROM registry.example/py:3.12\n" in plan.dockerfile
+    assert "python3.12 -m venv /opt/venv" in plan.dockerfile
+    assert "TF_USE_LEGACY_KERAS" not in plan.dockerfile
+    assert "--no-deps" not in plan.dockerfile
+    assert "pip.conf" not in plan.dockerfile  # no pip settings, no pip.conf
+    assert set(plan.files) == {"requirements.txt"}
+
+
+def test_requirements_file_lists_tensorflow_keras_and_packages_in_order() -> None:
+    env = _env(keras="==3.3.3", packages=("h5py==3.8.0", "numpy<2"))
+    plan = plan_image(env, NO_PIP)
+    assert plan.files["requirements.txt"].decode().splitlines() == [
+        "tensorflow-cpu==2.16.2",
+        "keras==3.3.3",
+        "h5py==3.8.0",
+        "numpy<2",
+    ]
+
+
+def test_legacy_tf_keras_with_tensorflow_cpu_is_installed_without_deps() -> None:
+    plan = plan_image(_legacy("tensorflow-cpu"), NO_PIP)
+    assert plan.files["requirements-nodeps.txt"].decode().splitlines() == ["tf-keras==2.16.*"]
+    assert "tf-keras" not in plan.files["requirements.txt"].decode()
+    assert "COPY requirements-nodeps.txt /etc/harness/requirements-nodeps.txt" in plan.dockerfile
+    assert "--no-deps -r /etc/harness/requirements-nodeps.txt" in plan.dockerfile
+    assert "TF_USE_LEGACY_KERAS=1" in plan.dockerfile
+
+
+def test_legacy_tf_keras_with_full_tensorflow_goes_to_requirements_txt() -> None:
+    plan = plan_image(_legacy("tensorflow"), NO_PIP)
+    assert plan.files["requirements.txt"].decode().splitlines() == ["tensorflow==2.16.2", "tf-keras==2.16.*"]
+    assert "requirements-nodeps.txt" not in plan.files
+    assert "--no-deps" not in plan.dockerfile
+    assert "TF_USE_LEGACY_KERAS=1" in plan.dockerfile
+
+
+def test_split_requirements_without_tf_keras_pin() -> None:
+    normal, nodeps = split_requirements(_env(legacy_keras=True))
+    assert normal == ["tensorflow-cpu==2.16.2"]
+    assert nodeps == ["tf-keras"]
+
+
+def test_pip_conf_is_shipped_when_settings_exist(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("pem")
+    pip = PipSettings(index_url="https://mirror.example/simple", ca_bundle=str(ca))
+    plan = plan_image(_env(), pip)
+    assert plan.files["pip.conf"].decode() == render_pip_conf(pip)
+    assert "COPY pip.conf /etc/pip.conf" in plan.dockerfile
+
+
+def test_missing_template_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARNESS_DOCKERFILES", str(tmp_path))
+    with pytest.raises(UsageError, match=r"env\.Dockerfile\.j2 not found"):
+        plan_image(_env(), NO_PIP)
+
+
+def test_dockerfiles_dir_honours_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARNESS_DOCKERFILES", str(tmp_path))
+    assert dockerfiles_dir() == tmp_path
+    (tmp_path / "env.Dockerfile.j2").write_text("FROM {{ base_image }}\n# custom {{ python }}\n")
+    plan = plan_image(_env(), NO_PIP)
+    assert plan.dockerfile == "FROM python:3.11-slim\n# custom 3.11\n"
+
+
+def test_dockerfiles_dir_default_holds_the_template(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HARNESS_DOCKERFILES", raising=False)
+    found = dockerfiles_dir()
+    assert (found / "env.Dockerfile.j2").is_file()
+    assert (found / "env.Dockerfile.j2").read_text() == (REPO_ROOT / "dockerfiles" / "env.Dockerfile.j2").read_text()
+
+
+# ---------------------------------------------------------------------------- pip settings
+
+
+def test_matrix_pip_keys_win_over_the_environment(tmp_path: Path) -> None:
+    ca_matrix = tmp_path / "matrix.pem"
+    ca_env = tmp_path / "env.pem"
+    ca_matrix.write_text("m")
+    ca_env.write_text("e")
+    matrix_pip = PipSettings(
+        index_url="https://matrix.example/simple",
+        extra_index_urls=("https://matrix-extra.example/simple",),
+        trusted_hosts=("matrix.example",),
+        ca_bundle=str(ca_matrix),
+    )
+    environ = {
+        "PIP_INDEX_URL": "https://env.example/simple",
+        "PIP_EXTRA_INDEX_URL": "https://env-extra.example/simple",
+        "PIP_TRUSTED_HOST": "env.example",
+        "PIP_CERT": str(ca_env),
+    }
+    assert effective_pip_settings(matrix_pip, environ) == matrix_pip
+
+
+def test_host_pip_variables_pass_through() -> None:
+    environ = {
+        "PIP_INDEX_URL": "https://env.example/simple",
+        "PIP_EXTRA_INDEX_URL": "https://a.example/simple  https://b.example/simple",
+        "PIP_TRUSTED_HOST": "a.example b.example",
+    }
+    got = effective_pip_settings(NO_PIP, environ)
+    assert got.index_url == "https://env.example/simple"
+    assert got.extra_index_urls == ("https://a.example/simple", "https://b.example/simple")
+    assert got.trusted_hosts == ("a.example", "b.example")
+    assert got.ca_bundle is None
+
+
+def test_no_settings_anywhere_gives_defaults() -> None:
+    assert effective_pip_settings(NO_PIP, {}) == PipSettings()
+    assert render_pip_conf(effective_pip_settings(NO_PIP, {})) == ""
+
+
+def test_file_urls_are_dropped() -> None:
+    environ = {
+        "PIP_INDEX_URL": "file:///srv/wheels",
+        "PIP_EXTRA_INDEX_URL": "file:///srv/more https://b.example/simple",
+    }
+    got = effective_pip_settings(NO_PIP, environ)
+    assert got.index_url is None
+    assert got.extra_index_urls == ("https://b.example/simple",)
+    matrix_pip = PipSettings(index_url="file:/local", extra_index_urls=("file:///x",))
+    from_matrix = effective_pip_settings(matrix_pip, {})
+    assert from_matrix.index_url is None
+    assert from_matrix.extra_index_urls == ()
+
+
+@pytest.mark.parametrize(
+    ("present", "expected"),
+    [
+        (("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"), "PIP_CERT"),
+        (("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"), "REQUESTS_CA_BUNDLE"),
+        (("SSL_CERT_FILE",), "SSL_CERT_FILE"),
+    ],
+)
+def test_ca_bundle_variable_precedence(tmp_path: Path, present: tuple[str, ...], expected: str) -> None:
+    environ = {}
+    for name in present:
+        path = tmp_path / f"{name}.pem"
+        path.write_text(name)
+        environ[name] = str(path)
+    assert effective_pip_settings(NO_PIP, environ).ca_bundle == str(tmp_path / f"{expected}.pem")
+
+
+def test_ca_bundle_that_does_not_exist_is_dropped(tmp_path: Path) -> None:
+    for name in ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+        assert effective_pip_settings(NO_PIP, {name: str(tmp_path / "missing.pem")}).ca_bundle is None
+    assert effective_pip_settings(PipSettings(ca_bundle=str(tmp_path / "nope.pem")), {}).ca_bundle is None
+    assert effective_pip_settings(NO_PIP, {"PIP_CERT": str(tmp_path)}).ca_bundle is None  # a directory
+
+
+def test_ca_falls_back_to_the_next_variable_that_names_a_file(tmp_path: Path) -> None:
+    real = tmp_path / "real.pem"
+    real.write_text("-----BEGIN CERTIFICATE-----\n")
+    environ = {"PIP_CERT": str(tmp_path / "missing.pem"), "SSL_CERT_FILE": str(real)}
+    assert effective_pip_settings(NO_PIP, environ).ca_bundle == str(real)
+
+
+def test_render_pip_conf_lines() -> None:
+    pip = PipSettings(
+        index_url="https://i.example/simple",
+        extra_index_urls=("https://a.example/simple", "https://b.example/simple"),
+        trusted_hosts=("a.example", "b.example"),
+        ca_bundle="/host/ca.pem",
+    )
+    assert render_pip_conf(pip).splitlines() == [
+        "[global]",
+        "index-url = https://i.example/simple",
+        "extra-index-url = https://a.example/simple https://b.example/simple",
+        "trusted-host = a.example b.example",
+        "cert = /etc/harness/ca-bundle.pem",
+    ]
+    assert render_pip_conf(pip).endswith("\n")
+    assert render_pip_conf(dataclasses.replace(pip, index_url=None, extra_index_urls=(), ca_bundle=None)) == (
+        "[global]\ntrusted-host = a.example b.example\n"
+    )
+
+
+# ---------------------------------------------------------------------------- build_error_line
+
+
+def test_build_error_line_prefers_no_matching_distribution() -> None:
+    log = "\n".join([
+        "#7 [3/5] RUN pip install -r /etc/harness/requirements.txt",
+        "#7 1.234 ERROR: Could not find a version that satisfies the requirement tensorflow-cpu==9.9",
+        "ERROR: Ignored the following versions that require a different python version",
+        "  ERROR: No matching distribution found for tensorflow-cpu==9.9  ",
+        "ERROR: failed to solve: process did not complete successfully: exit code: 1",
+    ])
+    assert build_error_line(log) == "ERROR: No matching distribution found for tensorflow-cpu==9.9"
+
+
+def test_build_error_line_then_could_not_find_then_any_pip_error() -> None:
+    assert build_error_line(
+        "ERROR: something first\nERROR: Could not find a version that satisfies x\n"
+    ) == "ERROR: Could not find a version that satisfies x"
+    assert build_error_line("step 1\nERROR: first one\nERROR: second one\n") == "ERROR: first one"
+
+
+def test_build_error_line_falls_back_to_the_last_error_mention_then_last_line() -> None:
+    assert build_error_line("step 1\nfailed: error pulling image\nstep 2\ncleanup\n") == "failed: error pulling image"
+    assert build_error_line("step 1\n   \nsomething went wrong   \n\n") == "something went wrong"
+    assert build_error_line("") == "build failed with no output"
+    assert build_error_line("\n  \n") == "build failed with no output"
+
+
+BUILDKIT_LOG = """\
+#0 building with "default" instance using docker driver
+
+#7 [4/5] RUN pip install --progress-bar off -r /etc/harness/requirements.txt
+#7 1.893 ERROR: Could not find a version that satisfies the requirement tensorflow-cpu==9.9.9 (from versions: 2.16.2)
+#7 1.894 ERROR: No matching distribution found for tensorflow-cpu==9.9.9
+#7 ERROR: process "/bin/sh -c pip install --progress-bar off -r /etc/harness/requirements.txt" did not complete \
+successfully: exit code: 1
+------
+ > [4/5] RUN pip install --progress-bar off -r /etc/harness/requirements.txt:
+1.893 ERROR: Could not find a version that satisfies the requirement tensorflow-cpu==9.9.9 (from versions: 2.16.2)
+1.894 ERROR: No matching distribution found for tensorflow-cpu==9.9.9
+------
+ERROR: failed to solve: process "/bin/sh -c pip install --progress-bar off -r /etc/harness/requirements.txt" did not \
+complete successfully: exit code: 1
+"""
+
+
+def test_build_error_line_finds_pip_error_in_buildkit_plain_log() -> None:
+    assert build_error_line(BUILDKIT_LOG).endswith("ERROR: No matching distribution found for tensorflow-cpu==9.9.9")

@@ -1,0 +1,155 @@
+"""CONTRACT: the shape of report.json (schema_version 1).
+
+Consumers (CI dashboards, diff tools) read these keys. A change here is a schema change: bump
+SCHEMA_VERSION and update this file on purpose, never as a side effect.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from harness import __version__
+from harness.matrix_types import Environment, Matrix, matrix_to_dict
+from harness.report.build import CELL_DEFAULTS, SCHEMA_VERSION
+from harness.report.writers import write_reports
+from harness.rundir import RunDir
+
+TOP_LEVEL_KEYS = {
+    "schema_version", "harness_version", "matrix", "created", "run_id", "tolerance", "environments", "models",
+    "cells", "summary", "verdict",
+}
+ENVIRONMENT_KEYS = {
+    "id", "python", "tensorflow", "keras", "keras_package", "keras_major", "spec", "image", "image_id", "status",
+    "error",
+}
+CELL_KEYS = {
+    "source", "target", "model", "format", "loader", "status",
+    "max_abs_diff", "max_rel_diff", "max_ulp", "bit_exact", "argmax_agreement", "evaluate", "error", "reason",
+    "seconds", "predict_call", "signal", "exit_code", "expected",
+}
+ERROR_KEYS = {"type", "message", "hint", "traceback"}
+VERDICT_KEYS = {"exit_code", "unexpected", "regressions"}
+SUMMARY_KEYS = {"total", "counts", "grid"}
+STATUSES = ["pass", "unsupported", "skipped", "drift", "error", "timeout", "crash"]
+
+OK = Environment(id="ok-env", python="3.11", tensorflow="==2.15.1", base_image="python:3.11-slim")
+BROKEN = Environment(id="broken-env", python="3.13", tensorflow="==2.12.1", base_image="python:3.13-slim")
+
+
+def _jsonl(path: Path, *records: dict[str, Any]) -> None:
+    path.write_text("".join(json.dumps({"schema": 1, **r}, sort_keys=True) + "\n" for r in records))
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """report.json of a run with a pass, an error, a skipped (unsaved format) and build_error cells."""
+    root = tmp_path_factory.mktemp("run")
+    matrix = Matrix(name="contract", path="m.yaml", sha256="0" * 64, environments=(OK, BROKEN))
+    run = {
+        "run_id": "r1", "created": "2026-01-01T00:00:00+00:00", "finished": "2026-01-01T00:10:00+00:00",
+        "matrix": matrix_to_dict(matrix),
+        "environments": [
+            {"id": OK.id, "spec": dataclasses.asdict(OK), "image": "harness-env:1", "image_id": "sha256:1",
+             "status": "ok", "error": None},
+            {"id": BROKEN.id, "spec": dataclasses.asdict(BROKEN), "image": "harness-env:2", "image_id": None,
+             "status": "build_error", "error": "ERROR: No matching distribution found for tensorflow-cpu==2.12.1"},
+        ],
+    }
+    (root / "run.json").write_text(json.dumps(run))
+    art = root / "artifacts" / OK.id
+    (art / "dense").mkdir(parents=True)
+    reference = np.array([[0.2, 0.8], [0.6, 0.4]], dtype=np.float32)
+    np.save(art / "dense" / "reference.npy", reference)
+    manifest = {"schema": 1, "env": OK.id, "models": {"dense": {
+        "inputs": "dense/inputs.npy", "labels": "dense/labels.npy", "reference": "dense/reference.npy",
+        "evaluate": {"loss": 0.5}, "formats": {"h5": {"path": "dense/h5/model.h5", "files": {}}}}}}
+    (art / "manifest.json").write_text(json.dumps(manifest))
+    (art / "env.json").write_text(json.dumps({"python": "3.11.9", "tensorflow": "2.15.1", "keras": "2.15.0",
+                                              "keras_package": "keras", "keras_major": 2}))
+    (root / "records").mkdir()
+    _jsonl(root / "records" / f"save-{OK.id}.jsonl",
+           {"kind": "save", "env": OK.id, "model": "dense", "format": "keras", "status": "error",
+            "error": {"type": "ValueError", "message": "cannot save"}})
+    out = root / "outputs" / OK.id / OK.id / "dense" / "h5"
+    out.mkdir(parents=True)
+    np.save(out / "load_model.npy", reference)
+    _jsonl(root / "records" / f"load-{OK.id}.jsonl",
+           {"kind": "load", "target": OK.id, "source": OK.id, "model": "dense", "format": "h5",
+            "loader": "load_model", "status": "ok", "predict_call": "predict", "seconds": 0.1,
+            "evaluate": {"loss": 0.5}},
+           {"kind": "load-done", "target": OK.id})
+    write_reports(RunDir(root))
+    data = json.loads((root / "report.json").read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def test_top_level_keys(report: dict[str, Any]) -> None:
+    assert set(report) == TOP_LEVEL_KEYS
+
+
+def test_schema_and_harness_version(report: dict[str, Any]) -> None:
+    assert report["schema_version"] == 1 == SCHEMA_VERSION
+    assert report["harness_version"] == __version__
+    assert report["run_id"] == "r1"
+    assert report["created"] == "2026-01-01T00:10:00+00:00"
+
+
+def test_matrix_and_tolerance(report: dict[str, Any]) -> None:
+    assert report["matrix"] == {"name": "contract", "path": "m.yaml", "sha256": "0" * 64}
+    assert set(report["tolerance"]) == {"rtol", "atol"}
+    assert all(isinstance(v, float) for v in report["tolerance"].values())
+
+
+def test_environment_keys(report: dict[str, Any]) -> None:
+    assert [e["id"] for e in report["environments"]] == [OK.id, BROKEN.id]
+    for env in report["environments"]:
+        assert set(env) == ENVIRONMENT_KEYS
+    assert [e["status"] for e in report["environments"]] == ["ok", "build_error"]
+
+
+def test_models_entries(report: dict[str, Any]) -> None:
+    assert [m["name"] for m in report["models"]] == ["dense"]
+    for model in report["models"]:
+        assert set(model) == {"name", "kind", "hazards", "description"}
+
+
+def test_cell_keys_are_the_full_set_for_every_status(report: dict[str, Any]) -> None:
+    assert set(CELL_DEFAULTS) | {"source", "target", "model", "format", "loader", "status"} == CELL_KEYS
+    cells = report["cells"]
+    assert len(cells) == 2 * 2 * 1 * 2 * 1
+    assert {c["status"] for c in cells} == {"pass", "skipped"}
+    for cell in cells:
+        assert set(cell) == CELL_KEYS
+        if cell["error"] is not None:
+            assert set(cell["error"]) == ERROR_KEYS
+    passed = [c for c in cells if c["status"] == "pass"]
+    assert len(passed) == 1
+    assert set(passed[0]["evaluate"]) == {"source", "target", "max_abs_diff"}
+    unsaved = [c for c in cells if c["source"] == OK.id == c["target"] and c["format"] == "keras"]
+    assert unsaved[0]["error"]["type"] == "ValueError"
+
+
+def test_summary_shape(report: dict[str, Any]) -> None:
+    summary = report["summary"]
+    assert set(summary) == SUMMARY_KEYS
+    assert set(summary["counts"]) == set(STATUSES)  # report.json is written with sorted keys
+    assert set(summary["grid"]) == {OK.id, BROKEN.id}
+    for row in summary["grid"].values():
+        assert set(row) == {OK.id, BROKEN.id}
+        for entry in row.values():
+            assert set(entry) == {"worst", "counts"}
+
+
+def test_verdict_keys(report: dict[str, Any]) -> None:
+    verdict = report["verdict"]
+    assert set(verdict) == VERDICT_KEYS
+    assert verdict["exit_code"] == 1
+    assert verdict["unexpected"] == [f"{BROKEN.id}: build_error", f"{OK.id} could not save dense/keras"]
+    assert verdict["regressions"] == []
