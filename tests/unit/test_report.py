@@ -1,177 +1,24 @@
-"""build_report / write_reports on a run directory written by hand, exactly as the runner and agent leave it.
-
-Layout (see runner.py, agent/save.py, agent/load.py, agent/worker.py):
-
-    run.json                                   matrix (matrix_to_dict), environments [{id, spec, image, status, ...}]
-    artifacts/<env>/env.json, manifest.json    versions; models.dense.{inputs,labels,reference,evaluate,formats}
-    artifacts/<env>/dense/{reference,inputs,labels}.npy
-    records/save-<env>.jsonl                   kind "save" records
-    records/load-<target>.jsonl                kind "load" records, then a "load-done" record
-    outputs/<target>/<source>/dense/<fmt>/load_model.npy
-"""
+"""build_report / write_reports on a run directory written by hand (see fake_run.py)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
-from harness.agent.records import RECORD_SCHEMA
+from fake_run import ENV_A, ENV_B, ENV_C, EVALUATE, KERAS2_IN_KERAS3, FakeRun, append_jsonl, strict_json
+from fake_run import cell as _cell
 from harness.hints import hint_for
-from harness.matrix_types import Environment, Matrix, Tolerance, matrix_to_dict
-from harness.report.build import CELL_DEFAULTS, STATUS_ORDER, build_report, worst
+from harness.matrix_types import Tolerance
+from harness.report.build import CELL_DEFAULTS, STATUS_ORDER, worst
 from harness.report.markdown import render_markdown
 from harness.report.writers import write_reports
 from harness.rundir import RunDir
 
-ENV_A = Environment(id="py3.11-tf2.15.1", python="3.11", tensorflow="==2.15.1", base_image="python:3.11-slim")
-ENV_B = Environment(id="py3.11-tf2.16.2-keras3.3.3", python="3.11", tensorflow="==2.16.2", keras="==3.3.3",
-                    base_image="python:3.11-slim")
-ENV_C = Environment(id="py3.13-tf2.12.1", python="3.13", tensorflow="==2.12.1", base_image="python:3.13-slim")
-VERSIONS = {
-    ENV_A.id: {"python": "3.11.9", "tensorflow": "2.15.1", "keras": "2.15.0", "keras_package": "keras",
-               "keras_major": 2},
-    ENV_B.id: {"python": "3.11.9", "tensorflow": "2.16.2", "keras": "3.3.3", "keras_package": "keras",
-               "keras_major": 3},
-    ENV_C.id: {"python": "3.13.1", "tensorflow": "2.12.1", "keras": "2.12.0", "keras_package": "keras",
-               "keras_major": 2},
-}
-FORMATS = ("h5", "keras")
-EVALUATE = {"compile_metrics": 0.75, "loss": 0.6931}
 KEY_FIELDS = {"source", "target", "model", "format", "loader", "status"}
-KERAS2_IN_KERAS3 = ("Could not deserialize class 'Functional' because its parent module "
-                    "keras.src.engine.functional cannot be imported. Full object config: {...}")
-
-
-def _append_jsonl(path: Path, *records: dict[str, Any]) -> None:
-    """Append records in RecordWriter's format (sorted keys, schema 1), without its per-record fsync."""
-    with path.open("a", encoding="utf-8") as fh:
-        for record in records:
-            fh.write(json.dumps({"schema": RECORD_SCHEMA, **record}, sort_keys=True) + "\n")
-
-
-def _strict_json(text: str) -> Any:
-    def reject(constant: str) -> Any:
-        raise ValueError(f"non-standard JSON constant {constant}")
-    return json.loads(text, parse_constant=reject)
-
-
-class FakeRun:
-    """A run directory as a finished `harness run` leaves it; every load passes until a test changes it."""
-
-    def __init__(self, root: Path, envs: tuple[Environment, ...] = (ENV_A, ENV_B),
-                 status: dict[str, str] | None = None, tolerance: Tolerance | None = None) -> None:
-        self.root = root
-        self.envs = envs
-        self.status = {e.id: "ok" for e in envs} | (status or {})
-        self.matrix = Matrix(name="fake", path="matrices/fake.yaml", sha256="ab" * 32, environments=envs,
-                             models=("dense",), formats=FORMATS, loaders=("load_model",),
-                             tolerance=tolerance or Tolerance())
-        self.references: dict[str, np.ndarray] = {}
-        for sub in ("artifacts", "records", "outputs", "envs", "logs"):
-            (root / sub).mkdir(parents=True, exist_ok=True)
-        self._write_run_json()
-        ok = [e.id for e in envs if self.status[e.id] == "ok"]
-        for i, env_id in enumerate(ok):
-            self._save(env_id, seed=i)
-        for target in ok:
-            for source in ok:
-                for fmt in FORMATS:
-                    self.load_ok(source, target, fmt, self.references[source])
-        for target in ok:
-            self.load_done(target)
-
-    # -- writing, as the runner and the agent do
-    def _write_run_json(self) -> None:
-        environments = []
-        for env in self.envs:
-            entry: dict[str, Any] = {"id": env.id, "spec": dataclasses.asdict(env),
-                                     "image": f"harness-env:{env.id[:8]}", "status": self.status[env.id]}
-            if self.status[env.id] == "ok":
-                entry.update(error=None, image_id="sha256:" + "0" * 64, build={"built": True, "seconds": 1.0})
-            else:
-                entry.update(error="ERROR: No matching distribution found for tensorflow-cpu==2.12.1",
-                             image_id=None, build={"built": True, "seconds": 3.0})
-            environments.append(entry)
-        run = {"harness_version": "0.1.0", "run_id": "abc123", "created": "2026-01-02T03:04:05+00:00",
-               "finished": "2026-01-02T03:14:05+00:00", "status": "complete",
-               "matrix": matrix_to_dict(self.matrix), "environments": environments,
-               "containers_started": 4, "timings": {"build": 1.0}}
-        (self.root / "run.json").write_text(json.dumps(run, indent=2, sort_keys=True))
-
-    def _save(self, env_id: str, seed: int) -> None:
-        art = self.root / "artifacts" / env_id
-        (art / "dense").mkdir(parents=True)
-        rng = np.random.default_rng(seed)
-        x = rng.normal(size=(8, 4)).astype(np.float32)
-        y = rng.integers(0, 3, size=8)
-        logits = rng.random((8, 3)) + 0.05
-        reference = (logits / logits.sum(axis=1, keepdims=True)).astype(np.float32)
-        self.references[env_id] = reference
-        np.save(art / "dense" / "inputs.npy", x)
-        np.save(art / "dense" / "labels.npy", y)
-        np.save(art / "dense" / "reference.npy", reference)
-        (art / "env.json").write_text(json.dumps(VERSIONS[env_id]))
-        save_records = []
-        formats = {}
-        for fmt in FORMATS:
-            path = "dense/h5/model.h5" if fmt == "h5" else "dense/keras/model.keras"
-            (art / path).parent.mkdir(parents=True, exist_ok=True)
-            (art / path).write_bytes(b"fake model")
-            formats[fmt] = {"path": path, "files": {f"{fmt}/{Path(path).name}": "0" * 64}}
-            save_records.append({"kind": "save", "env": env_id, "versions": VERSIONS[env_id], "model": "dense",
-                                 "format": fmt, "status": "ok", "path": f"{fmt}/{Path(path).name}", "seconds": 0.1})
-        _append_jsonl(self.root / "records" / f"save-{env_id}.jsonl", *save_records)
-        manifest = {"schema": 1, "env": env_id, "versions": VERSIONS[env_id], "models": {"dense": {
-            "inputs": "dense/inputs.npy", "labels": "dense/labels.npy", "reference": "dense/reference.npy",
-            "predict_call": "predict", "evaluate": dict(EVALUATE), "build_seconds": 0.5, "formats": formats}}}
-        (art / "manifest.json").write_text(json.dumps(manifest, indent=2))
-
-    def _append(self, target: str, record: dict[str, Any]) -> None:
-        _append_jsonl(self.root / "records" / f"load-{target}.jsonl", record)
-
-    def output_path(self, source: str, target: str, fmt: str) -> Path:
-        return self.root / "outputs" / target / source / "dense" / fmt / "load_model.npy"
-
-    def load_ok(self, source: str, target: str, fmt: str, output: np.ndarray,
-                evaluate: dict[str, float] | None = None) -> None:
-        path = self.output_path(source, target, fmt)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, output)
-        self._append(target, {"kind": "load", "target": target, "source": source, "model": "dense", "format": fmt,
-                              "loader": "load_model", "status": "ok", "predict_call": "predict",
-                              "load_seconds": 0.2, "seconds": 0.3,
-                              "evaluate": dict(EVALUATE) if evaluate is None else evaluate,
-                              "versions": VERSIONS[target]})
-
-    def load_failed(self, source: str, target: str, fmt: str, **result: Any) -> None:
-        """A non-ok record appended later: it wins over the earlier one (as on resume)."""
-        self._append(target, {"kind": "load", "target": target, "source": source, "model": "dense",
-                              "format": fmt, "loader": "load_model", **result})
-
-    def load_done(self, target: str) -> None:
-        self._append(target, {"kind": "load-done", "target": target})
-
-    def drop_records(self, target: str, source: str, fmt: str) -> None:
-        path = self.root / "records" / f"load-{target}.jsonl"
-        kept = [ln for ln in path.read_text().splitlines()
-                if not (json.loads(ln).get("source") == source and json.loads(ln).get("format") == fmt)]
-        path.write_text("".join(ln + "\n" for ln in kept))
-
-    def report(self) -> dict[str, Any]:
-        report: dict[str, Any] = build_report(RunDir(self.root))
-        return report
-
-
-def _cell(report: dict[str, Any], source: str, target: str, fmt: str) -> dict[str, Any]:
-    found = [c for c in report["cells"] if (c["source"], c["target"], c["format"]) == (source, target, fmt)]
-    assert len(found) == 1, found
-    cell: dict[str, Any] = found[0]
-    return cell
 
 
 @pytest.fixture
@@ -329,7 +176,7 @@ def test_format_the_source_could_not_save_is_skipped_with_the_save_error(run: Fa
     manifest = json.loads(manifest_path.read_text())
     del manifest["models"]["dense"]["formats"]["h5"]
     manifest_path.write_text(json.dumps(manifest))
-    _append_jsonl(run.root / "records" / f"save-{ENV_A.id}.jsonl",
+    append_jsonl(run.root / "records" / f"save-{ENV_A.id}.jsonl",
                   {"kind": "save", "env": ENV_A.id, "model": "dense", "format": "h5", "status": "error",
                    "error": {"type": "AttributeError", "message": "'str' object has no attribute 'decode'"}})
     report = run.report()
@@ -486,8 +333,8 @@ def test_write_reports_writes_strict_json_and_markdown(run: FakeRun) -> None:
     run.load_ok(ENV_A.id, ENV_B.id, "h5", output)
     returned = write_reports(RunDir(run.root))
     text = (run.root / "report.json").read_text(encoding="utf-8")
-    parsed = _strict_json(text)
-    assert parsed == _strict_json(json.dumps(returned))
+    parsed = strict_json(text)
+    assert parsed == strict_json(json.dumps(returned))
     cell = _cell(parsed, ENV_A.id, ENV_B.id, "h5")
     assert cell["status"] == "drift"
     assert cell["max_abs_diff"] is None and cell["max_rel_diff"] is None
@@ -509,17 +356,17 @@ def test_report_json_is_strict_when_reference_has_zeros(run: FakeRun) -> None:
     output[0, 0] = 0.5
     run.load_ok(ENV_A.id, ENV_B.id, "h5", output)
     write_reports(RunDir(run.root))
-    _strict_json((run.root / "report.json").read_text(encoding="utf-8"))
+    strict_json((run.root / "report.json").read_text(encoding="utf-8"))
 
 
-def test_nan_evaluate_result_is_drift_with_null_figures_and_strict_json(run: FakeRun) -> None:
+def test_nan_evaluate_result_is_drift_with_null_figures_andstrict_json(run: FakeRun) -> None:
     run.load_ok(ENV_A.id, ENV_B.id, "h5", run.references[ENV_A.id],
                 evaluate={"compile_metrics": 0.75, "loss": float("nan")})
     report = write_reports(RunDir(run.root))
     cell = _cell(report, ENV_A.id, ENV_B.id, "h5")
     assert cell["status"] == "drift"  # this part holds today
     assert cell["evaluate"]["max_abs_diff"] is None
-    _strict_json((run.root / "report.json").read_text(encoding="utf-8"))
+    strict_json((run.root / "report.json").read_text(encoding="utf-8"))
 
 
 def test_report_is_deterministic(run: FakeRun) -> None:
@@ -532,7 +379,7 @@ def test_report_is_deterministic(run: FakeRun) -> None:
     on_disk = (run.root / "report.json").read_text()
     write_reports(RunDir(run.root))
     assert (run.root / "report.json").read_text() == on_disk
-    assert _strict_json(on_disk)["created"] == "2026-01-02T03:14:05+00:00"  # from run.json, not the clock
+    assert strict_json(on_disk)["created"] == "2026-01-02T03:14:05+00:00"  # from run.json, not the clock
 
 
 def test_torn_last_record_is_ignored(run: FakeRun) -> None:
