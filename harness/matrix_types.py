@@ -58,6 +58,24 @@ class Environment:
         return f"Python {self.python}, {self.tensorflow_package}{self.tensorflow}, {keras}"
 
 
+# (field, wanted) pairs naming environments by the report's environment fields ("id", "python",
+# "keras_major", ...); every pair must match; no pairs match every environment.
+EnvSelector = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """A known incompatibility: the cells it selects may fail with the statuses it allows."""
+
+    reason: str
+    source: EnvSelector = ()
+    target: EnvSelector = ()
+    model: str = "*"  # a name or an fnmatch glob, like format and loader
+    format: str = "*"
+    loader: str = "*"
+    status: tuple[str, ...] = ()  # empty: any failing status
+
+
 @dataclass(frozen=True)
 class Matrix:
     """A validated, expanded matrix file."""
@@ -71,6 +89,7 @@ class Matrix:
     loaders: tuple[str, ...] = ("load_model",)
     tolerance: Tolerance = field(default_factory=Tolerance)
     pip: PipSettings = field(default_factory=PipSettings)
+    expect: tuple[Expectation, ...] = ()
 
 
 def matrix_to_dict(matrix: Matrix) -> dict[str, object]:
@@ -99,4 +118,13 @@ def matrix_from_dict(data: dict[str, Any]) -> Matrix:
             trusted_hosts=tuple(pip.get("trusted_hosts", ())),
             ca_bundle=pip.get("ca_bundle"),
         ),
+        expect=tuple(_expectation(e) for e in data.get("expect", ())),
     )
+
+
+def _expectation(data: dict[str, Any]) -> Expectation:
+    def selector(pairs: list[list[str]]) -> EnvSelector:
+        return tuple((key, wanted) for key, wanted in pairs)
+
+    return Expectation(**{**data, "source": selector(data["source"]), "target": selector(data["target"]),
+                          "status": tuple(data["status"])})

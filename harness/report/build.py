@@ -20,12 +20,10 @@ from harness.compare import compare
 from harness.hints import hint_for
 from harness.matrix_types import Matrix, Tolerance, matrix_from_dict
 from harness.plan import CellKey, expected_cells
+from harness.report.statuses import FAILING, STATUS_ORDER
 from harness.rundir import RunDir
 
 SCHEMA_VERSION = 1
-# Worst last: the grid shows the worst status of a (source, target) pair.
-STATUS_ORDER = ("pass", "unsupported", "skipped", "drift", "error", "timeout", "crash")
-FAILING = frozenset({"drift", "error", "timeout", "crash"})
 # Every cell carries every field (null when it does not apply): a stable contract.
 CELL_DEFAULTS: dict[str, Any] = {
     "max_abs_diff": None, "max_rel_diff": None, "max_ulp": None, "bit_exact": None,

@@ -11,6 +11,7 @@ import pytest
 from harness.agent.catalog import FORMATS, LOADERS
 from harness.matrix import (
     Environment,
+    Expectation,
     Matrix,
     MatrixError,
     PipSettings,
@@ -282,7 +283,7 @@ def test_top_level_settings(tmp_path: Path) -> None:
         tensorflow_package: tensorflow
         base_image: "registry.local/python:{python}-bookworm"
         expect:
-          - {environment: py3.11-tf2.16.2, status: pass}
+          - {target: py3.11-tf2.16.2-full, status: error, reason: no such loader there}
         environments:
           - {python: "3.11", tensorflow: "2.16.2"}
           - python: "3.12"
@@ -302,6 +303,8 @@ def test_top_level_settings(tmp_path: Path) -> None:
     assert (first.id, first.tensorflow_package) == ("py3.11-tf2.16.2-full", "tensorflow")
     assert first.base_image == "registry.local/python:3.11-bookworm"
     assert (second.id, second.base_image) == ("py3.12-tf2.17.0", "my/python-3.12")
+    assert matrix.expect == (Expectation(reason="no such loader there", target=(("id", first.id),),
+                                         status=("error",)),)
 
 
 def test_base_image_override_applies_everywhere(tmp_path: Path) -> None:
@@ -657,7 +660,7 @@ BAD_INPUTS: list[tuple[str, str, list[str]]] = [
     (
         "expect not a list of mappings",
         _ENV + "expect: [pass]",
-        ["expect: expected a list of mappings"],
+        ["expect[0]: expected a non-empty mapping, found the string 'pass'"],
     ),
 ]
 
