@@ -1,40 +1,95 @@
-"""Known causes of load failures: an error's type and message -> a hint naming cause and fix."""
+"""Known causes of load failures: an error, and where it happened, -> a hint naming cause and fix."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class HintContext:
+    """Where an error happened: the Keras versions on both sides, the format and loader."""
+
+    source_keras: str | None = None
+    target_keras: str | None = None
+    format: str | None = None
+    loader: str | None = None
+
+    def majors(self) -> tuple[int | None, int | None]:
+        """(source, target) Keras major versions, None when unknown."""
+        return _major(self.source_keras), _major(self.target_keras)
+
+    def newer_source(self) -> bool:
+        """The file was written by a newer Keras of the same generation than the one loading it."""
+        src, tgt = _version(self.source_keras), _version(self.target_keras)
+        return bool(src and tgt and src[0] == tgt[0] and src > tgt)
+
+
+def _version(text: str | None) -> tuple[int, ...]:
+    parts = re.findall(r"\d+", text or "")[:3]
+    return tuple(int(p) for p in parts)
+
+
+def _major(text: str | None) -> int | None:
+    version = _version(text)
+    return version[0] if version else None
+
+
+@dataclass(frozen=True)
 class Rule:
-    """A pattern over 'Type: message' and the hint it earns."""
+    """A pattern over 'Type: message', an optional condition on the context, and the hint."""
 
     pattern: str
     hint: str
+    when: Callable[[HintContext], bool] | None = None
 
+
+def _k2_to_k3(ctx: HintContext) -> bool:
+    return ctx.majors() == (2, 3)
+
+
+def _k3_to_k2(ctx: HintContext) -> bool:
+    return ctx.majors() == (3, 2)
+
+
+DESERIALIZE = r"Could not (locate|deserialize)|could not be deserialized|Unknown (layer|loss|metric|object)"
+NEWER = ("written by a more recent Keras release than the one loading it: its config holds what this "
+         "version does not know; load it with that release or later, or rebuild the model in code + load_weights")
 
 RULES = (
-    Rule(r"bad marshal data|unknown opcode|SystemError.*(code|lambda)|code\(\) argument",
+    Rule(r"bad marshal data|unknown opcode|code\(\) (argument|takes)|SystemError.*(code|lambda)|marshal",
          "Lambda layer bytecode from another Python version: rebuild the layer in code, or save weights only"),
-    Rule(r"safe_mode|unsafe deserialization|lambda.*not allowed",
-         "Keras 3 safe_mode refused a Lambda layer: rebuild it in code, or pass safe_mode=False for a trusted file"),
-    Rule(r"File format not supported.*SavedModel|legacy SavedModel|TFSMLayer",
+    Rule(r"deserialization of a `?Lambda`? layer|safe_mode|unsafe deserialization",
+         "Keras safe_mode refused a Lambda layer: rebuild it in code, or pass safe_mode=False for a trusted file"),
+    Rule(r"File format not supported|legacy SavedModel|TFSMLayer",
          "Keras 3 load_model cannot read a SavedModel: use keras.layers.TFSMLayer, or re-export the model as .keras"),
+    Rule(DESERIALIZE + r"|keras\.(src\.)?engine|Unrecognized keyword",
+         "written by Keras 2: Keras 3 cannot rebuild its config; load it with tf-keras (TF_USE_LEGACY_KERAS=1), "
+         "or rebuild the model in code + load_weights", _k2_to_k3),
+    Rule(DESERIALIZE + r"|keras\.src\.models|Unrecognized keyword|batch_shape",
+         "written by Keras 3: Keras 2 cannot read it; load it with Keras 3, or rebuild in code + load_weights",
+         _k3_to_k2),
+    Rule(r"Unrecognized keyword|unexpected keyword|takes \d+ positional arguments? but \d+ were given|"
+         + DESERIALIZE, NEWER, lambda ctx: ctx.newer_source()),
     Rule(r"keras\.src\.engine|No module named 'keras\.(src\.)?engine'|keras\.engine",
          "written by Keras 2 (keras.engine): load it with tf-keras (TF_USE_LEGACY_KERAS=1), or rebuild + load_weights"),
-    Rule(r"keras\.src\.models\.functional|keras\.src\.models|module 'keras\.src\.(ops|backend)",
+    Rule(r"keras\.src\.models",
          "written by Keras 3 (keras.src.models): Keras 2 cannot read it; load it with Keras 3, or save weights"),
-    Rule(r"Unknown (layer|loss|metric|activation|object)|Could not locate (class|function)",
-         "custom object not known at load time: pass custom_objects or register it with register_keras_serializable"),
+    Rule(DESERIALIZE + r"|string indices must be integers",
+         "custom object not known at load time: pass custom_objects, or register it with "
+         "register_keras_serializable in the loading process"),
     Rule(r"'str' object has no attribute 'decode'",
          "h5py >= 3 returns str where old Keras expects bytes: pin h5py<3 for this Keras"),
-    Rule(r"Layer count mismatch|axes don't match|shape mismatch|Shapes .* are incompatible",
+    Rule(r"Layer count mismatch|axes don't match|shape mismatch|Shapes .* are incompatible|expected \d+ variables",
          "weights do not fit the rebuilt architecture: the model code changed between save and load"),
-    Rule(r"unexpected keyword argument|Unrecognized keyword arguments",
+    Rule(r"Unrecognized keyword arguments|unexpected keyword argument",
          "the layer config holds arguments this Keras does not know: written by a newer Keras"),
-    Rule(r"No file or directory found|Unable to (open|synchronously open) file|not a zip file|BadZipFile",
-         "the artifact is missing or truncated"),
+    Rule(r"too many positional arguments|Binding inputs to tf\.function failed",
+         "the serving signature takes its inputs by name: call it with a dict of named inputs"),
+    Rule(r"No file or directory found|Unable to (open|synchronously open) file|not a zip file|BadZipFile|"
+         r"not an hdf5|file signature not found",
+         "the artifact is missing or truncated, or not in the format its name says"),
     Rule(r"WorkerCrash.*SIGKILL", "the loading process was killed, most likely out of memory: raise the memory limit"),
     Rule(r"WorkerCrash.*SIG(SEGV|ABRT|BUS|ILL)",
          "the loading process crashed in native code: a TensorFlow/h5py binary incompatibility or a hostile file"),
@@ -43,10 +98,12 @@ RULES = (
 )
 
 
-def hint_for(error_type: str, message: str) -> str | None:
+def hint_for(error_type: str, message: str, context: HintContext | None = None) -> str | None:
     """The first matching hint for an error, or None when the cause is unknown."""
     text = f"{error_type}: {message}"
     for rule in RULES:
+        if rule.when is not None and (context is None or not rule.when(context)):
+            continue
         if re.search(rule.pattern, text, flags=re.IGNORECASE | re.DOTALL):
             return rule.hint
     return None

@@ -17,6 +17,9 @@ from harness.matrix_types import Environment, Matrix
 
 SOURCE_MOUNT = "/opt/harness-src"
 PHASE_TIMEOUT = 3600.0  # whole save or load container, seconds
+# Enough for TensorFlow loading probes; a runaway load is killed inside its
+# container instead of taking the host's memory.
+CONTAINER_MEMORY = "6g"
 
 
 @dataclass(frozen=True)
@@ -51,11 +54,6 @@ def plan_environments(matrix: Matrix, environ: Mapping[str, str], only: Sequence
     return [EnvPlan(env=e, image=plan_image(e, pip)) for e in envs]
 
 
-def applicable_loaders(matrix: Matrix, fmt: str) -> list[str]:
-    """The matrix's loaders that can read a format."""
-    return [loader for loader in matrix.loaders if fmt in catalog.LOADERS.get(loader, ())]
-
-
 def expected_cells(matrix: Matrix, env_ids: Sequence[str]) -> list[CellKey]:
     """Every cell the report must show, in a deterministic order."""
     return [
@@ -63,8 +61,9 @@ def expected_cells(matrix: Matrix, env_ids: Sequence[str]) -> list[CellKey]:
         for source in env_ids
         for target in env_ids
         for model in matrix.models
-        for fmt in matrix.formats
-        for loader in applicable_loaders(matrix, fmt)
+        for fmt in catalog.probe_formats(model, list(matrix.formats))
+        for loader in matrix.loaders
+        if catalog.applies(model, fmt, loader)
     ]
 
 
@@ -80,11 +79,15 @@ def _container(plan: EnvPlan, phase: str, run_id: str, command: Sequence[str], m
             "PYTHONDONTWRITEBYTECODE": "1",  # never write into the mounted source tree
             "TF_CPP_MIN_LOG_LEVEL": "2",
             "HOME": "/tmp",
+            # Fixed and different per phase: the label-order probe shows what a
+            # list(set(...)) class map does when the loading process hashes differently.
+            "PYTHONHASHSEED": "0" if phase == "save" else "1",
         },
         network="none",  # probes and loads never need the network
         user=host_user(),
         timeout=PHASE_TIMEOUT,
         pids_limit=4096,
+        memory=CONTAINER_MEMORY,
     )
 
 

@@ -35,13 +35,17 @@ def plan_tasks(artifacts_root: str, outputs_root: str, loaders: List[str]) -> Li
         for model, entry in sorted(manifest.get("models", {}).items()):
             for fmt, saved in sorted(entry.get("formats", {}).items()):
                 for loader in loaders:
-                    if fmt not in catalog.LOADERS.get(loader, ()):
+                    if not catalog.applies(model, fmt, loader):
                         continue
                     tasks.append({
                         "source": source, "model": model, "format": fmt, "loader": loader,
                         "artifact": os.path.join(src_root, saved["path"]),
+                        "model_dir": os.path.join(src_root, model),
                         "inputs": os.path.join(src_root, entry["inputs"]),
+                        "input_names": entry["input_names"],
                         "labels": os.path.join(src_root, entry["labels"]),
+                        "evaluate": entry.get("evaluate") is not None,
+                        "isolated": loader in catalog.ISOLATED_LOADERS,
                         "output": os.path.join(outputs_root, source, model, fmt, loader + ".npy"),
                     })
     return tasks
@@ -110,6 +114,9 @@ def run_load(spec: Dict[str, Any]) -> int:
     for task in tasks:
         if cell_key(task) in done:
             continue
+        if task["isolated"] and worker is not None:
+            worker.stop()
+            worker = None
         if worker is None:
             worker = Worker()
             if not worker.start():
@@ -122,7 +129,7 @@ def run_load(spec: Dict[str, Any]) -> int:
                 continue
         result = _run_one(worker, task, float(spec.get("timeout", 300)))
         writer.write(dict(base, versions=worker.versions, **_identity(task), **result))
-        if result["status"] in ("crash", "timeout"):
+        if result["status"] in ("crash", "timeout") or task["isolated"]:
             worker.stop()
             worker = None
     if worker is not None:

@@ -15,7 +15,7 @@ from typing import Any, Dict
 
 import numpy as np
 
-from harness.agent import formats
+from harness.agent import formats, probes
 from harness.agent.common import error_info, quiet_tensorflow
 from harness.agent.versions import collect
 
@@ -27,38 +27,45 @@ def run_worker() -> int:
     quiet_tensorflow()
     import tensorflow as tf
 
-    keras = tf.keras
-    results.write(json.dumps({"hello": collect(tf)}) + "\n")
+    versions = collect(tf)
+    ctx = formats.Context(tf, versions)
+    results.write(json.dumps({"hello": versions}) + "\n")
     for line in sys.stdin:
         if not line.strip():
             continue
         task = json.loads(line)
-        results.write(json.dumps(run_task(keras, task), default=str) + "\n")
+        results.write(json.dumps(run_task(ctx, task), default=str) + "\n")
     return 0
 
 
-def run_task(keras: Any, task: Dict[str, Any]) -> Dict[str, Any]:
+def run_task(ctx: formats.Context, task: Dict[str, Any]) -> Dict[str, Any]:
     """Load one artifact with one loader, predict, evaluate; never raise."""
     start = time.monotonic()
+    probe = task["model"]
     try:
-        model = formats.load(keras, task["loader"], task["format"], task["artifact"])
+        if ctx.major >= 3 or ctx.tf.executing_eagerly():
+            ctx.keras.backend.clear_session()  # fresh layer-name counters for every artifact
+        loaded = formats.load(ctx, task["loader"], task["artifact"], probe, task["input_names"])
     except formats.Unsupported as exc:
         return {"status": "unsupported", "error": error_info(exc), "stage": "load", "seconds": _since(start)}
     except Exception as exc:
         return {"status": "error", "error": error_info(exc), "stage": "load", "seconds": _since(start)}
     load_seconds = _since(start)
     try:
-        x = np.load(task["inputs"])
-        outputs, call = formats.predict(model, x)
+        with np.load(task["inputs"]) as data:
+            arrays = [data[name] for name in task["input_names"]]
+        outputs = probes.postprocess(probe, loaded.predict(arrays), task["model_dir"])
         os.makedirs(os.path.dirname(task["output"]), exist_ok=True)
         np.save(task["output"], outputs)
     except Exception as exc:
         return {"status": "error", "error": error_info(exc), "stage": "predict", "seconds": _since(start)}
-    record: Dict[str, Any] = {"status": "ok", "predict_call": call, "load_seconds": load_seconds}
-    try:
-        record["evaluate"] = formats.evaluate(model, x, np.load(task["labels"]))
-    except Exception as exc:  # e.g. a model loaded without its compile config
-        record["evaluate_error"] = error_info(exc)
+    record: Dict[str, Any] = {"status": "ok", "predict_call": loaded.call, "load_seconds": load_seconds,
+                              "loader_options": loaded.options}
+    if loaded.model is not None and task.get("evaluate", True):
+        try:
+            record["evaluate"] = formats.evaluate(loaded.model, arrays, np.load(task["labels"]))
+        except Exception as exc:  # e.g. a model loaded without its compile config
+            record["evaluate_error"] = error_info(exc)
     record["seconds"] = _since(start)
     return record
 

@@ -19,7 +19,8 @@ OUTPUTS = "/harness/outputs"
 def _manifest(env: str, models: dict[str, tuple[str, ...]]) -> dict[str, Any]:
     return {"schema": 1, "env": env, "models": {
         model: {
-            "inputs": f"{model}/inputs.npy", "labels": f"{model}/labels.npy", "reference": f"{model}/reference.npy",
+            "inputs": f"{model}/inputs.npz", "input_names": ["features"], "labels": f"{model}/labels.npy",
+            "reference": f"{model}/reference.npy", "evaluate": {"loss": 0.5},
             "formats": {fmt: {"path": f"{model}/{fmt}/model.{fmt}", "files": {}} for fmt in fmts},
         } for model, fmts in models.items()}}
 
@@ -56,8 +57,12 @@ def test_task_paths_point_into_the_source_and_the_outputs(artifacts: Path) -> No
     assert task == {
         "source": "env-b", "model": "dense", "format": "h5", "loader": "load_model",
         "artifact": f"{root}/env-b/dense/h5/model.h5",
-        "inputs": f"{root}/env-b/dense/inputs.npy",
+        "model_dir": f"{root}/env-b/dense",
+        "inputs": f"{root}/env-b/dense/inputs.npz",
+        "input_names": ["features"],
         "labels": f"{root}/env-b/dense/labels.npy",
+        "evaluate": True,
+        "isolated": False,
         "output": f"{OUTPUTS}/env-b/dense/h5/load_model.npy",
     }
 
