@@ -20,6 +20,7 @@ from harness.compare import compare
 from harness.hints import hint_for
 from harness.matrix_types import Matrix, Tolerance, matrix_from_dict
 from harness.plan import CellKey, expected_cells
+from harness.report.expect import mark_expected
 from harness.report.statuses import FAILING, STATUS_ORDER
 from harness.rundir import RunDir
 
@@ -28,7 +29,7 @@ SCHEMA_VERSION = 1
 CELL_DEFAULTS: dict[str, Any] = {
     "max_abs_diff": None, "max_rel_diff": None, "max_ulp": None, "bit_exact": None,
     "argmax_agreement": None, "evaluate": None, "error": None, "reason": None, "seconds": None,
-    "predict_call": None, "signal": None, "exit_code": None, "expected": None,
+    "predict_call": None, "signal": None, "exit_code": None, "expected": None, "expectation": None,
 }
 
 
@@ -194,23 +195,20 @@ def _summary(cells: list[dict[str, Any]], env_ids: list[str]) -> dict[str, Any]:
     return {"total": len(cells), "counts": {s: counts.get(s, 0) for s in STATUS_ORDER}, "grid": grid}
 
 
-def _verdict(cells: list[dict[str, Any]], environments: list[dict[str, Any]], run_status: str | None
-             ) -> dict[str, Any]:
+def _verdict(cells: list[dict[str, Any]], environments: list[dict[str, Any]], run_status: str | None,
+             unused: list[dict[str, Any]]) -> dict[str, Any]:
     unexpected = [
         f"{c['source']} -> {c['target']}: {c['model']}/{c['format']}/{c['loader']} {c['status']}"
-        for c in cells if c["status"] in FAILING and c.get("expected") is not True
+        for c in cells if c["status"] in FAILING and c["expected"] is False
     ]
     unexpected += [f"{e['id']}: {e['status']}" for e in environments if e["status"] != "ok"]
     # Cells that were never checked, other than those of a failed build (named above),
     # are listed once per cause: nothing unchecked may pass as "all as expected".
-    failed_builds = {e["id"] for e in environments if e["status"] != "ok"}
-    unexpected += sorted({
-        c["reason"] for c in cells
-        if c["status"] == "skipped" and not failed_builds & {c["source"], c["target"]} and c.get("expected") is not True
-    })
+    unexpected += sorted({c["reason"] for c in cells if c["status"] == "skipped" and c["expected"] is False})
     if run_status in ("running", "interrupted"):
         unexpected.append(f"the run is {run_status}, not complete: continue it with run --resume")
-    return {"exit_code": 1 if unexpected else 0, "unexpected": unexpected, "regressions": []}
+    return {"exit_code": 1 if unexpected else 0, "unexpected": unexpected, "regressions": [],
+            "unused_expectations": unused}
 
 
 def build_report(run_dir: RunDir) -> dict[str, Any]:
@@ -229,6 +227,7 @@ def build_report(run_dir: RunDir) -> dict[str, Any]:
         tolerance=matrix.tolerance,
     )
     cells = [{**CELL_DEFAULTS, **_cell(data, key)} for key in expected_cells(matrix, env_ids)]
+    unused = mark_expected(cells, matrix.expect, environments)
     models = [
         {"name": m, "kind": "probe", "hazards": catalog.PROBES.get(m, {}).get("hazards", []),
          "description": catalog.PROBES.get(m, {}).get("description", "")}
@@ -245,5 +244,5 @@ def build_report(run_dir: RunDir) -> dict[str, Any]:
         "models": models,
         "cells": cells,
         "summary": _summary(cells, env_ids),
-        "verdict": _verdict(cells, environments, run.get("status")),
+        "verdict": _verdict(cells, environments, run.get("status"), unused),
     }

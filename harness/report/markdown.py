@@ -57,28 +57,59 @@ def _failures(report: dict[str, Any]) -> list[str]:
         elif c.get("reason"):
             head += f": {_escape(c['reason'])}"
         if c.get("expected"):
-            head += " (expected)"
+            head += f" (expected: {_escape(c['expectation'])})"
         lines.append(head)
     if len(failing) > MAX_FAILURES:
         lines.append(f"- … and {len(failing) - MAX_FAILURES} more in report.json")
     return lines
 
 
+def outcome(verdict: dict[str, Any]) -> str:
+    """One phrase for the verdict: 'all cells as expected', or what broke it."""
+    parts = []
+    if verdict["unexpected"]:
+        parts.append(f"{len(verdict['unexpected'])} unexpected failure(s)")
+    if verdict["regressions"]:
+        parts.append(f"{len(verdict['regressions'])} regression(s)")
+    return ", ".join(parts) or "all cells as expected"
+
+
+def _regressions(report: dict[str, Any]) -> list[str]:
+    regressions = report["verdict"]["regressions"]
+    if not regressions:
+        return []
+    lines = ["## Regressions against the baseline", ""]
+    for r in regressions:
+        lines.append(f"- `{r['source']}` → `{r['target']}` {r['model']}/{r['format']}/{r['loader']}: "
+                     f"{r['kind'].replace('_', ' ')}: {_escape(r['old'])} → {_escape(r['new'])}")
+    return [*lines, ""]
+
+
+def _unused(report: dict[str, Any]) -> list[str]:
+    unused = report["verdict"]["unused_expectations"]
+    if not unused:
+        return []
+    lines = ["## Expectations that matched no cell", ""]
+    lines += [f"- `expect[{u['index']}]`: {_escape(u['reason'])}" for u in unused]
+    return [*lines, ""]
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The whole report.md."""
     verdict = report["verdict"]
     counts = ", ".join(f"{n} {s}" for s, n in report["summary"]["counts"].items() if n)
-    outcome = ("all cells as expected" if verdict["exit_code"] == 0
-               else f"{len(verdict['unexpected'])} unexpected failure(s)")
+    expected = sum(1 for c in report["cells"] if c.get("expected"))
     lines = [
         f"# Compatibility report: {report['matrix']['name']}",
         "",
-        f"**{outcome}** (exit {verdict['exit_code']}). {report['summary']['total']} cells: {counts}.",
+        f"**{outcome(verdict)}** (exit {verdict['exit_code']}). {report['summary']['total']} cells: {counts}"
+        + (f"; {expected} expected failure(s)." if expected else "."),
         f"Rows: the environment that saved the model; columns: the one that loaded it. "
         f"Tolerance rtol={report['tolerance']['rtol']:g}, atol={report['tolerance']['atol']:g}.",
         "",
         *render_grid(report),
         "",
+        *_regressions(report),
         "## Environments",
         "",
         *_environments(report),
@@ -87,6 +118,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         *_failures(report),
         "",
+        *_unused(report),
         f"<sub>harness {report['harness_version']}, report schema {report['schema_version']}, "
         f"created {report['created']}</sub>",
         "",

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from harness.agent.records import RECORD_SCHEMA
-from harness.matrix_types import Environment, Matrix, Tolerance, matrix_to_dict
+from harness.matrix_types import Environment, Expectation, Matrix, Tolerance, matrix_to_dict
 from harness.report.build import build_report
 from harness.rundir import RunDir
 
@@ -60,13 +60,14 @@ class FakeRun:
     """A run directory as a finished `harness run` leaves it; every load passes until a test changes it."""
 
     def __init__(self, root: Path, envs: tuple[Environment, ...] = (ENV_A, ENV_B),
-                 status: dict[str, str] | None = None, tolerance: Tolerance | None = None) -> None:
+                 status: dict[str, str] | None = None, tolerance: Tolerance | None = None,
+                 expect: tuple[Expectation, ...] = ()) -> None:
         self.root = root
         self.envs = envs
         self.status = {e.id: "ok" for e in envs} | (status or {})
         self.matrix = Matrix(name="fake", path="matrices/fake.yaml", sha256="ab" * 32, environments=envs,
                              models=("dense",), formats=FORMATS, loaders=("load_model",),
-                             tolerance=tolerance or Tolerance())
+                             tolerance=tolerance or Tolerance(), expect=expect)
         self.references: dict[str, np.ndarray] = {}
         for sub in ("artifacts", "records", "outputs", "envs", "logs"):
             (root / sub).mkdir(parents=True, exist_ok=True)

@@ -51,7 +51,7 @@ def test_unchanged_outputs_pass_bit_exact(run: FakeRun) -> None:
     assert cell["seconds"] == 0.3
     assert cell["evaluate"]["source"] == EVALUATE and cell["evaluate"]["target"] == EVALUATE
     assert cell["evaluate"]["max_abs_diff"] == 0.0
-    assert report["verdict"] == {"exit_code": 0, "unexpected": [], "regressions": []}
+    assert report["verdict"] == {"exit_code": 0, "unexpected": [], "regressions": [], "unused_expectations": []}
 
 
 def test_perturbed_output_drifts_by_exactly_the_perturbation(run: FakeRun) -> None:

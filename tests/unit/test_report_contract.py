@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from harness import __version__
-from harness.matrix_types import Environment, Matrix, matrix_to_dict
+from harness.matrix_types import Environment, Expectation, Matrix, matrix_to_dict
 from harness.report.build import CELL_DEFAULTS, SCHEMA_VERSION
 from harness.report.writers import write_reports
 from harness.rundir import RunDir
@@ -31,10 +31,10 @@ ENVIRONMENT_KEYS = {
 CELL_KEYS = {
     "source", "target", "model", "format", "loader", "status",
     "max_abs_diff", "max_rel_diff", "max_ulp", "bit_exact", "argmax_agreement", "evaluate", "error", "reason",
-    "seconds", "predict_call", "signal", "exit_code", "expected",
+    "seconds", "predict_call", "signal", "exit_code", "expected", "expectation",
 }
 ERROR_KEYS = {"type", "message", "hint", "traceback"}
-VERDICT_KEYS = {"exit_code", "unexpected", "regressions"}
+VERDICT_KEYS = {"exit_code", "unexpected", "regressions", "unused_expectations"}
 SUMMARY_KEYS = {"total", "counts", "grid"}
 STATUSES = ["pass", "unsupported", "skipped", "drift", "error", "timeout", "crash"]
 
@@ -50,7 +50,8 @@ def _jsonl(path: Path, *records: dict[str, Any]) -> None:
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """report.json of a run with a pass, an error, a skipped (unsaved format) and build_error cells."""
     root = tmp_path_factory.mktemp("run")
-    matrix = Matrix(name="contract", path="m.yaml", sha256="0" * 64, environments=(OK, BROKEN))
+    matrix = Matrix(name="contract", path="m.yaml", sha256="0" * 64, environments=(OK, BROKEN),
+                    expect=(Expectation(reason="h5 crashes", format="h5", status=("crash",)),))
     run = {
         "run_id": "r1", "created": "2026-01-01T00:00:00+00:00", "finished": "2026-01-01T00:10:00+00:00",
         "matrix": matrix_to_dict(matrix),
@@ -153,3 +154,12 @@ def test_verdict_keys(report: dict[str, Any]) -> None:
     assert verdict["exit_code"] == 1
     assert verdict["unexpected"] == [f"{BROKEN.id}: build_error", f"{OK.id} could not save dense/keras"]
     assert verdict["regressions"] == []
+    assert verdict["unused_expectations"] == [{"index": 0, "reason": "h5 crashes"}]
+
+
+def test_expected_is_null_false_or_true(report: dict[str, Any]) -> None:
+    flags = {(c["source"], c["target"], c["format"]): (c["status"], c["expected"], c["expectation"])
+             for c in report["cells"]}
+    assert flags[(OK.id, OK.id, "h5")] == ("pass", None, None)
+    assert flags[(OK.id, OK.id, "keras")] == ("skipped", False, None)  # never checked: counts against the verdict
+    assert flags[(OK.id, BROKEN.id, "h5")] == ("skipped", None, None)  # the failed build is counted instead

@@ -1,0 +1,100 @@
+"""Expectations applied to a report: which cells they cover, the verdict, and stale entries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fake_run import ENV_A, ENV_B, KERAS2_IN_KERAS3, FakeRun, cell
+from harness.matrix_types import Expectation
+from harness.report.expect import covers, env_matches
+from harness.report.markdown import render_markdown
+
+KERAS3 = (("keras_major", "3"),)
+ERROR = {"status": "error", "stage": "load", "error": {"type": "TypeError", "message": KERAS2_IN_KERAS3}}
+
+
+def _broken_run(root: Path, *expect: Expectation) -> FakeRun:
+    """ENV_A's .keras file fails to load in ENV_B (Keras 3); everything else passes."""
+    run = FakeRun(root, expect=expect)
+    run.load_failed(ENV_A.id, ENV_B.id, "keras", **ERROR)
+    return run
+
+
+def test_covered_failure_is_expected_and_the_verdict_passes(tmp_path: Path) -> None:
+    reason = "a Keras 2 .keras file does not load in Keras 3"
+    run = _broken_run(tmp_path, Expectation(reason=reason, target=KERAS3, format="keras", status=("error",)))
+    report = run.report()
+    broken = cell(report, ENV_A.id, ENV_B.id, "keras")
+    assert (broken["status"], broken["expected"], broken["expectation"]) == ("error", True, reason)
+    assert cell(report, ENV_A.id, ENV_B.id, "h5")["expected"] is None  # pass
+    assert report["verdict"]["unexpected"] == []
+    assert report["verdict"]["unused_expectations"] == []
+    assert report["verdict"]["exit_code"] == 0
+    assert f"(expected: {reason})" in render_markdown(report)
+    assert "1 expected failure(s)" in render_markdown(report)
+
+
+def test_an_expectation_for_another_status_does_not_cover(tmp_path: Path) -> None:
+    run = _broken_run(tmp_path, Expectation(reason="only drift", target=KERAS3, status=("drift",)))
+    report = run.report()
+    assert cell(report, ENV_A.id, ENV_B.id, "keras")["expected"] is False
+    assert report["verdict"]["unexpected"] == [f"{ENV_A.id} -> {ENV_B.id}: dense/keras/load_model error"]
+    assert report["verdict"]["unused_expectations"] == [{"index": 0, "reason": "only drift"}]
+    assert report["verdict"]["exit_code"] == 1
+
+
+def test_uncovered_failure_is_false_and_passes_are_null(tmp_path: Path) -> None:
+    report = _broken_run(tmp_path).report()
+    flags = {(c["source"], c["target"], c["format"]): c["expected"] for c in report["cells"]}
+    assert flags.pop((ENV_A.id, ENV_B.id, "keras")) is False
+    assert set(flags.values()) == {None}
+
+
+def test_stale_expectation_is_listed_but_does_not_fail(tmp_path: Path) -> None:
+    run = FakeRun(tmp_path, expect=(Expectation(reason="old bug", source=(("id", "py3.9-*"),)),))
+    report = run.report()
+    assert report["verdict"]["unused_expectations"] == [{"index": 0, "reason": "old bug"}]
+    assert report["verdict"]["exit_code"] == 0
+    assert "`expect[0]`: old bug" in render_markdown(report)
+
+
+def test_the_first_covering_expectation_is_recorded(tmp_path: Path) -> None:
+    run = _broken_run(tmp_path, Expectation(reason="first", format="k*"), Expectation(reason="second"))
+    report = run.report()
+    assert cell(report, ENV_A.id, ENV_B.id, "keras")["expectation"] == "first"
+    assert report["verdict"]["unused_expectations"] == [{"index": 1, "reason": "second"}]
+
+
+def test_cells_never_checked_can_be_expected(tmp_path: Path) -> None:
+    run = FakeRun(tmp_path, expect=(Expectation(reason="flaky load container", target=(("id", ENV_B.id),),
+                                                status=("skipped",)),))
+    run.drop_records(ENV_B.id, ENV_A.id, "h5")
+    report = run.report()
+    skipped = cell(report, ENV_A.id, ENV_B.id, "h5")
+    assert (skipped["status"], skipped["expected"]) == ("skipped", True)
+    assert report["verdict"]["exit_code"] == 0
+
+
+def test_env_selector_fields() -> None:
+    env: dict[str, Any] = {"id": "py3.9-tf2.12.1", "python": "3.9.2", "tensorflow": "2.12.1", "keras": "2.12.0",
+                           "keras_major": 2, "keras_package": "keras"}
+    assert env_matches((), env)
+    assert env_matches((("python", "3.9"),), env)  # a version prefix
+    assert not env_matches((("python", "3.1"),), env)  # ... on whole components only
+    assert env_matches((("keras_major", "2"), ("tensorflow", "2.12.*")), env)
+    assert not env_matches((("keras_major", "3"), ("tensorflow", "2.12.*")), env)  # every pair must match
+    assert env_matches((("id", "py3.9-*"),), env)
+    assert not env_matches((("keras_major", "2"),), {**env, "keras_major": None})  # e.g. a failed build
+
+
+def test_covers_checks_every_selector() -> None:
+    envs = {"a": {"id": "a"}, "b": {"id": "b"}}
+    c = {"source": "a", "target": "b", "model": "dense", "format": "h5", "loader": "load_model", "status": "drift"}
+    assert covers(Expectation(reason="r"), c, envs)  # any failing status by default
+    assert not covers(Expectation(reason="r"), {**c, "status": "pass"}, envs)
+    assert not covers(Expectation(reason="r"), {**c, "status": "skipped"}, envs)  # only when named
+    assert covers(Expectation(reason="r", status=("skipped",)), {**c, "status": "skipped"}, envs)
+    assert not covers(Expectation(reason="r", source=(("id", "b"),)), c, envs)
+    assert not covers(Expectation(reason="r", loader="rebuild*"), c, envs)
+    assert covers(Expectation(reason="r", model="d*", format="h5", loader="load_model"), c, envs)
