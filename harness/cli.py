@@ -15,6 +15,7 @@ from types import FrameType
 from harness import __version__
 from harness.console import Console
 from harness.errors import EXIT_INTERRUPTED, HarnessError, UsageError
+from harness.rundir import RunDir
 
 log = logging.getLogger("harness")
 MEMORY_PER_JOB = 6 * 1024**3  # a TensorFlow process loading probes stays well below this
@@ -68,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="base image template, e.g. 'harness-base:{python}' (env HARNESS_BASE_IMAGE)")
     run.add_argument("--cell-timeout", type=_positive_float, default=300.0,
                      help="seconds one load may take before it is a timeout cell (default 300)")
+    run.add_argument("--baseline", type=Path, metavar="REPORT",
+                     help="an earlier report.json (or its run directory): cells that got worse are regressions")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
 
     validate = sub.add_parser("validate", help="parse and expand a matrix; build nothing")
@@ -77,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="re-render the reports of a run directory from its records")
     report.add_argument("run_dir", type=Path)
     report.add_argument("--format", choices=("json", "md"), help="also print this format to stdout")
+    report.add_argument("--baseline", type=Path, metavar="REPORT",
+                        help="an earlier report.json (or its run directory); default: the one run.json records")
+
+    diff = sub.add_parser("diff", help="what changed between two reports: new failures, fixed cells, figures")
+    diff.add_argument("old", type=Path, help="the earlier report.json (or its run directory)")
+    diff.add_argument("new", type=Path, help="the later report.json (or its run directory)")
     return parser
 
 
@@ -111,16 +120,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.engine import LABEL_RUN, DockerCLI
     from harness.matrix import load_matrix
     from harness.plan import plan_environments
-    from harness.rundir import RunDir, default_out
+    from harness.report.schema import load_report
+    from harness.report.writers import write_reports
+    from harness.rundir import default_out
     from harness.runner import Runner, RunOptions
 
     if args.resume and args.out is None:
         raise UsageError("--resume needs --out RUN_DIR: the run to continue")
     matrix = load_matrix(args.matrix, base_image=args.base_image)
+    if args.baseline is not None:
+        load_report(args.baseline, "baseline")  # a bad baseline is exit 2 before anything is built
     plans = plan_environments(matrix, os.environ, args.only)
     engine = DockerCLI()
     engine.ping()
     run_dir = RunDir.prepare(args.out or default_out(matrix.name), resume=args.resume)
+    baseline = args.baseline or (_recorded_baseline(run_dir) if args.resume else None)
     console = Console(quiet=args.quiet)
     jobs = args.jobs or default_jobs()
     run_id = uuid.uuid4().hex[:10]
@@ -135,24 +149,46 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"harness: interrupted; removed {removed} container(s); continue with "
               f"--resume --out {run_dir.path}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    if baseline is not None:
+        report = write_reports(run_dir, baseline=baseline)  # records it in run.json, adds the regressions
     console.grid(report)
     console.step(f"reports in {run_dir.path}: report.json, report.md")
     return int(report["verdict"]["exit_code"])
 
 
+def _recorded_baseline(run_dir: RunDir) -> Path | None:
+    """The baseline an earlier `run --baseline` recorded in run.json, checked now (exit 2 if it is gone)."""
+    from harness.report.schema import load_report
+
+    recorded = run_dir.read_run().get("baseline")
+    if not recorded:
+        return None
+    load_report(Path(recorded), "baseline (recorded in run.json)")
+    return Path(recorded)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
-    """Rebuild report.json and report.md from the stored records."""
+    """Rebuild every report format from the stored records."""
     from harness.report.writers import write_reports
-    from harness.rundir import RunDir
 
     run_dir = RunDir.open_existing(args.run_dir)
-    report = write_reports(run_dir)
+    report = write_reports(run_dir, baseline=args.baseline)
     if args.format:
         print((run_dir.path / f"report.{args.format}").read_text(encoding="utf-8"), end="")
     return int(report["verdict"]["exit_code"])
 
 
-COMMANDS = {"run": cmd_run, "validate": cmd_validate, "report": cmd_report}
+def cmd_diff(args: argparse.Namespace) -> int:
+    """Print what changed between two reports; exit 1 when a cell got worse."""
+    from harness.report.diff import diff_reports, render_diff
+    from harness.report.schema import load_report
+
+    diff = diff_reports(load_report(args.old, "old report"), load_report(args.new, "new report"))
+    print(render_diff(diff), end="")
+    return 1 if diff["regressions"] else 0
+
+
+COMMANDS = {"run": cmd_run, "validate": cmd_validate, "report": cmd_report, "diff": cmd_diff}
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:

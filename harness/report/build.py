@@ -20,11 +20,12 @@ from harness.compare import compare
 from harness.hints import hint_for
 from harness.matrix_types import Matrix, Tolerance, matrix_from_dict
 from harness.plan import CellKey, expected_cells
+from harness.report.diff import regressions
 from harness.report.expect import mark_expected
+from harness.report.schema import SCHEMA_VERSION
 from harness.report.statuses import FAILING, STATUS_ORDER
 from harness.rundir import RunDir
 
-SCHEMA_VERSION = 1
 # Every cell carries every field (null when it does not apply): a stable contract.
 CELL_DEFAULTS: dict[str, Any] = {
     "max_abs_diff": None, "max_rel_diff": None, "max_ulp": None, "bit_exact": None,
@@ -196,7 +197,7 @@ def _summary(cells: list[dict[str, Any]], env_ids: list[str]) -> dict[str, Any]:
 
 
 def _verdict(cells: list[dict[str, Any]], environments: list[dict[str, Any]], run_status: str | None,
-             unused: list[dict[str, Any]]) -> dict[str, Any]:
+             unused: list[dict[str, Any]], regressed: list[dict[str, Any]]) -> dict[str, Any]:
     unexpected = [
         f"{c['source']} -> {c['target']}: {c['model']}/{c['format']}/{c['loader']} {c['status']}"
         for c in cells if c["status"] in FAILING and c["expected"] is False
@@ -207,12 +208,12 @@ def _verdict(cells: list[dict[str, Any]], environments: list[dict[str, Any]], ru
     unexpected += sorted({c["reason"] for c in cells if c["status"] == "skipped" and c["expected"] is False})
     if run_status in ("running", "interrupted"):
         unexpected.append(f"the run is {run_status}, not complete: continue it with run --resume")
-    return {"exit_code": 1 if unexpected else 0, "unexpected": unexpected, "regressions": [],
+    return {"exit_code": 1 if unexpected or regressed else 0, "unexpected": unexpected, "regressions": regressed,
             "unused_expectations": unused}
 
 
-def build_report(run_dir: RunDir) -> dict[str, Any]:
-    """The whole report as a JSON-ready dict, deterministic for the same run directory."""
+def build_report(run_dir: RunDir, baseline: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The whole report as a JSON-ready dict, deterministic for the same run directory (and baseline)."""
     run = run_dir.read_run()
     matrix: Matrix = matrix_from_dict(run["matrix"])
     environments = [_environment(run_dir, e) for e in run["environments"]]
@@ -228,6 +229,8 @@ def build_report(run_dir: RunDir) -> dict[str, Any]:
     )
     cells = [{**CELL_DEFAULTS, **_cell(data, key)} for key in expected_cells(matrix, env_ids)]
     unused = mark_expected(cells, matrix.expect, environments)
+    tolerance = {"rtol": matrix.tolerance.rtol, "atol": matrix.tolerance.atol}
+    regressed = [] if baseline is None else regressions(baseline, {"cells": cells, "tolerance": tolerance})
     models = [
         {"name": m, "kind": "probe", "hazards": catalog.PROBES.get(m, {}).get("hazards", []),
          "description": catalog.PROBES.get(m, {}).get("description", "")}
@@ -239,10 +242,10 @@ def build_report(run_dir: RunDir) -> dict[str, Any]:
         "matrix": {"name": matrix.name, "path": matrix.path, "sha256": matrix.sha256},
         "created": run.get("finished") or run.get("created") or dt.datetime.now(dt.timezone.utc).isoformat(),
         "run_id": run.get("run_id"),
-        "tolerance": {"rtol": matrix.tolerance.rtol, "atol": matrix.tolerance.atol},
+        "tolerance": tolerance,
         "environments": environments,
         "models": models,
         "cells": cells,
         "summary": _summary(cells, env_ids),
-        "verdict": _verdict(cells, environments, run.get("status"), unused),
+        "verdict": _verdict(cells, environments, run.get("status"), unused, regressed),
     }

@@ -16,7 +16,9 @@ import pytest
 
 from harness import __version__
 from harness.matrix_types import Environment, Expectation, Matrix, matrix_to_dict
-from harness.report.build import CELL_DEFAULTS, SCHEMA_VERSION
+from harness.report.build import CELL_DEFAULTS
+from harness.report.diff import regressions
+from harness.report.schema import SCHEMA_VERSION
 from harness.report.writers import write_reports
 from harness.rundir import RunDir
 
@@ -35,6 +37,8 @@ CELL_KEYS = {
 }
 ERROR_KEYS = {"type", "message", "hint", "traceback"}
 VERDICT_KEYS = {"exit_code", "unexpected", "regressions", "unused_expectations"}
+REGRESSION_KEYS = {"source", "target", "model", "format", "loader", "kind", "old", "new"}
+REGRESSION_KINDS = {"stopped_passing", "drift_grown", "new_error_type"}
 SUMMARY_KEYS = {"total", "counts", "grid"}
 STATUSES = ["pass", "unsupported", "skipped", "drift", "error", "timeout", "crash"]
 
@@ -163,3 +167,12 @@ def test_expected_is_null_false_or_true(report: dict[str, Any]) -> None:
     assert flags[(OK.id, OK.id, "h5")] == ("pass", None, None)
     assert flags[(OK.id, OK.id, "keras")] == ("skipped", False, None)  # never checked: counts against the verdict
     assert flags[(OK.id, BROKEN.id, "h5")] == ("skipped", None, None)  # the failed build is counted instead
+
+
+def test_regression_entry_keys(report: dict[str, Any]) -> None:
+    baseline = {**report, "cells": [{**c, "status": "pass"} for c in report["cells"]]}
+    found = regressions(baseline, report)
+    assert found
+    for entry in found:
+        assert set(entry) == REGRESSION_KEYS
+        assert entry["kind"] in REGRESSION_KINDS
