@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="re-render the reports of a run directory from its records")
     report.add_argument("run_dir", type=Path)
-    report.add_argument("--format", choices=("json", "md"), help="also print this format to stdout")
+    report.add_argument("--format", choices=("json", "md", "junit"), help="also print this format to stdout")
     report.add_argument("--baseline", type=Path, metavar="REPORT",
                         help="an earlier report.json (or its run directory); default: the one run.json records")
 
@@ -169,12 +169,12 @@ def _recorded_baseline(run_dir: RunDir) -> Path | None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Rebuild every report format from the stored records."""
-    from harness.report.writers import write_reports
+    from harness.report.writers import FILES, write_reports
 
     run_dir = RunDir.open_existing(args.run_dir)
     report = write_reports(run_dir, baseline=args.baseline)
     if args.format:
-        print((run_dir.path / f"report.{args.format}").read_text(encoding="utf-8"), end="")
+        print((run_dir.path / FILES[args.format]).read_text(encoding="utf-8"), end="")
     return int(report["verdict"]["exit_code"])
 
 

@@ -6,9 +6,19 @@ from pathlib import Path
 from typing import Any
 
 from harness.report.build import build_report
+from harness.report.junit import render_junit
 from harness.report.markdown import render_markdown
 from harness.report.schema import load_report
 from harness.rundir import RunDir, write_json_atomic
+
+# --format name -> file in the run directory
+FILES = {"json": "report.json", "md": "report.md", "junit": "junit.xml"}
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
 
 
 def _baseline(run_dir: RunDir, path: Path | None) -> dict[str, Any] | None:
@@ -24,11 +34,9 @@ def _baseline(run_dir: RunDir, path: Path | None) -> dict[str, Any] | None:
 
 
 def write_reports(run_dir: RunDir, baseline: Path | None = None) -> dict[str, Any]:
-    """Build report.json from the records (regressions against a baseline) and render report.md from it."""
+    """Build report.json from the records (regressions against a baseline) and render every other format from it."""
     report = build_report(run_dir, _baseline(run_dir, baseline))
-    write_json_atomic(run_dir.path / "report.json", report)
-    md = run_dir.path / "report.md"
-    tmp = md.with_suffix(".md.tmp")
-    tmp.write_text(render_markdown(report), encoding="utf-8")
-    tmp.replace(md)
+    write_json_atomic(run_dir.path / FILES["json"], report)
+    _write_text(run_dir.path / FILES["md"], render_markdown(report))
+    _write_text(run_dir.path / FILES["junit"], render_junit(report))
     return report

@@ -1,0 +1,102 @@
+"""junit.xml for CI test views: one testcase per cell, rendered from report.json.
+
+One testsuite per *target* environment rather than per (source, target) pair: the load, which is
+the test, runs in the target, so each suite's <properties> describe the environment its tests ran
+in, which is what JUnit consumers show them as; suites grow with the environments (n) rather than
+the pairs (n²), which keeps CI test views short; and each testcase's classname `source -> target`
+still names the pair. A source's versions are the properties of its own suite.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from typing import Any
+
+PROPERTIES = ("python", "tensorflow", "keras", "keras_package", "keras_major", "image", "image_id", "status", "error")
+MAX_MESSAGE = 500
+# XML 1.0 cannot carry most control characters at all (not even escaped); tracebacks can hold them.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _text(value: object) -> str:
+    return _NOT_XML.sub("\ufffd", str(value))
+
+
+def _message(text: str) -> str:
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return first if len(first) <= MAX_MESSAGE else first[: MAX_MESSAGE - 1] + "…"
+
+
+def _details(cell: dict[str, Any]) -> str:
+    """Everything a reader of the CI log needs about one cell, as plain lines."""
+    lines = [f"status: {cell['status']}"]
+    lines += [f"{name}: {cell[name]}" for name in ("max_abs_diff", "max_rel_diff", "max_ulp", "bit_exact",
+                                                   "argmax_agreement", "reason") if cell.get(name) is not None]
+    error = cell.get("error") or {}
+    if error:
+        lines.append(f"error: {error.get('type')}: {error.get('message')}")
+        lines += [f"hint: {error['hint']}"] if error.get("hint") else []
+        lines += ["", str(error["traceback"])] if error.get("traceback") else []
+    return "\n".join(lines)
+
+
+def _outcome(cell: dict[str, Any]) -> tuple[str, str] | None:
+    """(element, message) of a cell that did not simply pass: skipped, failure or error."""
+    status, error = cell["status"], cell.get("error") or {}
+    if cell.get("expected"):
+        return "skipped", f"expected: {cell.get('expectation')} ({status})"
+    if status in ("skipped", "unsupported"):
+        return "skipped", f"{status}: {cell.get('reason') or ''}".rstrip(": ")
+    if status == "drift":
+        return "failure", str(cell.get("reason") or "drift beyond tolerance")
+    if status == "pass":
+        return None
+    return "error", f"{error.get('type') or status}: {error.get('message') or cell.get('reason') or status}"
+
+
+def _testcase(suite: ET.Element, cell: dict[str, Any]) -> str | None:
+    case = ET.SubElement(suite, "testcase", classname=f"{cell['source']} -> {cell['target']}",
+                         name=f"{cell['model']}/{cell['format']}/{cell['loader']}",
+                         time=f"{cell.get('seconds') or 0:.3f}")
+    outcome = _outcome(cell)
+    if outcome is None:
+        return None
+    tag, message = outcome
+    element = ET.SubElement(case, tag, message=_text(_message(message)))
+    if tag != "skipped":
+        element.set("type", _text(cell["status"] if tag == "failure" else (cell.get("error") or {}).get("type")
+                                  or cell["status"]))
+    element.text = _text(_details(cell))
+    return tag
+
+
+def _suite(parent: ET.Element, report: dict[str, Any], env: dict[str, Any]) -> dict[str, int]:
+    cells = [c for c in report["cells"] if c["target"] == env["id"]]
+    suite = ET.SubElement(parent, "testsuite", name=env["id"])
+    properties = ET.SubElement(suite, "properties")
+    for name in PROPERTIES:
+        if env.get(name) is not None:
+            ET.SubElement(properties, "property", name=name, value=_text(env[name]))
+    counts = {"tests": len(cells), "failures": 0, "errors": 0, "skipped": 0}
+    for cell in cells:
+        tag = _testcase(suite, cell)
+        if tag is not None:
+            counts["failures" if tag == "failure" else "errors" if tag == "error" else "skipped"] += 1
+    seconds = sum(c.get("seconds") or 0 for c in cells)
+    for key, value in {**counts, "time": f"{seconds:.3f}", "timestamp": report["created"]}.items():
+        suite.set(key, str(value))
+    return counts
+
+
+def render_junit(report: dict[str, Any]) -> str:
+    """The whole junit.xml, deterministic for the same report."""
+    root = ET.Element("testsuites", name=f"harness: {_text(report['matrix']['name'])}")
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    for env in report["environments"]:
+        for key, value in _suite(root, report, env).items():
+            totals[key] += value
+    for key, value in totals.items():
+        root.set(key, str(value))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

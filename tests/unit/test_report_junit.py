@@ -1,0 +1,117 @@
+"""junit.xml parsed back: one testcase per cell, outcomes that match the statuses, versions as properties."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from fake_run import ENV_A, ENV_B, ENV_C, KERAS2_IN_KERAS3, FakeRun
+from harness.cli import main
+from harness.matrix_types import Expectation
+from harness.report.junit import render_junit
+
+CRASH = {"status": "crash", "signal": "SIGSEGV", "exit_code": -11,
+         "error": {"type": "WorkerCrash", "message": "worker killed by SIGSEGV"}}
+
+
+@pytest.fixture
+def report(tmp_path: Path) -> dict[str, Any]:
+    """Every kind of outcome: pass, drift, error (with control characters), expected crash, skipped, build error."""
+    run = FakeRun(tmp_path / "run", envs=(ENV_A, ENV_B, ENV_C), status={ENV_C.id: "build_error"},
+                  expect=(Expectation(reason="segfaults in h5py", status=("crash",)),))
+    output = run.references[ENV_A.id].copy()
+    output[0, 0] += np.float32(0.5)
+    run.load_ok(ENV_A.id, ENV_B.id, "h5", output)
+    run.load_failed(ENV_A.id, ENV_B.id, "keras", status="error", stage="load",
+                    error={"type": "TypeError", "message": KERAS2_IN_KERAS3 + "\x1b[31m\x00",
+                           "traceback": "Traceback (most recent call last):\n  ...\x07"})
+    run.load_failed(ENV_B.id, ENV_A.id, "h5", **CRASH)
+    run.drop_records(ENV_A.id, ENV_A.id, "keras")
+    result: dict[str, Any] = run.report()
+    return result
+
+
+def _cases(root: ET.Element) -> list[ET.Element]:
+    return root.findall("./testsuite/testcase")
+
+
+def _outcome(case: ET.Element) -> str:
+    children = [child.tag for child in case]
+    assert len(children) <= 1
+    return children[0] if children else "pass"
+
+
+def test_one_testcase_per_cell_and_outcomes_match_the_statuses(report: dict[str, Any]) -> None:
+    root = ET.fromstring(render_junit(report))
+    cases = _cases(root)
+    assert len(cases) == len(report["cells"]) == 3 * 3 * 2
+    by_id = {(c.get("classname"), c.get("name")): _outcome(c) for c in cases}
+    assert len(by_id) == len(cases)
+    expected = Counter(
+        "skipped" if c["expected"] or c["status"] in ("skipped", "unsupported")
+        else "failure" if c["status"] == "drift" else "error" if c["status"] != "pass" else "pass"
+        for c in report["cells"])
+    assert Counter(by_id.values()) == expected
+    assert expected == {"pass": 4, "failure": 1, "error": 1, "skipped": 12}
+    assert by_id[(f"{ENV_A.id} -> {ENV_B.id}", "dense/h5/load_model")] == "failure"
+    assert by_id[(f"{ENV_A.id} -> {ENV_B.id}", "dense/keras/load_model")] == "error"
+    assert by_id[(f"{ENV_B.id} -> {ENV_A.id}", "dense/h5/load_model")] == "skipped"  # expected crash
+
+
+def test_counts_on_suites_and_root_add_up(report: dict[str, Any]) -> None:
+    root = ET.fromstring(render_junit(report))
+    suites = root.findall("testsuite")
+    assert [s.get("name") for s in suites] == [ENV_A.id, ENV_B.id, ENV_C.id]  # one per target environment
+    for key, tag in (("tests", "testcase"), ("failures", "testcase/failure"), ("errors", "testcase/error"),
+                     ("skipped", "testcase/skipped")):
+        per_suite = [len(s.findall(tag)) for s in suites]
+        assert [int(s.get(key, -1)) for s in suites] == per_suite
+        assert int(root.get(key, -1)) == sum(per_suite)
+    assert root.get("name") == "harness: fake"
+
+
+def test_messages_say_what_happened(report: dict[str, Any]) -> None:
+    root = ET.fromstring(render_junit(report))
+    case = {(c.get("classname"), c.get("name")): c for c in _cases(root)}
+    error = case[(f"{ENV_A.id} -> {ENV_B.id}", "dense/keras/load_model")].find("error")
+    assert error is not None and error.get("type") == "TypeError"
+    assert error.get("message", "").startswith("TypeError: Could not deserialize class 'Functional'")
+    assert "hint: " in (error.text or "") and "Traceback (most recent call last)" in (error.text or "")
+    assert "\x00" not in (error.text or "") and "\ufffd" in (error.text or "")  # control characters replaced
+    crash = case[(f"{ENV_B.id} -> {ENV_A.id}", "dense/h5/load_model")].find("skipped")
+    assert crash is not None and crash.get("message") == "expected: segfaults in h5py (crash)"
+    drift = case[(f"{ENV_A.id} -> {ENV_B.id}", "dense/h5/load_model")].find("failure")
+    assert drift is not None and drift.get("type") == "drift" and "max abs diff" in drift.get("message", "")
+    unbuilt = case[(f"{ENV_A.id} -> {ENV_C.id}", "dense/h5/load_model")].find("skipped")
+    assert unbuilt is not None and unbuilt.get("message") == f"skipped: target environment {ENV_C.id}: build_error"
+
+
+def test_versions_are_suite_properties(report: dict[str, Any]) -> None:
+    root = ET.fromstring(render_junit(report))
+    props = {s.get("name"): {p.get("name"): p.get("value") for p in s.findall("properties/property")}
+             for s in root.findall("testsuite")}
+    assert props[ENV_B.id]["tensorflow"] == "2.16.2"
+    assert props[ENV_B.id]["keras"] == "3.3.3" and props[ENV_B.id]["keras_major"] == "3"
+    assert props[ENV_B.id]["image_id"] == "sha256:" + "0" * 64
+    assert props[ENV_C.id]["status"] == "build_error"
+    assert props[ENV_C.id]["error"].startswith("ERROR: No matching distribution")
+
+
+def test_output_is_deterministic(report: dict[str, Any]) -> None:
+    assert render_junit(report) == render_junit(report)
+    assert render_junit(report).startswith('<?xml version="1.0" encoding="UTF-8"?>\n<testsuites ')
+
+
+def test_write_reports_writes_junit_xml_and_report_prints_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = FakeRun(tmp_path / "run")
+    assert main(["report", str(run.root), "--format", "junit"]) == 0
+    on_disk = (run.root / "junit.xml").read_text(encoding="utf-8")
+    assert capsys.readouterr().out == on_disk
+    assert len(_cases(ET.fromstring(on_disk))) == len(run.report()["cells"])
