@@ -7,6 +7,7 @@ record, then starts a fresh worker for the next task.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -71,7 +72,12 @@ class Worker:
         if not ready:
             return None
         line = self._fh.readline()
-        return json.loads(line) if line else None
+        if not line:
+            # End of file: the worker is exiting. Reap it, so death() sees how it ended.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=30)
+            return None
+        return json.loads(line)
 
     def start(self) -> bool:
         """Wait for the worker's hello (TensorFlow imported)."""
