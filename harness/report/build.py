@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from harness.plan import CellKey, expected_cells
 from harness.report.diff import regressions
 from harness.report.expect import mark_expected
 from harness.report.schema import SCHEMA_VERSION
-from harness.report.statuses import FAILING, STATUS_ORDER
+from harness.report.statuses import FAILING, STATUS_ORDER, worst
 from harness.rundir import RunDir
 
 # Every cell carries every field (null when it does not apply): a stable contract.
@@ -32,12 +31,6 @@ CELL_DEFAULTS: dict[str, Any] = {
     "argmax_agreement": None, "evaluate": None, "error": None, "reason": None, "seconds": None,
     "predict_call": None, "signal": None, "exit_code": None, "expected": None, "expectation": None,
 }
-
-
-def worst(statuses: Iterable[str]) -> str | None:
-    """The most severe status of a collection, or None when empty."""
-    ranked = [STATUS_ORDER.index(s) for s in statuses]
-    return STATUS_ORDER[max(ranked)] if ranked else None
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 # Worst last: the grid shows the worst status of a (source, target) pair.
 STATUS_ORDER = ("pass", "unsupported", "skipped", "drift", "error", "timeout", "crash")
 FAILING = frozenset({"drift", "error", "timeout", "crash"})
@@ -20,3 +22,9 @@ MEANINGS = {
     "unsupported": "the target has no such loader for this format",
     "skipped": "the source never produced this artifact, or an image failed to build",
 }
+
+
+def worst(statuses: Iterable[str]) -> str | None:
+    """The most severe status of a collection, or None when empty."""
+    ranked = [STATUS_ORDER.index(s) for s in statuses]
+    return STATUS_ORDER[max(ranked)] if ranked else None

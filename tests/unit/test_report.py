@@ -13,9 +13,9 @@ from fake_run import ENV_A, ENV_B, ENV_C, EVALUATE, KERAS2_IN_KERAS3, FakeRun, a
 from fake_run import cell as _cell
 from harness.hints import hint_for
 from harness.matrix_types import Tolerance
-from harness.report.build import CELL_DEFAULTS, worst
+from harness.report.build import CELL_DEFAULTS
 from harness.report.markdown import render_markdown
-from harness.report.statuses import STATUS_ORDER
+from harness.report.statuses import STATUS_ORDER, worst
 from harness.report.writers import write_reports
 from harness.rundir import RunDir
 
