@@ -16,7 +16,7 @@ from harness import __version__
 from harness.agent import catalog
 from harness.agent.records import cell_key, read_records
 from harness.compare import compare
-from harness.hints import hint_for
+from harness.hints import HintContext, hint_for
 from harness.matrix_types import Matrix, Tolerance, matrix_from_dict
 from harness.plan import CellKey, expected_cells
 from harness.report.diff import regressions
@@ -30,7 +30,9 @@ CELL_DEFAULTS: dict[str, Any] = {
     "max_abs_diff": None, "max_rel_diff": None, "max_ulp": None, "bit_exact": None,
     "argmax_agreement": None, "evaluate": None, "error": None, "reason": None, "seconds": None,
     "predict_call": None, "signal": None, "exit_code": None, "expected": None, "expectation": None,
+    "hint": None, "loader_options": None,
 }
+EXACT = Tolerance(rtol=0.0, atol=0.0)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -67,11 +69,11 @@ def _key_fields(key: CellKey) -> dict[str, Any]:
             "loader": key.loader}
 
 
-def _error(err: dict[str, Any] | None) -> dict[str, Any] | None:
+def _error(err: dict[str, Any] | None, context: HintContext | None = None) -> dict[str, Any] | None:
     if not err:
         return None
     etype, message = str(err.get("type", "")), str(err.get("message", ""))
-    return {"type": etype, "message": message, "hint": hint_for(etype, message),
+    return {"type": etype, "message": message, "hint": hint_for(etype, message, context),
             "traceback": err.get("traceback")}
 
 
@@ -119,9 +121,10 @@ def _compared_cell(run_dir: RunDir, key: CellKey, record: dict[str, Any], model_
     if record.get("evaluate_error"):
         evaluate["error"] = _error(record["evaluate_error"])
     status = "drift" if comparison.status == "drift" or eval_reason else "pass"
+    figures = {k: _finite(v) if isinstance(v, float) else v for k, v in comparison.as_dict().items()}
     return {
-        **_key_fields(key), "status": status, **{k: _finite(v) if isinstance(v, float) else v
-                                                for k, v in comparison.as_dict().items()},
+        **_key_fields(key), "status": status, **figures, "loader_options": record.get("loader_options"),
+        "hint": catalog.PROBES.get(key.model, {}).get("drift_hint") if status == "drift" else None,
         "evaluate": evaluate, "reason": comparison.reason or eval_reason, "error": None,
         "predict_call": record.get("predict_call"), "seconds": record.get("seconds"),
     }
@@ -139,6 +142,26 @@ class _RunData:
     tolerance: Tolerance
 
 
+def _context(data: _RunData, key: CellKey) -> HintContext:
+    return HintContext(source_keras=data.envs[key.source].get("keras"), target_keras=data.envs[key.target].get("keras"),
+                       format=key.format, loader=key.loader)
+
+
+def _tolerance(data: _RunData, model: str) -> Tolerance:
+    # Probes that test determinism (same seed, fresh process) must match bit for bit.
+    return EXACT if catalog.PROBES.get(model, {}).get("exact") else data.tolerance
+
+
+def _unsaved(data: _RunData, key: CellKey) -> dict[str, Any]:
+    """A cell whose artifact the source never wrote: unsupported there, or a save that failed."""
+    save = data.saves.get(f"{key.source}/{key.model}/{key.format}", {})
+    if save.get("status") == "unsupported":
+        return {**_key_fields(key), "status": "unsupported", "reason": f"{key.source} cannot write {key.format}",
+                "error": _error(save.get("error"))}
+    reason = f"{key.source} could not save {key.model}/{key.format}"
+    return {**_skipped(key, reason), "error": _error(save.get("error"), _context(data, key))}
+
+
 def _cell(data: _RunData, key: CellKey) -> dict[str, Any]:
     for role, env_id in (("source", key.source), ("target", key.target)):
         if data.envs[env_id]["status"] != "ok":
@@ -148,15 +171,14 @@ def _cell(data: _RunData, key: CellKey) -> dict[str, Any]:
         return _skipped(key, f"{key.source} did not finish saving")
     model_entry = manifest.get("models", {}).get(key.model)
     if model_entry is None or key.format not in model_entry.get("formats", {}):
-        save = data.saves.get(f"{key.source}/{key.model}/{key.format}", {})
-        reason = f"{key.source} could not save {key.model}/{key.format}"
-        return {**_skipped(key, reason), "error": _error(save.get("error"))}
+        return _unsaved(data, key)
     record = data.loads.get(f"{key.target}|{cell_key(_key_fields(key))}")
     if record is None:
         return _skipped(key, f"the load phase in {key.target} did not reach this cell")
     if record.get("status") == "ok":
-        return _compared_cell(data.run_dir, key, record, model_entry, data.tolerance)
-    return {**_key_fields(key), "status": record.get("status", "error"), "error": _error(record.get("error")),
+        return _compared_cell(data.run_dir, key, record, model_entry, _tolerance(data, key.model))
+    return {**_key_fields(key), "status": record.get("status", "error"),
+            "error": _error(record.get("error"), _context(data, key)),
             "reason": record.get("stage"), "seconds": record.get("seconds"), "signal": record.get("signal"),
             "exit_code": record.get("exit_code")}
 

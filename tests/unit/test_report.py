@@ -11,7 +11,7 @@ import pytest
 
 from fake_run import ENV_A, ENV_B, ENV_C, EVALUATE, KERAS2_IN_KERAS3, FakeRun, append_jsonl, strict_json
 from fake_run import cell as _cell
-from harness.hints import hint_for
+from harness.hints import HintContext, hint_for
 from harness.matrix_types import Tolerance
 from harness.report.build import CELL_DEFAULTS
 from harness.report.markdown import render_markdown
@@ -104,7 +104,8 @@ def test_error_record_gives_error_cell_with_hint(run: FakeRun) -> None:
     assert cell["error"]["message"] == KERAS2_IN_KERAS3
     assert cell["error"]["traceback"] == "Traceback ..."
     assert cell["error"]["hint"] is not None
-    assert cell["error"]["hint"] == hint_for("TypeError", KERAS2_IN_KERAS3)
+    context = HintContext(source_keras="2.15.0", target_keras="3.3.3", format="keras", loader="load_model")
+    assert cell["error"]["hint"] == hint_for("TypeError", KERAS2_IN_KERAS3, context)
     assert "tf-keras" in cell["error"]["hint"]
     assert cell["reason"] == "load"
     assert cell["seconds"] == 0.4
@@ -187,6 +188,22 @@ def test_format_the_source_could_not_save_is_skipped_with_the_save_error(run: Fa
         assert cell["reason"] == f"{ENV_A.id} could not save dense/h5"
         assert cell["error"]["type"] == "AttributeError"
         assert cell["error"]["hint"] == hint_for("AttributeError", "'str' object has no attribute 'decode'")
+
+
+def test_format_the_source_cannot_write_is_unsupported_not_a_failure(run: FakeRun) -> None:
+    manifest_path = run.root / "artifacts" / ENV_B.id / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["models"]["dense"]["formats"]["h5"]
+    manifest_path.write_text(json.dumps(manifest))
+    append_jsonl(run.root / "records" / f"save-{ENV_B.id}.jsonl",
+                 {"kind": "save", "env": ENV_B.id, "model": "dense", "format": "h5", "status": "unsupported",
+                  "error": {"type": "Unsupported", "message": "Keras 3 cannot write this"}})
+    report = run.report()
+    for target in (ENV_A.id, ENV_B.id):
+        cell = _cell(report, ENV_B.id, target, "h5")
+        assert cell["status"] == "unsupported"
+        assert cell["reason"] == f"{ENV_B.id} cannot write h5"
+    assert report["verdict"]["exit_code"] == 0
 
 
 def test_build_error_environment_skips_its_row_and_column(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ ENVIRONMENT_KEYS = {
 CELL_KEYS = {
     "source", "target", "model", "format", "loader", "status",
     "max_abs_diff", "max_rel_diff", "max_ulp", "bit_exact", "argmax_agreement", "evaluate", "error", "reason",
-    "seconds", "predict_call", "signal", "exit_code", "expected", "expectation",
+    "seconds", "predict_call", "signal", "exit_code", "expected", "expectation", "hint", "loader_options",
 }
 ERROR_KEYS = {"type", "message", "hint", "traceback"}
 VERDICT_KEYS = {"exit_code", "unexpected", "regressions", "unused_expectations"}
