@@ -20,7 +20,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from harness.agent.catalog import FORMATS, LOADERS, PROBES
+from harness.agent.catalog import DEFAULT_FORMATS, DEFAULT_LOADERS, DEFAULT_MODELS, FORMATS, LOADERS, PROBES
 from harness.errors import MatrixError
 from harness.matrix_types import (
     DEFAULT_BASE_IMAGE,
@@ -653,9 +653,9 @@ def _top_name(raw: object, path: str, problems: list[str]) -> str:
 
 # Top-level list key -> (what one entry is, the catalog it names, the default list).
 _CATALOGS: dict[str, tuple[str, Mapping[str, object], tuple[str, ...]]] = {
-    "models": ("probe", PROBES, ("dense",)),
-    "formats": ("format", FORMATS, tuple(FORMATS)),
-    "loaders": ("loader", LOADERS, tuple(LOADERS)),
+    "models": ("probe", PROBES, DEFAULT_MODELS),
+    "formats": ("format", FORMATS, DEFAULT_FORMATS),
+    "loaders": ("loader", LOADERS, DEFAULT_LOADERS),
 }
 
 

@@ -260,9 +260,11 @@ def test_defaults(tmp_path: Path) -> None:
     assert matrix.name == "nightly"
     assert matrix.path == str(path)
     assert matrix.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert matrix.models == ("dense",)
+    # Every built-in probe but the fault self-tests; every format; every loader but the opt-in one.
+    assert "dense" in matrix.models and "lambda" in matrix.models
+    assert not any(m.startswith("fault_") for m in matrix.models)
     assert matrix.formats == tuple(FORMATS)
-    assert matrix.loaders == tuple(LOADERS)
+    assert matrix.loaders == tuple(name for name in LOADERS if name != "load_model_unsafe")
     assert matrix.tolerance == Tolerance()
     assert matrix.pip == PipSettings()
     env = matrix.environments[0]
