@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="re-render the reports of a run directory from its records")
     report.add_argument("run_dir", type=Path)
-    report.add_argument("--format", choices=("json", "md", "junit"), help="also print this format to stdout")
+    report.add_argument("--format", choices=("json", "md", "html", "junit"), help="also print this format to stdout")
     report.add_argument("--baseline", type=Path, metavar="REPORT",
                         help="an earlier report.json (or its run directory); default: the one run.json records")
 

@@ -6,13 +6,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.report.build import build_report
+from harness.report.html import render_html
 from harness.report.junit import render_junit
 from harness.report.markdown import render_markdown
 from harness.report.schema import load_report
 from harness.rundir import RunDir, write_json_atomic
 
 # --format name -> file in the run directory
-FILES = {"json": "report.json", "md": "report.md", "junit": "junit.xml"}
+FILES = {"json": "report.json", "md": "report.md", "html": "report.html", "junit": "junit.xml"}
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -33,10 +34,21 @@ def _baseline(run_dir: RunDir, path: Path | None) -> dict[str, Any] | None:
     return baseline
 
 
+def _packages(run_dir: RunDir, report: dict[str, Any]) -> dict[str, str]:
+    """envs/<env>/packages.txt (pip freeze) of every environment that has one."""
+    found = {}
+    for env in report["environments"]:
+        path = run_dir.env_dir(env["id"]) / "packages.txt"
+        if path.is_file():
+            found[env["id"]] = path.read_text(encoding="utf-8", errors="replace")
+    return found
+
+
 def write_reports(run_dir: RunDir, baseline: Path | None = None) -> dict[str, Any]:
     """Build report.json from the records (regressions against a baseline) and render every other format from it."""
     report = build_report(run_dir, _baseline(run_dir, baseline))
     write_json_atomic(run_dir.path / FILES["json"], report)
     _write_text(run_dir.path / FILES["md"], render_markdown(report))
+    _write_text(run_dir.path / FILES["html"], render_html(report, _packages(run_dir, report)))
     _write_text(run_dir.path / FILES["junit"], render_junit(report))
     return report

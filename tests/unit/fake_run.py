@@ -113,6 +113,9 @@ class FakeRun:
         np.save(art / "dense" / "labels.npy", y)
         np.save(art / "dense" / "reference.npy", reference)
         (art / "env.json").write_text(json.dumps(VERSIONS[env_id]))
+        (self.root / "envs" / env_id).mkdir(parents=True, exist_ok=True)
+        (self.root / "envs" / env_id / "packages.txt").write_text(
+            f"numpy==1.26.4\ntensorflow-cpu=={VERSIONS[env_id]['tensorflow']}\n")
         save_records = []
         formats = {}
         for fmt in FORMATS:
@@ -169,3 +172,20 @@ def cell(report: dict[str, Any], source: str, target: str, fmt: str) -> dict[str
     assert len(found) == 1, found
     cell: dict[str, Any] = found[0]
     return cell
+
+
+def varied_run(root: Path) -> FakeRun:
+    """Every kind of outcome: pass, drift, error (with control characters), an expected crash, a cell never
+    reached, and an environment (ENV_C) whose image did not build."""
+    run = FakeRun(root, envs=(ENV_A, ENV_B, ENV_C), status={ENV_C.id: "build_error"},
+                  expect=(Expectation(reason="segfaults in h5py", status=("crash",)),))
+    output = run.references[ENV_A.id].copy()
+    output[0, 0] += np.float32(0.5)
+    run.load_ok(ENV_A.id, ENV_B.id, "h5", output)
+    run.load_failed(ENV_A.id, ENV_B.id, "keras", status="error", stage="load",
+                    error={"type": "TypeError", "message": KERAS2_IN_KERAS3 + "\x1b[31m\x00",
+                           "traceback": "Traceback (most recent call last):\n  ...\x07"})
+    run.load_failed(ENV_B.id, ENV_A.id, "h5", status="crash", signal="SIGSEGV", exit_code=-11,
+                    error={"type": "WorkerCrash", "message": "worker killed by SIGSEGV"})
+    run.drop_records(ENV_A.id, ENV_A.id, "keras")
+    return run

@@ -7,32 +7,16 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
-from fake_run import ENV_A, ENV_B, ENV_C, KERAS2_IN_KERAS3, FakeRun
+from fake_run import ENV_A, ENV_B, ENV_C, FakeRun, varied_run
 from harness.cli import main
-from harness.matrix_types import Expectation
 from harness.report.junit import render_junit
-
-CRASH = {"status": "crash", "signal": "SIGSEGV", "exit_code": -11,
-         "error": {"type": "WorkerCrash", "message": "worker killed by SIGSEGV"}}
 
 
 @pytest.fixture
 def report(tmp_path: Path) -> dict[str, Any]:
-    """Every kind of outcome: pass, drift, error (with control characters), expected crash, skipped, build error."""
-    run = FakeRun(tmp_path / "run", envs=(ENV_A, ENV_B, ENV_C), status={ENV_C.id: "build_error"},
-                  expect=(Expectation(reason="segfaults in h5py", status=("crash",)),))
-    output = run.references[ENV_A.id].copy()
-    output[0, 0] += np.float32(0.5)
-    run.load_ok(ENV_A.id, ENV_B.id, "h5", output)
-    run.load_failed(ENV_A.id, ENV_B.id, "keras", status="error", stage="load",
-                    error={"type": "TypeError", "message": KERAS2_IN_KERAS3 + "\x1b[31m\x00",
-                           "traceback": "Traceback (most recent call last):\n  ...\x07"})
-    run.load_failed(ENV_B.id, ENV_A.id, "h5", **CRASH)
-    run.drop_records(ENV_A.id, ENV_A.id, "keras")
-    result: dict[str, Any] = run.report()
+    result: dict[str, Any] = varied_run(tmp_path / "run").report()
     return result
 
 
