@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,7 @@ from harness.report.markdown import render_markdown
 from harness.report.schema import load_report
 from harness.rundir import RunDir, write_json_atomic
 
+log = logging.getLogger(__name__)
 # --format name -> file in the run directory
 FILES = {"json": "report.json", "md": "report.md", "html": "report.html", "junit": "junit.xml"}
 
@@ -44,11 +48,34 @@ def _packages(run_dir: RunDir, report: dict[str, Any]) -> dict[str, str]:
     return found
 
 
+def add_step_summary(report: dict[str, Any], markdown: str) -> None:
+    """Add report.md to the GitHub Actions job summary ($GITHUB_STEP_SUMMARY), once per run.
+
+    A report written again in the same step (a re-render, or a run with --baseline) replaces its
+    earlier copy instead of adding a second one.
+    """
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return
+    key = report.get("run_id") or report["matrix"]["name"]
+    begin, end = f"<!-- harness report {key} -->\n", f"<!-- /harness report {key} -->\n"
+    try:
+        summary = Path(path)
+        before = summary.read_text(encoding="utf-8") if summary.is_file() else ""
+        before = re.sub(re.escape(begin) + ".*?" + re.escape(end), "", before, flags=re.S)
+        summary.write_text(before + begin + markdown.rstrip("\n") + "\n" + end, encoding="utf-8")
+    except OSError as exc:
+        log.warning("cannot write the job summary %s: %s", path, exc.strerror or exc)
+
+
 def write_reports(run_dir: RunDir, baseline: Path | None = None) -> dict[str, Any]:
-    """Build report.json from the records (regressions against a baseline) and render every other format from it."""
+    """Build report.json from the records (regressions against a baseline), render every other format from it,
+    and add report.md to the GitHub Actions job summary when $GITHUB_STEP_SUMMARY names one."""
     report = build_report(run_dir, _baseline(run_dir, baseline))
     write_json_atomic(run_dir.path / FILES["json"], report)
-    _write_text(run_dir.path / FILES["md"], render_markdown(report))
+    markdown = render_markdown(report)
+    _write_text(run_dir.path / FILES["md"], markdown)
     _write_text(run_dir.path / FILES["html"], render_html(report, _packages(run_dir, report)))
     _write_text(run_dir.path / FILES["junit"], render_junit(report))
+    add_step_summary(report, markdown)
     return report
