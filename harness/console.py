@@ -1,8 +1,9 @@
-"""What people see while a run goes on: one place for progress lines and the final grid.
+"""What people see while a run goes on: one place for progress and the final grid.
 
-rich renders the grid (colour on a terminal, plain text in CI, NO_COLOR respected);
-progress is one line per step with the elapsed time, which reads well both on a
-terminal and in a CI log, folded into groups under GitHub Actions.
+On a terminal (stderr is a TTY and CI is not set) each phase shows a live progress bar with
+counts, and step lines scroll above it. Elsewhere progress is one plain line per step with the
+elapsed time, which reads well in a CI log, folded into groups under GitHub Actions. rich renders
+the bar and the grid; NO_COLOR is respected.
 """
 
 from __future__ import annotations
@@ -16,45 +17,100 @@ from contextlib import contextmanager
 from typing import Any, TextIO
 
 from rich.console import Console as RichConsole
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 STYLES = {"pass": "green", "unsupported": "dim", "skipped": "dim", "drift": "yellow", "error": "red",
           "timeout": "magenta", "crash": "bold red"}
 
 
-class Console:
-    """Progress lines on stderr; the final grid on stdout."""
+def _no_color() -> bool:
+    return "NO_COLOR" in os.environ
 
-    def __init__(self, stream: TextIO | None = None, quiet: bool = False) -> None:
+
+class Phase:
+    """Counts the finished units of one phase (build, save, load); shown as a bar on a terminal."""
+
+    def __init__(self, lock: threading.Lock, progress: Progress | None = None, task: TaskID | None = None) -> None:
+        self.done = 0
+        self._lock = lock
+        self._progress = progress
+        self._task = task
+
+    def advance(self, n: int = 1) -> None:
+        """`n` more units finished (thread-safe)."""
+        with self._lock:
+            self.done += n
+            if self._progress is not None and self._task is not None:
+                self._progress.advance(self._task, n)
+
+
+class Console:
+    """Progress on stderr; the final grid on stdout."""
+
+    def __init__(self, stream: TextIO | None = None, quiet: bool = False, live: bool | None = None) -> None:
         self.stream = stream or sys.stderr
         self.quiet = quiet
         self.start = time.monotonic()
         self.github = os.environ.get("GITHUB_ACTIONS") == "true"
+        # A live bar only where a person watches a terminal; CI logs get plain lines.
+        self.live = (self.stream.isatty() and not os.environ.get("CI")) if live is None else live
         self._lock = threading.Lock()
+        self._progress: Progress | None = None
+
+    def _line(self, text: str) -> None:
+        with self._lock:
+            if self._progress is not None:
+                self._progress.console.print(text, markup=False, highlight=False, soft_wrap=True)
+            else:
+                print(text, file=self.stream, flush=True)
 
     def step(self, message: str) -> None:
         """One progress line, prefixed by the time since the run began."""
-        if self.quiet:
-            return
-        with self._lock:
-            print(f"[{time.monotonic() - self.start:7.1f}s] {message}", file=self.stream, flush=True)
+        if not self.quiet:
+            self._line(f"[{time.monotonic() - self.start:7.1f}s] {message}")
 
     @contextmanager
     def group(self, title: str) -> Iterator[None]:
         """A phase: folded under GitHub Actions, a heading line elsewhere."""
-        if self.github:
-            print(f"::group::{title}", file=self.stream, flush=True)
+        if self.github and not self.quiet:
+            self._line(f"::group::{title}")
         else:
             self.step(f"== {title}")
         try:
             yield
         finally:
-            if self.github:
-                print("::endgroup::", file=self.stream, flush=True)
+            if self.github and not self.quiet:
+                self._line("::endgroup::")
+
+    @contextmanager
+    def phase(self, name: str, total: int, unit: str = "environment") -> Iterator[Phase]:
+        """A phase of `total` units: a live bar on a terminal, else a group and a closing count line.
+
+        Call `advance()` on what it yields as each unit finishes.
+        """
+        title = f"{name}: {total} {unit}(s)"
+        if self.quiet or not self.live:
+            with self.group(title):
+                phase = Phase(self._lock)
+                yield phase
+                self.step(f"{name}: {phase.done}/{total} done")
+            return
+        out = RichConsole(file=self.stream, force_terminal=True, no_color=_no_color(), highlight=False)
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            console=out)
+        with progress:
+            task = progress.add_task(title, total=total)
+            self._progress = progress
+            try:
+                yield Phase(self._lock, progress, task)
+            finally:
+                with self._lock:
+                    self._progress = None
 
     def grid(self, report: dict[str, Any]) -> None:
         """The source x target grid of worst statuses, and the verdict line."""
-        out = RichConsole(file=sys.stdout, no_color="NO_COLOR" in os.environ, highlight=False,
+        out = RichConsole(file=sys.stdout, no_color=_no_color(), highlight=False,
                           soft_wrap=False, width=max(100, 30 + 24 * len(report["environments"])))
         ids = [e["id"] for e in report["environments"]]
         table = Table(title="worst status per pair (rows saved in, columns loaded in)")
@@ -72,5 +128,7 @@ class Console:
         out.print(table)
         counts = ", ".join(f"{n} {s}" for s, n in report["summary"]["counts"].items() if n)
         verdict = report["verdict"]
+        broken = [f"{len(verdict[key])} {label}" for key, label in (("unexpected", "unexpected"),
+                                                                    ("regressions", "regression(s)")) if verdict[key]]
         out.print(f"{report['summary']['total']} cells: {counts}; exit {verdict['exit_code']}"
-                  + (f" ({len(verdict['unexpected'])} unexpected)" if verdict["unexpected"] else ""))
+                  + (f" ({', '.join(broken)})" if broken else ""))
