@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -132,3 +133,14 @@ def test_validate_with_a_bad_expectation_is_exit_2(tmp_path: Path, capsys: pytes
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
     assert err.startswith(f"harness: error: {path}: expect[0].status: unknown status")
+
+
+def test_the_readme_example_is_valid(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    match = re.search(r"```yaml\n(expect:.*?)```", (root / "README.md").read_text(encoding="utf-8"), re.S)
+    assert match is not None
+    path = tmp_path / "m.yaml"
+    path.write_text((root / "matrices" / "default.yaml").read_text(encoding="utf-8") + "\n" + match.group(1))
+    first, second = load_matrix(path).expect
+    assert first.target == (("keras_major", "3"),) and first.status == ("error",)
+    assert second.status == ("crash", "timeout")
