@@ -33,6 +33,7 @@ def _details(cell: dict[str, Any]) -> str:
     lines = [f"status: {cell['status']}"]
     lines += [f"{name}: {cell[name]}" for name in ("max_abs_diff", "max_rel_diff", "max_ulp", "bit_exact",
                                                    "argmax_agreement", "reason") if cell.get(name) is not None]
+    lines += [f"hint: {cell['hint']}"] if cell.get("hint") else []
     error = cell.get("error") or {}
     if error:
         lines.append(f"error: {error.get('type')}: {error.get('message')}")

@@ -52,12 +52,13 @@ def _failures(report: dict[str, Any]) -> list[str]:
         err = c.get("error")
         if err:
             head += f": `{_escape(err['type'])}`: {_escape(err['message'])[:300]}"
-            if err.get("hint"):
-                head += f"\n  - hint: {err['hint']}"
         elif c.get("reason"):
             head += f": {_escape(c['reason'])}"
         if c.get("expected"):
             head += f" (expected: {_escape(c['expectation'])})"
+        hint = (err or {}).get("hint") or c.get("hint")
+        if hint:
+            head += f"\n  - hint: {hint}"
         lines.append(head)
     if len(failing) > MAX_FAILURES:
         lines.append(f"- … and {len(failing) - MAX_FAILURES} more in report.json")

@@ -31,7 +31,8 @@ def test_covered_failure_is_expected_and_the_verdict_passes(tmp_path: Path) -> N
     assert report["verdict"]["unexpected"] == []
     assert report["verdict"]["unused_expectations"] == []
     assert report["verdict"]["exit_code"] == 0
-    assert f"(expected: {reason})" in render_markdown(report)
+    expected_line = next(line for line in render_markdown(report).splitlines() if "(expected:" in line)
+    assert expected_line.startswith("- **error**") and expected_line.endswith(f"(expected: {reason})")
     assert "1 expected failure(s)" in render_markdown(report)
 
 

@@ -13,6 +13,8 @@ from fake_run import ENV_A, ENV_B, ENV_C, FakeRun, varied_run
 from harness.cli import main
 from harness.matrix_types import Expectation
 from harness.report.html import counts_text, render_html
+from harness.report.junit import render_junit
+from harness.report.markdown import render_markdown
 from harness.report.statuses import MEANINGS, STATUS_ORDER
 from harness.report.writers import write_reports
 from harness.rundir import RunDir
@@ -111,3 +113,14 @@ def test_verdict_banner(html: str, run: FakeRun) -> None:
     report: dict[str, Any] = run.report()
     assert f"unexpected failure(s)</strong> (exit {report['verdict']['exit_code']})" in html
     assert "1 expected failure(s)" in html
+
+
+def test_drift_hints_and_loader_options_are_shown(run: FakeRun) -> None:
+    report = run.report()
+    drift = next(c for c in report["cells"] if c["status"] == "drift")
+    drift.update(hint="compile with an explicit <metric>", loader_options={"safe_mode": "default (True)"})
+    html = render_html(report)
+    assert '<div class="hint">hint: compile with an explicit &lt;metric&gt;</div>' in html
+    assert '<span class="muted">safe_mode=default (True)</span>' in html
+    assert "  - hint: compile with an explicit <metric>" in render_markdown(report)
+    assert "hint: compile with an explicit &lt;metric&gt;" in render_junit(report)
