@@ -121,7 +121,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.matrix import load_matrix
     from harness.plan import plan_environments
     from harness.report.schema import load_report
-    from harness.report.writers import write_reports
+    from harness.report.writers import FILES, write_reports
     from harness.rundir import default_out
     from harness.runner import Runner, RunOptions
 
@@ -152,7 +152,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if baseline is not None:
         report = write_reports(run_dir, baseline=baseline)  # records it in run.json, adds the regressions
     console.grid(report)
-    console.step(f"reports in {run_dir.path}: report.json, report.md")
+    console.step(f"reports in {run_dir.path}: {', '.join(FILES.values())}")
     return int(report["verdict"]["exit_code"])
 
 

@@ -113,6 +113,7 @@ class Console:
         out = RichConsole(file=sys.stdout, no_color=_no_color(), highlight=False,
                           soft_wrap=False, width=max(100, 30 + 24 * len(report["environments"])))
         ids = [e["id"] for e in report["environments"]]
+        expected = _expected_pairs(report["cells"])
         table = Table(title="worst status per pair (rows saved in, columns loaded in)")
         table.add_column("saved in \\ loaded in")
         for i in ids:
@@ -123,12 +124,32 @@ class Console:
                 entry = report["summary"]["grid"][source][target]
                 worst = entry["worst"] if entry else ""
                 n = sum(entry["counts"].values()) if entry else 0
-                row.append(f"[{STYLES.get(worst, '')}]{worst}[/] {entry['counts'].get(worst, 0)}/{n}" if entry else "")
+                note = " (expected)" if (source, target) in expected else ""
+                row.append(f"[{STYLES.get(worst, '')}]{worst}[/] {entry['counts'].get(worst, 0)}/{n}{note}"
+                           if entry else "")
             table.add_row(source, *row)
         out.print(table)
-        counts = ", ".join(f"{n} {s}" for s, n in report["summary"]["counts"].items() if n)
-        verdict = report["verdict"]
-        broken = [f"{len(verdict[key])} {label}" for key, label in (("unexpected", "unexpected"),
-                                                                    ("regressions", "regression(s)")) if verdict[key]]
-        out.print(f"{report['summary']['total']} cells: {counts}; exit {verdict['exit_code']}"
-                  + (f" ({', '.join(broken)})" if broken else ""))
+        out.print(_verdict_line(report))
+
+
+def _expected_pairs(cells: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """(source, target) pairs that fail only where the matrix expects it."""
+    failing: dict[tuple[str, str], bool] = {}
+    for c in cells:
+        if c["expected"] is not None and c["status"] not in ("pass", "unsupported"):
+            pair = (c["source"], c["target"])
+            failing[pair] = failing.get(pair, True) and bool(c["expected"])
+    return {pair for pair, all_expected in failing.items() if all_expected}
+
+
+def _verdict_line(report: dict[str, Any]) -> str:
+    """'8 cells: 5 pass, 3 error (3 expected); exit 0; 1 expectation matched no cell'."""
+    verdict = report["verdict"]
+    counts = ", ".join(f"{n} {s}" for s, n in report["summary"]["counts"].items() if n)
+    expected = sum(1 for c in report["cells"] if c["expected"])
+    broken = [f"{len(verdict[key])} {label}" for key, label in (("unexpected", "unexpected"),
+                                                                ("regressions", "regression(s)")) if verdict[key]]
+    unused = len(verdict.get("unused_expectations", []))
+    return (f"{report['summary']['total']} cells: {counts}" + (f" ({expected} expected)" if expected else "")
+            + f"; exit {verdict['exit_code']}" + (f" ({', '.join(broken)})" if broken else "")
+            + (f"; {unused} expectation(s) matched no cell" if unused else ""))

@@ -101,9 +101,27 @@ def test_advance_is_thread_safe(stream: Any) -> None:
     assert "64/64" in stream.getvalue()
 
 
-def test_grid_verdict_line_counts_regressions(capsys: pytest.CaptureFixture[str]) -> None:
+def _report(expected: bool | None, **verdict: Any) -> dict[str, Any]:
+    cell = {"source": "a", "target": "a", "status": "error", "expected": expected}
     grid = {"a": {"a": {"worst": "error", "counts": {"error": 1}}}}
-    report = {"environments": [{"id": "a"}], "summary": {"total": 1, "counts": {"pass": 0, "error": 1}, "grid": grid},
-              "verdict": {"exit_code": 1, "unexpected": [], "regressions": [{"kind": "stopped_passing"}]}}
+    return {"environments": [{"id": "a"}], "cells": [cell],
+            "summary": {"total": 1, "counts": {"pass": 0, "error": 1}, "grid": grid},
+            "verdict": {"exit_code": 1, "unexpected": [], "regressions": [], "unused_expectations": [], **verdict}}
+
+
+def test_grid_verdict_line_counts_regressions(capsys: pytest.CaptureFixture[str]) -> None:
+    Console(stream=io.StringIO()).grid(_report(False, regressions=[{"kind": "stopped_passing"}]))
+    out = capsys.readouterr().out
+    assert out.rstrip().endswith("1 cells: 1 error; exit 1 (1 regression(s))")
+    assert "(expected)" not in out
+
+
+def test_grid_marks_expected_failures_and_stale_expectations(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    report = _report(True, exit_code=0, unused_expectations=[{"index": 1, "reason": "old"}])
     Console(stream=io.StringIO()).grid(report)
-    assert capsys.readouterr().out.rstrip().endswith("1 cells: 1 error; exit 1 (1 regression(s))")
+    out = capsys.readouterr().out
+    assert "error 1/1 (expected)" in out
+    assert out.rstrip().endswith("1 cells: 1 error (1 expected); exit 0; 1 expectation(s) matched no cell")
