@@ -53,7 +53,8 @@ def _k3_to_k2(ctx: HintContext) -> bool:
     return ctx.majors() == (3, 2)
 
 
-DESERIALIZE = r"Could not (locate|deserialize)|could not be deserialized|Unknown (layer|loss|metric|object)"
+DESERIALIZE = (r"Could not (locate|deserialize)|could not be deserialized|Unknown (layer|loss|metric|object)|"
+               r"Could not interpret \w+ identifier")
 NEWER = ("written by a more recent Keras release than the one loading it: its config holds what this "
          "version does not know; load it with that release or later, or rebuild the model in code + load_weights")
 
@@ -62,6 +63,12 @@ RULES = (
          "Lambda layer bytecode from another Python version: rebuild the layer in code, or save weights only"),
     Rule(r"deserialization of a `?Lambda`? layer|safe_mode|unsafe deserialization",
          "Keras safe_mode refused a Lambda layer: rebuild it in code, or pass safe_mode=False for a trusted file"),
+    Rule(r"_UserObject",
+         "this SavedModel holds no Keras model config (written by model.export or tf.saved_model.save): "
+         "load it with tf.saved_model.load and call its serving signature"),
+    Rule(r"infer the shape of the Lambda|Lambda.*output_shape",
+         "a Lambda layer whose output shape this Keras cannot infer: give the Lambda an output_shape, "
+         "or rebuild the layer in code"),
     Rule(r"File format not supported|legacy SavedModel|TFSMLayer",
          "Keras 3 load_model cannot read a SavedModel: use keras.layers.TFSMLayer, or re-export the model as .keras"),
     Rule(DESERIALIZE + r"|keras\.(src\.)?engine|Unrecognized keyword",
@@ -76,7 +83,7 @@ RULES = (
          "written by Keras 2 (keras.engine): load it with tf-keras (TF_USE_LEGACY_KERAS=1), or rebuild + load_weights"),
     Rule(r"keras\.src\.models",
          "written by Keras 3 (keras.src.models): Keras 2 cannot read it; load it with Keras 3, or save weights"),
-    Rule(DESERIALIZE + r"|string indices must be integers",
+    Rule(DESERIALIZE + r"|string indices must be integers|'str' object is not callable",
          "custom object not known at load time: pass custom_objects, or register it with "
          "register_keras_serializable in the loading process"),
     Rule(r"'str' object has no attribute 'decode'",

@@ -51,7 +51,7 @@ def fault_layer(keras: Any, mode: str, register: bool) -> Any:
             return cls(**config)
 
     if register:
-        from harness.agent.probes import _register
+        from harness.agent.probes import register_once
 
-        return _register(keras)(FaultLayer)
+        return register_once(keras, "FaultLayer", FaultLayer)
     return FaultLayer

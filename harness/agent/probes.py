@@ -25,10 +25,19 @@ def _data(seed: int, n: int, features: int, classes: int) -> Tuple[Any, Any]:
     return x, y
 
 
-def _register(keras: Any) -> Callable[[Any], Any]:
-    saving = getattr(keras, "saving", None)
-    register = getattr(saving, "register_keras_serializable", None) or keras.utils.register_keras_serializable
-    return register(package="harness")  # type: ignore[no-any-return]
+# Registered objects per Keras module: some Keras versions refuse a second
+# registration under the same name within one process.
+_REGISTERED: Dict[str, Any] = {}
+
+
+def register_once(keras: Any, name: str, obj: Any) -> Any:
+    """Register obj as harness>name with this Keras, once per process; return the registered object."""
+    key = f"{id(keras)}:{name}"
+    if key not in _REGISTERED:
+        saving = getattr(keras, "saving", None)
+        register = getattr(saving, "register_keras_serializable", None) or keras.utils.register_keras_serializable
+        _REGISTERED[key] = register(package="harness", name=name)(obj)
+    return _REGISTERED[key]
 
 
 def custom_classes(keras: Any, register: bool = False) -> Dict[str, Any]:
@@ -56,8 +65,8 @@ def custom_classes(keras: Any, register: bool = False) -> Dict[str, Any]:
             keras.backend.mean(keras.backend.square(y_true - y_pred)) * 2.0
 
     if register:
-        ScaleLayer = _register(keras)(ScaleLayer)
-        scaled_mse = _register(keras)(scaled_mse)
+        ScaleLayer = register_once(keras, "ScaleLayer", ScaleLayer)
+        scaled_mse = register_once(keras, "scaled_mse", scaled_mse)
     return {"ScaleLayer": ScaleLayer, "harness>ScaleLayer": ScaleLayer,
             "scaled_mse": scaled_mse, "harness>scaled_mse": scaled_mse}
 
@@ -223,7 +232,9 @@ def postprocess(name: str, outputs: Any, artifact_dir: str) -> Any:
 def build(name: str, keras: Any) -> Dict[str, Any]:
     """Build and briefly train a probe: {'model', 'inputs' (by name), 'y'}."""
     keras.utils.set_random_seed(SEED)
-    classes = custom_classes(keras, register=True)
+    # Register custom objects only for probes that use them: a load worker that
+    # rebuilds the seeded probe must not learn classes other cells load without.
+    classes = custom_classes(keras, register=name in ("custom_layer", "custom_loss"))
     model = architecture(name, keras, classes)
     train_x, train_y = _inputs_for(name, SEED, 96)
     if name.startswith("label_order"):
