@@ -111,13 +111,17 @@ class Runner:
 
     def _phase(self, name: str, plans: Sequence[EnvPlan], work: Callable[[EnvPlan], None]) -> None:
         start = time.monotonic()
-        with self.console.group(f"{name}: {len(plans)} environment(s)"):
+        with self.console.phase(name, len(plans)) as progress:
             if self.options.jobs <= 1 or len(plans) <= 1:
                 for plan in plans:
                     work(plan)
+                    progress.advance()
             else:
                 with ThreadPoolExecutor(max_workers=self.options.jobs, thread_name_prefix=name) as pool:
-                    for future in [pool.submit(work, p) for p in plans]:
+                    futures = [pool.submit(work, p) for p in plans]
+                    for future in futures:
+                        future.add_done_callback(lambda _: progress.advance())
+                    for future in futures:
                         future.result()
         with self._lock:
             self.state["timings"][name] = round(time.monotonic() - start, 2)
