@@ -52,6 +52,8 @@ class RunSpec:
     network: str | None = None  # "none" disables networking
     user: str | None = None  # "uid:gid"
     workdir: str | None = None
+    sandbox: bool = True  # read-only root, tmpfs /tmp, no capabilities, no privilege gain
+    runtime: str | None = None  # e.g. "runsc" (gVisor) for a stronger boundary
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,11 @@ class DockerCLI:
             args += ["--user", spec.user]
         if spec.workdir:
             args += ["--workdir", spec.workdir]
+        if spec.sandbox:
+            args += ["--read-only", "--tmpfs", "/tmp:rw,nosuid,nodev,size=2g", "--cap-drop", "ALL",
+                     "--security-opt", "no-new-privileges"]
+        if spec.runtime:
+            args += ["--runtime", spec.runtime]
         return [*args, spec.image, *spec.command]
 
     def run(self, spec: RunSpec, log_path: Path) -> RunResult:

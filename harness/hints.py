@@ -42,15 +42,27 @@ class Rule:
 
     pattern: str
     hint: str
-    when: Callable[[HintContext], bool] | None = None
+    when: Callable[[HintContext | None], bool] | None = None
 
 
-def _k2_to_k3(ctx: HintContext) -> bool:
-    return ctx.majors() == (2, 3)
+def _k2_to_k3(ctx: HintContext | None) -> bool:
+    return ctx is not None and ctx.majors() == (2, 3)
 
 
-def _k3_to_k2(ctx: HintContext) -> bool:
-    return ctx.majors() == (3, 2)
+def _k3_to_k2(ctx: HintContext | None) -> bool:
+    return ctx is not None and ctx.majors() == (3, 2)
+
+
+def _newer_source(ctx: HintContext | None) -> bool:
+    return ctx is not None and ctx.newer_source()
+
+
+def _generation_unknown_or_crossed(ctx: HintContext | None) -> bool:
+    # A module path names the writer's Keras generation; within one generation it says nothing.
+    if ctx is None:
+        return True
+    source, target = ctx.majors()
+    return source is None or target is None or source != target
 
 
 DESERIALIZE = (r"Could not (locate|deserialize)|could not be deserialized|Unknown (layer|loss|metric|object)|"
@@ -78,11 +90,13 @@ RULES = (
          "written by Keras 3: Keras 2 cannot read it; load it with Keras 3, or rebuild in code + load_weights",
          _k3_to_k2),
     Rule(r"Unrecognized keyword|unexpected keyword|takes \d+ positional arguments? but \d+ were given|"
-         + DESERIALIZE, NEWER, lambda ctx: ctx.newer_source()),
+         + DESERIALIZE, NEWER, _newer_source),
     Rule(r"keras\.src\.engine|No module named 'keras\.(src\.)?engine'|keras\.engine",
-         "written by Keras 2 (keras.engine): load it with tf-keras (TF_USE_LEGACY_KERAS=1), or rebuild + load_weights"),
+         "written by Keras 2 (keras.engine): load it with tf-keras (TF_USE_LEGACY_KERAS=1), or rebuild + load_weights",
+         _generation_unknown_or_crossed),
     Rule(r"keras\.src\.models",
-         "written by Keras 3 (keras.src.models): Keras 2 cannot read it; load it with Keras 3, or save weights"),
+         "written by Keras 3 (keras.src.models): Keras 2 cannot read it; load it with Keras 3, or save weights",
+         _generation_unknown_or_crossed),
     Rule(DESERIALIZE + r"|string indices must be integers|'str' object is not callable",
          "custom object not known at load time: pass custom_objects, or register it with "
          "register_keras_serializable in the loading process"),
@@ -97,6 +111,11 @@ RULES = (
     Rule(r"No file or directory found|Unable to (open|synchronously open) file|not a zip file|BadZipFile|"
          r"not an hdf5|file signature not found",
          "the artifact is missing or truncated, or not in the format its name says"),
+    Rule(r"SANDBOX BREACH",
+         "the artifact escaped the sandbox while loading: treat the file as hostile and report the sandbox gap"),
+    Rule(r"network blocked|writes blocked",
+         "loading the artifact tried to reach the network or write outside its output folder, and the sandbox "
+         "refused: treat the file as hostile"),
     Rule(r"WorkerCrash.*SIGKILL", "the loading process was killed, most likely out of memory: raise the memory limit"),
     Rule(r"WorkerCrash.*SIG(SEGV|ABRT|BUS|ILL)",
          "the loading process crashed in native code: a TensorFlow/h5py binary incompatibility or a hostile file"),
@@ -109,7 +128,7 @@ def hint_for(error_type: str, message: str, context: HintContext | None = None) 
     """The first matching hint for an error, or None when the cause is unknown."""
     text = f"{error_type}: {message}"
     for rule in RULES:
-        if rule.when is not None and (context is None or not rule.when(context)):
+        if rule.when is not None and not rule.when(context):
             continue
         if re.search(rule.pattern, text, flags=re.IGNORECASE | re.DOTALL):
             return rule.hint

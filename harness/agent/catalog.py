@@ -83,7 +83,8 @@ FAULT_PROBES: Dict[str, Dict[str, object]] = {
         "fault": mode,
     }
     for mode, what in (("segfault", "segmentation fault"), ("abort", "abort()"), ("hang", "hang"),
-                       ("oom", "runaway allocation"))
+                       ("oom", "runaway allocation"), ("network", "network connection attempt"),
+                       ("write", "write outside the output folder"))
 }
 PROBES.update(FAULT_PROBES)
 

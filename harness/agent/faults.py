@@ -27,6 +27,40 @@ def trigger(mode: str) -> None:
         hog = []
         while True:
             hog.append(bytearray(b"\x01") * (1 << 27))  # touched pages: really resident
+    elif mode == "network":
+        _try_network()
+    elif mode == "write":
+        _try_writes()
+
+
+def _try_network() -> None:
+    """Open a connection to the outside; the sandbox must refuse it."""
+    import socket
+
+    try:
+        socket.create_connection(("1.1.1.1", 53), timeout=3).close()
+    except OSError as exc:
+        raise PermissionError(f"network blocked: {exc}") from None
+    raise RuntimeError("SANDBOX BREACH: a network connection succeeded")
+
+
+# Places a hostile artifact would like to write: other artifacts, the image, the system.
+WRITE_TARGETS = ("/harness/artifacts/.tampered", "/opt/venv/.tampered", "/etc/.tampered", "/.tampered")
+
+
+def _try_writes() -> None:
+    """Write outside the output folder; the sandbox must refuse every attempt."""
+    written, refused = [], []
+    for path in WRITE_TARGETS:
+        try:
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write("tampered")
+            written.append(path)
+        except OSError as exc:
+            refused.append(f"{path}: {exc.strerror}")
+    if written:
+        raise RuntimeError("SANDBOX BREACH: wrote " + ", ".join(written))
+    raise PermissionError("writes blocked: " + "; ".join(refused))
 
 
 def fault_layer(keras: Any, mode: str, register: bool) -> Any:

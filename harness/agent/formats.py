@@ -126,14 +126,14 @@ class Loaded:
         self.options = options or {}
 
 
-def keras_model(model: Any, options: Optional[Dict[str, Any]] = None) -> Loaded:
-    """Wrap a Keras model.
+def keras_model(model: Any, options: Optional[Dict[str, Any]] = None, evaluable: bool = True) -> Loaded:
+    """Wrap a Keras model; evaluable=False when the loader does not restore compile() state.
 
     A direct call avoids predict()'s per-call tf.function tracing and batching,
     which costs far more than the arithmetic for probe-sized inputs.
     """
     return Loaded(lambda arrays: _first(model(probes.feed(arrays), training=False)),
-                  "model(x, training=False)", model, options)
+                  "model(x, training=False)", model if evaluable else None, options)
 
 
 def _first(outputs: Any) -> Any:
@@ -173,7 +173,8 @@ def _model_from_json(ctx: Context, path: str, probe: str) -> Loaded:
         text = fh.read()
     model = ctx.keras.models.model_from_json(text, custom_objects=probes.custom_objects(probe, ctx.keras))
     model.load_weights(os.path.join(os.path.dirname(path), "model.weights.h5"))
-    return keras_model(model, {"custom_objects": True})
+    # An architecture JSON carries no compile() settings: nothing to evaluate.
+    return keras_model(model, {"custom_objects": True}, evaluable=False)
 
 
 def _signature_call(ctx: Context, fn: Any, names: List[str], arrays: List[Any]) -> Any:

@@ -106,6 +106,13 @@ def _evaluate(
     return info, (f"evaluate() {bad[0]} differs: {source[bad[0]]!r} vs {target[bad[0]]!r}" if bad else None)
 
 
+def _drift_hint(model: str, evaluate: dict[str, Any]) -> str | None:
+    hint = catalog.PROBES.get(model, {}).get("drift_hint")
+    if hint is None and evaluate.get("error"):
+        return str(evaluate["error"].get("hint") or "") or None
+    return str(hint) if hint else None
+
+
 def _compared_cell(run_dir: RunDir, key: CellKey, record: dict[str, Any], model_entry: dict[str, Any],
                    tol: Tolerance) -> dict[str, Any]:
     reference = np.load(run_dir.artifacts(key.source) / model_entry["reference"])
@@ -117,14 +124,16 @@ def _compared_cell(run_dir: RunDir, key: CellKey, record: dict[str, Any], model_
                 "error": {"type": "MissingOutput", "message": f"{output_path.name} was not written",
                           "hint": None, "traceback": None}}
     comparison = compare(reference, loaded, tol)
-    evaluate, eval_reason = _evaluate(model_entry.get("evaluate", {}), record.get("evaluate"), tol)
+    evaluate, eval_reason = _evaluate(model_entry.get("evaluate") or {}, record.get("evaluate"), tol)
     if record.get("evaluate_error"):
         evaluate["error"] = _error(record["evaluate_error"])
+        if model_entry.get("evaluate") is not None:  # the source could evaluate it; the target cannot
+            eval_reason = f"evaluate() raised in the target: {evaluate['error']['type']}"
     status = "drift" if comparison.status == "drift" or eval_reason else "pass"
     figures = {k: _finite(v) if isinstance(v, float) else v for k, v in comparison.as_dict().items()}
     return {
         **_key_fields(key), "status": status, **figures, "loader_options": record.get("loader_options"),
-        "hint": catalog.PROBES.get(key.model, {}).get("drift_hint") if status == "drift" else None,
+        "hint": _drift_hint(key.model, evaluate) if status == "drift" else None,
         "evaluate": evaluate, "reason": comparison.reason or eval_reason, "error": None,
         "predict_call": record.get("predict_call"), "seconds": record.get("seconds"),
     }

@@ -276,11 +276,12 @@ def test_evaluate_value_beyond_tolerance_drifts(run: FakeRun) -> None:
     assert cell["evaluate"]["max_abs_diff"] == pytest.approx(0.75 - 0.6931)
 
 
-def test_evaluate_error_is_kept_but_does_not_fail_the_cell(run: FakeRun) -> None:
+def test_evaluate_that_raises_where_the_source_evaluated_is_drift(run: FakeRun) -> None:
     run.load_failed(ENV_A.id, ENV_A.id, "h5", status="ok", predict_call="predict", seconds=0.1,
                     evaluate_error={"type": "RuntimeError", "message": "You must compile your model"})
     cell = _cell(run.report(), ENV_A.id, ENV_A.id, "h5")
-    assert cell["status"] == "pass"
+    assert cell["status"] == "drift"
+    assert cell["reason"] == "evaluate() raised in the target: RuntimeError"
     assert cell["evaluate"]["target"] is None
     assert cell["evaluate"]["error"]["type"] == "RuntimeError"
 
