@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 import sys
 import uuid
@@ -41,6 +42,12 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _memory(text: str) -> str:
+    if not re.fullmatch(r"[1-9][0-9]*[kmgKMG]?", text):
+        raise argparse.ArgumentTypeError(f"expected a size like 6g or 512m, found {text!r}")
+    return text
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -69,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="base image template, e.g. 'harness-base:{python}' (env HARNESS_BASE_IMAGE)")
     run.add_argument("--cell-timeout", type=_positive_float, default=300.0,
                      help="seconds one load may take before it is a timeout cell (default 300)")
+    run.add_argument("--isolation", choices=("target", "artifact"), default="target",
+                     help="target: one load worker per target environment (fast); artifact: a fresh worker for "
+                          "every artifact, so one hostile file cannot touch another's results (slower)")
+    run.add_argument("--memory", type=_memory, default=os.environ.get("HARNESS_MEMORY", "6g"),
+                     help="memory limit of each container, docker syntax (default 6g; env HARNESS_MEMORY)")
+    run.add_argument("--runtime", default=os.environ.get("HARNESS_DOCKER_RUNTIME"),
+                     help="container runtime for a stronger sandbox, e.g. runsc (env HARNESS_DOCKER_RUNTIME)")
     run.add_argument("--baseline", type=Path, metavar="REPORT",
                      help="an earlier report.json (or its run directory): cells that got worse are regressions")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
@@ -119,7 +133,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """The whole flow; returns the report's exit code."""
     from harness.engine import LABEL_RUN, DockerCLI
     from harness.matrix import load_matrix
-    from harness.plan import plan_environments
+    from harness.plan import Limits, plan_environments
     from harness.report.schema import load_report
     from harness.report.writers import FILES, write_reports
     from harness.rundir import default_out
@@ -139,7 +153,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     jobs = args.jobs or default_jobs()
     run_id = uuid.uuid4().hex[:10]
     console.step(f"run {run_id}: {len(plans)} environment(s), {jobs} job(s), into {run_dir.path}")
-    options = RunOptions(jobs=jobs, resume=args.resume, cell_timeout=args.cell_timeout)
+    limits = Limits(memory=args.memory, runtime=args.runtime, cell_timeout=args.cell_timeout,
+                    isolation=args.isolation)
+    options = RunOptions(jobs=jobs, resume=args.resume, limits=limits)
     runner = Runner(engine, matrix, plans, run_dir=run_dir, console=console, options=options, run_id=run_id)
     try:
         report = runner.execute()

@@ -31,6 +31,19 @@ class EnvPlan:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """How containers are confined and how long one load may take."""
+
+    memory: str = CONTAINER_MEMORY  # docker --memory syntax
+    runtime: str | None = None  # e.g. "runsc" (gVisor)
+    cell_timeout: float = 300.0  # seconds per (artifact, loader)
+    isolation: str = "target"  # "target": one worker per target; "artifact": a fresh worker per artifact
+
+
+ISOLATION_LEVELS = ("target", "artifact")
+
+
+@dataclass(frozen=True)
 class CellKey:
     """Identity of one report cell."""
 
@@ -67,7 +80,8 @@ def expected_cells(matrix: Matrix, env_ids: Sequence[str]) -> list[CellKey]:
     ]
 
 
-def _container(plan: EnvPlan, phase: str, run_id: str, command: Sequence[str], mounts: Sequence[Mount]) -> RunSpec:
+def _container(plan: EnvPlan, phase: str, run_id: str, command: Sequence[str], *, mounts: Sequence[Mount],
+               limits: Limits) -> RunSpec:
     return RunSpec(
         image=plan.image.tag,
         name=f"harness-{run_id}-{phase}-{plan.env.id}",
@@ -87,7 +101,8 @@ def _container(plan: EnvPlan, phase: str, run_id: str, command: Sequence[str], m
         user=host_user(),
         timeout=PHASE_TIMEOUT,
         pids_limit=4096,
-        memory=CONTAINER_MEMORY,
+        memory=limits.memory,
+        runtime=limits.runtime,
     )
 
 
@@ -105,24 +120,28 @@ def host_user() -> str:
     return f"{os.getuid()}:{os.getgid()}"
 
 
-def save_spec(matrix: Matrix, plan: EnvPlan, run_dir: Path, run_id: str) -> RunSpec:
+def save_spec(matrix: Matrix, plan: EnvPlan, run_dir: Path, run_id: str, limits: Limits) -> RunSpec:
     """The container that builds and saves every model of one environment."""
     env_id = plan.env.id
     spec = {"env": env_id, "models": list(matrix.models), "formats": list(matrix.formats),
             "out": "/harness/out", "records": "/harness/records.jsonl"}
-    return _container(plan, "save", run_id, _agent("save", spec), (
+    return _container(plan, "save", run_id, _agent("save", spec), mounts=(
         Mount(run_dir / "artifacts" / env_id, "/harness/out", read_only=False),
         Mount(run_dir / "records" / f"save-{env_id}.jsonl", "/harness/records.jsonl", read_only=False),
-    ))
+    ), limits=limits)
 
 
-def load_spec(matrix: Matrix, plan: EnvPlan, run_dir: Path, run_id: str, cell_timeout: float) -> RunSpec:
-    """The container that loads every artifact of every environment in one target."""
+def load_spec(matrix: Matrix, plan: EnvPlan, run_dir: Path, run_id: str, limits: Limits) -> RunSpec:
+    """The container that loads every artifact of every environment in one target.
+
+    Its only writable mounts are this target's own record file and output folder.
+    """
     env_id = plan.env.id
     spec = {"env": env_id, "loaders": list(matrix.loaders), "artifacts": "/harness/artifacts",
-            "outputs": "/harness/outputs", "records": "/harness/records.jsonl", "timeout": cell_timeout}
-    return _container(plan, "load", run_id, _agent("load", spec), (
+            "outputs": "/harness/outputs", "records": "/harness/records.jsonl", "timeout": limits.cell_timeout,
+            "isolation": limits.isolation}
+    return _container(plan, "load", run_id, _agent("load", spec), mounts=(
         Mount(run_dir / "artifacts", "/harness/artifacts", read_only=True),
         Mount(run_dir / "outputs" / env_id, "/harness/outputs", read_only=False),
         Mount(run_dir / "records" / f"load-{env_id}.jsonl", "/harness/records.jsonl", read_only=False),
-    ))
+    ), limits=limits)

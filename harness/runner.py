@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from harness import __version__
@@ -16,7 +16,7 @@ from harness.console import Console
 from harness.engine import ContainerEngine, RunResult, RunSpec
 from harness.images import ensure_image
 from harness.matrix_types import Matrix, matrix_to_dict
-from harness.plan import EnvPlan, load_spec, save_spec
+from harness.plan import EnvPlan, Limits, load_spec, save_spec
 from harness.report.writers import write_reports
 from harness.rundir import RunDir
 
@@ -27,7 +27,7 @@ class RunOptions:
 
     jobs: int = 1
     resume: bool = False
-    cell_timeout: float = 300.0
+    limits: Limits = field(default_factory=Limits)
 
 
 def _now() -> str:
@@ -159,7 +159,8 @@ class Runner:
         artifacts.mkdir(parents=True)
         records = self.run_dir.records("save", env_id)
         records.write_text("")
-        result = self._run_container(save_spec(self.matrix, plan, self.run_dir.path, self.run_id), f"save-{env_id}")
+        spec = save_spec(self.matrix, plan, self.run_dir.path, self.run_id, self.options.limits)
+        result = self._run_container(spec, f"save-{env_id}")
         self._update_env(env_id, save=_container_outcome(result))
         packages = artifacts / "packages.txt"
         if packages.is_file():
@@ -179,7 +180,7 @@ class Runner:
             records.write_text("")
         records.touch()
         self.run_dir.outputs(env_id).mkdir(parents=True, exist_ok=True)
-        spec = load_spec(self.matrix, plan, self.run_dir.path, self.run_id, self.options.cell_timeout)
+        spec = load_spec(self.matrix, plan, self.run_dir.path, self.run_id, self.options.limits)
         result = self._run_container(spec, f"load-{env_id}")
         self._update_env(env_id, load=_container_outcome(result))
         self.console.step(f"load {env_id}: {'done' if result.exit_code == 0 else 'FAILED'} in {result.seconds:.0f}s")

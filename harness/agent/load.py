@@ -135,7 +135,9 @@ def run_load(spec: Dict[str, Any]) -> int:
                 continue
         result = _run_one(worker, task, float(spec.get("timeout", 300)))
         writer.write(dict(base, versions=worker.versions, **_identity(task), **result))
-        if result["status"] in ("crash", "timeout") or task["isolated"]:
+        # A worker that died, hung or changed process-wide state is never reused;
+        # with isolation "artifact" no worker is reused at all.
+        if result["status"] in ("crash", "timeout") or task["isolated"] or spec.get("isolation") == "artifact":
             worker.stop()
             worker = None
     if worker is not None:
