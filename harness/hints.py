@@ -111,6 +111,9 @@ RULES = (
     Rule(r"No file or directory found|Unable to (open|synchronously open) file|not a zip file|BadZipFile|"
          r"not an hdf5|file signature not found",
          "the artifact is missing or truncated, or not in the format its name says"),
+    Rule(r"ArtifactChanged",
+         "the file is not the one that was saved (its sha256 differs): it was modified or corrupted after the "
+         "save; run the save phase again and find what touched it"),
     Rule(r"SANDBOX BREACH",
          "the artifact escaped the sandbox while loading: treat the file as hostile and report the sandbox gap"),
     Rule(r"network blocked|writes blocked",

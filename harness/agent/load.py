@@ -18,6 +18,7 @@ import time
 from typing import Any, Dict, List, Optional
 
 from harness.agent import catalog
+from harness.agent.common import sha256_file
 from harness.agent.records import RecordWriter, cell_key, done_keys
 
 STARTUP_TIMEOUT = 600.0
@@ -41,6 +42,8 @@ def plan_tasks(artifacts_root: str, outputs_root: str, loaders: List[str]) -> Li
                     tasks.append({
                         "source": source, "model": model, "format": fmt, "loader": loader,
                         "artifact": os.path.join(src_root, saved["path"]),
+                        "files": {os.path.join(src_root, model, rel): digest
+                                  for rel, digest in saved.get("files", {}).items()},
                         "model_dir": os.path.join(src_root, model),
                         "inputs": os.path.join(src_root, entry["inputs"]),
                         "input_names": entry["input_names"],
@@ -110,6 +113,29 @@ class Worker:
                 "error": {"type": "WorkerCrash", "message": f"worker exited with status {code}"}}
 
 
+class Integrity:
+    """Checks artifacts against the sha256 manifest written when they were saved, once per artifact."""
+
+    def __init__(self) -> None:
+        self._verdicts: Dict[str, Optional[str]] = {}
+
+    def problem(self, task: Dict[str, Any]) -> Optional[str]:
+        """None when every file is as saved, else what changed."""
+        key = task["artifact"]
+        if key not in self._verdicts:
+            self._verdicts[key] = _changed(task["files"])
+        return self._verdicts[key]
+
+
+def _changed(files: Dict[str, str]) -> Optional[str]:
+    for path, digest in sorted(files.items()):
+        if not os.path.isfile(path):
+            return f"{path} is missing"
+        if sha256_file(path) != digest:
+            return f"{path} does not match its sha256 in manifest.json"
+    return None
+
+
 def run_load(spec: Dict[str, Any]) -> int:
     """Run every task not already recorded; append a record for each as it ends."""
     tasks = plan_tasks(spec["artifacts"], spec["outputs"], spec["loaders"])
@@ -117,8 +143,14 @@ def run_load(spec: Dict[str, Any]) -> int:
     writer = RecordWriter(spec["records"])
     base = {"kind": "load", "target": spec["env"]}
     worker: Optional[Worker] = None
+    integrity = Integrity()
     for task in tasks:
         if cell_key(task) in done:
+            continue
+        changed = integrity.problem(task)
+        if changed:
+            writer.write(dict(base, **_identity(task), status="error", stage="integrity", error={
+                "type": "ArtifactChanged", "message": "artifact changed since it was saved: " + changed}))
             continue
         if task["isolated"] and worker is not None:
             worker.stop()

@@ -12,9 +12,6 @@ from typing import Any
 
 import pytest
 
-from harness.engine import DockerCLI
-from harness.errors import EngineUnavailable
-
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,16 +31,6 @@ loaders: [load_model, load_model_custom]
 # Per (source, target): dense, lambda and label_order in 3 formats with load_model (9 cells),
 # fault_segfault in .keras with and without custom_objects (2 cells).
 CELLS_PER_PAIR = 11
-
-
-@pytest.fixture(scope="session")
-def docker() -> None:
-    try:
-        DockerCLI().ping()
-    except EngineUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"integration tests need Docker in CI: {exc}")
-        pytest.skip(str(exc))
 
 
 def harness(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

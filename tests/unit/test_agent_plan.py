@@ -57,6 +57,7 @@ def test_task_paths_point_into_the_source_and_the_outputs(artifacts: Path) -> No
     assert task == {
         "source": "env-b", "model": "dense", "format": "h5", "loader": "load_model",
         "artifact": f"{root}/env-b/dense/h5/model.h5",
+        "files": {},
         "model_dir": f"{root}/env-b/dense",
         "inputs": f"{root}/env-b/dense/inputs.npz",
         "input_names": ["features"],
@@ -151,3 +152,19 @@ def test_cell_key_of_a_task_matches_its_record(artifacts: Path) -> None:
     record = {"kind": "load", "target": "t", "status": "ok",
               **{k: task[k] for k in ("source", "model", "format", "loader")}}
     assert cell_key(task) == cell_key(record) == "env-a/dense/keras/load_model"
+
+
+def test_integrity_flags_a_changed_or_missing_file_once_per_artifact(tmp_path: Path) -> None:
+    from harness.agent.common import sha256_file
+    from harness.agent.load import Integrity
+
+    good = tmp_path / "model.h5"
+    good.write_bytes(b"saved bytes")
+    task = {"artifact": str(good), "files": {str(good): sha256_file(str(good))}}
+    check = Integrity()
+    assert check.problem(task) is None
+    good.write_bytes(b"tampered")
+    assert check.problem(task) is None  # verdicts are cached per artifact: hashed once per container
+    assert "does not match its sha256" in (Integrity().problem(task) or "")
+    good.unlink()
+    assert "is missing" in (Integrity().problem(task) or "")
