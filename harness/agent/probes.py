@@ -242,6 +242,8 @@ def build(name: str, keras: Any) -> Dict[str, Any]:
         names = class_names("label_order", "") if name == "label_order" else sorted(set(LABELS))
         train_y = np.array([names.index(sorted(LABELS)[i]) for i in train_y], dtype="int64")
     if not name.startswith("fault_"):
+        # Eager: tracing train_step costs more than two epochs of probe-sized data.
+        model.run_eagerly = True
         model.fit(feed(list(train_x.values())), train_y, epochs=2, batch_size=32, verbose=0, shuffle=False)
     ref_x, ref_y = _inputs_for(name, SEED + 1, N_REFERENCE)
     return {"model": model, "inputs": ref_x, "y": ref_y}
