@@ -24,6 +24,7 @@ class Context:
         self.keras = tf.keras
         self.major = int(versions.get("keras_major") or 2)
         self.version = version_tuple(str(versions.get("keras", "")))
+        self.python = str(versions.get("python", ""))
 
 
 def version_tuple(version: str) -> Tuple[int, ...]:

@@ -45,6 +45,7 @@ def plan_tasks(artifacts_root: str, outputs_root: str, loaders: List[str]) -> Li
                         "files": {os.path.join(src_root, model, rel): digest
                                   for rel, digest in saved.get("files", {}).items()},
                         "model_dir": os.path.join(src_root, model),
+                        "source_versions": manifest.get("versions", {}),
                         "inputs": os.path.join(src_root, entry["inputs"]),
                         "input_names": entry["input_names"],
                         "labels": os.path.join(src_root, entry["labels"]),

@@ -15,7 +15,7 @@ from typing import Any, Dict
 
 import numpy as np
 
-from harness.agent import formats, probes
+from harness.agent import formats, preflight, probes
 from harness.agent.common import error_info, quiet_tensorflow
 from harness.agent.versions import collect
 
@@ -46,8 +46,30 @@ def run_worker() -> int:
     return 0
 
 
+_FINDINGS: Dict[str, Dict[str, Any]] = {}
+
+
+def _preflight(ctx: formats.Context, task: Dict[str, Any]) -> Dict[str, Any]:
+    """Static findings for the artifact (scanned once per worker) and the outcome they predict here."""
+    if task["artifact"] not in _FINDINGS:
+        _FINDINGS[task["artifact"]] = preflight.scan(task["artifact"], task["format"])
+    findings = _FINDINGS[task["artifact"]]
+    target = {"keras_major": ctx.major, "python": ctx.python}
+    return dict(preflight.predict(findings, task["format"], task["loader"], task.get("source_versions", {}), target),
+                findings=findings)
+
+
 def run_task(ctx: formats.Context, task: Dict[str, Any]) -> Dict[str, Any]:
     """Load one artifact with one loader, predict, evaluate; never raise."""
+    result = _run_task(ctx, task)
+    try:
+        result["preflight"] = _preflight(ctx, task)
+    except Exception as exc:  # the scan is advice; it never changes a cell
+        result["preflight"] = {"outcome": "unknown", "why": f"scan failed: {exc}"}
+    return result
+
+
+def _run_task(ctx: formats.Context, task: Dict[str, Any]) -> Dict[str, Any]:
     start = time.monotonic()
     probe = task["model"]
     try:

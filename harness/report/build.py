@@ -30,7 +30,7 @@ CELL_DEFAULTS: dict[str, Any] = {
     "max_abs_diff": None, "max_rel_diff": None, "max_ulp": None, "bit_exact": None,
     "argmax_agreement": None, "evaluate": None, "error": None, "reason": None, "seconds": None,
     "predict_call": None, "signal": None, "exit_code": None, "expected": None, "expectation": None,
-    "hint": None, "loader_options": None,
+    "hint": None, "loader_options": None, "preflight": None,
 }
 EXACT = Tolerance(rtol=0.0, atol=0.0)
 
@@ -185,8 +185,9 @@ def _cell(data: _RunData, key: CellKey) -> dict[str, Any]:
     if record is None:
         return _skipped(key, f"the load phase in {key.target} did not reach this cell")
     if record.get("status") == "ok":
-        return _compared_cell(data.run_dir, key, record, model_entry, _tolerance(data, key.model))
-    return {**_key_fields(key), "status": record.get("status", "error"),
+        cell = _compared_cell(data.run_dir, key, record, model_entry, _tolerance(data, key.model))
+        return {**cell, "preflight": record.get("preflight")}
+    return {**_key_fields(key), "status": record.get("status", "error"), "preflight": record.get("preflight"),
             "error": _error(record.get("error"), _context(data, key)),
             "reason": record.get("stage"), "seconds": record.get("seconds"), "signal": record.get("signal"),
             "exit_code": record.get("exit_code")}
@@ -217,7 +218,23 @@ def _summary(cells: list[dict[str, Any]], env_ids: list[str]) -> dict[str, Any]:
         per_pair.setdefault((c["source"], c["target"]), Counter())[c["status"]] += 1
     for (source, target), pair_counts in per_pair.items():
         grid[source][target] = {"worst": worst(pair_counts), "counts": dict(sorted(pair_counts.items()))}
-    return {"total": len(cells), "counts": {s: counts.get(s, 0) for s in STATUS_ORDER}, "grid": grid}
+    return {"total": len(cells), "counts": {s: counts.get(s, 0) for s in STATUS_ORDER}, "grid": grid,
+            "preflight": _preflight_agreement(cells)}
+
+
+def _preflight_agreement(cells: list[dict[str, Any]]) -> dict[str, int]:
+    """How often the static pre-flight scan predicted what loading then did."""
+    tally: Counter[str] = Counter()
+    for c in cells:
+        predicted = (c.get("preflight") or {}).get("outcome")
+        if predicted not in ("pass", "error") or c["status"] in ("skipped", "unsupported"):
+            continue
+        failed = c["status"] in ("error", "crash", "timeout")
+        if (predicted == "error") == failed:
+            tally["agree"] += 1
+        else:
+            tally["predicted_error_but_loaded" if predicted == "error" else "predicted_pass_but_failed"] += 1
+    return {k: tally.get(k, 0) for k in ("agree", "predicted_error_but_loaded", "predicted_pass_but_failed")}
 
 
 def _verdict(cells: list[dict[str, Any]], environments: list[dict[str, Any]], run_status: str | None,

@@ -59,6 +59,7 @@ def test_task_paths_point_into_the_source_and_the_outputs(artifacts: Path) -> No
         "artifact": f"{root}/env-b/dense/h5/model.h5",
         "files": {},
         "model_dir": f"{root}/env-b/dense",
+        "source_versions": {},
         "inputs": f"{root}/env-b/dense/inputs.npz",
         "input_names": ["features"],
         "labels": f"{root}/env-b/dense/labels.npy",

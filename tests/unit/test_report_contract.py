@@ -33,13 +33,13 @@ ENVIRONMENT_KEYS = {
 CELL_KEYS = {
     "source", "target", "model", "format", "loader", "status",
     "max_abs_diff", "max_rel_diff", "max_ulp", "bit_exact", "argmax_agreement", "evaluate", "error", "reason",
-    "seconds", "predict_call", "signal", "exit_code", "expected", "expectation", "hint", "loader_options",
+    "seconds", "predict_call", "signal", "exit_code", "expected", "expectation", "hint", "loader_options", "preflight",
 }
 ERROR_KEYS = {"type", "message", "hint", "traceback"}
 VERDICT_KEYS = {"exit_code", "unexpected", "regressions", "unused_expectations"}
 REGRESSION_KEYS = {"source", "target", "model", "format", "loader", "kind", "old", "new"}
 REGRESSION_KINDS = {"stopped_passing", "drift_grown", "new_error_type"}
-SUMMARY_KEYS = {"total", "counts", "grid"}
+SUMMARY_KEYS = {"total", "counts", "grid", "preflight"}
 STATUSES = ["pass", "unsupported", "skipped", "drift", "error", "timeout", "crash"]
 
 OK = Environment(id="ok-env", python="3.11", tensorflow="==2.15.1", base_image="python:3.11-slim")
