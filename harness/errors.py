@@ -9,6 +9,11 @@ EXIT_ENGINE = 3
 EXIT_INTERRUPTED = 130
 
 
+def printable(text: str) -> str:
+    """Text with control characters escaped, so a message from user input stays one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class HarnessError(Exception):
     """Base class: a failure the CLI reports in one line, with an exit code."""
 
@@ -26,7 +31,8 @@ class MatrixError(UsageError):
 
     def __init__(self, path: str, problems: list[str]) -> None:
         self.path = path
-        self.problems = list(problems)
+        self.problems = [printable(p) for p in problems]
+        problems = self.problems
         first = problems[0] if problems else "invalid matrix"
         more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
         super().__init__(f"{path}: {first}{more}")

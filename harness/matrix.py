@@ -34,6 +34,7 @@ from harness.matrix_types import (
     Tolerance,
 )
 from harness.report.statuses import EXPECTABLE, STATUS_ORDER
+from harness.yamlguard import shape_problem
 
 __all__ = [
     "Environment",
@@ -128,7 +129,11 @@ def _read_bytes(path: str) -> bytes:
 def _load_yaml(raw: bytes, path: str) -> object:
     """Parsed YAML, or MatrixError naming the line of a syntax error."""
     try:
-        return yaml.safe_load(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        refused = shape_problem(text)
+        if refused is None:
+            return yaml.safe_load(text)
+        problem = refused
     except UnicodeDecodeError as exc:
         problem = f"not UTF-8 text (bad byte at offset {exc.start})"
     except yaml.MarkedYAMLError as exc:
