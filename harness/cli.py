@@ -1,8 +1,9 @@
-"""Command line: python -m harness {run,validate,report} ...; main(argv) -> exit code."""
+"""Command line: python -m harness {run,validate,plan,report,diff,doctor} ...; main(argv) -> exit code."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import re
@@ -15,8 +16,9 @@ from types import FrameType
 
 from harness import __version__
 from harness.console import Console
-from harness.errors import EXIT_INTERRUPTED, HarnessError, UsageError
+from harness.errors import EXIT_INTERRUPTED, HarnessError, RunDirError, UsageError
 from harness.rundir import RunDir
+from harness.runstate import ENV_PHASES, PHASES
 
 log = logging.getLogger("harness")
 MEMORY_PER_JOB = 6 * 1024**3  # a TensorFlow process loading probes stays well below this
@@ -85,11 +87,24 @@ def build_parser() -> argparse.ArgumentParser:
                      help="container runtime for a stronger sandbox, e.g. runsc (env HARNESS_DOCKER_RUNTIME)")
     run.add_argument("--baseline", type=Path, metavar="REPORT",
                      help="an earlier report.json (or its run directory): cells that got worse are regressions")
+    run.add_argument("--phase", action="append", choices=PHASES, default=[],
+                     help="run only this phase (repeatable; default: all). Phases share --out: each reads only "
+                          "what earlier ones wrote, so separate jobs can run them (README: Nightly CI)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
 
     validate = sub.add_parser("validate", help="parse and expand a matrix; build nothing")
     validate.add_argument("matrix", type=Path)
     validate.add_argument("--base-image", default=os.environ.get("HARNESS_BASE_IMAGE"))
+
+    plan = sub.add_parser("plan", help="the CI job matrix: one entry per environment, its image and phase commands")
+    plan.add_argument("matrix", type=Path)
+    plan.add_argument("--format", choices=("github", "json"), default="json",
+                      help="github: one line of strategy.matrix values for $GITHUB_OUTPUT; json: the whole plan")
+    plan.add_argument("--out", default="run", help="the run directory the commands share (default: run)")
+    plan.add_argument("--base-image", default=None,
+                      help="base image template passed to every command (default: HARNESS_BASE_IMAGE, unpassed)")
+    plan.add_argument("--max-jobs", type=_positive_int, default=256,
+                      help="environments per matrix; more are split into several (GitHub's limit: 256)")
 
     report = sub.add_parser("report", help="re-render the reports of a run directory from its records")
     report.add_argument("run_dir", type=Path)
@@ -100,6 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
     diff = sub.add_parser("diff", help="what changed between two reports: new failures, fixed cells, figures")
     diff.add_argument("old", type=Path, help="the earlier report.json (or its run directory)")
     diff.add_argument("new", type=Path, help="the later report.json (or its run directory)")
+
+    doctor = sub.add_parser("doctor", help="engine, base images, disk space, index and CA settings, leftovers")
+    doctor.add_argument("matrix", type=Path, nargs="?", help="matrix to check images for (default "
+                        "matrices/default.yaml when present)")
+    doctor.add_argument("--base-image", default=os.environ.get("HARNESS_BASE_IMAGE"))
+    doctor.add_argument("--out", type=Path, default=Path("runs"), help="where run directories go (default runs)")
+    doctor.add_argument("--runtime", default=os.environ.get("HARNESS_DOCKER_RUNTIME"),
+                        help="container runtime runs will ask for (env HARNESS_DOCKER_RUNTIME)")
+    doctor.add_argument("--cleanup", action="store_true",
+                        help="remove containers of dead runs and untagged harness images (never a tagged image)")
     return parser
 
 
@@ -132,6 +157,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """The whole flow; returns the report's exit code."""
     from harness.engine import LABEL_RUN, DockerCLI
+    from harness.leftovers import owner_labels, remove_stale_containers
     from harness.matrix import load_matrix
     from harness.plan import Limits, plan_environments
     from harness.report.schema import load_report
@@ -141,21 +167,29 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.resume and args.out is None:
         raise UsageError("--resume needs --out RUN_DIR: the run to continue")
+    if args.phase and args.out is None:
+        raise UsageError("--phase needs --out RUN_DIR: the run directory the phases share")
+    phases = tuple(p for p in PHASES if p in args.phase) or PHASES
     matrix = load_matrix(args.matrix, base_image=args.base_image)
     if args.baseline is not None:
         load_report(args.baseline, "baseline")  # a bad baseline is exit 2 before anything is built
     plans = plan_environments(matrix, os.environ, args.only)
     engine = DockerCLI()
-    engine.ping()
-    run_dir = RunDir.prepare(args.out or default_out(matrix.name), resume=args.resume)
+    needs_engine = any(p in ENV_PHASES for p in phases)  # the report phase alone needs no Docker
+    if needs_engine:
+        engine.ping()
+    run_dir = RunDir.prepare(args.out or default_out(matrix.name), resume=args.resume, shared=bool(args.phase))
     baseline = args.baseline or (_recorded_baseline(run_dir) if args.resume else None)
     console = Console(quiet=args.quiet)
+    if needs_engine and (removed := remove_stale_containers(engine)):
+        console.step(f"removed {removed} container(s) left by harness runs that are gone")
     jobs = args.jobs or default_jobs()
     run_id = uuid.uuid4().hex[:10]
-    console.step(f"run {run_id}: {len(plans)} environment(s), {jobs} job(s), into {run_dir.path}")
+    console.step(f"run {run_id}: {len(plans)} environment(s), {jobs} job(s), phases {', '.join(phases)}, "
+                 f"into {run_dir.path}")
     limits = Limits(memory=args.memory, runtime=args.runtime, cell_timeout=args.cell_timeout,
                     isolation=args.isolation)
-    options = RunOptions(jobs=jobs, resume=args.resume, limits=limits)
+    options = RunOptions(jobs=jobs, resume=args.resume, limits=limits, phases=phases, owner=owner_labels())
     runner = Runner(engine, matrix, plans, run_dir=run_dir, console=console, options=options, run_id=run_id)
     try:
         report = runner.execute()
@@ -165,6 +199,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"harness: interrupted; removed {removed} container(s); continue with "
               f"--resume --out {run_dir.path}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    if report is None:
+        console.step(f"{', '.join(phases)} done in {run_dir.path}; the report phase merges every job's copy")
+        return 0
     if baseline is not None:
         report = write_reports(run_dir, baseline=baseline)  # records it in run.json, adds the regressions
     console.grid(report)
@@ -188,10 +225,62 @@ def cmd_report(args: argparse.Namespace) -> int:
     from harness.report.writers import FILES, write_reports
 
     run_dir = RunDir.open_existing(args.run_dir)
+    _merge_phase_records(run_dir)
     report = write_reports(run_dir, baseline=args.baseline)
     if args.format:
         print((run_dir.path / FILES[args.format]).read_text(encoding="utf-8"), end="")
     return int(report["verdict"]["exit_code"])
+
+
+def _merge_phase_records(run_dir: RunDir) -> None:
+    """Rebuild run.json from the phase records (envs/<env>/<phase>.json) of every job that wrote into run_dir."""
+    from harness.matrix_types import matrix_from_dict
+    from harness.runstate import has_phase_records, merged_run
+
+    if not has_phase_records(run_dir):
+        return  # a run directory from before phase records: run.json is the record
+    run = run_dir.read_run()
+    try:
+        matrix = matrix_from_dict(run["matrix"])
+        selected = {e["id"]: e.get("image") for e in run.get("environments", [])}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RunDirError(f"{run_dir.run_json}: not a harness run.json ({exc})") from None
+    run_dir.write_run(merged_run(run_dir, matrix, selected, run_id=str(run.get("run_id") or "report")))
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Print the CI job matrix of a matrix file as JSON."""
+    from harness.fanout import fanout_plan
+    from harness.matrix import load_matrix
+    from harness.plan import plan_environments
+
+    base_image = args.base_image or os.environ.get("HARNESS_BASE_IMAGE")
+    matrix = load_matrix(args.matrix, base_image=base_image)
+    plan = fanout_plan(plan_environments(matrix, os.environ), matrix_name=matrix.name, matrix_arg=str(args.matrix),
+                       matrix_sha256=matrix.sha256, out=args.out, base_image=args.base_image,
+                       max_jobs=args.max_jobs)
+    if args.format == "github":
+        keep = {"count": plan["count"], "chunks": len(plan["matrices"]), "matrices": plan["matrices"],
+                "report": plan["report"]}
+        print(json.dumps(keep, sort_keys=True, separators=(",", ":")))
+    else:
+        print(json.dumps(plan, sort_keys=True, indent=2))
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check this machine; exit 3 when the engine does not answer, 1 when a check failed."""
+    from harness.doctor import diagnose, render
+    from harness.engine import DockerCLI
+    from harness.matrix import load_matrix
+
+    default = Path("matrices/default.yaml")
+    path = args.matrix or (default if default.is_file() else None)
+    matrix = load_matrix(path, base_image=args.base_image) if path else None
+    engine = DockerCLI()
+    engine.ping()
+    checks = diagnose(engine, matrix, os.environ, out=args.out, runtime=args.runtime, cleanup=args.cleanup)
+    return render(checks, print)
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -204,7 +293,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 1 if diff["regressions"] else 0
 
 
-COMMANDS = {"run": cmd_run, "validate": cmd_validate, "report": cmd_report, "diff": cmd_diff}
+COMMANDS = {"run": cmd_run, "validate": cmd_validate, "plan": cmd_plan, "report": cmd_report, "diff": cmd_diff,
+            "doctor": cmd_doctor}
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:

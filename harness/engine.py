@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 LABEL_MANAGED = "org.harness.managed"
 LABEL_RUN = "org.harness.run"
 LABEL_VERSION = "org.harness.version"
+LABEL_HOST = "org.harness.host"  # the machine whose harness process started the container
+LABEL_PID = "org.harness.pid"  # that process: when it is gone, the container is a leftover
+LABEL_BASE = "org.harness.base"  # base images built by dockerfiles/build-debian-base.sh
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,16 @@ class RunResult:
     timed_out: bool = False
     oom_killed: bool = False
     output_tail: str = ""
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    """A container the engine knows, with its labels."""
+
+    id: str
+    name: str
+    labels: Mapping[str, str]
+    running: bool
 
 
 @dataclass(frozen=True)
@@ -148,7 +161,8 @@ class DockerCLI:
     ) -> BuildResult:
         """Build with the classic builder semantics; the full log goes to log_path."""
         exe = shutil.which(self.binary) or self.binary
-        cmd = [exe, "build", "--pull=false", "-t", tag]
+        # --force-rm: a failed build leaves no intermediate container behind (the classic builder would).
+        cmd = [exe, "build", "--pull=false", "--force-rm", "-t", tag]
         cmd += [f"--label={k}={v}" for k, v in sorted(labels.items())]
         cmd += [f"--build-arg={k}={v}" for k, v in sorted(build_args.items())]
         cmd.append(str(context))
@@ -237,3 +251,54 @@ class DockerCLI:
             self._docker("rm", "-f", *ids)
         return len(ids)
 
+
+    # -- housekeeping and diagnosis (doctor, the stale-container sweep) --------
+    def containers(self, labels: Mapping[str, str]) -> list[ContainerInfo]:
+        """Every container (running or not) carrying all the labels (an empty value: any value)."""
+        filters = [f"--filter=label={k}={v}" if v else f"--filter=label={k}" for k, v in sorted(labels.items())]
+        ids = self._docker("ps", "-aq", "--no-trunc", *filters).stdout.split()
+        if not ids:
+            return []
+        proc = self._docker("inspect", "--format", "{{json .}}", *ids)
+        found = []
+        for line in proc.stdout.splitlines():
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            found.append(ContainerInfo(id=data["Id"], name=str(data.get("Name", "")).lstrip("/"),
+                                       labels=(data.get("Config") or {}).get("Labels") or {},
+                                       running=bool((data.get("State") or {}).get("Running"))))
+        return found
+
+    def remove_container_ids(self, ids: list[str]) -> int:
+        """Remove these containers (force); return how many are gone."""
+        if not ids:
+            return 0
+        self._docker("rm", "-f", *ids, timeout=300)
+        left = self._docker("ps", "-aq", "--no-trunc", *(f"--filter=id={i}" for i in ids)).stdout.split()
+        return len(ids) - len(left)
+
+    def dangling_images(self, labels: Mapping[str, str]) -> list[str]:
+        """Ids of untagged images carrying all the labels (an empty value: any value)."""
+        filters = [f"--filter=label={k}={v}" if v else f"--filter=label={k}" for k, v in sorted(labels.items())]
+        proc = self._docker("images", "-q", "--no-trunc", "--filter=dangling=true", *filters)
+        return sorted(set(proc.stdout.split()))
+
+    def remove_images(self, ids: list[str]) -> list[str]:
+        """Remove untagged images one by one (never forced: an image a container uses stays); the removed ids."""
+        return [i for i in ids if self._docker("rmi", i, timeout=300).returncode == 0]
+
+    def info(self) -> dict[str, object]:
+        """`docker info` as a dict (DockerRootDir, Runtimes, ServerVersion, ...); {} when it cannot be read."""
+        proc = self._docker("info", "--format", "{{json .}}", timeout=60)
+        try:
+            data = json.loads(proc.stdout) if proc.returncode == 0 else {}
+        except json.JSONDecodeError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def endpoint(self) -> str:
+        """The engine the CLI talks to: DOCKER_HOST, else the current context's host."""
+        proc = self._docker("context", "inspect", "--format", "{{.Endpoints.docker.Host}}", timeout=30)
+        return proc.stdout.strip() if proc.returncode == 0 and proc.stdout.strip() else "unknown"

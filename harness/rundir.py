@@ -58,12 +58,15 @@ class RunDir:
         return cls(path)
 
     @classmethod
-    def prepare(cls, path: Path, resume: bool) -> RunDir:
-        """Create a fresh run directory, or reopen one to resume; check it is writable."""
+    def prepare(cls, path: Path, resume: bool, shared: bool = False) -> RunDir:
+        """Create a fresh run directory, or reopen one to resume; check it is writable.
+
+        A `shared` directory (phases run by separate jobs) may already hold other jobs' work.
+        """
         has_run = (path / RUN_JSON).is_file()
         if resume and not has_run:
             raise RunDirError(f"--resume {path}: no earlier run there (no {RUN_JSON})")
-        if not resume and path.exists() and any(path.iterdir()):
+        if not resume and not shared and path.exists() and any(path.iterdir()):
             raise RunDirError(f"--out {path}: directory exists and is not empty; pass --resume to continue it")
         try:
             for sub in ("artifacts", "records", "outputs", "envs", "logs"):
@@ -109,6 +112,10 @@ class RunDir:
     def env_dir(self, env_id: str) -> Path:
         """envs/<env>/: build log, pip freeze."""
         return self.path / "envs" / env_id
+
+    def phase_record(self, env_id: str, phase: str) -> Path:
+        """envs/<env>/<phase>.json: what one phase (build, save, load) did for one environment."""
+        return self.env_dir(env_id) / f"{phase}.json"
 
     def log(self, name: str) -> Path:
         """logs/<name>.log: a container's own output (never parsed)."""

@@ -1,37 +1,42 @@
-"""Execute a plan through the container engine: build, save, load, report. Resumable."""
+"""Execute a plan through the container engine: build, save, load, report. Resumable.
+
+Each phase can also run alone (`run --phase`), for some environments only, against a run directory
+that other jobs share: a phase reads only what earlier phases wrote there, and writes only its own
+environments' files (see runstate.py).
+"""
 
 from __future__ import annotations
 
-import datetime as dt
+import dataclasses
 import shutil
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
-from harness import __version__
 from harness.console import Console
 from harness.engine import ContainerEngine, RunResult, RunSpec
-from harness.images import ensure_image
-from harness.matrix_types import Matrix, matrix_to_dict
+from harness.images import ImageOutcome, ensure_image
+from harness.matrix_types import Matrix
 from harness.plan import EnvPlan, Limits, load_spec, save_spec
 from harness.report.writers import write_reports
 from harness.rundir import RunDir
+from harness.runstate import ENV_PHASES, PHASES, RunState, now, read_phase
+
+LABEL_HOST = "org.harness.host"
+LABEL_PID = "org.harness.pid"
 
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How to run: parallelism, resumption, per-load timeout."""
+    """How to run: parallelism, resumption, limits, and which phases."""
 
     jobs: int = 1
     resume: bool = False
     limits: Limits = field(default_factory=Limits)
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    phases: tuple[str, ...] = PHASES
+    owner: Mapping[str, str] = field(default_factory=dict)  # labels naming this process (host, pid)
 
 
 def _container_outcome(result: RunResult) -> dict[str, Any]:
@@ -39,8 +44,13 @@ def _container_outcome(result: RunResult) -> dict[str, Any]:
             "oom_killed": result.oom_killed}
 
 
+def _image_fields(outcome: ImageOutcome) -> dict[str, Any]:
+    return {"image": outcome.tag, "image_id": outcome.image_id, "status": "build_error" if outcome.error else "ok",
+            "error": outcome.error}
+
+
 class Runner:
-    """Runs one matrix into one run directory."""
+    """Runs some phases of one matrix (by default all of them) into one run directory."""
 
     def __init__(self, engine: ContainerEngine, matrix: Matrix, plans: Sequence[EnvPlan], *, run_dir: RunDir,
                  console: Console, options: RunOptions, run_id: str) -> None:
@@ -51,62 +61,36 @@ class Runner:
         self.console = console
         self.options = options
         self.run_id = run_id
-        self._lock = threading.Lock()
-        self.state: dict[str, Any] = {}
-
-    # -- run.json -------------------------------------------------------------
-    def _initial_state(self) -> dict[str, Any]:
-        previous = self.run_dir.read_run() if self.options.resume else {}
-        envs_before = {e["id"]: e for e in previous.get("environments", [])}
-        return {
-            "harness_version": __version__,
-            "run_id": self.run_id,
-            "created": previous.get("created", _now()),
-            "status": "running",
-            "matrix": matrix_to_dict(self.matrix),
-            "environments": [
-                {**envs_before.get(p.env.id, {}), "id": p.env.id, "spec": asdict(p.env), "image": p.image.tag}
-                for p in self.plans
-            ],
-            "containers_started": previous.get("containers_started", 0),
-            "timings": previous.get("timings", {}),
-        }
-
-    def _update_env(self, env_id: str, **fields: Any) -> None:
-        with self._lock:
-            for env in self.state["environments"]:
-                if env["id"] == env_id:
-                    env.update(fields)
-            self.run_dir.write_run(self.state)
-
-    def _save_state(self, **fields: Any) -> None:
-        with self._lock:
-            self.state.update(fields)
-            self.run_dir.write_run(self.state)
+        self.state = RunState(run_dir, matrix, {p.env.id: p.image.tag for p in self.plans}, run_id)
+        self._images: dict[str, ImageOutcome] = {}  # images this process built or found, by environment
 
     def mark_interrupted(self) -> None:
         """Record in run.json that the run stopped early (resume with --resume)."""
-        if self.state:
-            self._save_state(status="interrupted", interrupted=_now())
-
-    def _env(self, env_id: str) -> dict[str, Any]:
-        return next(e for e in self.state["environments"] if e["id"] == env_id)
+        self.state.write_run(status="interrupted", interrupted=now())
 
     # -- phases ----------------------------------------------------------------
-    def execute(self) -> dict[str, Any]:
-        """Run every phase and write the reports; returns report.json's content."""
-        self.engine.ping()
-        self.state = self._initial_state()
-        self.run_dir.write_run(self.state)
-        self._phase("build", self.plans, self._build)
-        ready = [p for p in self.plans if self._env(p.env.id).get("status") == "ok"]
-        self._phase("save", ready, self._save)
-        self._phase("load", ready, self._load)
-        self._save_state(status="complete", finished=_now())
+    def execute(self) -> dict[str, Any] | None:
+        """Run the selected phases; returns report.json's content when the report phase ran."""
+        phases = self.options.phases
+        if any(p in phases for p in ENV_PHASES):
+            self.engine.ping()
+        self.state.write_run(status="running")
+        if "build" in phases:
+            self._phase("build", self.plans, self._build)
+        usable = [p for p in self.plans if self._images.get(p.env.id, _UNKNOWN).error is None]
+        if "save" in phases:
+            self._phase("save", usable, self._save)
+        usable = [p for p in usable if self._images.get(p.env.id, _UNKNOWN).error is None]
+        if "load" in phases:
+            self._phase("load", usable, self._load)
+        if "report" not in phases:
+            self.state.write_run(status="complete", finished=now())
+            return None
+        self.state.write_run(status=None, finished=now())  # derived from every job's records
         start = time.monotonic()
         report = write_reports(self.run_dir)
-        self.state["timings"]["report"] = round(time.monotonic() - start, 2)
-        self.run_dir.write_run(self.state)
+        self.state.timings["report"] = round(time.monotonic() - start, 2)
+        self.state.write_run()
         return report
 
     def _phase(self, name: str, plans: Sequence[EnvPlan], work: Callable[[EnvPlan], None]) -> None:
@@ -123,31 +107,45 @@ class Runner:
                         future.add_done_callback(lambda _: progress.advance())
                     for future in futures:
                         future.result()
-        with self._lock:
-            self.state["timings"][name] = round(time.monotonic() - start, 2)
+        self.state.timings[name] = round(time.monotonic() - start, 2)
+
+    def _image(self, plan: EnvPlan, phase: str, record: dict[str, Any]) -> bool:
+        """The environment's image, built here unless this process already has it; False if it did not build.
+
+        A save or load job on a fresh machine builds (or reuses) its image itself.
+        """
+        env_id = plan.env.id
+        outcome = self._images.get(env_id)
+        if outcome is None:
+            self.console.step(f"{phase} {env_id}: image for {plan.env.label()}")
+            log_name = "build.log" if phase == "build" else f"build-{phase}.log"
+            outcome = ensure_image(self.engine, plan.image, self.run_dir.env_dir(env_id) / log_name)
+            self._images[env_id] = outcome
+            record["build"] = {"built": outcome.built, "seconds": round(outcome.seconds, 1)}
+            if outcome.error:
+                self.console.step(f"{phase} {env_id}: image FAILED after {outcome.seconds:.0f}s: {outcome.error}")
+            else:
+                verb = f"built in {outcome.seconds:.0f}s" if outcome.built else "reused"
+                self.console.step(f"{phase} {env_id}: {verb} {plan.image.tag}")
+        record.update(_image_fields(outcome))
+        return outcome.error is None
 
     def _build(self, plan: EnvPlan) -> None:
         env_id = plan.env.id
-        if self.options.resume and self._env(env_id).get("status") == "build_error":
+        earlier = read_phase(self.run_dir, env_id, "build") if self.options.resume else None
+        if earlier and earlier.get("status") == "build_error":
             self.console.step(f"build {env_id}: failed in the earlier run, kept as a result")
+            self._images[env_id] = ImageOutcome(tag=plan.image.tag, image_id=None, built=True, seconds=0.0,
+                                                error=earlier.get("error") or "build failed")
             return
-        self.console.step(f"build {env_id}: {plan.env.label()}")
-        log_path = self.run_dir.env_dir(env_id) / "build.log"
-        outcome = ensure_image(self.engine, plan.image, log_path)
-        if outcome.error:
-            self.console.step(f"build {env_id}: FAILED after {outcome.seconds:.0f}s: {outcome.error}")
-            self._update_env(env_id, status="build_error", error=outcome.error, image_id=None,
-                             build={"built": True, "seconds": round(outcome.seconds, 1)})
-            return
-        verb = f"built in {outcome.seconds:.0f}s" if outcome.built else "reused"
-        self.console.step(f"build {env_id}: {verb} {plan.image.tag}")
-        self._update_env(env_id, status="ok", error=None, image_id=outcome.image_id,
-                         build={"built": outcome.built, "seconds": round(outcome.seconds, 1)})
+        with self.state.phase(env_id, "build") as record:
+            self._image(plan, "build", record)
 
-    def _run_container(self, spec: RunSpec, log_name: str) -> RunResult:
-        with self._lock:
-            self.state["containers_started"] += 1
-        return self.engine.run(spec, self.run_dir.log(log_name))
+    def _run_container(self, spec: RunSpec, log_name: str, record: dict[str, Any]) -> RunResult:
+        record["containers_started"] += 1
+        self.state.write_record(record)
+        owned = dataclasses.replace(spec, labels={**spec.labels, **self.options.owner})
+        return self.engine.run(owned, self.run_dir.log(log_name))
 
     def _save(self, plan: EnvPlan) -> None:
         env_id = plan.env.id
@@ -155,17 +153,19 @@ class Runner:
         if self.options.resume and (artifacts / "manifest.json").is_file():
             self.console.step(f"save {env_id}: already done")
             return
-        shutil.rmtree(artifacts, ignore_errors=True)
-        artifacts.mkdir(parents=True)
-        records = self.run_dir.records("save", env_id)
-        records.write_text("")
-        spec = save_spec(self.matrix, plan, self.run_dir.path, self.run_id, self.options.limits)
-        result = self._run_container(spec, f"save-{env_id}")
-        self._update_env(env_id, save=_container_outcome(result))
-        packages = artifacts / "packages.txt"
-        if packages.is_file():
-            self.run_dir.env_dir(env_id).mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(packages, self.run_dir.env_dir(env_id) / "packages.txt")
+        with self.state.phase(env_id, "save", resume=self.options.resume) as record:
+            if not self._image(plan, "save", record):
+                return
+            shutil.rmtree(artifacts, ignore_errors=True)
+            artifacts.mkdir(parents=True)
+            self.run_dir.records("save", env_id).write_text("")
+            spec = save_spec(self.matrix, plan, self.run_dir.path, self.run_id, self.options.limits)
+            result = self._run_container(spec, f"save-{env_id}", record)
+            record["container"] = _container_outcome(result)
+            packages = artifacts / "packages.txt"
+            if packages.is_file():
+                self.run_dir.env_dir(env_id).mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(packages, self.run_dir.env_dir(env_id) / "packages.txt")
         ok = result.exit_code == 0 and (artifacts / "manifest.json").is_file()
         self.console.step(f"save {env_id}: {'done' if ok else 'FAILED'} in {result.seconds:.0f}s"
                           + ("" if ok else f" (exit {result.exit_code}, see logs/save-{env_id}.log)"))
@@ -176,14 +176,21 @@ class Runner:
         if self.options.resume and _load_finished(records.read_text() if records.is_file() else ""):
             self.console.step(f"load {env_id}: already done")
             return
-        if not self.options.resume:
-            records.write_text("")
-        records.touch()
-        self.run_dir.outputs(env_id).mkdir(parents=True, exist_ok=True)
-        spec = load_spec(self.matrix, plan, self.run_dir.path, self.run_id, self.options.limits)
-        result = self._run_container(spec, f"load-{env_id}")
-        self._update_env(env_id, load=_container_outcome(result))
+        with self.state.phase(env_id, "load", resume=self.options.resume) as record:
+            if not self._image(plan, "load", record):
+                return
+            if not self.options.resume:  # a new load replaces this target's records and outputs only
+                records.write_text("")
+                shutil.rmtree(self.run_dir.outputs(env_id), ignore_errors=True)
+            records.touch()
+            self.run_dir.outputs(env_id).mkdir(parents=True, exist_ok=True)
+            spec = load_spec(self.matrix, plan, self.run_dir.path, self.run_id, self.options.limits)
+            result = self._run_container(spec, f"load-{env_id}", record)
+            record["container"] = _container_outcome(result)
         self.console.step(f"load {env_id}: {'done' if result.exit_code == 0 else 'FAILED'} in {result.seconds:.0f}s")
+
+
+_UNKNOWN = ImageOutcome(tag="", image_id=None, built=False, seconds=0.0)  # no image looked at yet
 
 
 def _load_finished(text: str) -> bool:

@@ -1,0 +1,197 @@
+"""Per-environment phase records and run.json, the merged view of them.
+
+Every phase of every environment writes only its own file, envs/<env>/<phase>.json, so run
+directories written by separate jobs (separate CI jobs, separate machines) combine by copying them
+into one folder: no two jobs write the same file. run.json is rebuilt from these records by whoever
+writes it (the single-process run as it goes, each phase job, the report), so whichever job's copy
+of run.json survives a copy does not matter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import socket
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from harness import __version__
+from harness.matrix_types import Matrix, matrix_to_dict
+from harness.rundir import RunDir, write_json_atomic
+
+ENV_PHASES = ("build", "save", "load")  # phases that work on one environment and leave a record
+PHASES = (*ENV_PHASES, "report")
+PHASE_RECORD_SCHEMA = 1
+
+
+def now() -> str:
+    """UTC time with microseconds: records of one environment sort by it."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def host_name() -> str:
+    """This machine's name, as recorded in phase records and container labels."""
+    return socket.gethostname()
+
+
+def read_phase(run_dir: RunDir, env_id: str, phase: str) -> dict[str, Any] | None:
+    """envs/<env>/<phase>.json, or None when absent or unreadable."""
+    try:
+        data = json.loads(run_dir.phase_record(env_id, phase).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("phase") == phase else None
+
+
+def read_phases(run_dir: RunDir, env_id: str) -> dict[str, dict[str, Any]]:
+    """Every phase record of one environment, by phase."""
+    return {p: r for p in ENV_PHASES if (r := read_phase(run_dir, env_id, p)) is not None}
+
+
+def has_phase_records(run_dir: RunDir) -> bool:
+    """Whether any environment of the run directory has a phase record (else run.json is all there is)."""
+    envs = run_dir.path / "envs"
+    return envs.is_dir() and any((envs / e.name / f"{p}.json").is_file() for e in envs.iterdir() for p in ENV_PHASES)
+
+
+def merge_environment(base: Mapping[str, Any], phases: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """One run.json environment: `base` (id, spec, image) completed from its phase records.
+
+    The image outcome (status, error, image id) is the one of the record that started last: a
+    phase that built or reused the image after an earlier failure supersedes it.
+    """
+    entry = dict(base)
+    if not phases:
+        return entry
+    order = sorted(phases.values(), key=lambda r: (str(r.get("started") or ""), ENV_PHASES.index(r["phase"])))
+    with_image = [r for r in order if r.get("status")]
+    if with_image:
+        last = with_image[-1]
+        entry.update(image=last.get("image") or entry.get("image"), image_id=last.get("image_id"),
+                     status=last["status"], error=last.get("error"))
+    built = [r["build"] for r in order if r.get("build")]
+    if "build" in phases and phases["build"].get("build"):
+        entry["build"] = phases["build"]["build"]
+    elif built:
+        entry["build"] = built[0]
+    for phase in ("save", "load"):
+        if phases.get(phase, {}).get("container"):
+            entry[phase] = phases[phase]["container"]
+    entry["containers_started"] = sum(int(r.get("containers_started") or 0) for r in order)
+    entry["phases"] = {r["phase"]: {k: r.get(k) for k in ("run_id", "host", "started", "finished")} for r in order}
+    return entry
+
+
+def environment_entries(run_dir: RunDir, matrix: Matrix, selected: Mapping[str, str | None],
+                        previous: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """run.json's environments, in matrix order: the selected ones (id -> image tag) and every other
+    one that has phase records or an entry in the previous run.json."""
+    before = {e["id"]: e for e in previous if isinstance(e, dict) and "id" in e}
+    entries = []
+    for env in matrix.environments:
+        phases = read_phases(run_dir, env.id)
+        if env.id not in selected and not phases and env.id not in before:
+            continue
+        if phases or env.id not in before:
+            base = {"id": env.id, "spec": dataclasses.asdict(env),
+                    "image": selected.get(env.id) or before.get(env.id, {}).get("image")}
+        else:  # a run directory written before phase records existed: run.json is the record
+            base = before[env.id]
+        entries.append(merge_environment(base, phases))
+    return entries
+
+
+def _timings(run_dir: RunDir, entries: list[dict[str, Any]]) -> dict[str, float]:
+    """Per phase, the longest environment's seconds: the phase's wall time when every environment runs at once."""
+    longest: dict[str, float] = {}
+    for entry in entries:
+        for phase, record in read_phases(run_dir, entry["id"]).items():
+            seconds = float(record.get("seconds") or 0.0)
+            longest[phase] = round(max(longest.get(phase, 0.0), seconds), 2)
+    return longest
+
+
+def merged_run(run_dir: RunDir, matrix: Matrix, selected: Mapping[str, str | None], *, run_id: str,
+               status: str | None = None, timings: Mapping[str, float] | None = None,
+               **fields: Any) -> dict[str, Any]:
+    """run.json's content: the previous run.json's own keys, then environments merged from the phase records.
+
+    `status` None derives it: 'interrupted' while any phase record is unfinished, else 'complete'.
+    """
+    previous = run_dir.read_run() if run_dir.run_json.is_file() else {}
+    if status == "running":  # a new attempt: the last one's end is history
+        previous = {k: v for k, v in previous.items() if k not in ("finished", "interrupted")}
+    entries = environment_entries(run_dir, matrix, selected, previous.get("environments", []))
+    records = [p for e in entries for p in e.get("phases", {}).values()]
+    if status is None:
+        status = "interrupted" if any(not r.get("finished") for r in records) else "complete"
+    starts = [str(r["started"]) for r in records if r.get("started")]
+    created = min([*starts, *([previous["created"]] if previous.get("created") else [])], default=now())
+    return {
+        **previous,
+        "harness_version": __version__,
+        "run_id": run_id,
+        "created": created,
+        "status": status,
+        "matrix": matrix_to_dict(matrix),
+        "environments": entries,
+        "containers_started": sum(int(e.get("containers_started") or 0) for e in entries)
+        if records else previous.get("containers_started", 0),
+        "timings": {**previous.get("timings", {}), **_timings(run_dir, entries), **(timings or {})},
+        **fields,
+    }
+
+
+class RunState:
+    """The phase records one process writes, and run.json rewritten from them after every change."""
+
+    def __init__(self, run_dir: RunDir, matrix: Matrix, selected: Mapping[str, str], run_id: str) -> None:
+        self.run_dir = run_dir
+        self.matrix = matrix
+        self.selected = dict(selected)
+        self.run_id = run_id
+        self.status = "running"
+        self.timings: dict[str, float] = {}
+        self.extra: dict[str, Any] = {}
+        self._lock = threading.RLock()
+
+    def write_run(self, **fields: Any) -> dict[str, Any]:
+        """Rewrite run.json from the phase records; `fields` (status, finished, ...) are kept for later writes."""
+        with self._lock:
+            self.extra.update(fields)
+            self.status = self.extra.pop("status", self.status)
+            run = merged_run(self.run_dir, self.matrix, self.selected, run_id=self.run_id, status=self.status,
+                             timings=self.timings, **self.extra)
+            self.run_dir.write_run(run)
+            return run
+
+    def write_record(self, record: dict[str, Any]) -> None:
+        """Replace one phase record, then run.json."""
+        with self._lock:
+            write_json_atomic(self.run_dir.phase_record(record["env"], record["phase"]), record)
+            self.write_run()
+
+    @contextmanager
+    def phase(self, env_id: str, phase: str, *, resume: bool = False) -> Iterator[dict[str, Any]]:
+        """A phase record, written when the phase starts and again when it ends.
+
+        A phase that raises (an interrupt) leaves its record unfinished, which marks the run
+        interrupted. On resume the containers an earlier attempt started are still counted.
+        """
+        before = read_phase(self.run_dir, env_id, phase) if resume else None
+        record: dict[str, Any] = {
+            "schema": PHASE_RECORD_SCHEMA, "env": env_id, "phase": phase, "run_id": self.run_id,
+            "host": host_name(), "pid": os.getpid(), "harness_version": __version__,
+            "matrix_sha256": self.matrix.sha256, "started": now(), "finished": None, "seconds": None,
+            "containers_started": int((before or {}).get("containers_started") or 0),
+        }
+        self.write_record(record)
+        yield record
+        record["finished"] = now()
+        started = dt.datetime.fromisoformat(record["started"])
+        record["seconds"] = round((dt.datetime.fromisoformat(record["finished"]) - started).total_seconds(), 2)
+        self.write_record(record)

@@ -1,0 +1,162 @@
+"""doctor and the leftover sweep against a fake engine: stale containers, untagged images, every check."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from fake_engine import FakeEngine
+from harness.cli import main
+from harness.doctor import Check, check_pip, check_runtime, diagnose, redact, render
+from harness.engine import LABEL_BASE, LABEL_HOST, LABEL_MANAGED, LABEL_PID, ContainerInfo
+from harness.leftovers import is_stale, owner_labels, remove_stale_containers, stale_containers
+from harness.matrix import parse_matrix
+from harness.matrix_types import Matrix, PipSettings
+from harness.plan import plan_environments
+
+HOST = socket.gethostname()
+DEAD_PID = "999999999"  # above any pid_max: no such process
+
+
+def container(name: str, running: bool = False, **labels: str) -> ContainerInfo:
+    return ContainerInfo(id=f"id-{name}", name=name, labels={LABEL_MANAGED: "true", **labels}, running=running)
+
+
+class DoctorFake(FakeEngine):
+    """FakeEngine plus what doctor and the sweep ask: containers, untagged images, docker info."""
+
+    def __init__(self, containers: list[ContainerInfo] = (), dangling: Mapping[str, list[str]] | None = None,
+                 endpoint: str = "unix:///var/run/docker.sock", root: str = "/") -> None:
+        super().__init__()
+        self.listed = list(containers)
+        self.dangling = dict(dangling or {})
+        self.where = endpoint
+        self.root = root
+        self.removed_ids: list[str] = []
+
+    def containers(self, labels: Mapping[str, str]) -> list[ContainerInfo]:
+        return [c for c in self.listed if all(k in c.labels and (not v or c.labels[k] == v)
+                                              for k, v in labels.items())]
+
+    def remove_container_ids(self, ids: list[str]) -> int:
+        self.removed_ids += ids
+        self.listed = [c for c in self.listed if c.id not in ids]
+        return len(ids)
+
+    def dangling_images(self, labels: Mapping[str, str]) -> list[str]:
+        return [i for key in labels for i in self.dangling.get(key, [])]
+
+    def remove_images(self, ids: list[str]) -> list[str]:
+        self.dangling = {k: [i for i in v if i not in ids] for k, v in self.dangling.items()}
+        return ids
+
+    def info(self) -> dict[str, object]:
+        return {"ServerVersion": "27.0", "DockerRootDir": self.root, "Runtimes": {"runc": {}, "runsc": {}}}
+
+    def endpoint(self) -> str:
+        return self.where
+
+
+def _matrix(base_image: str = "harness-base:{python}") -> Matrix:
+    return parse_matrix({"environments": [{"python": "3.11", "tensorflow": "2.15.1"},
+                                          {"python": "3.13", "tensorflow": "2.20.0"}]},
+                        path="m.yaml", sha256="0" * 64, base_image=base_image)
+
+
+def test_stale_means_the_owning_process_on_this_host_is_gone() -> None:
+    assert is_stale(container("dead", running=True, **{LABEL_HOST: HOST, LABEL_PID: DEAD_PID}), HOST)
+    assert not is_stale(container("alive", running=True, **{LABEL_HOST: HOST, LABEL_PID: str(os.getpid())}), HOST)
+    assert not is_stale(container("elsewhere", **{LABEL_HOST: "other-host", LABEL_PID: DEAD_PID}), HOST)
+    assert is_stale(container("old-stopped"), HOST)  # no owner labels: a live run removes what it stops
+    assert not is_stale(container("old-running", running=True), HOST)
+
+
+def test_owner_labels_name_this_process() -> None:
+    assert owner_labels() == {LABEL_HOST: HOST, LABEL_PID: str(os.getpid())}
+
+
+def test_sweep_removes_only_dead_runs_containers() -> None:
+    engine = DoctorFake([container("dead", running=True, **{LABEL_HOST: HOST, LABEL_PID: DEAD_PID}),
+                         container("mine", running=True, **owner_labels()),
+                         ContainerInfo("id-build", "build", {LABEL_BASE: "debian-trixie"}, running=False)])
+    assert remove_stale_containers(engine) == 1
+    assert engine.removed_ids == ["id-dead"]
+    assert [c.name for c in stale_containers(engine, builds=True)] == ["build"]  # doctor also takes failed builds
+
+
+def test_doctor_reports_leftovers_and_cleanup_removes_them(tmp_path: Path) -> None:
+    dead = container("dead", **{LABEL_HOST: HOST, LABEL_PID: DEAD_PID})
+    engine = DoctorFake([dead], dangling={LABEL_MANAGED: ["sha256:a"], LABEL_BASE: ["sha256:b"]})
+    checks = diagnose(engine, None, {}, out=tmp_path, runtime=None, cleanup=False)
+    leftovers = next(c for c in checks if c.name == "leftovers")
+    assert leftovers.level == "warn" and "1 container" in leftovers.detail and "2 untagged" in leftovers.detail
+    assert engine.removed_ids == []
+    checks = diagnose(engine, None, {}, out=tmp_path, runtime=None, cleanup=True)
+    assert next(c for c in checks if c.name == "cleanup").detail.startswith("removed 1/1 container(s) and 2/2")
+    assert engine.removed_ids == ["id-dead"] and engine.dangling == {LABEL_MANAGED: [], LABEL_BASE: []}
+
+
+def test_missing_base_images_say_how_to_build_them(tmp_path: Path) -> None:
+    engine = DoctorFake()
+    engine.images["harness-base:3.11"] = "sha256:base"
+    tag = plan_environments(_matrix(), {})[0].image.tag
+    engine.images[tag] = "sha256:env"
+    checks = {c.name: c for c in diagnose(engine, _matrix(), {}, out=tmp_path, runtime=None, cleanup=False)}
+    assert checks["base image harness-base:3.11"].level == "ok"
+    assert checks["base image harness-base:3.13"].detail == "missing; build it: dockerfiles/build-debian-base.sh 3.13"
+    assert checks["environment images"].detail.startswith("1/2 of ")
+    assert "about 3.5 GB needed" in checks["disk (Docker root)"].detail  # one image still to build
+    pulled = {c.name: c for c in diagnose(engine, _matrix("python:{python}-slim"), {}, out=tmp_path, runtime=None,
+                                          cleanup=False)}
+    assert "pulls it" in pulled["base image python:3.13-slim"].detail
+
+
+def test_remote_engine_warns_that_bind_mounts_need_shared_paths(tmp_path: Path) -> None:
+    engine = DoctorFake(endpoint="ssh://ci@builder")
+    checks = {c.name: c for c in diagnose(engine, None, {}, out=tmp_path, runtime=None, cleanup=False)}
+    assert checks["remote engine"].level == "warn" and "same paths" in checks["remote engine"].detail
+    assert checks["disk (Docker root)"].detail.endswith("not checked (not on this machine)")
+
+
+def test_runtime_must_be_installed() -> None:
+    info: dict[str, object] = {"Runtimes": {"runc": {}}}
+    assert check_runtime(info, "runsc")[0].level == "fail"
+    assert check_runtime(info, None)[0].detail == "default runtime; available: runc"
+
+
+def test_pip_settings_are_shown_without_credentials(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("pem")
+    environ = {"PIP_INDEX_URL": "https://user:secret@mirror.example/simple", "PIP_EXTRA_INDEX_URL": "file:///opt/x",
+               "REQUESTS_CA_BUNDLE": str(tmp_path / "gone.pem"), "SSL_CERT_FILE": str(ca)}
+    checks = check_pip(_matrix(), environ)
+    text = "\n".join(c.detail for c in checks)
+    assert "secret" not in text and "https://***@mirror.example/simple" in text
+    assert f"{ca} (copied into images)" in text
+    assert any(c.level == "warn" and "gone.pem" in c.detail for c in checks)
+    assert "file:///opt/x" in text  # named as not passed into builds
+    assert check_pip(parse_matrix({"environments": [{"python": "3.11", "tensorflow": "2.15.1"}]}, path="m",
+                                  sha256="0" * 64), {})[1].detail.startswith("none")
+    assert redact("https://mirror.example/simple") == "https://mirror.example/simple"
+    assert PipSettings().index_url is None
+
+
+def test_render_exits_1_only_on_a_failed_check() -> None:
+    lines: list[str] = []
+    assert render([Check("ok", "a", "fine"), Check("warn", "b", "hm")], lines.append) == 0
+    assert lines == ["ok    a: fine", "warn  b: hm"]
+    assert render([Check("fail", "c", "no")], lines.append) == 1
+
+
+def test_doctor_without_docker_is_exit_3_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    assert main(["doctor"]) == 3
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "docker" in err
