@@ -199,9 +199,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"harness: interrupted; removed {removed} container(s); continue with "
               f"--resume --out {run_dir.path}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    if report is None:
+    if report is None:  # phases without the report: failures are results the report judges, but say so now
+        for failure in runner.failures:
+            print(f"harness: {failure}", file=sys.stderr)
         console.step(f"{', '.join(phases)} done in {run_dir.path}; the report phase merges every job's copy")
-        return 0
+        return 1 if runner.failures else 0
     if baseline is not None:
         report = write_reports(run_dir, baseline=baseline)  # records it in run.json, adds the regressions
     console.grid(report)

@@ -63,6 +63,7 @@ class Runner:
         self.run_id = run_id
         self.state = RunState(run_dir, matrix, {p.env.id: p.image.tag for p in self.plans}, run_id)
         self._images: dict[str, ImageOutcome] = {}  # images this process built or found, by environment
+        self.failures: list[str] = []  # what went wrong in this process's phases, one line each
 
     def mark_interrupted(self) -> None:
         """Record in run.json that the run stopped early (resume with --resume)."""
@@ -124,6 +125,7 @@ class Runner:
             record["build"] = {"built": outcome.built, "seconds": round(outcome.seconds, 1)}
             if outcome.error:
                 self.console.step(f"{phase} {env_id}: image FAILED after {outcome.seconds:.0f}s: {outcome.error}")
+                self.failures.append(f"{env_id}: image did not build: {outcome.error}")
             else:
                 verb = f"built in {outcome.seconds:.0f}s" if outcome.built else "reused"
                 self.console.step(f"{phase} {env_id}: {verb} {plan.image.tag}")
@@ -152,6 +154,7 @@ class Runner:
         artifacts = self.run_dir.artifacts(env_id)
         if self.options.resume and (artifacts / "manifest.json").is_file():
             self.console.step(f"save {env_id}: already done")
+            self.state.settle(env_id, "save")
             return
         with self.state.phase(env_id, "save", resume=self.options.resume) as record:
             if not self._image(plan, "save", record):
@@ -167,6 +170,8 @@ class Runner:
                 self.run_dir.env_dir(env_id).mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(packages, self.run_dir.env_dir(env_id) / "packages.txt")
         ok = result.exit_code == 0 and (artifacts / "manifest.json").is_file()
+        if not ok:
+            self.failures.append(f"{env_id}: save container failed (exit {result.exit_code})")
         self.console.step(f"save {env_id}: {'done' if ok else 'FAILED'} in {result.seconds:.0f}s"
                           + ("" if ok else f" (exit {result.exit_code}, see logs/save-{env_id}.log)"))
 
@@ -175,6 +180,7 @@ class Runner:
         records = self.run_dir.records("load", env_id)
         if self.options.resume and _load_finished(records.read_text() if records.is_file() else ""):
             self.console.step(f"load {env_id}: already done")
+            self.state.settle(env_id, "load")
             return
         with self.state.phase(env_id, "load", resume=self.options.resume) as record:
             if not self._image(plan, "load", record):
@@ -187,6 +193,8 @@ class Runner:
             spec = load_spec(self.matrix, plan, self.run_dir.path, self.run_id, self.options.limits)
             result = self._run_container(spec, f"load-{env_id}", record)
             record["container"] = _container_outcome(result)
+        if result.exit_code != 0:
+            self.failures.append(f"{env_id}: load container failed (exit {result.exit_code})")
         self.console.step(f"load {env_id}: {'done' if result.exit_code == 0 else 'FAILED'} in {result.seconds:.0f}s")
 
 

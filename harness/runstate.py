@@ -175,6 +175,12 @@ class RunState:
             write_json_atomic(self.run_dir.phase_record(record["env"], record["phase"]), record)
             self.write_run()
 
+    def settle(self, env_id: str, phase: str) -> None:
+        """Mark finished a record whose work turned out complete (an interrupt came after the container ended)."""
+        record = read_phase(self.run_dir, env_id, phase)
+        if record is not None and not record.get("finished"):
+            self.write_record({**record, "finished": now()})
+
     @contextmanager
     def phase(self, env_id: str, phase: str, *, resume: bool = False) -> Iterator[dict[str, Any]]:
         """A phase record, written when the phase starts and again when it ends.

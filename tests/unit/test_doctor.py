@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
-from fake_engine import FakeEngine
+from fake_docker import FakeDocker
 from harness.cli import main
 from harness.doctor import Check, check_pip, check_runtime, diagnose, redact, render
 from harness.engine import LABEL_BASE, LABEL_HOST, LABEL_MANAGED, LABEL_PID, ContainerInfo
@@ -24,41 +23,6 @@ DEAD_PID = "999999999"  # above any pid_max: no such process
 
 def container(name: str, running: bool = False, **labels: str) -> ContainerInfo:
     return ContainerInfo(id=f"id-{name}", name=name, labels={LABEL_MANAGED: "true", **labels}, running=running)
-
-
-class DoctorFake(FakeEngine):
-    """FakeEngine plus what doctor and the sweep ask: containers, untagged images, docker info."""
-
-    def __init__(self, containers: list[ContainerInfo] = (), dangling: Mapping[str, list[str]] | None = None,
-                 endpoint: str = "unix:///var/run/docker.sock", root: str = "/") -> None:
-        super().__init__()
-        self.listed = list(containers)
-        self.dangling = dict(dangling or {})
-        self.where = endpoint
-        self.root = root
-        self.removed_ids: list[str] = []
-
-    def containers(self, labels: Mapping[str, str]) -> list[ContainerInfo]:
-        return [c for c in self.listed if all(k in c.labels and (not v or c.labels[k] == v)
-                                              for k, v in labels.items())]
-
-    def remove_container_ids(self, ids: list[str]) -> int:
-        self.removed_ids += ids
-        self.listed = [c for c in self.listed if c.id not in ids]
-        return len(ids)
-
-    def dangling_images(self, labels: Mapping[str, str]) -> list[str]:
-        return [i for key in labels for i in self.dangling.get(key, [])]
-
-    def remove_images(self, ids: list[str]) -> list[str]:
-        self.dangling = {k: [i for i in v if i not in ids] for k, v in self.dangling.items()}
-        return ids
-
-    def info(self) -> dict[str, object]:
-        return {"ServerVersion": "27.0", "DockerRootDir": self.root, "Runtimes": {"runc": {}, "runsc": {}}}
-
-    def endpoint(self) -> str:
-        return self.where
 
 
 def _matrix(base_image: str = "harness-base:{python}") -> Matrix:
@@ -80,7 +44,7 @@ def test_owner_labels_name_this_process() -> None:
 
 
 def test_sweep_removes_only_dead_runs_containers() -> None:
-    engine = DoctorFake([container("dead", running=True, **{LABEL_HOST: HOST, LABEL_PID: DEAD_PID}),
+    engine = FakeDocker([container("dead", running=True, **{LABEL_HOST: HOST, LABEL_PID: DEAD_PID}),
                          container("mine", running=True, **owner_labels()),
                          ContainerInfo("id-build", "build", {LABEL_BASE: "debian-trixie"}, running=False)])
     assert remove_stale_containers(engine) == 1
@@ -90,7 +54,7 @@ def test_sweep_removes_only_dead_runs_containers() -> None:
 
 def test_doctor_reports_leftovers_and_cleanup_removes_them(tmp_path: Path) -> None:
     dead = container("dead", **{LABEL_HOST: HOST, LABEL_PID: DEAD_PID})
-    engine = DoctorFake([dead], dangling={LABEL_MANAGED: ["sha256:a"], LABEL_BASE: ["sha256:b"]})
+    engine = FakeDocker([dead], dangling={LABEL_MANAGED: ["sha256:a"], LABEL_BASE: ["sha256:b"]})
     checks = diagnose(engine, None, {}, out=tmp_path, runtime=None, cleanup=False)
     leftovers = next(c for c in checks if c.name == "leftovers")
     assert leftovers.level == "warn" and "1 container" in leftovers.detail and "2 untagged" in leftovers.detail
@@ -101,7 +65,7 @@ def test_doctor_reports_leftovers_and_cleanup_removes_them(tmp_path: Path) -> No
 
 
 def test_missing_base_images_say_how_to_build_them(tmp_path: Path) -> None:
-    engine = DoctorFake()
+    engine = FakeDocker()
     engine.images["harness-base:3.11"] = "sha256:base"
     tag = plan_environments(_matrix(), {})[0].image.tag
     engine.images[tag] = "sha256:env"
@@ -116,7 +80,7 @@ def test_missing_base_images_say_how_to_build_them(tmp_path: Path) -> None:
 
 
 def test_remote_engine_warns_that_bind_mounts_need_shared_paths(tmp_path: Path) -> None:
-    engine = DoctorFake(endpoint="ssh://ci@builder")
+    engine = FakeDocker(endpoint="ssh://ci@builder")
     checks = {c.name: c for c in diagnose(engine, None, {}, out=tmp_path, runtime=None, cleanup=False)}
     assert checks["remote engine"].level == "warn" and "same paths" in checks["remote engine"].detail
     assert checks["disk (Docker root)"].detail.endswith("not checked (not on this machine)")

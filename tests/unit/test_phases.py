@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from fake_docker import FakeDocker
 from fake_engine import FakeEngine
 from harness.cli import main
 from harness.console import Console
@@ -187,3 +189,31 @@ def test_unknown_phase_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> N
         main(["run", "m.yaml", "--phase", "compare"])
     assert info.value.code == 2
     assert "--phase" in capsys.readouterr().err
+
+
+def test_resume_settles_a_record_whose_container_had_finished(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    _run(FakeEngine(), out, shared=False)
+    path = out / "envs" / A / "load.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "finished": None}))  # interrupted just after
+    matrix = _matrix()
+    engine = FakeEngine()
+    runner = Runner(engine, matrix, plan_environments(matrix, {}), run_dir=RunDir.prepare(out, resume=True),
+                    console=Console(quiet=True), options=RunOptions(resume=True), run_id="resumed")
+    report = runner.execute()
+    assert report is not None and report["verdict"]["exit_code"] == 0
+    assert engine.runs == [] and json.loads(path.read_text())["finished"]
+
+
+def test_a_phase_job_whose_image_fails_says_so_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    failing = plan_environments(_matrix(), os.environ)[0].image.tag  # the CLI passes the host's PIP_* on
+    engine = FakeDocker()
+    engine.failing_tags = frozenset({failing})
+    monkeypatch.setattr("harness.engine.DockerCLI", lambda: engine)
+    (tmp_path / "m.yaml").write_text(json.dumps(MATRIX))
+    out = tmp_path / "run"
+    assert main(["run", str(tmp_path / "m.yaml"), "--out", str(out), "--phase", "save", "-q"]) == 1
+    assert f"harness: {A}: image did not build" in capsys.readouterr().err
+    assert _steps(engine) == [("save", B)]
+    assert read_phase(RunDir(out), A, "save")["status"] == "build_error"  # type: ignore[index]
