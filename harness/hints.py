@@ -53,6 +53,14 @@ def _k3_to_k2(ctx: HintContext | None) -> bool:
     return ctx is not None and ctx.majors() == (3, 2)
 
 
+def _checkpoint(ctx: HintContext | None) -> bool:
+    return ctx is not None and ctx.format == "tf_checkpoint"
+
+
+def _different_keras(ctx: HintContext | None) -> bool:
+    return ctx is not None and ctx.source_keras != ctx.target_keras
+
+
 def _newer_source(ctx: HintContext | None) -> bool:
     return ctx is not None and ctx.newer_source()
 
@@ -75,7 +83,24 @@ RULES = (
          "Lambda layer bytecode from another Python version: rebuild the layer in code, or save weights only"),
     Rule(r"deserialization of a `?Lambda`? layer|safe_mode|unsafe deserialization",
          "Keras safe_mode refused a Lambda layer: rebuild it in code, or pass safe_mode=False for a trusted file"),
-    Rule(r"_UserObject",
+    Rule(r"Argument\(s\) not recognized: \{'(lr|decay)'|Could not interpret optimizer",
+         "the file's training config holds an optimizer this Keras cannot rebuild (e.g. lr= of old Keras): "
+         "load_model(path, compile=False) keeps the weights; compile again in code"),
+    Rule(r"too many positional arguments|Binding inputs to tf\.function failed",
+         "the serving signature takes its inputs by name: call it with a dict of named inputs"),
+    Rule(r"expected to be a int\d* tensor but is a float tensor",
+         "TFSMLayer cast integer inputs to float32: create it with dtype='int32' for token inputs, or call the "
+         "serving signature directly"),
+    Rule(r"File format not supported.*(\.weights\.h5|V1/V2 `?\.h5)",
+         "Keras 3 load_weights reads only .weights.h5 and legacy .h5: a TensorFlow checkpoint from Keras 2 needs "
+         "tf-keras, or re-save the weights as .weights.h5 where they load", _checkpoint),
+    Rule(r"expected \d+ variables|objects could not be loaded|Layer count mismatch|axes don't match|shape mismatch",
+         "the weights file's layout differs between the Keras that wrote it and the one reading it: load it with "
+         "the writer's Keras release, or move the weights through a full-model file", _different_keras),
+    Rule(r"Expected all entries in the `metrics` list to be metric objects",
+         "the compile() metrics stored in a Keras 2 h5 do not deserialize in Keras 3: load with compile=False and "
+         "compile again with explicit metrics"),
+    Rule(r"_UserObject|Unable to create a (TF-)?Keras model from SavedModel",
          "this SavedModel holds no Keras model config (written by model.export or tf.saved_model.save): "
          "load it with tf.saved_model.load and call its serving signature"),
     Rule(r"infer the shape of the Lambda|Lambda.*output_shape",
@@ -106,8 +131,6 @@ RULES = (
          "weights do not fit the rebuilt architecture: the model code changed between save and load"),
     Rule(r"Unrecognized keyword arguments|unexpected keyword argument",
          "the layer config holds arguments this Keras does not know: written by a newer Keras"),
-    Rule(r"too many positional arguments|Binding inputs to tf\.function failed",
-         "the serving signature takes its inputs by name: call it with a dict of named inputs"),
     Rule(r"No file or directory found|Unable to (open|synchronously open) file|not a zip file|BadZipFile|"
          r"not an hdf5|file signature not found",
          "the artifact is missing or truncated, or not in the format its name says"),

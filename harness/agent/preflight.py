@@ -128,7 +128,9 @@ def predict(findings: Dict[str, Any], fmt: str, loader: str, source: Dict[str, A
     full_model = fmt in ("keras", "h5", "json") and loader in ("load_model", "load_model_custom",
                                                                 "load_model_unsafe", "model_from_json")
     generation = findings.get("keras_generation")
-    if full_model and generation and target_major and generation != target_major:
+    # Keras 3 still reads Keras 2 HDF5 files; every other crossing of generations fails.
+    readable_legacy = fmt == "h5" and generation == 2
+    if full_model and generation and target_major and generation != target_major and not readable_legacy:
         reasons.append(f"written by Keras {generation}, loaded by Keras {target_major}")
     if full_model and findings.get("custom_objects") and loader == "load_model":
         reasons.append("custom objects without custom_objects: " + ", ".join(findings["custom_objects"]))

@@ -115,9 +115,9 @@ def test_rules_are_not_shadowed() -> None:
         OOM: ("WorkerCrash", "SIGKILL"),
         WORKER_DIED: ("WorkerCrash", "exit 3"),
         TIMEOUT: ("Timeout", "x"),
-        _rule_hint("TFSMLayer"): ("ValueError", "File format not supported: filepath=x. Keras 3 only supports V3 "
-                                                ".keras files and legacy H5 format files (.h5 extension). Note that "
-                                                "the legacy SavedModel format is not supported"),
+        _rule_hint("use keras.layers.TFSMLayer"): (
+            "ValueError", "File format not supported: filepath=x. Keras 3 only supports V3 .keras files and legacy "
+                          "H5 format files (.h5 extension). Note that the legacy SavedModel format is not supported"),
         _rule_hint("model code changed"): ("ValueError", "Layer count mismatch when loading weights from file"),
         _rule_hint("newer Keras"): ("TypeError", "__init__() got an unexpected keyword argument 'groups'"),
         _rule_hint("missing or truncated"): ("OSError", "Unable to synchronously open file (truncated file)"),
