@@ -107,6 +107,7 @@ LOADERS: Dict[str, Tuple[str, ...]] = {
     "load_model": ("h5", "keras", "savedmodel", "export"),
     "load_model_custom": ("h5", "keras", "savedmodel"),
     "load_model_unsafe": ("keras",),
+    "load_model_nocompile": ("h5", "keras", "savedmodel"),
     "rebuild": ("h5", "weights_h5", "tf_checkpoint"),
     "model_from_json": ("json",),
     "saved_model": ("savedmodel", "export"),
@@ -116,8 +117,9 @@ LOADERS: Dict[str, Tuple[str, ...]] = {
 }
 # Loaders that switch TensorFlow to graph mode for the whole process: each gets a fresh worker.
 ISOLATED_LOADERS = ("tf1_session",)
-# safe_mode=False executes whatever a file holds: only when a matrix asks for it.
-OPT_IN_LOADERS = ("load_model_unsafe",)
+# safe_mode=False executes whatever a file holds: only when a matrix asks for it. compile=False is
+# the route for old files whose training config no longer loads; user models try it by default.
+OPT_IN_LOADERS = ("load_model_unsafe", "load_model_nocompile")
 DEFAULT_LOADERS = tuple(name for name in LOADERS if name not in OPT_IN_LOADERS)
 DEFAULT_FORMATS = tuple(FORMATS)
 

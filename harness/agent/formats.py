@@ -163,6 +163,11 @@ def _load_model_unsafe(ctx: Context, path: str, probe: str) -> Loaded:
     return keras_model(model, {"safe_mode": False})
 
 
+def _load_model_nocompile(ctx: Context, path: str, probe: str) -> Loaded:
+    # The optimizer and loss of an old file's training config may no longer deserialize; the weights do.
+    return keras_model(ctx.keras.models.load_model(path, compile=False), {"compile": False}, evaluable=False)
+
+
 def _rebuild(ctx: Context, path: str, probe: str) -> Loaded:
     model = probes.architecture(probe, ctx.keras, probes.custom_objects(probe, ctx.keras))
     model.load_weights(path)
@@ -224,6 +229,7 @@ def _tf1_session(ctx: Context, path: str, probe: str) -> Loaded:
 
 LOADERS: Dict[str, Callable[[Context, str, str], Loaded]] = {
     "load_model": _load_model, "load_model_custom": _load_model_custom, "load_model_unsafe": _load_model_unsafe,
+    "load_model_nocompile": _load_model_nocompile,
     "rebuild": _rebuild, "model_from_json": _model_from_json, "tfsm_layer": _tfsm_layer,
     "rebuild_from_seed": _rebuild_from_seed, "tf1_session": _tf1_session,
 }

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.agent.catalog import FORMATS, LOADERS
+from harness.agent.catalog import FORMATS, LOADERS, OPT_IN_LOADERS
 from harness.matrix import (
     Environment,
     Expectation,
@@ -264,7 +264,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert "dense" in matrix.models and "lambda" in matrix.models
     assert not any(m.startswith("fault_") for m in matrix.models)
     assert matrix.formats == tuple(FORMATS)
-    assert matrix.loaders == tuple(name for name in LOADERS if name != "load_model_unsafe")
+    assert matrix.loaders == tuple(name for name in LOADERS if name not in OPT_IN_LOADERS)
     assert matrix.tolerance == Tolerance()
     assert matrix.pip == PipSettings()
     env = matrix.environments[0]
