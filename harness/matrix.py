@@ -4,7 +4,6 @@
 # hint, did-you-mean, key paths into matrix axes), so remapping pydantic's errors came out longer.
 from __future__ import annotations
 
-import difflib
 import hashlib
 import itertools
 import os
@@ -13,7 +12,7 @@ import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import yaml
 from packaging.requirements import InvalidRequirement, Requirement
@@ -22,6 +21,14 @@ from packaging.version import InvalidVersion, Version
 
 from harness.agent.catalog import DEFAULT_FORMATS, DEFAULT_LOADERS, DEFAULT_MODELS, FORMATS, LOADERS, PROBES
 from harness.errors import MatrixError
+from harness.matrix_checks import MISSING as _MISSING
+from harness.matrix_checks import Raw, existing_file
+from harness.matrix_checks import check_keys as _check_keys
+from harness.matrix_checks import found as _found
+from harness.matrix_checks import str_list as _str_list
+from harness.matrix_checks import string as _string
+from harness.matrix_checks import suggest as _suggest
+from harness.matrix_checks import tolerance as _tolerance
 from harness.matrix_types import (
     DEFAULT_BASE_IMAGE,
     DEFAULT_TF_PACKAGE,
@@ -33,6 +40,8 @@ from harness.matrix_types import (
     PipSettings,
     Tolerance,
 )
+from harness.matrix_user import ARTIFACT_PREFIX, artifact_sources, parse_user_models
+from harness.matrix_user import Context as UserContext
 from harness.report.statuses import EXPECTABLE, STATUS_ORDER
 from harness.yamlguard import shape_problem
 
@@ -65,10 +74,6 @@ _TF_KERAS = re.compile(r"^tf[-_]keras\s*(.*)$", re.IGNORECASE)
 _CLAUSE = re.compile(r"^(===|~=|==|!=|<=|>=|<|>)(.*)$")
 _OPERATOR_WORDS = {"===": "arb", "~=": "compat", "==": "", "!=": "ne", "<=": "le", ">=": "ge", "<": "lt", ">": "gt"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
-_FLOAT_TEXT = re.compile(r"^[-+]?\d+(\.\d*)?[eE][-+]?\d+$")
-
-_MISSING: Any = object()  # a key that is absent, as opposed to present with a null value
-Raw = dict[Any, Any]
 
 
 # ---------------------------------------------------------------------------- public API
@@ -93,17 +98,26 @@ def parse_matrix(data: object, *, path: str, sha256: str, base_image: str | None
     _check_keys(data, _TOP_KEYS, "", problems)
     defaults = _defaults(data, base_image, problems)
     environments = _environments(data, defaults, problems)
+    env_ids = tuple(env.id for env in environments)
+    formats = _names(data.get("formats", _MISSING), "formats", problems)
+    loaders = _names(data.get("loaders", _MISSING), "loaders", problems)
+    raw_models = data.get("models", _MISSING)
+    user_models = parse_user_models(
+        [(i, m) for i, m in enumerate(raw_models) if isinstance(m, dict)] if isinstance(raw_models, list) else [],
+        UserContext(base=Path(path).parent, formats=formats, loaders=loaders, env_ids=env_ids), problems)
     matrix = Matrix(
         name=_top_name(data.get("name", _MISSING), path, problems),
         path=path,
         sha256=sha256,
         environments=environments,
-        models=_names(data.get("models", _MISSING), "models", problems),
-        formats=_names(data.get("formats", _MISSING), "formats", problems),
-        loaders=_names(data.get("loaders", _MISSING), "loaders", problems),
+        models=_names(raw_models, "models", problems),
+        formats=formats,
+        loaders=loaders,
         tolerance=_tolerance(data.get("tolerance", _MISSING), problems),
         pip=_pip(data.get("pip", _MISSING), Path(path).parent, problems),
-        expect=_expect(data.get("expect", _MISSING), [env.id for env in environments], problems),
+        expect=_expect(data.get("expect", _MISSING), (*env_ids, *artifact_sources(user_models)),
+                       [m.name for m in user_models], problems),
+        user_models=user_models,
     )
     if problems:
         raise MatrixError(path, list(dict.fromkeys(problems)))  # matrix combos can repeat a problem
@@ -145,56 +159,7 @@ def _load_yaml(raw: bytes, path: str) -> object:
     raise MatrixError(path, [problem])
 
 
-# ---------------------------------------------------------------------------- message helpers
-
-
-_KINDS = ((str, "string"), (list, "list"), (dict, "mapping"))
-
-
-def _found(value: object) -> str:
-    """How a YAML value reads in a message: 'the number 3.1', 'a list', 'null'."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"the boolean {str(value).lower()}"
-    if isinstance(value, (int, float)):
-        return f"the number {value!r}"
-    if isinstance(value, str) and value:
-        return f"the string {value!r}"
-    # YAML also makes dates and timestamps; name those by their Python type.
-    kind = next((name for cls, name in _KINDS if isinstance(value, cls)), type(value).__name__)
-    return f"an empty {kind}" if isinstance(value, (str, list, dict)) and not value else f"a {kind}"
-
-
-def _suggest(word: object, choices: Sequence[str]) -> str:
-    """'; did you mean 'x'?' for a near miss, else the list of valid choices."""
-    close = difflib.get_close_matches(word, choices, n=1) if isinstance(word, str) else []
-    if close:
-        return f"; did you mean '{close[0]}'?"
-    return "; expected one of: " + ", ".join(choices)
-
-
-def _join(at: str, key: object) -> str:
-    """Key path of `key` inside the mapping at `at` ('' is the top level)."""
-    return f"{at}.{key}" if at else str(key)
-
-
-def _check_keys(mapping: Raw, allowed: Sequence[str], at: str, problems: list[str]) -> None:
-    """Report every key of `mapping` that is not in `allowed`."""
-    for key in mapping:
-        if key not in allowed:
-            problems.append(f"{_join(at, key)}: unknown key{_suggest(key, allowed)}")
-
-
 # ---------------------------------------------------------------------------- scalar fields
-
-
-def _string(value: object, at: str, problems: list[str]) -> str | None:
-    """A non-empty string, else a problem."""
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    problems.append(f"{at}: expected a non-empty string, found {_found(value)}")
-    return None
 
 
 def _version_text(value: object, at: str, problems: list[str]) -> str | None:
@@ -314,6 +279,9 @@ def _parse_name(value: object, at: str, problems: list[str]) -> str | None:
         problems.append(
             f"{at}: expected letters, digits, '.', '_' or '-' (starting with a letter or digit), found {text!r}"
         )
+        return None
+    if text is not None and text.startswith(ARTIFACT_PREFIX):
+        problems.append(f"{at}: names starting with {ARTIFACT_PREFIX!r} are reserved for existing user artifacts")
         return None
     return text
 
@@ -674,6 +642,8 @@ def _names(raw: object, key: str, problems: list[str]) -> tuple[str, ...]:
         return default
     names: list[str] = []
     for i, name in enumerate(raw):
+        if key == "models" and isinstance(name, dict):
+            continue  # a user model: parsed by harness.matrix_user
         if not isinstance(name, str):
             problems.append(f"{key}[{i}]: expected a {what} name, found {_found(name)}")
         elif name not in known:
@@ -685,49 +655,10 @@ def _names(raw: object, key: str, problems: list[str]) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _non_negative(value: object, at: str, problems: list[str]) -> float | None:
-    """A number >= 0 (ints allowed)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-        return float(value)
-    if isinstance(value, str) and _FLOAT_TEXT.match(value.strip()):
-        # PyYAML only reads exponent floats with a dot: 1e-5 is text, 1.0e-5 is a number.
-        problems.append(f"{at}: found the string {value!r}; YAML reads it as text, write it with a dot (1.0e-5)")
-        return None
-    problems.append(f"{at}: expected a non-negative number, found {_found(value)}")
-    return None
-
-
-def _tolerance(raw: object, problems: list[str]) -> Tolerance:
-    """rtol/atol for comparing predictions."""
-    if raw is _MISSING:
-        return Tolerance()
-    if not isinstance(raw, dict):
-        problems.append(f"tolerance: expected a mapping with rtol and/or atol, found {_found(raw)}")
-        return Tolerance()
-    _check_keys(raw, ("rtol", "atol"), "tolerance", problems)
-    values = {key: _non_negative(raw[key], f"tolerance.{key}", problems) for key in ("rtol", "atol") if key in raw}
-    return Tolerance(**{key: value for key, value in values.items() if value is not None})
-
-
-def _str_list(value: object, at: str, problems: list[str]) -> tuple[str, ...]:
-    """A list of non-empty strings."""
-    if not isinstance(value, list):
-        problems.append(f"{at}: expected a list of strings, found {_found(value)}")
-        return ()
-    items = [_string(item, f"{at}[{i}]", problems) for i, item in enumerate(value)]
-    return tuple(item for item in items if item is not None)
-
-
 def _ca_bundle(value: object, base: Path, problems: list[str]) -> str | None:
     """Absolute path of an existing CA bundle; a relative one starts at the matrix file."""
-    text = _string(value, "pip.ca_bundle", problems)
-    if text is None:
-        return None
-    path = (base / Path(text).expanduser()).resolve()
-    if not path.is_file():
-        problems.append(f"pip.ca_bundle: file not found: {path} (relative paths start at the matrix file's directory)")
-        return None
-    return str(path)
+    path = existing_file(value, "pip.ca_bundle", base, problems)
+    return None if path is None else str(path)
 
 
 def _pip(raw: object, base: Path, problems: list[str]) -> PipSettings:
@@ -749,7 +680,8 @@ def _pip(raw: object, base: Path, problems: list[str]) -> PipSettings:
 # ---------------------------------------------------------------------------- expect: known incompatibilities
 
 
-def _expect(raw: object, env_ids: Sequence[str], problems: list[str]) -> tuple[Expectation, ...]:
+def _expect(raw: object, env_ids: Sequence[str], user_models: Sequence[str],
+            problems: list[str]) -> tuple[Expectation, ...]:
     """The `expect` list: which cells may fail, with which statuses, and why."""
     if raw is _MISSING:
         return ()
@@ -760,12 +692,13 @@ def _expect(raw: object, env_ids: Sequence[str], problems: list[str]) -> tuple[E
     for i, entry in enumerate(raw):
         if not isinstance(entry, dict) or not entry:
             problems.append(f"expect[{i}]: expected a non-empty mapping, found {_found(entry)}")
-        elif (expectation := _expectation(entry, f"expect[{i}]", env_ids, problems)) is not None:
+        elif (expectation := _expectation(entry, f"expect[{i}]", env_ids, user_models, problems)) is not None:
             out.append(expectation)
     return tuple(out)
 
 
-def _expectation(entry: Raw, at: str, env_ids: Sequence[str], problems: list[str]) -> Expectation | None:
+def _expectation(entry: Raw, at: str, env_ids: Sequence[str], user_models: Sequence[str],
+                 problems: list[str]) -> Expectation | None:
     """One `expect` entry; None when any of its keys is invalid."""
     before = len(problems)
     _check_keys(entry, _EXPECT_KEYS, at, problems)
@@ -774,7 +707,7 @@ def _expectation(entry: Raw, at: str, env_ids: Sequence[str], problems: list[str
     reason = _string(entry["reason"], f"{at}.reason", problems) if "reason" in entry else None
     envs = {role: _env_selector(entry[role], f"{at}.{role}", env_ids, problems)
             for role in ("source", "target") if role in entry}
-    names = {key: _name_pattern(entry[key], f"{at}.{key}", key, problems)
+    names = {key: _name_pattern(entry[key], f"{at}.{key}", key, user_models if key == "model" else (), problems)
              for key in ("model", "format", "loader") if key in entry}
     status = _expect_status(entry["status"], f"{at}.status", problems) if "status" in entry else ()
     if len(problems) > before or reason is None:
@@ -824,12 +757,13 @@ def _env_pattern(value: object, at: str, env_ids: Sequence[str], problems: list[
     return text
 
 
-def _name_pattern(value: object, at: str, key: str, problems: list[str]) -> str | None:
-    """A model, format or loader name from the catalog, or an fnmatch glob."""
-    what, known, _ = _CATALOGS[f"{key}s"]
+def _name_pattern(value: object, at: str, key: str, extra: Sequence[str], problems: list[str]) -> str | None:
+    """A model (probe or user model), format or loader name, or an fnmatch glob."""
+    what, catalog, _ = _CATALOGS[f"{key}s"]
+    known = [*catalog, *extra]
     text = _string(value, at, problems)
     if text is not None and not _GLOB.search(text) and text not in known:
-        problems.append(f"{at}: unknown {what} {text!r}{_suggest(text, list(known))}")
+        problems.append(f"{at}: unknown {what} {text!r}{_suggest(text, known)}")
         return None
     return text
 

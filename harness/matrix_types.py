@@ -77,6 +77,51 @@ class Expectation:
 
 
 @dataclass(frozen=True)
+class RandomInputs:
+    """Seeded random inputs of one shape and dtype, the same in every environment."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    low: float | None = None  # uniform [low, high) when both are given; else standard normal (floats)
+    high: float | None = None  # or integers in [low or 0, high)
+
+
+@dataclass(frozen=True)
+class ReferenceEnv:
+    """Reference predictions of an existing artifact taken from one environment's load."""
+
+    env: str
+    loader: str | None = None  # None: the artifact format's usual loader
+
+
+@dataclass(frozen=True)
+class UserModel:
+    """A user's own model: built by a factory in every environment, or an existing artifact."""
+
+    name: str
+    root: str | None = None  # host directory of the user's modules, mounted read-only
+    factory: str | None = None  # "module:function" returning a (compiled) Keras model
+    custom_objects: str | None = None  # "module:attribute" (a dict) or "module"
+    predict: str | None = None  # "module:function" taking (model, raw inputs)
+    inputs: str | None = None  # host path of a .npy or .npz file
+    random_inputs: RandomInputs | None = None
+    labels: str | None = None  # host path of a .npy file: evaluate() runs against it
+    artifact: str | None = None  # host path of an existing file or SavedModel directory
+    artifact_format: str | None = None  # h5, keras, savedmodel, weights_h5 or json
+    architecture: str | None = None  # host path of the architecture JSON of a weights file
+    reference: str | None = None  # host path of the artifact's reference predictions (.npy)
+    reference_env: ReferenceEnv | None = None
+    tolerance: Tolerance | None = None  # overrides the matrix's for this model's cells
+    formats: tuple[str, ...] = ()  # factory: the formats it is saved in
+    loaders: tuple[str, ...] = ()  # the loaders tried on it
+
+    @property
+    def kind(self) -> str:
+        """'factory' or 'artifact'."""
+        return "artifact" if self.artifact else "factory"
+
+
+@dataclass(frozen=True)
 class Matrix:
     """A validated, expanded matrix file."""
 
@@ -90,6 +135,7 @@ class Matrix:
     tolerance: Tolerance = field(default_factory=Tolerance)
     pip: PipSettings = field(default_factory=PipSettings)
     expect: tuple[Expectation, ...] = ()
+    user_models: tuple[UserModel, ...] = ()
 
 
 def matrix_to_dict(matrix: Matrix) -> dict[str, object]:
@@ -119,7 +165,22 @@ def matrix_from_dict(data: dict[str, Any]) -> Matrix:
             ca_bundle=pip.get("ca_bundle"),
         ),
         expect=tuple(_expectation(e) for e in data.get("expect", ())),
+        user_models=tuple(_user_model(m) for m in data.get("user_models", ())),
     )
+
+
+def _user_model(data: dict[str, Any]) -> UserModel:
+    random = data.get("random_inputs")
+    reference_env = data.get("reference_env")
+    tolerance = data.get("tolerance")
+    return UserModel(**{
+        **data,
+        "random_inputs": None if random is None else RandomInputs(**{**random, "shape": tuple(random["shape"])}),
+        "reference_env": None if reference_env is None else ReferenceEnv(**reference_env),
+        "tolerance": None if tolerance is None else Tolerance(**tolerance),
+        "formats": tuple(data.get("formats", ())),
+        "loaders": tuple(data.get("loaders", ())),
+    })
 
 
 def _expectation(data: dict[str, Any]) -> Expectation:

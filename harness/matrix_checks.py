@@ -1,0 +1,105 @@
+"""Problem messages shared by the matrix parsers: what a value looks like, key paths, did-you-mean."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.matrix_types import Tolerance
+
+MISSING: Any = object()  # a key that is absent, as opposed to present with a null value
+Raw = dict[Any, Any]
+
+_KINDS = ((str, "string"), (list, "list"), (dict, "mapping"))
+_FLOAT_TEXT = re.compile(r"^[-+]?\d+(\.\d*)?[eE][-+]?\d+$")
+
+
+def found(value: object) -> str:
+    """How a YAML value reads in a message: 'the number 3.1', 'a list', 'null'."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    if isinstance(value, str) and value:
+        return f"the string {value!r}"
+    # YAML also makes dates and timestamps; name those by their Python type.
+    kind = next((name for cls, name in _KINDS if isinstance(value, cls)), type(value).__name__)
+    return f"an empty {kind}" if isinstance(value, (str, list, dict)) and not value else f"a {kind}"
+
+
+def suggest(word: object, choices: Sequence[str]) -> str:
+    """'; did you mean 'x'?' for a near miss, else the list of valid choices."""
+    close = difflib.get_close_matches(word, choices, n=1) if isinstance(word, str) else []
+    if close:
+        return f"; did you mean '{close[0]}'?"
+    return "; expected one of: " + ", ".join(choices)
+
+
+def join(at: str, key: object) -> str:
+    """Key path of `key` inside the mapping at `at` ('' is the top level)."""
+    return f"{at}.{key}" if at else str(key)
+
+
+def check_keys(mapping: Raw, allowed: Sequence[str], at: str, problems: list[str]) -> None:
+    """Report every key of `mapping` that is not in `allowed`."""
+    for key in mapping:
+        if key not in allowed:
+            problems.append(f"{join(at, key)}: unknown key{suggest(key, allowed)}")
+
+
+def string(value: object, at: str, problems: list[str]) -> str | None:
+    """A non-empty string, else a problem."""
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    problems.append(f"{at}: expected a non-empty string, found {found(value)}")
+    return None
+
+
+def non_negative(value: object, at: str, problems: list[str]) -> float | None:
+    """A number >= 0 (ints allowed)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    if isinstance(value, str) and _FLOAT_TEXT.match(value.strip()):
+        # PyYAML only reads exponent floats with a dot: 1e-5 is text, 1.0e-5 is a number.
+        problems.append(f"{at}: found the string {value!r}; YAML reads it as text, write it with a dot (1.0e-5)")
+        return None
+    problems.append(f"{at}: expected a non-negative number, found {found(value)}")
+    return None
+
+
+def tolerance(raw: object, problems: list[str], at: str = "tolerance") -> Tolerance:
+    """rtol/atol for comparing predictions."""
+    if raw is MISSING:
+        return Tolerance()
+    if not isinstance(raw, dict):
+        problems.append(f"{at}: expected a mapping with rtol and/or atol, found {found(raw)}")
+        return Tolerance()
+    check_keys(raw, ("rtol", "atol"), at, problems)
+    values = {key: non_negative(raw[key], f"{at}.{key}", problems) for key in ("rtol", "atol") if key in raw}
+    return Tolerance(**{key: value for key, value in values.items() if value is not None})
+
+
+def str_list(value: object, at: str, problems: list[str]) -> tuple[str, ...]:
+    """A list of non-empty strings."""
+    if not isinstance(value, list):
+        problems.append(f"{at}: expected a list of strings, found {found(value)}")
+        return ()
+    items = [string(item, f"{at}[{i}]", problems) for i, item in enumerate(value)]
+    return tuple(item for item in items if item is not None)
+
+
+def existing_file(value: object, at: str, base: Path, problems: list[str]) -> Path | None:
+    """An existing file named by a string; a relative path starts at `base`, the matrix file's directory."""
+    text = string(value, at, problems)
+    if text is None:
+        return None
+    path = (base / Path(text).expanduser()).resolve()
+    if not path.is_file():
+        problems.append(f"{at}: file not found: {path} (relative paths start at the matrix file's directory)")
+        return None
+    return path

@@ -1,0 +1,373 @@
+"""`models:` entries that are mappings: a user's own factory or existing artifact, validated with key paths.
+
+Every file and module is checked here, before anything is built: a missing one is exit 2.
+User code is never imported on the host (it may import TensorFlow); modules are found by file
+and read with `ast` to catch a misspelt function name.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from harness.agent.catalog import FORMATS, LOADERS, PROBES, applies
+from harness.matrix_checks import MISSING, Raw, check_keys, existing_file, found, string, suggest, tolerance
+from harness.matrix_types import RandomInputs, ReferenceEnv, UserModel
+
+USER_KEYS = ("name", "path", "factory", "custom_objects", "predict", "inputs", "labels", "tolerance", "formats",
+             "loaders", "artifact", "format", "architecture", "reference")
+ARTIFACT_FORMATS = ("h5", "keras", "savedmodel", "weights_h5", "json")
+USER_FORMATS = tuple(f for f in FORMATS if f != "seed")
+# Probe-only loaders, and why a user model does without them.
+PROBE_LOADERS = {
+    "load_model_custom": "load_model already passes the model's custom_objects",
+    "rebuild_from_seed": "it rebuilds a probe from its seed",
+    "tf1_session": "it exercises one probe's TF1 hazard",
+}
+USER_LOADERS = tuple(name for name in LOADERS if name not in PROBE_LOADERS)
+USER_DEFAULT_EXTRA = ("load_model_nocompile",)  # opt-in for probes; what users do with an old file
+ARTIFACT_PREFIX = "user-"  # artifacts/user-<model>/: the pseudo-environment that 'saved' an existing artifact
+# The loader whose output is an existing artifact's reference, by format, unless `reference.loader` says.
+ROUTE_LOADERS = {"h5": "load_model", "keras": "load_model", "savedmodel": "load_model", "export": "saved_model",
+                 "weights_h5": "rebuild", "json": "model_from_json", "tf_checkpoint": "rebuild"}
+DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_CODE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(:[A-Za-z_]\w*)?$")
+_RESERVED_PREFIXES = ("label_order", "fault_")  # the agent treats these probe families by name
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a user model entry is checked against."""
+
+    base: Path  # the matrix file's directory: relative paths start there
+    formats: tuple[str, ...]  # the matrix's formats and loaders: the defaults
+    loaders: tuple[str, ...]
+    env_ids: tuple[str, ...]  # an artifact's reference environment is one of them (default: the first)
+
+
+def parse_user_models(entries: Sequence[tuple[int, Raw]], ctx: Context, problems: list[str]) -> tuple[UserModel, ...]:
+    """The user models among `models:` (index, mapping) entries; problems name each key path."""
+    out: list[UserModel] = []
+    for i, entry in entries:
+        model = _user_model(entry, f"models[{i}]", ctx, problems)
+        if model is None:
+            continue
+        if any(m.name == model.name for m in out):
+            problems.append(f"models[{i}].name: model {model.name!r} is listed twice")
+            continue
+        out.append(model)
+    return tuple(out)
+
+
+def artifact_source(model: str) -> str:
+    """The pseudo-environment id that 'saved' an existing artifact: user-<model>."""
+    return ARTIFACT_PREFIX + model
+
+
+def artifact_sources(models: Sequence[UserModel]) -> list[str]:
+    """Pseudo-environment ids of the existing artifacts among the user models."""
+    return [artifact_source(m.name) for m in models if m.kind == "artifact"]
+
+
+def reference_loader(model: UserModel) -> str:
+    """The loader whose predictions in the reference environment are an artifact's reference."""
+    ref = model.reference_env
+    return (ref.loader if ref and ref.loader else None) or ROUTE_LOADERS[model.artifact_format or "h5"]
+
+
+def model_formats(model: UserModel) -> tuple[str, ...]:
+    """The formats a user model is loaded from: its artifact's, or those its factory saves."""
+    return (model.artifact_format,) if model.artifact_format else model.formats
+
+
+def model_cells(model: UserModel) -> list[tuple[str, str]]:
+    """(format, loader) pairs tried on a user model."""
+    return [(fmt, loader) for fmt in model_formats(model) for loader in model.loaders
+            if applies(model.name, fmt, loader)]
+
+
+# ---------------------------------------------------------------------------- one entry
+
+
+def _user_model(entry: Raw, at: str, ctx: Context, problems: list[str]) -> UserModel | None:
+    before = len(problems)
+    check_keys(entry, USER_KEYS, at, problems)
+    name = _name(entry.get("name", MISSING), f"{at}.name", problems)
+    if "factory" not in entry and "artifact" not in entry:
+        problems.append(f"{at}: give 'factory' (module:function building the model in each environment) or "
+                        "'artifact' (an existing model file; a factory beside it adds the rebuild route)")
+        return None
+    root = _user_dir(entry, at, ctx.base, problems)
+    code = {key: _code(entry[key], f"{at}.{key}", root, key != "custom_objects", problems)
+            for key in ("factory", "custom_objects", "predict") if key in entry}
+    inputs, random = _inputs(entry.get("inputs", MISSING), f"{at}.inputs", ctx.base, problems)
+    common = UserModel(
+        name=name or "?", root=str(root) if root else None, factory=code.get("factory"),
+        custom_objects=code.get("custom_objects"), predict=code.get("predict"), inputs=inputs, random_inputs=random,
+        labels=_file(entry["labels"], f"{at}.labels", ctx.base, (".npy",), problems) if "labels" in entry else None,
+        tolerance=tolerance(entry["tolerance"], problems, f"{at}.tolerance") if "tolerance" in entry else None,
+    )
+    model = (_artifact(entry, at, common, ctx, problems) if "artifact" in entry
+             else _factory(entry, at, common, ctx, problems))
+    if model is not None:
+        model = replace(model, loaders=_loaders(entry, at, model, ctx, problems))
+        if len(problems) == before:
+            _check_cells(model, at, ctx, problems)
+    return model if len(problems) == before else None
+
+
+def _check_cells(model: UserModel, at: str, ctx: Context, problems: list[str]) -> None:
+    """Some loader must read the model, and an artifact's reference must come from a cell that runs."""
+    if not model_cells(model):
+        problems.append(f"{at}: no loader of {list(model.loaders)} reads the formats {list(model_formats(model))}")
+    ref = model.reference_env
+    if ref is None:
+        return
+    if ref.env not in ctx.env_ids:
+        problems.append(f"{at}.reference.env: no environment {ref.env!r} in this matrix{suggest(ref.env, ctx.env_ids)}")
+    elif (model.artifact_format, reference_loader(model)) not in model_cells(model):
+        problems.append(f"{at}.reference.loader: {reference_loader(model)!r} is not among the loaders tried on "
+                        f"this {model.artifact_format} artifact: {list(model.loaders)}")
+
+
+def _name(value: object, at: str, problems: list[str]) -> str | None:
+    if value is MISSING:
+        problems.append(f"{at}: required key missing; name the model (it names files and report rows)")
+        return None
+    text = string(value, at, problems)
+    if text is None:
+        return None
+    if not _NAME.match(text):
+        problems.append(f"{at}: expected letters, digits, '.', '_' or '-', found {text!r}")
+    elif text in PROBES or text.startswith(_RESERVED_PREFIXES):
+        problems.append(f"{at}: {text!r} is the name of a built-in probe (family); choose another name")
+    else:
+        return text
+    return None
+
+
+def _user_dir(entry: Raw, at: str, base: Path, problems: list[str]) -> Path | None:
+    needs = [key for key in ("factory", "custom_objects", "predict") if key in entry]
+    if "path" not in entry:
+        if needs:
+            problems.append(f"{at}.path: required key missing; {needs[0]} names a module: give the directory "
+                            "that holds it (mounted read-only into the containers)")
+        return None
+    text = string(entry["path"], f"{at}.path", problems)
+    if text is None:
+        return None
+    path = (base / Path(text).expanduser()).resolve()
+    if not path.is_dir():
+        problems.append(f"{at}.path: directory not found: {path} (relative paths start at the matrix file's "
+                        "directory)")
+        return None
+    return path
+
+
+def _code(value: object, at: str, root: Path | None, attribute: bool, problems: list[str]) -> str | None:
+    """'module:attribute' (or 'module' where allowed) whose module file exists below root."""
+    text = string(value, at, problems)
+    if text is None:
+        return None
+    if not _CODE.match(text) or (attribute and ":" not in text):
+        shape = "module:function" if attribute else "module:attribute or module"
+        problems.append(f"{at}: expected {shape} such as 'my_models:build', found {text!r}")
+        return None
+    if root is None:
+        return text  # the missing path: was reported
+    module, _, name = text.partition(":")
+    rel = Path(*module.split("."))
+    source = next((p for p in (root / rel.with_suffix(".py"), root / rel / "__init__.py") if p.is_file()), None)
+    if source is None:
+        problems.append(f"{at}: no module {module!r} in {root} (looked for {rel.with_suffix('.py')} and "
+                        f"{rel / '__init__.py'})")
+        return None
+    names = _top_level_names(source)
+    if name and names is not None and name not in names:
+        problems.append(f"{at}: {source.name} defines no {name!r}{suggest(name, sorted(names))}")
+        return None
+    return text
+
+
+def _top_level_names(source: Path) -> set[str] | None:
+    """Names a module binds at top level, or None when that cannot be told without running it."""
+    try:
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+    except (SyntaxError, UnicodeDecodeError, OSError):
+        return None  # importing it in the container will say what is wrong
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            if any(alias.name == "*" for alias in node.names):
+                return None
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(t.id for t in targets if isinstance(t, ast.Name))
+        elif not isinstance(node, ast.Expr):
+            return None  # conditional or looped definitions: do not guess
+    return names
+
+
+def _file(value: object, at: str, base: Path, suffixes: tuple[str, ...], problems: list[str]) -> str | None:
+    """Absolute path of an existing file with one of the suffixes; relative paths start at the matrix file."""
+    path = existing_file(value, at, base, problems)
+    if path is None:
+        return None
+    if suffixes and path.suffix.lower() not in suffixes:
+        problems.append(f"{at}: expected a {' or '.join(suffixes)} file, found {path.name!r}")
+        return None
+    if path.suffix.lower() not in (".npy", ".npz"):
+        return str(path)
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            loaded.close()  # opening an .npz reads its index; the arrays are read when staged
+    except (OSError, ValueError) as exc:
+        problems.append(f"{at}: {path.name} is not a readable NumPy file without pickles ({exc})")
+        return None
+    return str(path)
+
+
+def _inputs(value: object, at: str, base: Path, problems: list[str]) -> tuple[str | None, RandomInputs | None]:
+    if value is MISSING:
+        return None, None
+    if not isinstance(value, dict):
+        return _file(value, at, base, (".npy", ".npz"), problems), None
+    check_keys(value, ("shape", "dtype", "low", "high"), at, problems)
+    shape = value.get("shape", MISSING)
+    if not isinstance(shape, list) or not shape or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape):
+        problems.append(f"{at}.shape: expected a list of positive whole numbers like [32, 16], found {found(shape)}")
+        return None, None
+    dtype = value.get("dtype", "float32")
+    if dtype not in DTYPES:
+        problems.append(f"{at}.dtype: unknown dtype {dtype!r}{suggest(dtype, DTYPES)}")
+        return None, None
+    bounds = [value.get(k) for k in ("low", "high")]
+    for key, bound in zip(("low", "high"), bounds):
+        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, (int, float))):
+            problems.append(f"{at}.{key}: expected a number, found {found(bound)}")
+            return None, None
+    return None, RandomInputs(shape=tuple(shape), dtype=dtype, low=bounds[0], high=bounds[1])
+
+
+def _factory(entry: Raw, at: str, model: UserModel, ctx: Context, problems: list[str]) -> UserModel:
+    for key in ("format", "architecture", "reference"):
+        if key in entry:
+            why = ("its reference is what the factory's model predicts in each environment" if key == "reference"
+                   else "it belongs to an existing artifact")
+            problems.append(f"{at}.{key}: not for a factory model: {why}")
+    formats = _choices(entry, "formats", at, allowed=USER_FORMATS,
+                       refused={"seed": "only probes are rebuilt from a seed"}, problems=problems)
+    default = tuple(f for f in ctx.formats if f in USER_FORMATS)
+    return replace(model, formats=formats if formats is not None else default)
+
+
+def _loaders(entry: Raw, at: str, model: UserModel, ctx: Context, problems: list[str]) -> tuple[str, ...]:
+    chosen = _choices(entry, "loaders", at, allowed=USER_LOADERS, refused=PROBE_LOADERS, problems=problems)
+    if chosen is None:
+        default = (*ctx.loaders, *(name for name in USER_DEFAULT_EXTRA if name not in ctx.loaders))
+        return tuple(name for name in default if name in USER_LOADERS and (name != "rebuild" or model.factory))
+    if "rebuild" in chosen and not model.factory:
+        problems.append(f"{at}.loaders: 'rebuild' needs a factory: the model is rebuilt in code before "
+                        "load_weights")
+    return chosen
+
+
+def _choices(entry: Raw, key: str, at: str, *, allowed: tuple[str, ...], refused: dict[str, str],
+             problems: list[str]) -> tuple[str, ...] | None:
+    """A non-empty list of names from `allowed`; None when the key is absent."""
+    if key not in entry:
+        return None
+    raw = entry[key]
+    if not isinstance(raw, list) or not raw:
+        problems.append(f"{at}.{key}: expected a non-empty list of names, found {found(raw)}")
+        return ()
+    out: list[str] = []
+    for j, name in enumerate(raw):
+        where = f"{at}.{key}[{j}]"
+        if name in refused:
+            problems.append(f"{where}: {name!r} is for probes only: {refused[name]}")
+        elif not isinstance(name, str) or name not in allowed:
+            problems.append(f"{where}: unknown {key[:-1]} {name!r}{suggest(name, allowed)}")
+        elif name not in out:
+            out.append(name)
+    return tuple(out)
+
+
+def _artifact(entry: Raw, at: str, model: UserModel, ctx: Context, problems: list[str]) -> UserModel | None:
+    if "formats" in entry:
+        problems.append(f"{at}.formats: an existing artifact is loaded in its own format; use 'format' to name it")
+    if "labels" in entry:
+        problems.append(f"{at}.labels: not for an existing artifact: evaluate() needs the source's figures, which "
+                        "only a factory model has")
+    if model.inputs is None and model.random_inputs is None:
+        problems.append(f"{at}.inputs: required for an existing artifact: a .npy/.npz file or "
+                        "{shape: [...], dtype: ...}")
+    text = string(entry["artifact"], f"{at}.artifact", problems)
+    if text is None:
+        return None
+    path = (ctx.base / Path(text).expanduser()).resolve()
+    if not path.exists():
+        problems.append(f"{at}.artifact: not found: {path} (relative paths start at the matrix file's directory)")
+        return None
+    architecture = (_file(entry["architecture"], f"{at}.architecture", ctx.base, (".json",), problems)
+                    if "architecture" in entry else None)
+    fmt = _artifact_format(path, entry.get("format"), architecture, at, problems)
+    if fmt == "weights_h5" and not model.factory:
+        problems.append(f"{at}: {path.name} holds weights only: give 'architecture' (its model JSON) or a "
+                        "'factory' that rebuilds the model")
+    reference, reference_env = _reference(entry.get("reference", MISSING), f"{at}.reference", ctx.base, problems)
+    if reference is None and reference_env is None and ctx.env_ids:
+        reference_env = ReferenceEnv(env=ctx.env_ids[0])
+    return replace(model, artifact=str(path), artifact_format=fmt, architecture=architecture, reference=reference,
+                   reference_env=reference_env)
+
+
+_SUFFIX_FORMATS = ((".keras", "keras"), (".weights.h5", "weights_h5"), (".h5", "h5"), (".hdf5", "h5"))
+
+
+def _artifact_format(path: Path, explicit: object, architecture: str | None, at: str,
+                     problems: list[str]) -> str | None:
+    """The artifact's format: as named by `format`, else told by its name and the keys beside it."""
+    if explicit is not None:
+        if explicit in ARTIFACT_FORMATS:
+            return str(explicit)
+        problems.append(f"{at}.format: unknown artifact format {explicit!r}{suggest(explicit, ARTIFACT_FORMATS)}")
+    elif path.is_dir():
+        if (path / "saved_model.pb").is_file():
+            return "savedmodel"
+        problems.append(f"{at}.artifact: {path} is a directory but not a SavedModel (no saved_model.pb)")
+    elif architecture is not None:
+        return "json"
+    else:
+        fmt = next((f for suffix, f in _SUFFIX_FORMATS if path.name.lower().endswith(suffix)), None)
+        if fmt is not None:
+            return fmt
+        problems.append(f"{at}.artifact: cannot tell the format of {path.name!r} from its name; set "
+                        f"format: to one of {', '.join(ARTIFACT_FORMATS)}")
+    return None
+
+
+def _reference(value: object, at: str, base: Path, problems: list[str]) -> tuple[str | None, ReferenceEnv | None]:
+    if value is MISSING:
+        return None, None
+    if not isinstance(value, dict):
+        return _file(value, at, base, (".npy",), problems), None
+    check_keys(value, ("env", "loader"), at, problems)
+    env = string(value.get("env"), f"{at}.env", problems)
+    loader = value.get("loader")
+    if loader is not None and loader not in USER_LOADERS:
+        problems.append(f"{at}.loader: unknown loader {loader!r}{suggest(loader, USER_LOADERS)}")
+        return None, None
+    return None, None if env is None else ReferenceEnv(env=env, loader=loader)
