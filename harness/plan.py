@@ -14,6 +14,7 @@ from harness.engine import LABEL_RUN, LABEL_VERSION, Mount, RunSpec
 from harness.errors import UsageError
 from harness.images import ImagePlan, effective_pip_settings, plan_image
 from harness.matrix_types import Environment, Matrix
+from harness.usermodels import save_entries, user_cells, user_mounts
 
 SOURCE_MOUNT = "/opt/harness-src"
 PHASE_TIMEOUT = 3600.0  # whole save or load container, seconds
@@ -77,7 +78,7 @@ def expected_cells(matrix: Matrix, env_ids: Sequence[str]) -> list[CellKey]:
         for fmt in catalog.probe_formats(model, list(matrix.formats))
         for loader in matrix.loaders
         if catalog.applies(model, fmt, loader)
-    ]
+    ] + [CellKey(*cell) for cell in user_cells(matrix, list(env_ids))]
 
 
 def _container(plan: EnvPlan, phase: str, run_id: str, command: Sequence[str], *, mounts: Sequence[Mount],
@@ -124,10 +125,11 @@ def save_spec(matrix: Matrix, plan: EnvPlan, run_dir: Path, run_id: str, limits:
     """The container that builds and saves every model of one environment."""
     env_id = plan.env.id
     spec = {"env": env_id, "models": list(matrix.models), "formats": list(matrix.formats),
-            "out": "/harness/out", "records": "/harness/records.jsonl"}
+            "out": "/harness/out", "records": "/harness/records.jsonl", "user_models": save_entries(matrix)}
     return _container(plan, "save", run_id, _agent("save", spec), mounts=(
         Mount(run_dir / "artifacts" / env_id, "/harness/out", read_only=False),
         Mount(run_dir / "records" / f"save-{env_id}.jsonl", "/harness/records.jsonl", read_only=False),
+        *user_mounts(matrix, run_dir),
     ), limits=limits)
 
 
@@ -144,4 +146,5 @@ def load_spec(matrix: Matrix, plan: EnvPlan, run_dir: Path, run_id: str, limits:
         Mount(run_dir / "artifacts", "/harness/artifacts", read_only=True),
         Mount(run_dir / "outputs" / env_id, "/harness/outputs", read_only=False),
         Mount(run_dir / "records" / f"load-{env_id}.jsonl", "/harness/records.jsonl", read_only=False),
+        *user_mounts(matrix, run_dir),
     ), limits=limits)

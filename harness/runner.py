@@ -23,6 +23,7 @@ from harness.plan import EnvPlan, Limits, load_spec, save_spec
 from harness.report.writers import write_reports
 from harness.rundir import RunDir
 from harness.runstate import ENV_PHASES, PHASES, RunState, now, read_phase
+from harness.userstage import stage_user_models
 
 LABEL_HOST = "org.harness.host"
 LABEL_PID = "org.harness.pid"
@@ -79,6 +80,8 @@ class Runner:
         if "build" in phases:
             self._phase("build", self.plans, self._build)
         usable = [p for p in self.plans if self._images.get(p.env.id, _UNKNOWN).error is None]
+        if "save" in phases or "load" in phases:
+            stage_user_models(self.matrix, self.run_dir.path)  # users' inputs, and existing artifacts as sources
         if "save" in phases:
             self._phase("save", usable, self._save)
         usable = [p for p in usable if self._images.get(p.env.id, _UNKNOWN).error is None]

@@ -36,7 +36,7 @@ def plan_tasks(artifacts_root: str, outputs_root: str, loaders: List[str]) -> Li
         src_root = os.path.join(artifacts_root, source)
         for model, entry in sorted(manifest.get("models", {}).items()):
             for fmt, saved in sorted(entry.get("formats", {}).items()):
-                for loader in loaders:
+                for loader in entry.get("loaders", loaders):  # a user model's own list, else the matrix's
                     if not catalog.applies(model, fmt, loader):
                         continue
                     tasks.append({
@@ -48,6 +48,7 @@ def plan_tasks(artifacts_root: str, outputs_root: str, loaders: List[str]) -> Li
                         "source_versions": manifest.get("versions", {}),
                         "inputs": os.path.join(src_root, entry["inputs"]),
                         "input_names": entry["input_names"],
+                        "user": entry.get("user"),
                         "labels": os.path.join(src_root, entry["labels"]),
                         "evaluate": entry.get("evaluate") is not None,
                         "isolated": loader in catalog.ISOLATED_LOADERS,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
-from harness.agent import catalog, formats, probes
+from harness.agent import catalog, formats, probes, user
 from harness.agent.common import error_info, hash_tree, quiet_tensorflow, write_json_atomic
 from harness.agent.records import RecordWriter
 from harness.agent.versions import collect, pip_freeze
@@ -33,6 +33,7 @@ def run_save(spec: Dict[str, Any]) -> int:
         entry = _save_model(ctx, name, fmts, os.path.join(out, name), writer=writer, base=base)
         if entry is not None:
             models[name] = entry
+    models.update(user.save_models(ctx, spec.get("user_models", []), out, writer=writer, base=base))
     manifest = {"schema": 1, "env": spec["env"], "versions": versions, "models": models}
     write_json_atomic(os.path.join(out, "manifest.json"), manifest)
     writer.close()
@@ -57,10 +58,11 @@ def _reference(ctx: formats.Context, name: str, model_dir: str) -> Dict[str, Any
 
 
 def _save_model(ctx: formats.Context, name: str, fmts: List[str], model_dir: str, *, writer: RecordWriter,
-                base: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+                base: Dict[str, Any], reference: Callable[..., Dict[str, Any]] = _reference
+                ) -> Optional[Dict[str, Any]]:
     start = time.monotonic()
     try:
-        ref = _reference(ctx, name, model_dir)
+        ref = reference(ctx, name, model_dir)
     except Exception as exc:  # a probe that cannot be built is a result, not a crash
         for fmt in fmts:
             writer.write(dict(base, model=name, format=fmt, status="error", stage="build", error=error_info(exc)))
@@ -74,6 +76,7 @@ def _save_model(ctx: formats.Context, name: str, fmts: List[str], model_dir: str
         "evaluate": ref["evaluate"],
         "build_seconds": round(time.monotonic() - start, 3),
         "formats": {},
+        **ref.get("entry", {}),  # a user model's code and loaders
     }
     for fmt in fmts:
         record = _save_format(ctx, ref["model"], fmt, model_dir, name)

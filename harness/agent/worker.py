@@ -15,7 +15,7 @@ from typing import Any, Dict
 
 import numpy as np
 
-from harness.agent import formats, preflight, probes
+from harness.agent import formats, preflight, probes, user
 from harness.agent.common import error_info, quiet_tensorflow
 from harness.agent.versions import collect
 
@@ -73,7 +73,8 @@ def _run_task(ctx: formats.Context, task: Dict[str, Any]) -> Dict[str, Any]:
     start = time.monotonic()
     probe = task["model"]
     try:
-        loaded = formats.load(ctx, task["loader"], task["artifact"], probe, task["input_names"])
+        loaded = (user.load(ctx, task) if task.get("user") is not None
+                  else formats.load(ctx, task["loader"], task["artifact"], probe, task["input_names"]))
     except formats.Unsupported as exc:
         return {"status": "unsupported", "error": error_info(exc), "stage": "load", "seconds": _since(start)}
     except Exception as exc:

@@ -24,6 +24,7 @@ from harness.report.expect import mark_expected
 from harness.report.schema import SCHEMA_VERSION
 from harness.report.statuses import FAILING, STATUS_ORDER, worst
 from harness.rundir import RunDir
+from harness.usermodels import artifact_environments, drift_hint, missing_reference, report_models, tolerances
 
 # Every cell carries every field (null when it does not apply): a stable contract.
 CELL_DEFAULTS: dict[str, Any] = {
@@ -115,7 +116,10 @@ def _drift_hint(model: str, evaluate: dict[str, Any]) -> str | None:
 
 def _compared_cell(run_dir: RunDir, key: CellKey, record: dict[str, Any], model_entry: dict[str, Any],
                    tol: Tolerance) -> dict[str, Any]:
-    reference = np.load(run_dir.artifacts(key.source) / model_entry["reference"])
+    reference_path = run_dir.artifacts(key.source) / model_entry["reference"]
+    if not reference_path.is_file():
+        return {**_key_fields(key), **missing_reference(reference_path), "seconds": record.get("seconds")}
+    reference = np.load(reference_path)
     output_path = run_dir.outputs(key.target) / key.source / key.model / key.format / f"{key.loader}.npy"
     try:
         loaded = np.load(output_path)
@@ -133,7 +137,8 @@ def _compared_cell(run_dir: RunDir, key: CellKey, record: dict[str, Any], model_
     figures = {k: _finite(v) if isinstance(v, float) else v for k, v in comparison.as_dict().items()}
     return {
         **_key_fields(key), "status": status, **figures, "loader_options": record.get("loader_options"),
-        "hint": _drift_hint(key.model, evaluate) if status == "drift" else None,
+        "hint": (drift_hint(key.source, key.target, model_entry) or _drift_hint(key.model, evaluate))
+        if status == "drift" else None,
         "evaluate": evaluate, "reason": comparison.reason or eval_reason, "error": None,
         "predict_call": record.get("predict_call"), "seconds": record.get("seconds"),
     }
@@ -149,6 +154,7 @@ class _RunData:
     saves: dict[str, dict[str, Any]]
     loads: dict[str, dict[str, Any]]
     tolerance: Tolerance
+    tolerances: dict[str, Tolerance]  # user models' own
 
 
 def _context(data: _RunData, key: CellKey) -> HintContext:
@@ -158,7 +164,7 @@ def _context(data: _RunData, key: CellKey) -> HintContext:
 
 def _tolerance(data: _RunData, model: str) -> Tolerance:
     # Probes that test determinism (same seed, fresh process) must match bit for bit.
-    return EXACT if catalog.PROBES.get(model, {}).get("exact") else data.tolerance
+    return EXACT if catalog.PROBES.get(model, {}).get("exact") else data.tolerances.get(model, data.tolerance)
 
 
 def _unsaved(data: _RunData, key: CellKey) -> dict[str, Any]:
@@ -258,15 +264,17 @@ def build_report(run_dir: RunDir, baseline: dict[str, Any] | None = None) -> dic
     run = run_dir.read_run()
     matrix: Matrix = matrix_from_dict(run["matrix"])
     environments = [_environment(run_dir, e) for e in run["environments"]]
-    envs = {e["id"]: e for e in environments}
     env_ids = [e["id"] for e in environments]
+    environments += artifact_environments(run_dir.path, matrix)  # existing user artifacts: sources only
+    envs = {e["id"]: e for e in environments}
     data = _RunData(
         run_dir=run_dir,
         envs=envs,
-        manifests={i: m for i in env_ids if (m := _read_json(run_dir.artifacts(i) / "manifest.json"))},
+        manifests={i: m for i in envs if (m := _read_json(run_dir.artifacts(i) / "manifest.json"))},
         saves=_save_index(run_dir, env_ids),
         loads=_load_index(run_dir, env_ids),
         tolerance=matrix.tolerance,
+        tolerances=tolerances(matrix),
     )
     cells = [{**CELL_DEFAULTS, **_cell(data, key)} for key in expected_cells(matrix, env_ids)]
     unused = mark_expected(cells, matrix.expect, environments)
@@ -276,7 +284,7 @@ def build_report(run_dir: RunDir, baseline: dict[str, Any] | None = None) -> dic
         {"name": m, "kind": "probe", "hazards": catalog.PROBES.get(m, {}).get("hazards", []),
          "description": catalog.PROBES.get(m, {}).get("description", "")}
         for m in matrix.models
-    ]
+    ] + report_models(matrix)
     return {
         "schema_version": SCHEMA_VERSION,
         "harness_version": __version__,
@@ -287,6 +295,6 @@ def build_report(run_dir: RunDir, baseline: dict[str, Any] | None = None) -> dic
         "environments": environments,
         "models": models,
         "cells": cells,
-        "summary": _summary(cells, env_ids),
+        "summary": _summary(cells, list(envs)),
         "verdict": _verdict(cells, environments, run.get("status"), unused, regressed),
     }

@@ -92,7 +92,8 @@ class FakeEngine:
                         np.save(out, ref + np.float32(self.drift))
                         fh.write(json.dumps({"kind": "load", "source": source, "model": model, "format": fmt,
                                              "loader": "load_model", "target": args["env"], "status": "ok",
-                                             "evaluate": {"loss": 0.5}}) + "\n")
+                                             # like the worker: evaluate() only where the source did
+                                             "evaluate": {"loss": 0.5} if entry.get("evaluate") else None}) + "\n")
             fh.write(json.dumps({"kind": "load-done", "target": args["env"]}) + "\n")
 
     def remove_containers(self, labels: Mapping[str, str]) -> int:

@@ -62,6 +62,7 @@ def test_task_paths_point_into_the_source_and_the_outputs(artifacts: Path) -> No
         "source_versions": {},
         "inputs": f"{root}/env-b/dense/inputs.npz",
         "input_names": ["features"],
+        "user": None,
         "labels": f"{root}/env-b/dense/labels.npy",
         "evaluate": True,
         "isolated": False,
