@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from harness import __version__
+from harness import __version__, check
 from harness.console import Console
 from harness.errors import EXIT_INTERRUPTED, HarnessError, RunDirError, UsageError
 from harness.rundir import RunDir
@@ -125,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="container runtime runs will ask for (env HARNESS_DOCKER_RUNTIME)")
     doctor.add_argument("--cleanup", action="store_true",
                         help="remove containers of dead runs and untagged harness images (never a tagged image)")
+    check.add_parser(sub)
     return parser
 
 
@@ -170,7 +171,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.phase and args.out is None:
         raise UsageError("--phase needs --out RUN_DIR: the run directory the phases share")
     phases = tuple(p for p in PHASES if p in args.phase) or PHASES
-    matrix = load_matrix(args.matrix, base_image=args.base_image)
+    matrix = getattr(args, "built_matrix", None) or load_matrix(args.matrix, base_image=args.base_image)  # check's
     if args.baseline is not None:
         load_report(args.baseline, "baseline")  # a bad baseline is exit 2 before anything is built
     plans = plan_environments(matrix, os.environ, args.only)
@@ -296,7 +297,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "plan": cmd_plan, "report": cmd_report, "diff": cmd_diff,
-            "doctor": cmd_doctor}
+            "doctor": cmd_doctor, "check": check.cmd_check}
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:

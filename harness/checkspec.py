@@ -1,0 +1,208 @@
+"""What `harness check` is asked: two environment SPECs and one model, turned into a two-environment matrix.
+
+SPEC syntax (comma-separated parts; TensorFlow is required):
+
+    2.15.1                           TensorFlow 2.15.1 with the Keras it bundles
+    tf==2.15.1, tensorflow==2.15.1   the same (tensorflow-cpu is installed, as in matrices)
+    tensorflow==2.16.2,keras==3.3.3  TensorFlow 2.16.2 with Keras 3.3.3
+    2.16.2+keras3.3.3                the same, short
+    2.16.2+tf-keras                  TensorFlow 2.16.2 with legacy tf-keras (Keras 2)
+    tf>=2.16,<2.17                   pip specifiers work as in matrices
+    2.12.1,python==3.9  /  2.12.1,py3.9   another Python than --python
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UsageError
+from harness.matrix_user import ARTIFACT_FORMATS, ROUTE_LOADERS, USER_FORMATS, USER_LOADERS
+
+DEFAULT_FACTORY_FORMAT = "keras"  # what Keras recommends since 2.13, and the full-model format Keras 3 writes
+_LEGACY_NAMES = ("tf-keras", "tf_keras")
+# NAME of NAME==VERSION -> (the matrix key it sets, the prefix of its value)
+_NAMED = {"tf": ("tensorflow", ""), "tensorflow": ("tensorflow", ""), "tensorflow-cpu": ("tensorflow", ""),
+          "keras": ("keras", ""), "tf-keras": ("keras", "tf-keras"), "tf_keras": ("keras", "tf-keras"),
+          "python": ("python", ""), "py": ("python", "")}
+_PART = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9_-]*?)\s*(?P<op>===|==|~=|!=|<=|>=|<|>|=)\s*(?P<version>\S.*)$")
+_SHORT = re.compile(r"^(?P<version>\d[0-9A-Za-z.*]*)(?:\+(?P<keras>.+))?$")
+_PY = re.compile(r"^py(?:thon)?(?P<version>3\.\d{1,2})$")
+_SHAPE = re.compile(r"^(?P<dims>\d+(?:x\d+)*)(?::(?P<dtype>[a-z0-9]+))?$")
+_OPERATORS = re.compile(r"^(===|==|~=|!=|<=|>=|<|>)")
+
+
+@dataclass(frozen=True)
+class EnvRequest:
+    """One side of the check, as matrix environment keys."""
+
+    tensorflow: str
+    keras: str | None = None
+    python: str | None = None
+
+    def entry(self, default_python: str) -> dict[str, str]:
+        """A matrix `environments:` entry."""
+        entry = {"python": self.python or default_python, "tensorflow": self.tensorflow}
+        if self.keras is not None:
+            entry["keras"] = self.keras
+        return entry
+
+
+def parse_spec(text: str, flag: str) -> EnvRequest:
+    """An environment SPEC (see the module docstring); UsageError names the flag."""
+    fields: dict[str, str] = {}
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise UsageError(f"{flag}: empty environment SPEC; expected e.g. tf==2.15.1 or 2.16.2+keras3.3.3")
+    for part in _merge_specifier_clauses(parts):
+        for key, value in _part(part, flag).items():
+            if key in fields:
+                raise UsageError(f"{flag} {text!r}: {key} is given twice")
+            fields[key] = value
+    if "tensorflow" not in fields:
+        raise UsageError(f"{flag} {text!r}: no TensorFlow version; expected e.g. tf==2.15.1 or 2.16.2")
+    return EnvRequest(tensorflow=fields["tensorflow"], keras=fields.get("keras"), python=fields.get("python"))
+
+
+def _merge_specifier_clauses(parts: list[str]) -> list[str]:
+    """'tf>=2.16', '<2.17' -> 'tf>=2.16,<2.17': a bare clause continues the part before it."""
+    merged: list[str] = []
+    for part in parts:
+        if merged and _OPERATORS.match(part):
+            merged[-1] += "," + part
+        else:
+            merged.append(part)
+    return merged
+
+
+def _part(part: str, flag: str) -> dict[str, str]:
+    py, short = _PY.match(part), _SHORT.match(part)
+    if py:
+        return {"python": py.group("version")}
+    if short:
+        keras = short.group("keras")
+        return {"tensorflow": short.group("version"), **({"keras": _keras_suffix(keras, part, flag)} if keras else {})}
+    if part.lower() in _LEGACY_NAMES:
+        return {"keras": "tf-keras"}
+    match = _PART.match(part)
+    if match is None:
+        raise UsageError(f"{flag}: cannot read {part!r}; expected NAME==VERSION (tf, keras, tf-keras, python) or "
+                         "a TensorFlow version such as 2.16.2+keras3.3.3")
+    name, version = match.group("name").lower(), match.group("version").strip()
+    op = "==" if match.group("op") == "=" else match.group("op")
+    if name not in _NAMED or (_NAMED[name][0] == "python" and op != "=="):
+        raise UsageError(f"{flag}: cannot read {part!r}; the names are tf, tensorflow, keras, tf-keras and "
+                         "python (python==X.Y)")
+    key, prefix = _NAMED[name]
+    return {key: version if key == "python" else prefix + op + version}
+
+
+def _keras_suffix(text: str, part: str, flag: str) -> str:
+    """The part after '+': tf-keras[VERSION], keras[==]VERSION, or a bare Keras version."""
+    lowered = text.lower()
+    for legacy in _LEGACY_NAMES:
+        if lowered.startswith(legacy):
+            rest = text[len(legacy):]
+            return "tf-keras" + (rest if not rest or _OPERATORS.match(rest) else "==" + rest)
+    rest = text[len("keras"):] if lowered.startswith("keras") else text
+    if re.match(r"^\d", rest):
+        return "==" + rest
+    if _OPERATORS.match(rest):
+        return rest
+    raise UsageError(f"{flag}: cannot read the Keras part of {part!r}; expected +keras3.3.3 or +tf-keras")
+
+
+def parse_inputs(text: str) -> str | dict[str, Any]:
+    """--inputs: a .npy/.npz file, or SHAPE[:DTYPE] such as 8x64x64x1:float32 (seeded random inputs)."""
+    shape = _SHAPE.match(text)
+    if shape and not Path(text).exists():
+        return {"shape": [int(n) for n in shape.group("dims").split("x")], "dtype": shape.group("dtype") or "float32"}
+    return str(Path(text).resolve())
+
+
+@dataclass(frozen=True)
+class CodeRef:
+    """'module:attribute' in a user directory."""
+
+    root: Path
+    ref: str
+
+
+def code_ref(text: str, flag: str, attribute: bool) -> CodeRef:
+    """FILE.py[:ATTR] (its folder is the user directory) or MODULE[:ATTR] (found from the current directory)."""
+    head, sep, attr = text.rpartition(":") if ":" in text else (text, "", "")
+    if attribute and not sep:
+        raise UsageError(f"{flag} {text!r}: expected MODULE:FUNCTION or path/to/file.py:FUNCTION")
+    if head.endswith(".py"):
+        path = Path(head).resolve()
+        if not path.is_file():
+            raise UsageError(f"{flag}: file not found: {path}")
+        return CodeRef(root=path.parent, ref=path.stem + (":" + attr if sep else ""))
+    return CodeRef(root=Path.cwd(), ref=text)
+
+
+def _is_artifact(model: str) -> bool:
+    if Path(model).exists():
+        return not model.endswith(".py")
+    if ":" in model:
+        return False  # MODULE:FUNCTION or FILE.py:FUNCTION
+    raise UsageError(f"--model {model!r}: no such file, and not MODULE:FUNCTION")
+
+
+def user_model_entry(model: str, *, custom_objects: str | None, factory: str | None, inputs: str | None,
+                     reference: str | None) -> dict[str, Any]:
+    """The matrix `models:` entry of --model: an existing artifact (a path) or a factory (MODULE:FUNCTION)."""
+    artifact = Path(model)
+    is_artifact = _is_artifact(model)
+    refs: dict[str, CodeRef] = {}
+    if not is_artifact:
+        if factory:
+            raise UsageError("--factory is for an existing artifact; --model already names the factory")
+        refs["factory"] = code_ref(model, "--model", attribute=True)
+    elif factory:
+        refs["factory"] = code_ref(factory, "--factory", attribute=True)
+    if custom_objects:
+        refs["custom_objects"] = code_ref(custom_objects, "--custom-objects", attribute=False)
+    roots = {r.root for r in refs.values()}
+    if len(roots) > 1:
+        raise UsageError("--model, --factory and --custom-objects must live in one directory (it is mounted into "
+                         f"the containers); found {', '.join(sorted(map(str, roots)))}")
+    entry: dict[str, Any] = {key: r.ref for key, r in refs.items()}
+    if roots:
+        entry["path"] = str(roots.pop())
+    name = artifact.name.split(".")[0] if is_artifact else refs["factory"].ref.split(":")[-1]
+    entry["name"] = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip("._-") or "model"
+    if is_artifact:
+        entry["artifact"] = str(artifact.resolve())
+        if reference:
+            entry["reference"] = str(Path(reference).resolve())
+    elif reference:
+        raise UsageError("--reference is for an existing artifact; a factory model's reference is what it predicts")
+    if inputs:
+        entry["inputs"] = parse_inputs(inputs)
+    return entry
+
+
+def route_of(artifact_format: str | None, fmt: str | None, has_factory: bool) -> tuple[str, str]:
+    """(format, loader) of the user's current route: the artifact's format, else --format, else a .keras file."""
+    chosen = artifact_format or fmt or DEFAULT_FACTORY_FORMAT
+    loader = ROUTE_LOADERS[chosen]
+    if loader == "rebuild" and not has_factory:
+        raise UsageError(f"--format {chosen}: weights alone are loaded by rebuilding the model: give --factory")
+    return chosen, loader
+
+
+def add_routes(entry: dict[str, Any], fmt: str | None) -> None:
+    """Every format a factory can save in and every loader that applies: the other routes to try."""
+    if fmt is not None:
+        allowed = ARTIFACT_FORMATS if "artifact" in entry else USER_FORMATS
+        if fmt not in allowed:
+            raise UsageError(f"--format {fmt!r}: expected one of {', '.join(allowed)}")
+    if "artifact" in entry:
+        if fmt is not None:
+            entry["format"] = fmt
+    else:
+        entry["formats"] = list(USER_FORMATS)
+    entry["loaders"] = [loader for loader in USER_LOADERS if loader != "rebuild" or "factory" in entry]

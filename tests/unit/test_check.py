@@ -1,0 +1,178 @@
+"""harness check without Docker: the SPEC syntax, the generated matrix, bad input (exit 2), and the verdict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from harness.check import SAFE, SAFE_ELSEWHERE, UNSAFE, decide, render
+from harness.checkspec import EnvRequest, parse_inputs, parse_spec, route_of, user_model_entry
+from harness.cli import main
+from harness.errors import UsageError
+
+
+@pytest.mark.parametrize(("spec", "expected"), [
+    ("2.15.1", EnvRequest(tensorflow="2.15.1")),
+    ("tf==2.15.1", EnvRequest(tensorflow="==2.15.1")),
+    ("tensorflow==2.15.1", EnvRequest(tensorflow="==2.15.1")),
+    ("tf=2.15.1", EnvRequest(tensorflow="==2.15.1")),
+    ("tensorflow==2.16.2,keras==3.3.3", EnvRequest(tensorflow="==2.16.2", keras="==3.3.3")),
+    ("2.16.2+keras3.3.3", EnvRequest(tensorflow="2.16.2", keras="==3.3.3")),
+    ("2.16.2+keras==3.3.3", EnvRequest(tensorflow="2.16.2", keras="==3.3.3")),
+    ("2.16.2+tf-keras", EnvRequest(tensorflow="2.16.2", keras="tf-keras")),
+    ("2.16.2+tf-keras2.16.0", EnvRequest(tensorflow="2.16.2", keras="tf-keras==2.16.0")),
+    ("tf==2.16.2, tf-keras", EnvRequest(tensorflow="==2.16.2", keras="tf-keras")),
+    ("tf==2.16.2,tf-keras==2.16.0", EnvRequest(tensorflow="==2.16.2", keras="tf-keras==2.16.0")),
+    ("tf>=2.16,<2.17", EnvRequest(tensorflow=">=2.16,<2.17")),
+    ("2.12.1,python==3.9", EnvRequest(tensorflow="2.12.1", python="3.9")),
+    ("py3.9,2.12.1", EnvRequest(tensorflow="2.12.1", python="3.9")),
+])
+def test_spec_syntax(spec: str, expected: EnvRequest) -> None:
+    assert parse_spec(spec, "--to") == expected
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("", "--from: empty environment SPEC"),
+    ("keras==3.3.3", "no TensorFlow version"),
+    ("torch==2.1", "cannot read 'torch==2.1'"),
+    ("tf==2.15.1,tensorflow==2.16.2", "tensorflow is given twice"),
+    ("2.16.2+jax", "cannot read the Keras part of '2.16.2+jax'"),
+    ("python>=3.9,tf==2.15.1", "cannot read 'python>=3.9'"),
+    ("what?", "cannot read 'what?'"),
+])
+def test_bad_specs_name_the_flag(spec: str, message: str) -> None:
+    with pytest.raises(UsageError, match="--from") as info:
+        parse_spec(spec, "--from")
+    assert message in str(info.value)
+
+
+def test_spec_becomes_a_matrix_environment() -> None:
+    assert parse_spec("2.16.2+tf-keras", "--to").entry("3.11") == {"python": "3.11", "tensorflow": "2.16.2",
+                                                                  "keras": "tf-keras"}
+    assert parse_spec("2.12.1,py3.9", "--to").entry("3.11")["python"] == "3.9"
+
+
+def test_inputs_are_a_file_or_a_shape(tmp_path: Path) -> None:
+    assert parse_inputs("8x64x64x1:float32") == {"shape": [8, 64, 64, 1], "dtype": "float32"}
+    assert parse_inputs("4x16") == {"shape": [4, 16], "dtype": "float32"}
+    np.save(tmp_path / "x.npy", np.zeros(3))
+    assert parse_inputs(str(tmp_path / "x.npy")) == str(tmp_path / "x.npy")
+
+
+def test_model_is_an_artifact_or_a_factory(tmp_path: Path) -> None:
+    (tmp_path / "m.h5").write_bytes(b"")
+    (tmp_path / "mods.py").write_text("def build():\n    pass\n")
+    artifact = user_model_entry(str(tmp_path / "m.h5"), custom_objects=str(tmp_path / "mods.py"),
+                                factory=f"{tmp_path / 'mods.py'}:build", inputs="2x3", reference=None)
+    assert artifact == {"factory": "mods:build", "custom_objects": "mods", "path": str(tmp_path), "name": "m",
+                        "artifact": str(tmp_path / "m.h5"), "inputs": {"shape": [2, 3], "dtype": "float32"}}
+    factory = user_model_entry(f"{tmp_path / 'mods.py'}:build", custom_objects=None, factory=None, inputs=None,
+                               reference=None)
+    assert factory == {"factory": "mods:build", "path": str(tmp_path), "name": "build"}
+    with pytest.raises(UsageError, match="no such file"):
+        user_model_entry(str(tmp_path / "gone.h5"), custom_objects=None, factory=None, inputs=None, reference=None)
+    with pytest.raises(UsageError, match="one directory"):
+        (tmp_path / "sub").mkdir()
+        (tmp_path / "sub" / "objs.py").write_text("")
+        user_model_entry(f"{tmp_path / 'mods.py'}:build", custom_objects=str(tmp_path / "sub" / "objs.py"),
+                         factory=None, inputs=None, reference=None)
+
+
+def test_the_current_route_is_the_artifacts_format_else_keras() -> None:
+    assert route_of("h5", None, has_factory=False) == ("h5", "load_model")
+    assert route_of(None, None, has_factory=True) == ("keras", "load_model")
+    assert route_of(None, "export", has_factory=True) == ("export", "saved_model")
+    assert route_of("weights_h5", None, has_factory=True) == ("weights_h5", "rebuild")
+    with pytest.raises(UsageError, match="--factory"):
+        route_of("weights_h5", None, has_factory=False)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--from", "tf==2.15.1", "--to", "2.15.1"], "--to: duplicate environment id 'py3.11-tf2.15.1' (same as --from)"),
+    (["--from", "2.15.1+keras3.3.3", "--to", "2.16.2"], "--from.keras: keras 3 needs tensorflow >= 2.16"),
+    (["--from", "tf==2.15.1", "--to", "2.16.2", "--inputs", "4x3:flaot32"], "--inputs.dtype: unknown dtype"),
+    (["--from", "tf==2.15.1", "--to", "2.16.2", "--format", "onnx"], "--format 'onnx': expected one of"),
+    (["--from", "tf==2.15.1", "--to", "2.16.2", "--reference", "r.npy"], "--reference is for an existing artifact"),
+])
+def test_bad_check_input_exits_2_before_anything_is_built(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        argv: list[str], message: str) -> None:
+    (tmp_path / "mods.py").write_text("def build():\n    pass\n")
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")  # would be exit 3 if it got that far
+    assert main(["check", "--model", f"{tmp_path / 'mods.py'}:build", "--out", str(tmp_path / "run"), *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------------------- the verdict
+
+
+def _cell(fmt: str, loader: str, status: str, *, source: str = "old", target: str = "new", **extra: Any) -> dict[
+        str, Any]:
+    return {"source": source, "target": target, "model": "m", "format": fmt, "loader": loader, "status": status,
+            "max_abs_diff": extra.get("diff"), "bit_exact": extra.get("exact"), "error": extra.get("error"),
+            "reason": extra.get("reason"), "hint": None}
+
+
+KERAS_ERROR = {"type": "TypeError", "message": "Could not deserialize class 'Functional'", "hint": "written by Keras 2"}
+
+
+def _decide(cells: list[dict[str, Any]], route: tuple[str, str] = ("keras", "load_model")) -> Any:
+    return decide(cells, model="m", source="old", target="new", home="old", route=route)
+
+
+def test_safe_when_the_current_route_passes() -> None:
+    verdict = _decide([_cell("keras", "load_model", "pass", exact=True, diff=0.0),
+                       _cell("h5", "load_model", "error", error=KERAS_ERROR)])
+    assert (verdict.status, verdict.exit_code) == (SAFE, 0)
+    assert [r.format for r in verdict.breaks] == ["h5"]
+
+
+def test_safe_via_another_route_lists_the_working_routes_best_first() -> None:
+    verdict = _decide([
+        _cell("keras", "load_model", "error", error=KERAS_ERROR),
+        _cell("savedmodel", "tfsm_layer", "pass", diff=8e-8, exact=False),
+        _cell("weights_h5", "rebuild", "pass", diff=0.0, exact=True),
+        _cell("h5", "load_model", "pass", diff=0.0, exact=True),
+        _cell("keras", "load_model", "pass", source="old", target="old", exact=True, diff=0.0),  # at home
+        _cell("keras", "load_model", "pass", source="new", target="old"),  # another pair: ignored
+    ])
+    assert (verdict.status, verdict.exit_code) == (SAFE_ELSEWHERE, 1)
+    assert [(r.format, r.loader) for r in verdict.works] == [("h5", "load_model"), ("weights_h5", "rebuild"),
+                                                             ("savedmodel", "tfsm_layer")]
+    assert verdict.route is not None and verdict.route.status == "error"
+    assert verdict.at_home is not None and verdict.at_home.status == "pass"
+
+
+def test_unsafe_when_nothing_passes_and_drift_counts_as_breaking() -> None:
+    verdict = _decide([_cell("keras", "load_model", "drift", diff=0.3, reason="max abs diff 0.3"),
+                       _cell("keras", "tfsm_layer", "unsupported")])
+    assert (verdict.status, verdict.exit_code) == (UNSAFE, 1)
+    assert [r.status for r in verdict.breaks] == ["drift"]
+
+
+def test_a_route_the_source_never_saved_is_not_safe() -> None:
+    verdict = _decide([_cell("keras", "load_model", "skipped"), _cell("h5", "load_model", "pass", exact=True)])
+    assert verdict.status == SAFE_ELSEWHERE and verdict.route is not None and verdict.route.status == "skipped"
+
+
+def test_the_screen_names_the_verdict_what_breaks_and_what_works(tmp_path: Path) -> None:
+    cells = [_cell("keras", "load_model", "error", error=KERAS_ERROR),
+             _cell("h5", "load_model", "pass", exact=True, diff=0.0),
+             _cell("savedmodel", "tfsm_layer", "pass", exact=False, diff=3e-7)]
+    report = {"environments": [
+        {"id": "old", "python": "3.11.2", "tensorflow": "2.15.1", "keras": "2.15.0", "image": "i", "spec": {}},
+        {"id": "new", "python": "3.11.2", "tensorflow": "2.16.2", "keras": "3.3.3", "image": "j", "spec": {}}],
+        "models": [{"name": "m", "description": "built by mods:build in every environment"}],
+        "tolerance": {"rtol": 1e-5, "atol": 1e-5}}
+    text = render(_decide(cells), report, source="old", home="old", target="new", route=("keras", "load_model"),
+                  run_dir=tmp_path)
+    assert "verdict: NOT SAFE by your route, but another route works" in text
+    assert "x .keras / keras.models.load_model: error: TypeError: Could not deserialize" in text
+    assert "hint: written by Keras 2" in text
+    assert "ok .h5 / keras.models.load_model: matches bit-exactly" in text
+    assert "ok SavedModel / keras.layers.TFSMLayer: matches within 3e-07 (atol 1e-05 + rtol 1e-05)" in text
+    assert len(text.splitlines()) < 25
