@@ -115,6 +115,15 @@ def _timings(run_dir: RunDir, entries: list[dict[str, Any]]) -> dict[str, float]
     return longest
 
 
+def _longest(*timings: Mapping[str, float]) -> dict[str, float]:
+    """Per phase, the largest of several timings: a single run's wall time covers every environment's."""
+    merged: dict[str, float] = {}
+    for each in timings:
+        for phase, seconds in each.items():
+            merged[phase] = max(merged.get(phase, 0.0), float(seconds))
+    return merged
+
+
 def merged_run(run_dir: RunDir, matrix: Matrix, selected: Mapping[str, str | None], *, run_id: str,
                status: str | None = None, timings: Mapping[str, float] | None = None,
                **fields: Any) -> dict[str, Any]:
@@ -141,7 +150,7 @@ def merged_run(run_dir: RunDir, matrix: Matrix, selected: Mapping[str, str | Non
         "environments": entries,
         "containers_started": sum(int(e.get("containers_started") or 0) for e in entries)
         if records else previous.get("containers_started", 0),
-        "timings": {**previous.get("timings", {}), **_timings(run_dir, entries), **(timings or {})},
+        "timings": {**_longest(previous.get("timings", {}), _timings(run_dir, entries)), **(timings or {})},
         **fields,
     }
 

@@ -217,3 +217,13 @@ def test_a_phase_job_whose_image_fails_says_so_and_exits_1(tmp_path: Path, capsy
     assert f"harness: {A}: image did not build" in capsys.readouterr().err
     assert _steps(engine) == [("save", B)]
     assert read_phase(RunDir(out), A, "save")["status"] == "build_error"  # type: ignore[index]
+
+
+def test_rerendering_a_single_runs_directory_keeps_its_wall_times(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    _run(FakeEngine(), out, shared=False)
+    before = json.loads((out / "run.json").read_text())
+    assert main(["report", str(out)]) == 0
+    after = json.loads((out / "run.json").read_text())
+    assert after["timings"] == before["timings"] and after["status"] == "complete"
+    assert after["environments"] == before["environments"]
