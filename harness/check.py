@@ -35,7 +35,7 @@ FORMAT_WORDS = {"h5": ".h5", "keras": ".keras", "savedmodel": "SavedModel", "wei
 # Routes that change least for the user come first among equally good ones.
 LOADER_ORDER = ("load_model", "load_model_nocompile", "load_model_unsafe", "rebuild", "model_from_json", "tfsm_layer",
                 "saved_model")
-MAX_LINES = 8
+MAX_LINES = 6  # routes listed per section: the whole verdict fits one screen
 
 
 @dataclass(frozen=True)
@@ -148,11 +148,13 @@ def _breaks(verdict: Verdict, target: str) -> list[str]:
         return []
     lines = ["", f"what breaks in {target}:"]
     ordered = sorted(verdict.breaks, key=lambda r: (verdict.route is None or r != verdict.route, r.format, r.loader))
+    seen: set[str] = set()
     for route in ordered[:MAX_LINES]:
-        detail = re.sub(r"\s+", " ", route.detail or "")[:150]
-        lines.append(f"  x {route.words()}: {route.status}: {detail}")
-        if route.hint:
+        detail = re.sub(r"\s+", " ", route.detail or "")
+        lines.append(f"  x {route.words()}: {route.status}: {detail[:110]}{'...' if len(detail) > 110 else ''}")
+        if route.hint and route.hint not in seen:
             lines.append(f"      hint: {route.hint}")
+            seen.add(route.hint)
     if len(ordered) > MAX_LINES:
         lines.append(f"  ... and {len(ordered) - MAX_LINES} more in the report")
     return lines
@@ -263,8 +265,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     source = artifact_source(model.name) if model.kind == "artifact" else home
     verdict = decide(report["cells"], model=model.name, source=source, target=target, home=home, route=route)
     (Path(out) / "check.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    (Path(out) / "check.json").write_text(json.dumps({"verdict": verdict.status, "exit_code": verdict.exit_code,
-                                                      "source": source, "target": target, "route": list(route),
-                                                      **asdict(verdict)}, indent=2, sort_keys=True) + "\n")
+    cells = asdict(verdict)
+    (Path(out) / "check.json").write_text(json.dumps({
+        "verdict": verdict.status, "exit_code": verdict.exit_code, "source": source, "target": target,
+        "route": list(route), "current": cells["route"], "at_home": cells["at_home"], "works": cells["works"],
+        "breaks": cells["breaks"]}, indent=2, sort_keys=True) + "\n")
     print(render(verdict, report, source=source, home=home, target=target, route=route, run_dir=Path(out)), end="")
     return verdict.exit_code

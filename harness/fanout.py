@@ -49,8 +49,12 @@ def environment_jobs(plans: Sequence[EnvPlan], matrix_arg: str, out: str,
 
 
 def github_matrices(jobs: list[dict[str, Any]], max_jobs: int = GITHUB_MAX_JOBS) -> list[dict[str, Any]]:
-    """strategy.matrix values, {"include": [...]} each, split so none exceeds GitHub's job limit."""
-    return [{"include": jobs[i:i + max_jobs]} for i in range(0, len(jobs), max_jobs)] or [{"include": []}]
+    """strategy.matrix values, {"include": [...]} each, split so none exceeds GitHub's job limit.
+
+    A matrix value is never null there: an unset field is "".
+    """
+    entries = [{k: "" if v is None else v for k, v in job.items()} for job in jobs]
+    return [{"include": entries[i:i + max_jobs]} for i in range(0, len(entries), max_jobs)] or [{"include": []}]
 
 
 def fanout_plan(plans: Sequence[EnvPlan], *, matrix_name: str, matrix_arg: str, matrix_sha256: str, out: str,

@@ -45,6 +45,7 @@ def test_github_plan_of_the_default_matrix(capsys: pytest.CaptureFixture[str]) -
             assert args.only == [job["env"]] and args.out == Path("run")
         assert shlex.split(job["save"])[-4:] == ["--phase", "build", "--phase", "save"]
     assert plan["report"] == "python -m harness run matrices/default.yaml --out run --phase report"
+    assert all(value is not None for job in include for value in job.values())  # GitHub matrices hold no null
 
 
 def test_github_format_is_one_deterministic_line(capsys: pytest.CaptureFixture[str]) -> None:
@@ -69,7 +70,7 @@ def test_more_environments_than_github_allows_are_split() -> None:
                        matrix_sha256=matrix.sha256, out="run", max_jobs=8)
     sizes = [len(m["include"]) for m in plan["matrices"]]
     assert sizes == [8, 8, 5]
-    assert [j for m in plan["matrices"] for j in m["include"]] == plan["environments"]
+    assert [j["env"] for m in plan["matrices"] for j in m["include"]] == [j["env"] for j in plan["environments"]]
     assert github_matrices([]) == [{"include": []}]
 
 
