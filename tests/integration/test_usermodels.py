@@ -29,7 +29,8 @@ def cells(run: Path) -> dict[tuple[str, str, str, str, str], dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def factory_run(tmp_path_factory: pytest.TempPathFactory, docker: None) -> tuple[subprocess.CompletedProcess[str], Path]:
+def factory_run(tmp_path_factory: pytest.TempPathFactory,
+                docker: None) -> tuple[subprocess.CompletedProcess[str], Path]:
     out = tmp_path_factory.mktemp("factory") / "run"
     return harness("run", str(EXAMPLES / "custom_model" / "matrix.yaml"), "--out", str(out), "--jobs", "2"), out
 
