@@ -150,7 +150,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         table.add_row(e.id, e.python, e.tensorflow_package + e.tensorflow, keras, e.base_image, p.image.tag)
     out = RichConsole(no_color="NO_COLOR" in os.environ, width=160)
     out.print(table)
-    out.print(f"models: {', '.join(matrix.models)}; formats: {', '.join(matrix.formats)}; "
+    out.print(f"models: {', '.join([*matrix.models, *(m.name for m in matrix.user_models)])}; "
+              f"formats: {', '.join(matrix.formats)}; "
               f"loaders: {', '.join(matrix.loaders)}")
     return 0
 
