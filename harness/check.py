@@ -138,6 +138,8 @@ def render(verdict: Verdict, report: dict[str, Any], *, source: str, home: str, 
     lines.append(f"verdict: {headline}")
     if verdict.at_home is not None and verdict.at_home.status != "pass":
         lines.append(f"  note: your route does not work in {home} either ({verdict.at_home.status})")
+    lines += [f"  note: {e['id']} has no image ({e.get('status')}): {e.get('error')}" for e in report["environments"]
+              if e.get("status", "ok") != "ok"]
     lines += _breaks(verdict, target) + _works(verdict, report["tolerance"])
     lines += ["", f"report: {run_dir / 'report.html'}  (run directory {run_dir})"]
     return "\n".join(lines) + "\n"

@@ -176,3 +176,7 @@ def test_the_screen_names_the_verdict_what_breaks_and_what_works(tmp_path: Path)
     assert "ok .h5 / keras.models.load_model: matches bit-exactly" in text
     assert "ok SavedModel / keras.layers.TFSMLayer: matches within 3e-07 (atol 1e-05 + rtol 1e-05)" in text
     assert len(text.splitlines()) < 25
+    report["environments"][1].update(status="build_error", error="ERROR: No matching distribution")
+    text = render(_decide([]), report, source="old", home="old", target="new", route=("keras", "load_model"),
+                  run_dir=tmp_path)
+    assert "verdict: UNSAFE" in text and "note: new has no image (build_error): ERROR: No matching" in text
