@@ -137,6 +137,8 @@ def _read_bytes(path: str) -> bytes:
         problem = "is a directory, expected a YAML file"
     except OSError as exc:
         problem = f"cannot read the file: {exc.strerror or exc}"
+    except ValueError as exc:  # e.g. a NUL byte in the path
+        problem = f"not a usable path: {exc}"
     raise MatrixError(path, [problem])
 
 

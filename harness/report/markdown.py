@@ -37,8 +37,8 @@ def _environments(report: dict[str, Any]) -> list[str]:
     for e in report["environments"]:
         keras = f"{e['keras']} ({e['keras_package']})" if e.get("keras_package") else (e.get("keras") or "bundled")
         status = e["status"] if not e.get("error") else f"{e['status']}: {_escape(e['error'])}"
-        lines.append(f"| `{e['id']}` | {e['python']} | {e['tensorflow']} | {keras} | `{e.get('image') or ''}` "
-                     f"| {status} |")
+        python, tensorflow = e["python"] or "unknown", e["tensorflow"] or "unknown"
+        lines.append(f"| `{e['id']}` | {python} | {tensorflow} | {keras} | `{e.get('image') or ''}` | {status} |")
     return lines
 
 
