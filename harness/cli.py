@@ -17,6 +17,7 @@ from types import FrameType
 from harness import __version__, check
 from harness.console import Console
 from harness.errors import EXIT_INTERRUPTED, HarnessError, RunDirError, UsageError
+from harness.plan import CONTAINER_MEMORY, ISOLATION_LEVELS
 from harness.rundir import RunDir
 from harness.runstate import ENV_PHASES, PHASES
 
@@ -78,11 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="base image template, e.g. 'harness-base:{python}' (env HARNESS_BASE_IMAGE)")
     run.add_argument("--cell-timeout", type=_positive_float, default=300.0,
                      help="seconds one load may take before it is a timeout cell (default 300)")
-    run.add_argument("--isolation", choices=("target", "artifact"), default="target",
+    run.add_argument("--isolation", choices=ISOLATION_LEVELS, default=ISOLATION_LEVELS[0],
                      help="target: one load worker per target environment (fast); artifact: a fresh worker for "
                           "every artifact, so one hostile file cannot touch another's results (slower)")
-    run.add_argument("--memory", type=_memory, default=os.environ.get("HARNESS_MEMORY", "6g"),
-                     help="memory limit of each container, docker syntax (default 6g; env HARNESS_MEMORY)")
+    run.add_argument("--memory", type=_memory, default=os.environ.get("HARNESS_MEMORY", CONTAINER_MEMORY),
+                     help=f"memory limit of each container, docker syntax (default {CONTAINER_MEMORY}; "
+                          "env HARNESS_MEMORY)")
     run.add_argument("--runtime", default=os.environ.get("HARNESS_DOCKER_RUNTIME"),
                      help="container runtime for a stronger sandbox, e.g. runsc (env HARNESS_DOCKER_RUNTIME)")
     run.add_argument("--baseline", type=Path, metavar="REPORT",
