@@ -113,12 +113,16 @@ def phases(m: Measured) -> str:
     return ", ".join(f"{k} {v:.1f} s" for k, v in sorted(m.run.get("timings", {}).items()))
 
 
-def scaling(matrix_path: Path, work: Path, base: list[str]) -> list[tuple[int, int, float, int]]:
-    """Wall time of warm runs as environments and probe models grow."""
+def scaling(matrix_path: Path, work: Path, base: list[str], full: Measured) -> list[tuple[int, int, float, int]]:
+    """Wall time of warm runs as environments and probe models grow (the full matrix is `full`)."""
     data = yaml.safe_load(matrix_path.read_text())
     rows = []
     for n_envs in (2, 3, 5):
         for models in (["dense"], ["dense", "classifier", "lambda", "text_rnn"], None):
+            if n_envs >= len(data["environments"]) and models is None:
+                cells = len(json.loads((work / "warm2" / "report.json").read_text())["cells"])
+                rows.append((len(data["environments"]), 0, full.wall, cells))
+                continue
             small = dict(data, environments=data["environments"][:n_envs], name=f"scale-{n_envs}")
             if models is not None:
                 small["models"] = models
@@ -167,7 +171,7 @@ def main() -> int:
     naive_load, naive_containers = naive_loads(args.matrix, work / "warm1", base_image)
     naive_total = float(warm1.run["timings"].get("save", 0.0)) + naive_load
     print(f"naive: {naive_load:.1f} s of loads in {naive_containers} containers, {naive_total:.1f} s with saves")
-    rows = scaling(args.matrix, work, [*base, "--jobs", "2"]) if args.scaling else []
+    rows = scaling(args.matrix, work, [*base, "--jobs", "2"], warm2) if args.scaling else []
     write_results(args.results, runs, warm1=warm1, warm2=warm2, naive=(naive_total, naive_containers, naive_load),
                   rows=rows)
     return 0
