@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
@@ -13,16 +14,25 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from harness import __version__, check
 from harness.console import Console
-from harness.errors import EXIT_INTERRUPTED, HarnessError, RunDirError, UsageError
+from harness.errors import EXIT_INTERRUPTED, EXIT_USAGE, HarnessError, RunDirError, UsageError
 from harness.plan import CONTAINER_MEMORY, ISOLATION_LEVELS
 from harness.rundir import RunDir
 from harness.runstate import ENV_PHASES, PHASES
 
+if TYPE_CHECKING:
+    from harness.engine import DockerCLI
+    from harness.runner import Runner
+
 log = logging.getLogger("harness")
 MEMORY_PER_JOB = 6 * 1024**3  # a TensorFlow process loading probes stays well below this
+
+
+# Storage failures are the user's to fix (a full disk, a read-only or foreign folder): one line, exit 2.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
 
 
 def default_jobs() -> int:
@@ -160,7 +170,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """The whole flow; returns the report's exit code."""
-    from harness.engine import LABEL_RUN, DockerCLI
+    from harness.engine import DockerCLI
     from harness.leftovers import owner_labels, remove_stale_containers
     from harness.matrix import load_matrix
     from harness.plan import Limits, plan_environments
@@ -195,14 +205,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                     isolation=args.isolation)
     options = RunOptions(jobs=jobs, resume=args.resume, limits=limits, phases=phases, owner=owner_labels())
     runner = Runner(engine, matrix, plans, run_dir=run_dir, console=console, options=options, run_id=run_id)
-    try:
-        report = runner.execute()
-    except KeyboardInterrupt:
-        removed = engine.remove_containers({LABEL_RUN: run_id})
-        runner.mark_interrupted()
-        print(f"harness: interrupted; removed {removed} container(s); continue with "
-              f"--resume --out {run_dir.path}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    report = _execute(runner, engine)
+    if isinstance(report, int):  # interrupted
+        return report
     if report is None:  # phases without the report: failures are results the report judges, but say so now
         for failure in runner.failures:
             print(f"harness: {failure}", file=sys.stderr)
@@ -213,6 +218,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     console.grid(report)
     console.step(f"reports in {run_dir.path}: {', '.join(FILES.values())}")
     return int(report["verdict"]["exit_code"])
+
+
+def _execute(runner: Runner, engine: DockerCLI) -> dict[str, Any] | int | None:
+    """Run; when stopped early (Ctrl-C, SIGTERM, a full disk), remove its containers and keep its records."""
+    from harness.engine import LABEL_RUN
+
+    try:
+        return runner.execute()
+    except (KeyboardInterrupt, OSError) as exc:
+        removed = engine.remove_containers({LABEL_RUN: runner.run_id})
+        runner.mark_interrupted()
+        if isinstance(exc, OSError):
+            raise
+        print(f"harness: interrupted; removed {removed} container(s); continue with "
+              f"--resume --out {runner.run_dir.path}", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _recorded_baseline(run_dir: RunDir) -> Path | None:
@@ -322,5 +343,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("harness: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as exc:
+        if exc.errno not in STORAGE_ERRNOS:
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"harness: error: {exc.strerror}{where}; free space or choose another --out, then --resume",
+              file=sys.stderr)
+        return EXIT_USAGE
     finally:
         signal.signal(signal.SIGTERM, previous)

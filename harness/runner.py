@@ -17,6 +17,7 @@ from typing import Any
 
 from harness.console import Console
 from harness.engine import ContainerEngine, RunResult, RunSpec
+from harness.errors import EngineUnavailable
 from harness.images import ImageOutcome, ensure_image
 from harness.matrix_types import Matrix
 from harness.plan import EnvPlan, Limits, load_spec, save_spec
@@ -25,6 +26,10 @@ from harness.rundir import RunDir
 from harness.runstate import ENV_PHASES, PHASES, RunState, now, read_phase
 from harness.userstage import stage_user_models
 
+# `docker run` exits 125 when the engine, not the container, failed (daemon hiccup,
+# image store, mount setup). Only such failures are retried; results never are.
+DOCKER_RUN_FAILED = 125
+INFRA_RETRIES = 2
 LABEL_HOST = "org.harness.host"
 LABEL_PID = "org.harness.pid"
 
@@ -147,10 +152,22 @@ class Runner:
             self._image(plan, "build", record)
 
     def _run_container(self, spec: RunSpec, log_name: str, record: dict[str, Any]) -> RunResult:
-        record["containers_started"] += 1
-        self.state.write_record(record)
+        """Run a container; an engine failure (not the container's own) is retried at most twice."""
         owned = dataclasses.replace(spec, labels={**spec.labels, **self.options.owner})
-        return self.engine.run(owned, self.run_dir.log(log_name))
+        attempt = 0
+        while True:
+            record["containers_started"] += 1
+            self.state.write_record(record)
+            try:
+                result = self.engine.run(owned, self.run_dir.log(log_name))
+            except EngineUnavailable as exc:
+                result = RunResult(exit_code=DOCKER_RUN_FAILED, seconds=0.0, output_tail=str(exc))
+            if result.exit_code != DOCKER_RUN_FAILED or attempt == INFRA_RETRIES:
+                return result
+            attempt += 1
+            record["infrastructure_retries"] = attempt
+            reason = (result.output_tail.strip().splitlines() or ["no output"])[-1]
+            self.console.step(f"{log_name}: engine failure ({reason}); retry {attempt}/{INFRA_RETRIES}")
 
     def _save(self, plan: EnvPlan) -> None:
         env_id = plan.env.id

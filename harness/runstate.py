@@ -80,7 +80,9 @@ def merge_environment(base: Mapping[str, Any], phases: Mapping[str, Mapping[str,
         entry["build"] = built[0]
     for phase in ("save", "load"):
         if phases.get(phase, {}).get("container"):
-            entry[phase] = phases[phase]["container"]
+            entry[phase] = dict(phases[phase]["container"])
+            if phases[phase].get("infrastructure_retries"):  # engine failures retried before this outcome
+                entry[phase]["infrastructure_retries"] = phases[phase]["infrastructure_retries"]
     entry["containers_started"] = sum(int(r.get("containers_started") or 0) for r in order)
     entry["phases"] = {r["phase"]: {k: r.get(k) for k in ("run_id", "host", "started", "finished")} for r in order}
     return entry

@@ -155,3 +155,26 @@ def test_python_m_harness_version() -> None:
     assert proc.returncode == 0
     assert proc.stdout.strip() == f"harness {__version__}"
     assert __version__.count(".") >= 1
+
+
+def test_a_full_disk_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from harness import cli
+
+    def full(args: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "report.json"))
+
+    monkeypatch.setitem(cli.COMMANDS, "report", full)
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "No space left on device" in err and "report.json" in err
+
+
+def test_an_output_path_below_a_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["run", "matrices/smoke.yaml", "--out", str(blocker / "run")]) in (2, 3)
+    assert "harness: error:" in capsys.readouterr().err

@@ -9,6 +9,7 @@ import pytest
 
 from fake_engine import FakeEngine
 from harness.console import Console
+from harness.engine import RunResult, RunSpec
 from harness.matrix import parse_matrix
 from harness.plan import plan_environments
 from harness.rundir import RunDir
@@ -108,3 +109,35 @@ def test_resume_finishes_an_interrupted_load(tmp_path: Path) -> None:
     assert len(engine.runs) == started + 1  # only the unfinished load container
     assert len(records.read_text().splitlines()) == len(lines)
     assert {c["status"] for c in report["cells"]} == {"pass"}
+
+
+class FlakyEngine(FakeEngine):
+    """An engine whose first `failures` container starts fail as the daemon, not the container."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def run(self, spec: RunSpec, log_path: Path) -> RunResult:
+        if self.failures > 0:
+            self.failures -= 1
+            return RunResult(exit_code=125, seconds=0.0, output_tail="Error response from daemon: hiccup")
+        return super().run(spec, log_path)
+
+
+def test_engine_failures_are_retried_twice_and_marked(tmp_path: Path) -> None:
+    engine = FlakyEngine(failures=2)
+    report = _run(engine, tmp_path / "run")
+    assert {c["status"] for c in report["cells"] if "py3.13" not in c["source"] + c["target"]} == {"pass"}
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["containers_started"] == 2 * 3 + 2
+    first = run["environments"][0]
+    assert first["save"]["infrastructure_retries"] == 2
+
+
+def test_a_third_engine_failure_is_a_failed_container_not_a_retry_loop(tmp_path: Path) -> None:
+    engine = FlakyEngine(failures=3)
+    report = _run(engine, tmp_path / "run")
+    assert report["verdict"]["exit_code"] == 1
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["containers_started"] == 2 * 3 + 3 - 1  # the failed save's env has no load container
