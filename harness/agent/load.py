@@ -168,7 +168,7 @@ def run_load(spec: Dict[str, Any]) -> int:
                 writer.write(dict(base, **_identity(task), **result))
                 continue
         result = _run_one(worker, task, float(spec.get("timeout", 300)))
-        writer.write(dict(base, versions=worker.versions, **_identity(task), **result))
+        writer.write(dict(base, versions=worker.versions, worker=worker.proc.pid, **_identity(task), **result))
         # A worker that died, hung or changed process-wide state is never reused;
         # with isolation "artifact" no worker is reused at all.
         if result["status"] in ("crash", "timeout") or task["isolated"] or spec.get("isolation") == "artifact":

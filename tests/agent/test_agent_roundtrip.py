@@ -132,3 +132,23 @@ def test_a_broken_artifact_is_an_error_record_not_a_crash(run: Path, tmp_path: P
     (record,) = [r for r in read_records(str(records)) if r["kind"] == "load"]
     assert record["status"] == "error"
     assert record["error"]["type"] and record["error"]["message"]
+
+
+def test_isolation_artifact_gives_every_load_a_fresh_worker(run: Path, tmp_path: Path) -> None:
+    # Only the dense probe, to keep one TensorFlow import per load affordable here.
+    src = run / "artifacts" / "here"
+    only = tmp_path / "artifacts" / "here"
+    only.mkdir(parents=True)
+    (only / "dense").symlink_to(src / "dense")
+    manifest = json.loads((src / "manifest.json").read_text())
+    manifest["models"] = {"dense": manifest["models"]["dense"]}
+    (only / "manifest.json").write_text(json.dumps(manifest))
+    spec = {"env": "here", "loaders": ["load_model"], "artifacts": str(tmp_path / "artifacts"),
+            "outputs": str(tmp_path / "out"), "timeout": 60}
+    _agent("load", {**spec, "isolation": "artifact", "records": str(tmp_path / "isolated.jsonl")}, hash_seed="1")
+    _agent("load", {**spec, "records": str(tmp_path / "shared.jsonl")}, hash_seed="1")
+    isolated = [r for r in read_records(str(tmp_path / "isolated.jsonl")) if r["kind"] == "load"]
+    shared = [r for r in read_records(str(tmp_path / "shared.jsonl")) if r["kind"] == "load"]
+    assert len(isolated) >= 3 and len({r["worker"] for r in isolated}) == len(isolated)
+    assert len({r["worker"] for r in shared}) == 1
+    assert [r["status"] for r in isolated] == [r["status"] for r in shared]
