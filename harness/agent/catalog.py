@@ -115,7 +115,7 @@ LOADERS: Dict[str, Tuple[str, ...]] = {
     "rebuild_from_seed": ("seed",),
     "tf1_session": ("h5",),
 }
-# Loaders that switch TensorFlow to graph mode for the whole process: each gets a fresh worker.
+# Loaders that switch TensorFlow to graph mode for the whole process: they run last, in a worker of their own.
 ISOLATED_LOADERS = ("tf1_session",)
 # safe_mode=False executes whatever a file holds: only when a matrix asks for it. compile=False is
 # the route for old files whose training config no longer loads; user models try it by default.

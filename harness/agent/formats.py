@@ -219,6 +219,7 @@ def _tf1_session(ctx: Context, path: str, probe: str) -> Loaded:
     # The classic TF1 pattern: a session, load_model, then the initializer that
     # silently overwrites the loaded weights. Runs in a worker of its own.
     tf.compat.v1.disable_eager_execution()
+    ctx.keras.backend.clear_session()  # a fresh graph per artifact in the shared graph-mode worker
     session = tf.compat.v1.Session()
     tf.compat.v1.keras.backend.set_session(session)
     model = ctx.keras.models.load_model(path)

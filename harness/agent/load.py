@@ -146,7 +146,10 @@ def run_load(spec: Dict[str, Any]) -> int:
     base = {"kind": "load", "target": spec["env"]}
     worker: Optional[Worker] = None
     integrity = Integrity()
-    for task in tasks:
+    graph_mode = False  # whether the current worker switched TensorFlow to graph mode
+    # Graph-mode loads (TF1 sessions) go last and share one worker of their own, so the
+    # eager worker is started once: a worker start costs a TensorFlow import.
+    for task in sorted(tasks, key=lambda t: bool(t["isolated"])):
         if cell_key(task) in done:
             continue
         changed = integrity.problem(task)
@@ -154,11 +157,11 @@ def run_load(spec: Dict[str, Any]) -> int:
             writer.write(dict(base, **_identity(task), status="error", stage="integrity", error={
                 "type": "ArtifactChanged", "message": "artifact changed since it was saved: " + changed}))
             continue
-        if task["isolated"] and worker is not None:
+        if worker is not None and task["isolated"] != graph_mode:
             worker.stop()
             worker = None
         if worker is None:
-            worker = Worker()
+            worker, graph_mode = Worker(), bool(task["isolated"])
             if not worker.start():
                 result = dict(worker.death(), stage="startup") if worker.proc.poll() is not None else {
                     "status": "timeout", "stage": "startup",
@@ -169,9 +172,8 @@ def run_load(spec: Dict[str, Any]) -> int:
                 continue
         result = _run_one(worker, task, float(spec.get("timeout", 300)))
         writer.write(dict(base, versions=worker.versions, worker=worker.proc.pid, **_identity(task), **result))
-        # A worker that died, hung or changed process-wide state is never reused;
-        # with isolation "artifact" no worker is reused at all.
-        if result["status"] in ("crash", "timeout") or task["isolated"] or spec.get("isolation") == "artifact":
+        # A worker that died or hung is never reused; with isolation "artifact" none is.
+        if result["status"] in ("crash", "timeout") or spec.get("isolation") == "artifact":
             worker.stop()
             worker = None
     if worker is not None:
