@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness import __version__, check
 from harness.console import Console
-from harness.errors import EXIT_INTERRUPTED, EXIT_USAGE, HarnessError, RunDirError, UsageError
+from harness.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, HarnessError, RunDirError, UsageError
 from harness.plan import CONTAINER_MEMORY, ISOLATION_LEVELS
 from harness.rundir import RunDir
 from harness.runstate import ENV_PHASES, PHASES
@@ -212,7 +212,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for failure in runner.failures:
             print(f"harness: {failure}", file=sys.stderr)
         console.step(f"{', '.join(phases)} done in {run_dir.path}; the report phase merges every job's copy")
-        return 1 if runner.failures else 0
+        return EXIT_FAILURES if runner.failures else EXIT_OK
     if baseline is not None:
         report = write_reports(run_dir, baseline=baseline)  # records it in run.json, adds the regressions
     console.grid(report)
@@ -317,7 +317,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
     diff = diff_reports(load_report(args.old, "old report"), load_report(args.new, "new report"))
     print(render_diff(diff), end="")
-    return 1 if diff["regressions"] else 0
+    return EXIT_FAILURES if diff["regressions"] else EXIT_OK
 
 
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "plan": cmd_plan, "report": cmd_report, "diff": cmd_diff,
