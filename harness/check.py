@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import MatrixError, UsageError
-from harness.matrix_types import Matrix
+from harness.matrix import Matrix
 
 DEFAULT_PYTHON = "3.11"  # TensorFlow 2.12 to 2.20 all have wheels for it
 
@@ -246,7 +246,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     from harness.checkspec import route_of
     from harness.cli import build_parser, cmd_run
-    from harness.matrix_user import artifact_source
+    from harness.matrix.user_models import artifact_source
     from harness.rundir import default_out
 
     matrix, data = check_matrix(args)

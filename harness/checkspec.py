@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UsageError
-from harness.matrix_user import ARTIFACT_FORMATS, ROUTE_LOADERS, USER_FORMATS, USER_LOADERS
+from harness.matrix.user_models import ARTIFACT_FORMATS, ROUTE_LOADERS, USER_FORMATS, USER_LOADERS
 
 DEFAULT_FACTORY_FORMAT = "keras"  # what Keras recommends since 2.13, and the full-model format Keras 3 writes
 _LEGACY_NAMES = ("tf-keras", "tf_keras")

@@ -261,7 +261,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _merge_phase_records(run_dir: RunDir) -> None:
     """Rebuild run.json from the phase records (envs/<env>/<phase>.json) of every job that wrote into run_dir."""
-    from harness.matrix_types import matrix_from_dict
+    from harness.matrix import matrix_from_dict
     from harness.runstate import has_phase_records, merged_run
 
     if not has_phase_records(run_dir):

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from harness.matrix_types import Tolerance
+from harness.matrix import Tolerance
 
 
 @dataclass(frozen=True)

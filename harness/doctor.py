@@ -12,7 +12,7 @@ from typing import Protocol
 from harness.engine import ContainerInfo
 from harness.images import CA_VARIABLES, effective_pip_settings
 from harness.leftovers import Housekeeping, dangling_images, stale_containers
-from harness.matrix_types import Matrix
+from harness.matrix import Matrix
 from harness.plan import plan_environments
 
 GB = 1024**3

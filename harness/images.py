@@ -15,7 +15,7 @@ import jinja2
 from harness import __version__
 from harness.engine import LABEL_MANAGED, LABEL_VERSION, ContainerEngine
 from harness.errors import UsageError
-from harness.matrix_types import Environment, PipSettings
+from harness.matrix import Environment, PipSettings
 
 log = logging.getLogger(__name__)
 

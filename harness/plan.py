@@ -13,7 +13,7 @@ from harness.agent import catalog
 from harness.engine import LABEL_RUN, LABEL_VERSION, Mount, RunSpec
 from harness.errors import UsageError
 from harness.images import ImagePlan, effective_pip_settings, plan_image
-from harness.matrix_types import Environment, Matrix
+from harness.matrix import Environment, Matrix
 from harness.usermodels import save_entries, user_cells, user_mounts
 
 SOURCE_MOUNT = "/opt/harness-src"

@@ -19,7 +19,7 @@ from harness.console import Console
 from harness.engine import ContainerEngine, RunResult, RunSpec
 from harness.errors import EngineUnavailable
 from harness.images import ImageOutcome, ensure_image
-from harness.matrix_types import Matrix
+from harness.matrix import Matrix
 from harness.plan import EnvPlan, Limits, load_spec, save_spec
 from harness.report.writers import write_reports
 from harness.rundir import RunDir

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from harness import __version__
-from harness.matrix_types import Matrix, matrix_to_dict
+from harness.matrix import Matrix, matrix_to_dict
 from harness.rundir import RunDir, write_json_atomic
 
 ENV_PHASES = ("build", "save", "load")  # phases that work on one environment and leave a record

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.engine import Mount
-from harness.matrix_types import Matrix, Tolerance, UserModel
-from harness.matrix_user import artifact_source, model_cells
+from harness.matrix import Matrix, Tolerance, UserModel
+from harness.matrix.user_models import artifact_source, model_cells
 
 USER_MOUNT = "/harness/user"  # /harness/user/<model>: the model's user directory, read-only
 DATA_MOUNT = "/harness/userdata"  # run_dir/userdata/<model>: inputs and labels the host prepared

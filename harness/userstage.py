@@ -20,8 +20,8 @@ import numpy.typing as npt
 
 from harness.agent.common import hash_tree, sha256_file
 from harness.agent.user import random_array
-from harness.matrix_types import Matrix, UserModel
-from harness.matrix_user import artifact_source, model_cells, reference_loader
+from harness.matrix import Matrix, UserModel
+from harness.matrix.user_models import artifact_source, model_cells, reference_loader
 from harness.rundir import write_json_atomic
 from harness.usermodels import SEED, agent_fields
 

@@ -17,7 +17,7 @@ from harness.agent import catalog
 from harness.agent.records import cell_key, read_records
 from harness.compare import compare
 from harness.hints import HintContext, hint_for
-from harness.matrix_types import Matrix, Tolerance, matrix_from_dict
+from harness.matrix import Matrix, Tolerance, matrix_from_dict
 from harness.plan import CellKey, expected_cells
 from harness.report.diff import regressions
 from harness.report.expect import mark_expected

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Any
 
-from harness.matrix_types import EnvSelector, Expectation
+from harness.matrix import EnvSelector, Expectation
 from harness.report.statuses import FAILING
 
 

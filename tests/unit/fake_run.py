@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from harness.agent.records import RECORD_SCHEMA
-from harness.matrix_types import Environment, Expectation, Matrix, Tolerance, matrix_to_dict
+from harness.matrix import Environment, Expectation, Matrix, Tolerance, matrix_to_dict
 from harness.report.build import build_report
 from harness.rundir import RunDir
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from harness.compare import Comparison, compare
-from harness.matrix_types import Tolerance
+from harness.matrix import Tolerance
 
 TOL = Tolerance()  # rtol = atol = 1e-5
 

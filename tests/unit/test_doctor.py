@@ -13,8 +13,7 @@ from harness.cli import main
 from harness.doctor import Check, check_pip, check_runtime, diagnose, redact, render
 from harness.engine import LABEL_BASE, LABEL_HOST, LABEL_MANAGED, LABEL_PID, ContainerInfo
 from harness.leftovers import is_stale, owner_labels, remove_stale_containers, stale_containers
-from harness.matrix import parse_matrix
-from harness.matrix_types import Matrix, PipSettings
+from harness.matrix import Matrix, PipSettings, parse_matrix
 from harness.plan import plan_environments
 
 HOST = socket.gethostname()

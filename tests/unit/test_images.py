@@ -19,7 +19,7 @@ from harness.images import (
     render_pip_conf,
     split_requirements,
 )
-from harness.matrix_types import Environment, PipSettings
+from harness.matrix import Environment, PipSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NO_PIP = PipSettings()

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.matrix import Expectation, MatrixError, load_matrix
-from harness.matrix_types import matrix_from_dict, matrix_to_dict
+from harness.matrix import Expectation, MatrixError, load_matrix, matrix_from_dict, matrix_to_dict
 
 HEAD = """\
 environments:

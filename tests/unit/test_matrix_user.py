@@ -9,9 +9,17 @@ import numpy as np
 import pytest
 
 from harness.cli import main
-from harness.matrix import MatrixError, load_matrix
-from harness.matrix_types import Matrix, RandomInputs, ReferenceEnv, Tolerance, matrix_from_dict, matrix_to_dict
-from harness.matrix_user import model_cells
+from harness.matrix import (
+    Matrix,
+    MatrixError,
+    RandomInputs,
+    ReferenceEnv,
+    Tolerance,
+    load_matrix,
+    matrix_from_dict,
+    matrix_to_dict,
+)
+from harness.matrix.user_models import model_cells
 
 ENVS = """
 environments:

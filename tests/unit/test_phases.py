@@ -15,8 +15,7 @@ from fake_engine import FakeEngine
 from harness.cli import main
 from harness.console import Console
 from harness.errors import EngineUnavailable
-from harness.matrix import parse_matrix
-from harness.matrix_types import Matrix
+from harness.matrix import Matrix, parse_matrix
 from harness.plan import plan_environments
 from harness.rundir import RunDir
 from harness.runner import Runner, RunOptions

@@ -12,7 +12,7 @@ import pytest
 from fake_run import ENV_A, ENV_B, ENV_C, EVALUATE, KERAS2_IN_KERAS3, FakeRun, append_jsonl, strict_json
 from fake_run import cell as _cell
 from harness.hints import HintContext, hint_for
-from harness.matrix_types import Tolerance
+from harness.matrix import Tolerance
 from harness.report.build import CELL_DEFAULTS
 from harness.report.markdown import render_markdown
 from harness.report.statuses import STATUS_ORDER, worst

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from harness import __version__
-from harness.matrix_types import Environment, Expectation, Matrix, matrix_to_dict
+from harness.matrix import Environment, Expectation, Matrix, matrix_to_dict
 from harness.report.build import CELL_DEFAULTS
 from harness.report.diff import regressions
 from harness.report.schema import SCHEMA_VERSION

@@ -13,7 +13,7 @@ import pytest
 from fake_run import ENV_A, ENV_B, KERAS2_IN_KERAS3, FakeRun, cell
 from harness.cli import main
 from harness.errors import UsageError
-from harness.matrix_types import Expectation
+from harness.matrix import Expectation
 from harness.report.diff import diff_reports, regressions, render_diff
 from harness.report.schema import load_report
 from harness.report.writers import write_reports

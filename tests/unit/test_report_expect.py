@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from fake_run import ENV_A, ENV_B, KERAS2_IN_KERAS3, FakeRun, cell
-from harness.matrix_types import Expectation
+from harness.matrix import Expectation
 from harness.report.expect import covers, env_matches
 from harness.report.markdown import render_markdown
 

@@ -11,7 +11,7 @@ from markupsafe import escape
 
 from fake_run import ENV_A, ENV_B, ENV_C, FakeRun, varied_run
 from harness.cli import main
-from harness.matrix_types import Expectation
+from harness.matrix import Expectation
 from harness.report.html import counts_text, render_html
 from harness.report.junit import render_junit
 from harness.report.markdown import render_markdown

@@ -16,8 +16,7 @@ from harness.agent import user
 from harness.agent.formats import Loaded
 from harness.agent.load import plan_tasks
 from harness.console import Console
-from harness.matrix import parse_matrix
-from harness.matrix_types import Matrix
+from harness.matrix import Matrix, parse_matrix
 from harness.plan import EnvPlan, Limits, expected_cells, load_spec, plan_environments, save_spec
 from harness.rundir import RunDir
 from harness.runner import Runner, RunOptions

@@ -1,4 +1,4 @@
-"""Refuse YAML that is cheap to write and costly to read, before it is constructed.
+"""Read a matrix file: its bytes, then its YAML, refusing YAML that is cheap to write and costly to read.
 
 yaml.safe_load already refuses tags that construct Python objects; what it
 does not bound is the *shape*: an alias bomb (a few lines that expand to
@@ -7,9 +7,14 @@ The event stream is read first, in time linear in the file's size, counting
 the nodes the document would have once every alias is expanded.
 """
 
+
 from __future__ import annotations
 
+from pathlib import Path
+
 import yaml
+
+from harness.errors import MatrixError
 
 MAX_BYTES = 1_000_000
 MAX_NODES = 100_000  # after alias expansion; a large matrix has a few thousand
@@ -45,3 +50,37 @@ def shape_problem(text: str) -> str | None:
         if stack[-1][1] > MAX_NODES:
             return f"the document expands to more than {MAX_NODES} nodes (an alias bomb?): refused"
     return None
+
+
+def read_bytes(path: str) -> bytes:
+    """The file's bytes, or MatrixError with one readable line."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        problem = "file not found"
+    except IsADirectoryError:
+        problem = "is a directory, expected a YAML file"
+    except OSError as exc:
+        problem = f"cannot read the file: {exc.strerror or exc}"
+    except ValueError as exc:  # e.g. a NUL byte in the path
+        problem = f"not a usable path: {exc}"
+    raise MatrixError(path, [problem])
+
+
+def load_yaml(raw: bytes, path: str) -> object:
+    """Parsed YAML, or MatrixError naming the line of a syntax error."""
+    try:
+        text = raw.decode("utf-8")
+        refused = shape_problem(text)
+        if refused is None:
+            return yaml.safe_load(text)
+        problem = refused
+    except UnicodeDecodeError as exc:
+        problem = f"not UTF-8 text (bad byte at offset {exc.start})"
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = f"{where}invalid YAML: {exc.problem or exc.context or 'syntax error'}"
+    except yaml.YAMLError as exc:
+        problem = f"invalid YAML: {exc}"
+    raise MatrixError(path, [problem])

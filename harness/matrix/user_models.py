@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from harness.agent.catalog import FORMATS, LOADERS, PROBES, applies
-from harness.matrix_checks import MISSING, Raw, check_keys, existing_file, found, string, suggest, tolerance
-from harness.matrix_types import RandomInputs, ReferenceEnv, UserModel
+from harness.matrix.model import RandomInputs, ReferenceEnv, UserModel
+from harness.matrix.problems import MISSING, Raw, check_keys, existing_file, found, string, suggest, tolerance
 
 USER_KEYS = ("name", "path", "factory", "custom_objects", "predict", "inputs", "labels", "tolerance", "formats",
              "loaders", "artifact", "format", "architecture", "reference")

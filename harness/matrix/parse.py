@@ -1,0 +1,147 @@
+"""Read, validate and expand a matrix file into the frozen `Matrix` every later step uses."""
+
+# Hand-written checks, not pydantic: nearly every field needs its own message (the quoted-version
+# hint, did-you-mean, key paths into matrix axes), so remapping pydantic's errors came out longer.
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from harness.errors import MatrixError
+from harness.matrix.environments import Defaults, parse_base_image, parse_environments, parse_tf_package
+from harness.matrix.expect import CATALOGS, parse_expect
+from harness.matrix.model import DEFAULT_BASE_IMAGE, DEFAULT_TF_PACKAGE, Matrix, PipSettings
+from harness.matrix.problems import MISSING as _MISSING
+from harness.matrix.problems import Raw, existing_file
+from harness.matrix.problems import check_keys as _check_keys
+from harness.matrix.problems import found as _found
+from harness.matrix.problems import str_list as _str_list
+from harness.matrix.problems import string as _string
+from harness.matrix.problems import suggest as _suggest
+from harness.matrix.problems import tolerance as _tolerance
+from harness.matrix.source import load_yaml, read_bytes
+from harness.matrix.user_models import Context as UserContext
+from harness.matrix.user_models import artifact_sources, parse_user_models
+
+_TOP_KEYS = (
+    "name", "matrix", "environments", "models", "formats", "loaders", "tolerance",
+    "base_image", "tensorflow_package", "pip", "expect",
+)  # fmt: skip
+_PIP_KEYS = ("index_url", "extra_index_urls", "trusted_hosts", "ca_bundle")
+
+
+# ---------------------------------------------------------------------------- public API
+
+
+def load_matrix(path: str | os.PathLike[str], *, base_image: str | None = None) -> Matrix:
+    """Read, validate and expand the matrix file at `path`; MatrixError lists every problem."""
+    where = os.fspath(path)
+    raw = read_bytes(where)
+    data = load_yaml(raw, where)
+    return parse_matrix(data, path=where, sha256=hashlib.sha256(raw).hexdigest(), base_image=base_image)
+
+
+def parse_matrix(data: object, *, path: str, sha256: str, base_image: str | None = None) -> Matrix:
+    """Validate and expand already-loaded YAML data; raise MatrixError listing every problem."""
+    if data is None:
+        raise MatrixError(path, ["the file is empty; expected a mapping with 'matrix' or 'environments'"])
+    if not isinstance(data, dict):
+        found = _found(data)
+        raise MatrixError(path, [f"top level: expected a mapping with 'matrix' or 'environments', found {found}"])
+    problems: list[str] = []
+    _check_keys(data, _TOP_KEYS, "", problems)
+    defaults = _defaults(data, base_image, problems)
+    environments = parse_environments(data, defaults, problems)
+    env_ids = tuple(env.id for env in environments)
+    formats = _names(data.get("formats", _MISSING), "formats", problems)
+    loaders = _names(data.get("loaders", _MISSING), "loaders", problems)
+    raw_models = data.get("models", _MISSING)
+    user_models = parse_user_models(
+        [(i, m) for i, m in enumerate(raw_models) if isinstance(m, dict)] if isinstance(raw_models, list) else [],
+        UserContext(base=Path(path).parent, formats=formats, loaders=loaders, env_ids=env_ids), problems)
+    matrix = Matrix(
+        name=_top_name(data.get("name", _MISSING), path, problems),
+        path=path,
+        sha256=sha256,
+        environments=environments,
+        models=_names(raw_models, "models", problems),
+        formats=formats,
+        loaders=loaders,
+        tolerance=_tolerance(data.get("tolerance", _MISSING), problems),
+        pip=_pip(data.get("pip", _MISSING), Path(path).parent, problems),
+        expect=parse_expect(data.get("expect", _MISSING), (*env_ids, *artifact_sources(user_models)),
+                            [m.name for m in user_models], problems),
+        user_models=user_models,
+    )
+    if problems:
+        raise MatrixError(path, list(dict.fromkeys(problems)))  # matrix combos can repeat a problem
+    return matrix
+
+
+# ---------------------------------------------------------------------------- other top-level keys
+
+
+def _defaults(data: Raw, override: str | None, problems: list[str]) -> Defaults:
+    """Top-level tensorflow_package and base_image, and the --base-image override."""
+    package = DEFAULT_TF_PACKAGE
+    if "tensorflow_package" in data:
+        package = parse_tf_package(data["tensorflow_package"], "tensorflow_package", problems) or package
+    template = DEFAULT_BASE_IMAGE
+    if "base_image" in data:
+        template = parse_base_image(data["base_image"], "base_image", problems) or template
+    checked = None if override is None else parse_base_image(override, "--base-image", problems)
+    return Defaults(tensorflow_package=package, base_image=template, override=checked)
+
+
+def _top_name(raw: object, path: str, problems: list[str]) -> str:
+    """The matrix name; defaults to the file stem."""
+    stem = Path(path).stem or "matrix"
+    if raw is _MISSING:
+        return stem
+    return _string(raw, "name", problems) or stem
+
+
+def _names(raw: object, key: str, problems: list[str]) -> tuple[str, ...]:
+    """A non-empty list of catalog names (probes, formats or loaders)."""
+    what, known, default = CATALOGS[key]
+    if raw is _MISSING:
+        return default
+    if not isinstance(raw, list) or not raw:
+        problems.append(f"{key}: expected a non-empty list of {what} names, found {_found(raw)}")
+        return default
+    names: list[str] = []
+    for i, name in enumerate(raw):
+        if key == "models" and isinstance(name, dict):
+            continue  # a user model: parsed by harness.matrix.user_models
+        if not isinstance(name, str):
+            problems.append(f"{key}[{i}]: expected a {what} name, found {_found(name)}")
+        elif name not in known:
+            problems.append(f"{key}[{i}]: unknown {what} {name!r}{_suggest(name, list(known))}")
+        elif name in names:
+            problems.append(f"{key}[{i}]: {what} {name!r} is listed twice")
+        else:
+            names.append(name)
+    return tuple(names)
+
+
+def _ca_bundle(value: object, base: Path, problems: list[str]) -> str | None:
+    """Absolute path of an existing CA bundle; a relative one starts at the matrix file."""
+    path = existing_file(value, "pip.ca_bundle", base, problems)
+    return None if path is None else str(path)
+
+
+def _pip(raw: object, base: Path, problems: list[str]) -> PipSettings:
+    """Package index and CA bundle settings."""
+    if raw is _MISSING:
+        return PipSettings()
+    if not isinstance(raw, dict):
+        problems.append(f"pip: expected a mapping with {', '.join(_PIP_KEYS)}, found {_found(raw)}")
+        return PipSettings()
+    _check_keys(raw, _PIP_KEYS, "pip", problems)
+    return PipSettings(
+        index_url=_string(raw["index_url"], "pip.index_url", problems) if "index_url" in raw else None,
+        extra_index_urls=_str_list(raw.get("extra_index_urls", []), "pip.extra_index_urls", problems),
+        trusted_hosts=_str_list(raw.get("trusted_hosts", []), "pip.trusted_hosts", problems),
+        ca_bundle=_ca_bundle(raw["ca_bundle"], base, problems) if "ca_bundle" in raw else None,
+    )
