@@ -133,10 +133,15 @@ class DockerCLI:
     def __init__(self, binary: str = "docker") -> None:
         self.binary = binary
 
-    def _docker(self, *args: str, timeout: float | None = 120) -> subprocess.CompletedProcess[str]:
+    def _exe(self) -> str:
+        """The full path of the client, or EngineUnavailable when it is not installed."""
         exe = shutil.which(self.binary)
         if exe is None:
             raise EngineUnavailable(f"the '{self.binary}' command is not installed; install Docker first")
+        return exe
+
+    def _docker(self, *args: str, timeout: float | None = 120) -> subprocess.CompletedProcess[str]:
+        exe = self._exe()
         try:
             return subprocess.run(
                 [exe, *args], capture_output=True, text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL
@@ -160,7 +165,7 @@ class DockerCLI:
         self, context: Path, tag: str, labels: Mapping[str, str], build_args: Mapping[str, str], log_path: Path
     ) -> BuildResult:
         """Build with the classic builder semantics; the full log goes to log_path."""
-        exe = shutil.which(self.binary) or self.binary
+        exe = self._exe()
         # --force-rm: a failed build leaves no intermediate container behind (the classic builder would).
         cmd = [exe, "build", "--pull=false", "--force-rm", "-t", tag]
         cmd += [f"--label={k}={v}" for k, v in sorted(labels.items())]
@@ -200,30 +205,30 @@ class DockerCLI:
         return [*args, spec.image, *spec.command]
 
     def run(self, spec: RunSpec, log_path: Path) -> RunResult:
-        """Run attached, output to log_path; kill on timeout; inspect, then remove."""
-        exe = shutil.which(self.binary) or self.binary
+        """Run attached, output to log_path; kill on timeout; inspect; remove the container on every path."""
+        exe = self._exe()
         log_path.parent.mkdir(parents=True, exist_ok=True)
         start = time.monotonic()
         timed_out = False
-        with open(log_path, "a", encoding="utf-8") as out:
-            proc = subprocess.Popen(
-                [exe, *self._run_args(spec)], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
-            try:
-                proc.wait(timeout=spec.timeout)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                self._docker("kill", spec.name, timeout=60)
-                proc.wait(timeout=60)
-            except BaseException:
-                # Interrupted (Ctrl-C, SIGTERM): never leave the container behind.
-                self._docker("rm", "-f", spec.name, timeout=60)
-                proc.kill()
-                raise
-        seconds = time.monotonic() - start
-        state = self._state(spec.name)
-        self._docker("rm", "-f", spec.name, timeout=60)
-        exit_code = state.get("ExitCode", proc.returncode)
+        ended = False  # False while an exception (Ctrl-C, SIGTERM, an engine failure) is on its way out
+        proc: subprocess.Popen[bytes] | None = None
+        try:
+            with open(log_path, "a", encoding="utf-8") as out:
+                proc = subprocess.Popen(
+                    [exe, *self._run_args(spec)], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                )
+                try:
+                    proc.wait(timeout=spec.timeout)
+                except subprocess.TimeoutExpired:
+                    timed_out = True
+                    self._docker("kill", spec.name, timeout=60)
+                    proc.wait(timeout=60)
+            seconds = time.monotonic() - start
+            state = self._state(spec.name)
+            exit_code = state.get("ExitCode", proc.returncode)
+            ended = True
+        finally:
+            self._discard(spec.name, proc, quiet=not ended)
         return RunResult(
             exit_code=None if timed_out or not isinstance(exit_code, int) else exit_code,
             seconds=seconds,
@@ -231,6 +236,23 @@ class DockerCLI:
             oom_killed=bool(state.get("OOMKilled", False)),
             output_tail=_tail(log_path.read_text(errors="replace")),
         )
+
+    def _discard(self, name: str, proc: subprocess.Popen[bytes] | None, *, quiet: bool) -> None:
+        """Remove the container (force: a running one is killed), then end and reap its attached client.
+
+        Quiet while another exception is on its way out: a failing `docker rm` must not hide why the run stopped.
+        """
+        try:
+            self._docker("rm", "-f", name, timeout=60)
+        except EngineUnavailable as exc:
+            if not quiet:
+                raise
+            log.warning("container %s may be left behind: %s", name, exc)
+        finally:
+            # Killing the client alone would leave the container running; it goes after `docker rm -f`.
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
     def _state(self, name: str) -> dict[str, object]:
         proc = self._docker("inspect", "--format", "{{json .State}}", name)

@@ -1,0 +1,454 @@
+"""DockerCLI down to the process boundary: the exact `docker run` arguments, the container removed on every path,
+and the engine's error paths.
+
+FakeDocker stands in for subprocess.Popen as harness.engine sees it (subprocess.run starts its process through
+Popen too), so DockerCLI runs unchanged; no container engine is ever started.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.engine import BuildResult, DockerCLI, Mount, RunSpec, build_error_line
+from harness.errors import EngineUnavailable
+
+NAME = "harness-r1-load-tf216"
+
+
+@dataclass
+class Reply:
+    """A fixed answer to one docker command, given instead of the fake daemon's own."""
+
+    returncode: int = 0
+    stdout: str = ""
+    stderr: str = ""
+    hangs: bool = False  # never answers: communicate() and wait() time out until the process is killed
+
+
+@dataclass
+class Workload:
+    """What the container started by `docker run` does."""
+
+    output: str = "hello from the container\n"
+    exit_code: int = 0
+    runs_forever: bool = False  # only `docker kill` or `docker rm -f` ends it
+    oom_killed: bool = False
+    interrupted: bool = False  # Ctrl-C reaches the harness while it waits for the attached client
+    client_hangs: bool = False  # the attached client outlives its container (its daemon connection hangs)
+
+
+class FakeProcess:
+    """The parts of subprocess.Popen that DockerCLI and subprocess.run use."""
+
+    def __init__(self, docker: FakeDocker, args: list[str], reply: Reply, kwargs: dict[str, Any]) -> None:
+        self.docker = docker
+        self.args = args
+        self.reply = reply
+        self.returncode: int | None = None if reply.hangs else reply.returncode
+        self.killed = False
+        self.interrupt_next_wait = False
+        self.text = bool(kwargs.get("text") or kwargs.get("universal_newlines"))
+        self.piped = kwargs.get("stdout") == subprocess.PIPE
+        sink = kwargs.get("stdout")
+        if reply.stdout and hasattr(sink, "write"):  # a log file: what the real client writes to its stdout
+            sink.write(reply.stdout)
+            sink.flush()
+
+    def communicate(self, input: Any = None, timeout: float | None = None) -> tuple[Any, Any]:
+        if self.returncode is None:
+            assert timeout is not None, f"{self.args} would never return"
+            raise subprocess.TimeoutExpired(self.args, timeout)
+        if not self.piped:
+            return None, None
+        if self.text:
+            return self.reply.stdout, self.reply.stderr
+        return self.reply.stdout.encode(), self.reply.stderr.encode()
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.interrupt_next_wait:
+            self.interrupt_next_wait = False
+            raise KeyboardInterrupt
+        if self.returncode is None:
+            assert timeout is not None, f"{self.args} would wait forever"
+            raise subprocess.TimeoutExpired(self.args, timeout)
+        return self.returncode
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def kill(self) -> None:
+        self.killed = True
+        self.docker.events.append(f"SIGKILL {self.args[1]}")
+        if self.returncode is None:
+            self.returncode = -9
+
+    def __enter__(self) -> FakeProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class FakeDocker:
+    """The docker client and daemon as far as DockerCLI can tell: answers the commands DockerCLI starts."""
+
+    def __init__(self, exe: Path) -> None:
+        self.exe = exe
+        self.calls: list[list[str]] = []  # every command started, without the client's path
+        self.events: list[str] = []  # commands and kills, in order
+        self.processes: list[FakeProcess] = []
+        self.replies: dict[str, Reply] = {}  # a command's first word ("version", "image", "inspect") -> answer
+        self.workload = Workload()
+        self.images: dict[str, str] = {}  # tag -> image id
+        self.containers: dict[str, dict[str, Any]] = {}  # name -> State, as `docker inspect` shows it
+        self.clients: dict[str, FakeProcess] = {}  # name -> its attached `docker run` client
+
+    def uninstall(self) -> None:
+        """No docker command on PATH any more."""
+        self.exe.unlink()
+
+    def __call__(self, args: list[str], **kwargs: Any) -> FakeProcess:
+        """Stands in for subprocess.Popen."""
+        assert args[0] == str(self.exe), f"DockerCLI starts the client found on PATH, not {args[0]}"
+        command = list(args[1:])
+        self.calls.append(command)
+        self.events.append(" ".join(command))
+        word = command[0]
+        if word in self.replies:
+            proc = FakeProcess(self, args, self.replies[word], kwargs)
+        elif word == "run":
+            proc = self._run(args, command, kwargs)
+        else:
+            proc = FakeProcess(self, args, self._answer(command), kwargs)
+        self.processes.append(proc)
+        return proc
+
+    def _run(self, args: list[str], command: list[str], kwargs: dict[str, Any]) -> FakeProcess:
+        name = command[command.index("--name") + 1]
+        w = self.workload
+        forever = w.runs_forever or w.interrupted
+        proc = FakeProcess(self, args, Reply(w.exit_code, stdout=w.output, hangs=forever), kwargs)
+        proc.interrupt_next_wait = w.interrupted
+        self.containers[name] = {"Status": "running" if forever else "exited", "Running": forever,
+                                 "ExitCode": 0 if forever else w.exit_code, "OOMKilled": w.oom_killed}
+        self.clients[name] = proc
+        return proc
+
+    def _stop(self, name: str) -> None:
+        state = self.containers[name]
+        if state["Running"]:
+            state.update(Status="exited", Running=False, ExitCode=137)
+            client = self.clients[name]
+            if client.returncode is None and not self.workload.client_hangs:
+                client.returncode = 137
+
+    def _answer(self, command: list[str]) -> Reply:
+        answers = {"version": self._version, "image": self._image_id, "build": self._build, "kill": self._kill,
+                   "inspect": self._inspect, "rm": self._rm}
+        assert command[0] in answers, f"the fake docker does not know: {command}"
+        return answers[command[0]](command[-1])  # the last word: the image, container or build context
+
+    def _version(self, _: str) -> Reply:
+        return Reply(stdout="27.3.1\n")
+
+    def _image_id(self, tag: str) -> Reply:
+        if tag in self.images:
+            return Reply(stdout=self.images[tag] + "\n")
+        return Reply(1, stderr=f"Error response from daemon: No such image: {tag}\n")
+
+    def _build(self, _: str) -> Reply:
+        return Reply(stdout="Successfully built 0123456789ab\n")
+
+    def _kill(self, name: str) -> Reply:
+        if not self.containers.get(name, {}).get("Running"):
+            return Reply(1, stderr=f"Error response from daemon: cannot kill container: {name}: not running\n")
+        self._stop(name)
+        return Reply(stdout=name + "\n")
+
+    def _inspect(self, name: str) -> Reply:
+        if name not in self.containers:
+            return Reply(1, stderr=f"Error: No such object: {name}\n")
+        return Reply(stdout=json.dumps(self.containers[name]) + "\n")
+
+    def _rm(self, name: str) -> Reply:
+        if name in self.containers:
+            self._stop(name)
+            del self.containers[name]
+        return Reply(stdout=name + "\n")
+
+
+@pytest.fixture
+def docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeDocker:
+    """A `docker` command on PATH that is never executed: FakeDocker takes subprocess.Popen's place."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    exe = bin_dir / "docker"
+    exe.write_text("#!/bin/sh\nexit 99\n")
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    fake = FakeDocker(exe)
+    monkeypatch.setattr("harness.engine.subprocess.Popen", fake)
+    return fake
+
+
+def sandboxed_spec(tmp_path: Path) -> RunSpec:
+    (tmp_path / "src").mkdir(exist_ok=True)
+    (tmp_path / "out").mkdir(exist_ok=True)
+    return RunSpec(
+        image="harness/tf:2.16.2-py3.11",
+        command=("python", "-m", "harness.agent", "load", "--spec", "{}"),
+        name=NAME,
+        mounts=(Mount(tmp_path / "src", "/opt/harness-src/harness"),
+                Mount(tmp_path / "out", "/harness/outputs", read_only=False)),
+        env={"PYTHONHASHSEED": "1", "HOME": "/tmp"},
+        labels={"org.harness.run": "r1", "org.harness.pid": "4242"},
+        timeout=3600.0,
+        memory="6g",
+        pids_limit=4096,
+        network="none",
+        user="1000:1000",
+        workdir="/harness",
+        runtime="runsc",
+    )
+
+
+def sandboxed_args(tmp_path: Path) -> list[str]:
+    src, out = (tmp_path / "src").resolve(), (tmp_path / "out").resolve()
+    return [
+        "run", "--name", NAME, "--init",
+        "--label=org.harness.managed=true", "--label=org.harness.pid=4242", "--label=org.harness.run=r1",
+        f"--mount=type=bind,source={src},target=/opt/harness-src/harness,readonly",
+        f"--mount=type=bind,source={out},target=/harness/outputs",
+        "--env=HOME=/tmp", "--env=PYTHONHASHSEED=1",
+        "--memory", "6g", "--memory-swap", "6g",
+        "--pids-limit", "4096",
+        "--network", "none",
+        "--user", "1000:1000",
+        "--workdir", "/harness",
+        "--read-only", "--tmpfs", "/tmp:rw,nosuid,nodev,size=2g",
+        "--cap-drop", "ALL",
+        "--security-opt", "no-new-privileges",
+        "--runtime", "runsc",
+        "harness/tf:2.16.2-py3.11", "python", "-m", "harness.agent", "load", "--spec", "{}",
+    ]
+
+
+# -- the `docker run` command line ------------------------------------------------
+
+def test_run_args_of_a_sandboxed_spec_are_exactly_these(tmp_path: Path) -> None:
+    assert DockerCLI()._run_args(sandboxed_spec(tmp_path)) == sandboxed_args(tmp_path)
+
+
+def test_run_starts_the_client_on_path_with_exactly_these_args(tmp_path: Path, docker: FakeDocker) -> None:
+    DockerCLI().run(sandboxed_spec(tmp_path), tmp_path / "logs" / "load.log")
+    assert docker.processes[0].args == [str(docker.exe), *sandboxed_args(tmp_path)]
+
+
+def test_run_args_without_sandbox_or_limits_are_the_bare_minimum() -> None:
+    spec = RunSpec(image="busybox", command=("true",), name="plain", sandbox=False)
+    assert DockerCLI()._run_args(spec) == ["run", "--name", "plain", "--init", "--label=org.harness.managed=true",
+                                           "busybox", "true"]
+
+
+# -- run(): the container is removed on every path ------------------------------------
+
+def test_a_normal_exit_is_inspected_then_removed(tmp_path: Path, docker: FakeDocker) -> None:
+    docker.workload = Workload(output="".join(f"line {i}\n" for i in range(30)), exit_code=3)
+    log_path = tmp_path / "logs" / "load.log"
+    result = DockerCLI().run(sandboxed_spec(tmp_path), log_path)
+    assert (result.exit_code, result.timed_out, result.oom_killed) == (3, False, False)
+    assert result.output_tail == "\n".join(f"line {i}" for i in range(10, 30))
+    assert log_path.read_text().count("\n") == 30
+    assert [c[0] for c in docker.calls] == ["run", "inspect", "rm"]
+    assert docker.calls[-1] == ["rm", "-f", NAME]
+    assert docker.containers == {}
+
+
+def test_an_oom_kill_is_reported_from_inspect(tmp_path: Path, docker: FakeDocker) -> None:
+    docker.workload = Workload(exit_code=137, oom_killed=True)
+    result = DockerCLI().run(sandboxed_spec(tmp_path), tmp_path / "load.log")
+    assert (result.exit_code, result.oom_killed) == (137, True)
+    assert docker.containers == {}
+
+
+def test_a_timeout_kills_then_removes_and_has_no_exit_code(tmp_path: Path, docker: FakeDocker) -> None:
+    docker.workload = Workload(runs_forever=True)
+    result = DockerCLI().run(sandboxed_spec(tmp_path), tmp_path / "load.log")
+    assert (result.exit_code, result.timed_out) == (None, True)
+    assert docker.events == [" ".join(sandboxed_args(tmp_path)), f"kill {NAME}",
+                             f"inspect --format {{{{json .State}}}} {NAME}", f"rm -f {NAME}"]
+    assert docker.containers == {}
+
+
+def test_an_interrupt_while_waiting_removes_the_container_kills_the_client_and_is_raised(
+        tmp_path: Path, docker: FakeDocker) -> None:
+    docker.workload = Workload(interrupted=True, client_hangs=True)
+    with pytest.raises(KeyboardInterrupt):
+        DockerCLI().run(sandboxed_spec(tmp_path), tmp_path / "load.log")
+    assert docker.events[1:] == [f"rm -f {NAME}", "SIGKILL run"]  # the container first: killing the client leaves it
+    assert docker.clients[NAME].killed
+    assert docker.containers == {}
+
+
+def test_an_interrupt_is_raised_even_when_docker_rm_does_not_answer(
+        tmp_path: Path, docker: FakeDocker, caplog: pytest.LogCaptureFixture) -> None:
+    docker.workload = Workload(interrupted=True)
+    docker.replies["rm"] = Reply(hangs=True)
+    with caplog.at_level(logging.WARNING, logger="harness.engine"), pytest.raises(KeyboardInterrupt):
+        DockerCLI().run(sandboxed_spec(tmp_path), tmp_path / "load.log")
+    assert f"container {NAME} may be left behind" in caplog.text
+    assert docker.clients[NAME].killed
+
+
+def test_a_failed_inspect_falls_back_to_the_clients_exit_code_and_still_removes(
+        tmp_path: Path, docker: FakeDocker) -> None:
+    docker.workload = Workload(exit_code=3)
+    docker.replies["inspect"] = Reply(1, stderr="Error response from daemon: i/o timeout\n")
+    result = DockerCLI().run(sandboxed_spec(tmp_path), tmp_path / "load.log")
+    assert (result.exit_code, result.oom_killed) == (3, False)
+    assert docker.calls[-1] == ["rm", "-f", NAME]
+    assert docker.containers == {}
+
+
+def test_an_inspect_that_does_not_answer_is_an_engine_failure_and_still_removes(
+        tmp_path: Path, docker: FakeDocker) -> None:
+    docker.replies["inspect"] = Reply(hangs=True)
+    with pytest.raises(EngineUnavailable, match="docker inspect did not answer"):
+        DockerCLI().run(sandboxed_spec(tmp_path), tmp_path / "load.log")
+    assert docker.calls[-1] == ["rm", "-f", NAME]
+    assert docker.containers == {}
+
+
+def test_a_kill_that_does_not_answer_is_an_engine_failure_and_still_removes(
+        tmp_path: Path, docker: FakeDocker) -> None:
+    docker.workload = Workload(runs_forever=True)
+    docker.replies["kill"] = Reply(hangs=True)
+    with pytest.raises(EngineUnavailable, match="docker kill did not answer"):
+        DockerCLI().run(sandboxed_spec(tmp_path), tmp_path / "load.log")
+    assert docker.calls[-1] == ["rm", "-f", NAME]
+    assert docker.containers == {}
+    assert docker.clients[NAME].returncode is not None
+
+
+def test_a_failing_rm_after_a_normal_exit_is_an_engine_failure(tmp_path: Path, docker: FakeDocker) -> None:
+    docker.replies["rm"] = Reply(hangs=True)
+    with pytest.raises(EngineUnavailable, match="docker rm did not answer"):
+        DockerCLI().run(sandboxed_spec(tmp_path), tmp_path / "load.log")
+
+
+def test_run_without_a_docker_command_starts_nothing(tmp_path: Path, docker: FakeDocker) -> None:
+    docker.uninstall()
+    with pytest.raises(EngineUnavailable, match="'docker' command is not installed"):
+        DockerCLI().run(sandboxed_spec(tmp_path), tmp_path / "load.log")
+    assert docker.calls == []
+
+
+# -- ping, image_id, build ---------------------------------------------------------------
+
+def test_ping_asks_the_server_version(docker: FakeDocker) -> None:
+    DockerCLI().ping()
+    assert docker.calls == [["version", "--format", "{{.Server.Version}}"]]
+
+
+def test_ping_without_a_docker_command_is_engine_unavailable(docker: FakeDocker) -> None:
+    docker.uninstall()
+    with pytest.raises(EngineUnavailable, match="'docker' command is not installed; install Docker first"):
+        DockerCLI().ping()
+    assert docker.calls == []
+
+
+def test_ping_names_the_daemons_own_reason(docker: FakeDocker) -> None:
+    docker.replies["version"] = Reply(1, stderr="Client: Docker Engine\nCannot connect to the Docker daemon at "
+                                                "unix:///var/run/docker.sock. Is the docker daemon running?\n")
+    with pytest.raises(EngineUnavailable) as err:
+        DockerCLI().ping()
+    assert str(err.value) == ("Docker engine unavailable: Cannot connect to the Docker daemon at "
+                              "unix:///var/run/docker.sock. Is the docker daemon running?")
+
+
+def test_ping_when_the_daemon_does_not_answer_is_engine_unavailable(docker: FakeDocker) -> None:
+    docker.replies["version"] = Reply(hangs=True)
+    with pytest.raises(EngineUnavailable) as err:
+        DockerCLI().ping()
+    assert str(err.value) == "docker version did not answer within 30 s"
+    assert docker.processes[0].killed
+
+
+def test_image_id_of_a_known_and_an_unknown_tag(docker: FakeDocker) -> None:
+    docker.images["harness/tf:1"] = "sha256:abc"
+    assert DockerCLI().image_id("harness/tf:1") == "sha256:abc"
+    assert DockerCLI().image_id("harness/tf:2") is None
+    assert docker.calls[-1] == ["image", "inspect", "--format", "{{.Id}}", "harness/tf:2"]
+
+
+def test_image_id_when_the_daemon_does_not_answer_is_engine_unavailable(docker: FakeDocker) -> None:
+    docker.replies["image"] = Reply(hangs=True)
+    with pytest.raises(EngineUnavailable, match="docker image did not answer within 120 s"):
+        DockerCLI().image_id("harness/tf:1")
+
+
+def test_image_id_without_a_docker_command_is_engine_unavailable(docker: FakeDocker) -> None:
+    docker.uninstall()
+    with pytest.raises(EngineUnavailable, match="not installed"):
+        DockerCLI().image_id("harness/tf:1")
+
+
+def test_build_args_and_log(tmp_path: Path, docker: FakeDocker) -> None:
+    log_path = tmp_path / "logs" / "build.log"
+    result = DockerCLI().build(tmp_path / "ctx", "harness/tf:1", {"org.harness.env": "tf216", "a": "1"},
+                               {"PY": "3.11"}, log_path)
+    assert result == BuildResult(ok=True, seconds=result.seconds)
+    assert docker.calls == [["build", "--pull=false", "--force-rm", "-t", "harness/tf:1", "--label=a=1",
+                             "--label=org.harness.env=tf216", "--build-arg=PY=3.11", str(tmp_path / "ctx")]]
+    assert log_path.read_text() == "Successfully built 0123456789ab\n"
+
+
+BUILDKIT_PIP_FAILURE = """\
+#7 [3/4] RUN pip install tensorflow-cpu==9.9
+#7 1.894 ERROR: Could not find a version that satisfies the requirement tensorflow-cpu==9.9 (from versions: 2.16.2)
+#7 1.895 ERROR: No matching distribution found for tensorflow-cpu==9.9
+#7 ERROR: process "/bin/sh -c pip install tensorflow-cpu==9.9" did not complete successfully: exit code: 1
+------
+ > [3/4] RUN pip install tensorflow-cpu==9.9:
+1.895 ERROR: No matching distribution found for tensorflow-cpu==9.9
+"""
+
+
+def test_a_failed_build_names_pips_error_and_keeps_the_whole_log(tmp_path: Path, docker: FakeDocker) -> None:
+    docker.replies["build"] = Reply(1, stdout=BUILDKIT_PIP_FAILURE)
+    log_path = tmp_path / "build.log"
+    result = DockerCLI().build(tmp_path, "harness/tf:1", {}, {}, log_path)
+    assert (result.ok, result.error) == (False, "ERROR: No matching distribution found for tensorflow-cpu==9.9")
+    assert log_path.read_text() == BUILDKIT_PIP_FAILURE
+
+
+def test_build_without_a_docker_command_is_engine_unavailable(tmp_path: Path, docker: FakeDocker) -> None:
+    docker.uninstall()
+    with pytest.raises(EngineUnavailable, match="not installed"):
+        DockerCLI().build(tmp_path, "harness/tf:1", {}, {}, tmp_path / "build.log")
+    assert docker.calls == []
+
+
+@pytest.mark.parametrize(("log_text", "expected"), [
+    (BUILDKIT_PIP_FAILURE, "ERROR: No matching distribution found for tensorflow-cpu==9.9"),
+    ("Step 3/4 : RUN pip install h5py==0.0\n\x1b[91mERROR: Could not find a version that satisfies the "
+     "requirement h5py==0.0\n\x1b[0m\x1b[91mERROR: No matching distribution found for h5py==0.0\n\x1b[0m",
+     "ERROR: No matching distribution found for h5py==0.0"),
+    ("Step 2/4 : RUN pip install numpy\n\x1b[91mERROR: Could not find a version that satisfies the "
+     "requirement numpy\n\x1b[0m", "ERROR: Could not find a version that satisfies the requirement numpy"),
+    ("#5 ERROR: failed to solve: python:3.99-slim: not found\n",
+     "ERROR: failed to solve: python:3.99-slim: not found"),
+    ("step 1\ngcc: error: no such file\nsomething else failed\nfatal error: Python.h missing\ndone\n",
+     "fatal error: Python.h missing"),
+    ("step 1\nstep 2 went wrong\n", "step 2 went wrong"),
+    ("", "build failed with no output"),
+])
+def test_build_error_line_picks_the_line_that_says_why(log_text: str, expected: str) -> None:
+    assert build_error_line(log_text) == expected
