@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from fake_engine import FakeEngine
 from harness import __version__
 from harness.cli import main
 from harness.matrix import load_matrix
@@ -173,8 +174,10 @@ def test_a_full_disk_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Captu
     assert "No space left on device" in err and "report.json" in err
 
 
-def test_an_output_path_below_a_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_output_path_below_a_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("harness.engine.DockerCLI", FakeEngine)  # the engine answers: the path is the only error
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    assert main(["run", "matrices/smoke.yaml", "--out", str(blocker / "run")]) in (2, 3)
+    assert main(["run", "matrices/smoke.yaml", "--out", str(blocker / "run")]) == 2
     assert "harness: error:" in capsys.readouterr().err

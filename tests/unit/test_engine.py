@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,16 +186,21 @@ class FakeDocker:
         return Reply(stdout=name + "\n")
 
 
-@pytest.fixture
-def docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeDocker:
-    """A `docker` command on PATH that is never executed: FakeDocker takes subprocess.Popen's place."""
+def docker_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A `docker` command, alone on PATH; it is never executed."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     exe = bin_dir / "docker"
     exe.write_text("#!/bin/sh\nexit 99\n")
     exe.chmod(0o755)
     monkeypatch.setenv("PATH", str(bin_dir))
-    fake = FakeDocker(exe)
+    return exe
+
+
+@pytest.fixture
+def docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeDocker:
+    """FakeDocker in subprocess.Popen's place: this test opts out of conftest's engine guard."""
+    fake = FakeDocker(docker_on_path(tmp_path, monkeypatch))
     monkeypatch.setattr("harness.engine.subprocess.Popen", fake)
     return fake
 
@@ -452,3 +459,29 @@ def test_build_without_a_docker_command_is_engine_unavailable(tmp_path: Path, do
 ])
 def test_build_error_line_picks_the_line_that_says_why(log_text: str, expected: str) -> None:
     assert build_error_line(log_text) == expected
+
+
+# -- conftest's guard: no unit test starts a container engine --------------------------
+
+@pytest.mark.parametrize("command", [["docker", "version"], ["/usr/bin/podman", "ps", "-a"], ["docker.exe", "ps"]])
+def test_the_guard_refuses_to_start_a_container_engine(command: list[str]) -> None:
+    with pytest.raises(AssertionError, match=re.escape(repr(command))):
+        subprocess.run(command, check=False)
+
+
+def test_the_guard_refuses_a_shell_line_and_an_executable_override() -> None:
+    with pytest.raises(AssertionError, match="'docker ps'"):
+        subprocess.run("docker ps", shell=True, check=False)
+    with pytest.raises(AssertionError, match="tried to start the container engine"):
+        subprocess.Popen(["ps"], executable="/usr/local/bin/podman")
+
+
+def test_the_guard_lets_every_other_command_run() -> None:
+    proc = subprocess.run([sys.executable, "-c", "print('ok')"], capture_output=True, text=True, check=True)
+    assert proc.stdout == "ok\n"
+
+
+def test_docker_cli_without_a_fake_stops_at_the_guard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    exe = docker_on_path(tmp_path, monkeypatch)
+    with pytest.raises(AssertionError, match=re.escape(f"[{str(exe)!r}, 'version', ")):
+        DockerCLI().ping()
