@@ -31,9 +31,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from harness.agent import protocol  # noqa: E402
 from harness.engine import LABEL_MANAGED, DockerCLI, Mount  # noqa: E402
 from harness.matrix import load_matrix  # noqa: E402
 from harness.plan import Limits, load_spec, plan_environments  # noqa: E402
+from harness.rundir import RunDir  # noqa: E402
 
 
 @dataclasses.dataclass
@@ -88,7 +90,8 @@ def naive_loads(matrix_path: Path, run_dir: Path, base_image: str | None) -> tup
     matrix = load_matrix(matrix_path, base_image=base_image)
     plans = plan_environments(matrix, os.environ)
     engine = DockerCLI()
-    sources = [p.env.id for p in plans if (run_dir / "artifacts" / p.env.id / "manifest.json").is_file()]
+    runs = RunDir(run_dir)
+    sources = [p.env.id for p in plans if (runs.artifacts(p.env.id) / protocol.MANIFEST).is_file()]
     start = time.monotonic()
     started = 0
     for target in plans:
@@ -96,12 +99,12 @@ def naive_loads(matrix_path: Path, run_dir: Path, base_image: str | None) -> tup
             pair = run_dir / "naive" / f"{source}--{target.env.id}"
             (pair / "outputs").mkdir(parents=True, exist_ok=True)
             (pair / "records.jsonl").write_text("")
-            spec = load_spec(matrix, target, run_dir, f"naive{started}", Limits())
+            spec = load_spec(matrix, target, runs, f"naive{started}", Limits())
             mounts = (
                 *(m for m in spec.mounts if m.container.startswith("/opt/")),  # the harness source
-                Mount(run_dir / "artifacts" / source, f"/harness/artifacts/{source}"),
-                Mount(pair / "outputs", "/harness/outputs", read_only=False),
-                Mount(pair / "records.jsonl", "/harness/records.jsonl", read_only=False),
+                Mount(runs.artifacts(source), f"{protocol.ARTIFACTS_MOUNT}/{source}"),
+                Mount(pair / "outputs", protocol.OUTPUTS_MOUNT, read_only=False),
+                Mount(pair / "records.jsonl", protocol.RECORDS_MOUNT, read_only=False),
             )
             engine.run(dataclasses.replace(spec, mounts=mounts, name=f"harness-naive-{started}"), pair / "log")
             started += 1

@@ -20,8 +20,7 @@ from rich.console import Console as RichConsole
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-STYLES = {"pass": "green", "unsupported": "dim", "skipped": "dim", "drift": "yellow", "error": "red",
-          "timeout": "magenta", "crash": "bold red"}
+from harness.report.statuses import STYLES, all_expected
 
 
 def _no_color() -> bool:
@@ -113,7 +112,9 @@ class Console:
         out = RichConsole(file=sys.stdout, no_color=_no_color(), highlight=False,
                           soft_wrap=False, width=max(100, 30 + 24 * len(report["environments"])))
         ids = [e["id"] for e in report["environments"]]
-        expected = _expected_pairs(report["cells"])
+        by_pair: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for cell in report["cells"]:
+            by_pair.setdefault((cell["source"], cell["target"]), []).append(cell)
         table = Table(title="worst status per pair (rows saved in, columns loaded in)")
         table.add_column("saved in \\ loaded in")
         for i in ids:
@@ -124,22 +125,12 @@ class Console:
                 entry = report["summary"]["grid"][source][target]
                 worst = entry["worst"] if entry else ""
                 n = sum(entry["counts"].values()) if entry else 0
-                note = " (expected)" if (source, target) in expected else ""
+                note = " (expected)" if all_expected(by_pair.get((source, target), [])) else ""
                 row.append(f"[{STYLES.get(worst, '')}]{worst}[/] {entry['counts'].get(worst, 0)}/{n}{note}"
                            if entry else "")
             table.add_row(source, *row)
         out.print(table)
         out.print(_verdict_line(report))
-
-
-def _expected_pairs(cells: list[dict[str, Any]]) -> set[tuple[str, str]]:
-    """(source, target) pairs that fail only where the matrix expects it."""
-    failing: dict[tuple[str, str], bool] = {}
-    for c in cells:
-        if c["expected"] is not None and c["status"] not in ("pass", "unsupported"):
-            pair = (c["source"], c["target"])
-            failing[pair] = failing.get(pair, True) and bool(c["expected"])
-    return {pair for pair, all_expected in failing.items() if all_expected}
 
 
 def _verdict_line(report: dict[str, Any]) -> str:

@@ -9,12 +9,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import harness
-from harness.agent import catalog
+from harness import models
+from harness.agent.protocol import (
+    ARTIFACTS_MOUNT,
+    OUT_MOUNT,
+    OUTPUTS_MOUNT,
+    RECORDS_MOUNT,
+    CellKey,
+    artifact_source,
+    routes,
+)
 from harness.engine import LABEL_RUN, LABEL_VERSION, Mount, RunSpec
 from harness.errors import UsageError
 from harness.images import ImagePlan, effective_pip_settings, plan_image
 from harness.matrix import Environment, Matrix
-from harness.usermodels import save_entries, user_cells, user_mounts
+from harness.rundir import RunDir
 
 SOURCE_MOUNT = "/opt/harness-src"
 PHASE_TIMEOUT = 3600.0  # whole save or load container, seconds
@@ -44,17 +53,6 @@ class Limits:
 ISOLATION_LEVELS = ("target", "artifact")
 
 
-@dataclass(frozen=True)
-class CellKey:
-    """Identity of one report cell."""
-
-    source: str
-    target: str
-    model: str
-    format: str
-    loader: str
-
-
 def plan_environments(matrix: Matrix, environ: Mapping[str, str], only: Sequence[str] = ()) -> list[EnvPlan]:
     """Image plans for the matrix's environments (or the ones named by --only)."""
     envs = list(matrix.environments)
@@ -69,16 +67,15 @@ def plan_environments(matrix: Matrix, environ: Mapping[str, str], only: Sequence
 
 
 def expected_cells(matrix: Matrix, env_ids: Sequence[str]) -> list[CellKey]:
-    """Every cell the report must show, in a deterministic order."""
+    """Every cell the report must show, in a deterministic order: by source, target, model, format, loader."""
+    sources = [*env_ids, *(artifact_source(m.name) for m in matrix.models if m.kind == "artifact")]
     return [
-        CellKey(source, target, model, fmt, loader)
-        for source in env_ids
+        CellKey(source, target, model.name, fmt, loader)
+        for source in sources
         for target in env_ids
-        for model in matrix.models
-        for fmt in catalog.probe_formats(model, list(matrix.formats))
-        for loader in matrix.loaders
-        if catalog.applies(model, fmt, loader)
-    ] + [CellKey(*cell) for cell in user_cells(matrix, list(env_ids))]
+        for model in matrix.models if source in models.sources(model, env_ids)
+        for fmt, loader in routes(model)
+    ]
 
 
 def _container(plan: EnvPlan, phase: str, run_id: str, command: Sequence[str], *, mounts: Sequence[Mount],
@@ -121,30 +118,30 @@ def host_user() -> str:
     return f"{os.getuid()}:{os.getgid()}"
 
 
-def save_spec(matrix: Matrix, plan: EnvPlan, run_dir: Path, run_id: str, limits: Limits) -> RunSpec:
+def save_spec(matrix: Matrix, plan: EnvPlan, run_dir: RunDir, run_id: str, limits: Limits) -> RunSpec:
     """The container that builds and saves every model of one environment."""
     env_id = plan.env.id
-    spec = {"env": env_id, "models": list(matrix.models), "formats": list(matrix.formats),
-            "out": "/harness/out", "records": "/harness/records.jsonl", "user_models": save_entries(matrix)}
+    spec = {"env": env_id, "out": OUT_MOUNT, "records": RECORDS_MOUNT,
+            "models": [m.for_agent() for m in matrix.models if m.kind != "artifact"]}
     return _container(plan, "save", run_id, _agent("save", spec), mounts=(
-        Mount(run_dir / "artifacts" / env_id, "/harness/out", read_only=False),
-        Mount(run_dir / "records" / f"save-{env_id}.jsonl", "/harness/records.jsonl", read_only=False),
-        *user_mounts(matrix, run_dir),
+        Mount(run_dir.artifacts(env_id), OUT_MOUNT, read_only=False),
+        Mount(run_dir.records("save", env_id), RECORDS_MOUNT, read_only=False),
+        *models.mounts(matrix.models, run_dir),
     ), limits=limits)
 
 
-def load_spec(matrix: Matrix, plan: EnvPlan, run_dir: Path, run_id: str, limits: Limits) -> RunSpec:
+def load_spec(matrix: Matrix, plan: EnvPlan, run_dir: RunDir, run_id: str, limits: Limits) -> RunSpec:
     """The container that loads every artifact of every environment in one target.
 
     Its only writable mounts are this target's own record file and output folder.
     """
     env_id = plan.env.id
-    spec = {"env": env_id, "loaders": list(matrix.loaders), "artifacts": "/harness/artifacts",
-            "outputs": "/harness/outputs", "records": "/harness/records.jsonl", "timeout": limits.cell_timeout,
+    spec = {"env": env_id, "models": [m.for_agent() for m in matrix.models], "artifacts": ARTIFACTS_MOUNT,
+            "outputs": OUTPUTS_MOUNT, "records": RECORDS_MOUNT, "timeout": limits.cell_timeout,
             "isolation": limits.isolation}
     return _container(plan, "load", run_id, _agent("load", spec), mounts=(
-        Mount(run_dir / "artifacts", "/harness/artifacts", read_only=True),
-        Mount(run_dir / "outputs" / env_id, "/harness/outputs", read_only=False),
-        Mount(run_dir / "records" / f"load-{env_id}.jsonl", "/harness/records.jsonl", read_only=False),
-        *user_mounts(matrix, run_dir),
+        Mount(run_dir.artifacts_root, ARTIFACTS_MOUNT, read_only=True),
+        Mount(run_dir.outputs(env_id), OUTPUTS_MOUNT, read_only=False),
+        Mount(run_dir.records("load", env_id), RECORDS_MOUNT, read_only=False),
+        *models.mounts(matrix.models, run_dir),
     ), limits=limits)

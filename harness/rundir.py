@@ -4,44 +4,37 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from harness.agent.protocol import (
+    ARTIFACTS,
+    OUTPUTS,
+    RECORDS,
+    USERDATA,
+    CellKey,
+    output_rel,
+    records_name,
+    write_json_atomic,
+)
 from harness.errors import RunDirError
 
+if TYPE_CHECKING:
+    from harness.matrix import Matrix
+
 RUN_JSON = "run.json"
+# The reports of a run, by --format name; report.json is the source of truth.
+REPORT_FILES = {"json": "report.json", "md": "report.md", "html": "report.html", "junit": "junit.xml"}
+ENVS = "envs"  # envs/<env>/: phase records, build logs, pip freeze
+LOGS = "logs"  # logs/<container>.log: a container's own output (never parsed)
+SUBDIRS = (ARTIFACTS, RECORDS, OUTPUTS, ENVS, LOGS)
 
 
 def default_out(matrix_name: str, now: dt.datetime | None = None) -> Path:
     """runs/<matrix-name>-<UTC timestamp>/."""
     stamp = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
     return Path("runs") / f"{re.sub(r'[^A-Za-z0-9._-]+', '-', matrix_name)}-{stamp}"
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON through a temporary file, so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide reports from other users
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True, allow_nan=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 class RunDir:
@@ -69,7 +62,7 @@ class RunDir:
         if not resume and not shared and path.exists() and any(path.iterdir()):
             raise RunDirError(f"--out {path}: directory exists and is not empty; pass --resume to continue it")
         try:
-            for sub in ("artifacts", "records", "outputs", "envs", "logs"):
+            for sub in SUBDIRS:
                 (path / sub).mkdir(parents=True, exist_ok=True)
             probe = path / ".write-test"
             probe.write_text("ok")
@@ -95,23 +88,48 @@ class RunDir:
 
     def write_run(self, data: dict[str, Any]) -> None:
         """Replace run.json atomically."""
-        write_json_atomic(self.run_json, data)
+        write_json_atomic(self.run_json, data, strict=True)
+
+    def matrix(self) -> Matrix:
+        """The expanded matrix run.json records."""
+        from harness.matrix.model import OldRunJson, matrix_from_dict
+
+        try:
+            return matrix_from_dict(self.read_run()["matrix"])
+        except OldRunJson as exc:
+            raise RunDirError(f"{self.run_json}: {exc}") from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RunDirError(f"{self.run_json}: not a harness run.json ({exc!r})") from None
 
     def artifacts(self, env_id: str) -> Path:
         """artifacts/<env>/."""
-        return self.path / "artifacts" / env_id
+        return self.path / ARTIFACTS / env_id
+
+    @property
+    def artifacts_root(self) -> Path:
+        """artifacts/: every environment's saves, mounted read-only into load containers."""
+        return self.path / ARTIFACTS
 
     def records(self, phase: str, env_id: str) -> Path:
         """records/<phase>-<env>.jsonl."""
-        return self.path / "records" / f"{phase}-{env_id}.jsonl"
+        return self.path / RECORDS / records_name(phase, env_id)
 
     def outputs(self, env_id: str) -> Path:
         """outputs/<target env>/: predictions written by the load phase."""
-        return self.path / "outputs" / env_id
+        return self.path / OUTPUTS / env_id
+
+    def output(self, cell: CellKey) -> Path:
+        """The predictions of one load."""
+        return self.outputs(cell.target) / output_rel(cell.source, cell.model, cell.format, cell.loader)
+
+    @property
+    def userdata(self) -> Path:
+        """userdata/: inputs and labels the host prepared for users' models."""
+        return self.path / USERDATA
 
     def env_dir(self, env_id: str) -> Path:
         """envs/<env>/: build log, pip freeze."""
-        return self.path / "envs" / env_id
+        return self.path / ENVS / env_id
 
     def phase_record(self, env_id: str, phase: str) -> Path:
         """envs/<env>/<phase>.json: what one phase (build, save, load) did for one environment."""
@@ -119,4 +137,4 @@ class RunDir:
 
     def log(self, name: str) -> Path:
         """logs/<name>.log: a container's own output (never parsed)."""
-        return self.path / "logs" / f"{name}.log"
+        return self.path / LOGS / f"{name}.log"

@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness import models
+from harness.agent.protocol import MANIFEST, PACKAGES, load_finished
 from harness.console import Console
 from harness.engine import ContainerEngine, RunResult, RunSpec
 from harness.errors import EngineUnavailable
@@ -24,7 +26,6 @@ from harness.plan import EnvPlan, Limits, load_spec, save_spec
 from harness.report.writers import write_reports
 from harness.rundir import RunDir
 from harness.runstate import ENV_PHASES, PHASES, RunState, now, read_phase
-from harness.userstage import stage_user_models
 
 # `docker run` exits 125 when the engine, not the container, failed (daemon hiccup,
 # image store, mount setup). Only such failures are retried; results never are.
@@ -86,7 +87,7 @@ class Runner:
             self._phase("build", self.plans, self._build)
         usable = [p for p in self.plans if self._images.get(p.env.id, _UNKNOWN).error is None]
         if "save" in phases or "load" in phases:
-            stage_user_models(self.matrix, self.run_dir.path)  # users' inputs, and existing artifacts as sources
+            models.stage(self.matrix.models, self.run_dir)  # users' inputs, and existing artifacts as sources
         if "save" in phases:
             self._phase("save", usable, self._save)
         usable = [p for p in usable if self._images.get(p.env.id, _UNKNOWN).error is None]
@@ -172,7 +173,7 @@ class Runner:
     def _save(self, plan: EnvPlan) -> None:
         env_id = plan.env.id
         artifacts = self.run_dir.artifacts(env_id)
-        if self.options.resume and (artifacts / "manifest.json").is_file():
+        if self.options.resume and (artifacts / MANIFEST).is_file():
             self.console.step(f"save {env_id}: already done")
             self.state.settle(env_id, "save")
             return
@@ -182,14 +183,14 @@ class Runner:
             shutil.rmtree(artifacts, ignore_errors=True)
             artifacts.mkdir(parents=True)
             self.run_dir.records("save", env_id).write_text("")
-            spec = save_spec(self.matrix, plan, self.run_dir.path, self.run_id, self.options.limits)
+            spec = save_spec(self.matrix, plan, self.run_dir, self.run_id, self.options.limits)
             result = self._run_container(spec, f"save-{env_id}", record)
             record["container"] = _container_outcome(result)
-            packages = artifacts / "packages.txt"
+            packages = artifacts / PACKAGES
             if packages.is_file():
                 self.run_dir.env_dir(env_id).mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(packages, self.run_dir.env_dir(env_id) / "packages.txt")
-        ok = result.exit_code == 0 and (artifacts / "manifest.json").is_file()
+                shutil.copyfile(packages, self.run_dir.env_dir(env_id) / PACKAGES)
+        ok = result.exit_code == 0 and (artifacts / MANIFEST).is_file()
         if not ok:
             self.failures.append(f"{env_id}: save container failed (exit {result.exit_code})")
         self.console.step(f"save {env_id}: {'done' if ok else 'FAILED'} in {result.seconds:.0f}s"
@@ -198,7 +199,7 @@ class Runner:
     def _load(self, plan: EnvPlan) -> None:
         env_id = plan.env.id
         records = self.run_dir.records("load", env_id)
-        if self.options.resume and _load_finished(records.read_text() if records.is_file() else ""):
+        if self.options.resume and load_finished(str(records)):
             self.console.step(f"load {env_id}: already done")
             self.state.settle(env_id, "load")
             return
@@ -210,7 +211,7 @@ class Runner:
                 shutil.rmtree(self.run_dir.outputs(env_id), ignore_errors=True)
             records.touch()
             self.run_dir.outputs(env_id).mkdir(parents=True, exist_ok=True)
-            spec = load_spec(self.matrix, plan, self.run_dir.path, self.run_id, self.options.limits)
+            spec = load_spec(self.matrix, plan, self.run_dir, self.run_id, self.options.limits)
             result = self._run_container(spec, f"load-{env_id}", record)
             record["container"] = _container_outcome(result)
         if result.exit_code != 0:
@@ -219,7 +220,3 @@ class Runner:
 
 
 _UNKNOWN = ImageOutcome(tag="", image_id=None, built=False, seconds=0.0)  # no image looked at yet
-
-
-def _load_finished(text: str) -> bool:
-    return '"kind": "load-done"' in text

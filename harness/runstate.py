@@ -20,8 +20,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from harness import __version__
+from harness.agent.protocol import write_json_atomic
 from harness.matrix import Matrix, matrix_to_dict
-from harness.rundir import RunDir, write_json_atomic
+from harness.rundir import ENVS, RunDir
 
 ENV_PHASES = ("build", "save", "load")  # phases that work on one environment and leave a record
 PHASES = (*ENV_PHASES, "report")
@@ -54,7 +55,7 @@ def read_phases(run_dir: RunDir, env_id: str) -> dict[str, dict[str, Any]]:
 
 def has_phase_records(run_dir: RunDir) -> bool:
     """Whether any environment of the run directory has a phase record (else run.json is all there is)."""
-    envs = run_dir.path / "envs"
+    envs = run_dir.path / ENVS
     return envs.is_dir() and any((envs / e.name / f"{p}.json").is_file() for e in envs.iterdir() for p in ENV_PHASES)
 
 
@@ -183,7 +184,7 @@ class RunState:
     def write_record(self, record: dict[str, Any]) -> None:
         """Replace one phase record, then run.json."""
         with self._lock:
-            write_json_atomic(self.run_dir.phase_record(record["env"], record["phase"]), record)
+            write_json_atomic(self.run_dir.phase_record(record["env"], record["phase"]), record, strict=True)
             self.write_run()
 
     def settle(self, env_id: str, phase: str) -> None:

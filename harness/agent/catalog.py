@@ -1,87 +1,107 @@
-"""Names shared by the host and the agent: probe models, formats, loaders, and which apply together.
+"""What the harness knows by name: the built-in probe models, the save formats and the loaders.
 
-Standard library only; imported on the host (validation, planning, reports) and
-in containers (the agent), so it must run on Python 3.9.
+Adding a probe is one entry below plus its code (harness/agent/probes.py); nothing else names it.
+Standard library only: read by the host (validation, planning, reports) and by the agent.
 """
 
-from typing import Dict, List, Tuple
+from __future__ import annotations
 
-# name -> description, the known causes it exercises (hazards), the formats it
-# is saved in (None: every format), whether it needs custom_objects, an exact
-# comparison, and the hint shown when it loads but predicts differently.
-PROBES: Dict[str, Dict[str, object]] = {
-    "dense": {
-        "description": "small Dense/Dropout classifier, fixed seed, sparse_categorical_accuracy",
-        "hazards": [],
-    },
-    "classifier": {
-        "description": "Conv/BatchNorm/Dropout/Dense classifier compiled with metrics=['accuracy'], briefly trained",
-        "hazards": ["accuracy-metric"],
-        "drift_hint": "the ambiguous 'accuracy' metric resolved differently after reload: "
-                      "compile with an explicit metric such as sparse_categorical_accuracy",
-    },
-    "classifier_explicit": {
-        "description": "the same classifier compiled with an explicit sparse_categorical_accuracy (control)",
-        "hazards": [],
-    },
-    "lambda": {
-        "description": "a Lambda layer holding a Python lambda (stored as bytecode)",
-        "hazards": ["lambda-bytecode", "safe-mode"],
-    },
-    "custom_layer": {
-        "description": "a registered custom layer with get_config",
-        "hazards": ["custom-objects"],
-        "custom_objects": True,
-    },
-    "custom_loss": {
-        "description": "a regression model compiled with a custom loss function",
-        "hazards": ["custom-objects"],
-        "custom_objects": True,
-    },
-    "text_rnn": {
-        "description": "Embedding + LSTM + GRU text classifier",
-        "hazards": ["rnn-kernels"],
-    },
-    "multi_input": {
-        "description": "functional model with two named inputs",
-        "hazards": ["input-order"],
-    },
-    "label_order": {
-        "description": "class names indexed by list(set(labels)), recomputed in the loading process",
-        "hazards": ["label-order"],
-        "drift_hint": "class order built with list(set(...)) changes with PYTHONHASHSEED: "
-                      "store the class list with the model (see label_order_sorted)",
-    },
-    "label_order_sorted": {
-        "description": "the same classifier with its sorted class list stored beside the model (control)",
-        "hazards": [],
-    },
-    "seeded": {
-        "description": "the same seeded model built and briefly trained in each environment, never saved",
-        "hazards": ["unseeded-randomness"],
-        "formats": ["seed"],
-        "exact": True,
-        "drift_hint": "a model built from the same seed differs: initialisers or kernels changed between "
-                      "versions (or the run is not deterministic); compare saved weights, not seeds",
-    },
-    "tf1_init": {
-        "description": "Keras 2 model loaded on the TF1 session path, then global_variables_initializer()",
-        "hazards": ["tf1-reinit"],
-        "formats": ["h5"],
-        "drift_hint": "global_variables_initializer() after load_model re-initialised the loaded weights: "
-                      "initialise before loading, or leave TF1 sessions behind",
-    },
+from typing import Any, Dict, Optional
+
+from harness.agent.spec import Code, FormatSpec, LoaderSpec, ModelSpec
+
+# format -> the Keras generations that can write it ("seed" is no file: the model is rebuilt from its seed).
+FORMATS: Dict[str, FormatSpec] = {
+    "h5": FormatSpec((2, 3), "load_model", ".h5"),
+    "keras": FormatSpec((2, 3), "load_model", ".keras"),
+    "savedmodel": FormatSpec((2,), "load_model", "SavedModel"),
+    "weights_h5": FormatSpec((2, 3), "rebuild", "weights .h5"),
+    "tf_checkpoint": FormatSpec((2,), "rebuild", "TF checkpoint"),
+    "json": FormatSpec((2, 3), "model_from_json", "JSON + weights"),
+    "export": FormatSpec((2, 3), "saved_model", "model.export() SavedModel"),
+    "seed": FormatSpec((2, 3), "rebuild_from_seed", "seed", named_only=True),
 }
 
+# safe_mode=False executes whatever a file holds: only when a matrix asks for it. compile=False is
+# the route for old files whose training config no longer loads; user models try it by default.
+LOADERS: Dict[str, LoaderSpec] = {
+    "load_model": LoaderSpec(("h5", "keras", "savedmodel", "export"), "keras.models.load_model"),
+    "load_model_custom": LoaderSpec(("h5", "keras", "savedmodel"), "load_model(custom_objects=...)",
+                                    needs_custom_objects=True),
+    "load_model_unsafe": LoaderSpec(("keras",), "load_model(safe_mode=False)", opt_in=True),
+    "load_model_nocompile": LoaderSpec(("h5", "keras", "savedmodel"), "load_model(compile=False)", opt_in=True),
+    "rebuild": LoaderSpec(("h5", "weights_h5", "tf_checkpoint"), "rebuild in code + load_weights"),
+    "model_from_json": LoaderSpec(("json",), "model_from_json + load_weights"),
+    "saved_model": LoaderSpec(("savedmodel", "export"), "tf.saved_model.load, serving signature"),
+    "tfsm_layer": LoaderSpec(("savedmodel", "export"), "keras.layers.TFSMLayer"),
+    "rebuild_from_seed": LoaderSpec(("seed",), "rebuilt from the seed"),
+    "tf1_session": LoaderSpec(("h5",), "load_model in a TF1 session", named_only=True, graph_mode=True),
+}
+
+_PROBES = "harness.agent.probes:"
+_FAULTS = "harness.agent.faults:"
+# The plain loaders load a probe as a process without its code would: without custom objects (the
+# hazard the custom-object probes show); load_model_custom passes them.
+_PLAIN_LOADERS = ("load_model", "load_model_unsafe", "load_model_nocompile")
+
+
+def _probe(name: str, description: str, factory: str, data: str = "features4", *, custom: bool = False,
+           train_labels: Optional[str] = None, files: Optional[str] = None, postprocess: Optional[str] = None,
+           **fields: Any) -> ModelSpec:
+    """A built-in probe: briefly trained on its own seeded data; custom objects registered where it is built."""
+    def ref(function: Optional[str]) -> Optional[str]:
+        return None if function is None else _PROBES + function
+
+    code = Code(factory=ref(factory), data=ref(data), custom_objects=ref("custom_objects") if custom else None,
+                train_labels=ref(train_labels), files=ref(files), postprocess=ref(postprocess))
+    return ModelSpec(name=name, kind="probe", description=description, code=code, train_epochs=2,
+                     register_custom_objects=custom, withhold_custom_objects=_PLAIN_LOADERS,
+                     **fields)
+
+
+PROBES: Dict[str, ModelSpec] = {spec.name: spec for spec in (
+    _probe("dense", "small Dense/Dropout classifier, fixed seed, sparse_categorical_accuracy", "dense"),
+    _probe("classifier",
+           "Conv/BatchNorm/Dropout/Dense classifier compiled with metrics=['accuracy'], briefly trained",
+           "classifier", "images", hazards=("accuracy-metric",),
+           drift_hint="the ambiguous 'accuracy' metric resolved differently after reload: "
+                      "compile with an explicit metric such as sparse_categorical_accuracy"),
+    _probe("classifier_explicit",
+           "the same classifier compiled with an explicit sparse_categorical_accuracy (control)",
+           "classifier_explicit", "images"),
+    _probe("lambda", "a Lambda layer holding a Python lambda (stored as bytecode)", "lambda_model",
+           hazards=("lambda-bytecode", "safe-mode")),
+    _probe("custom_layer", "a registered custom layer with get_config", "custom_layer",
+           hazards=("custom-objects",), custom=True),
+    _probe("custom_loss", "a regression model compiled with a custom loss function", "custom_loss", "regression",
+           hazards=("custom-objects",), custom=True),
+    _probe("text_rnn", "Embedding + LSTM + GRU text classifier", "text_rnn", "tokens", hazards=("rnn-kernels",)),
+    _probe("multi_input", "functional model with two named inputs", "multi_input", "two_inputs",
+           hazards=("input-order",)),
+    _probe("label_order", "class names indexed by list(set(labels)), recomputed in the loading process",
+           "labels_model", "features8", hazards=("label-order",), train_labels="labels_by_set_order",
+           postprocess="by_set_order",
+           drift_hint="class order built with list(set(...)) changes with PYTHONHASHSEED: "
+                      "store the class list with the model (see label_order_sorted)"),
+    _probe("label_order_sorted", "the same classifier with its sorted class list stored beside the model (control)",
+           "labels_model", "features8", files="class_files", postprocess="by_stored_order"),
+    _probe("seeded", "the same seeded model built and briefly trained in each environment, never saved", "dense",
+           hazards=("unseeded-randomness",), formats=("seed",), exact=True,
+           drift_hint="a model built from the same seed differs: initialisers or kernels changed between "
+                      "versions (or the run is not deterministic); compare saved weights, not seeds"),
+    _probe("tf1_init", "Keras 2 model loaded on the TF1 session path, then global_variables_initializer()", "dense",
+           hazards=("tf1-reinit",), formats=("h5",), loaders=("load_model", "tf1_session"),
+           drift_hint="global_variables_initializer() after load_model re-initialised the loaded weights: "
+                      "initialise before loading, or leave TF1 sessions behind"),
+)}
+
 # Probes that break the loading process on purpose, to prove faults become cells.
-FAULT_PROBES: Dict[str, Dict[str, object]] = {
-    "fault_" + mode: {
-        "description": "a custom layer whose from_config causes a " + what + " (harness self-test)",
-        "hazards": ["hostile-artifact"],
-        "formats": ["keras"],
-        "custom_objects": True,
-        "fault": mode,
-    }
+FAULT_PROBES: Dict[str, ModelSpec] = {
+    "fault_" + mode: ModelSpec(
+        name="fault_" + mode, kind="probe", hazards=("hostile-artifact",), formats=("keras",), evaluate=False,
+        description="a custom layer whose from_config causes a " + what + " (harness self-test)",
+        code=Code(factory=_FAULTS + mode, data=_PROBES + "features4", custom_objects=_FAULTS + "custom_objects"),
+        register_custom_objects=True, withhold_custom_objects=_PLAIN_LOADERS)
     for mode, what in (("segfault", "segmentation fault"), ("abort", "abort()"), ("hang", "hang"),
                        ("oom", "runaway allocation"), ("network", "network connection attempt"),
                        ("write", "write outside the output folder"))
@@ -89,58 +109,6 @@ FAULT_PROBES: Dict[str, Dict[str, object]] = {
 PROBES.update(FAULT_PROBES)
 
 DEFAULT_MODELS = tuple(name for name in PROBES if name not in FAULT_PROBES)
-
-# format -> the Keras generations that can write it ("seed" is no file: the model is rebuilt).
-FORMATS: Dict[str, Tuple[int, ...]] = {
-    "h5": (2, 3),
-    "keras": (2, 3),
-    "savedmodel": (2,),
-    "weights_h5": (2, 3),
-    "tf_checkpoint": (2,),
-    "json": (2, 3),
-    "export": (2, 3),
-    "seed": (2, 3),
-}
-
-# loader -> the formats it reads.
-LOADERS: Dict[str, Tuple[str, ...]] = {
-    "load_model": ("h5", "keras", "savedmodel", "export"),
-    "load_model_custom": ("h5", "keras", "savedmodel"),
-    "load_model_unsafe": ("keras",),
-    "load_model_nocompile": ("h5", "keras", "savedmodel"),
-    "rebuild": ("h5", "weights_h5", "tf_checkpoint"),
-    "model_from_json": ("json",),
-    "saved_model": ("savedmodel", "export"),
-    "tfsm_layer": ("savedmodel", "export"),
-    "rebuild_from_seed": ("seed",),
-    "tf1_session": ("h5",),
-}
-# Loaders that switch TensorFlow to graph mode for the whole process: they run last, in a worker of their own.
-ISOLATED_LOADERS = ("tf1_session",)
-# safe_mode=False executes whatever a file holds: only when a matrix asks for it. compile=False is
-# the route for old files whose training config no longer loads; user models try it by default.
-OPT_IN_LOADERS = ("load_model_unsafe", "load_model_nocompile")
-DEFAULT_LOADERS = tuple(name for name in LOADERS if name not in OPT_IN_LOADERS)
 DEFAULT_FORMATS = tuple(FORMATS)
-
-
-def probe_formats(model: str, formats: List[str]) -> List[str]:
-    """The requested formats this probe is saved in."""
-    own = PROBES.get(model, {}).get("formats")
-    if own is None:
-        return [f for f in formats if f != "seed"]
-    return [f for f in formats if f in own]  # type: ignore[operator]
-
-
-def applies(model: str, fmt: str, loader: str) -> bool:
-    """Whether a loader is tried on a probe saved in a format (one report cell)."""
-    if fmt not in LOADERS.get(loader, ()):
-        return False
-    probe = PROBES.get(model, {})
-    if loader == "load_model_custom":
-        return bool(probe.get("custom_objects"))
-    if loader == "tf1_session":
-        return model == "tf1_init"
-    if model == "tf1_init":
-        return loader == "load_model"
-    return True
+DEFAULT_LOADERS = tuple(name for name, spec in LOADERS.items() if not spec.opt_in)
+OPT_IN_LOADERS = tuple(name for name, spec in LOADERS.items() if spec.opt_in)

@@ -11,6 +11,8 @@ import os
 import time
 from typing import Any, Dict
 
+from harness.agent.protocol import ARTIFACTS_MOUNT
+
 
 def trigger(mode: str) -> None:
     """Break this process in the named way."""
@@ -45,7 +47,7 @@ def _try_network() -> None:
 
 
 # Places a hostile artifact would like to write: other artifacts, the image, the system.
-WRITE_TARGETS = ("/harness/artifacts/.tampered", "/opt/venv/.tampered", "/etc/.tampered", "/.tampered")
+WRITE_TARGETS = (ARTIFACTS_MOUNT + "/.tampered", "/opt/venv/.tampered", "/etc/.tampered", "/.tampered")
 
 
 def _try_writes() -> None:
@@ -63,10 +65,24 @@ def _try_writes() -> None:
     raise PermissionError("writes blocked: " + "; ".join(refused))
 
 
-def fault_layer(keras: Any, mode: str, register: bool) -> Any:
-    """The FaultLayer class; registered only in the process that builds the model."""
+_CLASSES: Dict[int, Any] = {}  # per Keras module: one FaultLayer class per process
 
-    class FaultLayer(keras.layers.Layer):  # type: ignore[name-defined,misc]
+
+def _keras() -> Any:
+    import tensorflow as tf
+
+    return tf.keras
+
+
+def _fault_layer() -> Any:
+    keras = _keras()
+    if id(keras) not in _CLASSES:
+        _CLASSES[id(keras)] = _define(keras)
+    return _CLASSES[id(keras)]
+
+
+def _define(keras: Any) -> Any:
+    class FaultLayer(keras.layers.Layer):  # type: ignore[misc]
         def __init__(self, mode: str = "none", **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self.mode = mode
@@ -75,7 +91,7 @@ def fault_layer(keras: Any, mode: str, register: bool) -> Any:
             return inputs
 
         def get_config(self) -> Dict[str, Any]:
-            config = super().get_config()
+            config: Dict[str, Any] = super().get_config()
             config["mode"] = self.mode
             return config
 
@@ -84,8 +100,49 @@ def fault_layer(keras: Any, mode: str, register: bool) -> Any:
             trigger(config.get("mode", "none"))
             return cls(**config)
 
-    if register:
-        from harness.agent.probes import register_once
-
-        return register_once(keras, "FaultLayer", FaultLayer)
     return FaultLayer
+
+
+def custom_objects() -> Dict[str, Any]:
+    """The FaultLayer, as a loading process that has the code passes it."""
+    layer = _fault_layer()
+    return {"FaultLayer": layer, "harness>FaultLayer": layer}
+
+
+def _model(mode: str) -> Any:
+    keras = _keras()
+    inputs = keras.Input(shape=(16,), name="features")
+    x = _fault_layer()(mode=mode, name="fault")(inputs)
+    outputs = keras.layers.Dense(4, activation="softmax", name="probs")(x)
+    return keras.Model(inputs, outputs, name="fault_probe")
+
+
+# One factory per fault: the catalog names them like any model's code.
+def segfault() -> Any:
+    """A model whose loading segfaults."""
+    return _model("segfault")
+
+
+def abort() -> Any:
+    """A model whose loading calls abort()."""
+    return _model("abort")
+
+
+def hang() -> Any:
+    """A model whose loading never returns."""
+    return _model("hang")
+
+
+def oom() -> Any:
+    """A model whose loading allocates without end."""
+    return _model("oom")
+
+
+def network() -> Any:
+    """A model whose loading opens a network connection."""
+    return _model("network")
+
+
+def write() -> Any:
+    """A model whose loading writes outside its output folder."""
+    return _model("write")

@@ -9,7 +9,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from harness.agent import probes
+from harness.agent.models import Loaded, ModelCode, feed, first_output, keras_model
+from harness.agent.protocol import SEED
 
 
 class Unsupported(Exception):
@@ -39,7 +40,7 @@ def version_tuple(version: str) -> Tuple[int, ...]:
 
 # ---------------------------------------------------------------- saving
 
-def _save_keras(ctx: Context, model: Any, directory: str, probe: str) -> str:
+def _save_keras(ctx: Context, model: Any, directory: str, name: str) -> str:
     path = os.path.join(directory, "model.keras")
     if ctx.version < (2, 13):
         # Keras 2.12 writes HDF5 into a file named .keras unless asked for the
@@ -52,13 +53,13 @@ def _save_keras(ctx: Context, model: Any, directory: str, probe: str) -> str:
     return path
 
 
-def _save_h5(ctx: Context, model: Any, directory: str, probe: str) -> str:
+def _save_h5(ctx: Context, model: Any, directory: str, name: str) -> str:
     path = os.path.join(directory, "model.h5")
     model.save(path)
     return path
 
 
-def _save_savedmodel(ctx: Context, model: Any, directory: str, probe: str) -> str:
+def _save_savedmodel(ctx: Context, model: Any, directory: str, name: str) -> str:
     if ctx.major >= 3:
         raise Unsupported("Keras 3 model.save cannot write a SavedModel; the 'export' format is its successor")
     path = os.path.join(directory, "savedmodel")
@@ -66,13 +67,13 @@ def _save_savedmodel(ctx: Context, model: Any, directory: str, probe: str) -> st
     return path
 
 
-def _save_weights_h5(ctx: Context, model: Any, directory: str, probe: str) -> str:
+def _save_weights_h5(ctx: Context, model: Any, directory: str, name: str) -> str:
     path = os.path.join(directory, "model.weights.h5")
     model.save_weights(path)
     return path
 
 
-def _save_tf_checkpoint(ctx: Context, model: Any, directory: str, probe: str) -> str:
+def _save_tf_checkpoint(ctx: Context, model: Any, directory: str, name: str) -> str:
     if ctx.major >= 3:
         raise Unsupported("Keras 3 save_weights writes only .weights.h5, not TensorFlow checkpoints")
     path = os.path.join(directory, "ckpt", "weights")
@@ -80,7 +81,7 @@ def _save_tf_checkpoint(ctx: Context, model: Any, directory: str, probe: str) ->
     return path
 
 
-def _save_json(ctx: Context, model: Any, directory: str, probe: str) -> str:
+def _save_json(ctx: Context, model: Any, directory: str, name: str) -> str:
     path = os.path.join(directory, "model.json")
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(model.to_json())
@@ -88,7 +89,7 @@ def _save_json(ctx: Context, model: Any, directory: str, probe: str) -> str:
     return path
 
 
-def _save_export(ctx: Context, model: Any, directory: str, probe: str) -> str:
+def _save_export(ctx: Context, model: Any, directory: str, name: str) -> str:
     if not hasattr(model, "export"):
         raise Unsupported("model.export() arrived in Keras 2.13")
     path = os.path.join(directory, "export")
@@ -96,10 +97,10 @@ def _save_export(ctx: Context, model: Any, directory: str, probe: str) -> str:
     return path
 
 
-def _save_seed(ctx: Context, model: Any, directory: str, probe: str) -> str:
+def _save_seed(ctx: Context, model: Any, directory: str, name: str) -> str:
     path = os.path.join(directory, "seed.json")
     with open(path, "w", encoding="utf-8") as fh:
-        json.dump({"seed": probes.SEED, "probe": probe}, fh)
+        json.dump({"seed": SEED, "probe": name}, fh)
     return path
 
 
@@ -109,78 +110,62 @@ SAVERS: Dict[str, Callable[[Context, Any, str, str], str]] = {
 }
 
 
-def save(ctx: Context, model: Any, fmt: str, directory: str, probe: str) -> str:
+def save(ctx: Context, model: Any, fmt: str, directory: str, name: str) -> str:
     """Save a model in one format under directory; return the artifact path."""
-    return SAVERS[fmt](ctx, model, directory, probe)
+    return SAVERS[fmt](ctx, model, directory, name)
 
 
 # ---------------------------------------------------------------- loading
-
-class Loaded:
-    """A loaded artifact: how to predict with it, and the Keras model to evaluate, if any."""
-
-    def __init__(self, predict: Callable[[List[Any]], Any], call: str, model: Optional[Any] = None,
-                 options: Optional[Dict[str, Any]] = None) -> None:
-        self.predict = predict
-        self.call = call
-        self.model = model
-        self.options = options or {}
+# Every loader takes the model's code (its custom objects, factory and spec), whatever kind of model it is.
 
 
-def keras_model(model: Any, options: Optional[Dict[str, Any]] = None, evaluable: bool = True) -> Loaded:
-    """Wrap a Keras model; evaluable=False when the loader does not restore compile() state.
-
-    A direct call avoids predict()'s per-call tf.function tracing and batching,
-    which costs far more than the arithmetic for probe-sized inputs.
-    """
-    return Loaded(lambda arrays: _first(model(probes.feed(arrays), training=False)),
-                  "model(x, training=False)", model if evaluable else None, options)
-
-
-def _first(outputs: Any) -> Any:
-    """One output array from a tensor, a list, or a dict of outputs (sorted by name)."""
-    if isinstance(outputs, dict):
-        outputs = outputs[sorted(outputs)[0]]
-    elif isinstance(outputs, (list, tuple)):
-        outputs = outputs[0]
-    return np.asarray(outputs)
-
-
-def _load_model(ctx: Context, path: str, probe: str) -> Loaded:
-    options = {"safe_mode": "default (True)"} if ctx.version >= (2, 13) and path.endswith(".keras") else {}
-    return keras_model(ctx.keras.models.load_model(path), options)
+def _load_model(ctx: Context, path: str, code: ModelCode, *, loader: str = "load_model",
+                safe_mode: Optional[bool] = None, compile_model: bool = True) -> Loaded:
+    options: Dict[str, Any] = {}
+    kwargs: Dict[str, Any] = {}
+    if not code.withholds(loader):
+        objects = code.custom_objects(loader)
+        kwargs["custom_objects"] = objects or None
+        options["custom_objects"] = bool(objects)
+    if safe_mode is False:
+        if ctx.version < (2, 13):
+            raise Unsupported("load_model has no safe_mode before Keras 2.13")
+        kwargs["safe_mode"] = options["safe_mode"] = False
+    elif ctx.version >= (2, 13) and path.endswith(".keras"):
+        options["safe_mode"] = "default (True)"
+    if not compile_model:
+        kwargs["compile"] = options["compile"] = False
+    return keras_model(ctx.keras.models.load_model(path, **kwargs), options, evaluable=compile_model)
 
 
-def _load_model_custom(ctx: Context, path: str, probe: str) -> Loaded:
-    model = ctx.keras.models.load_model(path, custom_objects=probes.custom_objects(probe, ctx.keras))
+def _load_model_custom(ctx: Context, path: str, code: ModelCode) -> Loaded:
+    model = ctx.keras.models.load_model(path, custom_objects=code.custom_objects())
     return keras_model(model, {"custom_objects": True})
 
 
-def _load_model_unsafe(ctx: Context, path: str, probe: str) -> Loaded:
-    if ctx.version < (2, 13):
-        raise Unsupported("load_model has no safe_mode before Keras 2.13")
-    model = ctx.keras.models.load_model(path, safe_mode=False)
-    return keras_model(model, {"safe_mode": False})
+def _load_model_unsafe(ctx: Context, path: str, code: ModelCode) -> Loaded:
+    return _load_model(ctx, path, code, loader="load_model_unsafe", safe_mode=False)
 
 
-def _load_model_nocompile(ctx: Context, path: str, probe: str) -> Loaded:
+def _load_model_nocompile(ctx: Context, path: str, code: ModelCode) -> Loaded:
     # The optimizer and loss of an old file's training config may no longer deserialize; the weights do.
-    return keras_model(ctx.keras.models.load_model(path, compile=False), {"compile": False}, evaluable=False)
+    return _load_model(ctx, path, code, loader="load_model_nocompile", compile_model=False)
 
 
-def _rebuild(ctx: Context, path: str, probe: str) -> Loaded:
-    model = probes.architecture(probe, ctx.keras, probes.custom_objects(probe, ctx.keras))
+def _rebuild(ctx: Context, path: str, code: ModelCode) -> Loaded:
+    model = code.fresh()
     model.load_weights(path)
     return keras_model(model, {"rebuilt_from_code": True})
 
 
-def _model_from_json(ctx: Context, path: str, probe: str) -> Loaded:
+def _model_from_json(ctx: Context, path: str, code: ModelCode) -> Loaded:
     with open(path, encoding="utf-8") as fh:
         text = fh.read()
-    model = ctx.keras.models.model_from_json(text, custom_objects=probes.custom_objects(probe, ctx.keras))
-    model.load_weights(os.path.join(os.path.dirname(path), "model.weights.h5"))
+    objects = code.custom_objects("model_from_json")
+    model = ctx.keras.models.model_from_json(text, custom_objects=objects or None)
+    model.load_weights(os.path.join(os.path.dirname(path), code.spec.weights or "model.weights.h5"))
     # An architecture JSON carries no compile() settings: nothing to evaluate.
-    return keras_model(model, {"custom_objects": True}, evaluable=False)
+    return keras_model(model, {"custom_objects": bool(objects)}, evaluable=False)
 
 
 def _signature_call(ctx: Context, fn: Any, names: List[str], arrays: List[Any]) -> Any:
@@ -191,28 +176,27 @@ def _signature_call(ctx: Context, fn: Any, names: List[str], arrays: List[Any]) 
         feeds = dict(zip(names, arrays))
     else:  # signature names differ from the model's: fall back to position
         feeds = dict(zip(expected, arrays))
-    return _first(fn(**{k: ctx.tf.constant(v) for k, v in feeds.items()}))
+    return first_output(fn(**{k: ctx.tf.constant(v) for k, v in feeds.items()}))
 
 
-def _saved_model(ctx: Context, path: str, probe: str, names: List[str]) -> Loaded:
+def _saved_model(ctx: Context, path: str, code: ModelCode, names: List[str]) -> Loaded:
     loaded = ctx.tf.saved_model.load(path)
     fn = loaded.signatures["serving_default"]
     return Loaded(lambda arrays: _signature_call(ctx, fn, names, arrays), "signatures['serving_default']")
 
 
-def _tfsm_layer(ctx: Context, path: str, probe: str) -> Loaded:
+def _tfsm_layer(ctx: Context, path: str, code: ModelCode) -> Loaded:
     if ctx.major < 3:
         raise Unsupported("TFSMLayer exists only in Keras 3")
     layer = ctx.keras.layers.TFSMLayer(path, call_endpoint="serving_default")
-    return Loaded(lambda arrays: _first(layer(probes.feed(arrays))), "TFSMLayer(x)")
+    return Loaded(lambda arrays: first_output(layer(feed(arrays))), "TFSMLayer(x)")
 
 
-def _rebuild_from_seed(ctx: Context, path: str, probe: str) -> Loaded:
-    built = probes.build(probe, ctx.keras)
-    return keras_model(built["model"], {"rebuilt_from_seed": probes.SEED})
+def _rebuild_from_seed(ctx: Context, path: str, code: ModelCode) -> Loaded:
+    return keras_model(code.build().model, {"rebuilt_from_seed": code.spec.seed})
 
 
-def _tf1_session(ctx: Context, path: str, probe: str) -> Loaded:
+def _tf1_session(ctx: Context, path: str, code: ModelCode) -> Loaded:
     if ctx.major >= 3:
         raise Unsupported("Keras 3 has no TF1 graph/session path")
     tf = ctx.tf
@@ -224,11 +208,11 @@ def _tf1_session(ctx: Context, path: str, probe: str) -> Loaded:
     tf.compat.v1.keras.backend.set_session(session)
     model = ctx.keras.models.load_model(path)
     session.run(tf.compat.v1.global_variables_initializer())
-    return Loaded(lambda arrays: np.asarray(model.predict(probes.feed(arrays), verbose=0)),
+    return Loaded(lambda arrays: np.asarray(model.predict(feed(arrays), verbose=0)),
                   "model.predict(x) in a tf.compat.v1 session")
 
 
-LOADERS: Dict[str, Callable[[Context, str, str], Loaded]] = {
+LOADERS: Dict[str, Callable[[Context, str, ModelCode], Loaded]] = {
     "load_model": _load_model, "load_model_custom": _load_model_custom, "load_model_unsafe": _load_model_unsafe,
     "load_model_nocompile": _load_model_nocompile,
     "rebuild": _rebuild, "model_from_json": _model_from_json, "tfsm_layer": _tfsm_layer,
@@ -236,13 +220,13 @@ LOADERS: Dict[str, Callable[[Context, str, str], Loaded]] = {
 }
 
 
-def load(ctx: Context, loader: str, path: str, probe: str, input_names: List[str]) -> Loaded:
+def load(ctx: Context, loader: str, path: str, code: ModelCode, input_names: List[str]) -> Loaded:
     """Load an artifact with a named loader."""
     if loader == "saved_model":
-        return _saved_model(ctx, path, probe, input_names)
+        return _saved_model(ctx, path, code, input_names)
     if loader not in LOADERS:
         raise Unsupported(f"no loader named {loader}")
-    return LOADERS[loader](ctx, path, probe)
+    return LOADERS[loader](ctx, path, code)
 
 
 def evaluate(model: Any, arrays: List[Any], y: Any) -> Dict[str, float]:
@@ -256,5 +240,5 @@ def evaluate(model: Any, arrays: List[Any], y: Any) -> Dict[str, float]:
     """
     model.run_eagerly = True
     model.reset_metrics()  # a freshly trained model still holds its training metrics
-    result = model.test_on_batch(probes.feed(arrays), y, return_dict=True)
+    result = model.test_on_batch(feed(arrays), y, return_dict=True)
     return {str(k): float(v) for k, v in sorted(result.items())}

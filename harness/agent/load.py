@@ -15,46 +15,11 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
-from harness.agent import catalog
-from harness.agent.common import sha256_file
-from harness.agent.records import RecordWriter, cell_key, done_keys
+from harness.agent.protocol import LOAD_DONE, CellKey, RecordWriter, done_cells, from_dict, plan_tasks, sha256_file
 
 STARTUP_TIMEOUT = 600.0
-
-
-def plan_tasks(artifacts_root: str, outputs_root: str, loaders: List[str]) -> List[Dict[str, Any]]:
-    """One task per (source, model, format, loader) found in the source manifests."""
-    tasks = []
-    for source in sorted(os.listdir(artifacts_root)):
-        manifest_path = os.path.join(artifacts_root, source, "manifest.json")
-        if not os.path.isfile(manifest_path):
-            continue
-        with open(manifest_path, encoding="utf-8") as fh:
-            manifest = json.load(fh)
-        src_root = os.path.join(artifacts_root, source)
-        for model, entry in sorted(manifest.get("models", {}).items()):
-            for fmt, saved in sorted(entry.get("formats", {}).items()):
-                for loader in entry.get("loaders", loaders):  # a user model's own list, else the matrix's
-                    if not catalog.applies(model, fmt, loader):
-                        continue
-                    tasks.append({
-                        "source": source, "model": model, "format": fmt, "loader": loader,
-                        "artifact": os.path.join(src_root, saved["path"]),
-                        "files": {os.path.join(src_root, model, rel): digest
-                                  for rel, digest in saved.get("files", {}).items()},
-                        "model_dir": os.path.join(src_root, model),
-                        "source_versions": manifest.get("versions", {}),
-                        "inputs": os.path.join(src_root, entry["inputs"]),
-                        "input_names": entry["input_names"],
-                        "user": entry.get("user"),
-                        "labels": os.path.join(src_root, entry["labels"]),
-                        "evaluate": entry.get("evaluate") is not None,
-                        "isolated": loader in catalog.ISOLATED_LOADERS,
-                        "output": os.path.join(outputs_root, source, model, fmt, loader + ".npy"),
-                    })
-    return tasks
 
 
 class Worker:
@@ -82,7 +47,8 @@ class Worker:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=30)
             return None
-        return json.loads(line)
+        result: Dict[str, Any] = json.loads(line)
+        return result
 
     def start(self) -> bool:
         """Wait for the worker's hello (TensorFlow imported)."""
@@ -140,28 +106,29 @@ def _changed(files: Dict[str, str]) -> Optional[str]:
 
 def run_load(spec: Dict[str, Any]) -> int:
     """Run every task not already recorded; append a record for each as it ends."""
-    tasks = plan_tasks(spec["artifacts"], spec["outputs"], spec["loaders"])
-    done = set(done_keys(spec["records"], "load"))
+    target = spec["env"]
+    tasks = plan_tasks(spec["artifacts"], spec["outputs"], [from_dict(m) for m in spec["models"]])
+    done = set(done_cells(spec["records"], target))
     writer = RecordWriter(spec["records"])
-    base = {"kind": "load", "target": spec["env"]}
+    base = {"kind": "load", "target": target}
     worker: Optional[Worker] = None
     integrity = Integrity()
     graph_mode = False  # whether the current worker switched TensorFlow to graph mode
     # Graph-mode loads (TF1 sessions) go last and share one worker of their own, so the
     # eager worker is started once: a worker start costs a TensorFlow import.
-    for task in sorted(tasks, key=lambda t: bool(t["isolated"])):
-        if cell_key(task) in done:
+    for task in sorted(tasks, key=lambda t: bool(t["graph_mode"])):
+        if CellKey.of(task, target) in done:
             continue
         changed = integrity.problem(task)
         if changed:
             writer.write(dict(base, **_identity(task), status="error", stage="integrity", error={
                 "type": "ArtifactChanged", "message": "artifact changed since it was saved: " + changed}))
             continue
-        if worker is not None and task["isolated"] != graph_mode:
+        if worker is not None and task["graph_mode"] != graph_mode:
             worker.stop()
             worker = None
         if worker is None:
-            worker, graph_mode = Worker(), bool(task["isolated"])
+            worker, graph_mode = Worker(), bool(task["graph_mode"])
             if not worker.start():
                 result = dict(worker.death(), stage="startup") if worker.proc.poll() is not None else {
                     "status": "timeout", "stage": "startup",
@@ -178,7 +145,7 @@ def run_load(spec: Dict[str, Any]) -> int:
             worker = None
     if worker is not None:
         worker.stop()
-    writer.write(dict(base, kind="load-done"))
+    writer.write(dict(base, kind=LOAD_DONE))
     writer.close()
     return 0
 

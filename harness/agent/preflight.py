@@ -35,7 +35,8 @@ def _config_findings(config: Any, keras_version: Optional[str]) -> Dict[str, Any
     for obj in _objects(config):
         name = str(obj.get("class_name"))
         module = obj.get("module")
-        inner = obj.get("config") if isinstance(obj.get("config"), dict) else {}
+        config_value = obj.get("config")
+        inner: Dict[str, Any] = config_value if isinstance(config_value, dict) else {}
         if name == "Lambda":
             lambdas.add(str(inner.get("name", "?")))
         registered = str(obj.get("registered_name") or "")

@@ -1,53 +1,44 @@
-"""Built-in probe models: tiny, seeded, each with fixed inputs stored beside it.
+"""The built-in probes' code: tiny models, their seeded data, and the quirks some of them exercise.
 
-Every layer has an explicit name, so weights map by name whatever else the
-process built before (Keras numbers unnamed layers per process).
+A probe's catalog entry (catalog.py) names the functions here; they follow the same contract as a
+user's code (a factory takes no arguments and imports TensorFlow itself). Every layer has an
+explicit name, so weights map by name whatever else the process built before.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
-SEED = 1234
-N_REFERENCE = 32
 LABELS = ["ant", "bee", "cat", "dog", "eel", "fox", "gnu", "hen"]
 CLASS_MAP_FILE = "classes.json"
+Data = Tuple[Dict[str, Any], Any]
 
 
-def _data(seed: int, n: int, features: int, classes: int) -> Tuple[Any, Any]:
-    rng = np.random.RandomState(seed)
-    x = rng.standard_normal((n, features)).astype("float32")
-    y = (np.abs(x[:, :classes]).argmax(axis=1)).astype("int64")
-    return x, y
+def _keras() -> Any:
+    import tensorflow as tf
+
+    return tf.keras
 
 
-# Registered objects per Keras module: some Keras versions refuse a second
-# registration under the same name within one process.
-_REGISTERED: Dict[str, Any] = {}
+# ---------------------------------------------------------------------------- custom objects
+
+_CUSTOM: Dict[int, Dict[str, Any]] = {}  # per Keras module: one set of classes per process
 
 
-def register_once(keras: Any, name: str, obj: Any) -> Any:
-    """Register obj as harness>name with this Keras, once per process; return the registered object."""
-    key = f"{id(keras)}:{name}"
-    if key not in _REGISTERED:
-        saving = getattr(keras, "saving", None)
-        register = getattr(saving, "register_keras_serializable", None) or keras.utils.register_keras_serializable
-        _REGISTERED[key] = register(package="harness", name=name)(obj)
-    return _REGISTERED[key]
+def custom_objects() -> Dict[str, Any]:
+    """The probes' custom layer and loss, as a loading process that has the code defines them."""
+    keras = _keras()
+    if id(keras) not in _CUSTOM:
+        _CUSTOM[id(keras)] = _custom_classes(keras)
+    return dict(_CUSTOM[id(keras)])
 
 
-def custom_classes(keras: Any, register: bool = False) -> Dict[str, Any]:
-    """The probes' custom layer and loss, as a loading process that has the code defines them.
-
-    Registration happens only where the model is built (save phase): a loading
-    process must get them through custom_objects, like a user's fresh process.
-    """
-
-    class ScaleLayer(keras.layers.Layer):  # type: ignore[name-defined,misc]
+def _custom_classes(keras: Any) -> Dict[str, Any]:
+    class ScaleLayer(keras.layers.Layer):  # type: ignore[misc]
         def __init__(self, factor: float = 1.0, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self.factor = factor
@@ -56,87 +47,102 @@ def custom_classes(keras: Any, register: bool = False) -> Dict[str, Any]:
             return inputs * self.factor
 
         def get_config(self) -> Dict[str, Any]:
-            config = super().get_config()
+            config: Dict[str, Any] = super().get_config()
             config["factor"] = self.factor
             return config
 
     def scaled_mse(y_true: Any, y_pred: Any) -> Any:
-        return keras.ops.mean((y_true - y_pred) ** 2) * 2.0 if hasattr(keras, "ops") else \
-            keras.backend.mean(keras.backend.square(y_true - y_pred)) * 2.0
+        if hasattr(keras, "ops"):
+            return keras.ops.mean((y_true - y_pred) ** 2) * 2.0
+        return keras.backend.mean(keras.backend.square(y_true - y_pred)) * 2.0
 
-    if register:
-        ScaleLayer = register_once(keras, "ScaleLayer", ScaleLayer)
-        scaled_mse = register_once(keras, "scaled_mse", scaled_mse)
     return {"ScaleLayer": ScaleLayer, "harness>ScaleLayer": ScaleLayer,
             "scaled_mse": scaled_mse, "harness>scaled_mse": scaled_mse}
 
 
-def _compile_classifier(model: Any, metric: str) -> None:
+# ---------------------------------------------------------------------------- architectures
+
+
+def _compile_classifier(model: Any, metric: str) -> Any:
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=[metric])
+    return model
 
 
-def _dense(keras: Any) -> Any:
+def dense() -> Any:
+    """Dense/Dropout classifier on 16 features."""
+    keras = _keras()
     inputs = keras.Input(shape=(16,), name="features")
     x = keras.layers.Dense(32, activation="relu", name="hidden")(inputs)
     x = keras.layers.Dropout(0.2, name="dropout")(x)
     outputs = keras.layers.Dense(4, activation="softmax", name="probs")(x)
-    model = keras.Model(inputs, outputs, name="dense_probe")
-    _compile_classifier(model, "sparse_categorical_accuracy")
-    return model
+    return _compile_classifier(keras.Model(inputs, outputs, name="dense_probe"), "sparse_categorical_accuracy")
 
 
-def _classifier(keras: Any, metric: str) -> Any:
+def _classifier(metric: str) -> Any:
+    keras = _keras()
     inputs = keras.Input(shape=(6, 6, 1), name="image")
     x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inputs)
     x = keras.layers.BatchNormalization(name="bn")(x)
     x = keras.layers.Flatten(name="flat")(x)
     x = keras.layers.Dropout(0.2, name="dropout")(x)
     outputs = keras.layers.Dense(3, activation="softmax", name="probs")(x)
-    model = keras.Model(inputs, outputs, name="classifier_probe")
-    _compile_classifier(model, metric)
-    return model
+    return _compile_classifier(keras.Model(inputs, outputs, name="classifier_probe"), metric)
 
 
-def _lambda(keras: Any) -> Any:
+def classifier() -> Any:
+    """Conv classifier compiled with the ambiguous 'accuracy'."""
+    return _classifier("accuracy")
+
+
+def classifier_explicit() -> Any:
+    """The same classifier with an explicit metric (control)."""
+    return _classifier("sparse_categorical_accuracy")
+
+
+def lambda_model() -> Any:
+    """A Lambda layer holding a Python lambda."""
+    keras = _keras()
     inputs = keras.Input(shape=(16,), name="features")
     x = keras.layers.Dense(8, name="hidden")(inputs)
     x = keras.layers.Lambda(lambda t: t * 2.0 + 1.0, name="affine")(x)
     outputs = keras.layers.Dense(4, activation="softmax", name="probs")(x)
-    model = keras.Model(inputs, outputs, name="lambda_probe")
-    _compile_classifier(model, "sparse_categorical_accuracy")
-    return model
+    return _compile_classifier(keras.Model(inputs, outputs, name="lambda_probe"), "sparse_categorical_accuracy")
 
 
-def _custom_layer(keras: Any, classes: Dict[str, Any]) -> Any:
+def custom_layer() -> Any:
+    """A custom layer with get_config."""
+    keras = _keras()
     inputs = keras.Input(shape=(16,), name="features")
-    x = classes["ScaleLayer"](factor=1.5, name="scale")(inputs)
+    x = custom_objects()["ScaleLayer"](factor=1.5, name="scale")(inputs)
     outputs = keras.layers.Dense(4, activation="softmax", name="probs")(x)
-    model = keras.Model(inputs, outputs, name="custom_layer_probe")
-    _compile_classifier(model, "sparse_categorical_accuracy")
-    return model
+    return _compile_classifier(keras.Model(inputs, outputs, name="custom_layer_probe"), "sparse_categorical_accuracy")
 
 
-def _custom_loss(keras: Any, classes: Dict[str, Any]) -> Any:
+def custom_loss() -> Any:
+    """A regression model compiled with a custom loss."""
+    keras = _keras()
     inputs = keras.Input(shape=(16,), name="features")
     x = keras.layers.Dense(8, activation="tanh", name="hidden")(inputs)
     outputs = keras.layers.Dense(1, name="value")(x)
     model = keras.Model(inputs, outputs, name="custom_loss_probe")
-    model.compile(optimizer="adam", loss=classes["scaled_mse"])
+    model.compile(optimizer="adam", loss=custom_objects()["scaled_mse"])
     return model
 
 
-def _text_rnn(keras: Any) -> Any:
+def text_rnn() -> Any:
+    """Embedding + LSTM + GRU."""
+    keras = _keras()
     inputs = keras.Input(shape=(12,), dtype="int32", name="tokens")
     x = keras.layers.Embedding(50, 8, name="embed")(inputs)
     x = keras.layers.LSTM(8, return_sequences=True, name="lstm")(x)
     x = keras.layers.GRU(8, name="gru")(x)
     outputs = keras.layers.Dense(2, activation="softmax", name="probs")(x)
-    model = keras.Model(inputs, outputs, name="text_rnn_probe")
-    _compile_classifier(model, "sparse_categorical_accuracy")
-    return model
+    return _compile_classifier(keras.Model(inputs, outputs, name="text_rnn_probe"), "sparse_categorical_accuracy")
 
 
-def _multi_input(keras: Any) -> Any:
+def multi_input() -> Any:
+    """A functional model with two named inputs."""
+    keras = _keras()
     a = keras.Input(shape=(6,), name="a")
     b = keras.Input(shape=(4,), name="b")
     x = keras.layers.Concatenate(name="concat")([
@@ -144,121 +150,98 @@ def _multi_input(keras: Any) -> Any:
         keras.layers.Dense(5, activation="relu", name="dense_b")(b),
     ])
     outputs = keras.layers.Dense(3, activation="softmax", name="probs")(x)
-    model = keras.Model([a, b], outputs, name="multi_input_probe")
-    _compile_classifier(model, "sparse_categorical_accuracy")
-    return model
+    return _compile_classifier(keras.Model([a, b], outputs, name="multi_input_probe"), "sparse_categorical_accuracy")
 
 
-def _labels_model(keras: Any) -> Any:
+def labels_model() -> Any:
+    """A classifier over the eight LABELS."""
+    keras = _keras()
     inputs = keras.Input(shape=(16,), name="features")
     x = keras.layers.Dense(16, activation="relu", name="hidden")(inputs)
     outputs = keras.layers.Dense(len(LABELS), activation="softmax", name="probs")(x)
-    model = keras.Model(inputs, outputs, name="label_probe")
-    _compile_classifier(model, "sparse_categorical_accuracy")
-    return model
+    return _compile_classifier(keras.Model(inputs, outputs, name="label_probe"), "sparse_categorical_accuracy")
 
 
-def _fault_model(keras: Any, mode: str) -> Any:
-    from harness.agent import faults
-
-    inputs = keras.Input(shape=(16,), name="features")
-    x = faults.fault_layer(keras, mode, register=True)(mode=mode, name="fault")(inputs)
-    outputs = keras.layers.Dense(4, activation="softmax", name="probs")(x)
-    return keras.Model(inputs, outputs, name="fault_probe")
+# ---------------------------------------------------------------------------- data: (seed, n) -> (inputs, labels)
 
 
-def architecture(name: str, keras: Any, classes: Dict[str, Any]) -> Any:
-    """A fresh, untrained model of a probe's architecture (the 'rebuild from code' path)."""
-    if name.startswith("fault_"):
-        return _fault_model(keras, name[len("fault_"):])
-    builders: Dict[str, Callable[[], Any]] = {
-        "dense": lambda: _dense(keras),
-        "tf1_init": lambda: _dense(keras),
-        "seeded": lambda: _dense(keras),
-        "classifier": lambda: _classifier(keras, "accuracy"),
-        "classifier_explicit": lambda: _classifier(keras, "sparse_categorical_accuracy"),
-        "lambda": lambda: _lambda(keras),
-        "custom_layer": lambda: _custom_layer(keras, classes),
-        "custom_loss": lambda: _custom_loss(keras, classes),
-        "text_rnn": lambda: _text_rnn(keras),
-        "multi_input": lambda: _multi_input(keras),
-        "label_order": lambda: _labels_model(keras),
-        "label_order_sorted": lambda: _labels_model(keras),
-    }
-    return builders[name]()
-
-
-def _inputs_for(name: str, seed: int, n: int) -> Tuple[Dict[str, Any], Any]:
-    """Named inputs, in the model's input order, and labels for a probe."""
+def _features(seed: int, n: int, classes: int) -> Data:
     rng = np.random.RandomState(seed)
-    if name in ("classifier", "classifier_explicit"):
-        x = rng.standard_normal((n, 6, 6, 1)).astype("float32")
-        return {"image": x}, (x.mean(axis=(1, 2, 3)) > 0).astype("int64") + (x[:, 0, 0, 0] > 1).astype("int64")
-    if name == "text_rnn":
-        tokens = rng.randint(1, 50, size=(n, 12)).astype("int32")
-        return {"tokens": tokens}, (tokens.mean(axis=1) > 25).astype("int64")
-    if name == "multi_input":
-        a = rng.standard_normal((n, 6)).astype("float32")
-        b = rng.standard_normal((n, 4)).astype("float32")
-        return {"a": a, "b": b}, (np.abs(a[:, :3]) + np.abs(b[:, :3])).argmax(axis=1).astype("int64")
-    if name == "custom_loss":
-        x, _ = _data(seed, n, 16, 4)
-        return {"features": x}, x[:, :3].sum(axis=1, keepdims=True).astype("float32")
-    classes = len(LABELS) if name.startswith("label_order") else 4
-    x, y = _data(seed, n, 16, classes)
-    return {"features": x}, y
+    x = rng.standard_normal((n, 16)).astype("float32")
+    return {"features": x}, np.abs(x[:, :classes]).argmax(axis=1).astype("int64")
 
 
-def class_names(name: str, artifact_dir: str) -> List[str]:
-    """The class list a process uses for a label probe (the hazard and its fix)."""
-    if name == "label_order_sorted":
-        path = os.path.join(artifact_dir, CLASS_MAP_FILE)
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as fh:
-                return list(json.load(fh))
-        return sorted(set(LABELS))
-    return list(set(LABELS))  # the hazard: order depends on this process's PYTHONHASHSEED
+def features4(seed: int, n: int) -> Data:
+    """16 features, 4 classes."""
+    return _features(seed, n, 4)
 
 
-def postprocess(name: str, outputs: Any, artifact_dir: str) -> Any:
-    """Map model outputs to what a user's code would report (label probes: by class name)."""
-    if not name.startswith("label_order"):
-        return outputs
-    names = class_names(name, artifact_dir)
+def features8(seed: int, n: int) -> Data:
+    """16 features, one class per LABELS entry."""
+    return _features(seed, n, len(LABELS))
+
+
+def regression(seed: int, n: int) -> Data:
+    """16 features and a real-valued target."""
+    inputs, _ = _features(seed, n, 4)
+    return inputs, inputs["features"][:, :3].sum(axis=1, keepdims=True).astype("float32")
+
+
+def images(seed: int, n: int) -> Data:
+    """6x6 one-channel images, 3 classes."""
+    rng = np.random.RandomState(seed)
+    x = rng.standard_normal((n, 6, 6, 1)).astype("float32")
+    return {"image": x}, (x.mean(axis=(1, 2, 3)) > 0).astype("int64") + (x[:, 0, 0, 0] > 1).astype("int64")
+
+
+def tokens(seed: int, n: int) -> Data:
+    """12 token ids below 50, 2 classes."""
+    rng = np.random.RandomState(seed)
+    x = rng.randint(1, 50, size=(n, 12)).astype("int32")
+    return {"tokens": x}, (x.mean(axis=1) > 25).astype("int64")
+
+
+def two_inputs(seed: int, n: int) -> Data:
+    """Inputs a (6 features) and b (4 features), 3 classes."""
+    rng = np.random.RandomState(seed)
+    a = rng.standard_normal((n, 6)).astype("float32")
+    b = rng.standard_normal((n, 4)).astype("float32")
+    return {"a": a, "b": b}, (np.abs(a[:, :3]) + np.abs(b[:, :3])).argmax(axis=1).astype("int64")
+
+
+# ---------------------------------------------------------------------------- label order: the hazard and its fix
+
+
+def _set_order() -> List[str]:
+    return list(set(LABELS))  # the hazard: the order depends on this process's PYTHONHASHSEED
+
+
+def labels_by_set_order(y: Any) -> Any:
+    """Training labels as indices into this process's list(set(LABELS)): what the hazardous code trains on."""
+    names = _set_order()
+    return np.array([names.index(sorted(LABELS)[i]) for i in y], dtype="int64")
+
+
+def class_files() -> Dict[str, Any]:
+    """The sorted class list, stored beside the model (the fix)."""
+    return {CLASS_MAP_FILE: sorted(set(LABELS))}
+
+
+def _by_name(outputs: Any, names: List[str]) -> Any:
     # Column j of the result is the probability of the j-th label in alphabetical order.
     return outputs[:, [names.index(label) for label in sorted(LABELS)]]
 
 
-def build(name: str, keras: Any) -> Dict[str, Any]:
-    """Build and briefly train a probe: {'model', 'inputs' (by name), 'y'}."""
-    keras.utils.set_random_seed(SEED)
-    # Register custom objects only for probes that use them: a load worker that
-    # rebuilds the seeded probe must not learn classes other cells load without.
-    classes = custom_classes(keras, register=name in ("custom_layer", "custom_loss"))
-    model = architecture(name, keras, classes)
-    train_x, train_y = _inputs_for(name, SEED, 96)
-    if name.startswith("label_order"):
-        # Labels are strings; the model sees indices into this process's class list.
-        names = class_names("label_order", "") if name == "label_order" else sorted(set(LABELS))
-        train_y = np.array([names.index(sorted(LABELS)[i]) for i in train_y], dtype="int64")
-    if not name.startswith("fault_"):
-        # Eager: tracing train_step costs more than two epochs of probe-sized data.
-        model.run_eagerly = True
-        model.fit(feed(list(train_x.values())), train_y, epochs=2, batch_size=32, verbose=0, shuffle=False)
-    ref_x, ref_y = _inputs_for(name, SEED + 1, N_REFERENCE)
-    return {"model": model, "inputs": ref_x, "y": ref_y}
+def by_set_order(outputs: Any, model_dir: str) -> Any:
+    """Outputs by class name, with the class list recomputed in this process (drifts across processes)."""
+    return _by_name(outputs, _set_order())
 
 
-def feed(arrays: List[Any]) -> Any:
-    """What a model is called with: one array, or a list in the model's input order."""
-    return arrays[0] if len(arrays) == 1 else arrays
-
-
-def custom_objects(name: str, keras: Any) -> Dict[str, Any]:
-    """custom_objects a user would pass to load this probe (unregistered classes)."""
-    if name.startswith("fault_"):
-        from harness.agent import faults
-
-        layer = faults.fault_layer(keras, name[len("fault_"):], register=False)
-        return {"FaultLayer": layer, "harness>FaultLayer": layer}
-    return custom_classes(keras, register=False)
+def by_stored_order(outputs: Any, model_dir: str) -> Any:
+    """Outputs by class name, with the class list stored beside the model."""
+    path = os.path.join(model_dir, CLASS_MAP_FILE)
+    names = sorted(set(LABELS))
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as fh:
+            names = list(json.load(fh))
+    return _by_name(outputs, names)

@@ -1,16 +1,36 @@
-"""Save phase: build every probe model and save it in every requested format."""
+"""Save phase: build every model of the spec and save it in each of its formats.
+
+Probes and users' factory models go through the same steps: build (and train) from the spec's
+code, record the reference predictions and evaluate() figures, save every format, and write
+manifest.json last, when everything else is on disk.
+"""
 
 from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 import numpy as np
 
-from harness.agent import catalog, formats, probes, user
-from harness.agent.common import error_info, hash_tree, quiet_tensorflow, write_json_atomic
-from harness.agent.records import RecordWriter
+from harness.agent import formats
+from harness.agent.common import error_info, quiet_tensorflow
+from harness.agent.models import ModelCode, keras_model
+from harness.agent.protocol import (
+    ENV_JSON,
+    INPUTS,
+    LABELS,
+    MANIFEST,
+    PACKAGES,
+    REFERENCE,
+    ModelSpec,
+    RecordWriter,
+    from_dict,
+    hash_tree,
+    manifest,
+    manifest_entry,
+    write_json_atomic,
+)
 from harness.agent.versions import collect, pip_freeze
 
 
@@ -22,68 +42,60 @@ def run_save(spec: Dict[str, Any]) -> int:
     out = spec["out"]
     versions = collect(tf)
     ctx = formats.Context(tf, versions)
-    write_json_atomic(os.path.join(out, "env.json"), versions)
-    with open(os.path.join(out, "packages.txt"), "w", encoding="utf-8") as fh:
+    write_json_atomic(os.path.join(out, ENV_JSON), versions)
+    with open(os.path.join(out, PACKAGES), "w", encoding="utf-8") as fh:
         fh.write("\n".join(pip_freeze()) + "\n")
     writer = RecordWriter(spec["records"])
     base = {"kind": "save", "env": spec["env"], "versions": versions}
     models: Dict[str, Any] = {}
-    for name in spec["models"]:
-        fmts = catalog.probe_formats(name, spec["formats"])
-        entry = _save_model(ctx, name, fmts, os.path.join(out, name), writer=writer, base=base)
+    for model in (from_dict(m) for m in spec["models"]):
+        entry = save_model(ctx, model, os.path.join(out, model.name), writer=writer, base=base)
         if entry is not None:
-            models[name] = entry
-    models.update(user.save_models(ctx, spec.get("user_models", []), out, writer=writer, base=base))
-    manifest = {"schema": 1, "env": spec["env"], "versions": versions, "models": models}
-    write_json_atomic(os.path.join(out, "manifest.json"), manifest)
+            models[model.name] = entry
+    write_json_atomic(os.path.join(out, MANIFEST), manifest(spec["env"], versions, models))
     writer.close()
     return 0
 
 
-def _reference(ctx: formats.Context, name: str, model_dir: str) -> Dict[str, Any]:
-    """Build a probe and record what it predicts and evaluates to, before any saving."""
-    built = probes.build(name, ctx.keras)
-    arrays = list(built["inputs"].values())
+def _reference(ctx: formats.Context, code: ModelCode, model_dir: str) -> Dict[str, Any]:
+    """Build the model; write its inputs, labels and the predictions every load is compared with."""
+    built = code.build()
+    names, arrays = list(built.inputs), list(built.inputs.values())
     os.makedirs(model_dir, exist_ok=True)
-    if name == "label_order_sorted":
-        write_json_atomic(os.path.join(model_dir, probes.CLASS_MAP_FILE), sorted(set(probes.LABELS)))
-    loaded = formats.keras_model(built["model"])
-    reference = probes.postprocess(name, loaded.predict(arrays), model_dir)
-    evaluation = None if name.startswith("fault_") else formats.evaluate(built["model"], arrays, built["y"])
-    np.savez(os.path.join(model_dir, "inputs.npz"), **built["inputs"])
-    np.save(os.path.join(model_dir, "labels.npy"), built["y"])
-    np.save(os.path.join(model_dir, "reference.npy"), reference)
-    return {"model": built["model"], "input_names": list(built["inputs"]), "evaluate": evaluation,
-            "predict_call": loaded.call}
+    for name, value in built.files.items():
+        write_json_atomic(os.path.join(model_dir, name), value)
+    served = code.serve(keras_model(built.model), names, model_dir)
+    reference = served.predict(arrays)
+    evaluation = None
+    if code.spec.evaluate and built.labels is not None and not code.spec.code.predict:
+        # A predict hook's raw inputs are not the model's inputs: only hook-free models are evaluated.
+        evaluation = formats.evaluate(built.model, arrays, built.labels)
+    np.savez(os.path.join(model_dir, INPUTS), **built.inputs)
+    if built.labels is not None:
+        np.save(os.path.join(model_dir, LABELS), built.labels)
+    np.save(os.path.join(model_dir, REFERENCE), reference)
+    return {"model": built.model, "input_names": names, "evaluate": evaluation, "predict_call": served.call}
 
 
-def _save_model(ctx: formats.Context, name: str, fmts: List[str], model_dir: str, *, writer: RecordWriter,
-                base: Dict[str, Any], reference: Callable[..., Dict[str, Any]] = _reference
-                ) -> Optional[Dict[str, Any]]:
+def save_model(ctx: formats.Context, spec: ModelSpec, model_dir: str, *, writer: RecordWriter,
+               base: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """Build one model, save it in each of its formats (a record each); its manifest entry, None if it failed."""
     start = time.monotonic()
     try:
-        ref = reference(ctx, name, model_dir)
-    except Exception as exc:  # a probe that cannot be built is a result, not a crash
-        for fmt in fmts:
-            writer.write(dict(base, model=name, format=fmt, status="error", stage="build", error=error_info(exc)))
+        ref = _reference(ctx, ModelCode(spec, ctx.keras), model_dir)
+    except Exception as exc:  # a model that cannot be built is a result, not a crash
+        for fmt in spec.formats or ():
+            writer.write(dict(base, model=spec.name, format=fmt, status="error", stage="build",
+                              error=error_info(exc)))
         return None
-    entry: Dict[str, Any] = {
-        "inputs": name + "/inputs.npz",
-        "input_names": ref["input_names"],
-        "labels": name + "/labels.npy",
-        "reference": name + "/reference.npy",
-        "predict_call": ref["predict_call"],
-        "evaluate": ref["evaluate"],
-        "build_seconds": round(time.monotonic() - start, 3),
-        "formats": {},
-        **ref.get("entry", {}),  # a user model's code and loaders
-    }
-    for fmt in fmts:
-        record = _save_format(ctx, ref["model"], fmt, model_dir, name)
-        writer.write(dict(base, model=name, format=fmt, **record))
+    saved = {}
+    for fmt in spec.formats or ():
+        record = _save_format(ctx, ref["model"], fmt, model_dir, spec.name)
+        writer.write(dict(base, model=spec.name, format=fmt, **record))
         if record["status"] == "ok":
-            entry["formats"][fmt] = {"path": name + "/" + record["path"], "files": record["files"]}
-    return entry
+            saved[fmt] = {"path": spec.name + "/" + record["path"], "files": record["files"]}
+    return manifest_entry(spec.name, ref["input_names"], saved, evaluate=ref["evaluate"],
+                          predict_call=ref["predict_call"], build_seconds=round(time.monotonic() - start, 3))
 
 
 def _save_format(ctx: formats.Context, model: Any, fmt: str, model_dir: str, name: str) -> Dict[str, Any]:
@@ -102,3 +114,4 @@ def _save_format(ctx: formats.Context, model: Any, fmt: str, model_dir: str, nam
         "files": {fmt + "/" + k: v for k, v in hash_tree(fmt_dir).items()},
         "seconds": round(time.monotonic() - start, 3),
     }
+

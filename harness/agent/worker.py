@@ -15,8 +15,10 @@ from typing import Any, Dict
 
 import numpy as np
 
-from harness.agent import formats, preflight, probes, user
+from harness.agent import formats, preflight
 from harness.agent.common import error_info, quiet_tensorflow
+from harness.agent.models import ModelCode
+from harness.agent.protocol import from_dict
 from harness.agent.versions import collect
 
 CLEAR_EVERY = 200
@@ -71,10 +73,10 @@ def run_task(ctx: formats.Context, task: Dict[str, Any]) -> Dict[str, Any]:
 
 def _run_task(ctx: formats.Context, task: Dict[str, Any]) -> Dict[str, Any]:
     start = time.monotonic()
-    probe = task["model"]
+    code = ModelCode(from_dict(task["spec"]), ctx.keras)
     try:
-        loaded = (user.load(ctx, task) if task.get("user") is not None
-                  else formats.load(ctx, task["loader"], task["artifact"], probe, task["input_names"]))
+        loaded = formats.load(ctx, task["loader"], task["artifact"], code, task["input_names"])
+        loaded = code.serve(loaded, task["input_names"], task["model_dir"])
     except formats.Unsupported as exc:
         return {"status": "unsupported", "error": error_info(exc), "stage": "load", "seconds": _since(start)}
     except Exception as exc:
@@ -83,7 +85,7 @@ def _run_task(ctx: formats.Context, task: Dict[str, Any]) -> Dict[str, Any]:
     try:
         with np.load(task["inputs"]) as data:
             arrays = [data[name] for name in task["input_names"]]
-        outputs = probes.postprocess(probe, loaded.predict(arrays), task["model_dir"])
+        outputs = loaded.predict(arrays)
         os.makedirs(os.path.dirname(task["output"]), exist_ok=True)
         np.save(task["output"], outputs)
     except Exception as exc:

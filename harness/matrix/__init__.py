@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from harness.agent.protocol import Tolerance
 from harness.errors import MatrixError
 from harness.matrix.model import (
     DEFAULT_BASE_IMAGE,
@@ -19,10 +20,6 @@ from harness.matrix.model import (
     Expectation,
     Matrix,
     PipSettings,
-    RandomInputs,
-    ReferenceEnv,
-    Tolerance,
-    UserModel,
     matrix_from_dict,
     matrix_to_dict,
 )
@@ -40,10 +37,7 @@ __all__ = [
     "Matrix",
     "MatrixError",
     "PipSettings",
-    "RandomInputs",
-    "ReferenceEnv",
     "Tolerance",
-    "UserModel",
     "load_matrix",
     "matrix_from_dict",
     "matrix_to_dict",

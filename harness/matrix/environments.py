@@ -13,6 +13,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from harness.agent.protocol import ARTIFACT_PREFIX
 from harness.matrix.model import TF_PACKAGES, Environment
 from harness.matrix.problems import MISSING as _MISSING
 from harness.matrix.problems import Raw
@@ -20,7 +21,6 @@ from harness.matrix.problems import check_keys as _check_keys
 from harness.matrix.problems import found as _found
 from harness.matrix.problems import string as _string
 from harness.matrix.problems import suggest as _suggest
-from harness.matrix.user_models import ARTIFACT_PREFIX
 
 _ENV_KEYS = ("python", "tensorflow", "keras", "tensorflow_package", "packages", "base_image", "name")
 _AXES = tuple(key for key in _ENV_KEYS if key != "name")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from harness.agent.catalog import DEFAULT_FORMATS, DEFAULT_LOADERS, DEFAULT_MODELS, FORMATS, LOADERS, PROBES
+from harness.agent.protocol import DEFAULT_FORMATS, DEFAULT_LOADERS, DEFAULT_MODELS, FORMATS, LOADERS, PROBES
 from harness.matrix.environments import version_text
 from harness.matrix.model import EnvSelector, Expectation
 from harness.matrix.problems import MISSING as _MISSING

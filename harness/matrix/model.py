@@ -5,17 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from harness.agent.protocol import ModelSpec, Tolerance, from_dict
+
 DEFAULT_BASE_IMAGE = "python:{python}-slim"
 DEFAULT_TF_PACKAGE = "tensorflow-cpu"
 TF_PACKAGES = ("tensorflow-cpu", "tensorflow")
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """Absolute and relative tolerance for comparing predictions."""
-
-    rtol: float = 1e-5
-    atol: float = 1e-5
 
 
 @dataclass(frozen=True)
@@ -77,51 +71,6 @@ class Expectation:
 
 
 @dataclass(frozen=True)
-class RandomInputs:
-    """Seeded random inputs of one shape and dtype, the same in every environment."""
-
-    shape: tuple[int, ...]
-    dtype: str
-    low: float | None = None  # uniform [low, high) when both are given; else standard normal (floats)
-    high: float | None = None  # or integers in [low or 0, high)
-
-
-@dataclass(frozen=True)
-class ReferenceEnv:
-    """Reference predictions of an existing artifact taken from one environment's load."""
-
-    env: str
-    loader: str | None = None  # None: the artifact format's usual loader
-
-
-@dataclass(frozen=True)
-class UserModel:
-    """A user's own model: built by a factory in every environment, or an existing artifact."""
-
-    name: str
-    root: str | None = None  # host directory of the user's modules, mounted read-only
-    factory: str | None = None  # "module:function" returning a (compiled) Keras model
-    custom_objects: str | None = None  # "module:attribute" (a dict) or "module"
-    predict: str | None = None  # "module:function" taking (model, raw inputs)
-    inputs: str | None = None  # host path of a .npy or .npz file
-    random_inputs: RandomInputs | None = None
-    labels: str | None = None  # host path of a .npy file: evaluate() runs against it
-    artifact: str | None = None  # host path of an existing file or SavedModel directory
-    artifact_format: str | None = None  # h5, keras, savedmodel, weights_h5 or json
-    architecture: str | None = None  # host path of the architecture JSON of a weights file
-    reference: str | None = None  # host path of the artifact's reference predictions (.npy)
-    reference_env: ReferenceEnv | None = None
-    tolerance: Tolerance | None = None  # overrides the matrix's for this model's cells
-    formats: tuple[str, ...] = ()  # factory: the formats it is saved in
-    loaders: tuple[str, ...] = ()  # the loaders tried on it
-
-    @property
-    def kind(self) -> str:
-        """'factory' or 'artifact'."""
-        return "artifact" if self.artifact else "factory"
-
-
-@dataclass(frozen=True)
 class Matrix:
     """A validated, expanded matrix file."""
 
@@ -129,13 +78,22 @@ class Matrix:
     path: str
     sha256: str
     environments: tuple[Environment, ...]
-    models: tuple[str, ...] = ("dense",)
+    # Every model, in the order the file lists them: built-in probes and users' own, with the
+    # formats and loaders each is really tried with.
+    models: tuple[ModelSpec, ...] = ()
     formats: tuple[str, ...] = ("h5", "keras")
     loaders: tuple[str, ...] = ("load_model",)
     tolerance: Tolerance = field(default_factory=Tolerance)
     pip: PipSettings = field(default_factory=PipSettings)
     expect: tuple[Expectation, ...] = ()
-    user_models: tuple[UserModel, ...] = ()
+
+    def model(self, name: str) -> ModelSpec:
+        """The model of this name."""
+        return next(m for m in self.models if m.name == name)
+
+
+class OldRunJson(ValueError):
+    """A run.json written before models were specs."""
 
 
 def matrix_to_dict(matrix: Matrix) -> dict[str, object]:
@@ -145,6 +103,9 @@ def matrix_to_dict(matrix: Matrix) -> dict[str, object]:
 
 def matrix_from_dict(data: dict[str, Any]) -> Matrix:
     """Rebuild a Matrix from matrix_to_dict's output."""
+    if "user_models" in data or any(isinstance(m, str) for m in data.get("models", ())):
+        raise OldRunJson("written by an older harness (models by name): re-run the matrix, or re-render the "
+                         "report with the harness version that wrote it")
     envs = tuple(
         Environment(**{**e, "packages": tuple(e.get("packages", ()))}) for e in data["environments"]
     )
@@ -154,7 +115,7 @@ def matrix_from_dict(data: dict[str, Any]) -> Matrix:
         path=data["path"],
         sha256=data["sha256"],
         environments=envs,
-        models=tuple(data["models"]),
+        models=tuple(from_dict(m) for m in data["models"]),
         formats=tuple(data["formats"]),
         loaders=tuple(data["loaders"]),
         tolerance=Tolerance(**data.get("tolerance", {})),
@@ -165,22 +126,7 @@ def matrix_from_dict(data: dict[str, Any]) -> Matrix:
             ca_bundle=pip.get("ca_bundle"),
         ),
         expect=tuple(_expectation(e) for e in data.get("expect", ())),
-        user_models=tuple(_user_model(m) for m in data.get("user_models", ())),
     )
-
-
-def _user_model(data: dict[str, Any]) -> UserModel:
-    random = data.get("random_inputs")
-    reference_env = data.get("reference_env")
-    tolerance = data.get("tolerance")
-    return UserModel(**{
-        **data,
-        "random_inputs": None if random is None else RandomInputs(**{**random, "shape": tuple(random["shape"])}),
-        "reference_env": None if reference_env is None else ReferenceEnv(**reference_env),
-        "tolerance": None if tolerance is None else Tolerance(**tolerance),
-        "formats": tuple(data.get("formats", ())),
-        "loaders": tuple(data.get("loaders", ())),
-    })
 
 
 def _expectation(data: dict[str, Any]) -> Expectation:

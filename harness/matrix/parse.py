@@ -8,6 +8,7 @@ import hashlib
 import os
 from pathlib import Path
 
+from harness.agent.protocol import DEFAULT_MODELS, PROBES, ModelSpec, resolve_probe
 from harness.errors import MatrixError
 from harness.matrix.environments import Defaults, parse_base_image, parse_environments, parse_tf_package
 from harness.matrix.expect import CATALOGS, parse_expect
@@ -22,7 +23,7 @@ from harness.matrix.problems import suggest as _suggest
 from harness.matrix.problems import tolerance as _tolerance
 from harness.matrix.source import load_yaml, read_bytes
 from harness.matrix.user_models import Context as UserContext
-from harness.matrix.user_models import artifact_sources, parse_user_models
+from harness.matrix.user_models import artifact_sources, parse_user_model
 
 _TOP_KEYS = (
     "name", "matrix", "environments", "models", "formats", "loaders", "tolerance",
@@ -56,23 +57,20 @@ def parse_matrix(data: object, *, path: str, sha256: str, base_image: str | None
     env_ids = tuple(env.id for env in environments)
     formats = _names(data.get("formats", _MISSING), "formats", problems)
     loaders = _names(data.get("loaders", _MISSING), "loaders", problems)
-    raw_models = data.get("models", _MISSING)
-    user_models = parse_user_models(
-        [(i, m) for i, m in enumerate(raw_models) if isinstance(m, dict)] if isinstance(raw_models, list) else [],
-        UserContext(base=Path(path).parent, formats=formats, loaders=loaders, env_ids=env_ids), problems)
+    models = _models(data.get("models", _MISSING),
+                     UserContext(base=Path(path).parent, formats=formats, loaders=loaders, env_ids=env_ids), problems)
     matrix = Matrix(
         name=_top_name(data.get("name", _MISSING), path, problems),
         path=path,
         sha256=sha256,
         environments=environments,
-        models=_names(raw_models, "models", problems),
+        models=models,
         formats=formats,
         loaders=loaders,
         tolerance=_tolerance(data.get("tolerance", _MISSING), problems),
         pip=_pip(data.get("pip", _MISSING), Path(path).parent, problems),
-        expect=parse_expect(data.get("expect", _MISSING), (*env_ids, *artifact_sources(user_models)),
-                            [m.name for m in user_models], problems),
-        user_models=user_models,
+        expect=parse_expect(data.get("expect", _MISSING), (*env_ids, *artifact_sources(models)),
+                            [m.name for m in models if m.kind != "probe"], problems),
     )
     if problems:
         raise MatrixError(path, list(dict.fromkeys(problems)))  # matrix combos can repeat a problem
@@ -103,7 +101,7 @@ def _top_name(raw: object, path: str, problems: list[str]) -> str:
 
 
 def _names(raw: object, key: str, problems: list[str]) -> tuple[str, ...]:
-    """A non-empty list of catalog names (probes, formats or loaders)."""
+    """A non-empty list of catalog names (formats or loaders)."""
     what, known, default = CATALOGS[key]
     if raw is _MISSING:
         return default
@@ -112,8 +110,6 @@ def _names(raw: object, key: str, problems: list[str]) -> tuple[str, ...]:
         return default
     names: list[str] = []
     for i, name in enumerate(raw):
-        if key == "models" and isinstance(name, dict):
-            continue  # a user model: parsed by harness.matrix.user_models
         if not isinstance(name, str):
             problems.append(f"{key}[{i}]: expected a {what} name, found {_found(name)}")
         elif name not in known:
@@ -123,6 +119,35 @@ def _names(raw: object, key: str, problems: list[str]) -> tuple[str, ...]:
         else:
             names.append(name)
     return tuple(names)
+
+
+def _models(raw: object, ctx: UserContext, problems: list[str]) -> tuple[ModelSpec, ...]:
+    """`models:` in the order written: built-in probes by name, users' own models as mappings."""
+    if raw is _MISSING:
+        return tuple(resolve_probe(name, ctx.formats, ctx.loaders) for name in DEFAULT_MODELS)
+    if not isinstance(raw, list) or not raw:
+        problems.append(f"models: expected a non-empty list of probe names or model mappings, found {_found(raw)}")
+        return ()
+    models: list[ModelSpec] = []
+    for i, entry in enumerate(raw):
+        if isinstance(entry, dict):
+            model = parse_user_model(entry, f"models[{i}]", ctx, problems)
+        elif not isinstance(entry, str):
+            problems.append(f"models[{i}]: expected a probe name or a mapping, found {_found(entry)}")
+            continue
+        elif entry not in PROBES:
+            problems.append(f"models[{i}]: unknown probe {entry!r}{_suggest(entry, list(PROBES))}")
+            continue
+        else:
+            model = resolve_probe(entry, ctx.formats, ctx.loaders)
+        if model is None:
+            continue
+        if any(m.name == model.name for m in models):
+            where = "models[{i}].name" if isinstance(entry, dict) else f"models[{i}]"
+            problems.append(f"{where.format(i=i)}: model {model.name!r} is listed twice")
+            continue
+        models.append(model)
+    return tuple(models)
 
 
 def _ca_bundle(value: object, base: Path, problems: list[str]) -> str | None:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.matrix.model import Tolerance
+from harness.agent.protocol import Tolerance
 
 MISSING: Any = object()  # a key that is absent, as opposed to present with a null value
 Raw = dict[Any, Any]

@@ -1,5 +1,7 @@
 """`models:` entries that are mappings: a user's own factory or existing artifact, validated with key paths.
 
+Each becomes a ModelSpec, the same concept as a built-in probe: its code references name the
+user's modules (mounted read-only into the containers), its origin the files the host stages.
 Every file and module is checked here, before anything is built: a missing one is exit 2.
 User code is never imported on the host (it may import TensorFlow); modules are found by file
 and read with `ast` to catch a misspelt function name.
@@ -15,14 +17,25 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.agent.catalog import FORMATS, LOADERS, PROBES, applies
-from harness.matrix.model import RandomInputs, ReferenceEnv, UserModel
+from harness.agent.protocol import (
+    FORMATS,
+    LOADERS,
+    PROBES,
+    Code,
+    ModelSpec,
+    Origin,
+    RandomInputs,
+    ReferenceEnv,
+    artifact_source,
+    routes,
+    user_code_dir,
+)
 from harness.matrix.problems import MISSING, Raw, check_keys, existing_file, found, string, suggest, tolerance
 
 USER_KEYS = ("name", "path", "factory", "custom_objects", "predict", "inputs", "labels", "tolerance", "formats",
              "loaders", "artifact", "format", "architecture", "reference")
 ARTIFACT_FORMATS = ("h5", "keras", "savedmodel", "weights_h5", "json")
-USER_FORMATS = tuple(f for f in FORMATS if f != "seed")
+USER_FORMATS = tuple(name for name, spec in FORMATS.items() if not spec.named_only)
 # Probe-only loaders, and why a user model does without them.
 PROBE_LOADERS = {
     "load_model_custom": "load_model already passes the model's custom_objects",
@@ -31,15 +44,15 @@ PROBE_LOADERS = {
 }
 USER_LOADERS = tuple(name for name in LOADERS if name not in PROBE_LOADERS)
 USER_DEFAULT_EXTRA = ("load_model_nocompile",)  # opt-in for probes; what users do with an old file
-ARTIFACT_PREFIX = "user-"  # artifacts/user-<model>/: the pseudo-environment that 'saved' an existing artifact
-# The loader whose output is an existing artifact's reference, by format, unless `reference.loader` says.
-ROUTE_LOADERS = {"h5": "load_model", "keras": "load_model", "savedmodel": "load_model", "export": "saved_model",
-                 "weights_h5": "rebuild", "json": "model_from_json", "tf_checkpoint": "rebuild"}
 DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
+HASHSEED_HINT = ("the predict hook gives other numbers in a fresh process of the same environment (saved under "
+                 "PYTHONHASHSEED=0, loaded under 1): a class or vocabulary order built from a set or dict of strings "
+                 "(list(set(...))) changes between processes; sort it, or store the list with the model")
+CROSS_HOOK_HINT = ("predictions through the predict hook differ; if this model's same-environment cells drift too, the "
+                   "hook's own ordering is the cause, not the upgrade")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _CODE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(:[A-Za-z_]\w*)?$")
-_RESERVED_PREFIXES = ("label_order", "fault_")  # the agent treats these probe families by name
 
 
 @dataclass(frozen=True)
@@ -52,51 +65,26 @@ class Context:
     env_ids: tuple[str, ...]  # an artifact's reference environment is one of them (default: the first)
 
 
-def parse_user_models(entries: Sequence[tuple[int, Raw]], ctx: Context, problems: list[str]) -> tuple[UserModel, ...]:
-    """The user models among `models:` (index, mapping) entries; problems name each key path."""
-    out: list[UserModel] = []
-    for i, entry in entries:
-        model = _user_model(entry, f"models[{i}]", ctx, problems)
-        if model is None:
-            continue
-        if any(m.name == model.name for m in out):
-            problems.append(f"models[{i}].name: model {model.name!r} is listed twice")
-            continue
-        out.append(model)
-    return tuple(out)
+def parse_user_model(entry: Raw, at: str, ctx: Context, problems: list[str]) -> ModelSpec | None:
+    """A user's model from its `models:` mapping; None (with the problems named by key path) when invalid."""
+    return _user_model(entry, at, ctx, problems)
 
 
-def artifact_source(model: str) -> str:
-    """The pseudo-environment id that 'saved' an existing artifact: user-<model>."""
-    return ARTIFACT_PREFIX + model
-
-
-def artifact_sources(models: Sequence[UserModel]) -> list[str]:
-    """Pseudo-environment ids of the existing artifacts among the user models."""
+def artifact_sources(models: Sequence[ModelSpec]) -> list[str]:
+    """Pseudo-environment ids of the existing artifacts among the models."""
     return [artifact_source(m.name) for m in models if m.kind == "artifact"]
 
 
-def reference_loader(model: UserModel) -> str:
+def reference_loader(model: ModelSpec) -> str:
     """The loader whose predictions in the reference environment are an artifact's reference."""
-    ref = model.reference_env
-    return (ref.loader if ref and ref.loader else None) or ROUTE_LOADERS[model.artifact_format or "h5"]
-
-
-def model_formats(model: UserModel) -> tuple[str, ...]:
-    """The formats a user model is loaded from: its artifact's, or those its factory saves."""
-    return (model.artifact_format,) if model.artifact_format else model.formats
-
-
-def model_cells(model: UserModel) -> list[tuple[str, str]]:
-    """(format, loader) pairs tried on a user model."""
-    return [(fmt, loader) for fmt in model_formats(model) for loader in model.loaders
-            if applies(model.name, fmt, loader)]
+    ref = model.origin.reference_env if model.origin else None
+    return (ref.loader if ref and ref.loader else None) or FORMATS[model.artifact_format or "h5"].loader
 
 
 # ---------------------------------------------------------------------------- one entry
 
 
-def _user_model(entry: Raw, at: str, ctx: Context, problems: list[str]) -> UserModel | None:
+def _user_model(entry: Raw, at: str, ctx: Context, problems: list[str]) -> ModelSpec | None:
     before = len(problems)
     check_keys(entry, USER_KEYS, at, problems)
     name = _name(entry.get("name", MISSING), f"{at}.name", problems)
@@ -105,36 +93,50 @@ def _user_model(entry: Raw, at: str, ctx: Context, problems: list[str]) -> UserM
                         "'artifact' (an existing model file; a factory beside it adds the rebuild route)")
         return None
     root = _user_dir(entry, at, ctx.base, problems)
-    code = {key: _code(entry[key], f"{at}.{key}", root, key != "custom_objects", problems)
+    refs = {key: _code(entry[key], f"{at}.{key}", root, key != "custom_objects", problems)
             for key in ("factory", "custom_objects", "predict") if key in entry}
     inputs, random = _inputs(entry.get("inputs", MISSING), f"{at}.inputs", ctx.base, problems)
-    common = UserModel(
-        name=name or "?", root=str(root) if root else None, factory=code.get("factory"),
-        custom_objects=code.get("custom_objects"), predict=code.get("predict"), inputs=inputs, random_inputs=random,
-        labels=_file(entry["labels"], f"{at}.labels", ctx.base, (".npy",), problems) if "labels" in entry else None,
+    name = name or "?"
+    labels = _file(entry["labels"], f"{at}.labels", ctx.base, (".npy",), problems) if "labels" in entry else None
+    hook = refs.get("predict")
+    common = ModelSpec(
+        name=name, kind="factory",
+        code=Code(root=user_code_dir(name) if root else None, factory=refs.get("factory"),
+                  custom_objects=refs.get("custom_objects"), predict=hook),
+        hazards=("hash-seed",) if hook else (),
+        drift_hint=CROSS_HOOK_HINT if hook else None, drift_hint_home=HASHSEED_HINT if hook else None,
         tolerance=tolerance(entry["tolerance"], problems, f"{at}.tolerance") if "tolerance" in entry else None,
+        origin=Origin(root=str(root) if root else None, inputs=inputs, random_inputs=random, labels=labels),
     )
     model = (_artifact(entry, at, common, ctx, problems) if "artifact" in entry
              else _factory(entry, at, common, ctx, problems))
     if model is not None:
-        model = replace(model, loaders=_loaders(entry, at, model, ctx, problems))
+        model = replace(model, loaders=_loaders(entry, at, model, ctx, problems), description=_description(model))
         if len(problems) == before:
             _check_cells(model, at, ctx, problems)
     return model if len(problems) == before else None
 
 
-def _check_cells(model: UserModel, at: str, ctx: Context, problems: list[str]) -> None:
+def _description(model: ModelSpec) -> str:
+    if model.kind == "factory":
+        return f"built by {model.code.factory} in every environment"
+    artifact = Path(model.origin.artifact if model.origin and model.origin.artifact else "").name
+    return f"existing {model.artifact_format} artifact {artifact}, loaded in every environment"
+
+
+def _check_cells(model: ModelSpec, at: str, ctx: Context, problems: list[str]) -> None:
     """Some loader must read the model, and an artifact's reference must come from a cell that runs."""
-    if not model_cells(model):
-        problems.append(f"{at}: no loader of {list(model.loaders)} reads the formats {list(model_formats(model))}")
-    ref = model.reference_env
+    if not routes(model):
+        problems.append(f"{at}: no loader of {list(model.loaders or ())} reads the formats "
+                        f"{list(model.formats or ())}")
+    ref = model.origin.reference_env if model.origin else None
     if ref is None:
         return
     if ref.env not in ctx.env_ids:
         problems.append(f"{at}.reference.env: no environment {ref.env!r} in this matrix{suggest(ref.env, ctx.env_ids)}")
-    elif (model.artifact_format, reference_loader(model)) not in model_cells(model):
+    elif (model.artifact_format, reference_loader(model)) not in routes(model):
         problems.append(f"{at}.reference.loader: {reference_loader(model)!r} is not among the loaders tried on "
-                        f"this {model.artifact_format} artifact: {list(model.loaders)}")
+                        f"this {model.artifact_format} artifact: {list(model.loaders or ())}")
 
 
 def _name(value: object, at: str, problems: list[str]) -> str | None:
@@ -146,8 +148,8 @@ def _name(value: object, at: str, problems: list[str]) -> str | None:
         return None
     if not _NAME.match(text):
         problems.append(f"{at}: expected letters, digits, '.', '_' or '-', found {text!r}")
-    elif text in PROBES or text.startswith(_RESERVED_PREFIXES):
-        problems.append(f"{at}: {text!r} is the name of a built-in probe (family); choose another name")
+    elif text in PROBES:
+        problems.append(f"{at}: {text!r} is the name of a built-in probe; choose another name")
     else:
         return text
     return None
@@ -261,7 +263,7 @@ def _inputs(value: object, at: str, base: Path, problems: list[str]) -> tuple[st
     return None, RandomInputs(shape=tuple(shape), dtype=dtype, low=bounds[0], high=bounds[1])
 
 
-def _factory(entry: Raw, at: str, model: UserModel, ctx: Context, problems: list[str]) -> UserModel:
+def _factory(entry: Raw, at: str, model: ModelSpec, ctx: Context, problems: list[str]) -> ModelSpec:
     for key in ("format", "architecture", "reference"):
         if key in entry:
             why = ("its reference is what the factory's model predicts in each environment" if key == "reference"
@@ -270,15 +272,17 @@ def _factory(entry: Raw, at: str, model: UserModel, ctx: Context, problems: list
     formats = _choices(entry, "formats", at, allowed=USER_FORMATS,
                        refused={"seed": "only probes are rebuilt from a seed"}, problems=problems)
     default = tuple(f for f in ctx.formats if f in USER_FORMATS)
-    return replace(model, formats=formats if formats is not None else default)
+    origin = model.origin or Origin()
+    return replace(model, formats=formats if formats is not None else default,
+                   has_inputs=bool(origin.inputs or origin.random_inputs), has_labels=bool(origin.labels))
 
 
-def _loaders(entry: Raw, at: str, model: UserModel, ctx: Context, problems: list[str]) -> tuple[str, ...]:
+def _loaders(entry: Raw, at: str, model: ModelSpec, ctx: Context, problems: list[str]) -> tuple[str, ...]:
     chosen = _choices(entry, "loaders", at, allowed=USER_LOADERS, refused=PROBE_LOADERS, problems=problems)
     if chosen is None:
         default = (*ctx.loaders, *(name for name in USER_DEFAULT_EXTRA if name not in ctx.loaders))
-        return tuple(name for name in default if name in USER_LOADERS and (name != "rebuild" or model.factory))
-    if "rebuild" in chosen and not model.factory:
+        return tuple(name for name in default if name in USER_LOADERS and (name != "rebuild" or model.code.factory))
+    if "rebuild" in chosen and not model.code.factory:
         problems.append(f"{at}.loaders: 'rebuild' needs a factory: the model is rebuilt in code before "
                         "load_weights")
     return chosen
@@ -305,13 +309,14 @@ def _choices(entry: Raw, key: str, at: str, *, allowed: tuple[str, ...], refused
     return tuple(out)
 
 
-def _artifact(entry: Raw, at: str, model: UserModel, ctx: Context, problems: list[str]) -> UserModel | None:
+def _artifact(entry: Raw, at: str, model: ModelSpec, ctx: Context, problems: list[str]) -> ModelSpec | None:
+    origin = model.origin or Origin()
     if "formats" in entry:
         problems.append(f"{at}.formats: an existing artifact is loaded in its own format; use 'format' to name it")
     if "labels" in entry:
         problems.append(f"{at}.labels: not for an existing artifact: evaluate() needs the source's figures, which "
                         "only a factory model has")
-    if model.inputs is None and model.random_inputs is None:
+    if origin.inputs is None and origin.random_inputs is None:
         problems.append(f"{at}.inputs: required for an existing artifact: a .npy/.npz file or "
                         "{shape: [...], dtype: ...}")
     text = string(entry["artifact"], f"{at}.artifact", problems)
@@ -324,14 +329,16 @@ def _artifact(entry: Raw, at: str, model: UserModel, ctx: Context, problems: lis
     architecture = (_file(entry["architecture"], f"{at}.architecture", ctx.base, (".json",), problems)
                     if "architecture" in entry else None)
     fmt = _artifact_format(path, entry.get("format"), architecture, at, problems)
-    if fmt == "weights_h5" and not model.factory:
+    if fmt == "weights_h5" and not model.code.factory:
         problems.append(f"{at}: {path.name} holds weights only: give 'architecture' (its model JSON) or a "
                         "'factory' that rebuilds the model")
     reference, reference_env = _reference(entry.get("reference", MISSING), f"{at}.reference", ctx.base, problems)
     if reference is None and reference_env is None and ctx.env_ids:
         reference_env = ReferenceEnv(env=ctx.env_ids[0])
-    return replace(model, artifact=str(path), artifact_format=fmt, architecture=architecture, reference=reference,
-                   reference_env=reference_env)
+    return replace(model, kind="artifact", formats=(fmt,) if fmt else (), artifact_format=fmt,
+                   weights=path.name if architecture else None,
+                   origin=replace(origin, artifact=str(path), architecture=architecture, reference=reference,
+                                  reference_env=reference_env))
 
 
 _SUFFIX_FORMATS = ((".keras", "keras"), (".weights.h5", "weights_h5"), (".h5", "h5"), (".hdf5", "h5"))

@@ -13,18 +13,17 @@ from typing import Any
 import numpy as np
 
 from harness import __version__
-from harness.agent import catalog
-from harness.agent.records import cell_key, read_records
+from harness.agent.protocol import ENV_JSON, EXACT, MANIFEST, CellKey, ModelSpec, Tolerance, read_records
 from harness.compare import compare
 from harness.hints import HintContext, hint_for
-from harness.matrix import Matrix, Tolerance, matrix_from_dict
-from harness.plan import CellKey, expected_cells
+from harness.matrix import Matrix
+from harness.models import artifact_environments, missing_reference, report_entry
+from harness.plan import expected_cells
 from harness.report.diff import regressions
 from harness.report.expect import mark_expected
 from harness.report.schema import SCHEMA_VERSION
-from harness.report.statuses import FAILING, STATUS_ORDER, worst
+from harness.report.statuses import FAILING, NOT_RUN, RAISED, STATUS_ORDER, worst
 from harness.rundir import RunDir
-from harness.usermodels import artifact_environments, drift_hint, missing_reference, report_models, tolerances
 
 # Every cell carries every field (null when it does not apply): a stable contract.
 CELL_DEFAULTS: dict[str, Any] = {
@@ -33,7 +32,6 @@ CELL_DEFAULTS: dict[str, Any] = {
     "predict_call": None, "signal": None, "exit_code": None, "expected": None, "expectation": None,
     "hint": None, "loader_options": None, "preflight": None,
 }
-EXACT = Tolerance(rtol=0.0, atol=0.0)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -45,7 +43,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def _environment(run_dir: RunDir, env: dict[str, Any]) -> dict[str, Any]:
-    versions = _read_json(run_dir.artifacts(env["id"]) / "env.json") or {}
+    versions = _read_json(run_dir.artifacts(env["id"]) / ENV_JSON) or {}
     return {
         "id": env["id"],
         "python": versions.get("python", env["spec"]["python"]),
@@ -62,12 +60,7 @@ def _environment(run_dir: RunDir, env: dict[str, Any]) -> dict[str, Any]:
 
 
 def _skipped(key: CellKey, reason: str) -> dict[str, Any]:
-    return {**_key_fields(key), "status": "skipped", "error": None, "reason": reason}
-
-
-def _key_fields(key: CellKey) -> dict[str, Any]:
-    return {"source": key.source, "target": key.target, "model": key.model, "format": key.format,
-            "loader": key.loader}
+    return {**key.fields(), "status": "skipped", "error": None, "reason": reason}
 
 
 def _error(err: dict[str, Any] | None, context: HintContext | None = None) -> dict[str, Any] | None:
@@ -107,24 +100,33 @@ def _evaluate(
     return info, (f"evaluate() {bad[0]} differs: {source[bad[0]]!r} vs {target[bad[0]]!r}" if bad else None)
 
 
-def _drift_hint(model: str, evaluate: dict[str, Any]) -> str | None:
-    hint = catalog.PROBES.get(model, {}).get("drift_hint")
+def _drift_hint(model: ModelSpec, key: CellKey, evaluate: dict[str, Any]) -> str | None:
+    """Why a model drifts: its own hint (at home, or elsewhere), else why evaluate() failed."""
+    hint = (model.drift_hint_home if key.source == key.target else None) or model.drift_hint
     if hint is None and evaluate.get("error"):
         return str(evaluate["error"].get("hint") or "") or None
-    return str(hint) if hint else None
+    return hint
 
 
-def _compared_cell(run_dir: RunDir, key: CellKey, record: dict[str, Any], model_entry: dict[str, Any],
-                   tol: Tolerance) -> dict[str, Any]:
-    reference_path = run_dir.artifacts(key.source) / model_entry["reference"]
+def _reference_path(run_dir: RunDir, key: CellKey, entry: dict[str, Any]) -> Path:
+    """The source's reference predictions: its reference.npy, or what a named load of it predicted."""
+    output = entry.get("reference_output")
+    if output:
+        return run_dir.output(key._replace(target=output["target"], loader=output["loader"]))
+    return run_dir.artifacts(key.source) / str(entry["reference"])
+
+
+def _compared_cell(run_dir: RunDir, key: CellKey, record: dict[str, Any], model: ModelSpec, *,
+                   model_entry: dict[str, Any], tol: Tolerance) -> dict[str, Any]:
+    reference_path = _reference_path(run_dir, key, model_entry)
     if not reference_path.is_file():
-        return {**_key_fields(key), **missing_reference(reference_path), "seconds": record.get("seconds")}
+        return {**key.fields(), **missing_reference(reference_path), "seconds": record.get("seconds")}
     reference = np.load(reference_path)
-    output_path = run_dir.outputs(key.target) / key.source / key.model / key.format / f"{key.loader}.npy"
+    output_path = run_dir.output(key)
     try:
         loaded = np.load(output_path)
     except OSError:
-        return {**_key_fields(key), "status": "error", "seconds": record.get("seconds"),
+        return {**key.fields(), "status": "error", "seconds": record.get("seconds"),
                 "error": {"type": "MissingOutput", "message": f"{output_path.name} was not written",
                           "hint": None, "traceback": None}}
     comparison = compare(reference, loaded, tol)
@@ -136,9 +138,8 @@ def _compared_cell(run_dir: RunDir, key: CellKey, record: dict[str, Any], model_
     status = "drift" if comparison.status == "drift" or eval_reason else "pass"
     figures = {k: _finite(v) if isinstance(v, float) else v for k, v in comparison.as_dict().items()}
     return {
-        **_key_fields(key), "status": status, **figures, "loader_options": record.get("loader_options"),
-        "hint": (drift_hint(key.source, key.target, model_entry) or _drift_hint(key.model, evaluate))
-        if status == "drift" else None,
+        **key.fields(), "status": status, **figures, "loader_options": record.get("loader_options"),
+        "hint": _drift_hint(model, key, evaluate) if status == "drift" else None,
         "evaluate": evaluate, "reason": comparison.reason or eval_reason, "error": None,
         "predict_call": record.get("predict_call"), "seconds": record.get("seconds"),
     }
@@ -152,9 +153,9 @@ class _RunData:
     envs: dict[str, dict[str, Any]]
     manifests: dict[str, dict[str, Any]]
     saves: dict[str, dict[str, Any]]
-    loads: dict[str, dict[str, Any]]
+    loads: dict[CellKey, dict[str, Any]]
     tolerance: Tolerance
-    tolerances: dict[str, Tolerance]  # user models' own
+    models: dict[str, ModelSpec]
 
 
 def _context(data: _RunData, key: CellKey) -> HintContext:
@@ -162,16 +163,16 @@ def _context(data: _RunData, key: CellKey) -> HintContext:
                        format=key.format, loader=key.loader)
 
 
-def _tolerance(data: _RunData, model: str) -> Tolerance:
-    # Probes that test determinism (same seed, fresh process) must match bit for bit.
-    return EXACT if catalog.PROBES.get(model, {}).get("exact") else data.tolerances.get(model, data.tolerance)
+def _tolerance(data: _RunData, model: ModelSpec) -> Tolerance:
+    # Models that test determinism (same seed, fresh process) must match bit for bit.
+    return EXACT if model.exact else model.tolerance or data.tolerance
 
 
 def _unsaved(data: _RunData, key: CellKey) -> dict[str, Any]:
     """A cell whose artifact the source never wrote: unsupported there, or a save that failed."""
     save = data.saves.get(f"{key.source}/{key.model}/{key.format}", {})
     if save.get("status") == "unsupported":
-        return {**_key_fields(key), "status": "unsupported", "reason": f"{key.source} cannot write {key.format}",
+        return {**key.fields(), "status": "unsupported", "reason": f"{key.source} cannot write {key.format}",
                 "error": _error(save.get("error"))}
     reason = f"{key.source} could not save {key.model}/{key.format}"
     return {**_skipped(key, reason), "error": _error(save.get("error"), _context(data, key))}
@@ -187,24 +188,25 @@ def _cell(data: _RunData, key: CellKey) -> dict[str, Any]:
     model_entry = manifest.get("models", {}).get(key.model)
     if model_entry is None or key.format not in model_entry.get("formats", {}):
         return _unsaved(data, key)
-    record = data.loads.get(f"{key.target}|{cell_key(_key_fields(key))}")
+    record = data.loads.get(key)
     if record is None:
         return _skipped(key, f"the load phase in {key.target} did not reach this cell")
     if record.get("status") == "ok":
-        cell = _compared_cell(data.run_dir, key, record, model_entry, _tolerance(data, key.model))
+        model = data.models[key.model]
+        cell = _compared_cell(data.run_dir, key, record, model, model_entry=model_entry, tol=_tolerance(data, model))
         return {**cell, "preflight": record.get("preflight")}
-    return {**_key_fields(key), "status": record.get("status", "error"), "preflight": record.get("preflight"),
+    return {**key.fields(), "status": record.get("status", "error"), "preflight": record.get("preflight"),
             "error": _error(record.get("error"), _context(data, key)),
             "reason": record.get("stage"), "seconds": record.get("seconds"), "signal": record.get("signal"),
             "exit_code": record.get("exit_code")}
 
 
-def _load_index(run_dir: RunDir, env_ids: list[str]) -> dict[str, dict[str, Any]]:
-    index: dict[str, dict[str, Any]] = {}
+def _load_index(run_dir: RunDir, env_ids: list[str]) -> dict[CellKey, dict[str, Any]]:
+    index: dict[CellKey, dict[str, Any]] = {}
     for target in env_ids:
         for record in read_records(str(run_dir.records("load", target))):
             if record.get("kind") == "load":
-                index[f"{target}|{cell_key(record)}"] = record  # a later record wins (resume)
+                index[CellKey.of(record, target)] = record  # a later record wins (resume)
     return index
 
 
@@ -233,9 +235,9 @@ def _preflight_agreement(cells: list[dict[str, Any]]) -> dict[str, int]:
     tally: Counter[str] = Counter()
     for c in cells:
         predicted = (c.get("preflight") or {}).get("outcome")
-        if predicted not in ("pass", "error") or c["status"] in ("skipped", "unsupported"):
+        if predicted not in ("pass", "error") or c["status"] in NOT_RUN:
             continue
-        failed = c["status"] in ("error", "crash", "timeout")
+        failed = c["status"] in RAISED
         if (predicted == "error") == failed:
             tally["agree"] += 1
         else:
@@ -262,29 +264,25 @@ def _verdict(cells: list[dict[str, Any]], environments: list[dict[str, Any]], ru
 def build_report(run_dir: RunDir, baseline: dict[str, Any] | None = None) -> dict[str, Any]:
     """The whole report as a JSON-ready dict, deterministic for the same run directory (and baseline)."""
     run = run_dir.read_run()
-    matrix: Matrix = matrix_from_dict(run["matrix"])
+    matrix: Matrix = run_dir.matrix()
     environments = [_environment(run_dir, e) for e in run["environments"]]
     env_ids = [e["id"] for e in environments]
-    environments += artifact_environments(run_dir.path, matrix)  # existing user artifacts: sources only
+    environments += artifact_environments(run_dir, matrix.models)  # existing user artifacts: sources only
     envs = {e["id"]: e for e in environments}
     data = _RunData(
         run_dir=run_dir,
         envs=envs,
-        manifests={i: m for i in envs if (m := _read_json(run_dir.artifacts(i) / "manifest.json"))},
+        manifests={i: m for i in envs if (m := _read_json(run_dir.artifacts(i) / MANIFEST))},
         saves=_save_index(run_dir, env_ids),
         loads=_load_index(run_dir, env_ids),
         tolerance=matrix.tolerance,
-        tolerances=tolerances(matrix),
+        models={m.name: m for m in matrix.models},
     )
     cells = [{**CELL_DEFAULTS, **_cell(data, key)} for key in expected_cells(matrix, env_ids)]
     unused = mark_expected(cells, matrix.expect, environments)
     tolerance = {"rtol": matrix.tolerance.rtol, "atol": matrix.tolerance.atol}
     regressed = [] if baseline is None else regressions(baseline, {"cells": cells, "tolerance": tolerance})
-    models = [
-        {"name": m, "kind": "probe", "hazards": catalog.PROBES.get(m, {}).get("hazards", []),
-         "description": catalog.PROBES.get(m, {}).get("description", "")}
-        for m in matrix.models
-    ] + report_models(matrix)
+    models = [report_entry(m) for m in matrix.models]
     return {
         "schema_version": SCHEMA_VERSION,
         "harness_version": __version__,

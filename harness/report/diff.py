@@ -10,10 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from harness.report.schema import KEY_FIELDS, cell_id
-from harness.report.statuses import FAILING
+from harness.report.statuses import FAILING, RAISED
 
 FIGURES = ("max_abs_diff", "max_rel_diff", "max_ulp", "bit_exact", "argmax_agreement")
-RAISED = frozenset({"error", "crash", "timeout"})
 Cell = dict[str, Any]
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import jinja2
 
 from harness.report.markdown import outcome
-from harness.report.statuses import FAILING, MEANINGS, STATUS_ORDER, worst
+from harness.report.statuses import FAILING, MEANINGS, STATUS_ORDER, all_expected, worst
 
 TEMPLATES = Path(__file__).parent / "templates"
 FILTERS = ("model", "format", "loader", "status")
@@ -24,10 +24,8 @@ def counts_text(statuses: Sequence[str]) -> str:
 
 
 def _square(pair_id: str, cells: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    failing = [c for c in cells if c["status"] in FAILING]
     return {"id": pair_id, "worst": worst(c["status"] for c in cells) or "none",
-            "counts": counts_text([c["status"] for c in cells]),
-            "expected": bool(failing) and all(c["expected"] for c in failing)}
+            "counts": counts_text([c["status"] for c in cells]), "expected": all_expected(cells)}
 
 
 def _pairs(report: dict[str, Any]) -> list[dict[str, Any]]:

@@ -13,6 +13,8 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
+from harness.report.statuses import NOT_RUN
+
 PROPERTIES = ("python", "tensorflow", "keras", "keras_package", "keras_major", "image", "image_id", "status", "error")
 MAX_MESSAGE = 500
 # XML 1.0 cannot carry most control characters at all (not even escaped); tracebacks can hold them.
@@ -47,7 +49,7 @@ def _outcome(cell: dict[str, Any]) -> tuple[str, str] | None:
     status, error = cell["status"], cell.get("error") or {}
     if cell.get("expected"):
         return "skipped", f"expected: {cell.get('expectation')} ({status})"
-    if status in ("skipped", "unsupported"):
+    if status in NOT_RUN:
         return "skipped", f"{status}: {cell.get('reason') or ''}".rstrip(": ")
     if status == "drift":
         return "failure", str(cell.get("reason") or "drift beyond tolerance")

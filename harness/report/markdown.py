@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.report.statuses import FAILING, SYMBOLS
+
 MAX_FAILURES = 50
-SYMBOLS = {"pass": "✅", "unsupported": "➖", "skipped": "⏭️", "drift": "⚠️", "error": "❌", "timeout": "⏱️",
-           "crash": "💥"}
 
 
 def _escape(text: object) -> str:
@@ -43,7 +43,7 @@ def _environments(report: dict[str, Any]) -> list[str]:
 
 
 def _failures(report: dict[str, Any]) -> list[str]:
-    failing = [c for c in report["cells"] if c["status"] in ("drift", "error", "timeout", "crash")]
+    failing = [c for c in report["cells"] if c["status"] in FAILING]
     if not failing:
         return ["No failing cells."]
     lines = []

@@ -6,15 +6,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+from harness.agent.protocol import CellKey
 from harness.errors import UsageError
+from harness.rundir import REPORT_FILES
 
 SCHEMA_VERSION = 1
-KEY_FIELDS = ("source", "target", "model", "format", "loader")  # one cell's identity
+KEY_FIELDS = CellKey._fields  # one cell's identity: source, target, model, format, loader
 
 
-def cell_id(cell: dict[str, Any]) -> tuple[str, ...]:
-    """(source, target, model, format, loader)."""
-    return tuple(str(cell[key]) for key in KEY_FIELDS)
+def cell_id(cell: dict[str, Any]) -> CellKey:
+    """The cell's identity."""
+    return CellKey.of(cell)
 
 
 def _valid_cell(cell: object) -> bool:
@@ -23,7 +25,7 @@ def _valid_cell(cell: object) -> bool:
 
 def load_report(path: Path, what: str = "report") -> dict[str, Any]:
     """A report.json (or a run directory holding one); UsageError naming the file when it cannot be used."""
-    file = path / "report.json" if path.is_dir() else path
+    file = path / REPORT_FILES["json"] if path.is_dir() else path
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:

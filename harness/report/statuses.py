@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 # Worst last: the grid shows the worst status of a (source, target) pair.
 STATUS_ORDER = ("pass", "unsupported", "skipped", "drift", "error", "timeout", "crash")
 FAILING = frozenset({"drift", "error", "timeout", "crash"})
+RAISED = frozenset({"error", "crash", "timeout"})  # loading, predicting or evaluating raised, died or hung
+NOT_RUN = frozenset({"skipped", "unsupported"})  # nothing was loaded
+# How each status looks: rich styles on the terminal, symbols in Markdown.
+STYLES = {"pass": "green", "unsupported": "dim", "skipped": "dim", "drift": "yellow", "error": "red",
+          "timeout": "magenta", "crash": "bold red"}
+SYMBOLS = {"pass": "✅", "unsupported": "➖", "skipped": "⏭️", "drift": "⚠️", "error": "❌", "timeout": "⏱️",
+           "crash": "💥"}
 # What an `expect:` entry may allow: the failing statuses, and cells that never ran.
 EXPECTABLE = ("drift", "error", "timeout", "crash", "skipped")
 # The README's status table says the same, word for word (a unit test compares them).
@@ -22,6 +30,12 @@ MEANINGS = {
     "unsupported": "the target has no such loader for this format",
     "skipped": "the source never produced this artifact, or an image failed to build",
 }
+
+
+def all_expected(cells: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether some cells count against the verdict and every one of them is expected (a hatched square)."""
+    counted = [c["expected"] for c in cells if c.get("expected") is not None]
+    return bool(counted) and all(counted)
 
 
 def worst(statuses: Iterable[str]) -> str | None:

@@ -8,16 +8,16 @@ import re
 from pathlib import Path
 from typing import Any
 
+from harness.agent.protocol import PACKAGES, write_json_atomic
 from harness.report.build import build_report
 from harness.report.html import render_html
 from harness.report.junit import render_junit
 from harness.report.markdown import render_markdown
 from harness.report.schema import load_report
-from harness.rundir import RunDir, write_json_atomic
+from harness.rundir import REPORT_FILES, RunDir
 
 log = logging.getLogger(__name__)
-# --format name -> file in the run directory
-FILES = {"json": "report.json", "md": "report.md", "html": "report.html", "junit": "junit.xml"}
+FILES = REPORT_FILES  # --format name -> file in the run directory
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -42,7 +42,7 @@ def _packages(run_dir: RunDir, report: dict[str, Any]) -> dict[str, str]:
     """envs/<env>/packages.txt (pip freeze) of every environment that has one."""
     found = {}
     for env in report["environments"]:
-        path = run_dir.env_dir(env["id"]) / "packages.txt"
+        path = run_dir.env_dir(env["id"]) / PACKAGES
         if path.is_file():
             found[env["id"]] = path.read_text(encoding="utf-8", errors="replace")
     return found
@@ -72,7 +72,7 @@ def write_reports(run_dir: RunDir, baseline: Path | None = None) -> dict[str, An
     """Build report.json from the records (regressions against a baseline), render every other format from it,
     and add report.md to the GitHub Actions job summary when $GITHUB_STEP_SUMMARY names one."""
     report = build_report(run_dir, _baseline(run_dir, baseline))
-    write_json_atomic(run_dir.path / FILES["json"], report)
+    write_json_atomic(run_dir.path / FILES["json"], report, strict=True)
     markdown = render_markdown(report)
     _write_text(run_dir.path / FILES["md"], markdown)
     _write_text(run_dir.path / FILES["html"], render_html(report, _packages(run_dir, report)))

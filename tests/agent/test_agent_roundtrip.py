@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -12,13 +13,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.agent import catalog
-from harness.agent.records import read_records
+from harness.agent import protocol
+from harness.agent.protocol import read_records
 
-pytestmark = pytest.mark.agent
-pytest.importorskip("tensorflow")
+# TensorFlow runs in the agent's own processes; found, not imported here (its import warnings are its own).
+pytestmark = [pytest.mark.agent,
+              pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="TensorFlow is not installed")]
 
-MODELS = [*catalog.DEFAULT_MODELS, "fault_segfault", "fault_hang"]
+# Every probe with every format and loader, the opt-in ones included, and two fault self-tests.
+MODELS = [protocol.resolve_probe(name, tuple(protocol.FORMATS), tuple(protocol.LOADERS)).for_agent()
+          for name in (*protocol.DEFAULT_MODELS, "fault_segfault", "fault_hang")]
 
 
 def _agent(step: str, spec: dict[str, object], hash_seed: str) -> None:
@@ -33,12 +37,16 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("run")
     out = root / "artifacts" / "here"
     out.mkdir(parents=True)
-    _agent("save", {"env": "here", "models": MODELS, "formats": list(catalog.FORMATS), "out": str(out),
-                    "records": str(root / "save.jsonl")}, hash_seed="0")
-    _agent("load", {"env": "here", "loaders": list(catalog.LOADERS), "artifacts": str(root / "artifacts"),
+    _agent("save", {"env": "here", "models": MODELS, "out": str(out), "records": str(root / "save.jsonl")},
+           hash_seed="0")
+    _agent("load", {"env": "here", "models": MODELS, "artifacts": str(root / "artifacts"),
                     "outputs": str(root / "outputs"), "records": str(root / "load.jsonl"), "timeout": 20},
            hash_seed="1")
     return root
+
+
+def _dense(loaders: tuple[str, ...]) -> dict[str, Any]:
+    return protocol.resolve_probe("dense", tuple(protocol.FORMATS), loaders).for_agent()
 
 
 def _loads(run: Path) -> dict[tuple[str, str, str], dict[str, Any]]:
@@ -107,7 +115,7 @@ def test_faults_become_records_and_the_next_cells_still_run(run: Path) -> None:
 
 def test_load_resumes_without_redoing_cells(run: Path) -> None:
     before = len(list(read_records(str(run / "load.jsonl"))))
-    _agent("load", {"env": "here", "loaders": list(catalog.LOADERS), "artifacts": str(run / "artifacts"),
+    _agent("load", {"env": "here", "models": MODELS, "artifacts": str(run / "artifacts"),
                     "outputs": str(run / "outputs"), "records": str(run / "load.jsonl"), "timeout": 20},
            hash_seed="1")
     after = list(read_records(str(run / "load.jsonl")))
@@ -127,7 +135,7 @@ def test_a_broken_artifact_is_an_error_record_not_a_crash(run: Path, tmp_path: P
         (broken / "dense" / name).write_bytes((src / "dense" / name).read_bytes())
     (broken / "dense" / "h5" / "model.h5").write_bytes(b"not an hdf5 file")
     records = tmp_path / "load.jsonl"
-    _agent("load", {"env": "t", "loaders": ["load_model"], "artifacts": str(tmp_path / "artifacts"),
+    _agent("load", {"env": "t", "models": [_dense(("load_model",))], "artifacts": str(tmp_path / "artifacts"),
                     "outputs": str(tmp_path / "out"), "records": str(records), "timeout": 300}, hash_seed="1")
     (record,) = [r for r in read_records(str(records)) if r["kind"] == "load"]
     assert record["status"] == "error"
@@ -143,7 +151,7 @@ def test_isolation_artifact_gives_every_load_a_fresh_worker(run: Path, tmp_path:
     manifest = json.loads((src / "manifest.json").read_text())
     manifest["models"] = {"dense": manifest["models"]["dense"]}
     (only / "manifest.json").write_text(json.dumps(manifest))
-    spec = {"env": "here", "loaders": ["load_model"], "artifacts": str(tmp_path / "artifacts"),
+    spec = {"env": "here", "models": [_dense(("load_model",))], "artifacts": str(tmp_path / "artifacts"),
             "outputs": str(tmp_path / "out"), "timeout": 60}
     _agent("load", {**spec, "isolation": "artifact", "records": str(tmp_path / "isolated.jsonl")}, hash_seed="1")
     _agent("load", {**spec, "records": str(tmp_path / "shared.jsonl")}, hash_seed="1")

@@ -75,6 +75,23 @@ def _pipe(src: socket.socket, dst: socket.socket) -> None:
                 sock.shutdown(how)
 
 
+def _bridge(a: socket.socket, b: socket.socket) -> None:
+    """Copy both ways between two sockets; close both once both directions have ended."""
+    ended: list[int] = []
+    lock = threading.Lock()
+
+    def one_way(src: socket.socket, dst: socket.socket) -> None:
+        _pipe(src, dst)
+        with lock:
+            ended.append(1)
+            if len(ended) == 2:
+                a.close()
+                b.close()
+
+    for src, dst in ((a, b), (b, a)):
+        threading.Thread(target=one_way, args=(src, dst), daemon=True).start()
+
+
 @pytest.fixture
 def tcp_engine(docker: None) -> Iterator[tuple[str, list[int]]]:
     """DOCKER_HOST=tcp://127.0.0.1:PORT forwarding to the local engine's socket; counts connections."""
@@ -84,6 +101,7 @@ def tcp_engine(docker: None) -> Iterator[tuple[str, list[int]]]:
         pytest.skip(f"the engine is not on a local socket: {endpoint}")
     listener = socket.create_server(("127.0.0.1", 0))
     connections: list[int] = []
+    opened: list[socket.socket] = []
 
     def serve() -> None:
         while True:
@@ -93,15 +111,19 @@ def tcp_engine(docker: None) -> Iterator[tuple[str, list[int]]]:
                 return
             upstream = socket.socket(socket.AF_UNIX)
             upstream.connect(endpoint.removeprefix("unix://"))
+            opened.extend((client, upstream))
             connections.append(1)
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
+            _bridge(client, upstream)
 
-    threading.Thread(target=serve, daemon=True).start()
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
     try:
         yield f"tcp://127.0.0.1:{listener.getsockname()[1]}", connections
     finally:
         listener.close()
+        server.join(timeout=10)
+        for sock in opened:  # connections still open when the test ended
+            sock.close()
 
 
 def test_docker_host_is_honoured_end_to_end(tcp_engine: tuple[str, list[int]], tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from harness.agent.records import read_records
+from harness.agent.protocol import read_records
 from harness.engine import LABEL_RUN
 
 pytestmark = pytest.mark.integration

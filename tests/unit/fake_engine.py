@@ -1,7 +1,9 @@
 """A hand-written ContainerEngine for unit tests: no Docker, no TensorFlow.
 
-It plays the agent's part by writing what the real agent writes (manifests,
-reference arrays, JSONL records, outputs) into the mounted run directory.
+It plays the agent's part with the agent's own protocol code (harness.agent.protocol): the save
+step writes manifests, records and reference data through the same constructors and paths the
+real agent uses, and the load step plans its tasks with the same plan_tasks. A change to the
+wire formats or the run-directory layout therefore breaks these fakes too.
 """
 
 from __future__ import annotations
@@ -9,14 +11,23 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from harness.engine import BuildResult, RunResult, RunSpec
+from harness.agent import protocol
+from harness.engine import BuildResult, ContainerInfo, RunResult, RunSpec
+
+VERSIONS = {"python": "3.11.2", "tensorflow": "2.15.1", "keras": "2.15.0", "keras_major": 2, "keras_package": "keras"}
+
+
+def _reference(model: str) -> Any:
+    """What a model 'predicts': the same in every environment, so unchanged loads pass."""
+    return np.linspace(0, 1, 8, dtype="float32").reshape(2, 4)
 
 
 class FakeEngine:
-    """Records every call; builds fail for tags listed in failing_tags."""
+    """Records every call; builds fail for tags listed in failing_tags; loads add `drift` to the predictions."""
 
     def __init__(self, failing_tags: frozenset[str] = frozenset(), drift: float = 0.0) -> None:
         self.images: dict[str, str] = {}
@@ -25,6 +36,7 @@ class FakeEngine:
         self.builds: list[str] = []
         self.runs: list[RunSpec] = []
         self.removed: list[Mapping[str, str]] = []
+        self.listed: list[ContainerInfo] = []
 
     def ping(self) -> None:
         """Always reachable."""
@@ -46,57 +58,68 @@ class FakeEngine:
         return BuildResult(ok=True, seconds=0.1)
 
     def run(self, spec: RunSpec, log_path: Path) -> RunResult:
-        """Do what the agent would have done for a save or load container."""
+        """Do what the agent would have done for a save or load container, through the mounts it was given."""
         self.runs.append(spec)
         mounts = {m.container: m.host for m in spec.mounts}
-        step = spec.command[3]
-        args = json.loads(spec.command[5])
+        step, args = spec.command[3], json.loads(spec.command[5])
+        records = mounts[protocol.RECORDS_MOUNT]
         if step == "save":
-            self._save(args, mounts["/harness/out"], mounts["/harness/records.jsonl"])
+            self._save(args, mounts[protocol.OUT_MOUNT], records)
         else:
-            self._load(args, mounts["/harness/artifacts"], mounts["/harness/outputs"],
-                       mounts["/harness/records.jsonl"])
+            self._load(args, mounts[protocol.ARTIFACTS_MOUNT], mounts[protocol.OUTPUTS_MOUNT], records)
         return RunResult(exit_code=0, seconds=0.1)
 
-    def _save(self, args: dict[str, object], out: Path, records: Path) -> None:
-        models: dict[str, object] = {}
-        for model in args["models"]:  # type: ignore[attr-defined]
-            (out / model).mkdir(parents=True, exist_ok=True)
-            np.save(out / model / "reference.npy", np.linspace(0, 1, 8, dtype="float32").reshape(2, 4))
-            np.save(out / model / "inputs.npy", np.zeros((2, 3), dtype="float32"))
-            np.save(out / model / "labels.npy", np.zeros(2, dtype="int64"))
-            formats = {f: {"path": f"{model}/{f}/model", "files": {}} for f in args["formats"]}  # type: ignore[attr-defined]
-            models[model] = {"inputs": f"{model}/inputs.npy", "labels": f"{model}/labels.npy",
-                             "reference": f"{model}/reference.npy", "evaluate": {"loss": 0.5}, "formats": formats}
-            with records.open("a") as fh:
-                for f in args["formats"]:  # type: ignore[attr-defined]
-                    fh.write(json.dumps({"kind": "save", "env": args["env"], "model": model, "format": f,
-                                         "status": "ok"}) + "\n")
-        (out / "env.json").write_text(json.dumps({"python": "3.11.2", "tensorflow": "2.15.1", "keras": "2.15.0",
-                                                  "keras_major": 2, "keras_package": "keras"}))
-        (out / "manifest.json").write_text(json.dumps({"env": args["env"], "models": models}))
+    def _save(self, args: dict[str, Any], out: Path, records: Path) -> None:
+        writer = protocol.RecordWriter(str(records))
+        entries = {}
+        for spec in (protocol.from_dict(m) for m in args["models"]):
+            model_dir = out / spec.name
+            model_dir.mkdir(parents=True, exist_ok=True)
+            np.savez(model_dir / protocol.INPUTS, features=np.zeros((2, 3), dtype="float32"))
+            np.save(model_dir / protocol.LABELS, np.zeros(2, dtype="int64"))
+            np.save(model_dir / protocol.REFERENCE, _reference(spec.name))
+            saved = {}
+            for fmt in spec.formats or ():
+                (model_dir / fmt).mkdir(exist_ok=True)
+                (model_dir / fmt / "model").write_bytes(b"fake model")
+                files = {f"{fmt}/{rel}": digest for rel, digest in protocol.hash_tree(str(model_dir / fmt)).items()}
+                saved[fmt] = {"path": f"{spec.name}/{fmt}/model", "files": files}
+                writer.write({"kind": "save", "env": args["env"], "model": spec.name, "format": fmt, "status": "ok"})
+            entries[spec.name] = protocol.manifest_entry(spec.name, ["features"], saved, evaluate={"loss": 0.5},
+                                                         predict_call="model(x, training=False)")
+        writer.close()
+        protocol.write_json_atomic(out / protocol.ENV_JSON, VERSIONS)
+        protocol.write_json_atomic(out / protocol.MANIFEST, protocol.manifest(args["env"], VERSIONS, entries))
 
-    def _load(self, args: dict[str, object], artifacts: Path, outputs: Path, records: Path) -> None:
-        done = records.read_text()
-        with records.open("a") as fh:
-            for manifest_path in sorted(artifacts.glob("*/manifest.json")):
-                source = manifest_path.parent.name
-                manifest = json.loads(manifest_path.read_text())
-                for model, entry in manifest["models"].items():
-                    for fmt in entry["formats"]:
-                        if f'"source": "{source}", "model": "{model}", "format": "{fmt}"' in done:
-                            continue
-                        ref = np.load(artifacts / source / entry["reference"])
-                        out = outputs / source / model / fmt / "load_model.npy"
-                        out.parent.mkdir(parents=True, exist_ok=True)
-                        np.save(out, ref + np.float32(self.drift))
-                        fh.write(json.dumps({"kind": "load", "source": source, "model": model, "format": fmt,
-                                             "loader": "load_model", "target": args["env"], "status": "ok",
-                                             # like the worker: evaluate() only where the source did
-                                             "evaluate": {"loss": 0.5} if entry.get("evaluate") else None}) + "\n")
-            fh.write(json.dumps({"kind": "load-done", "target": args["env"]}) + "\n")
+    def _load(self, args: dict[str, Any], artifacts: Path, outputs: Path, records: Path) -> None:
+        target = args["env"]
+        specs = [protocol.from_dict(m) for m in args["models"]]
+        done = set(protocol.done_cells(str(records), target))
+        writer = protocol.RecordWriter(str(records))
+        for task in protocol.plan_tasks(str(artifacts), str(outputs), specs):
+            if protocol.CellKey.of(task, target) in done:
+                continue
+            reference = Path(task["model_dir"]) / protocol.REFERENCE
+            predicted = np.load(reference) if reference.is_file() else _reference(task["model"])
+            Path(task["output"]).parent.mkdir(parents=True, exist_ok=True)
+            np.save(task["output"], predicted + np.float32(self.drift))
+            writer.write({"kind": "load", "target": target, **{k: task[k] for k in ("source", "model", "format",
+                                                                                    "loader")},
+                          "status": "ok", "evaluate": {"loss": 0.5} if task["evaluate"] else None})
+        writer.write({"kind": protocol.LOAD_DONE, "target": target})
+        writer.close()
 
     def remove_containers(self, labels: Mapping[str, str]) -> int:
         """Nothing is ever left running here."""
         self.removed.append(dict(labels))
         return 0
+
+    def containers(self, labels: Mapping[str, str]) -> list[ContainerInfo]:
+        """The containers a test listed, that carry all the labels (an empty value: any value)."""
+        return [c for c in self.listed if all(k in c.labels and (not v or c.labels[k] == v)
+                                              for k, v in labels.items())]
+
+    def remove_container_ids(self, ids: list[str]) -> int:
+        """Forget the listed containers with these ids."""
+        self.listed = [c for c in self.listed if c.id not in ids]
+        return len(ids)

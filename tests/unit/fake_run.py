@@ -1,11 +1,12 @@
-"""A run directory written by hand, exactly as the runner and agent leave it: reports are built from it.
+"""A run directory written by hand, as the runner and agent leave it: reports are built from it.
 
-Layout (see runner.py, agent/save.py, agent/load.py, agent/worker.py):
+Paths, manifests and records come from the agent's protocol module (and RunDir), as the real agent
+writes them, so a change of layout or wire format breaks this fake too:
 
     run.json                                   matrix (matrix_to_dict), environments [{id, spec, image, status, ...}]
     envs/<env>/packages.txt                    pip freeze
     artifacts/<env>/env.json, manifest.json    versions; models.dense.{inputs,labels,reference,evaluate,formats}
-    artifacts/<env>/dense/{reference,inputs,labels}.npy
+    artifacts/<env>/dense/inputs.npz, labels.npy, reference.npy
     records/save-<env>.jsonl                   kind "save" records
     records/load-<target>.jsonl                kind "load" records, then a "load-done" record
     outputs/<target>/<source>/dense/<fmt>/load_model.npy
@@ -20,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.agent.records import RECORD_SCHEMA
+from harness.agent import protocol
+from harness.agent.protocol import RECORD_SCHEMA
 from harness.matrix import Environment, Expectation, Matrix, Tolerance, matrix_to_dict
 from harness.report.build import build_report
 from harness.rundir import RunDir
@@ -66,11 +68,11 @@ class FakeRun:
         self.envs = envs
         self.status = {e.id: "ok" for e in envs} | (status or {})
         self.matrix = Matrix(name="fake", path="matrices/fake.yaml", sha256="ab" * 32, environments=envs,
-                             models=("dense",), formats=FORMATS, loaders=("load_model",),
-                             tolerance=tolerance or Tolerance(), expect=expect)
+                             models=(protocol.resolve_probe("dense", FORMATS, ("load_model",)),), formats=FORMATS,
+                             loaders=("load_model",), tolerance=tolerance or Tolerance(), expect=expect)
+        self.run_dir = RunDir(root)
         self.references: dict[str, np.ndarray] = {}
-        for sub in ("artifacts", "records", "outputs", "envs", "logs"):
-            (root / sub).mkdir(parents=True, exist_ok=True)
+        RunDir.prepare(root, resume=False, shared=True)
         self._write_run_json()
         ok = [e.id for e in envs if self.status[e.id] == "ok"]
         for i, env_id in enumerate(ok):
@@ -98,10 +100,10 @@ class FakeRun:
                "finished": "2026-01-02T03:14:05+00:00", "status": "complete",
                "matrix": matrix_to_dict(self.matrix), "environments": environments,
                "containers_started": 4, "timings": {"build": 1.0}}
-        (self.root / "run.json").write_text(json.dumps(run, indent=2, sort_keys=True))
+        self.run_dir.run_json.write_text(json.dumps(run, indent=2, sort_keys=True))
 
     def _save(self, env_id: str, seed: int) -> None:
-        art = self.root / "artifacts" / env_id
+        art = self.run_dir.artifacts(env_id)
         (art / "dense").mkdir(parents=True)
         rng = np.random.default_rng(seed)
         x = rng.normal(size=(8, 4)).astype(np.float32)
@@ -109,12 +111,12 @@ class FakeRun:
         logits = rng.random((8, 3)) + 0.05
         reference = (logits / logits.sum(axis=1, keepdims=True)).astype(np.float32)
         self.references[env_id] = reference
-        np.save(art / "dense" / "inputs.npy", x)
-        np.save(art / "dense" / "labels.npy", y)
-        np.save(art / "dense" / "reference.npy", reference)
-        (art / "env.json").write_text(json.dumps(VERSIONS[env_id]))
-        (self.root / "envs" / env_id).mkdir(parents=True, exist_ok=True)
-        (self.root / "envs" / env_id / "packages.txt").write_text(
+        np.savez(art / "dense" / protocol.INPUTS, features=x)
+        np.save(art / "dense" / protocol.LABELS, y)
+        np.save(art / "dense" / protocol.REFERENCE, reference)
+        (art / protocol.ENV_JSON).write_text(json.dumps(VERSIONS[env_id]))
+        self.run_dir.env_dir(env_id).mkdir(parents=True, exist_ok=True)
+        (self.run_dir.env_dir(env_id) / protocol.PACKAGES).write_text(
             f"numpy==1.26.4\ntensorflow-cpu=={VERSIONS[env_id]['tensorflow']}\n")
         save_records = []
         formats = {}
@@ -125,17 +127,17 @@ class FakeRun:
             formats[fmt] = {"path": path, "files": {f"{fmt}/{Path(path).name}": "0" * 64}}
             save_records.append({"kind": "save", "env": env_id, "versions": VERSIONS[env_id], "model": "dense",
                                  "format": fmt, "status": "ok", "path": f"{fmt}/{Path(path).name}", "seconds": 0.1})
-        append_jsonl(self.root / "records" / f"save-{env_id}.jsonl", *save_records)
-        manifest = {"schema": 1, "env": env_id, "versions": VERSIONS[env_id], "models": {"dense": {
-            "inputs": "dense/inputs.npy", "labels": "dense/labels.npy", "reference": "dense/reference.npy",
-            "predict_call": "predict", "evaluate": dict(EVALUATE), "build_seconds": 0.5, "formats": formats}}}
-        (art / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        append_jsonl(self.run_dir.records("save", env_id), *save_records)
+        entry = protocol.manifest_entry("dense", ["features"], formats, evaluate=dict(EVALUATE), predict_call="predict",
+                                        build_seconds=0.5)
+        (art / protocol.MANIFEST).write_text(json.dumps(protocol.manifest(env_id, VERSIONS[env_id], {"dense": entry}),
+                                                        indent=2))
 
     def _append(self, target: str, record: dict[str, Any]) -> None:
-        append_jsonl(self.root / "records" / f"load-{target}.jsonl", record)
+        append_jsonl(self.run_dir.records("load", target), record)
 
     def output_path(self, source: str, target: str, fmt: str) -> Path:
-        return self.root / "outputs" / target / source / "dense" / fmt / "load_model.npy"
+        return self.run_dir.output(protocol.CellKey(source, target, "dense", fmt, "load_model"))
 
     def load_ok(self, source: str, target: str, fmt: str, output: np.ndarray,
                 evaluate: dict[str, float] | None = None) -> None:
@@ -154,10 +156,10 @@ class FakeRun:
                               "format": fmt, "loader": "load_model", **result})
 
     def load_done(self, target: str) -> None:
-        self._append(target, {"kind": "load-done", "target": target})
+        self._append(target, {"kind": protocol.LOAD_DONE, "target": target})
 
     def drop_records(self, target: str, source: str, fmt: str) -> None:
-        path = self.root / "records" / f"load-{target}.jsonl"
+        path = self.run_dir.records("load", target)
         kept = [ln for ln in path.read_text().splitlines()
                 if not (json.loads(ln).get("source") == source and json.loads(ln).get("format") == fmt)]
         path.write_text("".join(ln + "\n" for ln in kept))

@@ -1,4 +1,4 @@
-"""The agent's pure parts, on the host: load-task planning and JSONL records. No TensorFlow."""
+"""The agent protocol's pure parts, on the host: model routes, load-task planning and JSONL records. No TensorFlow."""
 
 from __future__ import annotations
 
@@ -8,21 +8,31 @@ from typing import Any
 
 import pytest
 
-from harness.agent import catalog
-from harness.agent.load import plan_tasks
-from harness.agent.records import RECORD_SCHEMA, RecordWriter, cell_key, done_keys, read_records
+from harness.agent import protocol
+from harness.agent.load import Integrity
+from harness.agent.protocol import (
+    RECORD_SCHEMA,
+    CellKey,
+    ModelSpec,
+    RecordWriter,
+    done_cells,
+    plan_tasks,
+    read_records,
+    resolve_probe,
+    sha256_file,
+)
 
-ARTIFACTS = "/harness/artifacts"  # container paths, as load_spec mounts them
-OUTPUTS = "/harness/outputs"
+ARTIFACTS = protocol.ARTIFACTS_MOUNT  # container paths, as load_spec mounts them
+OUTPUTS = protocol.OUTPUTS_MOUNT
+DENSE = resolve_probe("dense", ("h5", "keras"), ("load_model",))
 
 
 def _manifest(env: str, models: dict[str, tuple[str, ...]]) -> dict[str, Any]:
-    return {"schema": 1, "env": env, "models": {
-        model: {
-            "inputs": f"{model}/inputs.npz", "input_names": ["features"], "labels": f"{model}/labels.npy",
-            "reference": f"{model}/reference.npy", "evaluate": {"loss": 0.5},
-            "formats": {fmt: {"path": f"{model}/{fmt}/model.{fmt}", "files": {}} for fmt in fmts},
-        } for model, fmts in models.items()}}
+    return protocol.manifest(env, {}, {
+        model: protocol.manifest_entry(
+            model, ["features"], {fmt: {"path": f"{model}/{fmt}/model.{fmt}", "files": {}} for fmt in fmts},
+            evaluate={"loss": 0.5}, predict_call="model(x, training=False)")
+        for model, fmts in models.items()})
 
 
 @pytest.fixture
@@ -31,18 +41,18 @@ def artifacts(tmp_path: Path) -> Path:
     root = tmp_path / "artifacts"
     saved: list[tuple[str, dict[str, tuple[str, ...]]]] = [
         ("env-b", {"dense": ("h5", "keras")}),
-        ("env-a", {"dense": ("keras",)}),
+        ("env-a", {"dense": ("keras",), "gone": ("h5",)}),  # "gone": saved for another matrix
     ]
     for env, models in saved:
         (root / env).mkdir(parents=True)
-        (root / env / "manifest.json").write_text(json.dumps(_manifest(env, models)))
+        (root / env / protocol.MANIFEST).write_text(json.dumps(_manifest(env, models)))
     (root / "env-c" / "dense").mkdir(parents=True)  # save died: files but no manifest
-    (root / "env-c" / "dense" / "reference.npy").write_bytes(b"")
+    (root / "env-c" / "dense" / protocol.REFERENCE).write_bytes(b"")
     return root
 
 
-def test_one_task_per_saved_format_and_loader(artifacts: Path) -> None:
-    tasks = plan_tasks(str(artifacts), OUTPUTS, ["load_model"])
+def test_one_task_per_saved_format_and_loader_of_the_models_asked_for(artifacts: Path) -> None:
+    tasks = plan_tasks(str(artifacts), OUTPUTS, [DENSE])
     assert [(t["source"], t["model"], t["format"], t["loader"]) for t in tasks] == [
         ("env-a", "dense", "keras", "load_model"),
         ("env-b", "dense", "h5", "load_model"),
@@ -53,7 +63,7 @@ def test_one_task_per_saved_format_and_loader(artifacts: Path) -> None:
 
 def test_task_paths_point_into_the_source_and_the_outputs(artifacts: Path) -> None:
     root = str(artifacts)
-    task = next(t for t in plan_tasks(root, OUTPUTS, ["load_model"]) if (t["source"], t["format"]) == ("env-b", "h5"))
+    task = next(t for t in plan_tasks(root, OUTPUTS, [DENSE]) if (t["source"], t["format"]) == ("env-b", "h5"))
     assert task == {
         "source": "env-b", "model": "dense", "format": "h5", "loader": "load_model",
         "artifact": f"{root}/env-b/dense/h5/model.h5",
@@ -62,39 +72,71 @@ def test_task_paths_point_into_the_source_and_the_outputs(artifacts: Path) -> No
         "source_versions": {},
         "inputs": f"{root}/env-b/dense/inputs.npz",
         "input_names": ["features"],
-        "user": None,
         "labels": f"{root}/env-b/dense/labels.npy",
         "evaluate": True,
-        "isolated": False,
+        "graph_mode": False,
         "output": f"{OUTPUTS}/env-b/dense/h5/load_model.npy",
+        "spec": DENSE.for_agent(),
     }
 
 
-def test_output_layout_matches_what_the_report_reads(artifacts: Path) -> None:
-    # report/build.py reads outputs/<target>/<source>/<model>/<format>/<loader>.npy
-    for task in plan_tasks(str(artifacts), OUTPUTS, ["load_model"]):
-        rel = Path(task["output"]).relative_to(OUTPUTS)
-        assert rel.parts == (task["source"], task["model"], task["format"], f"{task['loader']}.npy")
+def test_the_report_reads_outputs_where_the_agent_writes_them(artifacts: Path, tmp_path: Path) -> None:
+    from harness.rundir import RunDir
+
+    run_dir = RunDir(tmp_path / "run")
+    for task in plan_tasks(str(artifacts), str(run_dir.outputs("t")), [DENSE]):
+        key = CellKey.of(task, "t")
+        assert Path(task["output"]) == run_dir.output(key)
 
 
-def test_loaders_that_do_not_apply_to_a_format_are_left_out(
-    artifacts: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setitem(catalog.LOADERS, "h5_only", ("h5",))
-    tasks = plan_tasks(str(artifacts), OUTPUTS, ["load_model", "h5_only", "unknown_loader"])
-    keys = [(t["source"], t["format"], t["loader"]) for t in tasks]
-    assert keys == [
+def test_loaders_that_do_not_apply_to_a_format_are_left_out(artifacts: Path) -> None:
+    model = resolve_probe("dense", ("h5", "keras"), ("load_model", "rebuild", "model_from_json"))
+    keys = [(t["source"], t["format"], t["loader"]) for t in plan_tasks(str(artifacts), OUTPUTS, [model])]
+    assert keys == [  # rebuild reads h5 but not keras; model_from_json reads neither
         ("env-a", "keras", "load_model"),
         ("env-b", "h5", "load_model"),
-        ("env-b", "h5", "h5_only"),
+        ("env-b", "h5", "rebuild"),
         ("env-b", "keras", "load_model"),
     ]
 
 
 def test_no_manifests_no_tasks(tmp_path: Path) -> None:
     (tmp_path / "empty-env").mkdir()
-    assert plan_tasks(str(tmp_path), OUTPUTS, ["load_model"]) == []
+    assert plan_tasks(str(tmp_path), OUTPUTS, [DENSE]) == []
     assert plan_tasks(str(tmp_path), OUTPUTS, []) == []
+
+
+# ---------------------------------------------------------------------------- routes: quirks are fields
+
+
+def test_a_probe_is_tried_with_the_matrix_formats_and_loaders_it_does_not_reserve() -> None:
+    every = tuple(protocol.FORMATS)
+    loaders = tuple(protocol.LOADERS)
+    dense = resolve_probe("dense", every, loaders)
+    assert "seed" not in (dense.formats or ())  # reserved for models naming it
+    assert "tf1_session" not in (dense.loaders or ())
+    assert "load_model_custom" in (dense.loaders or ()) and ("h5", "load_model_custom") not in protocol.routes(dense)
+    tf1 = resolve_probe("tf1_init", every, loaders)
+    assert protocol.routes(tf1) == [("h5", "load_model"), ("h5", "tf1_session")]
+    seeded = resolve_probe("seeded", every, loaders)
+    assert protocol.routes(seeded) == [("seed", "rebuild_from_seed")]
+
+
+def test_custom_objects_make_load_model_custom_apply() -> None:
+    custom = resolve_probe("custom_layer", ("h5",), ("load_model", "load_model_custom"))
+    assert protocol.routes(custom) == [("h5", "load_model"), ("h5", "load_model_custom")]
+    assert "load_model" in custom.withhold_custom_objects
+
+
+def test_a_spec_survives_its_wire_form() -> None:
+    spec = resolve_probe("label_order", ("h5",), ("load_model",))
+    assert protocol.from_dict(json.loads(json.dumps(spec.for_agent()))) == spec
+
+def test_a_containers_spec_never_holds_host_paths() -> None:
+    user = ModelSpec(name="mine", kind="factory", origin=protocol.Origin(root="/home/me/models"))
+    wire = user.for_agent()
+    assert wire["origin"] is None
+    assert "/home/me" not in json.dumps(wire)
 
 
 # ---------------------------------------------------------------------------- records
@@ -105,7 +147,7 @@ def test_record_writer_appends_with_schema(tmp_path: Path) -> None:
     path.write_text('{"kind": "load", "source": "old"}\n')  # resume: earlier records are kept
     writer = RecordWriter(str(path))
     writer.write({"kind": "load", "source": "a", "model": "dense", "format": "h5", "loader": "load_model"})
-    writer.write({"kind": "load-done", "schema": 7})
+    writer.write({"kind": protocol.LOAD_DONE, "schema": 7})
     writer.close()
     records = list(read_records(str(path)))
     assert [r.get("source") for r in records] == ["old", "a", None]
@@ -130,43 +172,60 @@ def test_read_records_skips_a_torn_last_line_and_non_objects(tmp_path: Path) -> 
 
 def test_read_records_of_a_missing_file_is_empty(tmp_path: Path) -> None:
     assert list(read_records(str(tmp_path / "missing.jsonl"))) == []
-    assert done_keys(str(tmp_path / "missing.jsonl"), "load") == []
+    assert done_cells(str(tmp_path / "missing.jsonl"), "t") == []
+    assert not protocol.load_finished(str(tmp_path / "missing.jsonl"))
 
 
-def test_done_keys_lists_cells_of_one_kind(tmp_path: Path) -> None:
+def test_done_cells_lists_the_loads_already_recorded(tmp_path: Path) -> None:
     path = tmp_path / "records.jsonl"
     writer = RecordWriter(str(path))
     writer.write({"kind": "load", "source": "a", "model": "dense", "format": "h5", "loader": "load_model"})
     writer.write({"kind": "save", "source": "a", "model": "dense", "format": "keras", "loader": "load_model"})
     writer.write({"kind": "load", "source": "b", "model": "dense", "format": "keras", "loader": "load_model",
                   "status": "crash"})
-    writer.write({"kind": "load-done"})
+    writer.close()
+    assert not protocol.load_finished(str(path))
+    writer = RecordWriter(str(path))
+    writer.write({"kind": protocol.LOAD_DONE})
     writer.close()
     with path.open("a") as fh:
         fh.write('{"kind": "load", "source": "c", "model": "dense", "format": "h5", "loa')  # torn
-    assert done_keys(str(path), "load") == ["a/dense/h5/load_model", "b/dense/keras/load_model"]
-    assert done_keys(str(path), "save") == ["a/dense/keras/load_model"]
+    assert done_cells(str(path), "t") == [CellKey("a", "t", "dense", "h5", "load_model"),
+                                          CellKey("b", "t", "dense", "keras", "load_model")]
+    assert protocol.load_finished(str(path))
 
 
-def test_cell_key_of_a_task_matches_its_record(artifacts: Path) -> None:
-    # run_load skips tasks whose cell_key is already among done_keys: the two must agree.
-    task = plan_tasks(str(artifacts), OUTPUTS, ["load_model"])[0]
-    record = {"kind": "load", "target": "t", "status": "ok",
-              **{k: task[k] for k in ("source", "model", "format", "loader")}}
-    assert cell_key(task) == cell_key(record) == "env-a/dense/keras/load_model"
+def test_a_task_is_skipped_on_resume_once_its_record_exists(artifacts: Path, tmp_path: Path) -> None:
+    # run_load skips tasks whose cell is among done_cells: records written from a task must name that cell.
+    path = tmp_path / "records.jsonl"
+    tasks = plan_tasks(str(artifacts), OUTPUTS, [DENSE])
+    writer = RecordWriter(str(path))
+    writer.write({"kind": "load", "target": "t", "status": "ok",
+                  **{k: tasks[1][k] for k in ("source", "model", "format", "loader")}})
+    writer.close()
+    done = set(done_cells(str(path), "t"))
+    assert [CellKey.of(t, "t") in done for t in tasks] == [False, True, False]
 
 
 def test_integrity_flags_a_changed_or_missing_file_once_per_artifact(tmp_path: Path) -> None:
-    from harness.agent.common import sha256_file
-    from harness.agent.load import Integrity
-
     good = tmp_path / "model.h5"
     good.write_bytes(b"saved bytes")
     task = {"artifact": str(good), "files": {str(good): sha256_file(str(good))}}
-    check = Integrity()
-    assert check.problem(task) is None
+    integrity = Integrity()
+    assert integrity.problem(task) is None
     good.write_bytes(b"tampered")
-    assert check.problem(task) is None  # verdicts are cached per artifact: hashed once per container
+    assert integrity.problem(task) is None  # verdicts are cached per artifact: hashed once per container
     assert "does not match its sha256" in (Integrity().problem(task) or "")
     good.unlink()
     assert "is missing" in (Integrity().problem(task) or "")
+
+
+def test_write_json_atomic_leaves_no_temporary_file_and_respects_strictness(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "data.json"
+    protocol.write_json_atomic(path, {"b": 1, "a": float("nan")})
+    assert list(path.parent.iterdir()) == [path]
+    assert json.loads(path.read_text())["b"] == 1
+    with pytest.raises(ValueError):
+        protocol.write_json_atomic(path, {"a": float("nan")}, strict=True)
+    assert json.loads(path.read_text())["b"] == 1  # the old file is intact
+    assert list(path.parent.iterdir()) == [path]

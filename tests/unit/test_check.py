@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.check import SAFE, SAFE_ELSEWHERE, UNSAFE, decide, render
-from harness.checkspec import EnvRequest, parse_inputs, parse_spec, route_of, user_model_entry
 from harness.cli import main
 from harness.errors import UsageError
+from harness.upgrade import EnvRequest, parse_inputs, parse_spec, route_of, user_model_entry
+from harness.verdict import SAFE, SAFE_ELSEWHERE, UNSAFE, decide, render
 
 
 @pytest.mark.parametrize(("spec", "expected"), [

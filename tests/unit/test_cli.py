@@ -164,10 +164,10 @@ def test_a_full_disk_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Captu
 
     from harness import cli
 
-    def full(args: object) -> int:
+    def full(args: object, engine: object) -> int:
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "report.json"))
 
-    monkeypatch.setitem(cli.COMMANDS, "report", full)
+    monkeypatch.setattr(cli.report, "main", full)
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
@@ -176,8 +176,7 @@ def test_a_full_disk_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Captu
 
 def test_an_output_path_below_a_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("harness.engine.DockerCLI", FakeEngine)  # the engine answers: the path is the only error
-    blocker = tmp_path / "file"
+    blocker = tmp_path / "file"  # the engine answers: the path is the only error
     blocker.write_text("x")
-    assert main(["run", "matrices/smoke.yaml", "--out", str(blocker / "run")]) == 2
+    assert main(["run", "matrices/smoke.yaml", "--out", str(blocker / "run")], engine=FakeEngine) == 2
     assert "harness: error:" in capsys.readouterr().err

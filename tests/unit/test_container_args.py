@@ -15,6 +15,7 @@ import harness
 from harness.engine import DockerCLI, RunSpec
 from harness.matrix import Environment, Matrix
 from harness.plan import Limits, load_spec, plan_environments, save_spec
+from harness.rundir import RunDir
 
 RUN_ID = "r1"
 ENV_ID = "tf216"
@@ -29,7 +30,7 @@ def container(phase: str, run_dir: Path, limits: Limits) -> RunSpec:
     """The RunSpec the planning code builds for one phase of the tiny matrix's only environment."""
     matrix = tiny_matrix()
     (plan,) = plan_environments(matrix, {})
-    return {"save": save_spec, "load": load_spec}[phase](matrix, plan, run_dir, RUN_ID, limits)
+    return {"save": save_spec, "load": load_spec}[phase](matrix, plan, RunDir(run_dir), RUN_ID, limits)
 
 
 @pytest.fixture(autouse=True)

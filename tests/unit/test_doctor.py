@@ -10,7 +10,7 @@ import pytest
 
 from fake_docker import FakeDocker
 from harness.cli import main
-from harness.doctor import Check, check_pip, check_runtime, diagnose, redact, render
+from harness.doctor import Finding, diagnose, pip_findings, redact, render, runtime_findings
 from harness.engine import LABEL_BASE, LABEL_HOST, LABEL_MANAGED, LABEL_PID, ContainerInfo
 from harness.leftovers import is_stale, owner_labels, remove_stale_containers, stale_containers
 from harness.matrix import Matrix, PipSettings, parse_matrix
@@ -87,8 +87,8 @@ def test_remote_engine_warns_that_bind_mounts_need_shared_paths(tmp_path: Path) 
 
 def test_runtime_must_be_installed() -> None:
     info: dict[str, object] = {"Runtimes": {"runc": {}}}
-    assert check_runtime(info, "runsc")[0].level == "fail"
-    assert check_runtime(info, None)[0].detail == "default runtime; available: runc"
+    assert runtime_findings(info, "runsc")[0].level == "fail"
+    assert runtime_findings(info, None)[0].detail == "default runtime; available: runc"
 
 
 def test_pip_settings_are_shown_without_credentials(tmp_path: Path) -> None:
@@ -96,13 +96,13 @@ def test_pip_settings_are_shown_without_credentials(tmp_path: Path) -> None:
     ca.write_text("pem")
     environ = {"PIP_INDEX_URL": "https://user:secret@mirror.example/simple", "PIP_EXTRA_INDEX_URL": "file:///opt/x",
                "REQUESTS_CA_BUNDLE": str(tmp_path / "gone.pem"), "SSL_CERT_FILE": str(ca)}
-    checks = check_pip(_matrix(), environ)
+    checks = pip_findings(_matrix(), environ)
     text = "\n".join(c.detail for c in checks)
     assert "secret" not in text and "https://***@mirror.example/simple" in text
     assert f"{ca} (copied into images)" in text
     assert any(c.level == "warn" and "gone.pem" in c.detail for c in checks)
     assert "file:///opt/x" in text  # named as not passed into builds
-    assert check_pip(parse_matrix({"environments": [{"python": "3.11", "tensorflow": "2.15.1"}]}, path="m",
+    assert pip_findings(parse_matrix({"environments": [{"python": "3.11", "tensorflow": "2.15.1"}]}, path="m",
                                   sha256="0" * 64), {})[1].detail.startswith("none")
     assert redact("https://mirror.example/simple") == "https://mirror.example/simple"
     assert PipSettings().index_url is None
@@ -110,9 +110,9 @@ def test_pip_settings_are_shown_without_credentials(tmp_path: Path) -> None:
 
 def test_render_exits_1_only_on_a_failed_check() -> None:
     lines: list[str] = []
-    assert render([Check("ok", "a", "fine"), Check("warn", "b", "hm")], lines.append) == 0
+    assert render([Finding("ok", "a", "fine"), Finding("warn", "b", "hm")], lines.append) == 0
     assert lines == ["ok    a: fine", "warn  b: hm"]
-    assert render([Check("fail", "c", "no")], lines.append) == 1
+    assert render([Finding("fail", "c", "no")], lines.append) == 1
 
 
 def test_doctor_without_docker_is_exit_3_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],

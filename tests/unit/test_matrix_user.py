@@ -8,18 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.agent.protocol import RandomInputs, ReferenceEnv, routes
 from harness.cli import main
-from harness.matrix import (
-    Matrix,
-    MatrixError,
-    RandomInputs,
-    ReferenceEnv,
-    Tolerance,
-    load_matrix,
-    matrix_from_dict,
-    matrix_to_dict,
-)
-from harness.matrix.user_models import model_cells
+from harness.matrix import Matrix, MatrixError, Tolerance, load_matrix, matrix_from_dict, matrix_to_dict
 
 ENVS = """
 environments:
@@ -80,16 +71,18 @@ def test_a_factory_beside_probes_with_defaults(project: Path) -> None:
           inputs: {shape: [8, 3], dtype: float32, low: -1, high: 1}
           tolerance: {rtol: 1.0e-3}
         """, "formats: [h5, keras, seed]\nloaders: [load_model, rebuild, rebuild_from_seed]\n")
-    assert matrix.models == ("dense",)
-    (mine,) = matrix.user_models
+    dense, mine = matrix.models  # one list, in the order written
+    assert (dense.name, dense.kind) == ("dense", "probe")
     assert mine.kind == "factory"
-    assert mine.root == str(project / "code")
-    assert mine.random_inputs == RandomInputs(shape=(8, 3), dtype="float32", low=-1, high=1)
+    assert mine.origin is not None and mine.origin.root == str(project / "code")
+    assert mine.code.root == "/harness/user/mine" and mine.code.factory == "mymodels:build"
+    assert mine.origin.random_inputs == RandomInputs(shape=(8, 3), dtype="float32", low=-1, high=1)
+    assert mine.has_inputs and not mine.has_labels
     assert mine.tolerance == Tolerance(rtol=1e-3)
     assert mine.formats == ("h5", "keras")  # the matrix's, less the probes' seed
     assert mine.loaders == ("load_model", "rebuild", "load_model_nocompile")  # probe-only loaders dropped
-    assert model_cells(mine) == [("h5", "load_model"), ("h5", "rebuild"), ("h5", "load_model_nocompile"),
-                                 ("keras", "load_model"), ("keras", "load_model_nocompile")]
+    assert routes(mine) == [("h5", "load_model"), ("h5", "rebuild"), ("h5", "load_model_nocompile"),
+                            ("keras", "load_model"), ("keras", "load_model_nocompile")]
     assert matrix_from_dict(matrix_to_dict(matrix)) == matrix  # survives run.json
 
 
@@ -102,17 +95,19 @@ def test_a_factory_beside_probes_with_defaults(project: Path) -> None:
 ])
 def test_an_artifact_format_is_told_from_its_name_or_keys(project: Path, artifact: str, extra: str, fmt: str) -> None:
     matrix = _load(project, f"- name: old\n  artifact: {artifact}\n  inputs: x.npy\n  {extra}")
-    (old,) = matrix.user_models
+    (old,) = matrix.models
     assert (old.kind, old.artifact_format) == ("artifact", fmt)
-    assert old.reference_env == ReferenceEnv(env="py3.11-tf2.15.1")  # default: the first environment
-    assert old.formats == ()
+    assert old.origin is not None
+    assert old.origin.reference_env == ReferenceEnv(env="py3.11-tf2.15.1")  # default: the first environment
+    assert old.formats == (fmt,)
 
 
 def test_an_artifact_with_its_own_reference_and_an_expectation(project: Path) -> None:
     matrix = _load(project, "- {name: old, artifact: old.h5, inputs: xy.npz, reference: ref.npy}\n",
                    "expect:\n  - {source: user-old, model: old, status: error, reason: Keras 3}\n")
-    (old,) = matrix.user_models
-    assert old.reference == str(project / "ref.npy") and old.reference_env is None
+    (old,) = matrix.models
+    assert old.origin is not None
+    assert old.origin.reference == str(project / "ref.npy") and old.origin.reference_env is None
     assert matrix.expect[0].model == "old" and matrix.expect[0].source == (("id", "user-old"),)
 
 
@@ -144,7 +139,6 @@ def test_an_artifact_with_its_own_reference_and_an_expectation(project: Path) ->
     ("- {name: m}", "models[0]: give 'factory'"),
     ("- {path: code, factory: mymodels:build}", "models[0].name: required key missing"),
     ("- {name: dense, path: code, factory: mymodels:build}", "models[0].name: 'dense' is the name of a built-in probe"),
-    ("- {name: label_order_v2, path: code, factory: mymodels:build}", "models[0].name: 'label_order_v2' is the name"),
     ("- {name: m, artifact: gone.h5, inputs: x.npy}", "models[0].artifact: not found"),
     ("- {name: m, artifact: old.h5}", "models[0].inputs: required for an existing artifact"),
     ("- {name: m, artifact: code, inputs: x.npy}", "models[0].artifact: " ),
@@ -189,3 +183,11 @@ def test_validate_exits_2_naming_the_file_and_key_before_anything_is_built(
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{path}: models[0].factory: mymodels.py defines no 'nope'" in err
+
+
+def test_a_user_model_may_share_a_prefix_with_a_probe(project: Path) -> None:
+    # Nothing dispatches on a model's name: only the exact probe names are taken.
+    matrix = _load(project, "- {name: label_order_v2, path: code, factory: mymodels:build}\n"
+                            "- {name: fault_tolerant, path: code, factory: mymodels:build}\n")
+    assert [m.name for m in matrix.models] == ["label_order_v2", "fault_tolerant"]
+    assert all(m.code.postprocess is None and m.kind == "factory" for m in matrix.models)

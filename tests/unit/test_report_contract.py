@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from harness import __version__
+from harness.agent.protocol import resolve_probe
 from harness.matrix import Environment, Expectation, Matrix, matrix_to_dict
 from harness.report.build import CELL_DEFAULTS
 from harness.report.diff import regressions
@@ -55,6 +56,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """report.json of a run with a pass, an error, a skipped (unsaved format) and build_error cells."""
     root = tmp_path_factory.mktemp("run")
     matrix = Matrix(name="contract", path="m.yaml", sha256="0" * 64, environments=(OK, BROKEN),
+                    models=(resolve_probe("dense", ("h5", "keras"), ("load_model",)),), formats=("h5", "keras"),
                     expect=(Expectation(reason="h5 crashes", format="h5", status=("crash",)),))
     run = {
         "run_id": "r1", "created": "2026-01-01T00:00:00+00:00", "finished": "2026-01-01T00:10:00+00:00",

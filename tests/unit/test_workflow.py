@@ -1,109 +1,80 @@
-"""The nightly GitHub Actions workflow: actionlint clean, and consistent with what the phases write."""
+"""The command-line flows end to end against the fake engine: run, check and an interrupt, through main(argv)."""
 
 from __future__ import annotations
 
 import json
-import os
-import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from fake_engine import FakeEngine
-from harness.console import Console
-from harness.matrix import parse_matrix
-from harness.plan import plan_environments
-from harness.rundir import RunDir
-from harness.runner import Runner, RunOptions
+from harness.cli import main
+from harness.engine import LABEL_RUN, RunResult, RunSpec
+from harness.errors import EXIT_INTERRUPTED
 
-ROOT = Path(__file__).resolve().parents[2]
-WORKFLOW = ROOT / ".github" / "workflows" / "nightly.yml"
+SMOKE = Path(__file__).resolve().parents[2] / "matrices" / "smoke.yaml"
+FACTORY = "import tensorflow as tf\n\ndef build():\n    return tf.keras.Sequential()\n"
 
 
-def _workflow() -> dict[Any, Any]:
-    data: dict[Any, Any] = yaml.safe_load(WORKFLOW.read_text())
-    return data
+def test_run_goes_through_every_phase_and_exits_with_the_reports_code(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    engine = FakeEngine()
+    assert main(["run", str(SMOKE), "--out", str(tmp_path / "run"), "--jobs", "1", "-q"], engine=lambda: engine) == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert {c["status"] for c in report["cells"]} == {"pass"}
+    assert sorted(s.command[3] for s in engine.runs) == ["load", "load", "save", "save"]
+    assert "worst status per pair" in capsys.readouterr().out
 
 
-def _steps(job: str) -> list[dict[str, Any]]:
-    steps: list[dict[str, Any]] = _workflow()["jobs"][job]["steps"]
-    return steps
+def test_a_drifting_run_exits_1(tmp_path: Path) -> None:
+    code = main(["run", str(SMOKE), "--out", str(tmp_path / "run"), "--jobs", "1", "-q"],
+                engine=lambda: FakeEngine(drift=0.5))
+    assert code == 1
 
 
-def _uses(job: str, action: str) -> list[dict[str, Any]]:
-    return [s for s in _steps(job) if str(s.get("uses", "")).startswith(action + "@")]
+class InterruptedEngine(FakeEngine):
+    """An engine whose second container never finishes: Ctrl-C arrives while it runs."""
+
+    def run(self, spec: RunSpec, log_path: Path) -> RunResult:
+        if len(self.runs) == 1:
+            self.runs.append(spec)
+            raise KeyboardInterrupt
+        return super().run(spec, log_path)
 
 
-def _actionlint() -> str | None:
-    # The tox environment's bin/ first: its actionlint need not be on PATH.
-    return shutil.which("actionlint", path=os.pathsep.join([str(Path(sys.executable).parent),
-                                                           os.environ.get("PATH", "")]))
+def test_an_interrupt_removes_the_runs_containers_and_resume_finishes_it(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    engine = InterruptedEngine()
+    assert main(["run", str(SMOKE), "--out", str(out), "--jobs", "1", "-q"], engine=lambda: engine) == EXIT_INTERRUPTED
+    run_id = json.loads((out / "run.json").read_text())["run_id"]
+    assert engine.removed == [{LABEL_RUN: run_id}]
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+    assert "--resume --out" in capsys.readouterr().err
+    fresh = FakeEngine()
+    fresh.images = engine.images  # the images built before the interrupt are reused
+    assert main(["run", str(SMOKE), "--out", str(out), "--resume", "-q"], engine=lambda: fresh) == 0
+    assert len(fresh.runs) == 3  # the save that finished is not redone: the other save and two loads
+    assert json.loads((out / "run.json").read_text())["status"] == "complete"
 
 
-def test_actionlint_passes() -> None:
-    binary = _actionlint()
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("actionlint is not installed (pip install -e '.[lint]')")
-        pytest.skip("actionlint is not installed (pip install -e '.[lint]')")
-    proc = subprocess.run([binary, "-no-color", str(WORKFLOW)], capture_output=True, text=True, timeout=120,
-                          check=False, cwd=ROOT)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+def test_check_runs_the_same_workflow_and_prints_its_verdict(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "mods.py").write_text(FACTORY)
+    engine = FakeEngine()
+    code = main(["check", "--from", "2.15.1", "--to", "2.16.2+keras3.3.3", "--model", f"{tmp_path / 'mods.py'}:build",
+                 "--inputs", "4x3", "--out", str(tmp_path / "check"), "-q"], engine=lambda: engine)
+    assert code == 0
+    assert len(engine.runs) == 4  # two environments: a save and a load container each
+    verdict = json.loads((tmp_path / "check" / "check.json").read_text())
+    assert (verdict["verdict"], verdict["route"]) == ("safe", ["keras", "load_model"])
+    assert (tmp_path / "check" / "check.yaml").is_file() and (tmp_path / "check" / "report.json").is_file()
+    assert "SAFE: your route works in the target" in capsys.readouterr().out
 
 
-def test_nightly_runs_on_a_schedule_and_by_hand() -> None:
-    triggers = _workflow()[True]  # YAML 1.1 reads the key `on` as true
-    assert re.fullmatch(r"[\d*/,-]+ [\d*/,-]+ [\d*/,-]+ [\d*/,-]+ [\d*/,-]+", triggers["schedule"][0]["cron"])
-    assert "workflow_dispatch" in triggers
-    assert list(_workflow()["jobs"]) == ["plan", "save", "load", "report"]
-
-
-def test_jobs_fan_out_over_the_plan_and_merge_in_the_report() -> None:
-    jobs = _workflow()["jobs"]
-    for job in ("save", "load"):
-        assert jobs[job]["strategy"]["matrix"] == "${{ fromJSON(needs.plan.outputs.plan).matrices[0] }}"
-        assert jobs[job]["strategy"]["fail-fast"] is False
-    assert "--phase build --phase save" in _steps("save")[-2]["run"]
-    assert _uses("save", "actions/upload-artifact")[0]["with"]["name"] == "save-${{ matrix.env }}"
-    assert _uses("load", "actions/download-artifact")[0]["with"]["pattern"] == "save-*"
-    assert "--phase load" in _steps("load")[-2]["run"]
-    report = "\n".join(str(s.get("run", "")) for s in _steps("report"))
-    assert "--phase report" in report and "--baseline baseline/report.json" in report
-    assert "gh run download" in report and "nightly-report" in report
-    uploaded = _uses("report", "actions/upload-artifact")[0]["with"]
-    assert uploaded["name"] == "nightly-report"
-    for name in ("report.json", "report.html", "junit.xml"):
-        assert f"/{name}" in uploaded["path"]
-    for job in ("load", "report"):  # a failed save or load still leaves a report to read
-        assert "!cancelled()" in jobs[job]["if"]
-
-
-def test_the_load_jobs_upload_covers_everything_the_load_phase_writes(tmp_path: Path) -> None:
-    matrix = parse_matrix({"environments": [{"python": "3.11", "tensorflow": "2.15.1"}], "models": ["dense"],
-                           "formats": ["h5"], "loaders": ["load_model"]}, path="m.yaml", sha256="0" * 64)
-    plans = plan_environments(matrix, {})
-    env_id = plans[0].env.id
-
-    def run(phases: tuple[str, ...]) -> None:
-        Runner(FakeEngine(), matrix, plans, run_dir=RunDir.prepare(tmp_path, resume=False, shared=True),
-               console=Console(quiet=True), options=RunOptions(phases=phases), run_id="x").execute()
-
-    def files() -> dict[str, bytes]:
-        return {str(p.relative_to(tmp_path)): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
-
-    run(("build", "save"))
-    before = files()
-    run(("load",))
-    written = {path for path, data in files().items() if before.get(path) != data} - {"run.json"}
-    upload = _uses("load", "actions/upload-artifact")[0]["with"]["path"]
-    patterns = [line.strip().replace("${{ env.RUN_DIR }}/", "").replace("${{ matrix.env }}", env_id)
-                for line in upload.splitlines() if line.strip()]
-    assert written
-    for path in written:
-        assert any(path == p or (p.endswith("/") and path.startswith(p)) for p in patterns), (path, patterns)
-    assert json.loads((tmp_path / "envs" / env_id / "load.json").read_text())["finished"]
+def test_check_says_unsafe_when_the_target_drifts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "mods.py").write_text(FACTORY)
+    code = main(["check", "--from", "2.15.1", "--to", "2.16.2+keras3.3.3", "--model", f"{tmp_path / 'mods.py'}:build",
+                 "--inputs", "4x3", "--out", str(tmp_path / "check"), "-q"], engine=lambda: FakeEngine(drift=0.5))
+    assert code == 1
+    assert "UNSAFE" in capsys.readouterr().out

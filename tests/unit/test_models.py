@@ -1,4 +1,4 @@
-"""User models through plan, staging, the fake engine and the report; the agent's pure helpers, without TensorFlow."""
+"""Models through plan, staging, the fake engine and the report; the agent's model code, without TensorFlow."""
 
 from __future__ import annotations
 
@@ -12,16 +12,25 @@ import numpy as np
 import pytest
 
 from fake_engine import FakeEngine
-from harness.agent import user
-from harness.agent.formats import Loaded
-from harness.agent.load import plan_tasks
+from harness import models
+from harness.agent.models import Loaded, ModelCode
+from harness.agent.protocol import (
+    OUTPUTS_MOUNT,
+    USER_MOUNT,
+    USERDATA_MOUNT,
+    CellKey,
+    Code,
+    ModelSpec,
+    from_dict,
+    plan_tasks,
+    random_array,
+)
 from harness.console import Console
 from harness.matrix import Matrix, parse_matrix
+from harness.models import sniff_versions
 from harness.plan import EnvPlan, Limits, expected_cells, load_spec, plan_environments, save_spec
 from harness.rundir import RunDir
 from harness.runner import Runner, RunOptions
-from harness.usermodels import DATA_MOUNT, USER_MOUNT, user_cells
-from harness.userstage import sniff_versions, stage_user_models
 
 ENVS = [{"python": "3.11", "tensorflow": "2.15.1"}, {"python": "3.11", "tensorflow": "2.16.2", "keras": "3.3.3"}]
 OLD_H5 = b"\x89HDF\r\n\x1a\n" + b'{"class_name": "Functional", "keras_version": "2.4.0", "backend": "tensorflow"}'
@@ -76,45 +85,50 @@ def test_an_existing_artifact_is_one_more_source_every_target_loads(project: Pat
 
 def test_staging_is_idempotent_and_the_load_phase_plans_the_artifact_with_the_users_code(project: Path) -> None:
     matrix = _matrix(project, ARTIFACT, FACTORY)
-    run = project / "run"
-    stage_user_models(matrix, run)
-    first = (run / "artifacts" / "user-old" / "manifest.json").read_bytes()
-    stage_user_models(matrix, run)
-    assert (run / "artifacts" / "user-old" / "manifest.json").read_bytes() == first
-    assert not list((run / "artifacts").glob(".*"))  # no temporary folder left
-    (task,) = plan_tasks(str(run / "artifacts"), "/out", ["load_model", "rebuild"])
+    run = RunDir(project / "run")
+    models.stage(matrix.models, run)
+    first = (run.artifacts("user-old") / "manifest.json").read_bytes()
+    models.stage(matrix.models, run)
+    assert (run.artifacts("user-old") / "manifest.json").read_bytes() == first
+    assert not list(run.artifacts_root.glob(".*"))  # no temporary folder left
+    (task,) = plan_tasks(str(run.artifacts_root), "/out", [matrix.model("old")])
     assert (task["source"], task["model"], task["format"], task["loader"]) == ("user-old", "old", "h5", "load_model")
-    assert task["user"] == {"root": f"{USER_MOUNT}/old", "custom_objects": "mymodels:CUSTOM", "seed": 1234}
+    spec = from_dict(task["spec"])
+    assert spec.code == Code(root=f"{USER_MOUNT}/old", custom_objects="mymodels:CUSTOM") and spec.origin is None
     assert task["input_names"] == ["input"]
-    with np.load(run / "userdata" / "mine" / "inputs.npz") as data:  # a factory's generated inputs
+    with np.load(run.userdata / "mine" / "inputs.npz") as data:  # a factory's generated inputs
         assert data["input"].shape == (4, 3) and data["input"].dtype == np.float32
 
 
 def test_an_environments_predictions_can_be_the_reference(project: Path) -> None:
     matrix = _matrix(project, {**ARTIFACT, "reference": {"env": "py3.11-tf2.16.2-keras3.3.3"}})
-    stage_user_models(matrix, project / "run")
-    manifest = json.loads((project / "run" / "artifacts" / "user-old" / "manifest.json").read_text())
-    reference = manifest["models"]["old"]["reference"]
-    assert reference == "../../outputs/py3.11-tf2.16.2-keras3.3.3/user-old/old/h5/load_model.npy"
+    run = RunDir(project / "run")
+    models.stage(matrix.models, run)
+    manifest = json.loads((run.artifacts("user-old") / "manifest.json").read_text())
+    output = manifest["models"]["old"]["reference_output"]
+    assert output == {"target": "py3.11-tf2.16.2-keras3.3.3", "loader": "load_model"}
 
 
 def test_cells_mounts_and_agent_specs_of_user_models(project: Path) -> None:
     matrix = _matrix(project, ARTIFACT, FACTORY)
     envs = [e.id for e in matrix.environments]
-    assert user_cells(matrix, envs)[:2] == [("user-old", envs[0], "old", "h5", "load_model"),
-                                            ("user-old", envs[1], "old", "h5", "load_model")]
-    assert len(expected_cells(matrix, envs)) == 4 + 2 + 4 * 2  # dense, the artifact, the factory (2 loaders)
+    cells = expected_cells(matrix, envs)
+    assert len(cells) == 4 + 2 + 4 * 2  # dense, the artifact, the factory (2 loaders)
+    assert cells[-2:] == [CellKey("user-old", envs[0], "old", "h5", "load_model"),
+                          CellKey("user-old", envs[1], "old", "h5", "load_model")]
     plan: EnvPlan = plan_environments(matrix, {})[0]
-    save = save_spec(matrix, plan, project / "run", "r", Limits())
-    (spec,) = json.loads(save.command[5])["user_models"]
-    assert spec == {"name": "mine", "formats": ["h5"], "loaders": ["load_model", "load_model_nocompile"],
-                    "root": f"{USER_MOUNT}/mine", "factory": "mymodels:build", "seed": 1234,
-                    "inputs": f"{DATA_MOUNT}/mine/inputs.npz", "labels": None}
+    run = RunDir(project / "run")
+    save = save_spec(matrix, plan, run, "r", Limits())
+    specs = [from_dict(m) for m in json.loads(save.command[5])["models"]]
+    assert [m.name for m in specs] == ["dense", "mine"]  # an existing artifact is never built
+    mine = specs[1]
+    assert (mine.formats, mine.loaders) == (("h5",), ("load_model", "load_model_nocompile"))
+    assert mine.code == Code(root=f"{USER_MOUNT}/mine", factory="mymodels:build") and mine.has_inputs
     mounts = {m.container: m for m in save.mounts}
     assert mounts[f"{USER_MOUNT}/mine"].host == project / "code" and mounts[f"{USER_MOUNT}/mine"].read_only
-    assert mounts[DATA_MOUNT].read_only
-    load = {m.container: m for m in load_spec(matrix, plan, project / "run", "r", Limits()).mounts}
-    assert load[f"{USER_MOUNT}/old"].read_only and load["/harness/outputs"].read_only is False
+    assert mounts[USERDATA_MOUNT].read_only and mounts[USERDATA_MOUNT].host == run.userdata
+    load = {m.container: m for m in load_spec(matrix, plan, run, "r", Limits()).mounts}
+    assert load[f"{USER_MOUNT}/old"].read_only and load[OUTPUTS_MOUNT].read_only is False
 
 
 def test_versions_are_read_from_the_file_without_h5py(tmp_path: Path) -> None:
@@ -131,11 +145,15 @@ def test_versions_are_read_from_the_file_without_h5py(tmp_path: Path) -> None:
 
 
 def test_random_inputs_are_the_same_everywhere() -> None:
-    a = user.random_array([4, 3], "float32", seed=1)
-    assert a.dtype == np.float32 and np.array_equal(a, user.random_array([4, 3], "float32", seed=1))
-    ints = user.random_array([100], "int32", low=5, high=9)
+    a = random_array([4, 3], "float32", seed=1)
+    assert a.dtype == np.float32 and np.array_equal(a, random_array([4, 3], "float32", seed=1))
+    ints = random_array([100], "int32", low=5, high=9)
     assert ints.min() >= 5 and ints.max() <= 8
-    assert user.random_array([3], "bool").dtype == np.bool_
+    assert random_array([3], "bool").dtype == np.bool_
+
+
+def _code(root: Path, **refs: str) -> ModelCode:
+    return ModelCode(ModelSpec(name="m", kind="factory", code=Code(root=str(root), **refs)), keras=None)
 
 
 def test_custom_objects_from_a_dict_a_function_or_a_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -143,12 +161,19 @@ def test_custom_objects_from_a_dict_a_function_or_a_module(tmp_path: Path, monke
         "import json\nOBJECTS = {'A': 1}\n\ndef make():\n    return {'B': 2}\n\nclass Layer:\n    pass\n\n"
         "def loss(a, b):\n    return a\n")
     monkeypatch.setattr(sys, "path", list(sys.path))
-    root = str(tmp_path)
-    assert user.custom_objects({"root": root, "custom_objects": "objs_mod:OBJECTS"}) == {"A": 1}
-    assert user.custom_objects({"root": root, "custom_objects": "objs_mod:make"}) == {"B": 2}
-    assert sorted(user.custom_objects({"root": root, "custom_objects": "objs_mod"})) == ["Layer", "loss", "make"]
-    assert user.custom_objects({}) == {}
+    assert _code(tmp_path, custom_objects="objs_mod:OBJECTS").custom_objects() == {"A": 1}
+    assert _code(tmp_path, custom_objects="objs_mod:make").custom_objects() == {"B": 2}
+    assert sorted(_code(tmp_path, custom_objects="objs_mod").custom_objects()) == ["Layer", "loss", "make"]
+    assert _code(tmp_path).custom_objects() == {}
     sys.modules.pop("objs_mod", None)
+
+
+def test_a_probe_withholds_its_custom_objects_from_the_plain_loaders() -> None:
+    from harness.agent.protocol import resolve_probe
+
+    code = ModelCode(resolve_probe("custom_layer", ("h5",), ("load_model", "load_model_custom")), keras=None)
+    assert code.withholds("load_model") and code.custom_objects("load_model") == {}
+    assert not code.withholds("load_model_custom")
 
 
 def test_a_predict_hook_sees_raw_inputs_and_must_return_numbers(tmp_path: Path,
@@ -157,10 +182,20 @@ def test_a_predict_hook_sees_raw_inputs_and_must_return_numbers(tmp_path: Path,
                                           "def labels(model, raw):\n    return ['cat'] * len(raw['a'])\n")
     monkeypatch.setattr(sys, "path", list(sys.path))
     served = Loaded(lambda arrays: np.asarray(arrays[0]) + 1.0, "signature")  # no Keras model: called as one
-    hooked = user._with_hook(served, {"root": str(tmp_path), "predict": "hook_mod:predict"}, ["a", "b"])
+    hooked = _code(tmp_path, predict="hook_mod:predict").serve(served, ["a", "b"], str(tmp_path))
     assert hooked.predict([np.zeros(2), np.ones(2)]).tolist() == [4.0, 4.0]
     assert hooked.call == "hook_mod:predict(model, raw) over signature"
-    strings = user._with_hook(served, {"root": str(tmp_path), "predict": "hook_mod:labels"}, ["a", "b"])
+    strings = _code(tmp_path, predict="hook_mod:labels").serve(served, ["a", "b"], str(tmp_path))
     with pytest.raises(TypeError, match="return numbers"):
         strings.predict([np.zeros(2), np.ones(2)])
     sys.modules.pop("hook_mod", None)
+
+
+def test_a_postprocess_function_gets_the_saved_models_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.agent.protocol import resolve_probe
+
+    (tmp_path / "classes.json").write_text('["hen", "gnu", "fox", "eel", "dog", "cat", "bee", "ant"]')
+    code = ModelCode(resolve_probe("label_order_sorted", ("h5",), ("load_model",)), keras=None)
+    outputs = np.tile(np.arange(8, dtype="float32"), (2, 1))
+    served = code.serve(Loaded(lambda arrays: outputs, "model(x)"), ["features"], str(tmp_path))
+    assert served.predict([np.zeros(2)])[0].tolist() == [7, 6, 5, 4, 3, 2, 1, 0]  # columns by stored class order

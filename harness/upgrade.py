@@ -1,4 +1,4 @@
-"""What `harness check` is asked: two environment SPECs and one model, turned into a two-environment matrix.
+"""An upgrade question as `harness check` is asked it: two environment SPECs and one model, as a matrix.
 
 SPEC syntax (comma-separated parts; TensorFlow is required):
 
@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.agent.protocol import FORMATS
 from harness.errors import UsageError
-from harness.matrix.user_models import ARTIFACT_FORMATS, ROUTE_LOADERS, USER_FORMATS, USER_LOADERS
+from harness.matrix.user_models import ARTIFACT_FORMATS, USER_FORMATS, USER_LOADERS
 
 DEFAULT_FACTORY_FORMAT = "keras"  # what Keras recommends since 2.13, and the full-model format Keras 3 writes
 _LEGACY_NAMES = ("tf-keras", "tf_keras")
@@ -188,7 +189,7 @@ def user_model_entry(model: str, *, custom_objects: str | None, factory: str | N
 def route_of(artifact_format: str | None, fmt: str | None, has_factory: bool) -> tuple[str, str]:
     """(format, loader) of the user's current route: the artifact's format, else --format, else a .keras file."""
     chosen = artifact_format or fmt or DEFAULT_FACTORY_FORMAT
-    loader = ROUTE_LOADERS[chosen]
+    loader = FORMATS[chosen].loader
     if loader == "rebuild" and not has_factory:
         raise UsageError(f"--format {chosen}: weights alone are loaded by rebuilding the model: give --factory")
     return chosen, loader

@@ -1,0 +1,42 @@
+"""`harness report RUN_DIR`: rebuild every report of a run directory from its records; no engine needed."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from harness.rundir import RunDir
+
+
+def add_parser(sub: Any) -> None:
+    """The `report` subcommand's arguments."""
+    report = sub.add_parser("report", help="re-render the reports of a run directory from its records")
+    report.add_argument("run_dir", type=Path, help="a run directory (holding run.json)")
+    report.add_argument("--format", choices=("json", "md", "html", "junit"), help="also print this format to stdout")
+    report.add_argument("--baseline", type=Path, metavar="REPORT",
+                        help="an earlier report.json (or its run directory); default: the one run.json records")
+
+
+def main(args: argparse.Namespace, engine: object) -> int:
+    """Rebuild every report format from the stored records."""
+    from harness.report.writers import FILES, write_reports
+
+    run_dir = RunDir.open_existing(args.run_dir)
+    _merge_phase_records(run_dir)
+    report = write_reports(run_dir, baseline=args.baseline)
+    if args.format:
+        print((run_dir.path / FILES[args.format]).read_text(encoding="utf-8"), end="")
+    return int(report["verdict"]["exit_code"])
+
+
+def _merge_phase_records(run_dir: RunDir) -> None:
+    """Rebuild run.json from the phase records (envs/<env>/<phase>.json) of every job that wrote into run_dir."""
+    from harness.runstate import has_phase_records, merged_run
+
+    if not has_phase_records(run_dir):
+        return  # a run directory from before phase records: run.json is the record
+    run = run_dir.read_run()
+    matrix = run_dir.matrix()
+    selected = {e["id"]: e.get("image") for e in run.get("environments", []) if isinstance(e, dict) and "id" in e}
+    run_dir.write_run(merged_run(run_dir, matrix, selected, run_id=str(run.get("run_id") or "report")))

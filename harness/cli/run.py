@@ -1,0 +1,66 @@
+"""`harness run MATRIX`: build, save, load, compare and report a matrix."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from harness.cli.options import add_base_image, default_jobs, memory, positive_float, positive_int
+from harness.console import Console
+from harness.plan import CONTAINER_MEMORY, ISOLATION_LEVELS, Limits
+from harness.runstate import PHASES
+from harness.workflow import RunEngine, RunRequest, run_matrix
+
+
+def add_parser(sub: Any) -> None:
+    """The `run` subcommand's arguments."""
+    run = sub.add_parser("run", help="build, save, load, compare and report a matrix")
+    run.add_argument("matrix", type=Path, help="matrix YAML file")
+    run.add_argument("--out", type=Path, help="run directory (default runs/<matrix>-<UTC time>)")
+    run.add_argument("--jobs", type=positive_int, default=None,
+                     help="environments worked on in parallel (default: from cores and free memory)")
+    run.add_argument("--only", action="append", default=[], metavar="ENV", help="run only this environment id")
+    run.add_argument("--resume", action="store_true", help="continue the run in --out without redoing work")
+    add_base_image(run)
+    run.add_argument("--cell-timeout", type=positive_float, default=300.0,
+                     help="seconds one load may take before it is a timeout cell (default 300)")
+    run.add_argument("--isolation", choices=ISOLATION_LEVELS, default=ISOLATION_LEVELS[0],
+                     help="target: one load worker per target environment (fast); artifact: a fresh worker for "
+                          "every artifact, so one hostile file cannot touch another's results (slower)")
+    run.add_argument("--memory", type=memory, default=os.environ.get("HARNESS_MEMORY", CONTAINER_MEMORY),
+                     help=f"memory limit of each container, docker syntax (default {CONTAINER_MEMORY}; "
+                          "env HARNESS_MEMORY)")
+    run.add_argument("--runtime", default=os.environ.get("HARNESS_DOCKER_RUNTIME"),
+                     help="container runtime for a stronger sandbox, e.g. runsc (env HARNESS_DOCKER_RUNTIME)")
+    run.add_argument("--baseline", type=Path, metavar="REPORT",
+                     help="an earlier report.json (or its run directory): cells that got worse are regressions")
+    run.add_argument("--phase", action="append", choices=PHASES, default=[],
+                     help="run only this phase (repeatable; default: all). Phases share --out: each reads only "
+                          "what earlier ones wrote, so separate jobs can run them (README: Nightly CI)")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+
+
+def request_of(args: argparse.Namespace) -> RunRequest:
+    """What the run flags ask for."""
+    from harness.leftovers import owner_labels
+
+    limits = Limits(memory=args.memory, runtime=args.runtime, cell_timeout=args.cell_timeout,
+                    isolation=args.isolation)
+    return RunRequest(out=args.out, resume=args.resume, jobs=args.jobs or default_jobs(), only=tuple(args.only),
+                      phases=tuple(args.phase), limits=limits, baseline=args.baseline, owner=owner_labels())
+
+
+def main(args: argparse.Namespace, engine: RunEngine) -> int:
+    """The whole flow; returns the report's exit code."""
+    from harness.matrix import load_matrix
+    from harness.report.writers import FILES
+
+    matrix = load_matrix(args.matrix, base_image=args.base_image)
+    console = Console(quiet=args.quiet)
+    outcome = run_matrix(matrix, request_of(args), engine, console, os.environ)
+    if outcome.report is not None and outcome.run_dir is not None:
+        console.grid(outcome.report)
+        console.step(f"reports in {outcome.run_dir.path}: {', '.join(FILES.values())}")
+    return outcome.exit_code

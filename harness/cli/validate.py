@@ -1,0 +1,43 @@
+"""`harness validate MATRIX`: parse and expand a matrix, print its environments; build nothing."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from harness.cli.options import add_base_image
+
+
+def add_parser(sub: Any) -> None:
+    """The `validate` subcommand's arguments."""
+    validate = sub.add_parser("validate", help="parse and expand a matrix; build nothing")
+    validate.add_argument("matrix", type=Path, help="matrix YAML file")
+    add_base_image(validate)
+
+
+def main(args: argparse.Namespace, engine: object) -> int:
+    """Print the expanded environment table."""
+    from rich.console import Console as RichConsole
+    from rich.table import Table
+
+    from harness.matrix import load_matrix
+    from harness.plan import plan_environments
+
+    matrix = load_matrix(args.matrix, base_image=args.base_image)
+    plans = plan_environments(matrix, os.environ)
+    table = Table(title=f"{matrix.name}: {len(plans)} environment(s)")
+    for column in ("id", "python", "tensorflow", "keras", "base image", "image tag"):
+        table.add_column(column, overflow="fold")
+    for p in plans:
+        e = p.env
+        keras = f"keras{e.keras}" if e.keras else "bundled"
+        if e.legacy_keras:
+            keras = f"tf-keras{e.tf_keras or ''} (legacy)"
+        table.add_row(e.id, e.python, e.tensorflow_package + e.tensorflow, keras, e.base_image, p.image.tag)
+    out = RichConsole(no_color="NO_COLOR" in os.environ, width=160)
+    out.print(table)
+    out.print(f"models: {', '.join(m.name for m in matrix.models)}; formats: {', '.join(matrix.formats)}; "
+              f"loaders: {', '.join(matrix.loaders)}")
+    return 0
