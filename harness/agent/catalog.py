@@ -79,18 +79,18 @@ PROBES: Dict[str, ModelSpec] = {spec.name: spec for spec in (
     _probe("multi_input", "functional model with two named inputs", "multi_input", "two_inputs",
            hazards=("input-order",)),
     _probe("label_order", "class names indexed by list(set(labels)), recomputed in the loading process",
-           "labels_model", "features8", hazards=("label-order",), train_labels="labels_by_set_order",
+           "labels_model", "features8", hazards=("label-order",), train_labels="labels_by_set_order", shows_hazard=True,
            postprocess="by_set_order",
            drift_hint="class order built with list(set(...)) changes with PYTHONHASHSEED: "
                       "store the class list with the model (see label_order_sorted)"),
     _probe("label_order_sorted", "the same classifier with its sorted class list stored beside the model (control)",
            "labels_model", "features8", files="class_files", postprocess="by_stored_order"),
     _probe("seeded", "the same seeded model built and briefly trained in each environment, never saved", "dense",
-           hazards=("unseeded-randomness",), formats=("seed",), exact=True,
+           hazards=("unseeded-randomness",), formats=("seed",), exact=True, shows_hazard=True,
            drift_hint="a model built from the same seed differs: initialisers or kernels changed between "
                       "versions (or the run is not deterministic); compare saved weights, not seeds"),
     _probe("tf1_init", "Keras 2 model loaded on the TF1 session path, then global_variables_initializer()", "dense",
-           hazards=("tf1-reinit",), formats=("h5",), loaders=("load_model", "tf1_session"),
+           hazards=("tf1-reinit",), formats=("h5",), loaders=("load_model", "tf1_session"), shows_hazard=True,
            drift_hint="global_variables_initializer() after load_model re-initialised the loaded weights: "
                       "initialise before loading, or leave TF1 sessions behind"),
 )}
@@ -99,6 +99,7 @@ PROBES: Dict[str, ModelSpec] = {spec.name: spec for spec in (
 FAULT_PROBES: Dict[str, ModelSpec] = {
     "fault_" + mode: ModelSpec(
         name="fault_" + mode, kind="probe", hazards=("hostile-artifact",), formats=("keras",), evaluate=False,
+        shows_hazard=True,
         description="a custom layer whose from_config causes a " + what + " (harness self-test)",
         code=Code(factory=_FAULTS + mode, data=_PROBES + "features4", custom_objects=_FAULTS + "custom_objects"),
         register_custom_objects=True, withhold_custom_objects=_PLAIN_LOADERS)

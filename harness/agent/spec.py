@@ -89,6 +89,7 @@ class ModelSpec:
     loaders: Optional[Tuple[str, ...]] = None
     code: Code = field(default_factory=Code)
     exact: bool = False  # compared bit for bit (a determinism probe)
+    shows_hazard: bool = False  # a probe whose failures are its point: reported as hazards, never against an upgrade
     tolerance: Optional[Tolerance] = None  # None: the matrix's
     drift_hint: Optional[str] = None  # why it drifts, shown on a drift cell
     drift_hint_home: Optional[str] = None  # the same, when it drifts in the environment that saved it
