@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from harness.hints import RULES, hint_for
+from harness.hints import RULES, hint_for, match
 
 
 def _rule_hint(fragment: str) -> str:
@@ -125,3 +127,16 @@ def test_rules_are_not_shadowed() -> None:
     assert set(samples) <= {r.hint for r in RULES}
     for hint, (etype, message) in samples.items():
         assert hint_for(etype, message) == hint, (etype, message)
+
+
+def test_every_rule_has_a_unique_kebab_case_name() -> None:
+    names = [r.name for r in RULES]
+    assert len(set(names)) == len(names)
+    assert all(re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", n) for n in names), names
+
+
+def test_match_returns_the_rule_and_hint_for_is_its_hint() -> None:
+    rule = match("ValueError", "bad marshal data (unknown type code)")
+    assert rule is not None and rule.name == "lambda-bytecode"
+    assert hint_for("ValueError", "bad marshal data (unknown type code)") == rule.hint
+    assert match("RuntimeError", "something entirely unexpected") is None
