@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from harness.cli.options import add_base_image
+from harness.errors import EXIT_USAGE
 
 
 def add_parser(sub: Any) -> None:
@@ -22,10 +24,15 @@ def main(args: argparse.Namespace, engine: object) -> int:
     from rich.console import Console as RichConsole
     from rich.table import Table
 
-    from harness.matrix import load_matrix
+    from harness.matrix import MatrixError, load_matrix
     from harness.plan import plan_environments
 
-    matrix = load_matrix(args.matrix, base_image=args.base_image)
+    try:
+        matrix = load_matrix(args.matrix, base_image=args.base_image)
+    except MatrixError as exc:  # every problem, one line each: `run` shows only the first
+        for problem in exc.problems:
+            print(f"harness: error: {exc.path}: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     plans = plan_environments(matrix, os.environ)
     table = Table(title=f"{matrix.name}: {len(plans)} environment(s)")
     for column in ("id", "python", "tensorflow", "keras", "base image", "image tag"):

@@ -15,10 +15,11 @@ from packaging.version import InvalidVersion, Version
 
 from harness.agent.protocol import ARTIFACT_PREFIX
 from harness.matrix.model import TF_PACKAGES, Environment
+from harness.matrix.problems import MAX_NAME, Raw
 from harness.matrix.problems import MISSING as _MISSING
-from harness.matrix.problems import Raw
 from harness.matrix.problems import check_keys as _check_keys
 from harness.matrix.problems import found as _found
+from harness.matrix.problems import shown as _shown
 from harness.matrix.problems import string as _string
 from harness.matrix.problems import suggest as _suggest
 
@@ -32,6 +33,16 @@ _TF_KERAS = re.compile(r"^tf[-_]keras\s*(.*)$", re.IGNORECASE)
 _CLAUSE = re.compile(r"^(===|~=|==|!=|<=|>=|<|>)(.*)$")
 _OPERATOR_WORDS = {"===": "arb", "~=": "compat", "==": "", "!=": "ne", "<=": "le", ">=": "ge", "<": "lt", ">": "gt"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+MAX_VERSION = 64
+# An image reference as Docker's reference grammar has it: [host[:port]/]path[:tag][@digest]. Nothing else
+# reaches the Dockerfile's FROM line (a newline there would add instructions).
+_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE = re.compile(
+    rf"(?:(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[0-9a-fA-F:]+\])(?::[0-9]{{1,5}})?/)?"
+    rf"{_PATH_PART}(?:/{_PATH_PART})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?",
+    re.ASCII)
 
 
 # ---------------------------------------------------------------------------- scalar fields
@@ -48,6 +59,10 @@ def version_text(value: object, at: str, problems: list[str]) -> str | None:
     if not isinstance(value, str):
         problems.append(f"{at}: expected a string, found {_found(value)}")
         return None
+    if len(value) > MAX_VERSION:
+        problems.append(f"{at}: expected a version or specifier of at most {MAX_VERSION} characters, found "
+                        f"{len(value)} characters")
+        return None
     return _string(value, at, problems)
 
 
@@ -56,8 +71,12 @@ def _specifier(text: str, at: str, problems: list[str]) -> str | None:
     spec = re.sub(r"\s+", "", text)
     if spec[:1].isdigit():
         spec = "==" + spec
+    if "===" in spec:
+        problems.append(f"{at}: '===' compares version strings literally and pip rarely matches it; use '==', "
+                        f"found {text!r}")
+        return None
     try:
-        valid = bool(spec) and len(SpecifierSet(spec)) > 0
+        valid = bool(spec) and "" not in spec.split(",") and len(SpecifierSet(spec)) > 0
     except InvalidSpecifier:
         valid = False
     if not valid:
@@ -144,16 +163,19 @@ def parse_base_image(value: object, at: str, problems: list[str]) -> str | None:
         if name != "python" or spec or conv:
             problems.append(f"{at}: unknown placeholder '{{{name}}}' in {text!r}; only {{python}} is allowed")
             return None
+    if not _IMAGE.fullmatch(text.replace("{python}", "3.11")):
+        problems.append(f"{at}: expected an image reference like 'python:{{python}}-slim' or "
+                        f"'registry.example:5000/team/python:{{python}}', found {text!r}")
+        return None
     return text
 
 
 def _parse_name(value: object, at: str, problems: list[str]) -> str | None:
     """An explicit, filename-safe environment id."""
     text = _string(value, at, problems)
-    if text is not None and not _NAME.match(text):
-        problems.append(
-            f"{at}: expected letters, digits, '.', '_' or '-' (starting with a letter or digit), found {text!r}"
-        )
+    if text is not None and (not _NAME.match(text) or len(text) > MAX_NAME):
+        problems.append(f"{at}: expected at most {MAX_NAME} letters, digits, '.', '_' or '-' (starting with a letter "
+                        f"or digit), found {_shown(text)}")
         return None
     if text is not None and text.startswith(ARTIFACT_PREFIX):
         problems.append(f"{at}: names starting with {ARTIFACT_PREFIX!r} are reserved for existing user artifacts")
@@ -220,7 +242,7 @@ def _pinned(spec: str) -> tuple[int, int] | None:
         return None
     try:
         release = Version(spec[2:].removesuffix(".*")).release
-    except InvalidVersion:
+    except (InvalidVersion, ValueError):  # ValueError: a release number too long to convert
         return None
     return (release[0], release[1]) if len(release) >= 2 else None
 
@@ -453,6 +475,9 @@ def _check_duplicates(labelled: list[tuple[str, Environment]], problems: list[st
     """Every environment id must be unique: it names files and result rows."""
     seen: dict[str, tuple[str, Environment]] = {}
     for label, env in labelled:
+        if len(env.id) > MAX_NAME:
+            problems.append(f"{label}: the environment id {env.id[:40]}... is longer than {MAX_NAME} characters; "
+                            "set a shorter 'name:'")
         if env.id not in seen:
             seen[env.id] = (label, env)
             continue

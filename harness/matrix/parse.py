@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import urllib.parse
 from pathlib import Path
 
 from harness.agent.protocol import DEFAULT_MODELS, PROBES, ModelSpec, resolve_probe
@@ -13,8 +15,8 @@ from harness.errors import MatrixError
 from harness.matrix.environments import Defaults, parse_base_image, parse_environments, parse_tf_package
 from harness.matrix.expect import CATALOGS, parse_expect
 from harness.matrix.model import DEFAULT_BASE_IMAGE, DEFAULT_TF_PACKAGE, Matrix, PipSettings
+from harness.matrix.problems import MAX_NAME, Raw, existing_file
 from harness.matrix.problems import MISSING as _MISSING
-from harness.matrix.problems import Raw, existing_file
 from harness.matrix.problems import check_keys as _check_keys
 from harness.matrix.problems import found as _found
 from harness.matrix.problems import str_list as _str_list
@@ -88,16 +90,21 @@ def _defaults(data: Raw, override: str | None, problems: list[str]) -> Defaults:
     template = DEFAULT_BASE_IMAGE
     if "base_image" in data:
         template = parse_base_image(data["base_image"], "base_image", problems) or template
-    checked = None if override is None else parse_base_image(override, "--base-image", problems)
+    checked = None if override is None else parse_base_image(override, "--base-image/HARNESS_BASE_IMAGE", problems)
     return Defaults(tensorflow_package=package, base_image=template, override=checked)
 
 
 def _top_name(raw: object, path: str, problems: list[str]) -> str:
     """The matrix name; defaults to the file stem."""
-    stem = Path(path).stem or "matrix"
+    stem = Path(path).stem[:MAX_NAME] or "matrix"
     if raw is _MISSING:
         return stem
-    return _string(raw, "name", problems) or stem
+    name = _string(raw, "name", problems)
+    if name is not None and (len(name) > MAX_NAME or not name.isprintable()):
+        problems.append(f"name: expected at most {MAX_NAME} printable characters (it names the run directory), "
+                        f"found {len(name)} characters")
+        return stem
+    return name or stem
 
 
 def _names(raw: object, key: str, problems: list[str]) -> tuple[str, ...]:
@@ -164,9 +171,42 @@ def _pip(raw: object, base: Path, problems: list[str]) -> PipSettings:
         problems.append(f"pip: expected a mapping with {', '.join(_PIP_KEYS)}, found {_found(raw)}")
         return PipSettings()
     _check_keys(raw, _PIP_KEYS, "pip", problems)
+    extra = _str_list(raw.get("extra_index_urls", []), "pip.extra_index_urls", problems)
+    trusted = _str_list(raw.get("trusted_hosts", []), "pip.trusted_hosts", problems)
     return PipSettings(
-        index_url=_string(raw["index_url"], "pip.index_url", problems) if "index_url" in raw else None,
-        extra_index_urls=_str_list(raw.get("extra_index_urls", []), "pip.extra_index_urls", problems),
-        trusted_hosts=_str_list(raw.get("trusted_hosts", []), "pip.trusted_hosts", problems),
+        index_url=_index_url(raw["index_url"], "pip.index_url", problems) if "index_url" in raw else None,
+        extra_index_urls=tuple(u for i, u in enumerate(extra) if _index_url(u, f"pip.extra_index_urls[{i}]", problems)),
+        trusted_hosts=tuple(h for i, h in enumerate(trusted) if _host(h, f"pip.trusted_hosts[{i}]", problems)),
         ca_bundle=_ca_bundle(raw["ca_bundle"], base, problems) if "ca_bundle" in raw else None,
     )
+
+
+# pip.conf is written from these: a space, newline or control character could add settings or sections.
+_URL_TEXT = re.compile(r"[!-~]{1,2048}")
+_HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+                   r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+
+
+def _index_url(value: object, at: str, problems: list[str]) -> str | None:
+    """A package index URL: http(s) with a host, or file:, in printable ASCII without spaces."""
+    text = _string(value, at, problems)
+    if text is None:
+        return None
+    try:
+        parts = urllib.parse.urlsplit(text) if _URL_TEXT.fullmatch(text) else None
+    except ValueError:  # e.g. an unclosed [IPv6] host
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https", "file") or (
+            parts.scheme != "file" and not parts.hostname):
+        problems.append(f"{at}: expected an index URL like https://pypi.example/simple (printable, no spaces), "
+                        f"found {text!r}")
+        return None
+    return text
+
+
+def _host(text: str, at: str, problems: list[str]) -> str | None:
+    """A trusted host: a host name or address, with an optional port."""
+    if not _HOST.fullmatch(text) or len(text) > 255:
+        problems.append(f"{at}: expected a host name like pypi.example or pypi.example:8443, found {text!r}")
+        return None
+    return text

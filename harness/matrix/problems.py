@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import functools
+import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +16,7 @@ MISSING: Any = object()  # a key that is absent, as opposed to present with a nu
 Raw = dict[Any, Any]
 
 _KINDS = ((str, "string"), (list, "list"), (dict, "mapping"))
+MAX_NAME = 100  # names and environment ids name files, containers and report rows
 _FLOAT_TEXT = re.compile(r"^[-+]?\d+(\.\d*)?[eE][-+]?\d+$")
 
 
@@ -30,6 +33,11 @@ def found(value: object) -> str:
     # YAML also makes dates and timestamps; name those by their Python type.
     kind = next((name for cls, name in _KINDS if isinstance(value, cls)), type(value).__name__)
     return f"an empty {kind}" if isinstance(value, (str, list, dict)) and not value else f"a {kind}"
+
+
+def shown(text: str, width: int = 60) -> str:
+    """A string as a message quotes it: repr, cut to `width` characters."""
+    return repr(text) if len(text) <= width else repr(text[:width]) + f"... ({len(text)} characters)"
 
 
 def suggest(word: object, choices: Sequence[str]) -> str:
@@ -63,6 +71,9 @@ def string(value: object, at: str, problems: list[str]) -> str | None:
 def non_negative(value: object, at: str, problems: list[str]) -> float | None:
     """A number >= 0 (ints allowed)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        if not math.isfinite(value):
+            problems.append(f"{at}: expected a finite number, found {found(value)}")
+            return None
         return float(value)
     if isinstance(value, str) and _FLOAT_TEXT.match(value.strip()):
         # PyYAML only reads exponent floats with a dot: 1e-5 is text, 1.0e-5 is a number.
@@ -95,11 +106,52 @@ def str_list(value: object, at: str, problems: list[str]) -> tuple[str, ...]:
 
 def existing_file(value: object, at: str, base: Path, problems: list[str]) -> Path | None:
     """An existing file named by a string; a relative path starts at `base`, the matrix file's directory."""
-    text = string(value, at, problems)
-    if text is None:
+    path = host_path(value, at, base, problems)
+    if path is None:
         return None
-    path = (base / Path(text).expanduser()).resolve()
     if not path.is_file():
         problems.append(f"{at}: file not found: {path} (relative paths start at the matrix file's directory)")
         return None
     return path
+
+
+def host_path(value: object, at: str, base: Path, problems: list[str]) -> Path | None:
+    """The resolved host path a string names; a relative one starts at `base` and must stay in its project.
+
+    A relative path may not climb out of the matrix's project (the git checkout holding the matrix file,
+    else its directory): a matrix someone else wrote could otherwise reach any host file with `../..`.
+    A path outside it is written absolute (or from ~), so reading the matrix shows every such path.
+    """
+    text = string(value, at, problems)
+    if text is None:
+        return None
+    if "\x00" in text:
+        problems.append(f"{at}: expected a path, found a string with a NUL byte")
+        return None
+    try:
+        raw = Path(text)
+        explicit = raw.is_absolute() or text.startswith("~")
+        path = (base / raw.expanduser()).resolve()
+        path.exists()  # a name too long for the file system fails here, not later
+    except RuntimeError:  # ~nosuchuser, or a symlink loop
+        problems.append(f"{at}: cannot resolve {text!r}: no such user's home directory, or a symbolic link loop")
+        return None
+    except (OSError, ValueError) as exc:
+        problems.append(f"{at}: not a usable path {text!r} ({getattr(exc, 'strerror', None) or exc})")
+        return None
+    root = project_root(base)
+    if not explicit and not path.is_relative_to(root):
+        problems.append(f"{at}: {text!r} leads out of the matrix's project {root} (to {path}); write the path "
+                        "absolute to use a file outside it")
+        return None
+    return path
+
+
+@functools.lru_cache(maxsize=64)
+def project_root(base: Path) -> Path:
+    """The git checkout holding a matrix file's directory, else that directory: where relative paths may go."""
+    start = base.resolve()
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists():
+            return folder
+    return start

@@ -67,14 +67,55 @@ def read_bytes(path: str) -> bytes:
     raise MatrixError(path, [problem])
 
 
+class _Loader(yaml.SafeLoader):
+    """safe_load's loader, noting every key a mapping repeats (YAML keeps the last one silently)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.repeated: list[tuple[int, str]] = []
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
+        seen: dict[object, int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                self.repeated.append((line, f"line {line}: key {key!r} repeats the one on line {seen[key]}; YAML "
+                                            "would keep only the last: merge them"))
+            else:
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _safe_load(text: str) -> object:
+    loader = _Loader(text)
+    try:
+        data = loader.get_single_data()
+    finally:
+        loader.dispose()
+    if loader.repeated:
+        raise _Repeated([problem for _, problem in sorted(loader.repeated)])
+    return data
+
+
+class _Repeated(Exception):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(problems)
+        self.problems = problems
+
+
 def load_yaml(raw: bytes, path: str) -> object:
-    """Parsed YAML, or MatrixError naming the line of a syntax error."""
+    """Parsed YAML, or MatrixError naming the line of a syntax error (or every repeated key)."""
     try:
         text = raw.decode("utf-8")
         refused = shape_problem(text)
         if refused is None:
-            return yaml.safe_load(text)
+            return _safe_load(text)
         problem = refused
+    except _Repeated as exc:
+        raise MatrixError(path, exc.problems) from None
     except UnicodeDecodeError as exc:
         problem = f"not UTF-8 text (bad byte at offset {exc.start})"
     except yaml.MarkedYAMLError as exc:
@@ -83,4 +124,6 @@ def load_yaml(raw: bytes, path: str) -> object:
         problem = f"{where}invalid YAML: {exc.problem or exc.context or 'syntax error'}"
     except yaml.YAMLError as exc:
         problem = f"invalid YAML: {exc}"
+    except ValueError as exc:  # e.g. a number of thousands of digits
+        problem = f"invalid YAML: {str(exc)[:200]}"
     raise MatrixError(path, [problem])

@@ -10,10 +10,13 @@ and read with `ast` to catch a misspelt function name.
 from __future__ import annotations
 
 import ast
+import math
 import re
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +33,20 @@ from harness.agent.protocol import (
     routes,
     user_code_dir,
 )
-from harness.matrix.problems import MISSING, Raw, check_keys, existing_file, found, string, suggest, tolerance
+from harness.matrix.problems import (
+    MAX_NAME,
+    MISSING,
+    Raw,
+    check_keys,
+    existing_file,
+    found,
+    host_path,
+    shown,
+    string,
+    suggest,
+    tolerance,
+)
+from harness.untrusted import npy_header, odd_entry
 
 USER_KEYS = ("name", "path", "factory", "custom_objects", "predict", "inputs", "labels", "tolerance", "formats",
              "loaders", "artifact", "format", "architecture", "reference")
@@ -44,6 +60,7 @@ PROBE_LOADERS = {
 }
 USER_LOADERS = tuple(name for name in LOADERS if name not in PROBE_LOADERS)
 USER_DEFAULT_EXTRA = ("load_model_nocompile",)  # opt-in for probes; what users do with an old file
+MAX_VALUES = 1 << 26  # inputs the host prepares for one model (256 MiB of float32): a generous bound
 DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
 HASHSEED_HINT = ("the predict hook gives other numbers in a fresh process of the same environment (saved under "
                  "PYTHONHASHSEED=0, loaded under 1): a class or vocabulary order built from a set or dict of strings "
@@ -146,8 +163,8 @@ def _name(value: object, at: str, problems: list[str]) -> str | None:
     text = string(value, at, problems)
     if text is None:
         return None
-    if not _NAME.match(text):
-        problems.append(f"{at}: expected letters, digits, '.', '_' or '-', found {text!r}")
+    if not _NAME.match(text) or len(text) > MAX_NAME:
+        problems.append(f"{at}: expected at most {MAX_NAME} letters, digits, '.', '_' or '-', found {shown(text)}")
     elif text in PROBES:
         problems.append(f"{at}: {text!r} is the name of a built-in probe; choose another name")
     else:
@@ -162,15 +179,33 @@ def _user_dir(entry: Raw, at: str, base: Path, problems: list[str]) -> Path | No
             problems.append(f"{at}.path: required key missing; {needs[0]} names a module: give the directory "
                             "that holds it (mounted read-only into the containers)")
         return None
-    text = string(entry["path"], f"{at}.path", problems)
-    if text is None:
+    path = host_path(entry["path"], f"{at}.path", base, problems)
+    if path is None:
         return None
-    path = (base / Path(text).expanduser()).resolve()
     if not path.is_dir():
         problems.append(f"{at}.path: directory not found: {path} (relative paths start at the matrix file's "
                         "directory)")
         return None
+    broad = too_broad(path)
+    if broad:
+        problems.append(f"{at}.path: {path} is {broad}; it is mounted into every container: name the folder "
+                        "that holds the model's code")
+        return None
     return path
+
+
+def too_broad(folder: Path) -> str | None:
+    """Why a folder is too broad to mount into containers (the file system's root, a home directory or
+    what holds one), or None."""
+    if folder == Path(folder.anchor):
+        return "the file system's root"
+    try:
+        home = Path.home().resolve()
+    except (RuntimeError, KeyError, OSError):  # no home directory known
+        return None
+    if home == folder:
+        return "your home directory"
+    return "a folder holding your home directory" if home.is_relative_to(folder) else None
 
 
 def _code(value: object, at: str, root: Path | None, attribute: bool, problems: list[str]) -> str | None:
@@ -231,13 +266,28 @@ def _file(value: object, at: str, base: Path, suffixes: tuple[str, ...], problem
     if path.suffix.lower() not in (".npy", ".npz"):
         return str(path)
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if isinstance(loaded, np.lib.npyio.NpzFile):
-            loaded.close()  # opening an .npz reads its index; the arrays are read when staged
-    except (OSError, ValueError) as exc:
-        problems.append(f"{at}: {path.name} is not a readable NumPy file without pickles ({exc})")
+        values = _values(path)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        problems.append(f"{at}: {path.name} is not a readable NumPy file without pickles ({str(exc)[:200]})")
+        return None
+    if values > MAX_VALUES:
+        problems.append(f"{at}: {path.name} holds {values} values, more than the {MAX_VALUES} the host prepares "
+                        "for a model")
         return None
     return str(path)
+
+
+def _values(path: Path) -> int:
+    """How many values the arrays of a .npy or .npz file hold, read from their headers only."""
+    if path.suffix.lower() == ".npy":
+        return int(np.load(path, mmap_mode="r", allow_pickle=False).size)
+    total = 0
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            with archive.open(info) as member:
+                shape: tuple[int, ...] = npy_header(member)[0]
+                total += math.prod(shape, start=1)
+    return total
 
 
 def _inputs(value: object, at: str, base: Path, problems: list[str]) -> tuple[str | None, RandomInputs | None]:
@@ -245,22 +295,48 @@ def _inputs(value: object, at: str, base: Path, problems: list[str]) -> tuple[st
         return None, None
     if not isinstance(value, dict):
         return _file(value, at, base, (".npy", ".npz"), problems), None
+    return None, _random_inputs(value, at, problems)
+
+
+def _random_inputs(value: Raw, at: str, problems: list[str]) -> RandomInputs | None:
     check_keys(value, ("shape", "dtype", "low", "high"), at, problems)
     shape = value.get("shape", MISSING)
     if not isinstance(shape, list) or not shape or not all(
             isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape):
         problems.append(f"{at}.shape: expected a list of positive whole numbers like [32, 16], found {found(shape)}")
-        return None, None
+        return None
+    if math.prod(shape) > MAX_VALUES:
+        problems.append(f"{at}.shape: {shape} is {math.prod(shape)} values, more than the {MAX_VALUES} the host "
+                        "prepares for a model")
+        return None
     dtype = value.get("dtype", "float32")
     if dtype not in DTYPES:
         problems.append(f"{at}.dtype: unknown dtype {dtype!r}{suggest(dtype, DTYPES)}")
-        return None, None
-    bounds = [value.get(k) for k in ("low", "high")]
-    for key, bound in zip(("low", "high"), bounds):
-        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, (int, float))):
-            problems.append(f"{at}.{key}: expected a number, found {found(bound)}")
-            return None, None
-    return None, RandomInputs(shape=tuple(shape), dtype=dtype, low=bounds[0], high=bounds[1])
+        return None
+    low, high = (_bound(value.get(key), f"{at}.{key}", str(dtype), problems) for key in ("low", "high"))
+    if low is MISSING or high is MISSING:
+        return None
+    if low is not None and high is not None and not low < high:
+        problems.append(f"{at}: expected low < high, found low {low!r} and high {high!r}")
+        return None
+    return RandomInputs(shape=tuple(shape), dtype=str(dtype), low=low, high=high)
+
+
+def _bound(value: object, at: str, dtype: str, problems: list[str]) -> Any:
+    """low or high of random inputs: a finite number, whole and in range for an integer dtype; MISSING if not."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        problems.append(f"{at}: expected a finite number, found {found(value)}")
+        return MISSING
+    kind = np.dtype(dtype).kind
+    if kind in "iu":
+        limits = np.iinfo(dtype)
+        if value != int(value) or not limits.min <= value <= limits.max + 1:
+            problems.append(f"{at}: expected a whole number from {limits.min} to {limits.max + 1} for {dtype}, "
+                            f"found {found(value)}")
+            return MISSING
+    return value
 
 
 def _factory(entry: Raw, at: str, model: ModelSpec, ctx: Context, problems: list[str]) -> ModelSpec:
@@ -300,7 +376,7 @@ def _choices(entry: Raw, key: str, at: str, *, allowed: tuple[str, ...], refused
     out: list[str] = []
     for j, name in enumerate(raw):
         where = f"{at}.{key}[{j}]"
-        if name in refused:
+        if isinstance(name, str) and name in refused:
             problems.append(f"{where}: {name!r} is for probes only: {refused[name]}")
         elif not isinstance(name, str) or name not in allowed:
             problems.append(f"{where}: unknown {key[:-1]} {name!r}{suggest(name, allowed)}")
@@ -316,15 +392,18 @@ def _artifact(entry: Raw, at: str, model: ModelSpec, ctx: Context, problems: lis
     if "labels" in entry:
         problems.append(f"{at}.labels: not for an existing artifact: evaluate() needs the source's figures, which "
                         "only a factory model has")
-    if origin.inputs is None and origin.random_inputs is None:
+    if "inputs" not in entry:
         problems.append(f"{at}.inputs: required for an existing artifact: a .npy/.npz file or "
                         "{shape: [...], dtype: ...}")
-    text = string(entry["artifact"], f"{at}.artifact", problems)
-    if text is None:
+    path = host_path(entry["artifact"], f"{at}.artifact", ctx.base, problems)
+    if path is None:
         return None
-    path = (ctx.base / Path(text).expanduser()).resolve()
     if not path.exists():
         problems.append(f"{at}.artifact: not found: {path} (relative paths start at the matrix file's directory)")
+        return None
+    odd = odd_entry(path)
+    if odd:
+        problems.append(f"{at}.artifact: {odd}")
         return None
     architecture = (_file(entry["architecture"], f"{at}.architecture", ctx.base, (".json",), problems)
                     if "architecture" in entry else None)

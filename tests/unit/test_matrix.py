@@ -634,7 +634,7 @@ BAD_INPUTS: list[tuple[str, str, list[str]]] = [
     (
         "bad name characters",
         'environments: [{name: "my env/1", python: "3.11", tensorflow: "2.16.2"}]',
-        ["environments[0].name: expected letters, digits", "found 'my env/1'"],
+        ["environments[0].name: expected at most 100 letters, digits", "found 'my env/1'"],
     ),
     (
         "unknown base_image placeholder",
@@ -742,7 +742,7 @@ def test_bad_base_image_override(tmp_path: Path) -> None:
     path = _write(tmp_path, _ENV)
     with pytest.raises(MatrixError) as info:
         load_matrix(path, base_image="python:{py}")
-    assert "--base-image: unknown placeholder '{py}'" in info.value.problems[0]
+    assert "--base-image/HARNESS_BASE_IMAGE: unknown placeholder '{py}'" in info.value.problems[0]
 
 
 def test_parse_matrix_rejects_non_mapping_without_traceback() -> None:

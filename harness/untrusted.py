@@ -1,0 +1,240 @@
+"""Files the harness did not write itself: what containers left in a run directory, a run directory copied
+from elsewhere, and the artifacts users point at.
+
+They are read and copied without following a symbolic link (a link to a host file would put that file
+into a report or into every container), regular files only (a FIFO would hang the reader, a device file
+has no end), within the folder they belong to, with bounded sizes, and typed before use. Anything else is
+an UnsafeFile naming the file and what is wrong with it, which callers turn into an error on one cell or
+one run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from harness.errors import UsageError
+
+MAX_JSON = 64 << 20  # run.json, a manifest, a phase record
+MAX_TEXT = 8 << 20  # a pip freeze
+MAX_RECORDS = 512 << 20  # one JSON Lines file of records
+MAX_ARRAY = 2 << 30  # one .npy of predictions or reference data
+_OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_OPEN_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+_KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a directory"))
+
+
+class UnsafeFile(UsageError):
+    """A file that is not read: outside its folder, a link, not a regular file, too large, or damaged."""
+
+
+def kind(mode: int) -> str:
+    """What a file is, in words, from its mode."""
+    return next((words for test, words in _KINDS if test(mode)), "not a regular file")
+
+
+def _parts(root: Path, path: Path) -> tuple[str, ...]:
+    """path's components below root, compared as written (a link is never resolved): '..' detours are refused."""
+    base, full = (Path(os.path.normpath(Path.cwd() / p)) for p in (root, path))
+    if full == base or not full.is_relative_to(base):
+        raise UnsafeFile(f"{path}: outside {root}: not read")
+    return full.relative_to(base).parts
+
+
+@contextlib.contextmanager
+def _opened(root: Path, path: Path) -> Iterator[tuple[int, os.stat_result]]:
+    """A descriptor of the regular file `path` below `root`, reached without following any link on the way."""
+    parts = _parts(root, path)
+    folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        for part in parts[:-1]:
+            _check(os.stat(part, dir_fd=folder, follow_symlinks=False), path, want_dir=True)
+            inner = os.open(part, _OPEN_DIR, dir_fd=folder)
+            os.close(folder)
+            folder = inner
+        _check(os.stat(parts[-1], dir_fd=folder, follow_symlinks=False), path)
+        fd = os.open(parts[-1], _OPEN_FILE, dir_fd=folder)
+    finally:
+        os.close(folder)
+    try:
+        info = os.fstat(fd)
+        _check(info, path)  # the same file as checked above, not one swapped in since
+        yield fd, info
+    finally:
+        os.close(fd)
+
+
+def _check(info: os.stat_result, path: Path, want_dir: bool = False) -> None:
+    if stat.S_ISDIR(info.st_mode) if want_dir else stat.S_ISREG(info.st_mode):
+        return
+    where = "on its path is " if want_dir else "is "
+    raise UnsafeFile(f"{path}: {'a folder ' if want_dir else ''}{where}{kind(info.st_mode)}: not followed or read")
+
+
+def read_bytes(root: Path, path: Path, limit: int) -> bytes:
+    """The content of a regular file below root, at most `limit` bytes (FileNotFoundError when it is absent)."""
+    with _opened(root, path) as (fd, info):
+        if info.st_size > limit:
+            raise UnsafeFile(f"{path}: {info.st_size} bytes, more than the {limit} read from such a file")
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    if size > limit:  # it grew while being read
+        raise UnsafeFile(f"{path}: more than the {limit} bytes read from such a file")
+    return b"".join(chunks)
+
+
+def read_text(root: Path, path: Path, limit: int = MAX_TEXT) -> str:
+    """A UTF-8 text file below root."""
+    try:
+        return read_bytes(root, path, limit).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UnsafeFile(f"{path}: not UTF-8 text (bad byte at offset {exc.start})") from None
+
+
+def read_json(root: Path, path: Path, limit: int = MAX_JSON) -> Any:
+    """A JSON document below root."""
+    try:
+        return json.loads(read_text(root, path, limit))
+    except (ValueError, RecursionError) as exc:
+        raise UnsafeFile(f"{path}: not JSON ({str(exc)[:200]})") from None
+
+
+def read_object(root: Path, path: Path, limit: int = MAX_JSON) -> dict[str, Any] | None:
+    """A JSON object below root, or None when the file is absent, refused or not an object."""
+    try:
+        data = read_json(root, path, limit)
+    except (OSError, UnsafeFile):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def load_array(root: Path, path: Path, limit: int = MAX_ARRAY) -> npt.NDArray[Any]:
+    """A .npy array below root, its header checked against the file's size before any data is read."""
+    with _opened(root, path) as (fd, info), os.fdopen(os.dup(fd), "rb") as fh:
+        try:
+            shape, fortran, dtype = npy_header(fh)
+        except (ValueError, EOFError, OSError) as exc:
+            raise UnsafeFile(f"{path}: not a NumPy .npy file without pickles ({str(exc)[:200]})") from None
+        nbytes = math.prod(shape) * dtype.itemsize
+        data = info.st_size - fh.tell()
+        if nbytes > limit:
+            raise UnsafeFile(f"{path}: {nbytes} bytes of data, more than the {limit} read from such a file")
+        if nbytes != data:
+            raise UnsafeFile(f"{path}: truncated or damaged: its header says {nbytes} bytes of data, it holds {data}")
+        raw = fh.read(nbytes)
+    if len(raw) != nbytes:
+        raise UnsafeFile(f"{path}: truncated while being read")
+    array = np.frombuffer(raw, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+    return array.copy()
+
+
+def npy_header(fh: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
+    """(shape, Fortran order, dtype) from the header of a .npy stream, which is left at the data; ValueError
+    for anything else, or for Python objects (pickles)."""
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+    else:
+        raise ValueError(f"unsupported .npy format version {version}")
+    if dtype.hasobject:
+        raise ValueError("it holds Python objects (pickles)")
+    return shape, fortran, dtype
+
+
+def records(root: Path, path: Path, limit: int = MAX_RECORDS) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a JSON Lines file below root (none when it is absent); a line that is not one
+    (cut short by a crash, not UTF-8, not an object) is skipped."""
+    try:
+        data = read_bytes(root, path, limit)
+    except FileNotFoundError:
+        return
+    for raw in io.BytesIO(data):
+        try:
+            record = json.loads(raw.decode("utf-8"))
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(record, dict):
+            yield record
+
+
+def copy_file(root: Path, source: Path, dest: Path, limit: int) -> None:
+    """Copy a regular file below root to dest (replaced whole), never through a link."""
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    try:
+        with _opened(root, source) as (fd, info), tmp.open("wb") as out:
+            if info.st_size > limit:
+                raise UnsafeFile(f"{source}: {info.st_size} bytes, more than the {limit} copied from such a file")
+            copied = 0
+            while chunk := os.read(fd, 1 << 20):
+                copied += len(chunk)
+                if copied > limit:
+                    raise UnsafeFile(f"{source}: more than the {limit} bytes copied from such a file")
+                out.write(chunk)
+        tmp.replace(dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------- what users point at
+
+
+def odd_entry(path: Path) -> str | None:
+    """Why a user's artifact (a file, or a SavedModel directory) cannot be copied as it is, or None.
+
+    Links inside a directory are never followed: one to a host file would put it into every container.
+    """
+    if path.is_symlink() or not (path.is_file() or path.is_dir()):
+        return f"{path} is {kind(path.lstat().st_mode)}; expected a file or a directory"
+    if path.is_file():
+        return None
+    for folder, dirs, files in os.walk(path):
+        for name in sorted((*dirs, *files)):
+            mode = (Path(folder) / name).lstat().st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                inside = Path(folder, name).relative_to(path)
+                return (f"{path} holds {inside}, {kind(mode)}; only regular files and folders are copied "
+                        "(links are not followed): replace it with the file itself")
+    return None
+
+
+def copy_artifact(source: Path, dest: Path) -> None:
+    """Copy a user's artifact file or directory tree to dest, refusing links and special files."""
+    problem = odd_entry(source)
+    if problem:
+        raise UnsafeFile(problem)
+    if source.is_file():
+        copy_file(source.parent, source, dest, limit=_USER_FILE)
+        return
+    dest.mkdir()
+    for folder, dirs, files in os.walk(source):
+        here = dest / Path(folder).relative_to(source)
+        for name in dirs:
+            (here / name).mkdir()
+        for name in files:
+            copy_file(Path(folder), Path(folder) / name, here / name, limit=_USER_FILE)
+
+
+_USER_FILE = 1 << 40  # a user's own model file: any size it has
+
+
+def copy_user_file(source: Path, dest: Path) -> None:
+    """Copy a file a user named (inputs, labels, a reference, an architecture), never through a link."""
+    copy_file(source.parent, source, dest, limit=_USER_FILE)
