@@ -1,24 +1,27 @@
-"""The one seam to the container engine: a small protocol and its Docker CLI implementation.
+"""The one seam to the container engine: a small protocol and its Docker and Podman CLI implementations.
 
-The Docker CLI (not docker-py) is used on purpose: it honours DOCKER_HOST,
-contexts and ssh:// remotes exactly as the user's own `docker` does, and needs
-no extra dependency on the host. Nothing else in the project runs `docker`.
+The command-line clients (not docker-py) are used on purpose: `docker` honours DOCKER_HOST,
+contexts and ssh:// remotes exactly as the user's own does, `podman` needs no daemon, and
+neither needs an extra dependency on the host. Nothing else in the project starts a process
+on the host: the engine clients, and the few host tools building a base image needs
+(run_host_command), all start here.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from harness.errors import EngineUnavailable
+from harness.errors import EngineUnavailable, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +30,9 @@ LABEL_RUN = "org.harness.run"
 LABEL_VERSION = "org.harness.version"
 LABEL_HOST = "org.harness.host"  # the machine whose harness process started the container
 LABEL_PID = "org.harness.pid"  # that process: when it is gone, the container is a leftover
-LABEL_BASE = "org.harness.base"  # base images built by dockerfiles/build-debian-base.sh
+LABEL_BASE = "org.harness.base"  # base images built from Debian packages (harness base-images)
+ENGINES = ("docker", "podman")
+ENGINE_VARIABLE = "HARNESS_ENGINE"
 
 
 @dataclass(frozen=True)
@@ -99,9 +104,13 @@ class ContainerEngine(Protocol):
         """The image id for a tag, or None when the image does not exist."""
 
     def build(
-        self, context: Path, tag: str, labels: Mapping[str, str], build_args: Mapping[str, str], log_path: Path
+        self, context: Path, tag: str, labels: Mapping[str, str], build_args: Mapping[str, str], log_path: Path,
+        *, network: str | None = None,
     ) -> BuildResult:
-        """Build an image from a context directory, writing the whole log to log_path."""
+        """Build an image from a context directory, writing the whole log to log_path.
+
+        `network` "host" lets the build's RUN steps reach a server on this machine's loopback (the wheel cache).
+        """
 
     def run(self, spec: RunSpec, log_path: Path) -> RunResult:
         """Run a container to completion (or timeout); always removes it."""
@@ -130,6 +139,8 @@ def build_error_line(log_text: str) -> str:
 class DockerCLI:
     """ContainerEngine implemented with the `docker` command-line client."""
 
+    product = "Docker"
+
     def __init__(self, binary: str = "docker") -> None:
         self.binary = binary
 
@@ -137,7 +148,7 @@ class DockerCLI:
         """The full path of the client, or EngineUnavailable when it is not installed."""
         exe = shutil.which(self.binary)
         if exe is None:
-            raise EngineUnavailable(f"the '{self.binary}' command is not installed; install Docker first")
+            raise EngineUnavailable(f"the '{self.binary}' command is not installed; install {self.product} first")
         return exe
 
     def _docker(self, *args: str, timeout: float | None = 120) -> subprocess.CompletedProcess[str]:
@@ -147,7 +158,7 @@ class DockerCLI:
                 [exe, *args], capture_output=True, text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL
             )
         except subprocess.TimeoutExpired as exc:
-            raise EngineUnavailable(f"docker {args[0]} did not answer within {timeout:.0f} s") from exc
+            raise EngineUnavailable(f"{self.binary} {args[0]} did not answer within {timeout:.0f} s") from exc
 
     def ping(self) -> None:
         """Raise EngineUnavailable when `docker version` cannot reach the daemon."""
@@ -161,15 +172,47 @@ class DockerCLI:
         proc = self._docker("image", "inspect", "--format", "{{.Id}}", tag)
         return proc.stdout.strip() if proc.returncode == 0 else None
 
+    def pull(self, ref: str) -> str | None:
+        """Pull an image; None when it worked, else the engine's own last line (no registry, no such image)."""
+        proc = self._docker("pull", "--quiet", self.qualified(ref), timeout=1800)
+        if proc.returncode == 0:
+            return None
+        return (proc.stderr.strip().splitlines() or proc.stdout.strip().splitlines() or ["pull failed"])[-1]
+
+    def qualified(self, ref: str) -> str:
+        """The reference as the registry knows it (Docker resolves short names itself)."""
+        return ref
+
+    def import_rootfs(self, root: Path, tag: str, changes: Sequence[str], log_path: Path) -> None:
+        """Make an image of a root filesystem directory (`tar | docker import`); EngineUnavailable if it fails."""
+        exe = self._exe()
+        cmd = [exe, "import", *(f"--change={c}" for c in changes), "-", tag]
+        with open(log_path, "a", encoding="utf-8") as out:
+            tar = subprocess.Popen(["tar", "-C", str(root), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE,
+                                   stderr=out, stdin=subprocess.DEVNULL)
+            try:
+                code = subprocess.run(cmd, stdin=tar.stdout, stdout=out, stderr=subprocess.STDOUT,
+                                      check=False).returncode
+            finally:
+                if tar.stdout is not None:
+                    tar.stdout.close()
+                tar_code = tar.wait()
+        if code != 0 or tar_code != 0:
+            raise EngineUnavailable(f"{self.binary} import of {tag} failed (exit {code or tar_code}); see {log_path}")
+
     def build(
-        self, context: Path, tag: str, labels: Mapping[str, str], build_args: Mapping[str, str], log_path: Path
+        self, context: Path, tag: str, labels: Mapping[str, str], build_args: Mapping[str, str], log_path: Path,
+        *, network: str | None = None,
     ) -> BuildResult:
         """Build with the classic builder semantics; the full log goes to log_path."""
         exe = self._exe()
+        # --pull=false: the base image is resolved (pulled, or built here) before any build starts.
         # --force-rm: a failed build leaves no intermediate container behind (the classic builder would).
         cmd = [exe, "build", "--pull=false", "--force-rm", "-t", tag]
         cmd += [f"--label={k}={v}" for k, v in sorted(labels.items())]
         cmd += [f"--build-arg={k}={v}" for k, v in sorted(build_args.items())]
+        if network:
+            cmd += ["--network", network]
         cmd.append(str(context))
         start = time.monotonic()
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -313,6 +356,9 @@ class DockerCLI:
 
     def info(self) -> dict[str, object]:
         """`docker info` as a dict (DockerRootDir, Runtimes, ServerVersion, ...); {} when it cannot be read."""
+        return self._info_json()
+
+    def _info_json(self) -> dict[str, Any]:
         proc = self._docker("info", "--format", "{{json .}}", timeout=60)
         try:
             data = json.loads(proc.stdout) if proc.returncode == 0 else {}
@@ -324,3 +370,82 @@ class DockerCLI:
         """The engine the CLI talks to: DOCKER_HOST, else the current context's host."""
         proc = self._docker("context", "inspect", "--format", "{{.Endpoints.docker.Host}}", timeout=30)
         return proc.stdout.strip() if proc.returncode == 0 and proc.stdout.strip() else "unknown"
+
+
+class PodmanCLI(DockerCLI):
+    """ContainerEngine implemented with `podman`: Docker's CLI, less a daemon, plus a few differences.
+
+    - Short image names are not resolved through a search list: `python:3.11-slim` is pulled as
+      docker.io/library/python:3.11-slim, as Docker would (podman would ask which registry).
+    - Rootless podman maps the user's uid to root inside containers; --userns=keep-id keeps the
+      container's --user the user's own, so files in the run directory stay theirs.
+    - There is no daemon to ask for a server version, a root directory or runtimes: `podman info`
+      answers instead, normalised to the keys doctor reads from `docker info`.
+    - Exit codes are Docker's: 125 the engine failed, else the container's own (137 when killed).
+    """
+
+    product = "Podman"
+
+    def __init__(self, binary: str = "podman") -> None:
+        super().__init__(binary)
+
+    def ping(self) -> None:
+        """Raise EngineUnavailable when `podman info` cannot open its storage or runtime."""
+        proc = self._docker("info", "--format", "{{.Version.Version}}", timeout=60)
+        if proc.returncode != 0:
+            reason = (proc.stderr.strip().splitlines() or ["no answer"])[-1]
+            raise EngineUnavailable(f"Podman unavailable: {reason}")
+
+    def qualified(self, ref: str) -> str:
+        """docker.io/library/NAME for a short name, as Docker would resolve it."""
+        first, _, rest = ref.partition("/")
+        if rest and ("." in first or ":" in first or first == "localhost"):
+            return ref
+        return f"docker.io/{ref}" if rest else f"docker.io/library/{ref}"
+
+    def rootless(self) -> bool:
+        """Whether podman runs as an ordinary user (and so maps uids through a user namespace)."""
+        return os.geteuid() != 0
+
+    def _run_args(self, spec: RunSpec) -> list[str]:
+        args = super()._run_args(spec)
+        if spec.user and self.rootless():
+            args.insert(1, "--userns=keep-id")
+        return args
+
+    def info(self) -> dict[str, object]:
+        """`podman info`, under the keys of `docker info` that doctor reads."""
+        data = self._info_json()
+        host, store = data.get("host") or {}, data.get("store") or {}
+        runtime = (host.get("ociRuntime") or {}).get("name") if isinstance(host, dict) else None
+        return {"ServerVersion": (data.get("version") or {}).get("Version", "?"),
+                "DockerRootDir": store.get("graphRoot", "") if isinstance(store, dict) else "",
+                "Runtimes": {runtime: {}} if runtime else {}}
+
+    def endpoint(self) -> str:
+        """CONTAINER_HOST for a remote podman, else local (podman runs containers itself)."""
+        return os.environ.get("CONTAINER_HOST") or "local"
+
+
+def engine_for(name: str | None) -> DockerCLI:
+    """The engine client by name (--engine, else HARNESS_ENGINE, else docker)."""
+    chosen = name or os.environ.get(ENGINE_VARIABLE) or "docker"
+    if chosen not in ENGINES:
+        raise UsageError(f"{ENGINE_VARIABLE}={chosen}: unknown container engine (have: {', '.join(ENGINES)})")
+    return PodmanCLI() if chosen == "podman" else DockerCLI()
+
+
+def run_host_command(argv: Sequence[str], log_path: Path, timeout: float | None = None) -> int:
+    """Run a host tool (debootstrap, apt-get) with its output appended to log_path; its exit code (124: timeout)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a", encoding="utf-8") as out:
+        try:
+            return subprocess.run(list(argv), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                  timeout=timeout, check=False, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+                                  ).returncode
+        except subprocess.TimeoutExpired:
+            out.write(f"\n{argv[0]} did not finish within {timeout:.0f} s\n")
+            return 124
+        except FileNotFoundError:
+            out.write(f"\n{argv[0]}: not installed\n")
+            return 127

@@ -46,3 +46,9 @@ class EngineUnavailable(HarnessError):
 
 class RunDirError(UsageError):
     """The output directory cannot be used (unwritable, not a run, full disk)."""
+
+
+class BaseImageUnavailable(HarnessError):
+    """A base image can be neither found, pulled nor built here; the message names the command that makes it."""
+
+    exit_code = EXIT_ENGINE

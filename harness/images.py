@@ -1,7 +1,13 @@
-"""Dockerfile rendering, content-hash tags and image reuse, one image per environment."""
+"""Dockerfile rendering, content-hash tags and image reuse, one image per environment.
+
+Builds take their packages from the host's wheel cache (harness/wheelcache.py), handed to them as
+a build argument: the image holds no pip.conf, no index URL and no credentials, and the tag
+depends only on what is installed, not on where it came from.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -13,9 +19,10 @@ from pathlib import Path
 import jinja2
 
 from harness import __version__
-from harness.engine import LABEL_MANAGED, LABEL_VERSION, ContainerEngine
+from harness.engine import LABEL_MANAGED, LABEL_VERSION, BuildResult, ContainerEngine
 from harness.errors import UsageError
 from harness.matrix import Environment, PipSettings
+from harness.wheelcache import WheelCache, WheelStats, cache_enabled
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +40,9 @@ class ImagePlan:
     tag: str
     dockerfile: str
     files: Mapping[str, bytes]  # build-context files besides the Dockerfile
-    ca_bundle: str | None  # host path copied into the context at build time
+    ca_bundle: str | None = None  # host path copied into the context at build time (direct builds only)
+    build_args: Mapping[str, str] = dataclasses.field(default_factory=dict)  # not in the tag: where, not what
+    cached: bool = True  # packages come from the host's wheel cache (else builds reach the index themselves)
 
 
 def dockerfiles_dir() -> Path:
@@ -83,18 +92,16 @@ def _container_url(url: str | None) -> str | None:
     return url
 
 
-def render_pip_conf(pip: PipSettings) -> str:
-    """The /etc/pip.conf of an image, or '' when pip's defaults apply."""
-    lines = []
-    if pip.index_url:
-        lines.append(f"index-url = {pip.index_url}")
-    if pip.extra_index_urls:
-        lines.append("extra-index-url = " + " ".join(pip.extra_index_urls))
-    if pip.trusted_hosts:
-        lines.append("trusted-host = " + " ".join(pip.trusted_hosts))
-    if pip.ca_bundle:
-        lines.append("cert = /etc/harness/ca-bundle.pem")
-    return "[global]\n" + "\n".join(lines) + "\n" if lines else ""
+def build_pip_settings(matrix_pip: PipSettings, environ: Mapping[str, str]) -> PipSettings | None:
+    """The index settings builds use themselves, or None when they go through the host's wheel cache."""
+    return None if cache_enabled(environ) else effective_pip_settings(matrix_pip, environ)
+
+
+def direct_build_args(pip: PipSettings) -> dict[str, str]:
+    """pip's settings as build arguments of a build that reaches the index itself (never a file in the image)."""
+    values = (("PIP_INDEX_URL", pip.index_url or ""), ("PIP_EXTRA_INDEX_URL", " ".join(pip.extra_index_urls)),
+              ("PIP_TRUSTED_HOST", " ".join(pip.trusted_hosts)))
+    return {k: v for k, v in values if v}
 
 
 def split_requirements(env: Environment) -> tuple[list[str], list[str]]:
@@ -112,8 +119,11 @@ def split_requirements(env: Environment) -> tuple[list[str], list[str]]:
     return reqs, nodeps
 
 
-def plan_image(env: Environment, pip: PipSettings) -> ImagePlan:
-    """Render the Dockerfile and context of one environment; pure apart from reading the template."""
+def plan_image(env: Environment, direct: PipSettings | None = None) -> ImagePlan:
+    """Render the Dockerfile and context of one environment; pure apart from reading the template.
+
+    `direct`: the index settings of a build that reaches the index itself; None for the wheel cache.
+    """
     template_dir = dockerfiles_dir()
     try:
         template = jinja2.Environment(
@@ -123,27 +133,25 @@ def plan_image(env: Environment, pip: PipSettings) -> ImagePlan:
     except jinja2.TemplateNotFound as exc:
         raise UsageError(f"Dockerfile template {TEMPLATE_NAME} not found in {template_dir}") from exc
     reqs, nodeps = split_requirements(env)
-    pip_conf = render_pip_conf(pip)
     files: dict[str, bytes] = {"requirements.txt": ("\n".join(reqs) + "\n").encode()}
     if nodeps:
         files["requirements-nodeps.txt"] = ("\n".join(nodeps) + "\n").encode()
-    if pip_conf:
-        files["pip.conf"] = pip_conf.encode()
+    ca_bundle = direct.ca_bundle if direct else None
     dockerfile = template.render(
         base_image=env.base_image.replace("{python}", env.python),
         python=env.python,
         legacy_keras=env.legacy_keras,
-        pip_conf=bool(pip_conf),
-        ca_bundle=bool(pip.ca_bundle),
+        ca_bundle=bool(ca_bundle),
         no_deps_requirements=bool(nodeps),
     )
-    # The CA bundle's content is left out of the hash on purpose: a rotated
-    # certificate must not rebuild every 2 GB TensorFlow image.
+    # Neither the index (its URL, a token in it) nor the CA bundle's content is in the hash: a
+    # rotated token or certificate must not rebuild every 2 GB TensorFlow image.
     digest = hashlib.sha256(dockerfile.encode())
     for name in sorted(files):
         digest.update(b"\0" + name.encode() + b"\0" + files[name])
     tag = f"{IMAGE_REPO}:{digest.hexdigest()[:20]}"
-    return ImagePlan(env_id=env.id, tag=tag, dockerfile=dockerfile, files=files, ca_bundle=pip.ca_bundle)
+    return ImagePlan(env_id=env.id, tag=tag, dockerfile=dockerfile, files=files, ca_bundle=ca_bundle,
+                     build_args=direct_build_args(direct) if direct else {}, cached=direct is None)
 
 
 @dataclass(frozen=True)
@@ -155,13 +163,31 @@ class ImageOutcome:
     built: bool
     seconds: float
     error: str | None = None
+    wheels: WheelStats | None = None  # what the build took from the wheel cache (None: it did not use it)
 
 
-def ensure_image(engine: ContainerEngine, plan: ImagePlan, log_path: Path) -> ImageOutcome:
-    """Reuse the image when its tag exists; build it otherwise."""
+def ensure_image(engine: ContainerEngine, plan: ImagePlan, log_path: Path,
+                 cache: WheelCache | None = None) -> ImageOutcome:
+    """Reuse the image when its tag exists; build it otherwise, its packages from `cache` when it serves."""
     existing = engine.image_id(plan.tag)
     if existing:
         return ImageOutcome(tag=plan.tag, image_id=existing, built=False, seconds=0.0)
+    if plan.cached and cache is not None:
+        with cache.session(plan.env_id) as session:
+            result = _build(engine, plan, log_path, session.build_args, session.network)
+        wheels: WheelStats | None = session.stats
+    else:
+        result, wheels = _build(engine, plan, log_path, plan.build_args, None), None
+    if not result.ok:
+        return ImageOutcome(tag=plan.tag, image_id=None, built=True, seconds=result.seconds, error=result.error,
+                            wheels=wheels)
+    return ImageOutcome(tag=plan.tag, image_id=engine.image_id(plan.tag), built=True, seconds=result.seconds,
+                        wheels=wheels)
+
+
+def _build(engine: ContainerEngine, plan: ImagePlan, log_path: Path, build_args: Mapping[str, str],
+           network: str | None) -> BuildResult:
+    """Write the build context to a temporary directory and build it."""
     with tempfile.TemporaryDirectory(prefix="harness-build-") as tmp:
         context = Path(tmp)
         (context / "Dockerfile").write_text(plan.dockerfile)
@@ -170,7 +196,4 @@ def ensure_image(engine: ContainerEngine, plan: ImagePlan, log_path: Path) -> Im
         if plan.ca_bundle:
             (context / "ca-bundle.pem").write_bytes(Path(plan.ca_bundle).read_bytes())
         labels = {LABEL_MANAGED: "true", LABEL_VERSION: __version__, "org.harness.env": plan.env_id}
-        result = engine.build(context, plan.tag, labels, {}, log_path)
-    if not result.ok:
-        return ImageOutcome(tag=plan.tag, image_id=None, built=True, seconds=result.seconds, error=result.error)
-    return ImageOutcome(tag=plan.tag, image_id=engine.image_id(plan.tag), built=True, seconds=result.seconds)
+        return engine.build(context, plan.tag, labels, build_args, log_path, network=network)

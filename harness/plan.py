@@ -21,7 +21,7 @@ from harness.agent.protocol import (
 )
 from harness.engine import LABEL_RUN, LABEL_VERSION, Mount, RunSpec
 from harness.errors import UsageError
-from harness.images import ImagePlan, effective_pip_settings, plan_image
+from harness.images import ImagePlan, build_pip_settings, plan_image
 from harness.matrix import Environment, Matrix
 from harness.rundir import RunDir
 
@@ -62,8 +62,8 @@ def plan_environments(matrix: Matrix, environ: Mapping[str, str], only: Sequence
         if unknown:
             raise UsageError(f"--only {unknown[0]}: no such environment (have: {', '.join(sorted(known))})")
         envs = [e for e in envs if e.id in only]
-    pip = effective_pip_settings(matrix.pip, environ)
-    return [EnvPlan(env=e, image=plan_image(e, pip)) for e in envs]
+    direct = build_pip_settings(matrix.pip, environ)  # None: builds take packages from the host's wheel cache
+    return [EnvPlan(env=e, image=plan_image(e, direct)) for e in envs]
 
 
 def expected_cells(matrix: Matrix, env_ids: Sequence[str]) -> list[CellKey]:

@@ -26,6 +26,7 @@ from harness.plan import EnvPlan, Limits, load_spec, save_spec
 from harness.report.writers import write_reports
 from harness.rundir import RunDir
 from harness.runstate import ENV_PHASES, PHASES, RunState, now, read_phase
+from harness.wheelcache import WheelCache
 
 # `docker run` exits 125 when the engine, not the container, failed (daemon hiccup,
 # image store, mount setup). Only such failures are retried; results never are.
@@ -44,6 +45,7 @@ class RunOptions:
     limits: Limits = field(default_factory=Limits)
     phases: tuple[str, ...] = PHASES
     owner: Mapping[str, str] = field(default_factory=dict)  # labels naming this process (host, pid)
+    wheel_cache: WheelCache | None = None  # serving while the run builds images
 
 
 def _container_outcome(result: RunResult) -> dict[str, Any]:
@@ -129,9 +131,12 @@ class Runner:
         if outcome is None:
             self.console.step(f"{phase} {env_id}: image for {plan.env.label()}")
             log_name = "build.log" if phase == "build" else f"build-{phase}.log"
-            outcome = ensure_image(self.engine, plan.image, self.run_dir.env_dir(env_id) / log_name)
+            outcome = ensure_image(self.engine, plan.image, self.run_dir.env_dir(env_id) / log_name,
+                                   self.options.wheel_cache)
             self._images[env_id] = outcome
             record["build"] = {"built": outcome.built, "seconds": round(outcome.seconds, 1)}
+            if outcome.wheels is not None:
+                record["build"]["wheels"] = dataclasses.asdict(outcome.wheels)
             if outcome.error:
                 self.console.step(f"{phase} {env_id}: image FAILED after {outcome.seconds:.0f}s: {outcome.error}")
                 self.failures.append(f"{env_id}: image did not build: {outcome.error}")

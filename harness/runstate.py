@@ -118,6 +118,15 @@ def _timings(run_dir: RunDir, entries: list[dict[str, Any]]) -> dict[str, float]
     return longest
 
 
+def _wheels(entries: list[dict[str, Any]]) -> dict[str, int] | None:
+    """The wheel cache's totals over the environments whose image was built through it, or None."""
+    counted = [e["build"]["wheels"] for e in entries if isinstance((e.get("build") or {}).get("wheels"), dict)]
+    if not counted:
+        return None
+    return {k: sum(int(w.get(k) or 0) for w in counted) for k in ("downloaded", "reused", "bytes_downloaded",
+                                                                   "bytes_reused")}
+
+
 def _longest(*timings: Mapping[str, float]) -> dict[str, float]:
     """Per phase, the largest of several timings: a single run's wall time covers every environment's."""
     merged: dict[str, float] = {}
@@ -154,6 +163,7 @@ def merged_run(run_dir: RunDir, matrix: Matrix, selected: Mapping[str, str | Non
         "containers_started": sum(int(e.get("containers_started") or 0) for e in entries)
         if records else previous.get("containers_started", 0),
         "timings": {**_longest(previous.get("timings", {}), _timings(run_dir, entries)), **(timings or {})},
+        **({"wheels": wheels} if (wheels := _wheels(entries)) else {}),
         **fields,
     }
 

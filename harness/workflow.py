@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from harness.base_images import BaseEngine, Bootstrap, Debootstrap, cache_dir, resolve_base_images
 from harness.console import Console
 from harness.engine import LABEL_RUN, ContainerEngine
 from harness.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from harness.images import effective_pip_settings
 from harness.leftovers import Housekeeping, remove_stale_containers
 from harness.matrix import Matrix
 from harness.plan import Limits, plan_environments
@@ -24,10 +26,11 @@ from harness.report.writers import write_reports
 from harness.rundir import RunDir, default_out
 from harness.runner import Runner, RunOptions
 from harness.runstate import ENV_PHASES, PHASES
+from harness.wheelcache import WheelCache, cache_root
 
 
-class RunEngine(ContainerEngine, Housekeeping, Protocol):
-    """What a run needs of the container engine: running containers, and sweeping those of dead runs."""
+class RunEngine(ContainerEngine, Housekeeping, BaseEngine, Protocol):
+    """What a run needs of the container engine: base images, builds, containers, and sweeping dead runs'."""
 
 
 @dataclass(frozen=True)
@@ -64,14 +67,21 @@ def check_request(request: RunRequest) -> None:
 
 
 def run_matrix(matrix: Matrix, request: RunRequest, engine: RunEngine, console: Console,
-               environ: Mapping[str, str]) -> RunOutcome:
-    """Build, save, load and report (or the phases asked for); the exit code the report decides."""
+               environ: Mapping[str, str], *, bootstrap: Bootstrap | None = None) -> RunOutcome:
+    """Build, save, load and report (or the phases asked for); the exit code the report decides.
+
+    Base images are resolved first (pulled, else the local equivalent, built with `bootstrap` once
+    per host when missing); image builds take their packages from the host's wheel cache.
+    """
     check_request(request)
     phases = tuple(p for p in PHASES if p in request.phases) or PHASES
     plans = plan_environments(matrix, environ, request.only)
     needs_engine = any(p in ENV_PHASES for p in phases)  # the report phase alone needs no engine
     if needs_engine:
         engine.ping()
+        matrix = resolve_base_images(matrix, engine, bootstrap or Debootstrap(), console.step,
+                                     [p.env.id for p in plans])
+        plans = plan_environments(matrix, environ, request.only)
     run_dir = RunDir.prepare(request.out or default_out(matrix.name), resume=request.resume,
                              shared=bool(request.phases))
     baseline = request.baseline or (_recorded_baseline(run_dir) if request.resume else None)
@@ -80,11 +90,13 @@ def run_matrix(matrix: Matrix, request: RunRequest, engine: RunEngine, console: 
     run_id = uuid.uuid4().hex[:10]
     console.step(f"run {run_id}: {len(plans)} environment(s), {request.jobs} job(s), phases "
                  f"{', '.join(phases)}, into {run_dir.path}")
+    cache = WheelCache(cache_root(environ, cache_dir(environ) / "wheels"), effective_pip_settings(matrix.pip, environ))
     options = RunOptions(jobs=request.jobs, resume=request.resume, limits=request.limits, phases=phases,
-                         owner=request.owner)
+                         owner=request.owner, wheel_cache=cache)
     runner = Runner(engine, matrix, plans, run_dir=run_dir, console=console, options=options, run_id=run_id)
     try:
-        report = runner.execute()
+        with cache.serving():
+            report = runner.execute()
     except (KeyboardInterrupt, OSError) as exc:
         removed = engine.remove_containers({LABEL_RUN: run_id})
         runner.mark_interrupted()

@@ -26,6 +26,7 @@ def add_parser(sub: Any) -> None:
 
 def main(args: argparse.Namespace, engine: DoctorEngine) -> int:
     """Examine this machine; exit 3 when the engine does not answer, 1 when a finding failed."""
+    from harness.base_images import Debootstrap
     from harness.doctor import diagnose, render
     from harness.matrix import load_matrix
 
@@ -33,5 +34,6 @@ def main(args: argparse.Namespace, engine: DoctorEngine) -> int:
     path = args.matrix or (default if default.is_file() else None)
     matrix = load_matrix(path, base_image=args.base_image) if path else None
     engine.ping()
-    findings = diagnose(engine, matrix, os.environ, out=args.out, runtime=args.runtime, cleanup=args.cleanup)
+    findings = diagnose(engine, matrix, os.environ, out=args.out, runtime=args.runtime, cleanup=args.cleanup,
+                        bootstrap=Debootstrap())
     return render(findings, print)

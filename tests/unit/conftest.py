@@ -17,6 +17,14 @@ ENGINE_COMMANDS = frozenset({"docker", "podman"})
 
 
 @pytest.fixture(autouse=True)
+def _own_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The harness's host cache (wheels, base-image logs) goes to a temporary folder, never the user's home."""
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path_factory.mktemp("harness-cache")))
+    monkeypatch.delenv("HARNESS_WHEEL_CACHE", raising=False)
+    monkeypatch.delenv("HARNESS_ENGINE", raising=False)
+
+
+@pytest.fixture(autouse=True)
 def _no_job_summary(monkeypatch: pytest.MonkeyPatch) -> None:
     """Reports written by tests never reach the job summary of the CI run executing them."""
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)

@@ -9,7 +9,7 @@ wire formats or the run-directory layout therefore breaks these fakes too.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,21 @@ def _reference(model: str) -> Any:
 
 
 class FakeEngine:
-    """Records every call; builds fail for tags listed in failing_tags; loads add `drift` to the predictions."""
+    """Records every call; builds fail for tags listed in failing_tags; loads add `drift` to the predictions.
 
-    def __init__(self, failing_tags: frozenset[str] = frozenset(), drift: float = 0.0) -> None:
+    Images it does not have are pulled, unless `registry` is False (a host without one): then a pull fails
+    like Docker's, and only imported root filesystems become new base images.
+    """
+
+    binary = "docker"
+    product = "Docker"
+
+    def __init__(self, failing_tags: frozenset[str] = frozenset(), drift: float = 0.0, registry: bool = True) -> None:
         self.images: dict[str, str] = {}
+        self.registry = registry
+        self.pulls: list[str] = []
+        self.imported: list[tuple[str, tuple[str, ...]]] = []
+        self.build_args: list[tuple[dict[str, str], str | None]] = []
         self.failing_tags = failing_tags
         self.drift = drift
         self.builds: list[str] = []
@@ -45,10 +56,25 @@ class FakeEngine:
         """Known tags only."""
         return self.images.get(tag)
 
+    def pull(self, ref: str) -> str | None:
+        """Pulled (the image exists from now on), or Docker's words for a host without a registry."""
+        self.pulls.append(ref)
+        if not self.registry:
+            return 'Error response from daemon: Get "https://registry-1.docker.io/v2/": no such host'
+        self.images[ref] = "sha256:pulled-" + ref
+        return None
+
+    def import_rootfs(self, root: Path, tag: str, changes: Sequence[str], log_path: Path) -> None:
+        """The root filesystem becomes an image."""
+        assert root.is_dir(), "a root filesystem is a directory"
+        self.imported.append((tag, tuple(changes)))
+        self.images[tag] = "sha256:imported-" + tag
+
     def build(self, context: Path, tag: str, labels: Mapping[str, str], build_args: Mapping[str, str],
-              log_path: Path) -> BuildResult:
+              log_path: Path, *, network: str | None = None) -> BuildResult:
         """Succeed, or fail like pip does for a tag in failing_tags."""
         self.builds.append(tag)
+        self.build_args.append((dict(build_args), network))
         log_path.parent.mkdir(parents=True, exist_ok=True)
         assert (context / "Dockerfile").is_file()
         if tag in self.failing_tags:

@@ -18,8 +18,17 @@ from typing import Any
 
 import pytest
 
-from harness.engine import BuildResult, DockerCLI, Mount, RunSpec, build_error_line
-from harness.errors import EngineUnavailable
+from harness.engine import (
+    BuildResult,
+    DockerCLI,
+    Mount,
+    PodmanCLI,
+    RunSpec,
+    build_error_line,
+    engine_for,
+    run_host_command,
+)
+from harness.errors import EngineUnavailable, UsageError
 
 NAME = "harness-r1-load-tf216"
 
@@ -485,3 +494,95 @@ def test_docker_cli_without_a_fake_stops_at_the_guard(tmp_path: Path, monkeypatc
     exe = docker_on_path(tmp_path, monkeypatch)
     with pytest.raises(AssertionError, match=re.escape(f"[{str(exe)!r}, 'version', ")):
         DockerCLI().ping()
+
+
+# -- pulls, host-network builds, and Podman's differences ------------------------------
+
+def test_pull_is_none_when_it_worked_and_the_engines_own_line_when_not(docker: FakeDocker) -> None:
+    docker.replies["pull"] = Reply(stdout="docker.io/library/python:3.11-slim\n")
+    assert DockerCLI().pull("python:3.11-slim") is None
+    docker.replies["pull"] = Reply(1, stderr='Error response from daemon: Get "https://registry-1.docker.io/v2/": '
+                                   "dial tcp: lookup registry-1.docker.io: no such host\n")
+    assert DockerCLI().pull("python:3.11-slim") == ('Error response from daemon: Get "https://registry-1.docker.io/'
+                                                    'v2/": dial tcp: lookup registry-1.docker.io: no such host')
+    assert docker.calls == [["pull", "--quiet", "python:3.11-slim"]] * 2  # Docker resolves short names itself
+
+
+def test_a_build_that_uses_the_wheel_cache_runs_on_the_host_network(tmp_path: Path, docker: FakeDocker) -> None:
+    DockerCLI().build(tmp_path / "ctx", "harness-env:1", {}, {"PIP_INDEX_URL": "http://127.0.0.1:9/b1/simple/"},
+                      tmp_path / "build.log", network="host")
+    assert docker.calls == [["build", "--pull=false", "--force-rm", "-t", "harness-env:1",
+                             "--build-arg=PIP_INDEX_URL=http://127.0.0.1:9/b1/simple/", "--network", "host",
+                             str(tmp_path / "ctx")]]
+
+
+@pytest.fixture
+def podman(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeDocker:
+    """FakeDocker answering as `podman`, alone on PATH."""
+    exe = docker_on_path(tmp_path, monkeypatch).rename(tmp_path / "bin" / "podman")
+    fake = FakeDocker(exe)
+    monkeypatch.setattr("harness.engine.subprocess.Popen", fake)
+    return fake
+
+
+@pytest.mark.parametrize(("ref", "qualified"), [
+    ("python:3.11-slim", "docker.io/library/python:3.11-slim"),
+    ("someone/image:1", "docker.io/someone/image:1"),
+    ("registry.example/team/py:3.11", "registry.example/team/py:3.11"),
+    ("localhost:5000/py:3.11", "localhost:5000/py:3.11"),
+    ("localhost/harness-base:3.11", "localhost/harness-base:3.11"),
+])
+def test_podman_pulls_short_names_from_docker_hub_as_docker_would(podman: FakeDocker, ref: str,
+                                                                  qualified: str) -> None:
+    podman.replies["pull"] = Reply(stdout="sha256:1\n")
+    assert PodmanCLI().pull(ref) is None
+    assert podman.calls == [["pull", "--quiet", qualified]]
+
+
+def test_rootless_podman_keeps_the_users_uid_inside_containers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = sandboxed_spec(tmp_path)
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    assert PodmanCLI()._run_args(spec) == ["run", "--userns=keep-id", *sandboxed_args(tmp_path)[1:]]
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    assert PodmanCLI()._run_args(spec) == sandboxed_args(tmp_path)  # rootful: the same flags as Docker's
+
+
+def test_podman_ping_info_and_endpoint(podman: FakeDocker, monkeypatch: pytest.MonkeyPatch) -> None:
+    podman.replies["info"] = Reply(stdout="4.3.1\n")
+    PodmanCLI().ping()
+    assert podman.calls[-1] == ["info", "--format", "{{.Version.Version}}"]
+    podman.replies["info"] = Reply(stdout=json.dumps({"version": {"Version": "4.3.1"},
+                                                      "store": {"graphRoot": "/var/lib/containers/storage"},
+                                                      "host": {"ociRuntime": {"name": "crun"}}}))
+    assert PodmanCLI().info() == {"ServerVersion": "4.3.1", "DockerRootDir": "/var/lib/containers/storage",
+                                  "Runtimes": {"crun": {}}}
+    monkeypatch.delenv("CONTAINER_HOST", raising=False)
+    assert PodmanCLI().endpoint() == "local"
+    podman.replies["info"] = Reply(125, stderr="Error: cannot open storage: permission denied\n")
+    with pytest.raises(EngineUnavailable, match=r"^Podman unavailable: Error: cannot open storage"):
+        PodmanCLI().ping()
+
+
+def test_without_podman_installed_it_says_so(podman: FakeDocker) -> None:
+    podman.uninstall()
+    with pytest.raises(EngineUnavailable, match=r"^the 'podman' command is not installed; install Podman first$"):
+        PodmanCLI().ping()
+
+
+def test_the_engine_is_chosen_by_flag_then_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert type(engine_for(None)) is DockerCLI
+    assert type(engine_for("podman")) is PodmanCLI
+    monkeypatch.setenv("HARNESS_ENGINE", "podman")
+    assert type(engine_for(None)) is PodmanCLI
+    assert type(engine_for("docker")) is DockerCLI
+    monkeypatch.setenv("HARNESS_ENGINE", "lxc")
+    with pytest.raises(UsageError, match=r"^HARNESS_ENGINE=lxc: unknown container engine \(have: docker, podman\)$"):
+        engine_for(None)
+
+
+def test_host_commands_append_their_output_and_return_their_code(tmp_path: Path) -> None:
+    log_path = tmp_path / "logs" / "tool.log"
+    assert run_host_command([sys.executable, "-c", "print('made it')"], log_path) == 0
+    assert run_host_command([sys.executable, "-c", "raise SystemExit(3)"], log_path) == 3
+    assert run_host_command(["no-such-tool-here"], log_path) == 127
+    assert log_path.read_text().startswith("made it\n") and "no-such-tool-here: not installed" in log_path.read_text()

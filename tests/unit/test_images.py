@@ -3,23 +3,26 @@ harness.engine.build_error_line. Pure: no Docker."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 
 import pytest
 
+from fake_engine import FakeEngine
 from harness.engine import build_error_line
 from harness.errors import UsageError
 from harness.images import (
     IMAGE_REPO,
+    build_pip_settings,
+    direct_build_args,
     dockerfiles_dir,
     effective_pip_settings,
+    ensure_image,
     plan_image,
-    render_pip_conf,
     split_requirements,
 )
 from harness.matrix import Environment, PipSettings
+from harness.wheelcache import Link, WheelCache
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NO_PIP = PipSettings()
@@ -34,6 +37,13 @@ def _env(**overrides: object) -> Environment:
     }
     fields.update(overrides)
     return Environment(**fields)  # type: ignore[arg-type]
+
+
+class _NoUpstream:
+    """An index that knows no project."""
+
+    def project(self, project: str) -> tuple[list[Link], bool]:
+        return [], True
 
 
 def _legacy(package: str = "tensorflow-cpu") -> Environment:
@@ -77,16 +87,40 @@ def test_any_content_change_changes_the_tag(change: dict[str, object]) -> None:
     assert changed.tag != base.tag
 
 
-def test_pip_settings_change_the_tag() -> None:
-    base = plan_image(_env(), NO_PIP).tag
-    assert plan_image(_env(), PipSettings(index_url="https://mirror.example/simple")).tag != base
-    assert plan_image(_env(), PipSettings(trusted_hosts=("mirror.example",))).tag != base
+def test_the_index_never_changes_the_tag_nor_enters_the_image() -> None:
+    # A rotated token in the index URL must not rebuild every image, nor sit in the image for loaded code to read.
+    cached = plan_image(_env())
+    secret = PipSettings(index_url="https://user:tok3n@mirror.example/simple", trusted_hosts=("mirror.example",))
+    direct = plan_image(_env(), secret)
+    assert direct.tag == cached.tag
+    assert "tok3n" not in direct.dockerfile and all(b"tok3n" not in data for data in direct.files.values())
+    assert direct.build_args == {"PIP_INDEX_URL": "https://user:tok3n@mirror.example/simple",
+                                 "PIP_TRUSTED_HOST": "mirror.example"}
+    assert (cached.cached, direct.cached) == (True, False)
+    assert cached.build_args == {}
+    for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST"):
+        assert f"ARG {name}\n" in cached.dockerfile  # declared without a default: unset unless given
+    assert "pip.conf" not in cached.dockerfile
+
+
+def test_direct_build_args_leave_out_what_is_not_set() -> None:
+    assert direct_build_args(NO_PIP) == {}
+    assert direct_build_args(PipSettings(extra_index_urls=("https://a/simple", "https://b/simple"))) == {
+        "PIP_EXTRA_INDEX_URL": "https://a/simple https://b/simple"}
+
+
+def test_builds_use_the_wheel_cache_unless_it_is_off_or_the_engine_is_remote() -> None:
+    assert build_pip_settings(NO_PIP, {}) is None
+    assert build_pip_settings(NO_PIP, {"DOCKER_HOST": "unix:///var/run/docker.sock"}) is None
+    assert build_pip_settings(NO_PIP, {"HARNESS_WHEEL_CACHE": "off"}) == NO_PIP
+    assert build_pip_settings(NO_PIP, {"DOCKER_HOST": "ssh://builder"}) == NO_PIP
+    assert build_pip_settings(NO_PIP, {"CONTAINER_HOST": "tcp://10.0.0.2:8080"}) == NO_PIP
 
 
 def test_ca_bundle_path_and_content_do_not_change_the_tag(tmp_path: Path) -> None:
-    # Finding: only the *presence* of a CA bundle enters the hash (the Dockerfile COPY line and the
-    # `cert =` line of pip.conf); neither its host path nor its content does, so a rotated
-    # certificate does not rebuild every image (intended, see the comment in plan_image).
+    # A build that reaches the index itself gets the CA bundle copied in: only its *presence* enters
+    # the hash (the Dockerfile COPY line), so a rotated certificate does not rebuild every image.
+    # Through the wheel cache the bundle stays on the host and the image does not change at all.
     ca_a = tmp_path / "a.pem"
     ca_b = tmp_path / "b.pem"
     ca_a.write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
@@ -100,6 +134,9 @@ def test_ca_bundle_path_and_content_do_not_change_the_tag(tmp_path: Path) -> Non
     # ... but having a CA bundle at all does change the image
     assert plan_image(_env(), NO_PIP).tag != with_a.tag
     assert "COPY ca-bundle.pem /etc/harness/ca-bundle.pem" in with_a.dockerfile
+    assert "ARG PIP_CERT=/etc/harness/ca-bundle.pem" in with_a.dockerfile
+    assert plan_image(_env()).ca_bundle is None
+    assert plan_image(_env()).tag == plan_image(_env(), NO_PIP).tag
 
 
 # ---------------------------------------------------------------------------- Dockerfile content
@@ -149,13 +186,33 @@ def test_split_requirements_without_tf_keras_pin() -> None:
     assert nodeps == ["tf-keras"]
 
 
-def test_pip_conf_is_shipped_when_settings_exist(tmp_path: Path) -> None:
-    ca = tmp_path / "ca.pem"
-    ca.write_text("pem")
-    pip = PipSettings(index_url="https://mirror.example/simple", ca_bundle=str(ca))
-    plan = plan_image(_env(), pip)
-    assert plan.files["pip.conf"].decode() == render_pip_conf(pip)
-    assert "COPY pip.conf /etc/pip.conf" in plan.dockerfile
+def test_a_build_takes_its_index_from_the_wheel_cache_and_counts_what_it_fetched(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    cache = WheelCache(tmp_path / "cache", NO_PIP, upstream=_NoUpstream())
+    plan = plan_image(_env())
+    with cache.serving():
+        outcome = ensure_image(engine, plan, tmp_path / "build.log", cache)
+        url = cache.url
+    args, network = engine.build_args[0]
+    assert network == "host"  # the build reaches the cache on this host's loopback
+    assert re.fullmatch(re.escape(url) + r"/b\d+/simple/", args["PIP_INDEX_URL"])
+    assert outcome.wheels is not None and outcome.wheels.downloaded == 0
+
+
+def test_a_direct_build_passes_the_index_as_build_arguments(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    plan = plan_image(_env(), PipSettings(index_url="https://mirror.example/simple"))
+    outcome = ensure_image(engine, plan, tmp_path / "build.log", cache=None)
+    assert engine.build_args == [({"PIP_INDEX_URL": "https://mirror.example/simple"}, None)]
+    assert outcome.wheels is None
+
+
+def test_an_existing_image_is_reused_without_a_build(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    plan = plan_image(_env())
+    engine.images[plan.tag] = "sha256:abc"
+    outcome = ensure_image(engine, plan, tmp_path / "build.log")
+    assert (outcome.built, outcome.image_id, engine.builds) == (False, "sha256:abc", [])
 
 
 def test_missing_template_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -217,7 +274,7 @@ def test_host_pip_variables_pass_through() -> None:
 
 def test_no_settings_anywhere_gives_defaults() -> None:
     assert effective_pip_settings(NO_PIP, {}) == PipSettings()
-    assert render_pip_conf(effective_pip_settings(NO_PIP, {})) == ""
+    assert direct_build_args(effective_pip_settings(NO_PIP, {})) == {}
 
 
 def test_file_urls_are_dropped() -> None:
@@ -263,26 +320,6 @@ def test_ca_falls_back_to_the_next_variable_that_names_a_file(tmp_path: Path) ->
     real.write_text("-----BEGIN CERTIFICATE-----\n")
     environ = {"PIP_CERT": str(tmp_path / "missing.pem"), "SSL_CERT_FILE": str(real)}
     assert effective_pip_settings(NO_PIP, environ).ca_bundle == str(real)
-
-
-def test_render_pip_conf_lines() -> None:
-    pip = PipSettings(
-        index_url="https://i.example/simple",
-        extra_index_urls=("https://a.example/simple", "https://b.example/simple"),
-        trusted_hosts=("a.example", "b.example"),
-        ca_bundle="/host/ca.pem",
-    )
-    assert render_pip_conf(pip).splitlines() == [
-        "[global]",
-        "index-url = https://i.example/simple",
-        "extra-index-url = https://a.example/simple https://b.example/simple",
-        "trusted-host = a.example b.example",
-        "cert = /etc/harness/ca-bundle.pem",
-    ]
-    assert render_pip_conf(pip).endswith("\n")
-    assert render_pip_conf(dataclasses.replace(pip, index_url=None, extra_index_urls=(), ca_bundle=None)) == (
-        "[global]\ntrusted-host = a.example b.example\n"
-    )
 
 
 # ---------------------------------------------------------------------------- build_error_line
