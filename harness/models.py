@@ -173,10 +173,7 @@ def artifact_environments(run_dir: RunDir, models: Sequence[ModelSpec]) -> list[
         if model.kind != "artifact":
             continue
         env_id = artifact_source(model.name)
-        try:
-            versions = json.loads((run_dir.artifacts(env_id) / ENV_JSON).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            versions = {}
+        versions = run_dir.read_versions(env_id) or {}
         out.append({
             "id": env_id, "python": versions.get("python"), "tensorflow": versions.get("tensorflow"),
             "keras": versions.get("keras"), "keras_package": versions.get("keras_package"),

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
+import logging
 import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy.typing as npt
+
+from harness import untrusted
 from harness.agent.protocol import (
     ARTIFACTS,
+    ENV_JSON,
+    MANIFEST,
     OUTPUTS,
     RECORDS,
     USERDATA,
@@ -23,6 +29,7 @@ from harness.errors import RunDirError
 if TYPE_CHECKING:
     from harness.matrix import Matrix
 
+log = logging.getLogger(__name__)
 RUN_JSON = "run.json"
 # The reports of a run, by --format name; report.json is the source of truth.
 REPORT_FILES = {"json": "report.json", "md": "report.md", "html": "report.html", "junit": "junit.xml"}
@@ -37,6 +44,10 @@ def default_out(matrix_name: str, now: dt.datetime | None = None) -> Path:
     return Path("runs") / f"{re.sub(r'[^A-Za-z0-9._-]+', '-', matrix_name)}-{stamp}"
 
 
+def _no_problem(data: dict[str, Any]) -> str | None:
+    return None
+
+
 class RunDir:
     """Paths of one run directory (see README: 'The run directory')."""
 
@@ -46,7 +57,9 @@ class RunDir:
     @classmethod
     def open_existing(cls, path: Path) -> RunDir:
         """A run directory that must already hold run.json."""
-        if not (path / RUN_JSON).is_file():
+        if not (path / RUN_JSON).is_file() and not (path / RUN_JSON).is_symlink():
+            if (path / RUN_JSON).exists():
+                raise RunDirError(f"{path / RUN_JSON}: {untrusted.kind((path / RUN_JSON).stat().st_mode)}, not a file")
             raise RunDirError(f"{path}: not a run directory (no {RUN_JSON})")
         return cls(path)
 
@@ -77,14 +90,15 @@ class RunDir:
         return self.path / RUN_JSON
 
     def read_run(self) -> dict[str, Any]:
-        """The parsed run.json."""
+        """The parsed run.json, its shape checked: RunDirError naming what is wrong."""
         try:
-            data = json.loads(self.run_json.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise RunDirError(f"{self.run_json}: unreadable ({exc})") from exc
-        if not isinstance(data, dict):
-            raise RunDirError(f"{self.run_json}: not a JSON object")
-        return data
+            data = untrusted.read_json(self.path, self.run_json)
+        except (OSError, untrusted.UnsafeFile) as exc:
+            raise RunDirError(f"{self.run_json}: unreadable ({getattr(exc, 'strerror', None) or exc})") from None
+        problem = run_json_problem(data)
+        if problem:
+            raise RunDirError(f"{self.run_json}: not a harness run.json: {problem}")
+        return dict(data)
 
     def write_run(self, data: dict[str, Any]) -> None:
         """Replace run.json atomically."""
@@ -98,7 +112,7 @@ class RunDir:
             return matrix_from_dict(self.read_run()["matrix"])
         except OldRunJson as exc:
             raise RunDirError(f"{self.run_json}: {exc}") from None
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise RunDirError(f"{self.run_json}: not a harness run.json ({exc!r})") from None
 
     def artifacts(self, env_id: str) -> Path:
@@ -138,3 +152,88 @@ class RunDir:
     def log(self, name: str) -> Path:
         """logs/<name>.log: a container's own output (never parsed)."""
         return self.path / LOGS / f"{name}.log"
+
+    # -- reading what containers wrote (or a copy from elsewhere): see harness/untrusted.py
+    def read_object(self, path: Path, problem: Callable[[dict[str, Any]], str | None] = _no_problem,
+                    ) -> dict[str, Any] | None:
+        """A JSON object in the run directory, or None when absent; one that is damaged, refused or of the wrong
+        shape (`problem` says what is wrong with it) is None too, and says so in a warning."""
+        try:
+            data = untrusted.read_json(self.path, path)
+        except FileNotFoundError:
+            return None
+        except (OSError, untrusted.UnsafeFile) as exc:
+            log.warning("%s: %s; ignored", path, getattr(exc, "strerror", None) or exc)
+            return None
+        why = "not a JSON object" if not isinstance(data, dict) else problem(data)
+        if why:
+            log.warning("%s: %s; ignored", path, why)
+            return None
+        return dict(data)
+
+    def read_manifest(self, env_id: str) -> dict[str, Any] | None:
+        """artifacts/<env>/manifest.json, or None: the save did not finish (or its manifest is damaged)."""
+        return self.read_object(self.artifacts(env_id) / MANIFEST, untrusted.manifest_problem)
+
+    def read_versions(self, env_id: str) -> dict[str, Any] | None:
+        """artifacts/<env>/env.json: the versions of the environment that saved."""
+        return self.read_object(self.artifacts(env_id) / ENV_JSON, untrusted.versions_problem)
+
+    def read_text(self, path: Path) -> str | None:
+        """A text file in the run directory (a pip freeze), or None when absent; a refused one is None too, with a
+        warning. Bytes that are not UTF-8 are replaced."""
+        try:
+            return untrusted.read_bytes(self.path, path, untrusted.MAX_TEXT).decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return None
+        except (OSError, untrusted.UnsafeFile) as exc:
+            log.warning("%s: %s; ignored", path, getattr(exc, "strerror", None) or exc)
+            return None
+
+    def load_array(self, path: Path) -> npt.NDArray[Any]:
+        """A .npy file in the run directory: FileNotFoundError when absent, UnsafeFile when refused or damaged."""
+        return untrusted.load_array(self.path, path)
+
+    def read_records(self, phase: str, env_id: str) -> Iterator[dict[str, Any]]:
+        """The records of records/<phase>-<env>.jsonl, typed (harness/untrusted.py: checked_record)."""
+        try:
+            yield from untrusted.records(self.path, self.records(phase, env_id))
+        except (OSError, untrusted.UnsafeFile) as exc:
+            raise RunDirError(f"{self.records(phase, env_id)}: unreadable "
+                              f"({getattr(exc, 'strerror', None) or exc})") from None
+
+
+def run_json_problem(data: object) -> str | None:
+    """What is wrong with the shape of run.json's content, or None."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    wrong = [f"{key} is not a {'list' if kind is list else 'mapping'}"
+             for key, kind in (("matrix", dict), ("environments", list), ("timings", dict))
+             if key in data and not isinstance(data[key], kind)]
+    wrong += [f"{key} is not a string" for key in ("status", "run_id", "created", "finished", "baseline")
+              if data.get(key) is not None and not isinstance(data[key], str)]
+    wrong += [f"environments[{i}]{problem}" for i, env in enumerate(data.get("environments") or ())
+              if (problem := _environment_problem(env))]
+    return wrong[0] if wrong else _baseline_problem(data.get("baseline"))
+
+
+def _environment_problem(env: object) -> str | None:
+    if not isinstance(env, dict) or not isinstance(env.get("id"), str) or not isinstance(env.get("spec"), dict):
+        return " is not a mapping with an id and a spec"
+    if not all(isinstance(env["spec"].get(k), str) for k in ("python", "tensorflow")):
+        return ".spec has no python and tensorflow versions"
+    if any(env.get(k) is not None and not isinstance(env[k], str) for k in ("status", "error", "image")):
+        return ": status, error and image must be strings"
+    return None
+
+
+def _baseline_problem(baseline: str | None) -> str | None:
+    """A recorded baseline that is not a regular file (checked with stat only: a FIFO is never opened)."""
+    try:
+        report = None if baseline is None else Path(baseline)
+        report = report / REPORT_FILES["json"] if report and report.is_dir() else report
+        if report is not None and report.exists() and not report.is_file():
+            return f"baseline {report} is not a regular file"
+    except (OSError, ValueError):
+        return "baseline is not a usable path"
+    return None

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness import models
+from harness import models, untrusted
 from harness.agent.protocol import MANIFEST, PACKAGES, load_finished
 from harness.console import Console
 from harness.engine import ContainerEngine, RunResult, RunSpec
@@ -191,15 +191,25 @@ class Runner:
             spec = save_spec(self.matrix, plan, self.run_dir, self.run_id, self.options.limits)
             result = self._run_container(spec, f"save-{env_id}", record)
             record["container"] = _container_outcome(result)
-            packages = artifacts / PACKAGES
-            if packages.is_file():
-                self.run_dir.env_dir(env_id).mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(packages, self.run_dir.env_dir(env_id) / PACKAGES)
+            self._copy_packages(env_id, record)
         ok = result.exit_code == 0 and (artifacts / MANIFEST).is_file()
         if not ok:
             self.failures.append(f"{env_id}: save container failed (exit {result.exit_code})")
         self.console.step(f"save {env_id}: {'done' if ok else 'FAILED'} in {result.seconds:.0f}s"
                           + ("" if ok else f" (exit {result.exit_code}, see logs/save-{env_id}.log)"))
+
+    def _copy_packages(self, env_id: str, record: dict[str, Any]) -> None:
+        """envs/<env>/packages.txt from the pip freeze the save container wrote: a regular file, never a link."""
+        dest = self.run_dir.env_dir(env_id) / PACKAGES
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            untrusted.copy_file(self.run_dir.path, self.run_dir.artifacts(env_id) / PACKAGES, dest, untrusted.MAX_TEXT)
+        except FileNotFoundError:
+            return
+        except untrusted.UnsafeFile as exc:
+            record["refused"] = str(exc)
+            self.failures.append(f"{env_id}: {exc}")
+            self.console.step(f"save {env_id}: {exc}")
 
     def _load(self, plan: EnvPlan) -> None:
         env_id = plan.env.id

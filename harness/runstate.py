@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import os
 import socket
 import threading
@@ -23,6 +22,7 @@ from harness import __version__
 from harness.agent.protocol import write_json_atomic
 from harness.matrix import Matrix, matrix_to_dict
 from harness.rundir import ENVS, RunDir
+from harness.untrusted import phase_record_problem
 
 ENV_PHASES = ("build", "save", "load")  # phases that work on one environment and leave a record
 PHASES = (*ENV_PHASES, "report")
@@ -41,11 +41,8 @@ def host_name() -> str:
 
 def read_phase(run_dir: RunDir, env_id: str, phase: str) -> dict[str, Any] | None:
     """envs/<env>/<phase>.json, or None when absent or unreadable."""
-    try:
-        data = json.loads(run_dir.phase_record(env_id, phase).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and data.get("phase") == phase else None
+    data = run_dir.read_object(run_dir.phase_record(env_id, phase), phase_record_problem)
+    return data if data is not None and data.get("phase") == phase else None
 
 
 def read_phases(run_dir: RunDir, env_id: str) -> dict[str, dict[str, Any]]:

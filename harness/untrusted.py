@@ -16,7 +16,7 @@ import json
 import math
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -161,7 +161,8 @@ def npy_header(fh: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
 
 def records(root: Path, path: Path, limit: int = MAX_RECORDS) -> Iterator[dict[str, Any]]:
     """The JSON objects of a JSON Lines file below root (none when it is absent); a line that is not one
-    (cut short by a crash, not UTF-8, not an object) is skipped."""
+    (cut short by a crash, not UTF-8, not an object) is skipped, a record of the wrong shape made an error
+    (checked_record)."""
     try:
         data = read_bytes(root, path, limit)
     except FileNotFoundError:
@@ -171,8 +172,9 @@ def records(root: Path, path: Path, limit: int = MAX_RECORDS) -> Iterator[dict[s
             record = json.loads(raw.decode("utf-8"))
         except (ValueError, RecursionError):
             continue
-        if isinstance(record, dict):
-            yield record
+        checked = checked_record(record) if isinstance(record, dict) else None
+        if checked is not None:
+            yield checked
 
 
 def copy_file(root: Path, source: Path, dest: Path, limit: int) -> None:
@@ -238,3 +240,109 @@ _USER_FILE = 1 << 40  # a user's own model file: any size it has
 def copy_user_file(source: Path, dest: Path) -> None:
     """Copy a file a user named (inputs, labels, a reference, an architecture), never through a link."""
     copy_file(source.parent, source, dest, limit=_USER_FILE)
+
+
+# ---------------------------------------------------------------------------- records
+
+RECORD_STATUSES = {"load": ("ok", "error", "crash", "timeout", "unsupported"), "save": ("ok", "error", "unsupported")}
+_IDENTITY = {"load": ("source", "model", "format", "loader"), "save": ("model", "format")}
+_TEXT, _NUMBER, _MAPPING = (str,), (int, float), (dict,)
+_FIELDS: dict[str, tuple[type, ...]] = {
+    "stage": _TEXT, "signal": _TEXT, "predict_call": _TEXT, "target": _TEXT, "path": _TEXT, "seconds": _NUMBER,
+    "load_seconds": _NUMBER, "exit_code": (int,), "worker": (int,), "loader_options": _MAPPING,
+    "preflight": _MAPPING, "versions": _MAPPING, "files": _MAPPING, "error": _MAPPING, "evaluate_error": _MAPPING,
+    "evaluate": _MAPPING,
+}
+
+
+def _record_problem(record: Mapping[str, Any], kind: str) -> str | None:
+    """What is wrong with the types of a save or load record's fields, or None."""
+    if record.get("status") not in RECORD_STATUSES[kind]:
+        return f"status {str(record.get('status'))[:40]!r} is none of {', '.join(RECORD_STATUSES[kind])}"
+    for name, types in _FIELDS.items():
+        value = record.get(name)
+        if value is not None and not isinstance(value, types):
+            return f"{name} is {type(value).__name__}, expected {' or '.join(t.__name__ for t in types)}"
+    for name in ("error", "evaluate_error"):
+        value = record.get(name)
+        if value is not None and any(not isinstance(value.get(k), str) for k in ("type", "message")):
+            return f"{name} has no text type and message"
+    evaluate = record.get("evaluate") or {}
+    if any(not isinstance(v, _NUMBER) and v is not None for v in evaluate.values()):
+        return "evaluate holds values that are not numbers"
+    return None
+
+
+def checked_record(record: dict[str, Any]) -> dict[str, Any] | None:
+    """A save or load record as the host uses it: None when it names no cell; an error record, naming what is
+    wrong, when its fields have the wrong types; other kinds of record as they are."""
+    kind = record.get("kind")
+    if kind not in _IDENTITY:
+        return record if isinstance(kind, str) else None
+    if any(not isinstance(record.get(key), str) for key in _IDENTITY[kind]):
+        return None
+    problem = _record_problem(record, kind)
+    if problem is None:
+        return record
+    return {**{k: record[k] for k in ("kind", *_IDENTITY[kind])}, "status": "error", "stage": "record",
+            "error": {"type": "MalformedRecord", "message": f"its {kind} record is malformed: {problem}",
+                      "traceback": None}}
+
+
+# ---------------------------------------------------------------------------- manifests, versions, phase records
+
+
+def manifest_problem(data: Mapping[str, Any]) -> str | None:
+    """What is wrong with the shape of a manifest.json (as protocol.manifest writes it), or None."""
+    models = data.get("models")
+    if not isinstance(models, dict):
+        return "models is not a mapping"
+    return next((f"models.{name}{problem}" for name, entry in models.items()
+                 if (problem := _entry_problem(entry))), None)
+
+
+def _entry_problem(entry: object) -> str | None:
+    if not isinstance(entry, dict) or not isinstance(entry.get("formats"), dict):
+        return " is not a mapping with formats"
+    output, evaluate = entry.get("reference_output"), entry.get("evaluate")
+    problems = {
+        ": inputs, labels and reference must be paths":
+            not all(isinstance(entry.get(k), str) for k in ("inputs", "labels", "reference")),
+        ".reference_output is not a mapping of target and loader": output is not None and not (
+            isinstance(output, dict) and all(isinstance(output.get(k), str) for k in ("target", "loader"))),
+        ".evaluate is not a mapping of numbers": evaluate is not None and not (
+            isinstance(evaluate, dict) and all(isinstance(v, _NUMBER) or v is None for v in evaluate.values())),
+        ".formats: every format must be a mapping with a path": any(
+            not isinstance(saved, dict) or not isinstance(saved.get("path"), str)
+            for saved in entry["formats"].values()),
+    }
+    return next((problem for problem, found in problems.items() if found), None)
+
+
+def versions_problem(data: Mapping[str, Any]) -> str | None:
+    """What is wrong with an env.json (versions of the environment that saved), or None."""
+    odd = [k for k, v in data.items() if v is not None and not isinstance(v, (str, int, float))]
+    return f"{odd[0]} is not a version" if odd else None
+
+
+_PHASE_FIELDS: dict[str, tuple[type, ...]] = {
+    "phase": _TEXT, "env": _TEXT, "started": _TEXT, "finished": _TEXT, "status": _TEXT, "error": _TEXT,
+    "image": _TEXT, "image_id": _TEXT, "run_id": _TEXT, "host": _TEXT, "containers_started": (int,),
+    "infrastructure_retries": (int,), "seconds": _NUMBER, "container": _MAPPING, "build": _MAPPING,
+}
+
+
+def phase_record_problem(data: Mapping[str, Any]) -> str | None:
+    """What is wrong with the types of an envs/<env>/<phase>.json, or None."""
+    odd = [name for name, types in _PHASE_FIELDS.items()
+           if data.get(name) is not None and not isinstance(data[name], types)]
+    return f"{odd[0]} is {type(data[odd[0]]).__name__}" if odd else None
+
+
+def unreadable(exc: UnsafeFile) -> dict[str, Any]:
+    """A cell whose reference or predictions file is refused or damaged: never read, an error of its own."""
+    return {"status": "error", "error": {
+        "type": "UnreadableFile", "message": str(exc),
+        "hint": "the run directory holds a link, a special file or a damaged file where a result belongs: rerun "
+                "this target's load phase, or report from an undamaged copy of the run directory",
+        "traceback": None}}

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from harness import __version__
-from harness.agent.protocol import ENV_JSON, EXACT, MANIFEST, CellKey, ModelSpec, Tolerance, read_records
+from harness.agent.protocol import EXACT, CellKey, ModelSpec, Tolerance
 from harness.compare import compare
 from harness.hints import HintContext, hint_for
 from harness.matrix import Matrix
@@ -24,6 +21,7 @@ from harness.report.expect import mark_expected
 from harness.report.schema import SCHEMA_VERSION
 from harness.report.statuses import FAILING, NOT_RUN, RAISED, STATUS_ORDER, worst
 from harness.rundir import RunDir
+from harness.untrusted import UnsafeFile, unreadable
 
 # Every cell carries every field (null when it does not apply): a stable contract.
 CELL_DEFAULTS: dict[str, Any] = {
@@ -34,16 +32,8 @@ CELL_DEFAULTS: dict[str, Any] = {
 }
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def _environment(run_dir: RunDir, env: dict[str, Any]) -> dict[str, Any]:
-    versions = _read_json(run_dir.artifacts(env["id"]) / ENV_JSON) or {}
+    versions = run_dir.read_versions(env["id"]) or {}
     return {
         "id": env["id"],
         "python": versions.get("python", env["spec"]["python"]),
@@ -119,12 +109,17 @@ def _reference_path(run_dir: RunDir, key: CellKey, entry: dict[str, Any]) -> Pat
 def _compared_cell(run_dir: RunDir, key: CellKey, record: dict[str, Any], model: ModelSpec, *,
                    model_entry: dict[str, Any], tol: Tolerance) -> dict[str, Any]:
     reference_path = _reference_path(run_dir, key, model_entry)
-    if not reference_path.is_file():
+    try:
+        reference = run_dir.load_array(reference_path)
+    except UnsafeFile as exc:
+        return {**key.fields(), **unreadable(exc), "seconds": record.get("seconds")}
+    except OSError:
         return {**key.fields(), **missing_reference(reference_path), "seconds": record.get("seconds")}
-    reference = np.load(reference_path)
     output_path = run_dir.output(key)
     try:
-        loaded = np.load(output_path)
+        loaded = run_dir.load_array(output_path)
+    except UnsafeFile as exc:
+        return {**key.fields(), **unreadable(exc), "seconds": record.get("seconds")}
     except OSError:
         return {**key.fields(), "status": "error", "seconds": record.get("seconds"),
                 "error": {"type": "MissingOutput", "message": f"{output_path.name} was not written",
@@ -204,7 +199,7 @@ def _cell(data: _RunData, key: CellKey) -> dict[str, Any]:
 def _load_index(run_dir: RunDir, env_ids: list[str]) -> dict[CellKey, dict[str, Any]]:
     index: dict[CellKey, dict[str, Any]] = {}
     for target in env_ids:
-        for record in read_records(str(run_dir.records("load", target))):
+        for record in run_dir.read_records("load", target):
             if record.get("kind") == "load":
                 index[CellKey.of(record, target)] = record  # a later record wins (resume)
     return index
@@ -213,7 +208,7 @@ def _load_index(run_dir: RunDir, env_ids: list[str]) -> dict[CellKey, dict[str, 
 def _save_index(run_dir: RunDir, env_ids: list[str]) -> dict[str, dict[str, Any]]:
     index: dict[str, dict[str, Any]] = {}
     for env_id in env_ids:
-        for record in read_records(str(run_dir.records("save", env_id))):
+        for record in run_dir.read_records("save", env_id):
             index[f"{env_id}/{record.get('model')}/{record.get('format')}"] = record
     return index
 
@@ -272,7 +267,7 @@ def build_report(run_dir: RunDir, baseline: dict[str, Any] | None = None) -> dic
     data = _RunData(
         run_dir=run_dir,
         envs=envs,
-        manifests={i: m for i in envs if (m := _read_json(run_dir.artifacts(i) / MANIFEST))},
+        manifests={i: m for i in envs if (m := run_dir.read_manifest(i))},
         saves=_save_index(run_dir, env_ids),
         loads=_load_index(run_dir, env_ids),
         tolerance=matrix.tolerance,

@@ -42,9 +42,9 @@ def _packages(run_dir: RunDir, report: dict[str, Any]) -> dict[str, str]:
     """envs/<env>/packages.txt (pip freeze) of every environment that has one."""
     found = {}
     for env in report["environments"]:
-        path = run_dir.env_dir(env["id"]) / PACKAGES
-        if path.is_file():
-            found[env["id"]] = path.read_text(encoding="utf-8", errors="replace")
+        text = run_dir.read_text(run_dir.env_dir(env["id"]) / PACKAGES)  # never through a link
+        if text is not None:
+            found[env["id"]] = text
     return found
 
 
