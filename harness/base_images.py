@@ -25,7 +25,7 @@ from harness.errors import BaseImageUnavailable, UsageError
 from harness.matrix import DEFAULT_BASE_IMAGE, Matrix
 
 LOCAL_REPO = "harness-base"
-LOCAL_TEMPLATE = f"{LOCAL_REPO}:{{python}}"
+REPO_VARIABLE = "HARNESS_BASE_REPO"  # another name for the local base images (tests build theirs apart)
 # The Debian release whose python3 is that Python.
 SUITES = {"3.9": "bullseye", "3.11": "bookworm", "3.13": "trixie"}
 PACKAGES = ("python3", "python3-venv", "python3-pip", "ca-certificates")
@@ -72,8 +72,8 @@ class Built:
 
 
 def local_tag(python: str) -> str:
-    """The locally built base image of a Python."""
-    return LOCAL_TEMPLATE.format(python=python)
+    """The locally built base image of a Python: harness-base:PYTHON (or HARNESS_BASE_REPO:PYTHON)."""
+    return f"{os.environ.get(REPO_VARIABLE) or LOCAL_REPO}:{python}"
 
 
 def check_pythons(pythons: Sequence[str]) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from harness.base_images import Bootstrap, build_command, cache_dir, standin
+from harness.base_images import Bootstrap, build_command, cache_dir, local_tag, standin
 from harness.engine import ContainerInfo
 from harness.images import CA_VARIABLES, effective_pip_settings
 from harness.leftovers import Housekeeping, dangling_images, stale_containers
@@ -88,7 +88,7 @@ def base_finding(engine: DoctorEngine, python: str, image: str, bootstrap: Boots
     if local and engine.image_id(local):
         return Finding("ok", name, f"not here; runs pull it, or use {local} (present) when the registry cannot be "
                        "reached")
-    if local is None and not image.startswith("harness-base:"):
+    if local is None and image != local_tag(python):
         return Finding("warn", name, "missing; the first run pulls it (needs the registry)")
     target = local or image
     reason = bootstrap.unavailable()
@@ -120,8 +120,11 @@ def image_findings(engine: DoctorEngine, matrix: Matrix, environ: Mapping[str, s
     return findings, len(missing)
 
 
-def wheel_cache_finding(environ: Mapping[str, str]) -> Finding:
+def wheel_cache_finding(environ: Mapping[str, str], remote: bool) -> Finding:
     """Where builds get their packages: the host's wheel cache (each file downloaded once), or the index."""
+    if remote and cache_enabled(environ):
+        return Finding("fail", "wheel cache", f"the engine is on another machine, whose builds cannot reach this "
+                       f"host's wheel cache: set {CACHE_VARIABLE}=off (builds then download their packages)")
     if not cache_enabled(environ):
         why = f"{CACHE_VARIABLE}=off" if environ.get(CACHE_VARIABLE, "").lower() == "off" else "a remote engine"
         return Finding("ok", "wheel cache", f"not used ({why}): every build downloads its packages itself")
@@ -220,7 +223,7 @@ def diagnose(engine: DoctorEngine, matrix: Matrix | None, environ: Mapping[str, 
         image_found, missing = image_findings(engine, matrix, environ, bootstrap)
         findings += image_found
         findings += pip_findings(matrix, environ)
-    findings.append(wheel_cache_finding(environ))
+    findings.append(wheel_cache_finding(environ, remote))
     findings += disk_findings(info, remote, missing, out)
     findings += runtime_findings(info, runtime)
     findings += leftover_findings(engine, cleanup)

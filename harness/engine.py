@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import resource
 import shutil
 import subprocess
 import time
@@ -32,6 +33,7 @@ LABEL_HOST = "org.harness.host"  # the machine whose harness process started the
 LABEL_PID = "org.harness.pid"  # that process: when it is gone, the container is a leftover
 LABEL_BASE = "org.harness.base"  # base images built from Debian packages (harness base-images)
 ENGINES = ("docker", "podman")
+CATATONIT = "/usr/libexec/podman/catatonit"  # the init `podman run --init` starts unless told another
 ENGINE_VARIABLE = "HARNESS_ENGINE"
 
 
@@ -213,6 +215,7 @@ class DockerCLI:
         cmd += [f"--build-arg={k}={v}" for k, v in sorted(build_args.items())]
         if network:
             cmd += ["--network", network]
+        cmd += self._limit_flags()
         cmd.append(str(context))
         start = time.monotonic()
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -223,8 +226,12 @@ class DockerCLI:
             return BuildResult(ok=True, seconds=seconds)
         return BuildResult(ok=False, seconds=seconds, error=build_error_line(log_path.read_text(errors="replace")))
 
+    def _limit_flags(self) -> list[str]:
+        """Resource limits the engine must be told for its containers to start here (Docker: none)."""
+        return []
+
     def _run_args(self, spec: RunSpec) -> list[str]:
-        args = ["run", "--name", spec.name, "--init"]
+        args = ["run", "--name", spec.name, "--init", *self._limit_flags()]
         args += [f"--label={k}={v}" for k, v in sorted({LABEL_MANAGED: "true", **spec.labels}.items())]
         for m in spec.mounts:
             mode = ",readonly" if m.read_only else ""
@@ -381,6 +388,10 @@ class PodmanCLI(DockerCLI):
       container's --user the user's own, so files in the run directory stay theirs.
     - There is no daemon to ask for a server version, a root directory or runtimes: `podman info`
       answers instead, normalised to the keys doctor reads from `docker info`.
+    - Podman sets its own open-files and processes rlimits in every container (up to 1048576), which a
+      host with lower hard limits refuses ("error setting rlimit ... operation not permitted"); the
+      harness asks for its own limits instead (processes at most the host's pid_max).
+    - `--init` needs catatonit; where only tini is installed (Debian's docker.io brings it), that is used.
     - Exit codes are Docker's: 125 the engine failed, else the container's own (137 when killed).
     """
 
@@ -403,6 +414,12 @@ class PodmanCLI(DockerCLI):
             return ref
         return f"docker.io/{ref}" if rest else f"docker.io/library/{ref}"
 
+    def _limit_flags(self) -> list[str]:
+        files = resource.getrlimit(resource.RLIMIT_NOFILE)
+        procs = [min(v, _pid_max()) if v != resource.RLIM_INFINITY else _pid_max()
+                 for v in resource.getrlimit(resource.RLIMIT_NPROC)]
+        return [f"--ulimit=nofile={files[0]}:{files[1]}", f"--ulimit=nproc={procs[0]}:{procs[1]}"]
+
     def rootless(self) -> bool:
         """Whether podman runs as an ordinary user (and so maps uids through a user namespace)."""
         return os.geteuid() != 0
@@ -411,6 +428,9 @@ class PodmanCLI(DockerCLI):
         args = super()._run_args(spec)
         if spec.user and self.rootless():
             args.insert(1, "--userns=keep-id")
+        init = _init_path()
+        if init:
+            args.insert(args.index("--init") + 1, f"--init-path={init}")
         return args
 
     def info(self) -> dict[str, object]:
@@ -425,6 +445,20 @@ class PodmanCLI(DockerCLI):
     def endpoint(self) -> str:
         """CONTAINER_HOST for a remote podman, else local (podman runs containers itself)."""
         return os.environ.get("CONTAINER_HOST") or "local"
+
+
+def _init_path() -> str | None:
+    """Another init for --init where Podman's own (catatonit) is not installed but tini is (Docker's)."""
+    if Path(CATATONIT).exists():
+        return None
+    return shutil.which("tini-static") or shutil.which("tini")
+
+
+def _pid_max() -> int:
+    try:
+        return int(Path("/proc/sys/kernel/pid_max").read_text().strip())
+    except (OSError, ValueError):
+        return 32768  # the kernel's default
 
 
 def engine_for(name: str | None) -> DockerCLI:

@@ -98,7 +98,14 @@ def cache_enabled(environ: Mapping[str, str]) -> bool:
     (its builds cannot reach this host's loopback)."""
     if environ.get(CACHE_VARIABLE, "").lower() == "off":
         return False
-    return not any(environ.get(v, "").startswith(("tcp://", "ssh://", "http")) for v in REMOTE_VARIABLES)
+    return not any(_remote(environ.get(v, "")) for v in REMOTE_VARIABLES)
+
+
+def _remote(endpoint: str) -> bool:
+    """Whether an engine endpoint is on another machine (a tcp:// or ssh:// to this one's loopback is not)."""
+    parts = urllib.parse.urlsplit(endpoint)
+    return parts.scheme in ("tcp", "ssh", "http", "https") and parts.hostname not in ("127.0.0.1", "localhost",
+                                                                                      "::1")
 
 
 def cache_root(environ: Mapping[str, str], default: Path) -> Path:

@@ -90,6 +90,7 @@ def test_remote_engine_warns_that_bind_mounts_need_shared_paths(tmp_path: Path) 
                                           bootstrap=FakeBootstrap())}
     assert checks["remote engine"].level == "warn" and "same paths" in checks["remote engine"].detail
     assert checks["disk (engine storage)"].detail.endswith("not checked (not on this machine)")
+    assert checks["wheel cache"].level == "fail" and "HARNESS_WHEEL_CACHE=off" in checks["wheel cache"].detail
 
 
 def test_runtime_must_be_installed() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import resource
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -539,12 +540,49 @@ def test_podman_pulls_short_names_from_docker_hub_as_docker_would(podman: FakeDo
     assert podman.calls == [["pull", "--quiet", qualified]]
 
 
-def test_rootless_podman_keeps_the_users_uid_inside_containers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+LIMITS = ["--ulimit=nofile=20000:20000", "--ulimit=nproc=32768:32768"]
+
+
+@pytest.fixture
+def host_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host whose hard limits are below Podman's own defaults: 20000 files, 96365 processes, pid_max 32768."""
+    limits = {resource.RLIMIT_NOFILE: (20000, 20000), resource.RLIMIT_NPROC: (96365, 96365)}
+    monkeypatch.setattr("harness.engine.resource.getrlimit", limits.__getitem__)
+    monkeypatch.setattr("harness.engine._pid_max", lambda: 32768)
+    monkeypatch.setattr("harness.engine._init_path", lambda: None)  # catatonit installed
+
+
+@pytest.mark.usefixtures("host_limits")
+def test_podman_containers_get_the_hosts_limits_and_rootless_ones_keep_the_users_uid(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = sandboxed_spec(tmp_path)
-    monkeypatch.setattr("os.geteuid", lambda: 1000)
-    assert PodmanCLI()._run_args(spec) == ["run", "--userns=keep-id", *sandboxed_args(tmp_path)[1:]]
+    docker_args = sandboxed_args(tmp_path)
+    rootful = [*docker_args[:4], *LIMITS, *docker_args[4:]]  # after --init; otherwise Docker's flags
     monkeypatch.setattr("os.geteuid", lambda: 0)
-    assert PodmanCLI()._run_args(spec) == sandboxed_args(tmp_path)  # rootful: the same flags as Docker's
+    assert PodmanCLI()._run_args(spec) == rootful
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    assert PodmanCLI()._run_args(spec) == ["run", "--userns=keep-id", *rootful[1:]]
+    assert DockerCLI()._run_args(spec) == docker_args  # Docker is told none of it
+
+
+def test_without_catatonit_podman_uses_tini(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("harness.engine.CATATONIT", str(tmp_path / "no-catatonit"))
+    tini = tmp_path / "bin" / "tini-static"
+    tini.parent.mkdir()
+    tini.write_text("")
+    tini.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tini.parent))
+    args = PodmanCLI()._run_args(sandboxed_spec(tmp_path))
+    assert args[args.index("--init") + 1] == f"--init-path={tini}"
+    monkeypatch.setattr("harness.engine.CATATONIT", str(tini))
+    assert not any(a.startswith("--init-path") for a in PodmanCLI()._run_args(sandboxed_spec(tmp_path)))
+
+
+@pytest.mark.usefixtures("host_limits")
+def test_podman_builds_get_the_hosts_limits(tmp_path: Path, podman: FakeDocker) -> None:
+    PodmanCLI().build(tmp_path / "ctx", "harness-env:1", {}, {}, tmp_path / "build.log", network="host")
+    assert podman.calls == [["build", "--pull=false", "--force-rm", "-t", "harness-env:1", "--network", "host",
+                             *LIMITS, str(tmp_path / "ctx")]]
 
 
 def test_podman_ping_info_and_endpoint(podman: FakeDocker, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -115,6 +115,7 @@ def test_builds_use_the_wheel_cache_unless_it_is_off_or_the_engine_is_remote() -
     assert build_pip_settings(NO_PIP, {"HARNESS_WHEEL_CACHE": "off"}) == NO_PIP
     assert build_pip_settings(NO_PIP, {"DOCKER_HOST": "ssh://builder"}) == NO_PIP
     assert build_pip_settings(NO_PIP, {"CONTAINER_HOST": "tcp://10.0.0.2:8080"}) == NO_PIP
+    assert build_pip_settings(NO_PIP, {"DOCKER_HOST": "tcp://127.0.0.1:2375"}) is None  # this host after all
 
 
 def test_ca_bundle_path_and_content_do_not_change_the_tag(tmp_path: Path) -> None:
