@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from harness import untrusted
 from harness.agent.protocol import (
     ENV_JSON,
     INPUTS,
@@ -109,9 +110,7 @@ def _stage_data(model: ModelSpec, folder: Path) -> None:
         np.savez(tmp, **inputs)  # type: ignore[arg-type]
         tmp.replace(folder / INPUTS)
     if model.origin and model.origin.labels:
-        tmp = folder / f".labels.{os.getpid()}.npy"
-        shutil.copyfile(model.origin.labels, tmp)
-        tmp.replace(folder / LABELS)
+        untrusted.copy_user_file(Path(model.origin.labels), folder / LABELS)
 
 
 def _stage_artifact(model: ModelSpec, root: Path) -> None:
@@ -121,7 +120,11 @@ def _stage_artifact(model: ModelSpec, root: Path) -> None:
     shutil.rmtree(root, ignore_errors=True)  # a stage that died half-way
     tmp = root.parent / f".{root.name}.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    _write_pseudo_source(model, tmp, root.name)
+    try:
+        _write_pseudo_source(model, tmp, root.name)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     try:
         tmp.rename(root)
     except OSError:  # another job staged it first
@@ -132,12 +135,9 @@ def _copy_artifact(origin: Origin, fmt_dir: Path) -> str:
     """Copy the artifact under fmt_dir, keeping its file name; return its path relative to fmt_dir's parent."""
     source = Path(origin.artifact or "")
     fmt_dir.mkdir(parents=True)
-    if source.is_dir():
-        shutil.copytree(source, fmt_dir / source.name)
-    else:
-        shutil.copyfile(source, fmt_dir / source.name)
+    untrusted.copy_artifact(source, fmt_dir / source.name)  # links and special files refused, never followed
     if origin.architecture:
-        shutil.copyfile(origin.architecture, fmt_dir / "model.json")
+        untrusted.copy_user_file(Path(origin.architecture), fmt_dir / "model.json")
         return f"{fmt_dir.name}/model.json"
     return f"{fmt_dir.name}/{source.name}"
 
@@ -153,7 +153,7 @@ def _write_pseudo_source(model: ModelSpec, root: Path, source: str) -> None:
     files = {f"{fmt}/{rel}": digest for rel, digest in hash_tree(str(model_dir / fmt)).items()}
     reference_output = None
     if origin.reference:
-        shutil.copyfile(origin.reference, model_dir / REFERENCE)
+        untrusted.copy_user_file(Path(origin.reference), model_dir / REFERENCE)
     else:  # the reference is what the reference environment's load predicts
         env = origin.reference_env.env if origin.reference_env else ""
         reference_output = {"target": env, "loader": reference_loader(model)}
@@ -208,7 +208,11 @@ def _sniff_keras(path: Path, fmt: str) -> str | None:
     try:
         if fmt == "keras":
             with zipfile.ZipFile(path) as archive:
-                return str(json.loads(archive.read("metadata.json")).get("keras_version") or "") or None
+                # Bounded: a zip bomb's metadata.json must not inflate in the host's memory.
+                if archive.getinfo("metadata.json").file_size > SNIFF_BYTES:
+                    return None
+                with archive.open("metadata.json") as member:
+                    return str(json.loads(member.read(SNIFF_BYTES)).get("keras_version") or "") or None
         if path.is_dir():
             return None
         with path.open("rb") as fh:
