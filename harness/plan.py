@@ -94,6 +94,7 @@ def _container(plan: EnvPlan, phase: str, run_id: str, command: Sequence[str], *
             # Fixed and different per phase: the label-order probe shows what a
             # list(set(...)) class map does when the loading process hashes differently.
             "PYTHONHASHSEED": "0" if phase == "save" else "1",
+            **plan.env.container_env(),  # the backend and the matrix's variables (names the harness sets are refused)
         },
         network="none",  # probes and loads never need the network
         user=host_user(),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-from harness.agent.spec import Code, FormatSpec, LoaderSpec, ModelSpec
+from harness.agent.spec import Code, FormatSpec, LoaderSpec, ModelSpec, Tolerance
 
 # format -> the Keras generations that can write it ("seed" is no file: the model is rebuilt from its seed).
 FORMATS: Dict[str, FormatSpec] = {
@@ -28,7 +28,8 @@ LOADERS: Dict[str, LoaderSpec] = {
     "load_model": LoaderSpec(("h5", "keras", "savedmodel", "export"), "keras.models.load_model"),
     "load_model_custom": LoaderSpec(("h5", "keras", "savedmodel"), "load_model(custom_objects=...)",
                                     needs_custom_objects=True),
-    "load_model_unsafe": LoaderSpec(("keras",), "load_model(safe_mode=False)", opt_in=True),
+    "load_model_unsafe": LoaderSpec(("keras",), "load_model(safe_mode=False), which runs the file's code",
+                                    opt_in=True),
     "load_model_nocompile": LoaderSpec(("h5", "keras", "savedmodel"), "load_model(compile=False)", opt_in=True),
     "rebuild": LoaderSpec(("h5", "weights_h5", "tf_checkpoint"), "rebuild in code + load_weights"),
     "model_from_json": LoaderSpec(("json",), "model_from_json + load_weights"),
@@ -36,6 +37,15 @@ LOADERS: Dict[str, LoaderSpec] = {
     "tfsm_layer": LoaderSpec(("savedmodel", "export"), "keras.layers.TFSMLayer"),
     "rebuild_from_seed": LoaderSpec(("seed",), "rebuilt from the seed"),
     "tf1_session": LoaderSpec(("h5",), "load_model in a TF1 session", named_only=True, graph_mode=True),
+    # Serving and conversion routes: slower, and tried only on the models that name them.
+    "serving": LoaderSpec(("savedmodel", "export"), "serving signature by input names and output keys",
+                          opt_in=True, named_only=True),
+    "saved_model_call": LoaderSpec(("savedmodel", "export"), "tf.saved_model.load, called with float64",
+                                   opt_in=True, named_only=True),
+    "tflite": LoaderSpec(("h5", "keras", "savedmodel", "export"), "TFLite converter + tf.lite.Interpreter",
+                         opt_in=True, named_only=True),
+    "load_model_xla": LoaderSpec(("h5", "keras"), "load_model, predict under XLA (jit_compile=True)",
+                                 opt_in=True, named_only=True),
 }
 
 _PROBES = "harness.agent.probes:"
@@ -46,14 +56,19 @@ _PLAIN_LOADERS = ("load_model", "load_model_unsafe", "load_model_nocompile")
 
 
 def _probe(name: str, description: str, factory: str, data: str = "features4", *, custom: bool = False,
-           train_labels: Optional[str] = None, files: Optional[str] = None, postprocess: Optional[str] = None,
-           **fields: Any) -> ModelSpec:
-    """A built-in probe: briefly trained on its own seeded data; custom objects registered where it is built."""
+           objects: Optional[str] = None, train_labels: Optional[str] = None, files: Optional[str] = None,
+           postprocess: Optional[str] = None, state: Optional[str] = None, **fields: Any) -> ModelSpec:
+    """A built-in probe: briefly trained on its own seeded data; custom objects registered where it is built.
+
+    `objects` names custom objects a loading process passes that the building one does not register
+    (the fix for a hazard, such as a patched built-in layer).
+    """
     def ref(function: Optional[str]) -> Optional[str]:
         return None if function is None else _PROBES + function
 
-    code = Code(factory=ref(factory), data=ref(data), custom_objects=ref("custom_objects") if custom else None,
-                train_labels=ref(train_labels), files=ref(files), postprocess=ref(postprocess))
+    code = Code(factory=ref(factory), data=ref(data),
+                custom_objects=ref("custom_objects" if custom and objects is None else objects),
+                train_labels=ref(train_labels), files=ref(files), postprocess=ref(postprocess), state=ref(state))
     return ModelSpec(name=name, kind="probe", description=description, code=code, train_epochs=2,
                      register_custom_objects=custom, withhold_custom_objects=_PLAIN_LOADERS,
                      **fields)
@@ -95,6 +110,105 @@ PROBES: Dict[str, ModelSpec] = {spec.name: spec for spec in (
                       "initialise before loading, or leave TF1 sessions behind"),
 )}
 
+_KERAS2_FILES = "tf-keras (TF_USE_LEGACY_KERAS=1) loads files Keras 2 wrote; "
+_ONLY_TF = ("tensorflow",)
+
+
+
+def _hazard(name: str, description: str, factory: str, data: str = "features4", **fields: Any) -> ModelSpec:
+    """A hazard probe: judged on its predictions (and, where its spec says, its state), not on evaluate(),
+    whose compile() config breaks across Keras generations on its own (the accuracy probes show that)."""
+    return _probe(name, description, factory, data, **{"evaluate": False, **fields})
+
+
+# The breaks users report most when they move saved models between versions: one probe per hazard,
+# each with the fix users were given (a load error's fix is a hint rule in harness/hints.py).
+HAZARD_PROBES: Dict[str, ModelSpec] = {spec.name: spec for spec in (
+    _hazard("depthwise_groups", "MobileNet-style DepthwiseConv2D block: Keras 2 configs carry groups=1, which Keras 3 "
+           "refuses (fix: custom_objects with a DepthwiseConv2D subclass that pops groups: load_model_custom)",
+           "depthwise", "images8", objects="depthwise_fix", hazards=("depthwise-groups",),
+           formats=("h5", "keras"), loaders=("load_model", "load_model_custom")),
+    _hazard("tf_op_lambda", "raw TF ops on Keras tensors (x + 1, x[:, :4], tf.concat): TFOpLambda and "
+           "SlicingOpLambda layers in Keras 2 files; Keras 3 cannot build or load them (fix: keras.ops or a custom "
+           "layer; " + _KERAS2_FILES + "rebuilding in Keras 3 needs the code changed)", "tf_ops",
+           hazards=("tf-op-lambda",), formats=("h5", "keras", "weights_h5"), loaders=("load_model", "rebuild"),
+           builds_on=(2,), build_note="raw TensorFlow ops on Keras tensors (TFOpLambda) exist only in Keras 2; "
+           "Keras 3 refuses them when the model is built"),
+    _hazard("hub_layer", "a TF-Hub-style layer (hub.KerasLayer: a Keras 2 layer around a SavedModel found by its "
+           "handle) in a Sequential model; the SavedModel is local, under the temporary folder (fix: tf-keras with "
+           "TF_USE_LEGACY_KERAS=1 on TF >= 2.16; keep the module where every loading process finds it)",
+           "hub_layer", objects="hub_objects", hazards=("hub-keras-layer",), formats=("h5", "keras", "weights_h5"),
+           loaders=("load_model_custom", "rebuild"), backends=_ONLY_TF,
+           build_note="the layer calls a TensorFlow SavedModel: TensorFlow backend only"),
+    _hazard("lambda_globals", "a Lambda calling tf.* through a module global, with no output_shape (fix: give "
+           "output_shape and import inside the function, or a custom layer)", "lambda_globals",
+           hazards=("lambda-globals", "safe-mode"), formats=("h5", "keras"),
+           loaders=("load_model", "load_model_unsafe")),
+    _hazard("subclassed_weights", "a subclassed Model (variables created at its first call) rebuilt from code, then "
+           "load_weights (fix: build it first: call it on a batch, or model.build(shape))", "subclassed",
+           hazards=("unbuilt-subclassed",), formats=("weights_h5", "tf_checkpoint"), loaders=("rebuild",),
+           drift_hint="load_weights into a subclassed model that was never called restored nothing (some Keras "
+                      "releases only warn): call the model on a batch, or model.build(shape), before load_weights"),
+    _hazard("normalization_state", "an adapted Normalization layer and an inverting one (invert=True); their "
+           "statistics are compared after every load beside evaluate()", "normalized", "regression",
+           state="normalization_state", evaluate=True, hazards=("normalization-state",),
+           formats=("h5", "keras", "savedmodel", "weights_h5", "export"),
+           loaders=("load_model", "rebuild", "saved_model"),
+           drift_hint="the adapted Normalization statistics (mean, variance) were not restored: the loaded layer "
+                      "normalizes with other numbers, silently; save as .keras from a fixed Keras, or set "
+                      "mean/variance explicitly in the layer's constructor"),
+    _hazard("optimizer_state", "a model trained with Adam; predictions are taken after one more training step, in "
+           "the source and after each load: moments and iterations lost on reload show as drift",
+           "adam_dense", train_step=True, evaluate=True, hazards=("optimizer-state",),
+           formats=("h5", "keras", "savedmodel", "tf_checkpoint"), loaders=("load_model", "rebuild"),
+           drift_hint="the optimizer state (Adam moments, iteration count) was not restored: training resumes from "
+                      "fresh moments, silently (Keras 3 only warns 'Skipping variable loading for optimizer'); "
+                      "resume training from a checkpoint of the same Keras generation, or accept a restart"),
+    _hazard("sequential_input_shape", "Sequential with input_shape= on its first layer, then build() (fix: start "
+           "with keras.Input(shape), and do not build() again)", "sequential_shape",
+           hazards=("sequential-build",), formats=("h5", "keras", "json", "weights_h5"),
+           loaders=("load_model", "model_from_json", "rebuild")),
+    _hazard("serving_signature", "two named inputs and a named output, served from a SavedModel: the signature "
+           "called by name with output keys (serving), and the restored object called with float64 inputs "
+           "(saved_model_call)", "serving_model", "two_inputs", hazards=("serving-signature",),
+           formats=("savedmodel", "export"), loaders=("saved_model", "serving", "saved_model_call", "tflite")),
+    _hazard("rnn_zoo", "Bidirectional(LSTM), GRU(reset_after=False) and TimeDistributed: RNN configs that changed "
+           "between Keras 2 and 3 (fix: tf-keras for Keras 2 files, or rebuild in code + load_weights)", "rnn_zoo",
+           "sequences", hazards=("rnn-configs",), formats=("h5", "keras", "weights_h5"),
+           loaders=("load_model", "rebuild")),
+    _hazard("nested_shared", "a functional sub-model nested in the model and shared by two inputs", "nested_shared",
+           "pairs", hazards=("nested-models",), formats=("h5", "keras"), loaders=("load_model",),
+           cell_timeout=60.0),
+    _hazard("mixed_precision", "a layer under the mixed_float16 dtype policy (fix: tf-keras for Keras 2 files, or "
+           "rebuild with keras.mixed_precision in code + load_weights)", "mixed_precision",
+           hazards=("mixed-precision",), formats=("h5", "keras", "weights_h5"), loaders=("load_model", "rebuild"),
+           tolerance=Tolerance(rtol=1e-3, atol=1e-3)),
+    _hazard("vocabulary_file", "an IntegerLookup (the StringLookup / TextVectorization machinery) whose vocabulary "
+           "is a file under the temporary folder (fix: pass the vocabulary as a list, or save as .keras, which keeps "
+           "it inside the archive)", "vocabulary_lookup", "token_ids", hazards=("vocabulary-file",),
+           formats=("h5", "keras", "savedmodel", "export"),
+           loaders=("load_model", "saved_model"), backends=_ONLY_TF,
+           build_note="lookup layers inside a model need the TensorFlow backend"),
+    _hazard("nested_sublayers", "a custom layer holding its sublayers in nested lists, loaded with its custom "
+           "objects", "nested_lists", objects="nested_objects", custom=True, hazards=("untracked-sublayers",),
+           formats=("keras", "weights_h5"), loaders=("load_model_custom", "rebuild"),
+           drift_hint="sublayers held in nested lists were not saved or not restored by one of the two Keras "
+                      "releases: their weights are fresh, silently; keep sublayers in attributes or flat lists"),
+    _hazard("grown_configs", "Dense + BatchNormalization: layer configs that gain keys in newer Keras 3 minors "
+           "(quantization_config, renorm)", "grown_configs", hazards=("newer-minor",), formats=("h5", "keras"),
+           loaders=("load_model",)),
+    _hazard("concat_axis", "Concatenate along an integer axis (axis=1) of sequences of different lengths",
+           "concat_axis", "short_sequences", hazards=("concatenate-axis",), formats=("h5", "keras"),
+           loaders=("load_model",)),
+    _hazard("numeric_runtime", "convolutions and a wide Dense compared bit for bit: oneDNN on or off "
+           "(TF_ENABLE_ONEDNN_OPTS), XLA (load_model_xla) and other CPU kernels change the last bits",
+           "conv_numeric", "images16", hazards=("runtime-numerics",), formats=("keras",),
+           loaders=("load_model", "load_model_xla"), exact=True,
+           drift_hint="the same weights computed with other kernels: oneDNN on/off (TF_ENABLE_ONEDNN_OPTS), XLA "
+                      "(jit_compile) or another TensorFlow's CPU kernels round differently; compare with a "
+                      "tolerance, or pin the runtime options where results must be bit-identical"),
+)}
+
 # Probes that break the loading process on purpose, to prove faults become cells.
 FAULT_PROBES: Dict[str, ModelSpec] = {
     "fault_" + mode: ModelSpec(
@@ -108,8 +222,10 @@ FAULT_PROBES: Dict[str, ModelSpec] = {
                        ("write", "write outside the output folder"))
 }
 PROBES.update(FAULT_PROBES)
+PROBES.update(HAZARD_PROBES)
 
-DEFAULT_MODELS = tuple(name for name in PROBES if name not in FAULT_PROBES)
+# The hazard zoo runs when a matrix names its probes (matrices/hazards.yaml): it doubles the default run.
+DEFAULT_MODELS = tuple(name for name in PROBES if name not in FAULT_PROBES and name not in HAZARD_PROBES)
 DEFAULT_FORMATS = tuple(FORMATS)
 DEFAULT_LOADERS = tuple(name for name, spec in LOADERS.items() if not spec.opt_in)
 OPT_IN_LOADERS = tuple(name for name, spec in LOADERS.items() if spec.opt_in)

@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from harness.agent.models import Loaded, ModelCode, feed, first_output, keras_model
-from harness.agent.protocol import SEED
+from harness.agent.protocol import SEED, ModelSpec
 
 
 class Unsupported(Exception):
@@ -26,6 +26,7 @@ class Context:
         self.major = int(versions.get("keras_major") or 2)
         self.version = version_tuple(str(versions.get("keras", "")))
         self.python = str(versions.get("python", ""))
+        self.backend = str(versions.get("backend") or "tensorflow")
 
 
 def version_tuple(version: str) -> Tuple[int, ...]:
@@ -36,6 +37,20 @@ def version_tuple(version: str) -> Tuple[int, ...]:
             break
         parts.append(int(piece))
     return tuple(parts)
+
+
+def cannot_build(ctx: Context, spec: ModelSpec) -> Optional[str]:
+    """Why this environment cannot build a model its spec restricts (generation, release, backend), or None."""
+    why = ""
+    if ctx.major not in spec.builds_on:
+        why = f"Keras {ctx.major} cannot build it"
+    elif spec.min_keras and ctx.version < version_tuple(spec.min_keras):
+        why = f"Keras {'.'.join(map(str, ctx.version))} cannot build it (needs Keras >= {spec.min_keras})"
+    elif spec.backends is not None and ctx.backend not in spec.backends:
+        why = f"the {ctx.backend} backend cannot build it (needs {' or '.join(spec.backends)})"
+    if not why:
+        return None
+    return why + (": " + spec.build_note if spec.build_note else "")
 
 
 # ---------------------------------------------------------------- saving
@@ -188,6 +203,8 @@ def _saved_model(ctx: Context, path: str, code: ModelCode, names: List[str]) -> 
 def _tfsm_layer(ctx: Context, path: str, code: ModelCode) -> Loaded:
     if ctx.major < 3:
         raise Unsupported("TFSMLayer exists only in Keras 3")
+    if ctx.backend != "tensorflow":
+        raise Unsupported(f"TFSMLayer needs the TensorFlow backend, not {ctx.backend}")
     layer = ctx.keras.layers.TFSMLayer(path, call_endpoint="serving_default")
     return Loaded(lambda arrays: first_output(layer(feed(arrays))), "TFSMLayer(x)")
 
@@ -212,18 +229,112 @@ def _tf1_session(ctx: Context, path: str, code: ModelCode) -> Loaded:
                   "model.predict(x) in a tf.compat.v1 session")
 
 
+def _load_model_xla(ctx: Context, path: str, code: ModelCode) -> Loaded:
+    if ctx.backend != "tensorflow":
+        raise Unsupported(f"tf.function(jit_compile=True) needs the TensorFlow backend, not {ctx.backend}")
+    plain = _load_model(ctx, path, code, loader="load_model_xla")
+    model: Any = plain.model
+    fn = ctx.tf.function(lambda x: model(x, training=False), jit_compile=True)
+    return Loaded(lambda arrays: first_output(fn(feed(arrays))), "tf.function(model, jit_compile=True)(x)",
+                  model, dict(plain.options, jit_compile=True))
+
+
+def _serving(ctx: Context, path: str, names: List[str], outputs: List[str]) -> Loaded:
+    """The serving_default signature called as a serving client does: inputs by name, the output by its key."""
+    fn = ctx.tf.saved_model.load(path).signatures["serving_default"]
+    takes = sorted(fn.structured_input_signature[1])
+    if sorted(names) != takes:
+        raise KeyError(f"the request names inputs {sorted(names)} (the model's input names) but the serving "
+                       f"signature takes {takes}")
+    returns = sorted(fn.structured_outputs)
+    wanted = outputs[0] if outputs else None
+    if wanted not in returns:
+        raise KeyError(f"the serving config reads output {wanted!r} (the model's output name) but the signature "
+                       f"returns {returns}")
+
+    def predict(arrays: List[Any]) -> Any:
+        result = fn(**{name: ctx.tf.constant(a) for name, a in zip(names, arrays)})
+        return np.asarray(result[wanted])
+
+    return Loaded(predict, f"signatures['serving_default'](**inputs)[{wanted!r}]")
+
+
+def _saved_model_call(ctx: Context, path: str) -> Loaded:
+    """The restored object called directly, with the float64 arrays numpy and JSON clients produce."""
+    loaded = ctx.tf.saved_model.load(path)
+    fn = loaded if callable(loaded) else getattr(loaded, "serve", None)
+    if fn is None:
+        raise AttributeError("the restored SavedModel is not callable and has no serve() endpoint")
+
+    def predict(arrays: List[Any]) -> Any:
+        wide = [a.astype("float64") if a.dtype.kind == "f" else a for a in arrays]
+        return first_output(fn(feed([ctx.tf.constant(a) for a in wide])))
+
+    return Loaded(predict, "tf.saved_model.load(path)(float64 inputs)")
+
+
+def _tflite(ctx: Context, path: str, code: ModelCode, names: List[str]) -> Loaded:
+    """Convert what was loaded to TFLite (as users do: from the Keras model, or from a SavedModel) and interpret it."""
+    lite = ctx.tf.lite
+    if os.path.isdir(path):
+        converter, how = lite.TFLiteConverter.from_saved_model(path), "from_saved_model"
+    else:
+        objects = code.custom_objects("tflite")
+        model = ctx.keras.models.load_model(path, custom_objects=objects or None, compile=False)
+        converter, how = lite.TFLiteConverter.from_keras_model(model), "from_keras_model"
+    interpreter = lite.Interpreter(model_content=converter.convert())
+    return Loaded(lambda arrays: _interpret(interpreter, names, arrays), f"TFLiteConverter.{how} + Interpreter")
+
+
+def _interpret(interpreter: Any, names: List[str], arrays: List[Any]) -> Any:
+    details = sorted(interpreter.get_input_details(), key=lambda d: d["index"])
+    by_name = {}
+    for detail in details:
+        bare = str(detail["name"]).split(":")[0].replace("serving_default_", "")
+        by_name[bare] = detail
+    found = [by_name.get(name) for name in names]
+    chosen: List[Dict[str, Any]] = [d for d in found if d is not None]
+    if len(chosen) != len(names):
+        chosen = details  # names differ: by position
+    for detail, array in zip(chosen, arrays):
+        interpreter.resize_tensor_input(detail["index"], list(array.shape))
+    interpreter.allocate_tensors()
+    for detail, array in zip(chosen, arrays):
+        interpreter.set_tensor(detail["index"], array.astype(detail["dtype"]))
+    interpreter.invoke()
+    output = sorted(interpreter.get_output_details(), key=lambda d: d["index"])[0]
+    return np.asarray(interpreter.get_tensor(output["index"]))
+
+
 LOADERS: Dict[str, Callable[[Context, str, ModelCode], Loaded]] = {
     "load_model": _load_model, "load_model_custom": _load_model_custom, "load_model_unsafe": _load_model_unsafe,
     "load_model_nocompile": _load_model_nocompile,
     "rebuild": _rebuild, "model_from_json": _model_from_json, "tfsm_layer": _tfsm_layer,
-    "rebuild_from_seed": _rebuild_from_seed, "tf1_session": _tf1_session,
+    "rebuild_from_seed": _rebuild_from_seed, "tf1_session": _tf1_session, "load_model_xla": _load_model_xla,
 }
 
 
-def load(ctx: Context, loader: str, path: str, code: ModelCode, input_names: List[str]) -> Loaded:
-    """Load an artifact with a named loader."""
+def load(ctx: Context, loader: str, path: str, code: ModelCode, input_names: List[str], *,
+         output_names: Optional[List[str]] = None) -> Loaded:
+    """Load an artifact with a named loader; a model whose spec asks for it takes one training step first."""
+    loaded = _load(ctx, loader, path, code, (input_names, list(output_names or [])))
+    if code.spec.train_step:
+        if loaded.model is None:
+            raise Unsupported(f"{loader} gives no compiled Keras model to take a training step with")
+        code.train_step(loaded.model)
+    return loaded
+
+
+def _load(ctx: Context, loader: str, path: str, code: ModelCode, names: Tuple[List[str], List[str]]) -> Loaded:
+    input_names, output_names = names
     if loader == "saved_model":
         return _saved_model(ctx, path, code, input_names)
+    if loader == "serving":
+        return _serving(ctx, path, input_names, output_names)
+    if loader == "saved_model_call":
+        return _saved_model_call(ctx, path)
+    if loader == "tflite":
+        return _tflite(ctx, path, code, input_names)
     if loader not in LOADERS:
         raise Unsupported(f"no loader named {loader}")
     return LOADERS[loader](ctx, path, code)

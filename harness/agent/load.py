@@ -137,7 +137,8 @@ def run_load(spec: Dict[str, Any]) -> int:
                 worker = None
                 writer.write(dict(base, **_identity(task), **result))
                 continue
-        result = _run_one(worker, task, float(spec.get("timeout", 300)))
+        limit = float(spec.get("timeout", 300))
+        result = _run_one(worker, task, min(limit, float(task.get("timeout") or limit)))
         writer.write(dict(base, versions=worker.versions, worker=worker.proc.pid, **_identity(task), **result))
         # A worker that died or hung is never reused; with isolation "artifact" none is.
         if result["status"] in ("crash", "timeout") or spec.get("isolation") == "artifact":

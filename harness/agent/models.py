@@ -177,6 +177,30 @@ class ModelCode:
                 return {name: data[name] for name in data.files}, labels
         return inputs_from_model(model, self.spec.seed), labels
 
+    def train_step(self, model: Any) -> None:
+        """One more training step on a fixed batch: what restored optimizer state (or its loss) changes."""
+        data = self._code(self.spec.code.data or "")
+        x, y = data(self.spec.seed + 2, N_REFERENCE)
+        if self.spec.code.train_labels:
+            y = self._code(self.spec.code.train_labels)(y)
+        model.run_eagerly = True
+        model.train_on_batch(feed(list(x.values())), y)
+
+    def state_figures(self, model: Any) -> Dict[str, float]:
+        """The model's state (its spec's state function) as one checksum per variable, named 'state: <name>'.
+
+        Compared beside evaluate(): a variable that was not restored changes its checksum. The checksum
+        weights each value by its position, so reordered values count as different too.
+        """
+        if not self.spec.code.state:
+            return {}
+        figures = {}
+        for name, value in sorted(self._code(self.spec.code.state)(model).items()):
+            flat = np.asarray(value, dtype="float64").ravel()
+            weights = 1.0 + np.arange(flat.size) / max(flat.size, 1)
+            figures["state: " + name] = float(np.sum(flat * weights))
+        return figures
+
     # -- loading
     def custom_objects(self, loader: Optional[str] = None) -> Dict[str, Any]:
         """What a loading process passes as custom_objects (nothing to the loaders the spec withholds them from).

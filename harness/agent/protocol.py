@@ -254,9 +254,11 @@ def _task(spec: ModelSpec, where: Mapping[str, Any], entry: Mapping[str, Any], *
         "source_versions": where["versions"],
         "inputs": os.path.join(root, entry["inputs"]),
         "input_names": entry["input_names"],
+        "output_names": entry.get("output_names") or [],
         "labels": os.path.join(root, entry["labels"]),
         "evaluate": entry.get("evaluate") is not None,
         "graph_mode": LOADERS[loader].graph_mode,
+        "timeout": spec.cell_timeout,
         "output": os.path.join(where["outputs"], output_rel(where["source"], model, fmt, loader)),
         "spec": spec.for_agent(),
     }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -57,45 +57,80 @@ def run_save(spec: Dict[str, Any]) -> int:
     return 0
 
 
-def _reference(ctx: formats.Context, code: ModelCode, model_dir: str) -> Dict[str, Any]:
-    """Build the model; write its inputs, labels and the predictions every load is compared with."""
+def _build(code: ModelCode, model_dir: str) -> Any:
+    """Build (and train) the model; write its inputs, labels and the files its spec keeps beside it."""
     built = code.build()
-    names, arrays = list(built.inputs), list(built.inputs.values())
     os.makedirs(model_dir, exist_ok=True)
     for name, value in built.files.items():
         write_json_atomic(os.path.join(model_dir, name), value)
-    served = code.serve(keras_model(built.model), names, model_dir)
-    reference = served.predict(arrays)
-    evaluation = None
-    if code.spec.evaluate and built.labels is not None and not code.spec.code.predict:
-        # A predict hook's raw inputs are not the model's inputs: only hook-free models are evaluated.
-        evaluation = formats.evaluate(built.model, arrays, built.labels)
     np.savez(os.path.join(model_dir, INPUTS), **built.inputs)
     if built.labels is not None:
         np.save(os.path.join(model_dir, LABELS), built.labels)
-    np.save(os.path.join(model_dir, REFERENCE), reference)
-    return {"model": built.model, "input_names": names, "evaluate": evaluation, "predict_call": served.call}
+    return built
+
+
+def _reference(code: ModelCode, built: Any, model_dir: str) -> Dict[str, Any]:
+    """The predictions (and evaluate() figures, and state) every load is compared with."""
+    names, arrays = list(built.inputs), list(built.inputs.values())
+    served = code.serve(keras_model(built.model), names, model_dir)
+    np.save(os.path.join(model_dir, REFERENCE), served.predict(arrays))
+    evaluation = None
+    if code.spec.evaluate and built.labels is not None and not code.spec.code.predict:
+        # A predict hook's raw inputs are not the model's inputs: only hook-free models are evaluated.
+        evaluation = dict(formats.evaluate(built.model, arrays, built.labels), **code.state_figures(built.model))
+    return {"input_names": names, "evaluate": evaluation, "predict_call": served.call,
+            "output_names": _output_names(built.model)}
+
+
+def _output_names(model: Any) -> List[str]:
+    names = getattr(model, "output_names", None)
+    if names:
+        return [str(n) for n in names]
+    return [str(getattr(t, "name", "")).split("/")[0].split(":")[0] for t in getattr(model, "outputs", None) or []]
 
 
 def save_model(ctx: formats.Context, spec: ModelSpec, model_dir: str, *, writer: RecordWriter,
                base: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-    """Build one model, save it in each of its formats (a record each); its manifest entry, None if it failed."""
+    """Build one model, save it in each of its formats (a record each); its manifest entry, None if it failed.
+
+    A model whose spec takes a training step after every load takes it here too, after saving: the
+    reference is what the model predicts after that step.
+    """
     start = time.monotonic()
-    try:
-        ref = _reference(ctx, ModelCode(spec, ctx.keras), model_dir)
-    except Exception as exc:  # a model that cannot be built is a result, not a crash
+    code = ModelCode(spec, ctx.keras)
+    why = formats.cannot_build(ctx, spec)
+    if why:
         for fmt in spec.formats or ():
-            writer.write(dict(base, model=spec.name, format=fmt, status="error", stage="build",
-                              error=error_info(exc)))
+            writer.write(dict(base, model=spec.name, format=fmt, status="unsupported", stage="build",
+                              error={"type": "Unsupported", "message": why, "traceback": ""}))
+        return None
+    try:
+        built = _build(code, model_dir)
+        ref = None if spec.train_step else _reference(code, built, model_dir)
+    except Exception as exc:  # a model that cannot be built is a result, not a crash
+        _failed(writer, base, spec, exc)
         return None
     saved = {}
     for fmt in spec.formats or ():
-        record = _save_format(ctx, ref["model"], fmt, model_dir, spec.name)
+        record = _save_format(ctx, built.model, fmt, model_dir, spec.name)
         writer.write(dict(base, model=spec.name, format=fmt, **record))
         if record["status"] == "ok":
             saved[fmt] = {"path": spec.name + "/" + record["path"], "files": record["files"]}
+    if ref is None:
+        try:
+            code.train_step(built.model)
+            ref = _reference(code, built, model_dir)
+        except Exception as exc:
+            _failed(writer, base, spec, exc)
+            return None
     return manifest_entry(spec.name, ref["input_names"], saved, evaluate=ref["evaluate"],
-                          predict_call=ref["predict_call"], build_seconds=round(time.monotonic() - start, 3))
+                          predict_call=ref["predict_call"], output_names=ref["output_names"],
+                          build_seconds=round(time.monotonic() - start, 3))
+
+
+def _failed(writer: RecordWriter, base: Dict[str, Any], spec: ModelSpec, exc: Exception) -> None:
+    for fmt in spec.formats or ():
+        writer.write(dict(base, model=spec.name, format=fmt, status="error", stage="build", error=error_info(exc)))
 
 
 def _save_format(ctx: formats.Context, model: Any, fmt: str, model_dir: str, name: str) -> Dict[str, Any]:

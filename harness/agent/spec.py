@@ -42,6 +42,7 @@ class Code:
     custom_objects: Optional[str] = None  # a dict, a module, or () -> dict: what a loading process passes
     predict: Optional[str] = None  # (model, raw inputs) -> numbers: the user's own serving code
     postprocess: Optional[str] = None  # (outputs, model directory) -> outputs as the user's code reports them
+    state: Optional[str] = None  # (model) -> {name: numbers}: restored state compared beside evaluate()
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,14 @@ class ModelSpec:
     artifact_format: Optional[str] = None  # an existing artifact's format
     weights: Optional[str] = None  # the weights file beside an architecture JSON
     seed: int = SEED
+    # What can build it: Keras generations, the lowest Keras release, Keras backends (None: any);
+    # elsewhere its formats are `unsupported` with build_note as the reason.
+    builds_on: Tuple[int, ...] = (2, 3)
+    min_keras: Optional[str] = None
+    backends: Optional[Tuple[str, ...]] = None
+    build_note: str = ""
+    train_step: bool = False  # predictions are taken after one more training step, at the source and after a load
+    cell_timeout: Optional[float] = None  # seconds one of its loads may take, when less than the run's (known hangs)
     origin: Optional[Origin] = None  # host only: never sent to a container
 
     def for_agent(self) -> Dict[str, Any]:
@@ -191,6 +200,8 @@ def from_dict(data: Mapping[str, Any]) -> ModelSpec:
         "formats": _tuple(data.get("formats")),
         "loaders": _tuple(data.get("loaders")),
         "withhold_custom_objects": tuple(data.get("withhold_custom_objects", ())),
+        "builds_on": tuple(data.get("builds_on", (2, 3))),
+        "backends": _tuple(data.get("backends")),
         "code": Code(**data.get("code", {})),
         "tolerance": None if tolerance is None else Tolerance(**tolerance),
         "origin": origin,

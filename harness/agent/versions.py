@@ -42,10 +42,19 @@ def collect(tf: Any) -> Dict[str, Any]:
         "keras": keras_version,
         "keras_package": keras_dist,
         "keras_major": int(major) if major.isdigit() else None,
+        "backend": _backend(keras_module(tf)),
         "numpy": _dist_version("numpy"),
         "h5py": _dist_version("h5py"),
         "platform": sys.platform,
     }
+
+
+def _backend(keras: Any) -> str:
+    """The Keras backend (KERAS_BACKEND in Keras 3); Keras 2 runs on TensorFlow only."""
+    try:
+        return str(keras.backend.backend())
+    except Exception:
+        return "tensorflow"
 
 
 def pip_freeze() -> List[str]:

@@ -75,7 +75,8 @@ def _run_task(ctx: formats.Context, task: Dict[str, Any]) -> Dict[str, Any]:
     start = time.monotonic()
     code = ModelCode(from_dict(task["spec"]), ctx.keras)
     try:
-        loaded = formats.load(ctx, task["loader"], task["artifact"], code, task["input_names"])
+        loaded = formats.load(ctx, task["loader"], task["artifact"], code, task["input_names"],
+                              output_names=task.get("output_names"))
         loaded = code.serve(loaded, task["input_names"], task["model_dir"])
     except formats.Unsupported as exc:
         return {"status": "unsupported", "error": error_info(exc), "stage": "load", "seconds": _since(start)}
@@ -94,7 +95,8 @@ def _run_task(ctx: formats.Context, task: Dict[str, Any]) -> Dict[str, Any]:
                               "loader_options": loaded.options}
     if loaded.model is not None and task.get("evaluate", True):
         try:
-            record["evaluate"] = formats.evaluate(loaded.model, arrays, np.load(task["labels"]))
+            record["evaluate"] = dict(formats.evaluate(loaded.model, arrays, np.load(task["labels"])),
+                                      **code.state_figures(loaded.model))
         except Exception as exc:  # e.g. a model loaded without its compile config
             record["evaluate_error"] = error_info(exc)
     record["seconds"] = _since(start)

@@ -23,7 +23,7 @@ from harness.matrix.problems import shown as _shown
 from harness.matrix.problems import string as _string
 from harness.matrix.problems import suggest as _suggest
 
-_ENV_KEYS = ("python", "tensorflow", "keras", "tensorflow_package", "packages", "base_image", "name")
+_ENV_KEYS = ("python", "tensorflow", "keras", "backend", "tensorflow_package", "packages", "env", "base_image", "name")
 _AXES = tuple(key for key in _ENV_KEYS if key != "name")
 _REQUIRED = ("python", "tensorflow")
 
@@ -33,6 +33,21 @@ _TF_KERAS = re.compile(r"^tf[-_]keras\s*(.*)$", re.IGNORECASE)
 _CLAUSE = re.compile(r"^(===|~=|==|!=|<=|>=|<|>)(.*)$")
 _OPERATOR_WORDS = {"===": "arb", "~=": "compat", "==": "", "!=": "ne", "<=": "le", ">=": "ge", "<": "lt", ">": "gt"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Set by the harness itself in every container (KERAS_BACKEND comes from `backend:`).
+_RESERVED_VARIABLES = ("PYTHONPATH", "PYTHONHASHSEED", "PYTHONDONTWRITEBYTECODE", "HOME", "KERAS_BACKEND",
+                       "HARNESS_RESULT_FD")
+BACKENDS = ("tensorflow", "jax")
+_NO_BACKEND = {"torch": "torch is not offered: its PyPI wheel bundles CUDA (gigabytes) and the CPU wheel "
+                        "lives on another index"}
+# Pythons each TensorFlow minor has wheels for (PyPI, Linux x86_64): (lowest, highest).
+TF_PYTHONS: dict[tuple[int, int], tuple[str, str]] = {
+    (2, 12): ("3.8", "3.11"), (2, 13): ("3.8", "3.11"), (2, 14): ("3.9", "3.11"), (2, 15): ("3.9", "3.11"),
+    (2, 16): ("3.9", "3.12"), (2, 17): ("3.9", "3.12"), (2, 18): ("3.9", "3.12"), (2, 19): ("3.9", "3.12"),
+    (2, 20): ("3.9", "3.13"), (2, 21): ("3.10", "3.13"),
+}
+# The lowest Python of Keras 3 minors that dropped one: (keras major, minor) from which it applies.
+KERAS_MIN_PYTHON: tuple[tuple[tuple[int, int], str], ...] = (((3, 13), "3.11"), ((3, 11), "3.10"))
 MAX_VERSION = 64
 # An image reference as Docker's reference grammar has it: [host[:port]/]path[:tag][@digest]. Nothing else
 # reaches the Dockerfile's FROM line (a newline there would add instructions).
@@ -183,12 +198,51 @@ def _parse_name(value: object, at: str, problems: list[str]) -> str | None:
     return text
 
 
+def _parse_backend(value: object, at: str, problems: list[str]) -> str | None:
+    """A Keras 3 backend name."""
+    text = _string(value, at, problems)
+    if text is None:
+        return None
+    if text in _NO_BACKEND:
+        problems.append(f"{at}: backend {text!r}: {_NO_BACKEND[text]}; use one of {', '.join(BACKENDS)}")
+        return None
+    if text not in BACKENDS:
+        problems.append(f"{at}: unknown backend {text!r}{_suggest(text, BACKENDS)}; use one of {', '.join(BACKENDS)}")
+        return None
+    return text
+
+
+def _parse_env(value: object, at: str, problems: list[str]) -> tuple[tuple[str, str], ...] | None:
+    """Environment variables of the containers: a mapping of names to string values."""
+    if not isinstance(value, dict):
+        problems.append(f'{at}: expected a mapping of variable names to strings, like {{TF_ENABLE_ONEDNN_OPTS: "0"}}, '
+                        f"found {_found(value)}")
+        return None
+    before = len(problems)
+    for name, text in value.items():
+        where = f"{at}.{name}"
+        if not isinstance(name, str) or not _VARIABLE.match(name):
+            problems.append(f"{at}: {name!r} is not an environment variable name (letters, digits and _)")
+        elif name in _RESERVED_VARIABLES or name.startswith("HARNESS_"):
+            instead = " (use backend:)" if name == "KERAS_BACKEND" else ""
+            problems.append(f"{where}: set by the harness itself{instead}")
+        elif not isinstance(text, str):
+            problems.append(f'{where}: expected a string, found {_found(text)}; quote it ("{text}")')
+        elif "\0" in text or "\n" in text:
+            problems.append(f"{where}: a value cannot hold a NUL or a newline")
+    if len(problems) > before:
+        return None
+    return tuple(sorted((str(k), str(v)) for k, v in value.items()))
+
+
 _PARSERS: dict[str, Callable[[object, str, list[str]], object]] = {
     "python": _parse_python,
     "tensorflow": _parse_tensorflow,
     "keras": _parse_keras,
+    "backend": _parse_backend,
     "tensorflow_package": parse_tf_package,
     "packages": _parse_packages,
+    "env": _parse_env,
     "base_image": parse_base_image,
     "name": _parse_name,
 }
@@ -208,6 +262,8 @@ class _Fields:
     packages: tuple[str, ...]
     base_image: str | None
     name: str | None
+    backend: str | None = None
+    env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -233,6 +289,8 @@ def _parse_fields(raw: Raw, at: str, problems: list[str]) -> _Fields | None:
         packages=cast("tuple[str, ...]", got.get("packages", ())),
         base_image=cast("str | None", got.get("base_image")),
         name=cast("str | None", got.get("name")),
+        backend=cast("str | None", got.get("backend")),
+        env=cast("tuple[tuple[str, str], ...]", got.get("env", ())),
     )
 
 
@@ -247,8 +305,42 @@ def _pinned(spec: str) -> tuple[int, int] | None:
     return (release[0], release[1]) if len(release) >= 2 else None
 
 
+def _python_tuple(text: str) -> tuple[int, int]:
+    major, minor = text.split(".")
+    return int(major), int(minor)
+
+
+def _check_available(fields: _Fields, label: str, problems: list[str]) -> None:
+    """Combinations with no wheel to install, named before a build fails on them."""
+    tf = _pinned(fields.tensorflow)
+    python = _python_tuple(fields.python)
+    if tf is not None and tf in TF_PYTHONS:
+        low, high = TF_PYTHONS[tf]
+        if not _python_tuple(low) <= python <= _python_tuple(high):
+            problems.append(f"{label}.python: tensorflow {tf[0]}.{tf[1]} has wheels for Python {low} to {high} only, "
+                            f"found Python {fields.python}")
+    keras = fields.keras
+    pinned = None if keras is None or keras.legacy or keras.spec is None else _pinned(keras.spec)
+    for since, lowest in KERAS_MIN_PYTHON:
+        if pinned is not None and pinned >= since and python < _python_tuple(lowest):
+            problems.append(f"{label}.python: keras {pinned[0]}.{pinned[1]} needs Python >= {lowest}, "
+                            f"found Python {fields.python}")
+            break
+    if fields.backend not in (None, "tensorflow"):
+        if keras is not None and keras.legacy:
+            keras2 = True
+        elif pinned is not None:
+            keras2 = pinned[0] < 3
+        else:  # the Keras TensorFlow bundles, when TensorFlow is pinned
+            keras2 = tf is not None and tf < (2, 16)
+        if keras2:
+            problems.append(f"{label}.backend: the {fields.backend} backend needs Keras 3 (keras >= 3, or tensorflow "
+                            ">= 2.16 without tf-keras)")
+
+
 def _check_consistency(fields: _Fields, label: str, problems: list[str]) -> None:
-    """Keras / TensorFlow pairs that cannot install together, when both are pinned."""
+    """Keras / TensorFlow pairs that cannot install together, when both are pinned; combinations without wheels."""
+    _check_available(fields, label, problems)
     tf = _pinned(fields.tensorflow)
     keras = fields.keras
     if tf is None or keras is None:
@@ -283,6 +375,9 @@ def _env_id(fields: _Fields, package: str) -> str:
         parts.append(prefix + (_spec_part(fields.keras.spec) if fields.keras.spec else ""))
     if package == "tensorflow":
         parts.append("full")
+    if fields.backend not in (None, "tensorflow"):
+        parts.append(str(fields.backend))
+    parts.extend(_UNSAFE.sub("_", f"{name}{value}") for name, value in fields.env)
     return "-".join(parts)
 
 
@@ -309,6 +404,8 @@ def _make_env(fields: _Fields, defaults: Defaults) -> Environment:
         tf_keras=_tf_keras_spec(fields) if legacy else None,
         packages=fields.packages,
         base_image=template.format(python=fields.python),
+        backend=fields.backend,
+        env=fields.env,
     )
 
 

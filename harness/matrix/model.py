@@ -35,21 +35,33 @@ class Environment:
     tf_keras: str | None = None  # pip specifier for tf-keras when legacy_keras
     packages: tuple[str, ...] = ()  # extra requirement lines: "h5py==3.8.0"
     base_image: str = DEFAULT_BASE_IMAGE  # template with {python}
+    backend: str | None = None  # Keras 3 backend (KERAS_BACKEND in its containers); None: tensorflow
+    env: tuple[tuple[str, str], ...] = ()  # environment variables of its containers, sorted by name
 
     def requirements(self) -> list[str]:
         """pip requirement lines, in install order (tf-keras last, see images.py)."""
         reqs = [self.tensorflow_package + self.tensorflow]
         if self.keras is not None:
             reqs.append("keras" + self.keras)
+        if self.backend == "jax":
+            reqs.append("jax")  # jaxlib's CPU wheel comes with it
         reqs.extend(self.packages)
         return reqs
+
+    def container_env(self) -> dict[str, str]:
+        """What its containers' environment adds: the backend and the matrix's variables."""
+        found = dict(self.env)
+        if self.backend:
+            found["KERAS_BACKEND"] = self.backend
+        return found
 
     def label(self) -> str:
         """Human-readable one-line description."""
         keras = "tf-keras" + (self.tf_keras or "") if self.legacy_keras else (
             "keras" + self.keras if self.keras else "keras (bundled)"
         )
-        return f"Python {self.python}, {self.tensorflow_package}{self.tensorflow}, {keras}"
+        extra = "".join(f", {name}={value}" for name, value in sorted(self.container_env().items()))
+        return f"Python {self.python}, {self.tensorflow_package}{self.tensorflow}, {keras}{extra}"
 
 
 # (field, wanted) pairs naming environments by the report's environment fields ("id", "python",
@@ -107,7 +119,8 @@ def matrix_from_dict(data: dict[str, Any]) -> Matrix:
         raise OldRunJson("written by an older harness (models by name): re-run the matrix, or re-render the "
                          "report with the harness version that wrote it")
     envs = tuple(
-        Environment(**{**e, "packages": tuple(e.get("packages", ()))}) for e in data["environments"]
+        Environment(**{**e, "packages": tuple(e.get("packages", ())),
+                       "env": tuple((str(k), str(v)) for k, v in e.get("env", ()))}) for e in data["environments"]
     )
     pip = data.get("pip") or {}
     return Matrix(

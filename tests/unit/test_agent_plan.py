@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -72,9 +73,11 @@ def test_task_paths_point_into_the_source_and_the_outputs(artifacts: Path) -> No
         "source_versions": {},
         "inputs": f"{root}/env-b/dense/inputs.npz",
         "input_names": ["features"],
+        "output_names": [],
         "labels": f"{root}/env-b/dense/labels.npy",
         "evaluate": True,
         "graph_mode": False,
+        "timeout": None,
         "output": f"{OUTPUTS}/env-b/dense/h5/load_model.npy",
         "spec": DENSE.for_agent(),
     }
@@ -229,3 +232,8 @@ def test_write_json_atomic_leaves_no_temporary_file_and_respects_strictness(tmp_
         protocol.write_json_atomic(path, {"a": float("nan")}, strict=True)
     assert json.loads(path.read_text())["b"] == 1  # the old file is intact
     assert list(path.parent.iterdir()) == [path]
+
+
+def test_a_model_that_hangs_by_design_carries_its_own_timeout(artifacts: Path) -> None:
+    spec = dataclasses.replace(DENSE, cell_timeout=60.0)
+    assert {t["timeout"] for t in plan_tasks(str(artifacts), OUTPUTS, [spec])} == {60.0}
