@@ -1,4 +1,11 @@
-"""Known causes of load failures: an error, and where it happened, -> a hint naming cause and fix."""
+"""Known causes of failed cells: an error, and the cell it happened in, -> the rule naming cause and fix.
+
+A rule states the cells its advice holds for (which Keras wrote the file and which one loads it,
+the loader, the format, the cell's status, whether the model's custom objects were passed), and a
+fact the context does not know never satisfies it: a hint is right for its cell, or absent. Rules
+are tried in order; the first that applies names the cause, so the more specific causes come first.
+Every rule is tested against error messages recorded from real runs (tests/unit/fixtures/).
+"""
 
 from __future__ import annotations
 
@@ -9,189 +16,242 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class HintContext:
-    """Where an error happened: the Keras versions on both sides, the format and loader."""
+    """The cell an error happened in; None where a fact is unknown."""
 
-    source_keras: str | None = None
-    target_keras: str | None = None
+    source_keras: str | None = None  # the Keras release that wrote the file, e.g. "2.15.0"
+    target_keras: str | None = None  # the Keras release loading it
     format: str | None = None
     loader: str | None = None
-    status: str | None = None
-
-    def majors(self) -> tuple[int | None, int | None]:
-        """(source, target) Keras major versions, None when unknown."""
-        return _major(self.source_keras), _major(self.target_keras)
-
-    def newer_source(self) -> bool:
-        """The file was written by a newer Keras of the same generation than the one loading it."""
-        src, tgt = _version(self.source_keras), _version(self.target_keras)
-        return bool(src and tgt and src[0] == tgt[0] and src > tgt)
+    status: str | None = None  # error, crash, timeout, unsupported, or skipped (the save failed)
+    source_python: str | None = None  # e.g. "3.9.2"
+    target_python: str | None = None
+    custom_objects: str | None = None  # "passed" to the loader, "withheld" from it, or "none" (the model has none)
 
 
 def _version(text: str | None) -> tuple[int, ...]:
-    parts = re.findall(r"\d+", text or "")[:3]
-    return tuple(int(p) for p in parts)
+    return tuple(int(p) for p in re.findall(r"\d+", text or "")[:3])
 
 
-def _major(text: str | None) -> int | None:
-    version = _version(text)
-    return version[0] if version else None
+def fits(version: str | None, spec: str) -> bool:
+    """Whether a known version fits a spec: "2" (any 2.x), "2.12" (any 2.12.x), "<2.13" or ">=2.13"."""
+    parsed = re.fullmatch(r"(<|>=)?(\d+(?:\.\d+)*)", spec)
+    if parsed is None:
+        raise ValueError(f"not a version spec: {spec!r}")
+    op, want = parsed[1], tuple(int(p) for p in parsed[2].split("."))
+    have = _version(version)
+    if not have:
+        return False
+    if op == "<":
+        return have < want
+    if op == ">=":
+        return have >= want
+    return have[: len(want)] == want
+
+
+def _same_keras(ctx: HintContext) -> bool:
+    return bool(_version(ctx.source_keras)) and _version(ctx.source_keras) == _version(ctx.target_keras)
+
+
+def _newer_source(ctx: HintContext) -> bool:
+    source, target = _version(ctx.source_keras), _version(ctx.target_keras)
+    return bool(source and target) and source[0] == target[0] and source > target
+
+
+def _python_differs(ctx: HintContext) -> bool:
+    # Bytecode changes between minor Python versions, never between patch releases.
+    source, target = _version(ctx.source_python)[:2], _version(ctx.target_python)[:2]
+    return bool(source and target) and source != target
+
+
+def _crosses_2_13(ctx: HintContext) -> bool:
+    """One side is Keras 2.12 or older and the other 2.13 or newer (the .weights.h5 layout changed)."""
+    sides = (ctx.source_keras, ctx.target_keras)
+    return any(fits(a, "<2.13") and fits(b, ">=2.13") for a, b in (sides, sides[::-1]))
+
+
+def _module_move(ctx: HintContext) -> bool:
+    """A Keras 2 file read by another Keras 2 release, or a file of Keras 2.12 or older read by any later Keras."""
+    both_2 = fits(ctx.source_keras, "2") and fits(ctx.target_keras, "2") and not _same_keras(ctx)
+    return both_2 or (fits(ctx.source_keras, "<2.13") and fits(ctx.target_keras, ">=2.13"))
 
 
 @dataclass(frozen=True)
 class Rule:
-    """A named cause: a pattern over 'Type: message', an optional condition on the context, and the hint."""
+    """A named cause: the error's pattern, the cells its hint holds for, and the hint (cause and fix).
+
+    Several rules may share a name when one cause shows in different ways; they share the hint too.
+    """
 
     name: str
-    pattern: str
+    pattern: str  # searched in "Type: message", ignoring case
     hint: str
-    when: Callable[[HintContext | None], bool] | None = None
+    source: str | None = None  # the Keras that wrote the file, as a spec for fits(): "2", "3", "<2.13"
+    target: str | None = None  # the Keras loading it
+    loaders: tuple[str, ...] = ()  # empty: any
+    formats: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+    custom_objects: tuple[str, ...] = ()
+    when: Callable[[HintContext], bool] | None = None  # what fields cannot say, such as both sides compared
+
+    def applies(self, ctx: HintContext) -> bool:
+        """Whether this rule's hint holds for the cell (a fact the context does not know never does)."""
+        wanted = ((ctx.loader, self.loaders), (ctx.format, self.formats), (ctx.status, self.statuses),
+                  (ctx.custom_objects, self.custom_objects))
+        return ((self.source is None or fits(ctx.source_keras, self.source))
+                and (self.target is None or fits(ctx.target_keras, self.target))
+                and all(not allowed or value in allowed for value, allowed in wanted)
+                and (self.when is None or self.when(ctx)))
 
 
-def _k2_to_k3(ctx: HintContext | None) -> bool:
-    return ctx is not None and ctx.majors() == (2, 3)
-
-
-def _k3_to_k2(ctx: HintContext | None) -> bool:
-    return ctx is not None and ctx.majors() == (3, 2)
-
-
-def _checkpoint(ctx: HintContext | None) -> bool:
-    return ctx is not None and ctx.format == "tf_checkpoint"
-
-
-def _different_keras(ctx: HintContext | None) -> bool:
-    return ctx is not None and ctx.source_keras != ctx.target_keras
-
-
-def _newer_source(ctx: HintContext | None) -> bool:
-    return ctx is not None and ctx.newer_source()
-
-
-def _generation_unknown_or_crossed(ctx: HintContext | None) -> bool:
-    # A module path names the writer's Keras generation; within one generation it says nothing.
-    if ctx is None:
-        return True
-    source, target = ctx.majors()
-    return source is None or target is None or source != target
-
-
-DESERIALIZE = (r"Could not (locate|deserialize)|could not be deserialized|Unknown (layer|loss|metric|object)|"
-               r"Could not interpret \w+ identifier")
-NEWER = ("written by a more recent Keras release than the one loading it: its config holds what this "
-         "version does not know; load it with that release or later, or rebuild the model in code + load_weights")
+LOAD_MODEL = ("load_model", "load_model_custom", "load_model_unsafe", "load_model_nocompile")
+COMPILING = ("load_model", "load_model_custom", "load_model_unsafe")
+# A custom object named in the message (Keras' own Functional and Sequential are not).
+NAMED_CUSTOM = (r"Unknown (layer|loss function|metric function|metric|object|optimizer|activation)\b[^:]*: '|"
+                r"Could not locate (class|function) '(?!(Functional|Sequential|Model)')|"
+                r"Cannot deserialize object of type `")
+CUSTOM_HINT = ("the model's custom objects were not known where it was loaded: pass custom_objects={...} to the "
+               "loader, or import the module that registers them (register_keras_serializable) before loading")
+CONFIG = (r"Could not (locate|deserialize) class|could not be deserialized|Unknown (layer|loss|metric|object)|"
+          r"Could not interpret \w+ identifier|Unrecognized keyword")
 
 RULES = (
-    Rule("lambda-bytecode",
-         r"bad marshal data|unknown opcode|code\(\) (argument|takes)|SystemError.*(code|lambda)|marshal",
-         "Lambda layer bytecode from another Python version: rebuild the layer in code, or save weights only"),
-    Rule("lambda-safe-mode",
-         r"deserialization of a `?Lambda`? layer|safe_mode|unsafe deserialization",
-         "Keras safe_mode refused a Lambda layer: rebuild it in code, or pass safe_mode=False for a trusted file"),
-    Rule("optimizer-config",
-         r"Argument\(s\) not recognized: \{'(lr|decay)'|Could not interpret optimizer",
-         "the file's training config holds an optimizer this Keras cannot rebuild (e.g. lr= of old Keras): "
-         "load_model(path, compile=False) keeps the weights; compile again in code"),
-    Rule("signature-inputs-by-name",
-         r"too many positional arguments|Binding inputs to tf\.function failed",
-         "the serving signature takes its inputs by name: call it with a dict of named inputs"),
-    Rule("tfsm-layer-int-inputs",
-         r"expected to be a int\d* tensor but is a float tensor",
-         "TFSMLayer cast integer inputs to float32: create it with dtype='int32' for token inputs, or call the "
-         "serving signature directly"),
-    Rule("keras3-reads-tf-checkpoint",
-         r"File format not supported.*(\.weights\.h5|V1/V2 `?\.h5)",
-         "Keras 3 load_weights reads only .weights.h5 and legacy .h5: a TensorFlow checkpoint from Keras 2 needs "
-         "tf-keras, or re-save the weights as .weights.h5 where they load", _checkpoint),
-    Rule("weights-layout-changed",
-         r"expected \d+ variables|objects could not be loaded|Layer count mismatch|axes don't match|shape mismatch",
-         "the weights file's layout differs between the Keras that wrote it and the one reading it: load it with "
-         "the writer's Keras release, or move the weights through a full-model file", _different_keras),
-    Rule("keras2-h5-metrics",
-         r"Expected all entries in the `metrics` list to be metric objects",
-         "the compile() metrics stored in a Keras 2 h5 do not deserialize in Keras 3: load with compile=False and "
-         "compile again with explicit metrics"),
-    Rule("savedmodel-without-keras",
-         r"_UserObject|Unable to create a (TF-)?Keras model from SavedModel",
-         "this SavedModel holds no Keras model config (written by model.export or tf.saved_model.save): "
-         "load it with tf.saved_model.load and call its serving signature"),
-    Rule("lambda-output-shape",
-         r"infer the shape of the Lambda|Lambda.*output_shape",
-         "a Lambda layer whose output shape this Keras cannot infer: give the Lambda an output_shape, "
-         "or rebuild the layer in code"),
-    Rule("keras3-load-model-savedmodel",
-         r"File format not supported|legacy SavedModel|TFSMLayer",
-         "Keras 3 load_model cannot read a SavedModel: use keras.layers.TFSMLayer, or re-export the model as .keras"),
-    Rule("keras2-file-in-keras3",
-         DESERIALIZE + r"|keras\.(src\.)?engine|Unrecognized keyword",
-         "written by Keras 2: Keras 3 cannot rebuild its config; load it with tf-keras (TF_USE_LEGACY_KERAS=1), "
-         "or rebuild the model in code + load_weights", _k2_to_k3),
-    Rule("keras3-file-in-keras2",
-         DESERIALIZE + r"|keras\.src\.models|Unrecognized keyword|batch_shape",
-         "written by Keras 3: Keras 2 cannot read it; load it with Keras 3, or rebuild in code + load_weights",
-         _k3_to_k2),
-    Rule("newer-keras-config",
-         r"Unrecognized keyword|unexpected keyword|takes \d+ positional arguments? but \d+ were given|"
-         + DESERIALIZE, NEWER, _newer_source),
-    Rule("keras2-module-path",
-         r"keras\.src\.engine|No module named 'keras\.(src\.)?engine'|keras\.engine",
-         "written by Keras 2 (keras.engine): load it with tf-keras (TF_USE_LEGACY_KERAS=1), or rebuild + load_weights",
-         _generation_unknown_or_crossed),
-    Rule("keras3-module-path",
-         r"keras\.src\.models",
-         "written by Keras 3 (keras.src.models): Keras 2 cannot read it; load it with Keras 3, or save weights",
-         _generation_unknown_or_crossed),
-    Rule("custom-object-unknown",
-         DESERIALIZE + r"|string indices must be integers|'str' object is not callable",
-         "custom object not known at load time: pass custom_objects, or register it with "
-         "register_keras_serializable in the loading process"),
-    Rule("h5py3-str-attrs",
-         r"'str' object has no attribute 'decode'",
-         "h5py >= 3 returns str where old Keras expects bytes: pin h5py<3 for this Keras"),
-    Rule("weights-mismatch",
-         r"Layer count mismatch|axes don't match|shape mismatch|Shapes .* are incompatible|expected \d+ variables",
-         "weights do not fit the rebuilt architecture: the model code changed between save and load"),
-    Rule("unknown-layer-arguments",
-         r"Unrecognized keyword arguments|unexpected keyword argument",
-         "the layer config holds arguments this Keras does not know: written by a newer Keras"),
-    Rule("artifact-unreadable",
-         r"No file or directory found|Unable to (open|synchronously open) file|not a zip file|BadZipFile|"
-         r"not an hdf5|file signature not found",
-         "the artifact is missing or truncated, or not in the format its name says"),
-    Rule("artifact-changed",
-         r"ArtifactChanged",
+    # Records the harness itself writes: the artifact, the sandbox, the worker process.
+    Rule("artifact-changed", r"^ArtifactChanged:",
          "the file is not the one that was saved (its sha256 differs): it was modified or corrupted after the "
          "save; run the save phase again and find what touched it"),
-    Rule("sandbox-breach",
-         r"SANDBOX BREACH",
+    Rule("sandbox-breach", r"SANDBOX BREACH",
          "the artifact escaped the sandbox while loading: treat the file as hostile and report the sandbox gap"),
-    Rule("sandbox-refused",
-         r"network blocked|writes blocked",
+    Rule("sandbox-refused", r"\b(network|writes) blocked:",
          "loading the artifact tried to reach the network or write outside its output folder, and the sandbox "
          "refused: treat the file as hostile"),
-    Rule("worker-oom",
-         r"WorkerCrash.*SIGKILL", "the loading process was killed, most likely out of memory: raise the memory limit"),
-    Rule("worker-native-crash",
-         r"WorkerCrash.*SIG(SEGV|ABRT|BUS|ILL)",
+    Rule("worker-oom", r"^WorkerCrash:.*SIGKILL",
+         "the loading process was killed, most likely out of memory: raise the memory limit (--memory)"),
+    Rule("worker-native-crash", r"^WorkerCrash:.*SIG(SEGV|ABRT|BUS|ILL|FPE)",
          "the loading process crashed in native code: a TensorFlow/h5py binary incompatibility or a hostile file"),
-    Rule("worker-died",
-         r"WorkerCrash", "the loading process died: see the container log"),
-    Rule("load-timeout",
-         r"Timeout", "no result within the per-load timeout: the load hangs, or the timeout is too short"),
+    Rule("worker-died", r"^WorkerCrash:", "the loading process died: see the container log"),
+    Rule("load-timeout", r"^Timeout:",
+         "no result within the per-load timeout: the load hangs, or the timeout (--cell-timeout) is too short"),
+    Rule("artifact-unreadable",
+         r"No file or directory found|Unable to (synchronously )?open file|not a zip file|BadZipFile|"
+         r"not an hdf5|file signature not found|File not found: filepath=",
+         "the artifact is missing or truncated, or not in the format its name says: check that the file is "
+         "complete, and save it again"),
+    # What an environment lacks: cells that are unsupported there.
+    Rule("keras2-no-tfsmlayer", r"TFSMLayer exists only in Keras 3",
+         "Keras 2 has no TFSMLayer: load the SavedModel with tf.saved_model.load and call its serving signature, "
+         "or load it in a Keras 3 environment", target="2", statuses=("unsupported",)),
+    Rule("keras3-no-savedmodel-save", r"Keras 3 model\.save cannot write a SavedModel",
+         "Keras 3 model.save writes no SavedModel: model.export(path) writes one (the export format), which "
+         "tf.saved_model.load and TFSMLayer read", source="3", statuses=("unsupported",)),
+    Rule("keras3-no-tf-checkpoint", r"Keras 3 save_weights writes only",
+         "Keras 3 save_weights writes no TensorFlow checkpoint: save the weights as .weights.h5, which Keras 3 "
+         "and Keras 2.13 or later read", source="3", statuses=("unsupported",)),
+    Rule("keras3-no-tf1-session", r"Keras 3 has no TF1 graph/session",
+         "Keras 3 has no TF1 graph/session mode: run TF1-style code under tf-keras (pip install tf-keras matching "
+         "the TensorFlow release, TF_USE_LEGACY_KERAS=1), or port it to eager Keras 3",
+         target="3", statuses=("unsupported",)),
+    # A save that failed.
+    Rule("keras212-export-multi-input", r"expects \d+ input\(s\), but it received 1 input tensors",
+         "Keras 2.12's model.export traces a multi-input model with a single input and fails: export it with a "
+         "later Keras (2.15 does), or write a SavedModel with model.save(path, save_format='tf')",
+         source="<2.13", formats=("export",), statuses=("skipped",)),
+    # SavedModels.
+    Rule("savedmodel-needs-tf-keras", r"'_UserObject' object has no attribute 'add_slot'",
+         "the SavedModel holds a Keras 2 optimizer's slot variables, which TensorFlow 2.16 and later restore only "
+         "with tf-keras: pip install tf-keras matching the TensorFlow release and set TF_USE_LEGACY_KERAS=1, or "
+         "re-save it from Keras 2 without the optimizer (model.save(path, include_optimizer=False))", target="3"),
+    Rule("savedmodel-without-keras",
+         r"'_UserObject' object is not callable|Unable to create a (TF-)?Keras model from SavedModel",
+         "this SavedModel holds no Keras model (model.export or tf.saved_model.save wrote it), so load_model cannot "
+         "rebuild one: load it with tf.saved_model.load and call its serving signature",
+         target="2", loaders=LOAD_MODEL),
+    Rule("keras3-load-model-savedmodel", r"legacy SavedModel format is not supported",
+         "Keras 3 load_model cannot read a SavedModel: load it for inference with keras.layers.TFSMLayer or "
+         "tf.saved_model.load, or re-save the model as .keras where it loads", target="3"),
+    Rule("keras3-reads-tf-checkpoint", r"File format not supported",
+         "Keras 3 load_weights cannot read a TensorFlow checkpoint: load the weights with tf-keras "
+         "(TF_USE_LEGACY_KERAS=1), or re-save them with the Keras that wrote them as .h5 "
+         "(save_weights('weights.h5')), which Keras 3 reads", target="3", formats=("tf_checkpoint",)),
+    Rule("tfsm-layer-int-inputs", r"expected to be a int\d* tensor but is a float tensor",
+         "TFSMLayer cast the integer inputs to float32 (Keras 3.3 does; 3.12 keeps their dtype): create it with "
+         "dtype='int32', or call the serving signature of tf.saved_model.load", target="3", loaders=("tfsm_layer",)),
+    Rule("tfsm-layer-named-inputs", r"too many positional arguments",
+         "TFSMLayer passes its inputs by position, but this serving signature takes several inputs by name: load "
+         "it with tf.saved_model.load and call signatures['serving_default'](name=tensor, ...)",
+         target="3", loaders=("tfsm_layer",)),
+    # Weights.
+    Rule("cudnn-rnn-weights",
+         r"CuDNN(LSTM|GRU)|must match\. variable\.shape=\([\d, ]+\), Received: value\.shape=\(\d+,\).*"
+         r"(lstm|gru)_cell/bias|(lstm|gru)_cell/bias\. Weight expects shape \([\d, ]+\)\. "
+         r"Received saved weight with shape \(\d+,\)",
+         "weights of Keras 2's CuDNNLSTM/CuDNNGRU, whose bias is twice the size of LSTM's/GRU's: load them with "
+         "tf-keras or Keras 2, whose .h5 loading converts them into LSTM or GRU(reset_after=True), and re-save "
+         "from there (.weights.h5 or .keras); or build the model with those CuDNN-compatible layers and re-save"),
+    Rule("weights-layout-2.13", r"expected \d+ variables?, but received 0 variables",
+         "the .weights.h5 layout changed between Keras 2.12 and 2.13 and neither side reads the other's: load the "
+         "weights with the Keras that wrote them and move them as arrays (get_weights/set_weights), or from "
+         "Keras 2 as legacy .h5 (save_weights('weights.h5')), which every Keras reads", when=_crosses_2_13),
+    Rule("weights-mismatch",
+         r"Layer count mismatch|Shape mismatch|must match|are incompatible|expected \d+ variables?, but received",
+         "the weights do not fit the model rebuilt to load them: its architecture (layer count, order or shapes) "
+         "changed between save and load; rebuild it exactly as it was saved", when=_same_keras),
+    # Lambda layers.
+    Rule("safe-mode", r"Requested the deserialization of a|Deserializing it is unsafe",
+         "Keras safe mode refused a Lambda layer's Python lambda: rebuild the layer in code, or, for a trusted "
+         "file, load_model(path, safe_mode=False) (model_from_json: keras.config.enable_unsafe_deserialization() "
+         "in Keras 3, serialization_lib.SafeModeScope(False) in Keras 2.13 and later)"),
+    Rule("lambda-bytecode", r"bad marshal data|unknown opcode|code\(\) (argument|takes)",
+         "a Lambda layer's Python bytecode, written by another Python version, cannot be read here: rebuild the "
+         "Lambda in code (a named function or a custom layer) and load the weights, or load it with the Python "
+         "version that saved it", when=_python_differs),
+    Rule("lambda-output-shape", r"could not automatically infer the shape of the Lambda",
+         "a Lambda layer without output_shape, whose output shape this Keras cannot infer: give the Lambda an "
+         "explicit output_shape where the model is built, or replace it with a custom layer", target="3"),
+    # Custom objects the loader was not given fail in every environment, whatever else differs.
+    Rule("custom-objects",
+         NAMED_CUSTOM + r"|'str' object is not callable|string indices must be integers|could not be deserialized",
+         CUSTOM_HINT, custom_objects=("withheld",)),
+    # Configs one Keras release or generation writes and another cannot rebuild.
+    Rule("keras2-compile-config",
+         r"^[\w.]+: (Expected all entries in the .metrics. list to be metric objects|<class 'keras\.src\.(losses|"
+         r"metrics)\.|Could not deserialize 'keras\.(losses|metrics)\.|Could not locate function '\w+'.*"
+         r"Full object config: \{'module': 'keras\.(losses|metrics)'|Argument\(s\) not recognized: \{)",
+         "the optimizer, loss or metrics of a Keras 2 file's compile() do not deserialize in Keras 3: "
+         "load_model(path, compile=False) loads the model and its weights; compile it again in code with explicit "
+         "loss and metric objects", source="2", target="3", loaders=COMPILING),
+    Rule("keras2-module-move",
+         r"parent module (tf_)?keras\.(src\.)?engine\.|No module named '(tf_)?keras\.(src\.)?engine",
+         "a Keras 2 .keras file names its classes by the module paths of the release and package that wrote it "
+         "(keras.engine up to 2.12, keras.src.engine from 2.13, tf_keras.src.engine in tf-keras), which this "
+         "Keras cannot import: load it with that release, or re-save it there as .h5 (model.save('model.h5'))",
+         when=_module_move),
+    Rule("keras2-file-in-keras3", CONFIG + r"|parent module (tf_)?keras\.src\.engine\.",
+         "written by Keras 2, whose config Keras 3 cannot rebuild: load it with tf-keras (pip install tf-keras "
+         "matching the TensorFlow release, TF_USE_LEGACY_KERAS=1); tf-keras reads the .keras and .weights.h5 files "
+         "of Keras 2.13 and later only, so re-save older ones as .h5 first (model.save('model.h5'))",
+         source="2", target="3"),
+    Rule("keras3-file-in-keras2", CONFIG + r"|parent module (tf_)?keras\.src\.models\.|batch_shape",
+         "written by Keras 3, which Keras 2 cannot read: load it with Keras 3, or rebuild the model in code and "
+         "load its weights (Keras 2.13 and later read Keras 3 .weights.h5)", source="3", target="2"),
+    Rule("newer-keras-config",
+         CONFIG + r"|unexpected keyword|takes \d+ positional arguments? but \d+ were given",
+         "written by a newer Keras release, whose config this one does not understand: load it with that release "
+         "or a later one, or rebuild the model in code and load its weights", when=_newer_source),
+    Rule("custom-objects", NAMED_CUSTOM, CUSTOM_HINT, custom_objects=("none",)),
 )
 
 
 def match(error_type: str, message: str, context: HintContext | None = None) -> Rule | None:
-    """The first rule whose pattern and condition fit an error, or None when the cause is unknown."""
+    """The first rule that applies to an error in its cell, or None when the cause is unknown."""
     text = f"{error_type}: {message}"
+    ctx = context or HintContext()
     for rule in RULES:
-        if rule.when is not None and not rule.when(context):
-            continue
-        if re.search(rule.pattern, text, flags=re.IGNORECASE | re.DOTALL):
+        if rule.applies(ctx) and re.search(rule.pattern, text, flags=re.IGNORECASE | re.DOTALL):
             return rule
     return None
 
 
 def hint_for(error_type: str, message: str, context: HintContext | None = None) -> str | None:
-    """The hint of the first matching rule, or None when the cause is unknown."""
+    """The hint of the first rule that applies, or None when the cause is unknown."""
     rule = match(error_type, message, context)
     return rule.hint if rule else None
