@@ -20,8 +20,9 @@ from typing import Any
 
 from harness.agent.protocol import FORMATS
 from harness.errors import UsageError
-from harness.matrix.user_models import ARTIFACT_FORMATS, USER_FORMATS, USER_LOADERS
+from harness.matrix.user_models import ARTIFACT_FORMATS, USER_FORMATS, USER_LOADERS, too_broad
 
+UNSAFE_LOADER = "load_model_unsafe"  # safe_mode=False: executes the file's code (check --unsafe)
 DEFAULT_FACTORY_FORMAT = "keras"  # what Keras recommends since 2.13, and the full-model format Keras 3 writes
 _LEGACY_NAMES = ("tf-keras", "tf_keras")
 # NAME of NAME==VERSION -> (the matrix key it sets, the prefix of its value)
@@ -141,7 +142,13 @@ def code_ref(text: str, flag: str, attribute: bool) -> CodeRef:
         if not path.is_file():
             raise UsageError(f"{flag}: file not found: {path}")
         return CodeRef(root=path.parent, ref=path.stem + (":" + attr if sep else ""))
-    return CodeRef(root=Path.cwd(), ref=text)
+    here = Path.cwd()
+    broad = too_broad(here)
+    if broad:  # the folder holding the module is mounted into every container
+        raise UsageError(f"{flag} {text!r}: the module is looked up in the current directory {here}, which is "
+                         f"{broad}: run check from the folder that holds the code, or name the file "
+                         "(path/to/module.py:FUNCTION)")
+    return CodeRef(root=here, ref=text)
 
 
 def _is_artifact(model: str) -> bool:
@@ -195,8 +202,11 @@ def route_of(artifact_format: str | None, fmt: str | None, has_factory: bool) ->
     return chosen, loader
 
 
-def add_routes(entry: dict[str, Any], fmt: str | None) -> None:
-    """Every format a factory can save in and every loader that applies: the other routes to try."""
+def add_routes(entry: dict[str, Any], fmt: str | None, unsafe: bool = False) -> None:
+    """Every format a factory can save in and every loader that applies: the other routes to try.
+
+    load_model(safe_mode=False) runs whatever code the file holds: it is tried only when `unsafe`.
+    """
     if fmt is not None:
         allowed = ARTIFACT_FORMATS if "artifact" in entry else USER_FORMATS
         if fmt not in allowed:
@@ -206,4 +216,5 @@ def add_routes(entry: dict[str, Any], fmt: str | None) -> None:
             entry["format"] = fmt
     else:
         entry["formats"] = list(USER_FORMATS)
-    entry["loaders"] = [loader for loader in USER_LOADERS if loader != "rebuild" or "factory" in entry]
+    entry["loaders"] = [loader for loader in USER_LOADERS if (loader != "rebuild" or "factory" in entry)
+                        and (loader != UNSAFE_LOADER or unsafe)]

@@ -45,6 +45,9 @@ def add_parser(sub: Any) -> None:
     check.add_argument("--reference", metavar="FILE", help="with a saved model: its known-good predictions (.npy); "
                                                            "default: what the --from environment predicts")
     check.add_argument("--format", help="the format you save in (default: the saved model's, else keras)")
+    check.add_argument("--unsafe", action="store_true",
+                       help="also try load_model(safe_mode=False), which runs the code the file holds (Lambda "
+                            "bytecode) inside the sandbox; never tried unless asked")
     check.add_argument("--out", type=Path, help="run directory (default runs/check-<model>-<UTC time>)")
     check.add_argument("--jobs", type=positive_int, default=None,
                        help="environments worked on in parallel (default: from cores and memory)")
@@ -63,7 +66,7 @@ def check_matrix(args: argparse.Namespace) -> tuple[Matrix, dict[str, Any]]:
 
     entry = user_model_entry(args.model, custom_objects=args.custom_objects, factory=args.factory,
                              inputs=args.inputs, reference=args.reference)
-    add_routes(entry, args.format)
+    add_routes(entry, args.format, unsafe=args.unsafe)
     source, target = parse_spec(args.source, "--from"), parse_spec(args.target, "--to")
     data = {"name": f"check-{entry['name']}", "environments": [source.entry(args.python), target.entry(args.python)],
             "models": [entry]}

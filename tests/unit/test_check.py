@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 
+from fake_engine import FakeEngine
+from harness.agent.protocol import LOADERS
 from harness.cli import main
 from harness.errors import UsageError
-from harness.upgrade import EnvRequest, parse_inputs, parse_spec, route_of, user_model_entry
+from harness.upgrade import EnvRequest, add_routes, parse_inputs, parse_spec, route_of, user_model_entry
 from harness.verdict import SAFE, SAFE_ELSEWHERE, UNSAFE, decide, render
 
 
@@ -79,6 +83,46 @@ def test_model_is_an_artifact_or_a_factory(tmp_path: Path) -> None:
         (tmp_path / "sub" / "objs.py").write_text("")
         user_model_entry(f"{tmp_path / 'mods.py'}:build", custom_objects=str(tmp_path / "sub" / "objs.py"),
                          factory=None, inputs=None, reference=None)
+
+
+def test_the_unsafe_loader_runs_only_when_asked_and_says_it_runs_the_files_code(tmp_path: Path) -> None:
+    (tmp_path / "mods.py").write_text("def build():\n    pass\n")
+    for unsafe in (False, True):
+        entry = user_model_entry(f"{tmp_path / 'mods.py'}:build", custom_objects=None, factory=None, inputs=None,
+                                 reference=None)
+        add_routes(entry, None, unsafe=unsafe)
+        assert ("load_model_unsafe" in entry["loaders"]) is unsafe
+        assert "load_model" in entry["loaders"]
+    assert LOADERS["load_model_unsafe"].words == "load_model(safe_mode=False), which runs the file's code"
+
+
+@pytest.mark.parametrize("unsafe", [False, True])
+def test_check_tries_safe_mode_false_only_with_unsafe(tmp_path: Path, unsafe: bool) -> None:
+    (tmp_path / "mods.py").write_text("def build():\n    pass\n")
+    argv = ["check", "--from", "2.15.1", "--to", "2.16.2+keras3.3.3", "--model", f"{tmp_path / 'mods.py'}:build",
+            "--inputs", "4x3", "--out", str(tmp_path / "check"), "-q", *(["--unsafe"] if unsafe else [])]
+    main(argv, engine=FakeEngine)
+    loaders = yaml.safe_load((tmp_path / "check" / "check.yaml").read_text())["models"][0]["loaders"]
+    report = json.loads((tmp_path / "check" / "report.json").read_text())
+    assert ("load_model_unsafe" in loaders) is unsafe
+    assert any(c["loader"] == "load_model_unsafe" for c in report["cells"]) is unsafe
+
+
+def test_a_module_found_from_a_home_directory_is_not_mounted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "mods.py").write_text("def build():\n    pass\n")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", "--from", "2.15.1", "--to", "2.16.2", "--model", "mods:build", "--inputs", "4x3",
+                 "--out", str(tmp_path / "run")], engine=FakeEngine) == 2
+    err = capsys.readouterr().err
+    assert f"the module is looked up in the current directory {tmp_path}, which is your home directory" in err
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "mods.py").write_text("def build():\n    pass\n")
+    monkeypatch.chdir(tmp_path / "project")
+    entry = user_model_entry("mods:build", custom_objects=None, factory=None, inputs=None, reference=None)
+    assert entry["path"] == str(tmp_path / "project")
 
 
 def test_the_current_route_is_the_artifacts_format_else_keras() -> None:
