@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -72,6 +73,8 @@ class Runner:
         self.run_id = run_id
         self.state = RunState(run_dir, matrix, {p.env.id: p.image.tag for p in self.plans}, run_id)
         self._images: dict[str, ImageOutcome] = {}  # images this process built or found, by environment
+        # Environments that differ only in their containers' variables share an image: built once.
+        self._tag_locks = {tag: threading.Lock() for tag in {p.image.tag for p in self.plans}}
         self.failures: list[str] = []  # what went wrong in this process's phases, one line each
 
     def mark_interrupted(self) -> None:
@@ -131,8 +134,9 @@ class Runner:
         if outcome is None:
             self.console.step(f"{phase} {env_id}: image for {plan.env.label()}")
             log_name = "build.log" if phase == "build" else f"build-{phase}.log"
-            outcome = ensure_image(self.engine, plan.image, self.run_dir.env_dir(env_id) / log_name,
-                                   self.options.wheel_cache)
+            with self._tag_locks.setdefault(plan.image.tag, threading.Lock()):
+                outcome = ensure_image(self.engine, plan.image, self.run_dir.env_dir(env_id) / log_name,
+                                       self.options.wheel_cache)
             self._images[env_id] = outcome
             record["build"] = {"built": outcome.built, "seconds": round(outcome.seconds, 1)}
             if outcome.wheels is not None:

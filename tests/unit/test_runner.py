@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,6 +65,30 @@ def test_images_are_built_once_and_reused(tmp_path: Path) -> None:
     assert len(engine.builds) == 3
     run = json.loads((tmp_path / "b" / "run.json").read_text())
     assert all(e["build"]["built"] is False for e in run["environments"])
+
+
+class _SlowBuilds(FakeEngine):
+    """Builds that take a while, as real ones do: two threads asking for one tag overlap."""
+
+    def build(self, *args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.3)
+        return super().build(*args, **kwargs)
+
+
+def test_environments_sharing_an_image_build_it_once_in_parallel(tmp_path: Path) -> None:
+    engine = _SlowBuilds()
+    data = {"environments": [{"python": "3.11", "tensorflow": "2.15.1"},
+                             {"python": "3.11", "tensorflow": "2.15.1", "env": {"TF_ENABLE_ONEDNN_OPTS": "0"}}],
+            "models": ["dense"], "formats": ["h5"], "loaders": ["load_model"]}
+    matrix = parse_matrix(data, path="m.yaml", sha256="0" * 64)
+    plans = plan_environments(matrix, {})
+    assert plans[0].image.tag == plans[1].image.tag
+    runner = Runner(engine, matrix, plans, run_dir=RunDir.prepare(tmp_path / "run", resume=False),
+                    console=Console(quiet=True), options=RunOptions(jobs=2), run_id="test")
+    report = runner.execute()
+    assert engine.builds == [plans[0].image.tag]
+    assert report is not None and {c["status"] for c in report["cells"]} == {"pass"}
+    assert [s.env.get("TF_ENABLE_ONEDNN_OPTS") for s in engine.runs if s.command[3] == "save"].count("0") == 1
 
 
 def test_failed_build_is_a_result_and_the_others_go_on(tmp_path: Path) -> None:
