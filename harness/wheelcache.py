@@ -330,19 +330,26 @@ class WheelCache:
             return None
 
     def _download(self, url: str, path: Path, expected: str | None, link: Link) -> None:
+        """Fetch into a private file, check its sha256, then publish: its record first, the file last.
+
+        Other runs may read the cache meanwhile: they see a whole file with its record, or no file.
+        """
         partial = path.with_name(path.name + f".part-{os.getpid()}-{threading.get_ident()}")
+        staged = partial.with_name(partial.name + ".json")
         digest = hashlib.sha256()
         try:
             with self.upstream.open(url) as reply, open(partial, "wb") as out:
                 _copy(reply, out, digest)
             if expected and digest.hexdigest() != expected:
                 raise OSError(f"{path.name}: sha256 {digest.hexdigest()} is not the index's {expected}")
+            if not path.name.endswith(".metadata"):
+                record = {"sha256": digest.hexdigest(), "url": _redact(link.url), "attributes": dict(link.attributes)}
+                staged.write_text(json.dumps(record, sort_keys=True), encoding="utf-8")
+                staged.replace(self.files / f"{path.name}.json")
             partial.replace(path)
         finally:
             partial.unlink(missing_ok=True)
-        if not path.name.endswith(".metadata"):
-            record = {"sha256": digest.hexdigest(), "url": _redact(link.url), "attributes": dict(link.attributes)}
-            (self.files / f"{path.name}.json").write_text(json.dumps(record, sort_keys=True), encoding="utf-8")
+            staged.unlink(missing_ok=True)
 
     def _count(self, token: str, path: Path, *, downloaded: bool, metadata: bool) -> None:
         if metadata:  # a few kB of METADATA; only distribution files count as wheels

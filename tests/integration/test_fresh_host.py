@@ -137,11 +137,17 @@ def test_podman_runs_the_smoke_matrix_with_the_same_cells(host: Host, smoke: Run
     assert proc.returncode == smoke[0].returncode, proc.stderr
     docker_cells, podman_cells = (_cells(load(o / "report.json")) for o in (smoke[1], out))
     assert podman_cells.keys() == docker_cells.keys()
-    compared = ("status", "max_abs_diff", "max_rel_diff", "bit_exact")
-    differ = {k: ({f: docker_cells[k].get(f) for f in compared}, {f: c.get(f) for f in compared})
-              for k, c in podman_cells.items() if any(c.get(f) != docker_cells[k].get(f) for f in compared)}
+    differ = {k: (_outcome(docker_cells[k]), _outcome(c)) for k, c in podman_cells.items()
+              if _outcome(c) != _outcome(docker_cells[k])}
     assert not differ
     assert load(out / "run.json")["wheels"]["downloaded"] == 0  # the Docker run's wheels, served again
+
+
+def _outcome(cell: dict[str, Any]) -> tuple[Any, ...]:
+    """What a cell found: status, figures, and the error's type and message."""
+    error = cell.get("error") or {}
+    return (cell["status"], cell.get("max_abs_diff"), cell.get("max_rel_diff"), cell.get("bit_exact"),
+            error.get("type"), error.get("message"))
 
 
 def _unavailable(reason: str) -> None:
