@@ -18,9 +18,11 @@ from typing import Any, TextIO
 
 from rich.console import Console as RichConsole
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from harness.report.statuses import STYLES, all_expected
+from harness.report import summary
+
+WIDTH = 100  # the summary fits 100 columns for five environments
+PATH_ITEM = 47  # two upgrade paths per line
 
 
 def _no_color() -> bool:
@@ -107,30 +109,37 @@ class Console:
                 with self._lock:
                     self._progress = None
 
-    def grid(self, report: dict[str, Any]) -> None:
-        """The source x target grid of worst statuses, and the verdict line."""
-        out = RichConsole(file=sys.stdout, no_color=_no_color(), highlight=False,
-                          soft_wrap=False, width=max(100, 30 + 24 * len(report["environments"])))
-        ids = [e["id"] for e in report["environments"]]
-        by_pair: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for cell in report["cells"]:
-            by_pair.setdefault((cell["source"], cell["target"]), []).append(cell)
-        table = Table(title="worst status per pair (rows saved in, columns loaded in)")
-        table.add_column("saved in \\ loaded in")
-        for i in ids:
-            table.add_column(i, overflow="fold")
-        for source in ids:
-            row = []
-            for target in ids:
-                entry = report["summary"]["grid"][source][target]
-                worst = entry["worst"] if entry else ""
-                n = sum(entry["counts"].values()) if entry else 0
-                note = " (expected)" if all_expected(by_pair.get((source, target), [])) else ""
-                row.append(f"[{STYLES.get(worst, '')}]{worst}[/] {entry['counts'].get(worst, 0)}/{n}{note}"
-                           if entry else "")
-            table.add_row(source, *row)
-        out.print(table)
-        out.print(_verdict_line(report))
+    def summary(self, report: dict[str, Any], width: int = WIDTH) -> None:
+        """The answers on stdout: each upgrade path's verdict and top cause, the causes, what works."""
+        out = RichConsole(file=sys.stdout, no_color=_no_color(), highlight=False, soft_wrap=False, width=width)
+        for line in summary_lines(report, width):
+            out.print(line, markup=False)
+
+
+def summary_lines(report: dict[str, Any], width: int = WIDTH) -> list[str]:
+    """The terminal summary: paths first (two per line), then causes, what works, home and hazards."""
+    names = summary.labels(report)
+    items = [summary.cut(summary.path_words(p, names), PATH_ITEM) for p in summary.upgrade_paths(report)]
+    lines = [summary.cut(summary.headline(report), width), *summary.legend(report, width),
+             *summary.grid_rows(items, width)]
+    causes = [c for c in report["causes"] if c["breaks"]]
+    if causes:
+        lines.append("causes of routes that break (worst first):")
+        lines += [summary.cut(f" {c['name']}: {summary.cause_words(c)}: {c.get('fix') or c.get('message')}", width)
+                  for c in causes]
+    partial = [p for p in summary.upgrade_paths(report) if p["verdict"] in ("partial", "broken")]
+    if partial:
+        lines.append("what still works:")
+        lines += [summary.cut(f" {names[p['source']]}→{names[p['target']]}: {summary.works_words(p)}", width)
+                  for p in partial]
+    home = summary.at_home(report, names)
+    if home:
+        lines.append("at home (never counted against an upgrade):")
+        lines += [summary.cut(" " + line, width) for line in home]
+    for hazard in report.get("hazards", []):
+        lines.append(summary.cut("hazard: " + summary.hazard_words(hazard, names), width))
+    lines.append(_verdict_line(report))
+    return lines
 
 
 def _verdict_line(report: dict[str, Any]) -> str:

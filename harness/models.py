@@ -58,10 +58,30 @@ def sources(model: ModelSpec, env_ids: Sequence[str]) -> list[str]:
     return [artifact_source(model.name)] if model.kind == "artifact" else list(env_ids)
 
 
-def report_entry(model: ModelSpec) -> dict[str, Any]:
+def home_environment(model: ModelSpec, env_ids: Sequence[str]) -> str | None:
+    """Where an existing artifact's routes are judged to work: the environment its reference predictions come
+    from, else the matrix's first. None for a model every environment saves (each is its own home)."""
+    if model.kind != "artifact":
+        return None
+    ref = model.origin.reference_env if model.origin else None
+    return ref.env if ref else (env_ids[0] if env_ids else None)
+
+
+def home_environments(models: Sequence[ModelSpec], env_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+    """model -> source -> the environment that is the home of its routes (a source is its own home)."""
+    homes = {}
+    for model in models:
+        home = home_environment(model, env_ids)
+        if home is not None:
+            homes[model.name] = {artifact_source(model.name): home}
+    return homes
+
+
+def report_entry(model: ModelSpec, env_ids: Sequence[str]) -> dict[str, Any]:
     """A model's entry in report.json's models[] (kind 'probe' or 'user')."""
     return {"name": model.name, "kind": "probe" if model.kind == "probe" else "user",
-            "hazards": list(model.hazards), "description": model.description}
+            "hazards": list(model.hazards), "description": model.description, "shows_hazard": model.shows_hazard,
+            "home": home_environment(model, env_ids)}
 
 
 # ---------------------------------------------------------------------------- mounts

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.agent.protocol import FORMATS, LOADERS, CellKey
-from harness.report.statuses import FAILING
+from harness.agent.protocol import FORMATS, LOADERS
 
-SAFE, SAFE_ELSEWHERE, UNSAFE = "safe", "safe via another route", "unsafe"
+SAFE, SAFE_ELSEWHERE, UNSAFE, UNTESTED = "safe", "safe via another route", "unsafe", "untested"
 # Routes that change least for the user come first among equally good ones.
 LOADER_ORDER = ("load_model", "load_model_nocompile", "load_model_unsafe", "rebuild", "model_from_json", "tfsm_layer",
                 "saved_model")
@@ -42,13 +40,17 @@ class Route:
 
 @dataclass(frozen=True)
 class Verdict:
-    """Safe by the current route, safe only by another, or unsafe; with what breaks and what works."""
+    """The path verdict of one model's pair, seen from the user's route: what breaks, what works."""
 
-    status: str
-    route: Route | None
-    works: list[Route] = field(default_factory=list)
-    breaks: list[Route] = field(default_factory=list)
-    at_home: Route | None = None  # the current route where the model comes from
+    status: str  # SAFE, SAFE_ELSEWHERE, UNSAFE or UNTESTED
+    path: str  # the report's verdict for the pair: safe, partial, broken, untested
+    route: Route | None  # the user's route in the target
+    asked: tuple[str, str]  # the route the user named (or the default for the file)
+    current: tuple[str, str]  # the route that works at home: the one asked for when it does
+    works: list[Route] = field(default_factory=list)  # portable routes, best first
+    breaks: list[Route] = field(default_factory=list)  # work at home, fail in the target
+    never: list[Route] = field(default_factory=list)  # fail at home too: not the upgrade's doing
+    at_home: Route | None = None  # the asked route where the model comes from
 
     @property
     def exit_code(self) -> int:
@@ -70,23 +72,38 @@ def _preference(route: Route, current: tuple[str, str]) -> tuple[Any, ...]:
     return (not route.bit_exact, diff, route.format != current[0], loader, route.format)
 
 
-def decide(cells: Sequence[dict[str, Any]], *, model: str, source: str, target: str, home: str,
+def decide(report: dict[str, Any], *, model: str, source: str, target: str, home: str,
            route: tuple[str, str]) -> Verdict:
     """The verdict for `model` moved from `source` (an environment, or an artifact's pseudo-source) to `target`.
 
-    `home` is the environment the model comes from (where the current route is known to work).
+    The same computation as the report's path verdict, for one model: a route counts only where it
+    works at `home`, the environment the model comes from. The user's route is the one asked for when
+    it works at home, else the best route that does.
     """
-    by_key = {CellKey.of(c): c for c in cells}
-    by_route = {(key.format, key.loader): _route(c) for key, c in by_key.items()
-                if (key.model, key.source, key.target) == (model, source, target)}
-    home_cell = by_key.get(CellKey(source, home, model, *route))
-    at_home = None if home_cell is None else _route(home_cell)
-    works = sorted((r for r in by_route.values() if r.status == "pass"), key=lambda r: _preference(r, route))
-    breaks = [r for r in by_route.values() if r.status in FAILING]
-    current = by_route.get(route)
-    survives = current is not None and current.status == "pass"
-    status = SAFE if survives else SAFE_ELSEWHERE if works else UNSAFE
-    return Verdict(status=status, route=current, works=works, breaks=breaks, at_home=at_home)
+    mine = [c for c in report["cells"] if c["model"] == model and c["source"] == source]
+    at_home = {(c["format"], c["loader"]): c for c in mine if c["target"] == home}
+    there = {(c["format"], c["loader"]): c for c in mine if c["target"] == target}
+    home_works = sorted((_route(c) for c in at_home.values() if c["status"] == "pass"),
+                        key=lambda r: _preference(r, route))
+    current = route if route in {(r.format, r.loader) for r in home_works} or not home_works else \
+        (home_works[0].format, home_works[0].loader)
+    by_status: dict[str, list[Route]] = {}
+    for c in there.values():
+        by_status.setdefault(c.get("route_status") or "", []).append(_route(c))
+    works = sorted(by_status.get("portable", []), key=lambda r: _preference(r, current))
+    path = next((p["verdict"] for p in report.get("paths", []) if (p["source"], p["target"]) == (source, target)),
+                "untested")
+    mine_there = there.get(current)
+    if not home_works:
+        status = UNTESTED
+    elif mine_there is not None and mine_there.get("route_status") == "portable":
+        status = SAFE
+    else:
+        status = SAFE_ELSEWHERE if works else UNSAFE
+    return Verdict(status=status, path=path, route=None if mine_there is None else _route(mine_there), asked=route,
+                   current=current, works=works, breaks=by_status.get("breaks", []),
+                   never=by_status.get("never_works", []),
+                   at_home=None if route not in at_home else _route(at_home[route]))
 
 
 # ---------------------------------------------------------------------------- the screen
@@ -112,7 +129,7 @@ def render(verdict: Verdict, report: dict[str, Any], *, source: str, home: str, 
            route: tuple[str, str], run_dir: Path) -> str:
     """One screen: verdict, what breaks, which routes work, where the report is."""
     envs = {e["id"]: e for e in report["environments"]}
-    current = Route(route[0], route[1], "?")
+    current = Route(verdict.current[0], verdict.current[1], "?")
     lines = [f"model  {report['models'][-1]['name']}: {report['models'][-1]['description']}"]
     if source != home:
         lines.append(f"saved  {source}: {_env_words(envs[source])}")
@@ -120,10 +137,16 @@ def render(verdict: Verdict, report: dict[str, Any], *, source: str, home: str, 
               f"route  {current.words()}", ""]
     headline = {SAFE: "SAFE: your route works in the target",
                 SAFE_ELSEWHERE: "NOT SAFE by your route, but another route works",
-                UNSAFE: "UNSAFE: no route tried loads it with the same predictions"}[verdict.status]
-    lines.append(f"verdict: {headline}")
-    if verdict.at_home is not None and verdict.at_home.status != "pass":
-        lines.append(f"  note: your route does not work in {home} either ({verdict.at_home.status})")
+                UNSAFE: "UNSAFE: no route that works at home survives",
+                UNTESTED: f"UNTESTED: no route loads it with the same predictions in {home} itself"}[verdict.status]
+    lines.append(f"verdict: {headline} (path {verdict.path})")
+    if verdict.current != verdict.asked:
+        asked = Route(verdict.asked[0], verdict.asked[1], "?")
+        lines.append(f"  note: {asked.words()} does not work in {home} either"
+                     + (f" ({verdict.at_home.status})" if verdict.at_home else "")
+                     + f"; {current.words()} does, so it is taken as your route")
+    if verdict.never:
+        lines.append(f"  note: {len(verdict.never)} route(s) fail in {home} too; they are not the upgrade's doing")
     lines += [f"  note: {e['id']} has no image ({e.get('status')}): {e.get('error')}" for e in report["environments"]
               if e.get("status", "ok") != "ok"]
     lines += _breaks(verdict, target) + _works(verdict, report["tolerance"])

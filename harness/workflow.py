@@ -44,6 +44,7 @@ class RunRequest:
     phases: tuple[str, ...] = ()  # empty: every phase; some: they share `out` with other jobs' phases
     limits: Limits = field(default_factory=Limits)
     baseline: Path | None = None
+    fail_on: str | None = None  # what the exit code fails on (report/gate.py); None: what run.json records
     owner: Mapping[str, str] = field(default_factory=dict)  # labels naming this process on its containers
 
 
@@ -110,8 +111,8 @@ def run_matrix(matrix: Matrix, request: RunRequest, engine: RunEngine, console: 
             print(f"harness: {failure}", file=sys.stderr)
         console.step(f"{', '.join(phases)} done in {run_dir.path}; the report phase merges every job's copy")
         return RunOutcome(EXIT_FAILURES if runner.failures else EXIT_OK, run_dir)
-    if baseline is not None:
-        report = write_reports(run_dir, baseline=baseline)  # records it in run.json, adds the regressions
+    if baseline is not None or request.fail_on is not None:  # recorded in run.json for later re-renders
+        report = write_reports(run_dir, baseline=baseline, fail_on=request.fail_on)
     return RunOutcome(int(report["verdict"]["exit_code"]), run_dir, report)
 
 

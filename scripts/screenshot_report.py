@@ -2,6 +2,7 @@
 """A PNG of a report.html as headless Chromium renders it.
 
     python scripts/screenshot_report.py RUN_DIR_OR_REPORT_HTML OUT.png [--open PAIR] [--filter KEY=VALUE]...
+        [--size WxH] [--first-screen]
 
 Needs `playwright` (the test extra) and a Chromium at $HARNESS_CHROMIUM (default /usr/bin/chromium,
 Debian's `chromium` package); `playwright install` is not needed.
@@ -58,19 +59,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--open", metavar="PAIR", help="expand this pair's cells first, e.g. p0-1")
     parser.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
                         help="set a filter first, e.g. status=error")
+    parser.add_argument("--size", default="1400x900", metavar="WxH", help="the window (default 1400x900)")
+    parser.add_argument("--first-screen", action="store_true", help="only what the window shows, not the whole page")
     args = parser.parse_args(argv)
+    width, _, height = args.size.partition("x")
     html = report_html(args.report)
     for needed in (html, Path(CHROMIUM)):
         if not needed.is_file():
             print(f"screenshot_report: {needed}: not found", file=sys.stderr)
             return 2
-    with report_page(html) as page:
+    with report_page(html, width=int(width), height=int(height)) as page:
         for item in args.filter:
             key, _, value = item.partition("=")
             page.select_option(f"#filter-{key}", value)
         if args.open:
             page.click(f'td.square[data-pair="{args.open}"]')
-        page.screenshot(path=str(args.out), full_page=True)
+        page.screenshot(path=str(args.out), full_page=not args.first_screen)
     print(args.out)
     return 0
 

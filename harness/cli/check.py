@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -98,7 +97,7 @@ def main(args: argparse.Namespace, engine: RunEngine) -> int:
     """Run the two-environment matrix like `run`, then print the verdict; 0 when the current route survives."""
     import yaml
 
-    from harness.agent.protocol import artifact_source
+    from harness.agent.protocol import artifact_source, write_json_atomic
     from harness.rundir import default_out
     from harness.upgrade import route_of
     from harness.verdict import decide, render
@@ -114,12 +113,13 @@ def main(args: argparse.Namespace, engine: RunEngine) -> int:
     report = outcome.report
     home, target = matrix.environments[0].id, matrix.environments[1].id
     source = artifact_source(model.name) if model.kind == "artifact" else home
-    verdict = decide(report["cells"], model=model.name, source=source, target=target, home=home, route=route)
+    verdict = decide(report, model=model.name, source=source, target=target, home=home, route=route)
     (Path(out) / "check.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    cells = asdict(verdict)
-    (Path(out) / "check.json").write_text(json.dumps({
-        "verdict": verdict.status, "exit_code": verdict.exit_code, "source": source, "target": target,
-        "route": list(route), "current": cells["route"], "at_home": cells["at_home"], "works": cells["works"],
-        "breaks": cells["breaks"]}, indent=2, sort_keys=True) + "\n")
+    fields = asdict(verdict)
+    write_json_atomic(Path(out) / "check.json", {
+        "verdict": verdict.status, "path_verdict": verdict.path, "exit_code": verdict.exit_code, "source": source,
+        "home": home, "target": target, "route": list(verdict.current), "asked": list(verdict.asked),
+        "current": fields["route"], "at_home": fields["at_home"], "works": fields["works"],
+        "breaks": fields["breaks"], "never_works": fields["never"]}, strict=True)
     print(render(verdict, report, source=source, home=home, target=target, route=route, run_dir=Path(out)), end="")
     return verdict.exit_code

@@ -48,6 +48,16 @@ def positive_float(text: str) -> float:
     return value
 
 
+def add_fail_on(parser: argparse.ArgumentParser) -> None:
+    """--fail-on: what makes the exit code 1."""
+    from harness.report.gate import FAIL_ON
+
+    parser.add_argument("--fail-on", choices=FAIL_ON, default=None,
+                        help="what fails the run (exit 1): breaks (default: a route that works at home breaks in a "
+                             "target, no expectation covers it), unexpected (any failing cell no expectation covers), "
+                             "regressions (only cells worse than --baseline); recorded in run.json")
+
+
 def add_base_image(parser: argparse.ArgumentParser) -> None:
     """--base-image, defaulting to HARNESS_BASE_IMAGE."""
     parser.add_argument("--base-image", default=os.environ.get("HARNESS_BASE_IMAGE"),

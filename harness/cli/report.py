@@ -6,27 +6,39 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from harness.cli.options import add_fail_on
 from harness.rundir import RunDir
 
 
 def add_parser(sub: Any) -> None:
     """The `report` subcommand's arguments."""
-    report = sub.add_parser("report", help="re-render the reports of a run directory from its records")
+    report = sub.add_parser("report", help="re-render the reports of a run directory from its records, print the "
+                                           "summary and exit with the run's code")
     report.add_argument("run_dir", type=Path, help="a run directory (holding run.json)")
-    report.add_argument("--format", choices=("json", "md", "html", "junit"), help="also print this format to stdout")
+    report.add_argument("--format", choices=("json", "md", "html", "junit"),
+                        help="print this format to stdout instead of the summary")
     report.add_argument("--baseline", type=Path, metavar="REPORT",
                         help="an earlier report.json (or its run directory); default: the one run.json records")
+    add_fail_on(report)
+    report.add_argument("--suggest-expect", action="store_true",
+                        help="print one `expect:` entry per cause that fails the run, to paste into the matrix")
 
 
 def main(args: argparse.Namespace, engine: object) -> int:
-    """Rebuild every report format from the stored records."""
+    """Rebuild every report format from the stored records; print the summary (or a format, or expectations)."""
+    from harness.console import Console
+    from harness.report.expect import render_suggestions
     from harness.report.writers import FILES, write_reports
 
     run_dir = RunDir.open_existing(args.run_dir)
     _merge_phase_records(run_dir)
-    report = write_reports(run_dir, baseline=args.baseline)
-    if args.format:
+    report = write_reports(run_dir, baseline=args.baseline, fail_on=args.fail_on)
+    if args.suggest_expect:
+        print(render_suggestions(report), end="")
+    elif args.format:
         print((run_dir.path / FILES[args.format]).read_text(encoding="utf-8"), end="")
+    else:
+        Console().summary(report)
     return int(report["verdict"]["exit_code"])
 
 

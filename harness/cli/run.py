@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from harness.cli.options import add_base_image, default_jobs, memory, positive_float, positive_int
+from harness.cli.options import add_base_image, add_fail_on, default_jobs, memory, positive_float, positive_int
 from harness.console import Console
 from harness.plan import CONTAINER_MEMORY, ISOLATION_LEVELS, Limits
 from harness.runstate import PHASES
@@ -39,6 +39,7 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--phase", action="append", choices=PHASES, default=[],
                      help="run only this phase (repeatable; default: all). Phases share --out: each reads only "
                           "what earlier ones wrote, so separate jobs can run them (README: Nightly CI)")
+    add_fail_on(run)
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
 
 
@@ -49,7 +50,8 @@ def request_of(args: argparse.Namespace) -> RunRequest:
     limits = Limits(memory=args.memory, runtime=args.runtime, cell_timeout=args.cell_timeout,
                     isolation=args.isolation)
     return RunRequest(out=args.out, resume=args.resume, jobs=args.jobs or default_jobs(), only=tuple(args.only),
-                      phases=tuple(args.phase), limits=limits, baseline=args.baseline, owner=owner_labels())
+                      phases=tuple(args.phase), limits=limits, baseline=args.baseline, owner=owner_labels(),
+                      fail_on=args.fail_on)
 
 
 def main(args: argparse.Namespace, engine: RunEngine) -> int:
@@ -61,6 +63,6 @@ def main(args: argparse.Namespace, engine: RunEngine) -> int:
     console = Console(quiet=args.quiet)
     outcome = run_matrix(matrix, request_of(args), engine, console, os.environ)
     if outcome.report is not None and outcome.run_dir is not None:
-        console.grid(outcome.report)
+        console.summary(outcome.report)
         console.step(f"reports in {outcome.run_dir.path}: {', '.join(FILES.values())}")
     return outcome.exit_code

@@ -16,7 +16,7 @@ from harness.matrix.problems import string as _string
 from harness.matrix.problems import suggest as _suggest
 from harness.report.statuses import EXPECTABLE, STATUS_ORDER
 
-_EXPECT_KEYS = ("source", "target", "model", "format", "loader", "status", "reason")
+_EXPECT_KEYS = ("source", "target", "model", "format", "loader", "status", "cause", "reason")
 _SELECTOR_FIELDS = ("id", "python", "tensorflow", "keras", "keras_major", "keras_package")
 _GLOB = re.compile(r"[*?\[]")
 
@@ -58,12 +58,13 @@ def _expectation(entry: Raw, at: str, env_ids: Sequence[str], user_models: Seque
     names = {key: _name_pattern(entry[key], f"{at}.{key}", key, user_models if key == "model" else (), problems)
              for key in ("model", "format", "loader") if key in entry}
     status = _expect_status(entry["status"], f"{at}.status", problems) if "status" in entry else ()
+    cause = _string(entry["cause"], f"{at}.cause", problems) if "cause" in entry else "*"
     if len(problems) > before or reason is None:
         return None
     return Expectation(
         reason=reason, source=envs.get("source", ()), target=envs.get("target", ()),
         model=names.get("model") or "*", format=names.get("format") or "*", loader=names.get("loader") or "*",
-        status=status,
+        status=status, cause=cause or "*",
     )
 
 

@@ -80,6 +80,7 @@ class Expectation:
     format: str = "*"
     loader: str = "*"
     status: tuple[str, ...] = ()  # empty: any failing status
+    cause: str = "*"  # a cause's name (report.json causes[].name) or an fnmatch glob
 
 
 @dataclass(frozen=True)

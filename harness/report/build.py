@@ -1,4 +1,9 @@
-"""Build report.json (schema_version 1) from a run directory alone: no Docker needed."""
+"""Build report.json (schema_version 2) from a run directory alone: no Docker needed.
+
+Cells first (one per source, target, model, format, loader, decided from the records), then what
+they mean: each route's status on its path (report/routes.py), the causes of the failures
+(report/causes.py), a verdict per upgrade path, and the exit code (report/gate.py).
+"""
 
 from __future__ import annotations
 
@@ -12,23 +17,25 @@ from typing import Any
 from harness import __version__
 from harness.agent.protocol import EXACT, CellKey, ModelSpec, Tolerance
 from harness.compare import compare
-from harness.hints import HintContext, hint_for
+from harness.hints import HintContext, match
 from harness.matrix import Matrix
-from harness.models import artifact_environments, missing_reference, report_entry
+from harness.models import artifact_environments, home_environments, missing_reference, report_entry
 from harness.plan import expected_cells
+from harness.report import gate, routes
+from harness.report.causes import Tracebacks, causes, clean, normalised, shorten
 from harness.report.diff import regressions
 from harness.report.expect import mark_expected
-from harness.report.schema import SCHEMA_VERSION
-from harness.report.statuses import FAILING, NOT_RUN, RAISED, STATUS_ORDER, worst
+from harness.report.schema import CELL_DEFAULTS, SCHEMA_VERSION
+from harness.report.statuses import NOT_RUN, RAISED, STATUS_ORDER, all_expected, worst
 from harness.rundir import RunDir
 from harness.untrusted import UnsafeFile, unreadable
 
-# Every cell carries every field (null when it does not apply): a stable contract.
-CELL_DEFAULTS: dict[str, Any] = {
-    "max_abs_diff": None, "max_rel_diff": None, "max_ulp": None, "bit_exact": None,
-    "argmax_agreement": None, "evaluate": None, "error": None, "reason": None, "seconds": None,
-    "predict_call": None, "signal": None, "exit_code": None, "expected": None, "expectation": None,
-    "hint": None, "loader_options": None, "preflight": None,
+# Causes of drift without an error: the fix for each.
+DRIFT_FIXES = {
+    "predictions-drift": "the model loads but predicts differently: compare the weights (get_weights()) and layer "
+                         "configs in both versions; a changed kernel or default is the usual cause",
+    "evaluate-drift": "predictions match but evaluate() results differ: the compiled loss or metrics resolved "
+                      "differently after loading; compile again with explicit loss and metric objects",
 }
 
 
@@ -53,12 +60,19 @@ def _skipped(key: CellKey, reason: str) -> dict[str, Any]:
     return {**key.fields(), "status": "skipped", "error": None, "reason": reason}
 
 
-def _error(err: dict[str, Any] | None, context: HintContext | None = None) -> dict[str, Any] | None:
+def _error(err: dict[str, Any] | None, context: HintContext, key: CellKey,
+           tracebacks: Tracebacks) -> tuple[dict[str, Any] | None, str | None]:
+    """A record's error as a report shows it (cleaned, shortened, with its hint; the traceback by id), and its cause."""
     if not err:
-        return None
-    etype, message = str(err.get("type", "")), str(err.get("message", ""))
-    return {"type": etype, "message": message, "hint": hint_for(etype, message, context),
-            "traceback": err.get("traceback")}
+        return None, None
+    etype = str(err.get("type", ""))
+    message = clean(str(err.get("message", "")), source=key.source, target=key.target)
+    rule = match(etype, message, context)
+    traceback = err.get("traceback")
+    shown = {"type": etype, "message": shorten(message), "hint": rule.hint if rule else None,
+             "traceback": tracebacks.add(clean(str(traceback), source=key.source, target=key.target)
+                                         if traceback else None)}
+    return shown, rule.name if rule else normalised(etype, message)
 
 
 def _finite(value: float | None) -> float | None:
@@ -90,12 +104,13 @@ def _evaluate(
     return info, (f"evaluate() {bad[0]} differs: {source[bad[0]]!r} vs {target[bad[0]]!r}" if bad else None)
 
 
-def _drift_hint(model: ModelSpec, key: CellKey, evaluate: dict[str, Any]) -> str | None:
-    """Why a model drifts: its own hint (at home, or elsewhere), else why evaluate() failed."""
+def _drift(model: ModelSpec, key: CellKey, stage: str) -> tuple[str, str]:
+    """(cause, hint) of a drift: the model's own hazard and hint (at home, or elsewhere), else the generic one."""
     hint = (model.drift_hint_home if key.source == key.target else None) or model.drift_hint
-    if hint is None and evaluate.get("error"):
-        return str(evaluate["error"].get("hint") or "") or None
-    return hint
+    if hint:
+        return (model.hazards[0] if model.hazards else f"{model.name}-drift"), hint
+    cause = "predictions-drift" if stage == "predict" else "evaluate-drift"
+    return cause, DRIFT_FIXES[cause]
 
 
 def _reference_path(run_dir: RunDir, key: CellKey, entry: dict[str, Any]) -> Path:
@@ -106,38 +121,61 @@ def _reference_path(run_dir: RunDir, key: CellKey, entry: dict[str, Any]) -> Pat
     return run_dir.artifacts(key.source) / str(entry["reference"])
 
 
-def _compared_cell(run_dir: RunDir, key: CellKey, record: dict[str, Any], model: ModelSpec, *,
-                   model_entry: dict[str, Any], tol: Tolerance) -> dict[str, Any]:
+def _arrays(run_dir: RunDir, key: CellKey, model_entry: dict[str, Any]) -> tuple[Any, Any] | dict[str, Any]:
+    """(reference, loaded predictions), or the error cell fields when either cannot be read."""
     reference_path = _reference_path(run_dir, key, model_entry)
     try:
         reference = run_dir.load_array(reference_path)
     except UnsafeFile as exc:
-        return {**key.fields(), **unreadable(exc), "seconds": record.get("seconds")}
+        return {**unreadable(exc), "stage": "reference", "cause": "UnreadableFile"}
     except OSError:
-        return {**key.fields(), **missing_reference(reference_path), "seconds": record.get("seconds")}
+        missing = missing_reference(reference_path)
+        return {**missing, "stage": "reference", "cause": missing["error"]["type"]}
     output_path = run_dir.output(key)
     try:
-        loaded = run_dir.load_array(output_path)
+        return reference, run_dir.load_array(output_path)
     except UnsafeFile as exc:
-        return {**key.fields(), **unreadable(exc), "seconds": record.get("seconds")}
+        return {**unreadable(exc), "stage": "predict", "cause": "UnreadableFile"}
     except OSError:
-        return {**key.fields(), "status": "error", "seconds": record.get("seconds"),
+        return {"status": "error", "stage": "predict", "cause": "MissingOutput",
                 "error": {"type": "MissingOutput", "message": f"{output_path.name} was not written",
                           "hint": None, "traceback": None}}
+
+
+def _compared_cell(data: _RunData, key: CellKey, record: dict[str, Any], model: ModelSpec, *,
+                   model_entry: dict[str, Any]) -> dict[str, Any]:
+    """A load that produced predictions: compared with the reference, then its evaluate() figures.
+
+    Predictions within tolerance are never drift: evaluate() raising where the source could evaluate
+    is an error at stage evaluate; evaluate() results that differ are drift at stage evaluate.
+    """
+    tol = _tolerance(data, model)
+    arrays = _arrays(data.run_dir, key, model_entry)
+    if isinstance(arrays, dict):
+        return {**key.fields(), **arrays, "seconds": record.get("seconds")}
+    reference, loaded = arrays
     comparison = compare(reference, loaded, tol)
     evaluate, eval_reason = _evaluate(model_entry.get("evaluate") or {}, record.get("evaluate"), tol)
+    if model_entry.get("evaluate") is not None:
+        data.references[f"{key.source}/{key.model}"] = evaluate["source"]
+    error, error_cause = None, None
     if record.get("evaluate_error"):
-        evaluate["error"] = _error(record["evaluate_error"])
+        evaluate["error"], cause = _error(record["evaluate_error"], _context(data, key, "error"), key,
+                                          data.tracebacks)
         if model_entry.get("evaluate") is not None:  # the source could evaluate it; the target cannot
-            eval_reason = f"evaluate() raised in the target: {evaluate['error']['type']}"
-    status = "drift" if comparison.status == "drift" or eval_reason else "pass"
+            error, error_cause = evaluate["error"], cause
     figures = {k: _finite(v) if isinstance(v, float) else v for k, v in comparison.as_dict().items()}
-    return {
-        **key.fields(), "status": status, **figures, "loader_options": record.get("loader_options"),
-        "hint": _drift_hint(model, key, evaluate) if status == "drift" else None,
-        "evaluate": evaluate, "reason": comparison.reason or eval_reason, "error": None,
-        "predict_call": record.get("predict_call"), "seconds": record.get("seconds"),
-    }
+    cell = {**key.fields(), **figures, "loader_options": record.get("loader_options"), "evaluate": evaluate,
+            "predict_call": record.get("predict_call"), "seconds": record.get("seconds"), "error": None}
+    if comparison.status == "drift" or (error is None and eval_reason):
+        stage = "predict" if comparison.status == "drift" else "evaluate"
+        cause, hint = _drift(model, key, stage)
+        return {**cell, "status": "drift", "stage": stage, "reason": comparison.reason or eval_reason,
+                "cause": cause, "hint": hint}
+    if error is not None:
+        return {**cell, "status": "error", "stage": "evaluate", "error": error, "cause": error_cause,
+                "reason": "predictions match; evaluate() raised in the target"}
+    return {**cell, "status": "pass"}
 
 
 @dataclass(frozen=True)
@@ -151,11 +189,19 @@ class _RunData:
     loads: dict[CellKey, dict[str, Any]]
     tolerance: Tolerance
     models: dict[str, ModelSpec]
+    tracebacks: Tracebacks
+    artifacts: dict[str, dict[str, Any]]  # per source/model/format: pre-flight findings, the save's error
+    references: dict[str, Any]  # per source/model: the source's own evaluate() figures
 
 
-def _context(data: _RunData, key: CellKey) -> HintContext:
-    return HintContext(source_keras=data.envs[key.source].get("keras"), target_keras=data.envs[key.target].get("keras"),
-                       format=key.format, loader=key.loader)
+def _context(data: _RunData, key: CellKey, status: str) -> HintContext:
+    """What a hint rule may ask of a cell: both sides' Keras and Python, the route, the status, custom objects."""
+    source, target, model = data.envs[key.source], data.envs[key.target], data.models[key.model]
+    custom = ("none" if not model.code.custom_objects
+              else "withheld" if key.loader in model.withhold_custom_objects else "passed")
+    return HintContext(source_keras=source.get("keras"), target_keras=target.get("keras"),
+                       source_python=source.get("python"), target_python=target.get("python"), format=key.format,
+                       loader=key.loader, status=status, custom_objects=custom)
 
 
 def _tolerance(data: _RunData, model: ModelSpec) -> Tolerance:
@@ -166,11 +212,17 @@ def _tolerance(data: _RunData, model: ModelSpec) -> Tolerance:
 def _unsaved(data: _RunData, key: CellKey) -> dict[str, Any]:
     """A cell whose artifact the source never wrote: unsupported there, or a save that failed."""
     save = data.saves.get(f"{key.source}/{key.model}/{key.format}", {})
-    if save.get("status") == "unsupported":
-        return {**key.fields(), "status": "unsupported", "reason": f"{key.source} cannot write {key.format}",
-                "error": _error(save.get("error"))}
-    reason = f"{key.source} could not save {key.model}/{key.format}"
-    return {**_skipped(key, reason), "error": _error(save.get("error"), _context(data, key))}
+    unsupported = save.get("status") == "unsupported"
+    status = "unsupported" if unsupported else "skipped"
+    # The save's error is the same for every target: hinted once, without a target in view.
+    error, _ = _error(save.get("error"), _context(data, key._replace(target=key.source), status), key,
+                      data.tracebacks)
+    data.artifacts.setdefault(f"{key.source}/{key.model}/{key.format}", {})["save"] = {"status": save.get("status"),
+                                                                                     "error": error}
+    if unsupported:
+        return {**key.fields(), "status": status, "reason": f"{key.source} cannot write {key.format}",
+                "stage": "save", "error": error}
+    return {**_skipped(key, f"{key.source} could not save {key.model}/{key.format}"), "stage": "save", "error": error}
 
 
 def _cell(data: _RunData, key: CellKey) -> dict[str, Any]:
@@ -186,14 +238,30 @@ def _cell(data: _RunData, key: CellKey) -> dict[str, Any]:
     record = data.loads.get(key)
     if record is None:
         return _skipped(key, f"the load phase in {key.target} did not reach this cell")
+    preflight = _preflight(data, key, record.get("preflight"))
     if record.get("status") == "ok":
-        model = data.models[key.model]
-        cell = _compared_cell(data.run_dir, key, record, model, model_entry=model_entry, tol=_tolerance(data, model))
-        return {**cell, "preflight": record.get("preflight")}
-    return {**key.fields(), "status": record.get("status", "error"), "preflight": record.get("preflight"),
-            "error": _error(record.get("error"), _context(data, key)),
-            "reason": record.get("stage"), "seconds": record.get("seconds"), "signal": record.get("signal"),
-            "exit_code": record.get("exit_code")}
+        cell = _compared_cell(data, key, record, data.models[key.model], model_entry=model_entry)
+        return {**cell, "preflight": preflight}
+    status = str(record.get("status", "error"))
+    error, cause = _error(record.get("error"), _context(data, key, status), key, data.tracebacks)
+    return {**key.fields(), "status": status, "preflight": preflight, "error": error,
+            "cause": cause if status != "unsupported" else None,
+            "stage": record.get("stage") or "load", "seconds": _seconds(record.get("seconds")),
+            "signal": record.get("signal"), "exit_code": record.get("exit_code")}
+
+
+def _seconds(value: object) -> float | None:
+    return round(float(value), 2) if isinstance(value, (int, float)) else None
+
+
+def _preflight(data: _RunData, key: CellKey, found: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A cell's pre-flight prediction; the findings it rests on are kept once per artifact."""
+    if not found:
+        return None
+    if found.get("findings") is not None:
+        data.artifacts.setdefault(f"{key.source}/{key.model}/{key.format}", {}).setdefault("preflight",
+                                                                                         found["findings"])
+    return {"outcome": found.get("outcome"), "why": found.get("why")}
 
 
 def _load_index(run_dir: RunDir, env_ids: list[str]) -> dict[CellKey, dict[str, Any]]:
@@ -213,16 +281,22 @@ def _save_index(run_dir: RunDir, env_ids: list[str]) -> dict[str, dict[str, Any]
     return index
 
 
-def _summary(cells: list[dict[str, Any]], env_ids: list[str]) -> dict[str, Any]:
+def _summary(cells: list[dict[str, Any]], env_ids: list[str], paths: list[dict[str, Any]]) -> dict[str, Any]:
     counts = Counter(c["status"] for c in cells)
     grid: dict[str, dict[str, Any]] = {s: dict.fromkeys(env_ids) for s in env_ids}
-    per_pair: dict[tuple[str, str], Counter[str]] = {}
+    per_pair: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for c in cells:
-        per_pair.setdefault((c["source"], c["target"]), Counter())[c["status"]] += 1
-    for (source, target), pair_counts in per_pair.items():
-        grid[source][target] = {"worst": worst(pair_counts), "counts": dict(sorted(pair_counts.items()))}
-    return {"total": len(cells), "counts": {s: counts.get(s, 0) for s in STATUS_ORDER}, "grid": grid,
-            "preflight": _preflight_agreement(cells)}
+        per_pair.setdefault((c["source"], c["target"]), []).append(c)
+    verdicts = {(p["source"], p["target"]): p["verdict"] for p in paths}
+    for (source, target), pair in per_pair.items():
+        statuses = Counter(c["status"] for c in pair)
+        grid[source][target] = {"worst": worst(statuses), "counts": dict(sorted(statuses.items())),
+                                "verdict": verdicts.get((source, target)), "expected": all_expected(pair)}
+    routes_counts = Counter(c["route_status"] for c in cells)
+    return {"total": len(cells), "counts": {s: counts.get(s, 0) for s in STATUS_ORDER},
+            "routes": {s: routes_counts.get(s, 0) for s in routes.ROUTE_STATUSES},
+            "paths": {v: sum(1 for p in paths if p["verdict"] == v) for v in routes.VERDICTS},
+            "grid": grid, "preflight": _preflight_agreement(cells)}
 
 
 def _preflight_agreement(cells: list[dict[str, Any]]) -> dict[str, int]:
@@ -240,23 +314,8 @@ def _preflight_agreement(cells: list[dict[str, Any]]) -> dict[str, int]:
     return {k: tally.get(k, 0) for k in ("agree", "predicted_error_but_loaded", "predicted_pass_but_failed")}
 
 
-def _verdict(cells: list[dict[str, Any]], environments: list[dict[str, Any]], run_status: str | None,
-             unused: list[dict[str, Any]], regressed: list[dict[str, Any]]) -> dict[str, Any]:
-    unexpected = [
-        f"{c['source']} -> {c['target']}: {c['model']}/{c['format']}/{c['loader']} {c['status']}"
-        for c in cells if c["status"] in FAILING and c["expected"] is False
-    ]
-    unexpected += [f"{e['id']}: {e['status']}" for e in environments if e["status"] != "ok"]
-    # Cells that were never checked, other than those of a failed build (named above),
-    # are listed once per cause: nothing unchecked may pass as "all as expected".
-    unexpected += sorted({c["reason"] for c in cells if c["status"] == "skipped" and c["expected"] is False})
-    if run_status in ("running", "interrupted"):
-        unexpected.append(f"the run is {run_status}, not complete: continue it with run --resume")
-    return {"exit_code": 1 if unexpected or regressed else 0, "unexpected": unexpected, "regressions": regressed,
-            "unused_expectations": unused}
-
-
-def build_report(run_dir: RunDir, baseline: dict[str, Any] | None = None) -> dict[str, Any]:
+def build_report(run_dir: RunDir, baseline: dict[str, Any] | None = None,
+                 fail_on: str = gate.DEFAULT_FAIL_ON) -> dict[str, Any]:
     """The whole report as a JSON-ready dict, deterministic for the same run directory (and baseline)."""
     run = run_dir.read_run()
     matrix: Matrix = run_dir.matrix()
@@ -272,12 +331,18 @@ def build_report(run_dir: RunDir, baseline: dict[str, Any] | None = None) -> dic
         loads=_load_index(run_dir, env_ids),
         tolerance=matrix.tolerance,
         models={m.name: m for m in matrix.models},
+        tracebacks=Tracebacks(),
+        artifacts={},
+        references={},
     )
     cells = [{**CELL_DEFAULTS, **_cell(data, key)} for key in expected_cells(matrix, env_ids)]
+    routes.annotate(cells, home_environments(matrix.models, env_ids), {m.name for m in matrix.models
+                                                                      if m.shows_hazard})
     unused = mark_expected(cells, matrix.expect, environments)
     tolerance = {"rtol": matrix.tolerance.rtol, "atol": matrix.tolerance.atol}
     regressed = [] if baseline is None else regressions(baseline, {"cells": cells, "tolerance": tolerance})
-    models = [report_entry(m) for m in matrix.models]
+    paths = routes.paths(cells, list(envs), env_ids, {e["id"]: e["status"] for e in environments})
+    hazard_models = {m.name: report_entry(m, env_ids) for m in matrix.models if m.shows_hazard}
     return {
         "schema_version": SCHEMA_VERSION,
         "harness_version": __version__,
@@ -286,8 +351,15 @@ def build_report(run_dir: RunDir, baseline: dict[str, Any] | None = None) -> dic
         "run_id": run.get("run_id"),
         "tolerance": tolerance,
         "environments": environments,
-        "models": models,
+        "models": [report_entry(m, env_ids) for m in matrix.models],
+        "paths": paths,
+        "causes": causes(cells),
+        "hazards": routes.hazards(cells, hazard_models, env_ids),
         "cells": cells,
-        "summary": _summary(cells, list(envs)),
-        "verdict": _verdict(cells, environments, run.get("status"), unused, regressed),
+        "tracebacks": dict(sorted(data.tracebacks.table.items())),
+        "artifacts": dict(sorted(data.artifacts.items())),
+        "references": dict(sorted(data.references.items())),
+        "summary": _summary(cells, list(envs), paths),
+        "verdict": gate.verdict(cells, environments, fail_on=fail_on, run_status=run.get("status"), unused=unused,
+                                regressed=regressed),
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Any
@@ -31,6 +32,7 @@ def covers(expectation: Expectation, cell: Mapping[str, Any], envs: Mapping[str,
         and env_matches(expectation.target, envs[cell["target"]])
         and all(fnmatchcase(cell[key], pattern) for key, pattern in
                 (("model", expectation.model), ("format", expectation.format), ("loader", expectation.loader)))
+        and (expectation.cause == "*" or fnmatchcase(str(cell.get("cause") or ""), expectation.cause))
     )
 
 
@@ -58,3 +60,89 @@ def mark_expected(cells: Sequence[dict[str, Any]], expectations: Sequence[Expect
             used.add(index)
             cell.update(expected=True, expectation=expectations[index].reason)
     return [{"index": i, "reason": e.reason} for i, e in enumerate(expectations) if i not in used]
+
+
+# ---------------------------------------------------------------------------- writing expectations
+
+# Environment fields an expectation can select by, most general first; ids only when nothing else fits.
+SELECTOR_FIELDS = ("keras_major", "keras_package", "python", "tensorflow", "keras")
+
+
+def _selects(selector: Mapping[str, str], env: Mapping[str, Any]) -> bool:
+    return all(_value_matches(env.get(k), v) for k, v in selector.items())
+
+
+def _value(env: Mapping[str, Any], field: str) -> str | None:
+    value = env.get(field)
+    if value is None:
+        return None
+    return ".".join(str(value).split(".")[:2]) if field == "python" else str(value)
+
+
+def selector_for(chosen: set[str], universe: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """Selectors that together pick exactly `chosen` out of `universe`: by fields when that covers the same
+    environments, else one id each. [{}] selects every environment."""
+    ids = {str(e["id"]) for e in universe}
+    if chosen >= ids:
+        return [{}]
+    members = [e for e in universe if e["id"] in chosen]
+    singles: list[dict[str, str]] = []
+    for field in SELECTOR_FIELDS:
+        values = {_value(e, field) for e in members}
+        if len(values) == 1 and None not in values:
+            singles.append({field: str(values.pop())})
+    candidates = singles + [{**a, **b} for a, b in itertools.combinations(singles, 2)]
+    for selector in candidates:
+        if {str(e["id"]) for e in universe if _selects(selector, e)} == chosen:
+            return [selector]
+    return [{"id": env_id} for env_id in sorted(chosen)]
+
+
+def _yaml_selector(selector: dict[str, str]) -> object:
+    if list(selector) == ["id"]:
+        return selector["id"]
+    return {k: int(v) if k == "keras_major" else v for k, v in selector.items()}
+
+
+def suggest(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One `expect:` entry (or a few, when its pairs are not a product) per cause that fails the report now."""
+    fail_on = report["verdict"].get("fail_on", "breaks")
+    envs = report["environments"]
+    loaded_in = {c["target"] for c in report["cells"]}
+    targets = [e for e in envs if e["id"] in loaded_in]  # existing artifacts' pseudo-sources are never targets
+    out: list[dict[str, Any]] = []
+    for cause in report["causes"]:
+        cells = [c for c in report["cells"] if c.get("cause") == cause["name"] and not c.get("expected")
+                 and (c.get("route_status") == "breaks" if fail_on == "breaks" else c["status"] in FAILING)]
+        if not cells or fail_on == "regressions":
+            continue
+        by_source: dict[str, set[str]] = {}
+        for c in cells:
+            by_source.setdefault(c["source"], set()).add(c["target"])
+        groups: dict[frozenset[str], set[str]] = {}
+        for source, reached in by_source.items():
+            groups.setdefault(frozenset(reached), set()).add(source)
+        reason = cause.get("fix") or cause.get("message") or cause["name"]
+        for group_targets, group_sources in sorted(groups.items(), key=lambda kv: sorted(kv[1])):
+            for src_sel in selector_for(group_sources, envs):
+                for tgt_sel in selector_for(set(group_targets), targets):
+                    entry: dict[str, Any] = {"cause": cause["name"]}
+                    if src_sel:
+                        entry["source"] = _yaml_selector(src_sel)
+                    if tgt_sel:
+                        entry["target"] = _yaml_selector(tgt_sel)
+                    entry["reason"] = reason
+                    out.append(entry)
+    return out
+
+
+def render_suggestions(report: Mapping[str, Any]) -> str:
+    """The suggested entries as YAML to paste under a matrix's `expect:`."""
+    import yaml
+
+    entries = suggest(report)
+    if not entries:
+        return "# nothing to expect: no cause fails this report\n"
+    head = ("# Paste under `expect:` in the matrix; each entry expects one cause between the environments it\n"
+            "# names (environment fields select the same environments as the ids would).\n")
+    return head + yaml.safe_dump(entries, sort_keys=False, allow_unicode=True, width=110)

@@ -1,7 +1,13 @@
-"""report.html: one self-contained page (inline CSS and JS, nothing fetched) rendered from report.json."""
+"""report.html: one self-contained page (inline CSS and JS, nothing fetched) rendered from report.json.
+
+The first screen answers: a verdict per upgrade path with its top causes and what still works,
+then the causes with their fixes. The grid is coloured by path verdict (the diagonal is each
+environment's home); every cell follows, failing rows first, each pair folded.
+"""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -9,12 +15,14 @@ from typing import Any
 
 import jinja2
 
+from harness.report import summary
 from harness.report.markdown import outcome
-from harness.report.statuses import FAILING, MEANINGS, STATUS_ORDER, all_expected, worst
+from harness.report.routes import ROUTE_STATUSES
+from harness.report.statuses import FAILING, MEANINGS, STATUS_ORDER
 
 TEMPLATES = Path(__file__).parent / "templates"
-FILTERS = ("model", "format", "loader", "status")
-MESSAGE_PREVIEW = 240
+FILTERS = ("model", "format", "loader", "status", "route_status", "cause")
+ORDER = {"breaks": 0, "never_works": 1, "hazard": 2, "skipped": 3, "unsupported": 4, "portable": 5}
 
 
 def counts_text(statuses: Sequence[str]) -> str:
@@ -23,28 +31,48 @@ def counts_text(statuses: Sequence[str]) -> str:
     return " · ".join(f"{counts[s]} {s}" for s in reversed(STATUS_ORDER) if counts[s])
 
 
-def _square(pair_id: str, cells: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    return {"id": pair_id, "worst": worst(c["status"] for c in cells) or "none",
-            "counts": counts_text([c["status"] for c in cells]), "expected": all_expected(cells)}
+def anchor(name: str) -> str:
+    """An id for a cause's row."""
+    return "cause-" + re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")
+
+
+def _square(path: Mapping[str, Any] | None, cells: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    if path is None:
+        return {"verdict": "none", "label": "–", "detail": ""}
+    if path["source"] == path["target"]:
+        never = path["routes_never_works"]
+        return {"verdict": "home", "label": "home",
+                "detail": f"{path['routes_portable']} work" + (f", {never} never" if never else "")}
+    detail = f"{summary.broken_of(path)} break" if path["routes_breaks"] else f"{path['routes_portable']} portable"
+    return {"verdict": path["verdict"], "label": path["verdict"], "detail": detail}
 
 
 def _pairs(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """One entry per (source, target) in grid order, with its cells and its square."""
+    """One entry per (source, target) in grid order: its cells, failing rows first, and its square."""
     index = {e["id"]: i for i, e in enumerate(report["environments"])}
+    paths = {(p["source"], p["target"]): p for p in report["paths"]}
     by_pair: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for cell in report["cells"]:
         by_pair.setdefault((cell["source"], cell["target"]), []).append(cell)
-    return [
-        {"source": s["id"], "target": t["id"], "cells": by_pair.get((s["id"], t["id"]), []),
-         **_square(f"p{index[s['id']]}-{index[t['id']]}", by_pair.get((s["id"], t["id"]), []))}
-        for s in report["environments"] for t in report["environments"]
-    ]
+    out = []
+    for s in report["environments"]:
+        for t in report["environments"]:
+            cells = by_pair.get((s["id"], t["id"]), [])
+            cells = sorted(cells, key=lambda c: (ORDER.get(c.get("route_status") or "", 9), c["status"] not in FAILING))
+            pair_id = f"p{index[s['id']]}-{index[t['id']]}"
+            out.append({"source": s["id"], "target": t["id"], "cells": cells, "id": pair_id,
+                        "counts": counts_text([c["status"] for c in cells]),
+                        **_square(paths.get((s["id"], t["id"])), cells)})
+    return out
 
 
 def _options(report: dict[str, Any]) -> dict[str, list[str]]:
     """The values each filter offers: those present in the cells, in report order (statuses by severity)."""
-    options = {key: list(dict.fromkeys(c[key] for c in report["cells"])) for key in FILTERS}
+    options = {key: sorted({str(c.get(key)) for c in report["cells"] if c.get(key) is not None}) for key in FILTERS}
     options["status"] = [s for s in STATUS_ORDER if s in options["status"]]
+    options["route_status"] = [s for s in ROUTE_STATUSES if s in options["route_status"]]
+    for key in ("model", "format", "loader"):
+        options[key] = list(dict.fromkeys(c[key] for c in report["cells"]))
     return options
 
 
@@ -53,31 +81,54 @@ def _figure(value: object) -> str:
         return "–"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _difference(cell: Mapping[str, Any]) -> str:
+    """A compared cell's figures in a few characters: 'bit-exact', '≤ 1.2e-07', 'Δ 0.73 (argmax 16%)'."""
+    if cell.get("bit_exact"):
+        return "bit-exact"
+    diff = cell.get("max_abs_diff")
+    if diff is None:
+        return "–" if cell["status"] not in ("pass", "drift") else "NaN or shape"
+    text = f"Δ {diff:.2g}"
+    argmax = cell.get("argmax_agreement")
+    return text + (f" (argmax {argmax:.0%})" if isinstance(argmax, float) and argmax < 1 else "")
 
 
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["figure"] = _figure
+    env.filters["difference"] = _difference
+    env.filters["anchor"] = anchor
     return env
 
 
 def render_html(report: dict[str, Any], packages: Mapping[str, str] | None = None) -> str:
     """The whole report.html; `packages` maps an environment id to its pip freeze. Deterministic."""
     pairs = _pairs(report)
+    ids = [e["id"] for e in report["environments"]]
+    targets = [i for i in ids if any(p["target"] == i and p["cells"] for p in pairs)]
+    names = summary.labels(report)
     return _environment().get_template("report.html.j2").render(
         report=report,
         verdict=report["verdict"],
         outcome=outcome(report["verdict"]),
+        headline=summary.headline(report),
+        upgrade_paths=[{**p, "works_text": summary.works_words(p, limit=1), "broken": summary.broken_of(p)}
+                       for p in summary.upgrade_paths(report)],
+        home=summary.at_home(report, {i: i for i in ids}),
+        hazards=[summary.hazard_words(h, names) + (f" — {h['hint']}" if h.get("hint") else "")
+                 for h in report.get("hazards", [])],
         counts=[(s, n) for s, n in report["summary"]["counts"].items() if n],
         expected_count=sum(1 for c in report["cells"] if c["expected"]),
-        ids=[e["id"] for e in report["environments"]],
-        rows=[[p for p in pairs if p["source"] == e["id"]] for e in report["environments"]],
+        ids=ids,
+        targets=targets,
+        rows=[[p for p in pairs if p["source"] == i and p["target"] in targets] for i in ids],
         pairs=[p for p in pairs if p["cells"]],
         options=_options(report),
         packages=packages or {},
+        tracebacks=report.get("tracebacks", {}),
         legend=[(s, MEANINGS[s]) for s in STATUS_ORDER],
-        script_data={"order": list(STATUS_ORDER), "failing": sorted(FAILING)},
-        preview=MESSAGE_PREVIEW,
     )

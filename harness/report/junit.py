@@ -1,10 +1,12 @@
-"""junit.xml for CI test views: one testcase per cell, rendered from report.json.
+"""junit.xml for CI test views: one testcase per route and path (a cell), rendered from report.json.
 
 One testsuite per *target* environment rather than per (source, target) pair: the load, which is
 the test, runs in the target, so each suite's <properties> describe the environment its tests ran
 in, which is what JUnit consumers show them as; suites grow with the environments (n) rather than
-the pairs (n²), which keeps CI test views short; and each testcase's classname `source -> target`
-still names the pair. A source's versions are the properties of its own suite.
+the pairs (n²). Each testcase's classname names the pair with no dot in it (Jenkins and others
+split a classname at its last dot into package and class): `py3_11-tf2_15_1 to py3_11-tf2_16_2`.
+A route that breaks is a failure (drift) or an error; a route that never works, even at home, a
+hazard probe, an expected failure, an unsupported or skipped cell is skipped with the reason.
 """
 
 from __future__ import annotations
@@ -30,9 +32,9 @@ def _message(text: str) -> str:
     return first if len(first) <= MAX_MESSAGE else first[: MAX_MESSAGE - 1] + "…"
 
 
-def _details(cell: dict[str, Any]) -> str:
+def _details(cell: dict[str, Any], tracebacks: dict[str, str]) -> str:
     """Everything a reader of the CI log needs about one cell, as plain lines."""
-    lines = [f"status: {cell['status']}"]
+    lines = [f"status: {cell['status']}", f"route: {cell.get('route_status')}", f"cause: {cell.get('cause')}"]
     lines += [f"{name}: {cell[name]}" for name in ("max_abs_diff", "max_rel_diff", "max_ulp", "bit_exact",
                                                    "argmax_agreement", "reason") if cell.get(name) is not None]
     lines += [f"hint: {cell['hint']}"] if cell.get("hint") else []
@@ -40,8 +42,14 @@ def _details(cell: dict[str, Any]) -> str:
     if error:
         lines.append(f"error: {error.get('type')}: {error.get('message')}")
         lines += [f"hint: {error['hint']}"] if error.get("hint") else []
-        lines += ["", str(error["traceback"])] if error.get("traceback") else []
+        if error.get("traceback"):
+            lines += ["", tracebacks.get(str(error["traceback"]), str(error["traceback"]))]
     return "\n".join(lines)
+
+
+def classname(source: str, target: str) -> str:
+    """A testcase classname for a path, without dots."""
+    return f"{source} to {target}".replace(".", "_")
 
 
 def _outcome(cell: dict[str, Any]) -> tuple[str, str] | None:
@@ -51,6 +59,10 @@ def _outcome(cell: dict[str, Any]) -> tuple[str, str] | None:
         return "skipped", f"expected: {cell.get('expectation')} ({status})"
     if status in NOT_RUN:
         return "skipped", f"{status}: {cell.get('reason') or ''}".rstrip(": ")
+    route = cell.get("route_status")
+    if route in ("never_works", "hazard") and status != "pass":
+        why = "fails at home too" if route == "never_works" else "a hazard probe"
+        return "skipped", f"{route.replace('_', ' ')} ({why}): {cell.get('cause') or status}"
     if status == "drift":
         return "failure", str(cell.get("reason") or "drift beyond tolerance")
     if status == "pass":
@@ -58,8 +70,8 @@ def _outcome(cell: dict[str, Any]) -> tuple[str, str] | None:
     return "error", f"{error.get('type') or status}: {error.get('message') or cell.get('reason') or status}"
 
 
-def _testcase(suite: ET.Element, cell: dict[str, Any]) -> str | None:
-    case = ET.SubElement(suite, "testcase", classname=f"{cell['source']} -> {cell['target']}",
+def _testcase(suite: ET.Element, cell: dict[str, Any], tracebacks: dict[str, str]) -> str | None:
+    case = ET.SubElement(suite, "testcase", classname=classname(cell["source"], cell["target"]),
                          name=f"{cell['model']}/{cell['format']}/{cell['loader']}",
                          time=f"{cell.get('seconds') or 0:.3f}")
     outcome = _outcome(cell)
@@ -70,7 +82,7 @@ def _testcase(suite: ET.Element, cell: dict[str, Any]) -> str | None:
     if tag != "skipped":
         element.set("type", _text(cell["status"] if tag == "failure" else (cell.get("error") or {}).get("type")
                                   or cell["status"]))
-    element.text = _text(_details(cell))
+    element.text = _text(_details(cell, tracebacks))
     return tag
 
 
@@ -83,7 +95,7 @@ def _suite(parent: ET.Element, report: dict[str, Any], env: dict[str, Any]) -> d
             ET.SubElement(properties, "property", name=name, value=_text(env[name]))
     counts = {"tests": len(cells), "failures": 0, "errors": 0, "skipped": 0}
     for cell in cells:
-        tag = _testcase(suite, cell)
+        tag = _testcase(suite, cell, report.get("tracebacks", {}))
         if tag is not None:
             counts["failures" if tag == "failure" else "errors" if tag == "error" else "skipped"] += 1
     seconds = sum(c.get("seconds") or 0 for c in cells)

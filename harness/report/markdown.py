@@ -1,33 +1,73 @@
-"""report.md: the grid and the failures that matter, rendered from report.json."""
+"""report.md (also the CI job summary): the upgrade paths and the causes first, then the details.
+
+Rendered from report.json; nothing here decides anything.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from harness.report import summary
 from harness.report.statuses import FAILING, SYMBOLS
 
-MAX_FAILURES = 50
+MAX_CELLS = 40  # failing cells listed in full; every one is in report.json and report.html
 
 
 def _escape(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _grid_cell(entry: dict[str, Any] | None) -> str:
-    if not entry:
-        return ""
-    counts = ", ".join(f"{n} {s}" for s, n in entry["counts"].items())
-    return f"{SYMBOLS.get(entry['worst'], '')} {entry['worst']} ({counts})"
+def _verdict(verdict: str) -> str:
+    return f"{summary.VERDICT_SYMBOLS.get(verdict, '')} {verdict}"
+
+
+def _paths(report: dict[str, Any]) -> list[str]:
+    lines = ["| from → to | verdict | routes that break | top causes | what still works |", "|---|---|---|---|---|"]
+    for p in summary.upgrade_paths(report):
+        broken = f"{p['routes_breaks']} of {p['routes_breaks'] + p['routes_portable']}"
+        causes = ", ".join(f"`{c}`" for c in p["causes"][:3]) + (" …" if len(p["causes"]) > 3 else "")
+        works = summary.works_words(p, limit=1) if p["verdict"] != "safe" else "every route"
+        lines.append(f"| `{p['source']}` → `{p['target']}` | {_verdict(p['verdict'])} | {broken} | {causes or '–'} "
+                     f"| {_escape(works)} |")
+    return lines
+
+
+def _causes(report: dict[str, Any]) -> list[str]:
+    causes = report["causes"]
+    if not causes:
+        return ["No failing cells."]
+    lines = ["| cause | cells | break (unexpected) | never work | pairs | fix |", "|---|---|---|---|---|---|"]
+    for c in causes:  # unexpected breaks first: report.json keeps them in that order
+        lines.append(f"| `{_escape(c['name'])}` | {c['cells']} | {c['breaks']} ({c['breaks_unexpected']}) | "
+                     f"{c['never_works']} | {len(c['pairs'])} | {_escape(c.get('fix') or c.get('message'))} |")
+    return lines
+
+
+def _home(report: dict[str, Any]) -> list[str]:
+    ids = {e["id"]: f"`{e['id']}`" for e in report["environments"]}
+    lines = [f"- {line}" for line in summary.at_home(report, ids)]
+    lines += [f"- hazard: {summary.hazard_words(h, ids)}" + (f" — {h['hint']}" if h.get("hint") else "")
+              for h in report.get("hazards", [])]
+    return lines
 
 
 def render_grid(report: dict[str, Any]) -> list[str]:
-    """The source x target grid of worst statuses, as Markdown table lines."""
+    """The source x target grid of path verdicts, as Markdown table lines (the diagonal: each environment's home)."""
     ids = [e["id"] for e in report["environments"]]
-    lines = ["| saved in \\ loaded in | " + " | ".join(f"`{i}`" for i in ids) + " |",
-             "|---|" + "---|" * len(ids)]
-    grid = report["summary"]["grid"]
+    targets = [i for i in ids if any(c["target"] == i for c in report["cells"])]
+    verdicts = {(p["source"], p["target"]): p for p in report["paths"]}
+    lines = ["| saved in \\ loaded in | " + " | ".join(f"`{i}`" for i in targets) + " |",
+             "|---|" + "---|" * len(targets)]
     for source in ids:
-        row = [_grid_cell(grid[source][target]) for target in ids]
+        row = []
+        for target in targets:
+            p = verdicts.get((source, target))
+            if p is None:
+                row.append("")
+            elif source == target:
+                row.append(f"home: {p['routes_portable']} work, {p['routes_never_works']} never")
+            else:
+                row.append(_verdict(p["verdict"]) + (f" {summary.broken_of(p)}" if p["routes_breaks"] else ""))
         lines.append(f"| `{source}` | " + " | ".join(row) + " |")
     return lines
 
@@ -42,37 +82,37 @@ def _environments(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _failures(report: dict[str, Any]) -> list[str]:
-    failing = [c for c in report["cells"] if c["status"] in FAILING]
+def _failing_cells(report: dict[str, Any]) -> list[str]:
+    """Unexpected breaks first, then other failures; message and hint each on a full line."""
+    order = {"breaks": 0, "never_works": 1, "hazard": 2}
+    failing = sorted((c for c in report["cells"] if c["status"] in FAILING),
+                     key=lambda c: (bool(c.get("expected")), order.get(c.get("route_status") or "", 3)))
     if not failing:
         return ["No failing cells."]
     lines = []
-    for c in failing[:MAX_FAILURES]:
-        head = f"- **{c['status']}** `{c['source']}` → `{c['target']}` {c['model']}/{c['format']}/{c['loader']}"
-        err = c.get("error")
-        if err:
-            head += f": `{_escape(err['type'])}`: {_escape(err['message'])[:300]}"
-        elif c.get("reason"):
-            head += f": {_escape(c['reason'])}"
-        if c.get("expected"):
-            head += f" (expected: {_escape(c['expectation'])})"
-        hint = (err or {}).get("hint") or c.get("hint")
+    for c in failing[:MAX_CELLS]:
+        head = (f"- {SYMBOLS.get(c['status'], '')} **{c['status']}** ({c.get('route_status')}) `{c['source']}` → "
+                f"`{c['target']}` {c['model']}/{c['format']}/{c['loader']}"
+                + (f" — expected: {_escape(c['expectation'])}" if c.get("expected") else ""))
+        err = c.get("error") or {}
+        detail = f"`{_escape(err.get('type'))}`: {_escape(err.get('message'))}" if err else _escape(c.get("reason"))
+        lines += [head, f"  - {detail}"]
+        hint = err.get("hint") or c.get("hint")
         if hint:
-            head += f"\n  - hint: {hint}"
-        lines.append(head)
-    if len(failing) > MAX_FAILURES:
-        lines.append(f"- … and {len(failing) - MAX_FAILURES} more in report.json")
+            lines.append(f"  - hint: {_escape(hint)}")
+    if len(failing) > MAX_CELLS:
+        lines.append(f"- … and {len(failing) - MAX_CELLS} more in report.json and report.html")
     return lines
 
 
 def outcome(verdict: dict[str, Any]) -> str:
-    """One phrase for the verdict: 'all cells as expected', or what broke it."""
+    """One phrase for the verdict: 'all as expected', or what broke it."""
     parts = []
     if verdict["unexpected"]:
-        parts.append(f"{len(verdict['unexpected'])} unexpected failure(s)")
+        parts.append(f"{len(verdict['unexpected'])} unexpected")
     if verdict["regressions"]:
         parts.append(f"{len(verdict['regressions'])} regression(s)")
-    return ", ".join(parts) or "all cells as expected"
+    return ", ".join(parts) or "nothing new breaks"
 
 
 def _regressions(report: dict[str, Any]) -> list[str]:
@@ -84,6 +124,14 @@ def _regressions(report: dict[str, Any]) -> list[str]:
         lines.append(f"- `{r['source']}` → `{r['target']}` {r['model']}/{r['format']}/{r['loader']}: "
                      f"{r['kind'].replace('_', ' ')}: {_escape(r['old'])} → {_escape(r['new'])}")
     return [*lines, ""]
+
+
+def _unexpected(report: dict[str, Any]) -> list[str]:
+    unexpected = report["verdict"]["unexpected"]
+    if not unexpected:
+        return []
+    return ["## What fails the run", "", *(f"- {_escape(u)}" for u in unexpected[:MAX_CELLS]),
+            *([f"- … and {len(unexpected) - MAX_CELLS} more"] if len(unexpected) > MAX_CELLS else []), ""]
 
 
 def _unused(report: dict[str, Any]) -> list[str]:
@@ -99,29 +147,46 @@ def render_markdown(report: dict[str, Any]) -> str:
     """The whole report.md."""
     verdict = report["verdict"]
     counts = ", ".join(f"{n} {s}" for s, n in report["summary"]["counts"].items() if n)
-    expected = sum(1 for c in report["cells"] if c.get("expected"))
     lines = [
         f"# Compatibility report: {report['matrix']['name']}",
         "",
-        f"**{outcome(verdict)}** (exit {verdict['exit_code']}). {report['summary']['total']} cells: {counts}"
-        + (f"; {expected} expected failure(s)." if expected else "."),
-        f"Rows: the environment that saved the model; columns: the one that loaded it. "
-        f"Tolerance rtol={report['tolerance']['rtol']:g}, atol={report['tolerance']['atol']:g}.",
+        f"**exit {verdict['exit_code']}: {outcome(verdict)}** (fail on {verdict.get('fail_on', 'breaks')}). "
+        f"{_escape(summary.headline(report).split(': ', 1)[1].split(' · ')[0])}; "
+        f"{report['summary']['total']} cells: {counts}.",
+        "",
+        "A route (model, format, loader) *breaks* on a path when it works where the model was saved and fails where "
+        "it is loaded; routes that fail at home too never count against an upgrade.",
+        "",
+        "## Upgrade paths",
+        "",
+        *_paths(report),
+        "",
+        "## Causes",
+        "",
+        *_causes(report),
+        "",
+        *_unexpected(report),
+        *_regressions(report),
+        "## At home and hazards",
+        "",
+        *_home(report),
+        "",
+        "## Grid (rows saved in, columns loaded in)",
         "",
         *render_grid(report),
         "",
-        *_regressions(report),
         "## Environments",
         "",
         *_environments(report),
         "",
-        "## Failures",
+        "## Failing cells (unexpected breaks first)",
         "",
-        *_failures(report),
+        *_failing_cells(report),
         "",
         *_unused(report),
         f"<sub>harness {report['harness_version']}, report schema {report['schema_version']}, "
-        f"created {report['created']}</sub>",
+        f"created {report['created']}, tolerance rtol={report['tolerance']['rtol']:g} "
+        f"atol={report['tolerance']['atol']:g}</sub>",
         "",
     ]
     return "\n".join(lines)

@@ -1,4 +1,10 @@
-"""report.json's version and identity fields, and reading one back (a baseline, a side of `diff`)."""
+"""report.json's version and identity fields, its file form, and reading one back (a baseline, a side of `diff`).
+
+In memory every cell carries every field (null when it does not apply). The file is kept small
+without losing anything: a cell omits its null fields, an error's hint when it is its cause's fix,
+a save error that its artifact entry holds, and the source's evaluate() figures that its
+reference entry holds; one cell per line. expand() restores the in-memory form.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,76 @@ from harness.agent.protocol import CellKey
 from harness.errors import UsageError
 from harness.rundir import REPORT_FILES
 
-SCHEMA_VERSION = 1
+# Every cell carries every field (null when it does not apply): a stable contract.
+CELL_DEFAULTS: dict[str, Any] = {
+    "max_abs_diff": None, "max_rel_diff": None, "max_ulp": None, "bit_exact": None,
+    "argmax_agreement": None, "evaluate": None, "error": None, "reason": None, "seconds": None,
+    "predict_call": None, "signal": None, "exit_code": None, "expected": None, "expectation": None,
+    "hint": None, "loader_options": None, "preflight": None, "stage": None, "cause": None, "route_status": None,
+}
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = (1, 2)  # a baseline from before the upgrade is still compared cell by cell
 KEY_FIELDS = CellKey._fields  # one cell's identity: source, target, model, format, loader
+ALWAYS = (*KEY_FIELDS, "status", "route_status", "expected")  # cell fields written even when null
+ONE_PER_LINE = ("cells", "tracebacks")
+
+
+def _compact_cell(cell: dict[str, Any], fixes: dict[str, Any], artifacts: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in cell.items() if v is not None or k in ALWAYS}
+    error = out.get("error")
+    if isinstance(error, dict):
+        error = {k: v for k, v in error.items() if v is not None}
+        if error.get("hint") and error.get("hint") == fixes.get(str(cell.get("cause"))):
+            del error["hint"]
+        saved = artifacts.get(f"{cell['source']}/{cell['model']}/{cell['format']}", {}).get("save")
+        out["error"] = None if cell.get("stage") == "save" and saved and saved.get("error") == cell["error"] else error
+        if out["error"] is None:
+            del out["error"]
+    evaluate = out.get("evaluate")
+    if isinstance(evaluate, dict):
+        out["evaluate"] = {k: v for k, v in evaluate.items() if k != "source" and v is not None}
+    return out
+
+
+def dump(report: dict[str, Any]) -> str:
+    """report.json's text: the compact file form, one cell and one traceback per line."""
+    fixes = {c["name"]: c.get("fix") for c in report.get("causes", [])}
+    artifacts = report.get("artifacts", {})
+    parts = []
+    for key in sorted(report):
+        value = report[key]
+        if key == "cells":
+            text = "[\n" + ",\n".join(json.dumps(_compact_cell(c, fixes, artifacts), sort_keys=True, allow_nan=False,
+                                                  separators=(",", ":")) for c in value) + "\n]"
+        elif key in ONE_PER_LINE:
+            text = "{\n" + ",\n".join(f"{json.dumps(k)}:{json.dumps(v, allow_nan=False)}"
+                                        for k, v in sorted(value.items())) + "\n}"
+        else:
+            text = json.dumps(value, sort_keys=True, allow_nan=False, separators=(",", ":"))
+        parts.append(f"{json.dumps(key)}:{text}")
+    return "{\n" + ",\n".join(parts) + "\n}\n"
+
+
+def expand(report: dict[str, Any]) -> dict[str, Any]:
+    """The in-memory form of a report read from its file (schema 2); a schema 1 report is returned as it is."""
+    if report.get("schema_version") != SCHEMA_VERSION:
+        return report
+    fixes = {c["name"]: c.get("fix") for c in report.get("causes", [])}
+    artifacts = report.get("artifacts", {})
+    references = report.get("references", {})
+    for cell in report["cells"]:
+        for key, default in CELL_DEFAULTS.items():
+            cell.setdefault(key, default)
+        saved = artifacts.get(f"{cell['source']}/{cell['model']}/{cell['format']}", {}).get("save")
+        if cell["error"] is None and cell.get("stage") == "save" and saved:
+            cell["error"] = dict(saved.get("error") or {}) or None
+        if isinstance(cell["error"], dict):
+            cell["error"] = {"type": None, "message": None, "hint": fixes.get(str(cell["cause"])), "traceback": None,
+                             **cell["error"]}
+        if isinstance(cell["evaluate"], dict):
+            cell["evaluate"] = {"source": references.get(f"{cell['source']}/{cell['model']}"), "target": None,
+                                "max_abs_diff": None, **cell["evaluate"]}
+    return report
 
 
 def cell_id(cell: dict[str, Any]) -> CellKey:
@@ -34,14 +108,14 @@ def load_report(path: Path, what: str = "report") -> dict[str, Any]:
         raise UsageError(f"{what} {file}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
     except ValueError as exc:
         raise UsageError(f"{what} {file}: not JSON ({exc})") from None
-    if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
+    if not isinstance(data, dict) or data.get("schema_version") not in READABLE_SCHEMAS:
         found = data.get("schema_version") if isinstance(data, dict) else None
-        raise UsageError(f"{what} {file}: not a harness report.json with schema_version {SCHEMA_VERSION} "
-                         f"(found {found!r})")
+        raise UsageError(f"{what} {file}: not a harness report.json with schema_version "
+                         f"{' or '.join(map(str, READABLE_SCHEMAS))} (found {found!r})")
     cells = data.get("cells")
     if not isinstance(cells, list) or not all(_valid_cell(c) for c in cells):
         raise UsageError(f"{what} {file}: 'cells' is not a list of cells with {', '.join(KEY_FIELDS)} and status")
     tolerance = data.get("tolerance")
     if not isinstance(tolerance, dict) or not all(isinstance(tolerance.get(k), (int, float)) for k in ("rtol", "atol")):
         raise UsageError(f"{what} {file}: 'tolerance' is not a mapping with numbers rtol and atol")
-    return data
+    return expand(data)

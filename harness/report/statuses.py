@@ -20,14 +20,16 @@ EXPECTABLE = ("drift", "error", "timeout", "crash", "skipped")
 # The README's status table says the same, word for word (a unit test compares them).
 MEANINGS = {
     "pass": "loaded; predictions (and evaluate() results) within tolerance of the source's",
-    "drift": "loaded, but predictions or evaluate() differ beyond tolerance; the cell carries max abs/rel diff, "
-             "max ULP distance, argmax agreement and the reason",
-    "error": "loading, predicting or evaluating raised; the cell carries the error type, message, a short traceback "
-             "and, for known causes, a hint with the fix",
+    "drift": "loaded, but predictions differ beyond tolerance (stage predict), or predictions match and evaluate() "
+             "results differ (stage evaluate); the cell carries max abs/rel diff, max ULP distance, argmax agreement "
+             "and the reason",
+    "error": "loading, predicting or evaluating raised (the cell's stage says which; predictions that match but an "
+             "evaluate() that raises is an error at stage evaluate); the cell carries the error type, message, a "
+             "short traceback and, for known causes, a hint with the fix",
     "crash": "the loading process died (signal or exit code), e.g. a segfault in native code or an out-of-memory "
              "kill",
     "timeout": "no result within --cell-timeout seconds",
-    "unsupported": "the target has no such loader for this format",
+    "unsupported": "the target has no such loader for this format, or the source cannot write it",
     "skipped": "the source never produced this artifact, or an image failed to build",
 }
 

@@ -8,12 +8,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from harness.agent.protocol import PACKAGES, write_json_atomic
+from harness.agent.protocol import PACKAGES
 from harness.report.build import build_report
+from harness.report.gate import DEFAULT_FAIL_ON, FAIL_ON
 from harness.report.html import render_html
 from harness.report.junit import render_junit
 from harness.report.markdown import render_markdown
-from harness.report.schema import load_report
+from harness.report.schema import dump, load_report
 from harness.rundir import REPORT_FILES, RunDir
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,17 @@ def _baseline(run_dir: RunDir, path: Path | None) -> dict[str, Any] | None:
     if run.get("baseline") != str(path.resolve()):
         run_dir.write_run({**run, "baseline": str(path.resolve())})
     return baseline
+
+
+def _fail_on(run_dir: RunDir, fail_on: str | None) -> str:
+    """What the exit code fails on: `fail_on` (then recorded in run.json), else what run.json records."""
+    run = run_dir.read_run()
+    if fail_on is None:
+        recorded = run.get("fail_on")
+        return str(recorded) if recorded in FAIL_ON else DEFAULT_FAIL_ON
+    if run.get("fail_on") != fail_on:
+        run_dir.write_run({**run, "fail_on": fail_on})
+    return fail_on
 
 
 def _packages(run_dir: RunDir, report: dict[str, Any]) -> dict[str, str]:
@@ -68,11 +80,12 @@ def add_step_summary(report: dict[str, Any], markdown: str) -> None:
         log.warning("cannot write the job summary %s: %s", path, exc.strerror or exc)
 
 
-def write_reports(run_dir: RunDir, baseline: Path | None = None) -> dict[str, Any]:
-    """Build report.json from the records (regressions against a baseline), render every other format from it,
-    and add report.md to the GitHub Actions job summary when $GITHUB_STEP_SUMMARY names one."""
-    report = build_report(run_dir, _baseline(run_dir, baseline))
-    write_json_atomic(run_dir.path / FILES["json"], report, strict=True)
+def write_reports(run_dir: RunDir, baseline: Path | None = None, fail_on: str | None = None) -> dict[str, Any]:
+    """Build report.json from the records (regressions against a baseline; the exit code by `fail_on`), render
+    every other format from it, and add report.md to the GitHub Actions job summary when $GITHUB_STEP_SUMMARY
+    names one. A baseline or fail_on given here is recorded in run.json for later re-renders."""
+    report = build_report(run_dir, _baseline(run_dir, baseline), _fail_on(run_dir, fail_on))
+    _write_text(run_dir.path / FILES["json"], dump(report))
     markdown = render_markdown(report)
     _write_text(run_dir.path / FILES["md"], markdown)
     _write_text(run_dir.path / FILES["html"], render_html(report, _packages(run_dir, report)))

@@ -49,16 +49,18 @@ def page(tmp_path: Path, browser_available: None, requested: list[str]) -> Itera
 
 
 def _visible_rows(page: Any) -> int:
-    count: int = page.evaluate("document.querySelectorAll('tr.cell:not([hidden])').length")
+    count: int = page.evaluate("document.querySelectorAll('tbody.cell:not([hidden])').length")
     return count
 
 
-def test_grid_renders_a_square_per_pair_and_fetches_nothing(page: Any, requested: list[str]) -> None:
+def test_grid_renders_a_square_per_path_and_fetches_nothing(page: Any, requested: list[str]) -> None:
     assert page.locator("#grid td.square").count() == 3 * 3
     assert page.locator("#grid tr").count() == 1 + 3
-    assert page.locator('td.square[data-pair="p0-1"] .worst').inner_text() == "error"
-    assert page.locator('td.square[data-pair="p0-1"] .counts').inner_text() == "1 error · 1 drift"
-    assert page.locator('td.square[data-pair="p1-0"]').get_attribute("class") == "square st-crash expected"
+    assert page.locator('td.square[data-pair="p0-1"] .worst').inner_text() == "broken"
+    # The keras route's home never ran (varied_run dropped it): only the h5 route counts.
+    assert page.locator('td.square[data-pair="p0-1"] .detail').inner_text() == "1/1 break"
+    assert page.locator('td.square[data-pair="p1-0"]').get_attribute("class") == "square v-partial"
+    assert page.locator('td.square[data-pair="p0-0"] .worst').inner_text() == "home"
     assert page.inner_text("#shown") == f"{CELLS} of {CELLS} cells shown"  # the script ran
     assert requested and [url for url in requested if not url.startswith("file://")] == []
 
@@ -67,21 +69,57 @@ def test_a_filter_changes_what_is_shown(page: Any) -> None:
     page.select_option("#filter-status", "error")
     assert page.inner_text("#shown") == f"1 of {CELLS} cells shown"
     assert _visible_rows(page) == 1
-    assert page.locator('td.square[data-pair="p0-1"] .counts').inner_text() == "1 error"
-    assert page.locator('td.square[data-pair="p1-1"]').get_attribute("class") == "square st-none"
-    assert page.locator('td.square[data-pair="p1-1"] .worst').inner_text() == "–"
     assert page.locator("details.pair:not([hidden])").count() == 1
     page.select_option("#filter-status", "")
+    page.select_option("#filter-route_status", "breaks")
+    assert _visible_rows(page) == 2  # the drift of A -> B, the expected crash of B -> A
+    page.select_option("#filter-route_status", "")
     page.select_option("#filter-format", "keras")
     assert _visible_rows(page) == CELLS // 2
     page.click("#reset")
     assert _visible_rows(page) == CELLS
 
 
-def test_clicking_a_square_opens_its_cells(page: Any) -> None:
+def test_clicking_a_square_opens_its_cells_and_a_cause_leads_to_its_fix(page: Any) -> None:
     assert page.locator("details#p0-1").get_attribute("open") is None
     page.click('td.square[data-pair="p0-1"]')
     assert page.locator("details#p0-1").get_attribute("open") is not None
-    row = page.locator('details#p0-1 tr.cell[data-format="keras"]')
-    assert row.is_visible()
-    assert "TypeError" in row.inner_text() and "hint:" in row.inner_text()
+    cell = page.locator('details#p0-1 tbody.cell[data-format="keras"]')
+    assert cell.is_visible()
+    assert "TypeError" in cell.inner_text()
+    cause = cell.get_attribute("data-cause")
+    assert cause and page.locator(f"#cause-{cause}").inner_text().count("tf-keras")  # the fix, in the causes table
+
+
+FIRST_SCREEN = (1600, 1000)
+
+
+def test_the_first_screen_answers_every_upgrade_path(tmp_path: Path, browser_available: None) -> None:
+    """Five environments, as in the default matrix: every path's verdict and top cause on the first screen."""
+    from fake_run import FakeRun
+    from harness.matrix import Environment
+
+    five = tuple(Environment(id=f"py3.11-tf2.{minor}.1-keras3.{minor}.0", python="3.11", tensorflow=f"==2.{minor}.1",
+                             keras=f"==3.{minor}.0", base_image="python:3.11-slim") for minor in range(16, 21))
+    run = FakeRun(tmp_path / "run", envs=five)
+    for source in five[3:]:
+        for target in five[:2]:
+            run.load_failed(source.id, target.id, "keras", status="error", stage="load",
+                            error={"type": "TypeError", "message": "Unrecognized keyword arguments passed to Dense: "
+                                                                   "{'quantization_config': None}"})
+    write_reports(RunDir(run.root))
+    shot = SCREENSHOTS / "report-first-screen.png"
+    with report_page(run.root / "report.html", width=FIRST_SCREEN[0], height=FIRST_SCREEN[1]) as page:
+        rows = page.locator("#paths tr")
+        assert rows.count() == 1 + 5 * 4
+        for i in range(rows.count()):
+            box = rows.nth(i).bounding_box()
+            assert box is not None and box["y"] + box["height"] <= FIRST_SCREEN[1], rows.nth(i).inner_text()
+        partial = page.locator("#paths tr", has_text="partial")
+        assert partial.count() == 4 and "newer-keras-config" in partial.first.inner_text()
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 10_000
+
+
+SCREENSHOTS = Path(os.environ.get("HARNESS_SCREENSHOTS", Path(__file__).resolve().parents[2] / "build" / "screenshots"))

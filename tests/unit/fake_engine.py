@@ -128,7 +128,8 @@ class FakeEngine:
             reference = Path(task["model_dir"]) / protocol.REFERENCE
             predicted = np.load(reference) if reference.is_file() else _reference(task["model"])
             Path(task["output"]).parent.mkdir(parents=True, exist_ok=True)
-            np.save(task["output"], predicted + np.float32(self.drift))
+            # Drift is what an upgrade does: a load in the environment that saved the model predicts the same.
+            np.save(task["output"], predicted + np.float32(self.drift if task["source"] != target else 0.0))
             writer.write({"kind": "load", "target": target, **{k: task[k] for k in ("source", "model", "format",
                                                                                     "loader")},
                           "status": "ok", "evaluate": {"loss": 0.5} if task["evaluate"] else None})

@@ -84,6 +84,15 @@ class FakeRun:
         for target in ok:
             self.load_done(target)
 
+    def versions(self, env_id: str) -> dict[str, Any]:
+        """What an environment's env.json says: the known ones above, else read off its spec."""
+        if env_id in VERSIONS:
+            return VERSIONS[env_id]
+        env = next(e for e in self.envs if e.id == env_id)
+        keras = (env.keras or "==2.15.0").lstrip("=")
+        return {"python": env.python + ".9", "tensorflow": env.tensorflow.lstrip("="), "keras": keras,
+                "keras_package": "keras", "keras_major": int(keras.split(".")[0])}
+
     # -- writing, as the runner and the agent do
     def _write_run_json(self) -> None:
         environments = []
@@ -114,10 +123,10 @@ class FakeRun:
         np.savez(art / "dense" / protocol.INPUTS, features=x)
         np.save(art / "dense" / protocol.LABELS, y)
         np.save(art / "dense" / protocol.REFERENCE, reference)
-        (art / protocol.ENV_JSON).write_text(json.dumps(VERSIONS[env_id]))
+        (art / protocol.ENV_JSON).write_text(json.dumps(self.versions(env_id)))
         self.run_dir.env_dir(env_id).mkdir(parents=True, exist_ok=True)
         (self.run_dir.env_dir(env_id) / protocol.PACKAGES).write_text(
-            f"numpy==1.26.4\ntensorflow-cpu=={VERSIONS[env_id]['tensorflow']}\n")
+            f"numpy==1.26.4\ntensorflow-cpu=={self.versions(env_id)['tensorflow']}\n")
         save_records = []
         formats = {}
         for fmt in FORMATS:
@@ -125,13 +134,13 @@ class FakeRun:
             (art / path).parent.mkdir(parents=True, exist_ok=True)
             (art / path).write_bytes(b"fake model")
             formats[fmt] = {"path": path, "files": {f"{fmt}/{Path(path).name}": "0" * 64}}
-            save_records.append({"kind": "save", "env": env_id, "versions": VERSIONS[env_id], "model": "dense",
+            save_records.append({"kind": "save", "env": env_id, "versions": self.versions(env_id), "model": "dense",
                                  "format": fmt, "status": "ok", "path": f"{fmt}/{Path(path).name}", "seconds": 0.1})
         append_jsonl(self.run_dir.records("save", env_id), *save_records)
         entry = protocol.manifest_entry("dense", ["features"], formats, evaluate=dict(EVALUATE), predict_call="predict",
                                         build_seconds=0.5)
-        (art / protocol.MANIFEST).write_text(json.dumps(protocol.manifest(env_id, VERSIONS[env_id], {"dense": entry}),
-                                                        indent=2))
+        manifest = protocol.manifest(env_id, self.versions(env_id), {"dense": entry})
+        (art / protocol.MANIFEST).write_text(json.dumps(manifest, indent=2))
 
     def _append(self, target: str, record: dict[str, Any]) -> None:
         append_jsonl(self.run_dir.records("load", target), record)
@@ -148,7 +157,7 @@ class FakeRun:
                               "loader": "load_model", "status": "ok", "predict_call": "predict",
                               "load_seconds": 0.2, "seconds": 0.3,
                               "evaluate": dict(EVALUATE) if evaluate is None else evaluate,
-                              "versions": VERSIONS[target]})
+                              "versions": self.versions(target)})
 
     def load_failed(self, source: str, target: str, fmt: str, **result: Any) -> None:
         """A non-ok record appended later: it wins over the earlier one (as on resume)."""

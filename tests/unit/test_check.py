@@ -14,8 +14,9 @@ from fake_engine import FakeEngine
 from harness.agent.protocol import LOADERS
 from harness.cli import main
 from harness.errors import UsageError
+from harness.report import routes
 from harness.upgrade import EnvRequest, add_routes, parse_inputs, parse_spec, route_of, user_model_entry
-from harness.verdict import SAFE, SAFE_ELSEWHERE, UNSAFE, decide, render
+from harness.verdict import SAFE, SAFE_ELSEWHERE, UNSAFE, UNTESTED, decide, render
 
 
 @pytest.mark.parametrize(("spec", "expected"), [
@@ -151,27 +152,37 @@ def test_bad_check_input_exits_2_before_anything_is_built(
     assert not (tmp_path / "run").exists()
 
 
-# ---------------------------------------------------------------------------- the verdict
+# ---------------------------------------------------------------------------- the verdict: the report's path verdict
 
 
 def _cell(fmt: str, loader: str, status: str, *, source: str = "old", target: str = "new", **extra: Any) -> dict[
         str, Any]:
     return {"source": source, "target": target, "model": "m", "format": fmt, "loader": loader, "status": status,
             "max_abs_diff": extra.get("diff"), "bit_exact": extra.get("exact"), "error": extra.get("error"),
-            "reason": extra.get("reason"), "hint": None}
+            "reason": extra.get("reason"), "hint": None, "stage": extra.get("stage")}
 
 
 KERAS_ERROR = {"type": "TypeError", "message": "Could not deserialize class 'Functional'", "hint": "written by Keras 2"}
 
 
-def _decide(cells: list[dict[str, Any]], route: tuple[str, str] = ("keras", "load_model")) -> Any:
-    return decide(cells, model="m", source="old", target="new", home="old", route=route)
+def _report(cells: list[dict[str, Any]], home: dict[tuple[str, str], str] | None = None) -> dict[str, Any]:
+    """The cells of old -> new, each route's cell at home (pass unless `home` says), route statuses as reports set."""
+    at_home = [_cell(c["format"], c["loader"], (home or {}).get((c["format"], c["loader"]), "pass"), target="old",
+                     exact=True, diff=0.0) for c in cells if c["target"] == "new"]
+    everything = cells + at_home
+    routes.annotate(everything, {}, set())
+    return {"cells": everything, "paths": routes.paths(everything, ["old"], ["old", "new"], {})}
+
+
+def _decide(cells: list[dict[str, Any]], route: tuple[str, str] = ("keras", "load_model"),
+            home: dict[tuple[str, str], str] | None = None) -> Any:
+    return decide(_report(cells, home), model="m", source="old", target="new", home="old", route=route)
 
 
 def test_safe_when_the_current_route_passes() -> None:
     verdict = _decide([_cell("keras", "load_model", "pass", exact=True, diff=0.0),
                        _cell("h5", "load_model", "error", error=KERAS_ERROR)])
-    assert (verdict.status, verdict.exit_code) == (SAFE, 0)
+    assert (verdict.status, verdict.exit_code, verdict.path) == (SAFE, 0, "partial")
     assert [r.format for r in verdict.breaks] == ["h5"]
 
 
@@ -181,7 +192,6 @@ def test_safe_via_another_route_lists_the_working_routes_best_first() -> None:
         _cell("savedmodel", "tfsm_layer", "pass", diff=8e-8, exact=False),
         _cell("weights_h5", "rebuild", "pass", diff=0.0, exact=True),
         _cell("h5", "load_model", "pass", diff=0.0, exact=True),
-        _cell("keras", "load_model", "pass", source="old", target="old", exact=True, diff=0.0),  # at home
         _cell("keras", "load_model", "pass", source="new", target="old"),  # another pair: ignored
     ])
     assert (verdict.status, verdict.exit_code) == (SAFE_ELSEWHERE, 1)
@@ -194,13 +204,25 @@ def test_safe_via_another_route_lists_the_working_routes_best_first() -> None:
 def test_unsafe_when_nothing_passes_and_drift_counts_as_breaking() -> None:
     verdict = _decide([_cell("keras", "load_model", "drift", diff=0.3, reason="max abs diff 0.3"),
                        _cell("keras", "tfsm_layer", "unsupported")])
-    assert (verdict.status, verdict.exit_code) == (UNSAFE, 1)
+    assert (verdict.status, verdict.exit_code, verdict.path) == (UNSAFE, 1, "broken")
     assert [r.status for r in verdict.breaks] == ["drift"]
 
 
-def test_a_route_the_source_never_saved_is_not_safe() -> None:
-    verdict = _decide([_cell("keras", "load_model", "skipped"), _cell("h5", "load_model", "pass", exact=True)])
-    assert verdict.status == SAFE_ELSEWHERE and verdict.route is not None and verdict.route.status == "skipped"
+def test_a_route_that_never_works_at_home_is_not_your_route() -> None:
+    # The file loads only with tf.saved_model.load where it comes from: that is the user's route, and
+    # load_model failing in the target too is not the upgrade's doing.
+    verdict = _decide([_cell("savedmodel", "load_model", "error", error=KERAS_ERROR),
+                       _cell("savedmodel", "saved_model", "pass", exact=True, diff=0.0)],
+                      route=("savedmodel", "load_model"), home={("savedmodel", "load_model"): "error"})
+    assert verdict.status == SAFE and verdict.current == ("savedmodel", "saved_model")
+    assert verdict.asked == ("savedmodel", "load_model") and [r.loader for r in verdict.never] == ["load_model"]
+    assert verdict.breaks == []
+
+
+def test_nothing_working_at_home_is_untested() -> None:
+    verdict = _decide([_cell("h5", "load_model", "error", error=KERAS_ERROR)], route=("h5", "load_model"),
+                      home={("h5", "load_model"): "error"})
+    assert (verdict.status, verdict.path, verdict.exit_code) == (UNTESTED, "untested", 1)
 
 
 def test_the_screen_names_the_verdict_what_breaks_and_what_works(tmp_path: Path) -> None:
@@ -214,7 +236,7 @@ def test_the_screen_names_the_verdict_what_breaks_and_what_works(tmp_path: Path)
         "tolerance": {"rtol": 1e-5, "atol": 1e-5}}
     text = render(_decide(cells), report, source="old", home="old", target="new", route=("keras", "load_model"),
                   run_dir=tmp_path)
-    assert "verdict: NOT SAFE by your route, but another route works" in text
+    assert "verdict: NOT SAFE by your route, but another route works (path partial)" in text
     assert "x .keras / keras.models.load_model: error: TypeError: Could not deserialize" in text
     assert "hint: written by Keras 2" in text
     assert "ok .h5 / keras.models.load_model: matches bit-exactly" in text
@@ -223,4 +245,4 @@ def test_the_screen_names_the_verdict_what_breaks_and_what_works(tmp_path: Path)
     report["environments"][1].update(status="build_error", error="ERROR: No matching distribution")
     text = render(_decide([]), report, source="old", home="old", target="new", route=("keras", "load_model"),
                   run_dir=tmp_path)
-    assert "verdict: UNSAFE" in text and "note: new has no image (build_error): ERROR: No matching" in text
+    assert "verdict: UNTESTED" in text and "note: new has no image (build_error): ERROR: No matching" in text

@@ -5,11 +5,15 @@ from __future__ import annotations
 import io
 import re
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness.console import Console
+from fake_run import FakeRun
+from harness.console import Console, summary_lines
+from harness.matrix import Environment, Expectation
+from harness.report.summary import labels
 
 SGR_COLOR = re.compile(r"\x1b\[[0-9;]*(3[0-9]|9[0-7])[0-9;]*m")  # a foreground colour escape
 
@@ -101,27 +105,40 @@ def test_advance_is_thread_safe(stream: Any) -> None:
     assert "64/64" in stream.getvalue()
 
 
-def _report(expected: bool | None, **verdict: Any) -> dict[str, Any]:
-    cell = {"source": "a", "target": "a", "status": "error", "expected": expected}
-    grid = {"a": {"a": {"worst": "error", "counts": {"error": 1}}}}
-    return {"environments": [{"id": "a"}], "cells": [cell],
-            "summary": {"total": 1, "counts": {"pass": 0, "error": 1}, "grid": grid},
-            "verdict": {"exit_code": 1, "unexpected": [], "regressions": [], "unused_expectations": [], **verdict}}
+FIVE = tuple(Environment(id=f"py3.11-tf2.{minor}.1-keras3.{minor}.0", python="3.11", tensorflow=f"==2.{minor}.1",
+                         keras=f"==3.{minor}.0", base_image="python:3.11-slim") for minor in range(16, 21))
 
 
-def test_grid_verdict_line_counts_regressions(capsys: pytest.CaptureFixture[str]) -> None:
-    Console(stream=io.StringIO()).grid(_report(False, regressions=[{"kind": "stopped_passing"}]))
-    out = capsys.readouterr().out
-    assert out.rstrip().endswith("1 cells: 1 error; exit 1 (1 regression(s))")
-    assert "(expected)" not in out
+def _five(tmp_path: Path) -> dict[str, Any]:
+    """A five-environment run where the newest environment's files break in the oldest, one path expected."""
+    run = FakeRun(tmp_path / "run", envs=FIVE, expect=(Expectation(reason="known", source=(("id", FIVE[3].id),),
+                                                                   target=(("id", FIVE[0].id),)),))
+    for source in (FIVE[4], FIVE[3]):
+        run.load_failed(source.id, FIVE[0].id, "keras", status="error", stage="load",
+                        error={"type": "TypeError", "message": "Unrecognized keyword arguments passed to Dense: "
+                                                               "{'quantization_config': None}"})
+    report: dict[str, Any] = run.report()
+    return report
 
 
-def test_grid_marks_expected_failures_and_stale_expectations(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_summary_fits_100_columns_and_its_first_lines_answer_every_path(tmp_path: Path) -> None:
+    report = _five(tmp_path)
+    lines = summary_lines(report)
+    assert all(len(line) <= 100 for line in lines), max(lines, key=len)
+    head = "\n".join(lines[:15])
+    names = labels(report)
+    for path in report["paths"]:
+        if path["source"] != path["target"]:
+            assert f"{names[path['source']]}→{names[path['target']]} {path['verdict']}" in head
+    assert f"{names[FIVE[4].id]}→{names[FIVE[0].id]} partial 1/2" in head  # 1 of the 2 routes breaks
+    cause = report["paths"][4 * 5]["causes"][0]  # E -> A
+    assert cause in head
+
+
+def test_the_summary_ends_with_the_verdict_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NO_COLOR", "1")
-    report = _report(True, exit_code=0, unused_expectations=[{"index": 1, "reason": "old"}])
-    Console(stream=io.StringIO()).grid(report)
+    Console(stream=io.StringIO()).summary(_five(tmp_path))
     out = capsys.readouterr().out
-    assert "error 1/1 (expected)" in out
-    assert out.rstrip().endswith("1 cells: 1 error (1 expected); exit 0; 1 expectation(s) matched no cell")
+    assert out.splitlines()[0].startswith("fake: 20 upgrade path(s): 18 safe, 2 partial · exit 1 (fail on breaks)")
+    assert out.rstrip().splitlines()[-1].startswith("50 cells: 48 pass, 2 error (1 expected); exit 1 (1 unexpected)")

@@ -71,11 +71,15 @@ def test_an_existing_artifact_is_one_more_source_every_target_loads(project: Pat
     source = report["environments"][-1]
     assert (source["id"], source["keras"], source["keras_major"], source["image"]) == ("user-old", "2.4.0", 2, None)
     cells = {(c["source"], c["target"], c["model"]): c for c in report["cells"]}
-    for target in ("py3.11-tf2.15.1", "py3.11-tf2.16.2-keras3.3.3"):
+    envs = ("py3.11-tf2.15.1", "py3.11-tf2.16.2-keras3.3.3")
+    for target in envs:
         assert cells[("user-old", target, "old")]["status"] == "pass"  # its own tolerance: atol 0.01
-        assert cells[(target, target, "dense")]["status"] == "drift"  # the matrix's: 1e-5
-    assert report["models"][-1] == {"name": "old", "kind": "user", "hazards": [],
+    assert cells[(envs[0], envs[1], "dense")]["status"] == "drift"  # the matrix's: 1e-5
+    assert report["models"][-1] == {"name": "old", "kind": "user", "hazards": [], "shows_hazard": False,
+                                    "home": envs[0],
                                     "description": "existing h5 artifact old.h5, loaded in every environment"}
+    # The artifact's routes are judged from its home, the environment whose load is its reference.
+    assert cells[("user-old", envs[1], "old")]["route_status"] == "portable"
     assert report["summary"]["grid"]["user-old"]["py3.11-tf2.15.1"]["worst"] == "pass"
     manifest = json.loads((project / "run" / "artifacts" / "user-old" / "manifest.json").read_text())
     digest = hashlib.sha256(OLD_H5).hexdigest()

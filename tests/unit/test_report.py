@@ -13,8 +13,8 @@ from fake_run import ENV_A, ENV_B, ENV_C, EVALUATE, KERAS2_IN_KERAS3, FakeRun, a
 from fake_run import cell as _cell
 from harness.hints import HintContext, hint_for
 from harness.matrix import Tolerance
-from harness.report.build import CELL_DEFAULTS
 from harness.report.markdown import render_markdown
+from harness.report.schema import CELL_DEFAULTS, expand
 from harness.report.statuses import STATUS_ORDER, worst
 from harness.report.writers import write_reports
 from harness.rundir import RunDir
@@ -51,7 +51,9 @@ def test_unchanged_outputs_pass_bit_exact(run: FakeRun) -> None:
     assert cell["seconds"] == 0.3
     assert cell["evaluate"]["source"] == EVALUATE and cell["evaluate"]["target"] == EVALUATE
     assert cell["evaluate"]["max_abs_diff"] == 0.0
-    assert report["verdict"] == {"exit_code": 0, "unexpected": [], "regressions": [], "unused_expectations": []}
+    assert report["verdict"] == {"exit_code": 0, "fail_on": "breaks", "unexpected": [], "regressions": [],
+                                 "unused_expectations": []}
+    assert {c["route_status"] for c in report["cells"]} == {"portable"}
 
 
 def test_perturbed_output_drifts_by_exactly_the_perturbation(run: FakeRun) -> None:
@@ -69,8 +71,9 @@ def test_perturbed_output_drifts_by_exactly_the_perturbation(run: FakeRun) -> No
     assert cell["max_ulp"] > 0
     assert "max abs diff" in cell["reason"]
     assert _cell(report, ENV_A.id, ENV_B.id, "h5")["status"] == "pass"  # the neighbour is untouched
+    assert (cell["stage"], cell["route_status"], cell["cause"]) == ("predict", "breaks", "predictions-drift")
     assert report["verdict"]["exit_code"] == 1
-    assert report["verdict"]["unexpected"] == [f"{ENV_A.id} -> {ENV_B.id}: dense/keras/load_model drift"]
+    assert report["verdict"]["unexpected"] == [f"{ENV_A.id} -> {ENV_B.id}: 1 route(s) break (predictions-drift)"]
 
 
 def test_drift_within_a_looser_matrix_tolerance_passes(tmp_path: Path) -> None:
@@ -102,12 +105,15 @@ def test_error_record_gives_error_cell_with_hint(run: FakeRun) -> None:
     assert cell["status"] == "error"
     assert cell["error"]["type"] == "TypeError"
     assert cell["error"]["message"] == KERAS2_IN_KERAS3
-    assert cell["error"]["traceback"] == "Traceback ..."
+    report = run.report()
+    tb = _cell(report, ENV_A.id, ENV_B.id, "keras")["error"]["traceback"]
+    assert report["tracebacks"][tb] == "Traceback ..."  # stored once, by id
     assert cell["error"]["hint"] is not None
-    context = HintContext(source_keras="2.15.0", target_keras="3.3.3", format="keras", loader="load_model")
+    context = HintContext(source_keras="2.15.0", target_keras="3.3.3", format="keras", loader="load_model",
+                          status="error")
     assert cell["error"]["hint"] == hint_for("TypeError", KERAS2_IN_KERAS3, context)
     assert "tf-keras" in cell["error"]["hint"]
-    assert cell["reason"] == "load"
+    assert cell["stage"] == "load" and cell["route_status"] == "breaks" and cell["cause"]
     assert cell["seconds"] == 0.4
     assert cell["max_abs_diff"] is None and cell["bit_exact"] is None
 
@@ -276,14 +282,18 @@ def test_evaluate_value_beyond_tolerance_drifts(run: FakeRun) -> None:
     assert cell["evaluate"]["max_abs_diff"] == pytest.approx(0.75 - 0.6931)
 
 
-def test_evaluate_that_raises_where_the_source_evaluated_is_drift(run: FakeRun) -> None:
-    run.load_failed(ENV_A.id, ENV_A.id, "h5", status="ok", predict_call="predict", seconds=0.1,
-                    evaluate_error={"type": "RuntimeError", "message": "You must compile your model"})
-    cell = _cell(run.report(), ENV_A.id, ENV_A.id, "h5")
-    assert cell["status"] == "drift"
-    assert cell["reason"] == "evaluate() raised in the target: RuntimeError"
+def test_evaluate_that_raises_where_the_source_evaluated_is_an_error_at_stage_evaluate(run: FakeRun) -> None:
+    # Identical predictions are never drift: the cell says evaluate() raised, and what to do.
+    message = "Expected all entries in the `metrics` list to be metric objects. Received instead: metrics=[[...]]"
+    run.load_failed(ENV_A.id, ENV_B.id, "h5", status="ok", predict_call="predict", seconds=0.1,
+                    evaluate_error={"type": "ValueError", "message": message})
+    cell = _cell(run.report(), ENV_A.id, ENV_B.id, "h5")
+    assert (cell["status"], cell["stage"], cell["route_status"]) == ("error", "evaluate", "breaks")
+    assert cell["bit_exact"] is True
+    assert cell["reason"] == "predictions match; evaluate() raised in the target"
     assert cell["evaluate"]["target"] is None
-    assert cell["evaluate"]["error"]["type"] == "RuntimeError"
+    assert cell["evaluate"]["error"]["type"] == cell["error"]["type"] == "ValueError"
+    assert "compile=False" in cell["error"]["hint"]
 
 
 # ---------------------------------------------------------------------------- summary and grid
@@ -297,7 +307,7 @@ def test_summary_counts_add_up_and_grid_shows_the_worst(run: FakeRun) -> None:
                     error={"type": "TypeError", "message": KERAS2_IN_KERAS3})
     run.load_failed(ENV_B.id, ENV_A.id, "keras", status="crash", signal="SIGSEGV", exit_code=-11,
                     error={"type": "WorkerCrash", "message": "worker killed by SIGSEGV"})
-    run.drop_records(ENV_A.id, ENV_A.id, "h5")  # skipped
+    run.drop_records(ENV_B.id, ENV_B.id, "h5")  # skipped: B's h5 at home never ran
     report = run.report()
     summary = report["summary"]
     assert summary["total"] == len(report["cells"]) == 8
@@ -305,11 +315,17 @@ def test_summary_counts_add_up_and_grid_shows_the_worst(run: FakeRun) -> None:
     assert list(summary["counts"]) == list(STATUS_ORDER)
     assert summary["counts"] == {"pass": 4, "unsupported": 0, "skipped": 1, "drift": 1, "error": 1,
                                  "timeout": 0, "crash": 1}
+    # B -> A's h5 passes, but whether that route works at B is unknown: skipped, not portable.
+    assert summary["routes"] == {"portable": 3, "breaks": 3, "never_works": 0, "unsupported": 0, "hazard": 0,
+                                 "skipped": 2}
     grid = summary["grid"]
-    assert grid[ENV_A.id][ENV_B.id] == {"worst": "error", "counts": {"drift": 1, "error": 1}}
-    assert grid[ENV_B.id][ENV_A.id] == {"worst": "crash", "counts": {"crash": 1, "pass": 1}}
-    assert grid[ENV_A.id][ENV_A.id] == {"worst": "skipped", "counts": {"pass": 1, "skipped": 1}}
-    assert grid[ENV_B.id][ENV_B.id] == {"worst": "pass", "counts": {"pass": 2}}
+    assert grid[ENV_A.id][ENV_B.id] == {"worst": "error", "counts": {"drift": 1, "error": 1}, "verdict": "broken",
+                                        "expected": False}
+    assert grid[ENV_B.id][ENV_A.id] == {"worst": "crash", "counts": {"crash": 1, "pass": 1}, "verdict": "broken",
+                                        "expected": False}
+    assert grid[ENV_A.id][ENV_A.id] == {"worst": "pass", "counts": {"pass": 2}, "verdict": "safe", "expected": False}
+    assert grid[ENV_B.id][ENV_B.id] == {"worst": "skipped", "counts": {"pass": 1, "skipped": 1}, "verdict": "safe",
+                                        "expected": False}
     # the grid agrees with the cells
     for source in (ENV_A.id, ENV_B.id):
         for target in (ENV_A.id, ENV_B.id):
@@ -317,9 +333,10 @@ def test_summary_counts_add_up_and_grid_shows_the_worst(run: FakeRun) -> None:
             assert grid[source][target]["worst"] == worst(statuses)
     assert report["verdict"]["exit_code"] == 1
     unexpected = report["verdict"]["unexpected"]
-    for source, target, fmt, status in ((ENV_A.id, ENV_B.id, "h5", "drift"), (ENV_A.id, ENV_B.id, "keras", "error"),
-                                        (ENV_B.id, ENV_A.id, "keras", "crash")):
-        assert f"{source} -> {target}: dense/{fmt}/load_model {status}" in unexpected
+    assert f"{ENV_A.id} -> {ENV_B.id}: 1 route(s) break (predictions-drift)" in unexpected
+    assert sum(u.startswith(f"{ENV_A.id} -> {ENV_B.id}: 1 route(s) break") for u in unexpected) == 2  # + the error
+    assert any(u.startswith(f"{ENV_B.id} -> {ENV_A.id}: 1 route(s) break") for u in unexpected)  # the crash
+    assert f"the load phase in {ENV_B.id} did not reach this cell" in unexpected  # never ran: never "as expected"
 
 
 def test_worst_orders_statuses() -> None:
@@ -352,7 +369,7 @@ def test_write_reports_writes_strict_json_and_markdown(run: FakeRun) -> None:
     run.load_ok(ENV_A.id, ENV_B.id, "h5", output)
     returned = write_reports(RunDir(run.root))
     text = (run.root / "report.json").read_text(encoding="utf-8")
-    parsed = strict_json(text)
+    parsed = expand(strict_json(text))  # the file is compact; expanded, it is what was returned
     assert parsed == strict_json(json.dumps(returned))
     cell = _cell(parsed, ENV_A.id, ENV_B.id, "h5")
     assert cell["status"] == "drift"
@@ -363,7 +380,7 @@ def test_write_reports_writes_strict_json_and_markdown(run: FakeRun) -> None:
     for env in (ENV_A, ENV_B):
         assert f"`{env.id}`" in md
     assert "# Compatibility report: fake" in md
-    assert "1 unexpected failure(s)" in md
+    assert "**exit 1: 1 unexpected**" in md
     assert not list(run.root.glob("*.tmp")) and not list(run.root.glob(".*.tmp"))
 
 

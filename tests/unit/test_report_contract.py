@@ -1,4 +1,4 @@
-"""CONTRACT: the shape of report.json (schema_version 1).
+"""CONTRACT: the shape of report.json (schema_version 2).
 
 Consumers (CI dashboards, diff tools) read these keys. A change here is a schema change: bump
 SCHEMA_VERSION and update this file on purpose, never as a side effect.
@@ -17,30 +17,39 @@ import pytest
 from harness import __version__
 from harness.agent.protocol import resolve_probe
 from harness.matrix import Environment, Expectation, Matrix, matrix_to_dict
-from harness.report.build import CELL_DEFAULTS
 from harness.report.diff import regressions
-from harness.report.schema import SCHEMA_VERSION
+from harness.report.schema import CELL_DEFAULTS, SCHEMA_VERSION, dump, expand, load_report
 from harness.report.writers import write_reports
 from harness.rundir import RunDir
 
 TOP_LEVEL_KEYS = {
     "schema_version", "harness_version", "matrix", "created", "run_id", "tolerance", "environments", "models",
-    "cells", "summary", "verdict",
+    "paths", "causes", "hazards", "cells", "tracebacks", "artifacts", "references", "summary", "verdict",
 }
 ENVIRONMENT_KEYS = {
     "id", "python", "tensorflow", "keras", "keras_package", "keras_major", "spec", "image", "image_id", "status",
     "error",
 }
 CELL_KEYS = {
-    "source", "target", "model", "format", "loader", "status",
+    "source", "target", "model", "format", "loader", "status", "stage", "route_status", "cause",
     "max_abs_diff", "max_rel_diff", "max_ulp", "bit_exact", "argmax_agreement", "evaluate", "error", "reason",
     "seconds", "predict_call", "signal", "exit_code", "expected", "expectation", "hint", "loader_options", "preflight",
 }
+# The file leaves every other field out when it is null.
+FILE_CELL_KEYS = {"source", "target", "model", "format", "loader", "status", "route_status", "expected"}
 ERROR_KEYS = {"type", "message", "hint", "traceback"}
-VERDICT_KEYS = {"exit_code", "unexpected", "regressions", "unused_expectations"}
+MODEL_KEYS = {"name", "kind", "hazards", "description", "shows_hazard", "home"}
+PATH_KEYS = {"source", "target", "verdict", "routes_portable", "routes_breaks", "routes_never_works",
+             "routes_unsupported", "routes_hazard", "routes_skipped", "breaks_unexpected", "causes", "home_causes",
+             "works", "works_by_route", "models", "models_portable", "models_broken"}
+CAUSE_KEYS = {"name", "fix", "cells", "breaks", "breaks_unexpected", "never_works", "expected", "statuses", "pairs",
+              "models", "example", "message"}
+ROUTE_STATUSES = ["portable", "breaks", "never_works", "unsupported", "hazard", "skipped"]
+VERDICTS = ["safe", "partial", "broken", "untested"]
+VERDICT_KEYS = {"exit_code", "fail_on", "unexpected", "regressions", "unused_expectations"}
 REGRESSION_KEYS = {"source", "target", "model", "format", "loader", "kind", "old", "new"}
 REGRESSION_KINDS = {"stopped_passing", "drift_grown", "new_error_type"}
-SUMMARY_KEYS = {"total", "counts", "grid", "preflight"}
+SUMMARY_KEYS = {"total", "counts", "routes", "paths", "grid", "preflight"}
 STATUSES = ["pass", "unsupported", "skipped", "drift", "error", "timeout", "crash"]
 
 OK = Environment(id="ok-env", python="3.11", tensorflow="==2.15.1", base_image="python:3.11-slim")
@@ -92,8 +101,15 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             "evaluate": {"loss": 0.5}},
            {"kind": "load-done", "target": OK.id})
     write_reports(RunDir(root))
-    data = json.loads((root / "report.json").read_text(encoding="utf-8"))
-    assert isinstance(data, dict)
+    return load_report(root / "report.json")  # as a baseline or `diff` reads it back
+
+
+@pytest.fixture(scope="module")
+def on_disk(report: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The same report as its file holds it."""
+    text = dump(report)
+    assert text.count("\n") >= len(report["cells"])  # one cell per line
+    data: dict[str, Any] = json.loads(text)
     return data
 
 
@@ -102,7 +118,7 @@ def test_top_level_keys(report: dict[str, Any]) -> None:
 
 
 def test_schema_and_harness_version(report: dict[str, Any]) -> None:
-    assert report["schema_version"] == 1 == SCHEMA_VERSION
+    assert report["schema_version"] == 2 == SCHEMA_VERSION
     assert report["harness_version"] == __version__
     assert report["run_id"] == "r1"
     assert report["created"] == "2026-01-01T00:10:00+00:00"
@@ -124,11 +140,12 @@ def test_environment_keys(report: dict[str, Any]) -> None:
 def test_models_entries(report: dict[str, Any]) -> None:
     assert [m["name"] for m in report["models"]] == ["dense"]
     for model in report["models"]:
-        assert set(model) == {"name", "kind", "hazards", "description"}
+        assert set(model) == MODEL_KEYS
 
 
 def test_cell_keys_are_the_full_set_for_every_status(report: dict[str, Any]) -> None:
     assert set(CELL_DEFAULTS) | {"source", "target", "model", "format", "loader", "status"} == CELL_KEYS
+    assert {c["route_status"] for c in report["cells"]} <= set(ROUTE_STATUSES)
     cells = report["cells"]
     assert len(cells) == 2 * 2 * 1 * 2 * 1
     assert {c["status"] for c in cells} == {"pass", "skipped"}
@@ -151,14 +168,16 @@ def test_summary_shape(report: dict[str, Any]) -> None:
     for row in summary["grid"].values():
         assert set(row) == {OK.id, BROKEN.id}
         for entry in row.values():
-            assert set(entry) == {"worst", "counts"}
+            assert entry is None or set(entry) == {"worst", "counts", "verdict", "expected"}
+    assert set(summary["routes"]) == set(ROUTE_STATUSES) and set(summary["paths"]) == set(VERDICTS)
 
 
 def test_verdict_keys(report: dict[str, Any]) -> None:
     verdict = report["verdict"]
     assert set(verdict) == VERDICT_KEYS
     assert verdict["exit_code"] == 1
-    assert verdict["unexpected"] == [f"{BROKEN.id}: build_error", f"{OK.id} could not save dense/keras"]
+    assert verdict["fail_on"] == "breaks"
+    assert verdict["unexpected"] == [f"{BROKEN.id}: build_error"]  # the unsaved keras never works at home
     assert verdict["regressions"] == []
     assert verdict["unused_expectations"] == [{"index": 0, "reason": "h5 crashes"}]
 
@@ -178,3 +197,24 @@ def test_regression_entry_keys(report: dict[str, Any]) -> None:
     for entry in found:
         assert set(entry) == REGRESSION_KEYS
         assert entry["kind"] in REGRESSION_KINDS
+
+
+def test_paths_causes_and_hazards(report: dict[str, Any]) -> None:
+    pairs = [(p["source"], p["target"]) for p in report["paths"]]
+    assert pairs == [(OK.id, OK.id), (OK.id, BROKEN.id), (BROKEN.id, OK.id), (BROKEN.id, BROKEN.id)]
+    for path in report["paths"]:
+        assert set(path) == PATH_KEYS
+        assert path["verdict"] in VERDICTS
+    assert [p["verdict"] for p in report["paths"]] == ["safe", "untested", "untested", "untested"]
+    for cause in report["causes"]:
+        assert set(cause) == CAUSE_KEYS
+    assert report["hazards"] == []
+    assert all(k.startswith("tb-") for k in report["tracebacks"])
+
+
+def test_the_file_leaves_out_nulls_and_repeats_and_reads_back_whole(report: dict[str, Any],
+                                                                     on_disk: dict[str, Any]) -> None:
+    for cell in on_disk["cells"]:
+        assert FILE_CELL_KEYS <= set(cell) <= CELL_KEYS
+        assert all(value is not None for key, value in cell.items() if key not in FILE_CELL_KEYS)
+    assert expand(on_disk)["cells"] == report["cells"]

@@ -115,8 +115,8 @@ def test_diff_of_a_report_with_itself_is_empty() -> None:
     [
         (None, "file not found"),
         ("{not json", "not JSON"),
-        ('{"schema_version": 2, "cells": []}', "schema_version 1 (found 2)"),
-        ("[1, 2]", "schema_version 1 (found None)"),
+        ('{"schema_version": 3, "cells": []}', "schema_version 1 or 2 (found 3)"),
+        ("[1, 2]", "schema_version 1 or 2 (found None)"),
         ('{"schema_version": 1, "cells": [{"source": "a"}]}', "'cells' is not a list of cells"),
         ('{"schema_version": 1, "cells": []}', "'tolerance' is not a mapping"),
     ],
@@ -243,5 +243,5 @@ def test_run_with_a_bad_baseline_is_exit_2_before_anything(
     bad = tmp_path / "bad.json"
     bad.write_text('{"schema_version": 0}')
     assert main(["run", str(matrix), "--baseline", str(bad), "--out", str(tmp_path / "out")]) == 2
-    assert "schema_version 1 (found 0)" in _one_error_line(capsys.readouterr().err)
+    assert "schema_version 1 or 2 (found 0)" in _one_error_line(capsys.readouterr().err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json"]

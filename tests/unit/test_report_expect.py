@@ -31,16 +31,16 @@ def test_covered_failure_is_expected_and_the_verdict_passes(tmp_path: Path) -> N
     assert report["verdict"]["unexpected"] == []
     assert report["verdict"]["unused_expectations"] == []
     assert report["verdict"]["exit_code"] == 0
-    expected_line = next(line for line in render_markdown(report).splitlines() if "(expected:" in line)
-    assert expected_line.startswith("- **error**") and expected_line.endswith(f"(expected: {reason})")
-    assert "1 expected failure(s)" in render_markdown(report)
+    expected_line = next(line for line in render_markdown(report).splitlines() if "— expected:" in line)
+    assert "**error** (breaks)" in expected_line and expected_line.endswith(f"— expected: {reason}")
+    assert "**exit 0: nothing new breaks**" in render_markdown(report)
 
 
 def test_an_expectation_for_another_status_does_not_cover(tmp_path: Path) -> None:
     run = _broken_run(tmp_path, Expectation(reason="only drift", target=KERAS3, status=("drift",)))
     report = run.report()
     assert cell(report, ENV_A.id, ENV_B.id, "keras")["expected"] is False
-    assert report["verdict"]["unexpected"] == [f"{ENV_A.id} -> {ENV_B.id}: dense/keras/load_model error"]
+    assert report["verdict"]["unexpected"] == [f"{ENV_A.id} -> {ENV_B.id}: 1 route(s) break (keras2-file-in-keras3)"]
     assert report["verdict"]["unused_expectations"] == [{"index": 0, "reason": "only drift"}]
     assert report["verdict"]["exit_code"] == 1
 
@@ -99,3 +99,40 @@ def test_covers_checks_every_selector() -> None:
     assert not covers(Expectation(reason="r", source=(("id", "b"),)), c, envs)
     assert not covers(Expectation(reason="r", loader="rebuild*"), c, envs)
     assert covers(Expectation(reason="r", model="d*", format="h5", loader="load_model"), c, envs)
+
+
+def test_an_expectation_can_name_a_cause(tmp_path: Path) -> None:
+    run = _broken_run(tmp_path, Expectation(reason="Keras 2 files in Keras 3", cause="keras2-file-*"),
+                      Expectation(reason="another cause", cause="lambda-bytecode"))
+    report = run.report()
+    broken = cell(report, ENV_A.id, ENV_B.id, "keras")
+    assert (broken["cause"], broken["expected"]) == ("keras2-file-in-keras3", True)
+    assert report["verdict"]["unused_expectations"] == [{"index": 1, "reason": "another cause"}]
+
+
+def test_suggested_expectations_cover_exactly_what_fails_and_use_environment_fields(tmp_path: Path) -> None:
+    from harness.report.expect import suggest
+
+    run = _broken_run(tmp_path)
+    report = run.report()
+    assert suggest(report) == [{"cause": "keras2-file-in-keras3", "source": {"keras_major": 2},
+                                "target": {"keras_major": 3}, "reason": cell(report, ENV_A.id, ENV_B.id,
+                                                                              "keras")["error"]["hint"]}]
+    entry = suggest(report)[0]
+    # Pasted into the matrix, it covers the cell and the run passes.
+    covered = FakeRun(tmp_path / "again", expect=(Expectation(
+        reason=entry["reason"], cause=entry["cause"], source=(("keras_major", "2"),), target=(("keras_major", "3"),)),))
+    covered.load_failed(ENV_A.id, ENV_B.id, "keras", **ERROR)
+    again = covered.report()
+    assert again["verdict"]["exit_code"] == 0 and suggest(again) == []
+
+
+def test_suggestions_fall_back_to_ids_when_no_field_selects_the_same_environments() -> None:
+    from harness.report.expect import selector_for
+
+    envs = [{"id": "a", "keras_major": 2, "python": "3.11.2"}, {"id": "b", "keras_major": 2, "python": "3.11.2"},
+            {"id": "c", "keras_major": 3, "python": "3.13.1"}]
+    assert selector_for({"c"}, envs) == [{"keras_major": "3"}]
+    assert selector_for({"a", "b"}, envs) == [{"keras_major": "2"}]
+    assert selector_for({"a"}, envs) == [{"id": "a"}]
+    assert selector_for({"a", "b", "c"}, envs) == [{}]
