@@ -17,16 +17,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness import models, untrusted
-from harness.agent.protocol import MANIFEST, PACKAGES, load_finished
+from harness.agent.protocol import LOAD_DONE, MANIFEST, PACKAGES, CellKey
 from harness.console import Console
 from harness.engine import ContainerEngine, RunResult, RunSpec
 from harness.errors import EngineUnavailable
 from harness.images import ImageOutcome, ensure_image
 from harness.matrix import Matrix
-from harness.plan import EnvPlan, Limits, load_spec, save_spec
+from harness.plan import EnvPlan, Limits, expected_cells, load_spec, save_spec
 from harness.report.writers import write_reports
 from harness.rundir import RunDir
-from harness.runstate import ENV_PHASES, PHASES, RunState, now, read_phase
+from harness.runstate import ENV_PHASES, PHASES, RunState, now
 from harness.wheelcache import WheelCache
 
 # `docker run` exits 125 when the engine, not the container, failed (daemon hiccup,
@@ -151,14 +151,8 @@ class Runner:
         return outcome.error is None
 
     def _build(self, plan: EnvPlan) -> None:
-        env_id = plan.env.id
-        earlier = read_phase(self.run_dir, env_id, "build") if self.options.resume else None
-        if earlier and earlier.get("status") == "build_error":
-            self.console.step(f"build {env_id}: failed in the earlier run, kept as a result")
-            self._images[env_id] = ImageOutcome(tag=plan.image.tag, image_id=None, built=True, seconds=0.0,
-                                                error=earlier.get("error") or "build failed")
-            return
-        with self.state.phase(env_id, "build") as record:
+        # A build that failed in an earlier attempt is tried again: the index or the network may have been at fault.
+        with self.state.phase(plan.env.id, "build") as record:
             self._image(plan, "build", record)
 
     def _run_container(self, spec: RunSpec, log_name: str, record: dict[str, Any]) -> RunResult:
@@ -215,10 +209,26 @@ class Runner:
             self.failures.append(f"{env_id}: {exc}")
             self.console.step(f"save {env_id}: {exc}")
 
+    def _load_complete(self, target: str) -> bool:
+        """Whether a target's load finished and its records hold every cell the sources' manifests offer now (a
+        source whose build or save succeeded on resume offers new ones)."""
+        found = list(self.run_dir.read_records("load", target))
+        done = {CellKey.of(r, target) for r in found if r.get("kind") == "load"}
+        return any(r.get("kind") == LOAD_DONE for r in found) and all(c in done for c in self._offered(target))
+
+    def _offered(self, target: str) -> list[CellKey]:
+        """The cells of a target whose artifact its source's manifest offers now."""
+        cells = [c for c in expected_cells(self.matrix, [e.id for e in self.matrix.environments]) if c.target == target]
+        formats = {}
+        for source in {c.source for c in cells}:
+            manifest = self.run_dir.read_manifest(source) or {"models": {}}
+            formats.update({(source, model): entry["formats"] for model, entry in manifest["models"].items()})
+        return [c for c in cells if c.format in formats.get((c.source, c.model), {})]
+
     def _load(self, plan: EnvPlan) -> None:
         env_id = plan.env.id
         records = self.run_dir.records("load", env_id)
-        if self.options.resume and load_finished(str(records)):
+        if self.options.resume and self._load_complete(env_id):
             self.console.step(f"load {env_id}: already done")
             self.state.settle(env_id, "load")
             return

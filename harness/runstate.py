@@ -20,6 +20,7 @@ from typing import Any
 
 from harness import __version__
 from harness.agent.protocol import write_json_atomic
+from harness.errors import RunDirError
 from harness.matrix import Matrix, matrix_to_dict
 from harness.rundir import ENVS, RunDir
 from harness.untrusted import phase_record_problem
@@ -37,6 +38,44 @@ def now() -> str:
 def host_name() -> str:
     """This machine's name, as recorded in phase records and container labels."""
     return socket.gethostname()
+
+
+# What a run's saves and loads were made for: a run directory continues only the same. An environment's
+# base image may differ (each host resolves its own, see base_images.py); tolerance and expect: only decide
+# the report, which is rebuilt from the records.
+RESUMED_KEYS = ("environments", "models", "formats", "loaders")
+
+
+def matrix_changes(recorded: Matrix, current: Matrix) -> list[str]:
+    """What differs between the matrix a run directory holds and the one asked for, in what it saves and loads."""
+    old: dict[str, Any] = matrix_to_dict(recorded)
+    new: dict[str, Any] = matrix_to_dict(current)
+    changes = []
+    for key in RESUMED_KEYS:
+        if key not in ("environments", "models"):
+            if old[key] != new[key]:
+                changes.append(f"{key} {', '.join(old[key])} became {', '.join(new[key])}")
+            continue
+        name = "id" if key == "environments" else "name"
+        before, after = ({e[name]: _compared(e) for e in side[key]} for side in (old, new))
+        words = (("added", sorted(after.keys() - before.keys())), ("removed", sorted(before.keys() - after.keys())),
+                 ("changed", sorted(k for k in before.keys() & after.keys() if before[k] != after[k])))
+        changes += [f"{key} {verb}: {', '.join(names)}" for verb, names in words if names]
+    return changes
+
+
+def _compared(entry: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in entry.items() if k != "base_image"}
+
+
+def refuse_changed_matrix(run_dir: RunDir, matrix: Matrix, flag: str) -> None:
+    """RunDirError when the run directory holds a run of another matrix (in what it saves and loads)."""
+    if not run_dir.run_json.is_file():
+        return
+    changes = matrix_changes(run_dir.matrix(), matrix)
+    if changes:
+        raise RunDirError(f"{flag} {run_dir.path}: the matrix changed since this run began ({'; '.join(changes)}); "
+                          "its saves and loads were made for the other one: start a new run with another --out")
 
 
 def read_phase(run_dir: RunDir, env_id: str, phase: str) -> dict[str, Any] | None:

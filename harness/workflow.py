@@ -25,7 +25,7 @@ from harness.report.schema import load_report
 from harness.report.writers import write_reports
 from harness.rundir import RunDir, default_out
 from harness.runner import Runner, RunOptions
-from harness.runstate import ENV_PHASES, PHASES
+from harness.runstate import ENV_PHASES, PHASES, refuse_changed_matrix
 from harness.wheelcache import WheelCache, cache_root
 
 
@@ -85,6 +85,8 @@ def run_matrix(matrix: Matrix, request: RunRequest, engine: RunEngine, console: 
         plans = plan_environments(matrix, environ, request.only)
     run_dir = RunDir.prepare(request.out or default_out(matrix.name), resume=request.resume,
                              shared=bool(request.phases))
+    if request.resume or request.phases:  # only a run of the same matrix continues here
+        refuse_changed_matrix(run_dir, matrix, "--resume" if request.resume else "--out")
     baseline = request.baseline or (_recorded_baseline(run_dir) if request.resume else None)
     if needs_engine and (removed := remove_stale_containers(engine)):
         console.step(f"removed {removed} container(s) left by harness runs that are gone")
