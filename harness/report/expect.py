@@ -104,36 +104,74 @@ def _yaml_selector(selector: dict[str, str]) -> object:
     return {k: int(v) if k == "keras_major" else v for k, v in selector.items()}
 
 
+def _field_selectors(envs: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """Every selector by one or two environment fields that selects at least one of `envs`, simplest first."""
+    singles = [{field: value} for field in SELECTOR_FIELDS
+               for value in sorted({str(_value(e, field)) for e in envs if _value(e, field) is not None})]
+    pairs = [{**a, **b} for a, b in itertools.combinations(singles, 2) if not set(a) & set(b)]
+    return [*singles, *pairs]
+
+
+def _one_entry(cells: Sequence[Mapping[str, Any]], same_cause: Sequence[Mapping[str, Any]],
+               sources: Sequence[Mapping[str, Any]], targets: Sequence[Mapping[str, Any]]
+               ) -> tuple[dict[str, str], dict[str, str]] | None:
+    """(source, target) selectors of one entry that covers exactly `cells` among `same_cause` (the cells of this
+    cause that fail the same way), by environment fields where they can: an entry with a cause covers nothing
+    else, so environments where the cause never shows may be selected too."""
+    by_id = {str(e["id"]): e for e in (*sources, *targets)}
+    wanted = {(c["source"], c["target"]) for c in cells}
+    candidates = [(a, b) for a in [*_field_selectors(sources), {}] for b in [*_field_selectors(targets), {}]]
+    candidates.sort(key=lambda pair: (not pair[0], not pair[1]))  # both sides named first
+    for src, tgt in candidates:
+        covered = {(c["source"], c["target"]) for c in same_cause
+                   if _selects(src, by_id.get(c["source"], {})) and _selects(tgt, by_id.get(c["target"], {}))}
+        if covered == wanted:
+            return src, tgt
+    return None
+
+
 def suggest(report: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One `expect:` entry (or a few, when its pairs are not a product) per cause that fails the report now."""
+    """One `expect:` entry per cause that fails the report now (a few when no single one covers exactly its cells)."""
     fail_on = report["verdict"].get("fail_on", "breaks")
+    if fail_on == "regressions":
+        return []
     envs = report["environments"]
     loaded_in = {c["target"] for c in report["cells"]}
     targets = [e for e in envs if e["id"] in loaded_in]  # existing artifacts' pseudo-sources are never targets
+
+    def failing(c: Mapping[str, Any]) -> bool:
+        return c.get("route_status") == "breaks" if fail_on == "breaks" else c["status"] in FAILING
+
     out: list[dict[str, Any]] = []
     for cause in report["causes"]:
-        cells = [c for c in report["cells"] if c.get("cause") == cause["name"] and not c.get("expected")
-                 and (c.get("route_status") == "breaks" if fail_on == "breaks" else c["status"] in FAILING)]
-        if not cells or fail_on == "regressions":
+        same_cause = [c for c in report["cells"] if c.get("cause") == cause["name"] and failing(c)]
+        cells = [c for c in same_cause if not c.get("expected")]
+        if not cells:
             continue
-        by_source: dict[str, set[str]] = {}
-        for c in cells:
-            by_source.setdefault(c["source"], set()).add(c["target"])
-        groups: dict[frozenset[str], set[str]] = {}
-        for source, reached in by_source.items():
-            groups.setdefault(frozenset(reached), set()).add(source)
         reason = cause.get("fix") or cause.get("message") or cause["name"]
-        for group_targets, group_sources in sorted(groups.items(), key=lambda kv: sorted(kv[1])):
-            for src_sel in selector_for(group_sources, envs):
-                for tgt_sel in selector_for(set(group_targets), targets):
-                    entry: dict[str, Any] = {"cause": cause["name"]}
-                    if src_sel:
-                        entry["source"] = _yaml_selector(src_sel)
-                    if tgt_sel:
-                        entry["target"] = _yaml_selector(tgt_sel)
-                    entry["reason"] = reason
-                    out.append(entry)
+        one = _one_entry(cells, same_cause, envs, targets)
+        for src_sel, tgt_sel in [one] if one else _per_group(cells, envs, targets):
+            entry: dict[str, Any] = {"cause": cause["name"]}
+            if src_sel:
+                entry["source"] = _yaml_selector(src_sel)
+            if tgt_sel:
+                entry["target"] = _yaml_selector(tgt_sel)
+            entry["reason"] = reason
+            out.append(entry)
     return out
+
+
+def _per_group(cells: Sequence[Mapping[str, Any]], envs: Sequence[Mapping[str, Any]],
+               targets: Sequence[Mapping[str, Any]]) -> list[tuple[dict[str, str], dict[str, str]]]:
+    """Selectors for several entries: sources that fail towards the same targets go together."""
+    by_source: dict[str, set[str]] = {}
+    for c in cells:
+        by_source.setdefault(c["source"], set()).add(c["target"])
+    groups: dict[frozenset[str], set[str]] = {}
+    for source, reached in by_source.items():
+        groups.setdefault(frozenset(reached), set()).add(source)
+    return [(src, tgt) for group_targets, group_sources in sorted(groups.items(), key=lambda kv: sorted(kv[1]))
+            for src in selector_for(group_sources, envs) for tgt in selector_for(set(group_targets), targets)]
 
 
 def render_suggestions(report: Mapping[str, Any]) -> str:

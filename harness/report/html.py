@@ -21,7 +21,9 @@ from harness.report.routes import ROUTE_STATUSES
 from harness.report.statuses import FAILING, MEANINGS, STATUS_ORDER
 
 TEMPLATES = Path(__file__).parent / "templates"
-FILTERS = ("model", "format", "loader", "status", "route_status", "cause")
+# filter -> the cell field it selects on
+FILTERS = {"model": "model", "format": "format", "loader": "loader", "status": "status", "route": "route_status",
+           "cause": "cause"}
 ORDER = {"breaks": 0, "never_works": 1, "hazard": 2, "skipped": 3, "unsupported": 4, "portable": 5}
 
 
@@ -68,9 +70,10 @@ def _pairs(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _options(report: dict[str, Any]) -> dict[str, list[str]]:
     """The values each filter offers: those present in the cells, in report order (statuses by severity)."""
-    options = {key: sorted({str(c.get(key)) for c in report["cells"] if c.get(key) is not None}) for key in FILTERS}
+    options = {key: sorted({str(c.get(field)) for c in report["cells"] if c.get(field) is not None})
+               for key, field in FILTERS.items()}
     options["status"] = [s for s in STATUS_ORDER if s in options["status"]]
-    options["route_status"] = [s for s in ROUTE_STATUSES if s in options["route_status"]]
+    options["route"] = [s for s in ROUTE_STATUSES if s in options["route"]]
     for key in ("model", "format", "loader"):
         options[key] = list(dict.fromkeys(c[key] for c in report["cells"]))
     return options

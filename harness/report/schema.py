@@ -28,10 +28,12 @@ READABLE_SCHEMAS = (1, 2)  # a baseline from before the upgrade is still compare
 KEY_FIELDS = CellKey._fields  # one cell's identity: source, target, model, format, loader
 ALWAYS = (*KEY_FIELDS, "status", "route_status", "expected")  # cell fields written even when null
 ONE_PER_LINE = ("cells", "tracebacks")
+DIRECT_CALL = "model(x, training=False)"  # how most loads predict: a cell's predict_call when the file says none
 
 
 def _compact_cell(cell: dict[str, Any], fixes: dict[str, Any], artifacts: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in cell.items() if v is not None or k in ALWAYS}
+    out = {k: v for k, v in cell.items() if (v is not None or k in ALWAYS) and not (k == "predict_call"
+                                                                                   and v == DIRECT_CALL)}
     error = out.get("error")
     if isinstance(error, dict):
         error = {k: v for k, v in error.items() if v is not None}
@@ -76,6 +78,8 @@ def expand(report: dict[str, Any]) -> dict[str, Any]:
     for cell in report["cells"]:
         for key, default in CELL_DEFAULTS.items():
             cell.setdefault(key, default)
+        if cell["predict_call"] is None and (cell["status"] in ("pass", "drift") or cell["stage"] == "evaluate"):
+            cell["predict_call"] = DIRECT_CALL
         saved = artifacts.get(f"{cell['source']}/{cell['model']}/{cell['format']}", {}).get("save")
         if cell["error"] is None and cell.get("stage") == "save" and saved:
             cell["error"] = dict(saved.get("error") or {}) or None

@@ -71,9 +71,9 @@ def test_a_filter_changes_what_is_shown(page: Any) -> None:
     assert _visible_rows(page) == 1
     assert page.locator("details.pair:not([hidden])").count() == 1
     page.select_option("#filter-status", "")
-    page.select_option("#filter-route_status", "breaks")
+    page.select_option("#filter-route", "breaks")
     assert _visible_rows(page) == 2  # the drift of A -> B, the expected crash of B -> A
-    page.select_option("#filter-route_status", "")
+    page.select_option("#filter-route", "")
     page.select_option("#filter-format", "keras")
     assert _visible_rows(page) == CELLS // 2
     page.click("#reset")

@@ -139,7 +139,15 @@ def test_the_readme_example_is_valid(tmp_path: Path) -> None:
     match = re.search(r"```yaml\n(expect:.*?)```", (root / "README.md").read_text(encoding="utf-8"), re.S)
     assert match is not None
     path = tmp_path / "m.yaml"
-    path.write_text((root / "matrices" / "default.yaml").read_text(encoding="utf-8") + "\n" + match.group(1))
+    default = (root / "matrices" / "default.yaml").read_text(encoding="utf-8").split("\nexpect:")[0]  # its own aside
+    path.write_text(default + "\n" + match.group(1))
     first, second = load_matrix(path).expect
     assert first.target == (("keras_major", "3"),) and first.status == ("error",)
     assert second.status == ("crash", "timeout")
+
+
+def test_the_default_matrix_ships_one_expectation_per_known_cause() -> None:
+    matrix = load_matrix(Path(__file__).resolve().parents[2] / "matrices" / "default.yaml")
+    causes = [e.cause for e in matrix.expect]
+    assert causes and "*" not in causes and len(set(causes)) == len(causes)
+    assert all(e.reason and e.model == e.format == e.loader == "*" for e in matrix.expect)
