@@ -170,8 +170,9 @@ HAZARD_PROBES: Dict[str, ModelSpec] = {spec.name: spec for spec in (
            loaders=("load_model", "model_from_json", "rebuild")),
     _hazard("serving_signature", "two named inputs and a named output, served from a SavedModel: the signature "
            "called by name with output keys (serving), and the restored object called with float64 inputs "
-           "(saved_model_call)", "serving_model", "two_inputs", hazards=("serving-signature",),
-           formats=("savedmodel", "export"), loaders=("saved_model", "serving", "saved_model_call", "tflite")),
+           "(saved_model_call), and converted to TFLite from the loaded .keras model or from the SavedModel (tflite)",
+           "serving_model", "two_inputs", hazards=("serving-signature", "tflite-conversion"),
+           formats=("keras", "savedmodel", "export"), loaders=("saved_model", "serving", "saved_model_call", "tflite")),
     _hazard("rnn_zoo", "Bidirectional(LSTM), GRU(reset_after=False) and TimeDistributed: RNN configs that changed "
            "between Keras 2 and 3 (fix: tf-keras for Keras 2 files, or rebuild in code + load_weights)", "rnn_zoo",
            "sequences", hazards=("rnn-configs",), formats=("h5", "keras", "weights_h5"),

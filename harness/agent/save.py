@@ -111,7 +111,7 @@ def save_model(ctx: formats.Context, spec: ModelSpec, model_dir: str, *, writer:
         _failed(writer, base, spec, exc)
         return None
     saved = {}
-    for fmt in spec.formats or ():
+    for fmt in _save_order(spec.formats or ()):
         record = _save_format(ctx, built.model, fmt, model_dir, spec.name)
         writer.write(dict(base, model=spec.name, format=fmt, **record))
         if record["status"] == "ok":
@@ -126,6 +126,16 @@ def save_model(ctx: formats.Context, spec: ModelSpec, model_dir: str, *, writer:
     return manifest_entry(spec.name, ref["input_names"], saved, evaluate=ref["evaluate"],
                           predict_call=ref["predict_call"], output_names=ref["output_names"],
                           build_seconds=round(time.monotonic() - start, 3))
+
+
+def _save_order(fmts: Any) -> List[str]:
+    """The formats in the order they are written: the legacy .h5 last.
+
+    Keras 3's legacy h5 writer removes the optimizer from the live model's compile config
+    (keras-team/keras#23475), so a .keras file written after it would compile with the default
+    RMSprop and lose the optimizer state.
+    """
+    return sorted(fmts, key=lambda fmt: fmt == "h5")
 
 
 def _failed(writer: RecordWriter, base: Dict[str, Any], spec: ModelSpec, exc: Exception) -> None:
