@@ -59,6 +59,7 @@ class RunSpec:
     timeout: float | None = None
     memory: str | None = None  # docker --memory syntax, e.g. "4g"
     pids_limit: int | None = None
+    cpus: float | None = None  # docker --cpus
     network: str | None = None  # "none" disables networking
     user: str | None = None  # "uid:gid"
     workdir: str | None = None
@@ -241,6 +242,8 @@ class DockerCLI:
             args += ["--memory", spec.memory, "--memory-swap", spec.memory]
         if spec.pids_limit:
             args += ["--pids-limit", str(spec.pids_limit)]
+        if spec.cpus:
+            args += ["--cpus", f"{spec.cpus:g}"]
         if spec.network:
             args += ["--network", spec.network]
         if spec.user:

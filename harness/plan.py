@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import harness
@@ -17,11 +18,13 @@ from harness.agent.protocol import (
     RECORDS_MOUNT,
     CellKey,
     artifact_source,
+    output_rel,
     routes,
 )
 from harness.engine import LABEL_RUN, LABEL_VERSION, Mount, RunSpec
 from harness.errors import UsageError
 from harness.images import ImagePlan, build_pip_settings, plan_image
+from harness.isolation import Artifact
 from harness.matrix import Environment, Matrix
 from harness.rundir import RunDir
 
@@ -30,6 +33,17 @@ PHASE_TIMEOUT = 3600.0  # whole save or load container, seconds
 # Enough for TensorFlow loading probes; a runaway load is killed inside its
 # container instead of taking the host's memory.
 CONTAINER_MEMORY = "6g"
+# Processes and threads per container: TensorFlow starts a few per core in each of the load container's
+# two processes; a fork bomb stops here.
+PIDS_LIMIT = 1024
+MAX_CPUS = 2.0  # per container by default: a runaway load cannot take every core of a shared host
+# The containers' user when the harness runs as root (as CI often does): nobody:nogroup, never uid 0.
+UNPRIVILEGED = (65534, 65534)
+
+
+def default_cpus() -> float:
+    """CPUs one container may use by default: MAX_CPUS, or fewer on a smaller host."""
+    return min(MAX_CPUS, float(os.cpu_count() or 1))
 
 
 @dataclass(frozen=True)
@@ -47,10 +61,23 @@ class Limits:
     memory: str = CONTAINER_MEMORY  # docker --memory syntax
     runtime: str | None = None  # e.g. "runsc" (gVisor)
     cell_timeout: float = 300.0  # seconds per (artifact, loader)
-    isolation: str = "target"  # "target": one worker per target; "artifact": a fresh worker per artifact
+    isolation: str = "target"  # "target": one worker per target; "artifact": a container per artifact
+    cpus: float = field(default_factory=default_cpus)  # docker --cpus
 
 
 ISOLATION_LEVELS = ("target", "artifact")
+# What each level promises, word for word in run.json, report.json and the README.
+ISOLATION_PROMISES = {
+    "target": "one load container and worker per target loads every artifact: code a file runs when it is loaded "
+              "(a Lambda, a custom object, a SavedModel op) cannot reach the host's files, the network or another "
+              "target's results, but it can rewrite the records and predictions of every cell of its target's "
+              "column, its own and other files' alike (turning errors into passes); use --isolation artifact when "
+              "an artifact may be hostile",
+    "artifact": "each artifact is loaded in a container of its own that can write only that artifact's records and "
+                "predictions, and the host accepts only records of that artifact: a hostile file cannot change "
+                "another file's cells. It can still decide its own cells (it can read its own reference "
+                "predictions), so a pass of an untrusted file proves nothing about that file",
+}
 
 
 def plan_environments(matrix: Matrix, environ: Mapping[str, str], only: Sequence[str] = ()) -> list[EnvPlan]:
@@ -79,10 +106,10 @@ def expected_cells(matrix: Matrix, env_ids: Sequence[str]) -> list[CellKey]:
 
 
 def _container(plan: EnvPlan, phase: str, run_id: str, command: Sequence[str], *, mounts: Sequence[Mount],
-               limits: Limits) -> RunSpec:
+               limits: Limits, part: str = "") -> RunSpec:
     return RunSpec(
         image=plan.image.tag,
-        name=f"harness-{run_id}-{phase}-{plan.env.id}",
+        name=f"harness-{run_id}-{phase}-{plan.env.id}" + (f"-{part}" if part else ""),
         command=tuple(command),
         mounts=(source_mount(), *mounts),
         labels={LABEL_RUN: run_id, LABEL_VERSION: harness.__version__},
@@ -97,10 +124,11 @@ def _container(plan: EnvPlan, phase: str, run_id: str, command: Sequence[str], *
             **plan.env.container_env(),  # the backend and the matrix's variables (names the harness sets are refused)
         },
         network="none",  # probes and loads never need the network
-        user=host_user(),
+        user=container_user(),
         timeout=PHASE_TIMEOUT,
-        pids_limit=4096,
+        pids_limit=PIDS_LIMIT,
         memory=limits.memory,
+        cpus=limits.cpus,
         runtime=limits.runtime,
     )
 
@@ -114,9 +142,13 @@ def source_mount() -> Mount:
     return Mount(Path(harness.__file__).resolve().parent, f"{SOURCE_MOUNT}/harness")
 
 
-def host_user() -> str:
-    """uid:gid of the invoking user, so files in the run directory are theirs."""
-    return f"{os.getuid()}:{os.getgid()}"
+def container_user() -> str:
+    """uid:gid inside the containers: the invoking user's, so files in the run directory are theirs; never root.
+
+    When the harness runs as root the containers run as nobody (the runner lends them their writable mounts).
+    """
+    uid, gid = os.getuid(), os.getgid()
+    return "{}:{}".format(*(UNPRIVILEGED if uid == 0 else (uid, gid)))
 
 
 def save_spec(matrix: Matrix, plan: EnvPlan, run_dir: RunDir, run_id: str, limits: Limits) -> RunSpec:
@@ -146,3 +178,24 @@ def load_spec(matrix: Matrix, plan: EnvPlan, run_dir: RunDir, run_id: str, limit
         Mount(run_dir.records("load", env_id), RECORDS_MOUNT, read_only=False),
         *models.mounts(matrix.models, run_dir),
     ), limits=limits)
+
+
+def artifact_load_spec(matrix: Matrix, plan: EnvPlan, run_dir: RunDir, run_id: str, limits: Limits, *,
+                       artifact: Artifact, number: int) -> RunSpec:
+    """The container that loads one artifact in one target (--isolation artifact).
+
+    It sees its source's artifacts and its model's code only; its only writable mounts are the artifact's
+    own records file and its own outputs folder.
+    """
+    env_id, model = plan.env.id, matrix.model(artifact.model)
+    spec = {"env": env_id, "models": [model.for_agent()], "artifacts": ARTIFACTS_MOUNT, "outputs": OUTPUTS_MOUNT,
+            "records": RECORDS_MOUNT, "timeout": limits.cell_timeout, "isolation": "artifact",
+            "only": {"source": artifact.source, "model": artifact.model, "format": artifact.format}}
+    where = (env_id, artifact.source, artifact.model, artifact.format)
+    return _container(plan, "load", run_id, _agent("load", spec), mounts=(
+        Mount(run_dir.artifacts(artifact.source), f"{ARTIFACTS_MOUNT}/{artifact.source}", read_only=True),
+        Mount(run_dir.artifact_outputs(*where), posixpath.join(OUTPUTS_MOUNT, posixpath.dirname(
+            output_rel(artifact.source, artifact.model, artifact.format, "any"))), read_only=False),
+        Mount(run_dir.artifact_records(*where), RECORDS_MOUNT, read_only=False),
+        *models.mounts([model], run_dir),
+    ), limits=limits, part=str(number))

@@ -128,6 +128,15 @@ class RunDir:
         """records/<phase>-<env>.jsonl."""
         return self.path / RECORDS / records_name(phase, env_id)
 
+    def artifact_records(self, target: str, source: str, model: str, fmt: str) -> Path:
+        """records/load-<target>/<source>/<model>/<format>.jsonl: what one artifact's container wrote (--isolation
+        artifact), before the host keeps its own cells' records in records/load-<target>.jsonl."""
+        return self.path / RECORDS / f"load-{target}" / source / model / f"{fmt}.jsonl"
+
+    def artifact_outputs(self, target: str, source: str, model: str, fmt: str) -> Path:
+        """outputs/<target>/<source>/<model>/<format>/: the predictions of one artifact's loads in a target."""
+        return self.outputs(target) / source / model / fmt
+
     def outputs(self, env_id: str) -> Path:
         """outputs/<target env>/: predictions written by the load phase."""
         return self.path / OUTPUTS / env_id
@@ -196,11 +205,14 @@ class RunDir:
 
     def read_records(self, phase: str, env_id: str) -> Iterator[dict[str, Any]]:
         """The records of records/<phase>-<env>.jsonl, typed (harness/untrusted.py: checked_record)."""
+        return self.read_records_at(self.records(phase, env_id))
+
+    def read_records_at(self, path: Path) -> Iterator[dict[str, Any]]:
+        """The typed records of a JSON Lines file in the run directory."""
         try:
-            yield from untrusted.records(self.path, self.records(phase, env_id))
+            yield from untrusted.records(self.path, path)
         except (OSError, untrusted.UnsafeFile) as exc:
-            raise RunDirError(f"{self.records(phase, env_id)}: unreadable "
-                              f"({getattr(exc, 'strerror', None) or exc})") from None
+            raise RunDirError(f"{path}: unreadable ({getattr(exc, 'strerror', None) or exc})") from None
 
 
 def run_json_problem(data: object) -> str | None:

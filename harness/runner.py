@@ -7,23 +7,25 @@ environments' files (see runstate.py).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness import models, untrusted
-from harness.agent.protocol import LOAD_DONE, MANIFEST, PACKAGES, CellKey
+from harness import isolation, models, untrusted
+from harness.agent.protocol import LOAD_DONE, MANIFEST, PACKAGES, CellKey, RecordWriter
 from harness.console import Console
 from harness.engine import ContainerEngine, RunResult, RunSpec
 from harness.errors import EngineUnavailable
 from harness.images import ImageOutcome, ensure_image
 from harness.matrix import Matrix
-from harness.plan import EnvPlan, Limits, expected_cells, load_spec, save_spec
+from harness.plan import ISOLATION_PROMISES, EnvPlan, Limits, artifact_load_spec, expected_cells, load_spec, save_spec
 from harness.report.writers import write_reports
 from harness.rundir import RunDir
 from harness.runstate import ENV_PHASES, PHASES, RunState, now
@@ -87,7 +89,9 @@ class Runner:
         phases = self.options.phases
         if any(p in phases for p in ENV_PHASES):
             self.engine.ping()
-        self.state.write_run(status="running")
+        level = self.options.limits.isolation
+        self.state.write_run(status="running", **({"isolation": {"level": level, "promise": ISOLATION_PROMISES[level]}}
+                                                   if "load" in phases else {}))
         if "build" in phases:
             self._phase("build", self.plans, self._build)
         usable = [p for p in self.plans if self._images.get(p.env.id, _UNKNOWN).error is None]
@@ -158,6 +162,10 @@ class Runner:
     def _run_container(self, spec: RunSpec, log_name: str, record: dict[str, Any]) -> RunResult:
         """Run a container; an engine failure (not the container's own) is retried at most twice."""
         owned = dataclasses.replace(spec, labels={**spec.labels, **self.options.owner})
+        with _lent(spec):
+            return self._run_attempts(owned, log_name, record)
+
+    def _run_attempts(self, owned: RunSpec, log_name: str, record: dict[str, Any]) -> RunResult:
         attempt = 0
         while True:
             record["containers_started"] += 1
@@ -240,12 +248,66 @@ class Runner:
                 shutil.rmtree(self.run_dir.outputs(env_id), ignore_errors=True)
             records.touch()
             self.run_dir.outputs(env_id).mkdir(parents=True, exist_ok=True)
-            spec = load_spec(self.matrix, plan, self.run_dir, self.run_id, self.options.limits)
-            result = self._run_container(spec, f"load-{env_id}", record)
+            if self.options.limits.isolation == "artifact":
+                result = self._load_each(plan, record)
+            else:
+                spec = load_spec(self.matrix, plan, self.run_dir, self.run_id, self.options.limits)
+                result = self._run_container(spec, f"load-{env_id}", record)
             record["container"] = _container_outcome(result)
         if result.exit_code != 0:
             self.failures.append(f"{env_id}: load container failed (exit {result.exit_code})")
         self.console.step(f"load {env_id}: {'done' if result.exit_code == 0 else 'FAILED'} in {result.seconds:.0f}s")
+
+    def _load_each(self, plan: EnvPlan, record: dict[str, Any]) -> RunResult:
+        """--isolation artifact: a container per artifact not yet loaded; the host keeps only its own cells' records.
+
+        Returns the first failed container's result (else the last one's), with the seconds of all of them.
+        """
+        target = plan.env.id
+        done = {CellKey.of(r, target) for r in self.run_dir.read_records("load", target) if r.get("kind") == "load"}
+        todo = isolation.pending(isolation.artifacts(self._offered(target)), target, done)
+        self.console.step(f"load {target}: {len(todo)} artifact(s), a container each (--isolation artifact)")
+        writer = RecordWriter(str(self.run_dir.records("load", target)))
+        outcome, seconds = RunResult(exit_code=0, seconds=0.0), 0.0
+        for number, artifact in enumerate(todo, 1):
+            where = (target, artifact.source, artifact.model, artifact.format)
+            staged, outputs = self.run_dir.artifact_records(*where), self.run_dir.artifact_outputs(*where)
+            shutil.rmtree(outputs, ignore_errors=True)
+            outputs.mkdir(parents=True)
+            staged.parent.mkdir(parents=True, exist_ok=True)
+            staged.write_text("")
+            spec = artifact_load_spec(self.matrix, plan, self.run_dir, self.run_id, self.options.limits,
+                                      artifact=artifact, number=number)
+            result = self._run_container(spec, f"load-{target}-{number}", record)
+            seconds += result.seconds
+            outcome = outcome if outcome.exit_code != 0 else result
+            refused = isolation.accept(self.run_dir, artifact, target, staged, writer)
+            staged.unlink()
+            if refused:
+                record["refused_records"] = int(record.get("refused_records") or 0) + refused
+                self.console.step(f"load {target}: {refused} record(s) from {artifact.words()} named other cells; "
+                                  "not kept")
+        writer.write({"kind": LOAD_DONE, "target": target})
+        writer.close()
+        return dataclasses.replace(outcome, seconds=seconds)
+
+
+@contextlib.contextmanager
+def _lent(spec: RunSpec) -> Iterator[None]:
+    """A container that runs as another user than the host's root gets its writable mounts while it runs.
+
+    They are given back to root afterwards, so the run directory stays the invoking user's, while no
+    container ever runs as uid 0 (plan.py: container_user).
+    """
+    uid, gid = (int(n) for n in (spec.user or "0:0").split(":"))
+    writable = [m.host for m in spec.mounts if not m.read_only] if os.getuid() == 0 and uid != 0 else []
+    for path in writable:
+        untrusted.chown_tree(path, uid, gid)
+    try:
+        yield
+    finally:
+        for path in writable:
+            untrusted.chown_tree(path, os.getuid(), os.getgid())
 
 
 _UNKNOWN = ImageOutcome(tag="", image_id=None, built=False, seconds=0.0)  # no image looked at yet

@@ -346,3 +346,12 @@ def unreadable(exc: UnsafeFile) -> dict[str, Any]:
         "hint": "the run directory holds a link, a special file or a damaged file where a result belongs: rerun "
                 "this target's load phase, or report from an undamaged copy of the run directory",
         "traceback": None}}
+
+
+def chown_tree(path: Path, uid: int, gid: int) -> None:
+    """Give a file or a folder tree to uid:gid, never following a link (a link itself changes owner)."""
+    if not path.is_symlink() and path.is_dir():
+        for folder, dirs, files in os.walk(path):  # does not descend into links to folders
+            for name in (*dirs, *files):
+                os.chown(Path(folder) / name, uid, gid, follow_symlinks=False)
+    os.chown(path, uid, gid, follow_symlinks=False)

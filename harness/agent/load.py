@@ -108,6 +108,8 @@ def run_load(spec: Dict[str, Any]) -> int:
     """Run every task not already recorded; append a record for each as it ends."""
     target = spec["env"]
     tasks = plan_tasks(spec["artifacts"], spec["outputs"], [from_dict(m) for m in spec["models"]])
+    only = spec.get("only") or {}  # one artifact: source, model and format (--isolation artifact)
+    tasks = [t for t in tasks if all(t[key] == value for key, value in only.items())]
     done = set(done_cells(spec["records"], target))
     writer = RecordWriter(spec["records"])
     base = {"kind": "load", "target": target}

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import sys
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 import numpy as np
 
-from harness.agent.protocol import INPUTS, LABELS, USERDATA_MOUNT, ModelSpec, random_array, userdata_file
+from harness.agent.protocol import INPUTS, LABELS, USER_MOUNT, USERDATA_MOUNT, ModelSpec, random_array, userdata_file
 
 N_TRAIN = 96  # samples a probe is trained on
 N_REFERENCE = 32  # reference samples: generated from a model's own input shapes when nothing else gives them
@@ -24,11 +25,24 @@ _REGISTERED: Set[Tuple[int, str]] = set()  # (Keras module, name) registered in 
 
 def import_code(root: Optional[str], ref: str) -> Any:
     """The object named by 'module:attribute', or the module itself; `root` (a user's directory) goes on sys.path."""
-    if root and root not in sys.path:
-        sys.path.insert(0, root)
     module_name, _, attribute = ref.partition(":")
+    if root:
+        _from_root(root, module_name.split(".")[0])
     module = importlib.import_module(module_name)
     return getattr(module, attribute) if attribute else module
+
+
+def _from_root(root: str, top: str) -> None:
+    """Make `top` import from `root`: first on sys.path, and a module of that name imported from another user's
+    directory forgotten (two users' models may both call their module 'models'; one process loads both)."""
+    if root in sys.path:
+        sys.path.remove(root)
+    sys.path.insert(0, root)
+    origin = os.path.abspath(getattr(sys.modules.get(top), "__file__", None) or root)
+    if origin.startswith(USER_MOUNT + "/") and not origin.startswith(root.rstrip("/") + "/"):
+        for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+            del sys.modules[name]
+        importlib.invalidate_caches()
 
 
 def feed(arrays: List[Any]) -> Any:

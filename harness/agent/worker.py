@@ -87,8 +87,7 @@ def _run_task(ctx: formats.Context, task: Dict[str, Any]) -> Dict[str, Any]:
         with np.load(task["inputs"]) as data:
             arrays = [data[name] for name in task["input_names"]]
         outputs = loaded.predict(arrays)
-        os.makedirs(os.path.dirname(task["output"]), exist_ok=True)
-        np.save(task["output"], outputs)
+        save_atomic(task["output"], outputs)
     except Exception as exc:
         return {"status": "error", "error": error_info(exc), "stage": "predict", "seconds": _since(start)}
     record: Dict[str, Any] = {"status": "ok", "predict_call": loaded.call, "load_seconds": load_seconds,
@@ -101,6 +100,21 @@ def _run_task(ctx: formats.Context, task: Dict[str, Any]) -> Dict[str, Any]:
             record["evaluate_error"] = error_info(exc)
     record["seconds"] = _since(start)
     return record
+
+
+def save_atomic(path: str, array: Any) -> None:
+    """np.save through a file beside `path`, renamed into place: a reader sees no file or the whole array."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def _since(start: float) -> float:

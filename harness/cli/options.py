@@ -37,6 +37,18 @@ def memory(text: str) -> str:
     return text
 
 
+def cpus(text: str) -> float:
+    """CPUs a container may use: more than 0, at most the host's."""
+    cores = float(os.cpu_count() or 1)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of CPUs like 2 or 0.5, found {text!r}") from None
+    if not 0.01 <= value <= cores:
+        raise argparse.ArgumentTypeError(f"expected 0.01 to {cores:g} (this host's CPUs), found {text}")
+    return value
+
+
 def positive_float(text: str) -> float:
     """A number of seconds > 0."""
     try:

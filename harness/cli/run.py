@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from harness.cli.options import add_base_image, add_fail_on, default_jobs, memory, positive_float, positive_int
+from harness.cli.options import add_base_image, add_fail_on, cpus, default_jobs, memory, positive_float, positive_int
 from harness.console import Console
-from harness.plan import CONTAINER_MEMORY, ISOLATION_LEVELS, Limits
+from harness.plan import CONTAINER_MEMORY, ISOLATION_LEVELS, MAX_CPUS, Limits, default_cpus
 from harness.runstate import PHASES
 from harness.workflow import RunEngine, RunRequest, run_matrix
 
@@ -27,11 +27,15 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--cell-timeout", type=positive_float, default=300.0,
                      help="seconds one load may take before it is a timeout cell (default 300)")
     run.add_argument("--isolation", choices=ISOLATION_LEVELS, default=ISOLATION_LEVELS[0],
-                     help="target: one load worker per target environment (fast); artifact: a fresh worker for "
-                          "every artifact, so one hostile file cannot touch another's results (slower)")
+                     help="target: one load container per target environment (fast; code a file runs when "
+                          "loaded can rewrite its target's other cells); artifact: a container per artifact, whose "
+                          "records are kept only for its own cells, so one hostile file cannot touch another's "
+                          "results (a container start and a TensorFlow import per artifact)")
     run.add_argument("--memory", type=memory, default=os.environ.get("HARNESS_MEMORY", CONTAINER_MEMORY),
                      help=f"memory limit of each container, docker syntax (default {CONTAINER_MEMORY}; "
                           "env HARNESS_MEMORY)")
+    run.add_argument("--cpus", type=cpus, default=default_cpus(),
+                     help=f"CPUs each container may use (default {MAX_CPUS:g}, or fewer on a smaller host)")
     run.add_argument("--runtime", default=os.environ.get("HARNESS_DOCKER_RUNTIME"),
                      help="container runtime for a stronger sandbox, e.g. runsc (env HARNESS_DOCKER_RUNTIME)")
     run.add_argument("--baseline", type=Path, metavar="REPORT",
@@ -48,7 +52,7 @@ def request_of(args: argparse.Namespace) -> RunRequest:
     from harness.leftovers import owner_labels
 
     limits = Limits(memory=args.memory, runtime=args.runtime, cell_timeout=args.cell_timeout,
-                    isolation=args.isolation)
+                    isolation=args.isolation, cpus=args.cpus)
     return RunRequest(out=args.out, resume=args.resume, jobs=args.jobs or default_jobs(), only=tuple(args.only),
                       phases=tuple(args.phase), limits=limits, baseline=args.baseline, owner=owner_labels(),
                       fail_on=args.fail_on)

@@ -350,6 +350,7 @@ def build_report(run_dir: RunDir, baseline: dict[str, Any] | None = None,
         "matrix": {"name": matrix.name, "path": matrix.path, "sha256": matrix.sha256},
         "created": run.get("finished") or run.get("created") or dt.datetime.now(dt.timezone.utc).isoformat(),
         "run_id": run.get("run_id"),
+        "isolation": run.get("isolation"),  # what the load phase's isolation level promises, and what it does not
         "tolerance": tolerance,
         "environments": environments,
         "models": [report_entry(m, env_ids) for m in matrix.models],

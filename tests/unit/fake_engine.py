@@ -21,6 +21,12 @@ from harness.engine import BuildResult, ContainerInfo, RunResult, RunSpec
 VERSIONS = {"python": "3.11.2", "tensorflow": "2.15.1", "keras": "2.15.0", "keras_major": 2, "keras_package": "keras"}
 
 
+def _host(mounts: Mapping[str, Path], path: str) -> Path:
+    """The host path a container path is mounted from (the longest mount point that holds it)."""
+    point = max((m for m in mounts if path == m or path.startswith(m + "/")), key=len)
+    return mounts[point] / path[len(point):].lstrip("/")
+
+
 def _reference(model: str) -> Any:
     """What a model 'predicts': the same in every environment, so unchanged loads pass."""
     return np.linspace(0, 1, 8, dtype="float32").reshape(2, 4)
@@ -92,7 +98,7 @@ class FakeEngine:
         if step == "save":
             self._save(args, mounts[protocol.OUT_MOUNT], records)
         else:
-            self._load(args, mounts[protocol.ARTIFACTS_MOUNT], mounts[protocol.OUTPUTS_MOUNT], records)
+            self._load(args, mounts, records)
         return RunResult(exit_code=0, seconds=0.1)
 
     def _save(self, args: dict[str, Any], out: Path, records: Path) -> None:
@@ -117,16 +123,20 @@ class FakeEngine:
         protocol.write_json_atomic(out / protocol.ENV_JSON, VERSIONS)
         protocol.write_json_atomic(out / protocol.MANIFEST, protocol.manifest(args["env"], VERSIONS, entries))
 
-    def _load(self, args: dict[str, Any], artifacts: Path, outputs: Path, records: Path) -> None:
+    def _load(self, args: dict[str, Any], mounts: Mapping[str, Path], records: Path) -> None:
         target = args["env"]
         specs = [protocol.from_dict(m) for m in args["models"]]
         done = set(protocol.done_cells(str(records), target))
         writer = protocol.RecordWriter(str(records))
-        for task in protocol.plan_tasks(str(artifacts), str(outputs), specs):
-            if protocol.CellKey.of(task, target) in done:
+        only = args.get("only") or {}  # one artifact (--isolation artifact): only its source is mounted
+        artifacts = (mounts[protocol.ARTIFACTS_MOUNT] if protocol.ARTIFACTS_MOUNT in mounts
+                     else _host(mounts, f"{protocol.ARTIFACTS_MOUNT}/{only['source']}").parent)
+        for task in protocol.plan_tasks(str(artifacts), protocol.OUTPUTS_MOUNT, specs):
+            if protocol.CellKey.of(task, target) in done or any(task[k] != v for k, v in only.items()):
                 continue
             reference = Path(task["model_dir"]) / protocol.REFERENCE
             predicted = np.load(reference) if reference.is_file() else _reference(task["model"])
+            task["output"] = str(_host(mounts, task["output"]))
             Path(task["output"]).parent.mkdir(parents=True, exist_ok=True)
             # Drift is what an upgrade does: a load in the environment that saved the model predicts the same.
             np.save(task["output"], predicted + np.float32(self.drift if task["source"] != target else 0.0))

@@ -23,8 +23,8 @@ from harness.report.writers import write_reports
 from harness.rundir import RunDir
 
 TOP_LEVEL_KEYS = {
-    "schema_version", "harness_version", "matrix", "created", "run_id", "tolerance", "environments", "models",
-    "paths", "causes", "hazards", "cells", "tracebacks", "artifacts", "references", "summary", "verdict",
+    "schema_version", "harness_version", "matrix", "created", "run_id", "isolation", "tolerance", "environments",
+    "models", "paths", "causes", "hazards", "cells", "tracebacks", "artifacts", "references", "summary", "verdict",
 }
 ENVIRONMENT_KEYS = {
     "id", "python", "tensorflow", "keras", "keras_package", "keras_major", "spec", "image", "image_id", "status",
