@@ -123,7 +123,8 @@ def write(path: Path, rows: list[dict[str, Any]], args: argparse.Namespace) -> N
     """The wheel-cache block of RESULTS.md."""
     lines = [BEGIN, "## Wheel cache: a cold build of two environments sharing one TensorFlow release", "",
              f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC with `python benchmarks/wheel_cache.py"
-             f" --jobs {args.jobs}` on {platform.platform()}, {os.cpu_count()} cores: Python {args.python}, "
+             f" --jobs {args.jobs}` on {platform.platform()}, {os.cpu_count()} cores (load average {args.load:.1f} "
+             f"at the start): Python {args.python}, "
              f"tensorflow-cpu {args.tensorflow} with Keras 3.3.3 and with tf-keras, both images built from nothing "
              "(a fresh base image each time, so no layer is reused).", "",
              "| builds | wall s | per image s | files downloaded | MB downloaded | files reused | MB reused |",
