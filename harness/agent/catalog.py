@@ -143,7 +143,8 @@ HAZARD_PROBES: Dict[str, ModelSpec] = {spec.name: spec for spec in (
     _hazard("lambda_globals", "a Lambda calling tf.* through a module global, with no output_shape (fix: give "
            "output_shape and import inside the function, or a custom layer)", "lambda_globals",
            hazards=("lambda-globals", "safe-mode"), formats=("h5", "keras"),
-           loaders=("load_model", "load_model_unsafe")),
+           loaders=("load_model", "load_model_unsafe"), backends=_ONLY_TF,
+           build_note="the Lambda calls tf.nn: TensorFlow backend only"),
     _hazard("subclassed_weights", "a subclassed Model (variables created at its first call) rebuilt from code, then "
            "load_weights (fix: build it first: call it on a batch, or model.build(shape))", "subclassed",
            hazards=("unbuilt-subclassed",), formats=("weights_h5", "tf_checkpoint"), loaders=("rebuild",),
