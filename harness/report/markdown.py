@@ -143,6 +143,12 @@ def _unused(report: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _isolation(report: dict[str, Any]) -> list[str]:
+    """What the load phase's isolation level promises, and what it does not (run --isolation)."""
+    isolation = report.get("isolation")
+    return [f"Isolation `{isolation['level']}`: {_escape(isolation['promise'])}.", ""] if isolation else []
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The whole report.md."""
     verdict = report["verdict"]
@@ -157,6 +163,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "A route (model, format, loader) *breaks* on a path when it works where the model was saved and fails where "
         "it is loaded; routes that fail at home too never count against an upgrade.",
         "",
+        *_isolation(report),
         "## Upgrade paths",
         "",
         *_paths(report),

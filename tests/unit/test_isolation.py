@@ -185,3 +185,4 @@ def test_the_report_says_what_the_isolation_level_promises(tmp_path: Path) -> No
         report = _run(FakeEngine(), tmp_path / level, level)
         assert report["isolation"] == {"level": level, "promise": ISOLATION_PROMISES[level]}
         assert json.loads((tmp_path / level / "report.json").read_text())["isolation"]["level"] == level
+        assert f"Isolation `{level}`: {ISOLATION_PROMISES[level][:40]}" in (tmp_path / level / "report.md").read_text()
