@@ -20,9 +20,11 @@ from typing import Any
 
 from harness.agent.protocol import FORMATS
 from harness.errors import UsageError
+from harness.matrix.problems import shown
 from harness.matrix.user_models import ARTIFACT_FORMATS, USER_FORMATS, USER_LOADERS, too_broad
 
 UNSAFE_LOADER = "load_model_unsafe"  # safe_mode=False: executes the file's code (check --unsafe)
+MAX_DERIVED_NAME = 64  # a model name taken from a file or function name (it names the run directory too)
 DEFAULT_FACTORY_FORMAT = "keras"  # what Keras recommends since 2.13, and the full-model format Keras 3 writes
 _LEGACY_NAMES = ("tf-keras", "tf_keras")
 # NAME of NAME==VERSION -> (the matrix key it sets, the prefix of its value)
@@ -32,7 +34,7 @@ _NAMED = {"tf": ("tensorflow", ""), "tensorflow": ("tensorflow", ""), "tensorflo
 _PART = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9_-]*?)\s*(?P<op>===|==|~=|!=|<=|>=|<|>|=)\s*(?P<version>\S.*)$")
 _SHORT = re.compile(r"^(?P<version>\d[0-9A-Za-z.*]*)(?:\+(?P<keras>.+))?$")
 _PY = re.compile(r"^py(?:thon)?(?P<version>3\.\d{1,2})$")
-_SHAPE = re.compile(r"^(?P<dims>\d+(?:x\d+)*)(?::(?P<dtype>[a-z0-9]+))?$")
+_SHAPE = re.compile(r"^(?P<dims>\d{1,12}(?:x\d{1,12})*)(?::(?P<dtype>[a-z0-9]+))?$")
 _OPERATORS = re.compile(r"^(===|==|~=|!=|<=|>=|<|>)")
 
 
@@ -119,9 +121,26 @@ def _keras_suffix(text: str, part: str, flag: str) -> str:
 def parse_inputs(text: str) -> str | dict[str, Any]:
     """--inputs: a .npy/.npz file, or SHAPE[:DTYPE] such as 8x64x64x1:float32 (seeded random inputs)."""
     shape = _SHAPE.match(text)
-    if shape and not Path(text).exists():
+    if shape and not _exists(text):
         return {"shape": [int(n) for n in shape.group("dims").split("x")], "dtype": shape.group("dtype") or "float32"}
-    return str(Path(text).resolve())
+    return str(_path(text, "--inputs"))
+
+
+def _path(text: str, flag: str) -> Path:
+    """The resolved path a flag names (~ expanded); UsageError naming the flag when it cannot be one."""
+    try:
+        return Path(text).expanduser().resolve()
+    except RuntimeError:  # ~nosuchuser, or a symbolic link loop
+        raise UsageError(f"{flag} {shown(text)}: no such user's home directory, or a symbolic link loop") from None
+    except (OSError, ValueError) as exc:  # a NUL byte, a name too long
+        raise UsageError(f"{flag} {shown(text)}: not a usable path ({getattr(exc, 'strerror', None) or exc})") from None
+
+
+def _exists(text: str) -> bool:
+    try:
+        return _path(text, "").exists()
+    except (UsageError, OSError):
+        return False
 
 
 @dataclass(frozen=True)
@@ -138,9 +157,9 @@ def code_ref(text: str, flag: str, attribute: bool) -> CodeRef:
     if attribute and not sep:
         raise UsageError(f"{flag} {text!r}: expected MODULE:FUNCTION or path/to/file.py:FUNCTION")
     if head.endswith(".py"):
-        path = Path(head).resolve()
-        if not path.is_file():
-            raise UsageError(f"{flag}: file not found: {path}")
+        path = _path(head, flag)
+        if not _exists(str(path)) or not path.is_file():
+            raise UsageError(f"{flag}: file not found: {shown(str(path))}")
         return CodeRef(root=path.parent, ref=path.stem + (":" + attr if sep else ""))
     here = Path.cwd()
     broad = too_broad(here)
@@ -152,18 +171,18 @@ def code_ref(text: str, flag: str, attribute: bool) -> CodeRef:
 
 
 def _is_artifact(model: str) -> bool:
-    if Path(model).exists():
+    if _exists(model):
         return not model.endswith(".py")
     if ":" in model:
         return False  # MODULE:FUNCTION or FILE.py:FUNCTION
-    raise UsageError(f"--model {model!r}: no such file, and not MODULE:FUNCTION")
+    raise UsageError(f"--model {shown(model)}: no such file, and not MODULE:FUNCTION")
 
 
 def user_model_entry(model: str, *, custom_objects: str | None, factory: str | None, inputs: str | None,
                      reference: str | None) -> dict[str, Any]:
     """The matrix `models:` entry of --model: an existing artifact (a path) or a factory (MODULE:FUNCTION)."""
-    artifact = Path(model)
     is_artifact = _is_artifact(model)
+    artifact = _path(model, "--model") if is_artifact else Path(model)
     refs: dict[str, CodeRef] = {}
     if not is_artifact:
         if factory:
@@ -181,11 +200,11 @@ def user_model_entry(model: str, *, custom_objects: str | None, factory: str | N
     if roots:
         entry["path"] = str(roots.pop())
     name = artifact.name.split(".")[0] if is_artifact else refs["factory"].ref.split(":")[-1]
-    entry["name"] = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip("._-") or "model"
+    entry["name"] = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip("._-")[:MAX_DERIVED_NAME] or "model"
     if is_artifact:
-        entry["artifact"] = str(artifact.resolve())
+        entry["artifact"] = str(artifact)
         if reference:
-            entry["reference"] = str(Path(reference).resolve())
+            entry["reference"] = str(_path(reference, "--reference"))
     elif reference:
         raise UsageError("--reference is for an existing artifact; a factory model's reference is what it predicts")
     if inputs:

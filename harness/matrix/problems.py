@@ -134,14 +134,14 @@ def host_path(value: object, at: str, base: Path, problems: list[str]) -> Path |
         path = (base / raw.expanduser()).resolve()
         path.exists()  # a name too long for the file system fails here, not later
     except RuntimeError:  # ~nosuchuser, or a symlink loop
-        problems.append(f"{at}: cannot resolve {text!r}: no such user's home directory, or a symbolic link loop")
+        problems.append(f"{at}: cannot resolve {shown(text)}: no such user's home directory, or a symbolic link loop")
         return None
     except (OSError, ValueError) as exc:
-        problems.append(f"{at}: not a usable path {text!r} ({getattr(exc, 'strerror', None) or exc})")
+        problems.append(f"{at}: not a usable path {shown(text)} ({getattr(exc, 'strerror', None) or exc})")
         return None
     root = project_root(base)
     if not explicit and not path.is_relative_to(root):
-        problems.append(f"{at}: {text!r} leads out of the matrix's project {root} (to {path}); write the path "
+        problems.append(f"{at}: {shown(text)} leads out of the matrix's project {root} (to {path}); write the path "
                         "absolute to use a file outside it")
         return None
     return path

@@ -228,7 +228,7 @@ def _code(value: object, at: str, root: Path | None, attribute: bool, problems: 
         return None
     names = _top_level_names(source)
     if name and names is not None and name not in names:
-        problems.append(f"{at}: {source.name} defines no {name!r}{suggest(name, sorted(names))}")
+        problems.append(f"{at}: {source.name} defines no {shown(name)}{suggest(name, sorted(names))}")
         return None
     return text
 

@@ -231,3 +231,38 @@ def test_a_valid_matrix_renders_one_from_line(project: Path) -> None:
     assert [line for line in plan.dockerfile.splitlines() if line.startswith("FROM")] == [
         "FROM registry.example:5000/py:3.11-slim"]
     assert matrix.pip.trusted_hosts == ("a.example:8080",)
+
+
+CHECK = {
+    "NUL in --model": (["--model", "m\x00.h5"], "--model 'm\\x00.h5': no such file"),
+    "unknown home in --model": (["--model", "~nosuchuser/m.h5"], "--model '~nosuchuser/m.h5': no such file"),
+    "300-character --model": (["--model", "m" * 300 + ".h5"], "(303 characters): no such file"),
+    "NUL in --inputs": (["--model", "{code}:build", "--inputs", "x\x00.npy"],
+                        "--inputs 'x\\x00.npy': not a usable path"),
+    "unknown home in --inputs": (["--model", "{code}:build", "--inputs", "~nosuchuser/x.npy"],
+                                 "--inputs '~nosuchuser/x.npy': no such user's home directory"),
+    "huge --inputs shape": (["--model", "{code}:build", "--inputs", "100000x100000x1000"],
+                            "--inputs.shape: [100000, 100000, 1000] is 10000000000000 values"),
+    "5,000-digit --inputs dimension": (["--model", "{code}:build", "--inputs", "8x" + "9" * 5000],
+                                       "--inputs: not a usable path"),
+    "NUL in --custom-objects": (["--model", "{code}:build", "--custom-objects", "x\x00.py"],
+                                "--custom-objects 'x\\x00.py': not a usable path"),
+    "5,000-digit version in --to": (["--model", "{code}:build", "--to", "tf==" + "1" * 5000],
+                                    "--to.tensorflow: expected a version or specifier of at most 64"),
+    "=== in --to": (["--model", "{code}:build", "--to", "tf===2.16.2"], "--to.tensorflow: '===' compares"),
+    "a newline in --base-image": (["--model", "{code}:build", "--base-image", "python:{{python}}\nRUN id"],
+                                  "--base-image/HARNESS_BASE_IMAGE: expected an image reference"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CHECK))
+def test_every_bad_check_input_is_exit_2_with_one_line_naming_the_flag(
+        case: str, project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    extra, expected = CHECK[case]
+    argv = ["check", "--from", "2.15.1", "--to", "2.16.2+keras3.3.3", "--out", str(project / "out"),
+            *(a.format(code=project / "code" / "mymodels.py") for a in extra)]
+    engine = FakeEngine()
+    assert main(argv, engine=lambda: engine) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expected in err, err
+    assert not engine.builds and not engine.runs and not (project / "out").exists()
