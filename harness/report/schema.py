@@ -104,6 +104,8 @@ def _valid_cell(cell: object) -> bool:
 def load_report(path: Path, what: str = "report") -> dict[str, Any]:
     """A report.json (or a run directory holding one); UsageError naming the file when it cannot be used."""
     file = path / REPORT_FILES["json"] if path.is_dir() else path
+    if file.exists() and not file.is_file():  # a FIFO would block the read for ever, a device never end
+        raise UsageError(f"{what} {file}: not a regular file")
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:

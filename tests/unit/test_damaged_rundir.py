@@ -236,6 +236,16 @@ def test_a_damaged_run_json_or_records_file_is_one_line_and_exit_2(
     assert SECRET not in err
 
 
+@pytest.mark.parametrize("command", ["report", "diff"])
+def test_a_fifo_named_as_a_baseline_or_report_is_exit_2_not_a_hang(run: FakeRun, command: str,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    fifo = run.root.parent / "old.json"
+    os.mkfifo(fifo)
+    argv = ["report", str(run.root), "--baseline", str(fifo)] if command == "report" else ["diff", str(fifo), str(fifo)]
+    assert within(10, lambda: main(argv)) == 2
+    assert f"{fifo}: not a regular file" in capsys.readouterr().err
+
+
 def test_the_report_reads_only_what_belongs_to_the_run(run: FakeRun) -> None:
     # The same run directory, undamaged, still reports every cell: the checks refuse nothing legitimate.
     report = RunDir(run.root)
