@@ -143,10 +143,10 @@ def _load_model(ctx: Context, path: str, code: ModelCode, *, loader: str = "load
         kwargs["custom_objects"] = objects or None
         options["custom_objects"] = bool(objects)
     if safe_mode is False:
-        if ctx.version < (2, 13):
-            raise Unsupported("load_model has no safe_mode before Keras 2.13")
+        if ctx.version < (2, 12):
+            raise Unsupported("load_model has no safe_mode before Keras 2.12")
         kwargs["safe_mode"] = options["safe_mode"] = False
-    elif ctx.version >= (2, 13) and path.endswith(".keras"):
+    elif ctx.version >= (2, 12) and path.endswith(".keras"):
         options["safe_mode"] = "default (True)"
     if not compile_model:
         kwargs["compile"] = options["compile"] = False

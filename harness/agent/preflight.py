@@ -139,8 +139,8 @@ def predict(findings: Dict[str, Any], fmt: str, loader: str, source: Dict[str, A
         if findings.get("lambda_bytecode") and _python(source) != _python(target):
             reasons.append("Lambda bytecode from Python {} on Python {}".format(
                 ".".join(_python(source)), ".".join(_python(target))))
-        if fmt == "keras" and target_major == 3 and loader != "load_model_unsafe":
-            reasons.append("Keras 3 safe_mode refuses Lambda layers")
+        if fmt == "keras" and loader != "load_model_unsafe":  # every Keras that reads .keras has safe_mode
+            reasons.append("safe_mode refuses Lambda layers in .keras files")
     if findings.get("file_ops"):
         reasons.append("graph ops that touch files or run Python: " + ", ".join(findings["file_ops"]))
     return {"outcome": "error" if reasons else "pass", "why": "; ".join(reasons)}

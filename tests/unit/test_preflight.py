@@ -38,6 +38,14 @@ def test_a_keras_file_with_a_lambda_and_a_custom_layer(tmp_path: Path) -> None:
     assert "safe_mode" not in predict(findings, "keras", "load_model_unsafe", KERAS3, KERAS3)["why"]
 
 
+def test_keras_2_safe_mode_refuses_a_lambda_in_its_own_keras_file_too(tmp_path: Path) -> None:
+    # Keras 2.12 and later load .keras files under safe_mode as Keras 3 does: a Lambda is refused at home.
+    path = _keras_zip(tmp_path / "m.keras", [{"class_name": "Lambda", "module": "keras.layers",
+                                             "config": {"name": "affine"}}], "2.15.0")
+    findings = scan(str(path), "keras")
+    assert "safe_mode refuses Lambda layers" in predict(findings, "keras", "load_model", KERAS2, KERAS2)["why"]
+    assert predict(findings, "keras", "load_model_unsafe", KERAS2, KERAS2) == {"outcome": "pass", "why": ""}
+
 def test_a_plain_file_is_predicted_to_load_in_its_own_generation_only(tmp_path: Path) -> None:
     path = _keras_zip(tmp_path / "m.keras", [{"class_name": "Dense", "module": "keras.layers",
                                              "config": {"name": "d"}}], "3.3.3")
