@@ -9,6 +9,7 @@ on the host: the engine clients, and the few host tools building a base image ne
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -34,6 +35,7 @@ LABEL_PID = "org.harness.pid"  # that process: when it is gone, the container is
 LABEL_BASE = "org.harness.base"  # base images built from Debian packages (harness base-images)
 ENGINES = ("docker", "podman")
 CATATONIT = "/usr/libexec/podman/catatonit"  # the init `podman run --init` starts unless told another
+BUILD_GRACE = 6 * 3600.0  # seconds: an untagged image younger than this may belong to a build still running
 ENGINE_VARIABLE = "HARNESS_ENGINE"
 
 
@@ -86,6 +88,11 @@ class ContainerInfo:
     name: str
     labels: Mapping[str, str]
     running: bool
+    finished: float | None = None  # when it stopped (seconds since the epoch), if it has
+
+    def stopped_long_ago(self) -> bool:
+        """Stopped more than BUILD_GRACE ago: not a build step whose layer is still being committed."""
+        return not self.running and self.finished is not None and self.finished < time.time() - BUILD_GRACE
 
 
 @dataclass(frozen=True)
@@ -341,9 +348,11 @@ class DockerCLI:
                 data = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            state = data.get("State") or {}
             found.append(ContainerInfo(id=data["Id"], name=str(data.get("Name", "")).lstrip("/"),
                                        labels=(data.get("Config") or {}).get("Labels") or {},
-                                       running=bool((data.get("State") or {}).get("Running"))))
+                                       running=bool(state.get("Running")),
+                                       finished=_timestamp(str(state.get("FinishedAt") or ""))))
         return found
 
     def remove_container_ids(self, ids: list[str]) -> int:
@@ -355,10 +364,24 @@ class DockerCLI:
         return len(ids) - len(left)
 
     def dangling_images(self, labels: Mapping[str, str]) -> list[str]:
-        """Ids of untagged images carrying all the labels (an empty value: any value)."""
+        """Ids of untagged images carrying all the labels (an empty value: any value), older than BUILD_GRACE.
+
+        A younger one may be a layer of a build still running: the builder's intermediate images are
+        untagged and inherit the base image's labels (org.harness.base), so they are kept.
+        """
         filters = [f"--filter=label={k}={v}" if v else f"--filter=label={k}" for k, v in sorted(labels.items())]
-        proc = self._docker("images", "-q", "--no-trunc", "--filter=dangling=true", *filters)
-        return sorted(set(proc.stdout.split()))
+        ids = sorted(set(self._docker("images", "-q", "--no-trunc", "--filter=dangling=true", *filters).stdout.split()))
+        if not ids:
+            return []
+        proc = self._docker("image", "inspect", "--format", "{{.Id}} {{.Created}}", *ids)
+        cutoff = time.time() - BUILD_GRACE
+        old = []
+        for line in proc.stdout.splitlines():
+            image, _, created = line.partition(" ")
+            when = _timestamp(created)
+            if when is not None and when < cutoff:
+                old.append(image)
+        return sorted(old)
 
     def remove_images(self, ids: list[str]) -> list[str]:
         """Remove untagged images one by one (never forced: an image a container uses stays); the removed ids."""
@@ -448,6 +471,15 @@ class PodmanCLI(DockerCLI):
     def endpoint(self) -> str:
         """CONTAINER_HOST for a remote podman, else local (podman runs containers itself)."""
         return os.environ.get("CONTAINER_HOST") or "local"
+
+
+def _timestamp(text: str) -> float | None:
+    """Seconds since the epoch of an engine's RFC 3339 time (2026-12-01T03:50:12.123456789Z), or None."""
+    found = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?(Z|[+-]\d\d:\d\d)", text.strip())
+    if not found:
+        return None
+    zone = "+00:00" if found.group(2) == "Z" else found.group(2)
+    return dt.datetime.fromisoformat(found.group(1) + zone).timestamp()
 
 
 def _init_path() -> str | None:

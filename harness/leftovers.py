@@ -62,8 +62,9 @@ def stale_containers(engine: Housekeeping, *, builds: bool = False) -> list[Cont
     host = host_name()
     found = [c for c in engine.containers({LABEL_MANAGED: "true"}) if is_stale(c, host)]
     if builds:
+        # A build step's container stops before its layer is committed: only long-stopped ones are leftovers.
         found += [c for c in engine.containers({LABEL_BASE: ""})
-                  if not c.running and LABEL_MANAGED not in c.labels]
+                  if c.stopped_long_ago() and LABEL_MANAGED not in c.labels]
     return sorted(found, key=lambda c: c.name)
 
 

@@ -56,6 +56,7 @@ class Host:
         env = dict(self.env, HARNESS_WHEEL_CACHE=str(cache))
         argv = [sys.executable, "-m", "harness", "--engine", engine, "run", str(matrix), "--out", str(out), *extra]
         proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env=env, timeout=3600, check=False)
+        (out.parent / f"{out.name}.console.log").write_text(proc.stderr)  # the progress lines, timed, kept
         self.built[engine].add(f"{self.repo}:3.11")
         if (out / "run.json").is_file():
             self.built[engine].update(e["image"] for e in load(out / "run.json")["environments"] if e.get("image"))
@@ -110,8 +111,14 @@ def test_the_smoke_matrix_runs_on_a_host_with_no_base_image(host: Host, smoke: R
 
 def test_two_environments_sharing_tensorflow_download_its_wheel_once(host: Host, smoke: Run) -> None:
     matrix = host.root / "shared-tf.yaml"
-    # On the fresh base no layer of these images exists: both builds are cold.
-    matrix.write_text(SHARED_TF + f'base_image: "{host.repo}:{{python}}"\n')
+    # A base of their own (the smoke run built the Keras 3 image on the fresh one): no layer of these images
+    # exists, both builds are cold, as after `docker rmi` of both.
+    base = f"{host.repo}-shared"
+    made = subprocess.run(["docker", "build", "-q", "-t", f"{base}:3.11", "-"], capture_output=True, text=True,
+                          input=f"FROM {_base_of(smoke)}\nLABEL org.harness.test=shared-tf\n", check=False)
+    assert made.returncode == 0, made.stderr
+    host.built["docker"].add(f"{base}:3.11")
+    matrix.write_text(SHARED_TF + f'base_image: "{base}:{{python}}"\n')
     cache = host.root / "wheels-shared-tf"  # empty: the first build downloads, the second reuses
     out = host.root / "shared-tf"
     proc = host.run(matrix, out, "--phase", "build", "--jobs", "1", cache=cache)
@@ -141,6 +148,11 @@ def test_podman_runs_the_smoke_matrix_with_the_same_cells(host: Host, smoke: Run
               if _outcome(c) != _outcome(docker_cells[k])}
     assert not differ
     assert load(out / "run.json")["wheels"]["downloaded"] == 0  # the Docker run's wheels, served again
+
+
+def _base_of(run: Run) -> str:
+    """The base image a run's environments were built on."""
+    return str(load(run[1] / "run.json")["environments"][0]["spec"]["base_image"])
 
 
 def _outcome(cell: dict[str, Any]) -> tuple[Any, ...]:

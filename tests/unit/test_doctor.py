@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,11 @@ def test_owner_labels_name_this_process() -> None:
 def test_sweep_removes_only_dead_runs_containers() -> None:
     engine = FakeDocker([container("dead", running=True, **{LABEL_HOST: HOST, LABEL_PID: DEAD_PID}),
                          container("mine", running=True, **owner_labels()),
-                         ContainerInfo("id-build", "build", {LABEL_BASE: "debian-trixie"}, running=False)])
+                         ContainerInfo("id-build", "build", {LABEL_BASE: "debian-trixie"}, running=False,
+                                       finished=time.time() - 7 * 3600),
+                         # a build step that just ended: its layer is being committed, the build goes on
+                         ContainerInfo("id-step", "step", {LABEL_BASE: "debian-trixie"}, running=False,
+                                       finished=time.time() - 30)])
     assert remove_stale_containers(engine) == 1
     assert engine.removed_ids == ["id-dead"]
     assert [c.name for c in stale_containers(engine, builds=True)] == ["build"]  # doctor also takes failed builds

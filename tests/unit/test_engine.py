@@ -7,6 +7,7 @@ Popen too), so DockerCLI runs unchanged; no container engine is ever started.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import re
@@ -624,3 +625,14 @@ def test_host_commands_append_their_output_and_return_their_code(tmp_path: Path)
     assert run_host_command([sys.executable, "-c", "raise SystemExit(3)"], log_path) == 3
     assert run_host_command(["no-such-tool-here"], log_path) == 127
     assert log_path.read_text().startswith("made it\n") and "no-such-tool-here: not installed" in log_path.read_text()
+
+
+def test_untagged_images_of_a_build_still_running_are_not_leftovers(docker: FakeDocker) -> None:
+    # The classic builder's intermediate images are untagged and inherit the base's org.harness.base label.
+    old = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S.123456789Z")
+    new = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.5Z")
+    docker.replies["images"] = Reply(stdout="sha256:old\nsha256:new\nsha256:old\n")
+    docker.replies["image"] = Reply(stdout=f"sha256:new {new}\nsha256:old {old}\nsha256:odd not-a-time\n")
+    assert DockerCLI().dangling_images({"org.harness.base": ""}) == ["sha256:old"]
+    assert docker.calls == [["images", "-q", "--no-trunc", "--filter=dangling=true", "--filter=label=org.harness.base"],
+                            ["image", "inspect", "--format", "{{.Id}} {{.Created}}", "sha256:new", "sha256:old"]]
