@@ -4,7 +4,7 @@
 
 Everything is measured in one run, side by side, on the same machine:
 - cold build (with --cold: the matrix's images are removed first), then a warm rerun;
-- containers started (counted from `docker events`), per-phase wall times, the sum
+- containers started (counted from the engine's event log), per-phase wall times, the sum
   of in-container time, and the harness process's peak RSS;
 - a naive runner that starts one load container per (source, target) pair for the
   same per-cell work, against `--jobs 1` and `--jobs 2`;
@@ -33,7 +33,8 @@ WHEEL_CACHE = ("<!-- wheel-cache -->", "<!-- /wheel-cache -->")
 sys.path.insert(0, str(ROOT))
 
 from harness.agent import protocol  # noqa: E402
-from harness.engine import LABEL_MANAGED, DockerCLI, Mount  # noqa: E402
+from harness.base_images import Debootstrap, resolve_base_images  # noqa: E402
+from harness.engine import LABEL_MANAGED, Mount, engine_for  # noqa: E402
 from harness.matrix import load_matrix  # noqa: E402
 from harness.plan import Limits, load_spec, plan_environments  # noqa: E402
 from harness.rundir import RunDir  # noqa: E402
@@ -62,11 +63,7 @@ class Measured:
 
 def count_started(since: float, until: float) -> int:
     """Harness containers started between two times, from the engine's own event log."""
-    proc = subprocess.run(
-        ["docker", "events", "--since", f"{since:.3f}", "--until", f"{until:.3f}", "--filter", "event=start",
-         "--filter", f"label={LABEL_MANAGED}=true", "--format", "{{.ID}}"],
-        capture_output=True, text=True, check=True)
-    return len(proc.stdout.split())
+    return engine_for(None).containers_started(since, until, {LABEL_MANAGED: "true"})
 
 
 def run_harness(label: str, matrix: Path, out: Path, *extra: str) -> Measured:
@@ -90,7 +87,7 @@ def naive_loads(matrix_path: Path, run_dir: Path, base_image: str | None) -> tup
     """The per-pair baseline: one load container per (source, target), same agent, same cells."""
     matrix = load_matrix(matrix_path, base_image=base_image)
     plans = plan_environments(matrix, os.environ)
-    engine = DockerCLI()
+    engine = engine_for(None)
     runs = RunDir(run_dir)
     sources = [p.env.id for p in plans if (runs.artifacts(p.env.id) / protocol.MANIFEST).is_file()]
     start = time.monotonic()
@@ -141,11 +138,10 @@ def scaling(matrix_path: Path, work: Path, base: list[str], full: Measured) -> l
 
 def machine() -> str:
     """What this was measured on."""
-    docker = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True,
-                            text=True, check=False).stdout.strip()
+    engine = engine_for(None)
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
     return (f"{platform.platform()}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, Python "
-            f"{platform.python_version()}, Docker {docker}")
+            f"{platform.python_version()}, {engine.product} {engine.info().get('ServerVersion', '?')}")
 
 
 def main() -> int:
@@ -165,9 +161,10 @@ def main() -> int:
 
     runs: list[Measured] = []
     if args.cold:
-        matrix = load_matrix(args.matrix, base_image=base_image)
+        engine = engine_for(None)
+        matrix = resolve_base_images(load_matrix(args.matrix, base_image=base_image), engine, Debootstrap(), print)
         tags = [p.image.tag for p in plan_environments(matrix, os.environ)]
-        subprocess.run(["docker", "image", "rm", "-f", *tags], capture_output=True, check=False)
+        subprocess.run([engine.binary, "image", "rm", "-f", *tags], capture_output=True, check=False)
         runs.append(run_harness("cold, --jobs 2", args.matrix, work / "cold", "--jobs", "2", *base))
     warm1 = run_harness("warm, --jobs 1", args.matrix, work / "warm1", "--jobs", "1", *base)
     warm2 = run_harness("warm, --jobs 2", args.matrix, work / "warm2", "--jobs", "2", *base)

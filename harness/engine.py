@@ -383,6 +383,13 @@ class DockerCLI:
                 old.append(image)
         return sorted(old)
 
+    def containers_started(self, since: float, until: float, labels: Mapping[str, str]) -> int:
+        """How many containers carrying all the labels started between two times (the engine's event log)."""
+        filters = [f"--filter=label={k}={v}" for k, v in sorted(labels.items())]
+        proc = self._docker("events", "--since", f"{since:.3f}", "--until", f"{until:.3f}", "--filter=event=start",
+                            *filters, "--format", "{{.ID}}", timeout=300)
+        return len(proc.stdout.split())
+
     def remove_images(self, ids: list[str]) -> list[str]:
         """Remove untagged images one by one (never forced: an image a container uses stays); the removed ids."""
         return [i for i in ids if self._docker("rmi", i, timeout=300).returncode == 0]
@@ -418,6 +425,8 @@ class PodmanCLI(DockerCLI):
       host with lower hard limits refuses ("error setting rlimit ... operation not permitted"); the
       harness asks for its own limits instead (processes at most the host's pid_max).
     - `--init` needs catatonit; where only tini is installed (Debian's docker.io brings it), that is used.
+    - Its event log answers `--since` with `--stream=false` but stops early with `--until`, so the end
+      is cut here.
     - Exit codes are Docker's: 125 the engine failed, else the container's own (137 when killed).
     """
 
@@ -467,6 +476,20 @@ class PodmanCLI(DockerCLI):
         return {"ServerVersion": (data.get("version") or {}).get("Version", "?"),
                 "DockerRootDir": store.get("graphRoot", "") if isinstance(store, dict) else "",
                 "Runtimes": {runtime: {}} if runtime else {}}
+
+    def containers_started(self, since: float, until: float, labels: Mapping[str, str]) -> int:
+        """Podman's event log read whole (--stream=false) and cut at `until` here: its --until ends the read early."""
+        filters = [f"--filter=label={k}={v}" for k, v in sorted(labels.items())]
+        proc = self._docker("events", "--stream=false", "--since", str(int(since)), "--filter=event=start", *filters,
+                            "--format", "json", timeout=300)
+        started = 0
+        for line in proc.stdout.splitlines():
+            try:
+                when = _timestamp(str(json.loads(line).get("Time", "")))
+            except (json.JSONDecodeError, AttributeError):
+                continue
+            started += when is not None and since <= when <= until
+        return started
 
     def endpoint(self) -> str:
         """CONTAINER_HOST for a remote podman, else local (podman runs containers itself)."""

@@ -636,3 +636,22 @@ def test_untagged_images_of_a_build_still_running_are_not_leftovers(docker: Fake
     assert DockerCLI().dangling_images({"org.harness.base": ""}) == ["sha256:old"]
     assert docker.calls == [["images", "-q", "--no-trunc", "--filter=dangling=true", "--filter=label=org.harness.base"],
                             ["image", "inspect", "--format", "{{.Id}} {{.Created}}", "sha256:new", "sha256:old"]]
+
+
+def test_containers_started_come_from_the_event_log(docker: FakeDocker) -> None:
+    docker.replies["events"] = Reply(stdout="c1\nc2\nc3\n")
+    assert DockerCLI().containers_started(100.0, 200.5, {"org.harness.managed": "true"}) == 3
+    assert docker.calls == [["events", "--since", "100.000", "--until", "200.500", "--filter=event=start",
+                             "--filter=label=org.harness.managed=true", "--format", "{{.ID}}"]]
+
+
+def test_podmans_event_log_is_read_whole_and_cut_at_until(podman: FakeDocker) -> None:
+    # podman 4.3 ends `events --until` before the events it should list: the end is cut by the harness.
+    def event(second: int) -> str:
+        return json.dumps({"ID": f"c{second}", "Status": "start", "Time": f"2026-12-01T03:00:{second:02d}.5Z"})
+
+    start = dt.datetime(2026, 12, 1, 3, 0, 10, tzinfo=dt.timezone.utc).timestamp()
+    podman.replies["events"] = Reply(stdout="\n".join([event(5), event(12), event(20), event(40), "not json"]) + "\n")
+    assert PodmanCLI().containers_started(start, start + 20, {"org.harness.managed": "true"}) == 2
+    assert podman.calls == [["events", "--stream=false", "--since", str(int(start)), "--filter=event=start",
+                             "--filter=label=org.harness.managed=true", "--format", "json"]]
