@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from harness.report.schema import load_report
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,7 +71,7 @@ def fanout(tmp_path_factory: pytest.TempPathFactory, docker: None) -> dict[str, 
 
 
 def test_merged_report_equals_the_single_run_cell_for_cell(fanout: dict[str, Path]) -> None:
-    single, merged = load(fanout["single"] / "report.json"), load(fanout["merged"] / "report.json")
+    single, merged = load_report(fanout["single"] / "report.json"), load_report(fanout["merged"] / "report.json")
     assert len(merged["cells"]) == 2 * 2 * 2
     assert merged["summary"]["counts"]["pass"] >= 4  # every environment's own artifacts, at least
     assert cells(merged) == cells(single)
@@ -93,10 +95,10 @@ def test_merged_run_json_counts_every_jobs_containers(fanout: dict[str, Path]) -
 
 def test_report_command_rerenders_the_assembled_directory_without_docker(fanout: dict[str, Path]) -> None:
     merged = fanout["merged"]
-    before = cells(load(merged / "report.json"))
+    before = cells(load_report(merged / "report.json"))
     proc = harness("report", str(merged), env={"DOCKER_HOST": "unix:///nonexistent.sock"})
     assert proc.returncode in (0, 1), proc.stderr
-    assert cells(load(merged / "report.json")) == before
+    assert cells(load_report(merged / "report.json")) == before
 
 
 def test_a_job_leaves_only_its_own_environments_files(fanout: dict[str, Path]) -> None:

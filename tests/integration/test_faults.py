@@ -14,6 +14,7 @@ import pytest
 
 from harness.agent.protocol import read_records
 from harness.engine import LABEL_RUN
+from harness.report.schema import load_report
 
 pytestmark = pytest.mark.integration
 
@@ -42,14 +43,14 @@ def fault_run(tmp_path_factory: pytest.TempPathFactory, docker: None) -> Path:
     root = tmp_path_factory.mktemp("faults")
     (root / "matrix.yaml").write_text(FAULTS)
     proc = subprocess.run(harness_cmd("run", str(root / "matrix.yaml"), "--out", str(root / "run"),
-                                      "--cell-timeout", "15", "--memory", "3g"),
+                                      "--cell-timeout", "15", "--memory", "3g", "--fail-on", "unexpected"),
                           capture_output=True, text=True, cwd=ROOT, timeout=1800, check=False)
     assert proc.returncode == 1, proc.stderr
     return root / "run"
 
 
 def _cells(run: Path) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(c["model"], c["loader"]): c for c in load(run / "report.json")["cells"]}
+    return {(c["model"], c["loader"]): c for c in load_report(run / "report.json")["cells"]}
 
 
 def test_sandbox_blocks_network_and_writes_and_the_report_says_so(fault_run: Path) -> None:
@@ -122,13 +123,13 @@ def test_interrupt_cleans_up_and_resume_finishes_without_redoing_cells(
     done_before = [r for r in read_records(str(records)) if r["kind"] == "load"]
     assert [(r["model"], r["loader"]) for r in done_before] == [("dense", "load_model")]
     resumed = subprocess.run(harness_cmd("run", str(tmp_path / "matrix.yaml"), "--out", str(out), "--resume",
-                                         "--cell-timeout", "5"),
+                                         "--cell-timeout", "5", "--fail-on", "unexpected"),
                              capture_output=True, text=True, cwd=ROOT, timeout=900, check=False)
-    assert resumed.returncode == 1, resumed.stderr  # the hang is a timeout cell: an incompatibility
+    assert resumed.returncode == 1, resumed.stderr  # the hang is a timeout cell no expectation covers
     after = [r for r in read_records(str(records)) if r["kind"] == "load"]
     keys = [(r["model"], r["loader"]) for r in after]
     assert keys.count(("dense", "load_model")) == 1  # not redone
-    report = load(out / "report.json")
+    report = load_report(out / "report.json")
     statuses = {(c["model"], c["loader"]): c["status"] for c in report["cells"]}
     assert statuses[("dense", "load_model")] == "pass"
     assert statuses[("fault_hang", "load_model_custom")] == "timeout"

@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from harness.report.schema import load_report
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,7 +98,7 @@ Run = tuple[subprocess.CompletedProcess[str], Path]
 def test_the_smoke_matrix_runs_on_a_host_with_no_base_image(host: Host, smoke: Run) -> None:
     proc, out = smoke
     assert proc.returncode in (0, 1), proc.stderr  # 1: the Keras 2 -> 3 break the smoke matrix shows
-    report = load(out / "report.json")
+    report = load_report(out / "report.json")
     assert report["cells"] and not [c for c in report["cells"] if c["status"] == "skipped"]
     assert {e["status"] for e in report["environments"]} == {"ok"}
     bases = {e["spec"]["base_image"] for e in load(out / "run.json")["environments"]}
@@ -142,7 +144,7 @@ def test_podman_runs_the_smoke_matrix_with_the_same_cells(host: Host, smoke: Run
     out = host.root / "smoke-podman"
     proc = host.run(SMOKE, out, "--jobs", "1", cache=host.root / "wheels", engine="podman")
     assert proc.returncode == smoke[0].returncode, proc.stderr
-    docker_cells, podman_cells = (_cells(load(o / "report.json")) for o in (smoke[1], out))
+    docker_cells, podman_cells = (_cells(load_report(o / "report.json")) for o in (smoke[1], out))
     assert podman_cells.keys() == docker_cells.keys()
     differ = {k: (_outcome(docker_cells[k]), _outcome(c)) for k, c in podman_cells.items()
               if _outcome(c) != _outcome(docker_cells[k])}

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from harness.report.schema import load_report
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +48,7 @@ def out(tmp_path_factory: pytest.TempPathFactory, docker: None) -> Path:
 
 @pytest.fixture(scope="module")
 def cells(out: Path) -> Cells:
-    report = json.loads((out / "report.json").read_text())
+    report = load_report(out / "report.json")
     return {(c["source"], c["target"], c["model"], c["format"], c["loader"]): c for c in report["cells"]}
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from harness.engine import LABEL_RUN
+from harness.report.schema import load_report
 
 pytestmark = pytest.mark.integration
 
@@ -126,7 +127,7 @@ def load(path: Path) -> Any:
 
 
 def _cells(run: Path) -> dict[str, dict[str, Any]]:
-    return {c["model"]: c for c in load(run / "report.json")["cells"]}
+    return {c["model"]: c for c in load_report(run / "report.json")["cells"]}
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +167,7 @@ def test_the_default_level_lets_a_loaded_file_rewrite_its_targets_column_and_say
     cells = _cells(out)
     # lambda's .keras file does not load under safe_mode: an honest error, forged into a pass.
     assert cells["lambda"]["status"] == "pass"
-    report = load(out / "report.json")
+    report = load_report(out / "report.json")
     assert report["isolation"]["level"] == "target"
     assert "rewrite the records and predictions of every cell of its target's column" in report["isolation"]["promise"]
 
@@ -190,11 +191,11 @@ def test_under_artifact_isolation_every_forgery_is_refused(artifact_run: tuple[P
     assert cells["dense"]["status"] == "pass"
     assert not (out / "outputs" / ENV / ENV / "dense" / "keras" / "load_model.npy").is_fifo()
     phase = load(out / "envs" / ENV / "load.json")
-    loads = [c for c in load(out / "report.json")["cells"] if c["model"] == "zhostile"]
+    loads = [c for c in load_report(out / "report.json")["cells"] if c["model"] == "zhostile"]
     # Each load of the file (one per loader, each in a fresh worker) forged lambda's record; dense's never got written.
     assert phase["refused_records"] == len(loads) == 2
     assert "record(s) from" in output and "named other cells; not kept" in output
-    assert load(out / "report.json")["isolation"]["level"] == "artifact"
+    assert load_report(out / "report.json")["isolation"]["level"] == "artifact"
 
 
 @pytest.mark.parametrize("level", ["target", "artifact"])

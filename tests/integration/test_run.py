@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from harness.report.schema import load_report
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,7 +55,7 @@ def first_run(tmp_path_factory: pytest.TempPathFactory, docker: None) -> tuple[s
 def test_run_reports_every_pair_and_the_keras_break(first_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
     proc, out = first_run
     assert proc.returncode == 1, proc.stderr
-    report = load(out / "report.json")
+    report = load_report(out / "report.json")
     envs = {e["id"]: e for e in report["environments"]}
     assert envs[OLD]["python"].startswith("3.9")  # the agent really ran on Python 3.9
     assert envs[OLD]["keras_major"] == 2 and envs[NEW]["keras_major"] == 3
@@ -78,7 +80,7 @@ def test_run_reports_every_pair_and_the_keras_break(first_run: tuple[subprocess.
 def test_known_breaks_are_classified(first_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
     _, out = first_run
     cells = {(c["source"], c["target"], c["model"], c["format"], c["loader"]): c
-             for c in load(out / "report.json")["cells"]}
+             for c in load_report(out / "report.json")["cells"]}
     # Lambda bytecode marshalled by Python 3.11 does not load on Python 3.9.
     lam = cells[(MID, OLD, "lambda", "h5", "load_model")]
     assert lam["status"] == "error" and "bytecode" in lam["error"]["hint"]
@@ -97,7 +99,7 @@ def test_known_breaks_are_classified(first_run: tuple[subprocess.CompletedProces
 
 def test_failed_build_keeps_pips_own_line(first_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
     _, out = first_run
-    envs = {e["id"]: e for e in load(out / "report.json")["environments"]}
+    envs = {e["id"]: e for e in load_report(out / "report.json")["environments"]}
     assert envs[BROKEN]["status"] == "build_error"
     assert "tensorflow-cpu==2.12.9" in envs[BROKEN]["error"]
     assert (out / "envs" / BROKEN / "build.log").is_file()
@@ -114,10 +116,10 @@ def test_two_containers_per_built_environment(first_run: tuple[subprocess.Comple
 
 def test_report_rerenders_from_records_alone(first_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
     _, out = first_run
-    before = load(out / "report.json")["cells"]
+    before = load_report(out / "report.json")["cells"]
     proc = harness("report", str(out), env={"DOCKER_HOST": "unix:///nonexistent.sock"})
     assert proc.returncode == 1, proc.stderr
-    assert load(out / "report.json")["cells"] == before
+    assert load_report(out / "report.json")["cells"] == before
 
 
 def test_resume_of_a_finished_run_starts_nothing(first_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
@@ -141,8 +143,8 @@ def test_warm_rerun_rebuilds_no_image(first_run: tuple[subprocess.CompletedProce
         return [(c["source"], c["target"], c["model"], c["format"], c["loader"], c["status"])
                 for c in report["cells"]]
 
-    first = [s for s in statuses(load(out / "report.json")) if BROKEN not in s]
-    assert statuses(load(again / "report.json")) == first
+    first = [s for s in statuses(load_report(out / "report.json")) if BROKEN not in s]
+    assert statuses(load_report(again / "report.json")) == first
 
 
 def test_unreachable_engine_exits_3_with_one_line(tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from harness.report.schema import load_report
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +26,7 @@ def harness(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def cells(run: Path) -> dict[tuple[str, str, str, str, str], dict[str, Any]]:
-    report = json.loads((run / "report.json").read_text())
+    report = load_report(run / "report.json")
     return {(c["source"], c["target"], c["model"], c["format"], c["loader"]): c for c in report["cells"]}
 
 
@@ -39,7 +41,7 @@ def test_a_factory_model_is_built_saved_and_loaded_in_every_environment(
         factory_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
     proc, out = factory_run
     assert proc.returncode == 1, proc.stderr  # Keras 2 files that Keras 3 cannot read: real, unexpected breaks
-    report = json.loads((out / "report.json").read_text())
+    report = load_report(out / "report.json")
     assert [(m["name"], m["kind"]) for m in report["models"]] == [("regressor", "user"), ("tagger", "user")]
     got = cells(out)
     # Built in each environment, and loaded there with the user's custom objects, bit for bit.
@@ -68,7 +70,7 @@ def test_an_old_h5_from_tf_2_12_is_loaded_by_every_environment(tmp_path: Path, d
     out = tmp_path / "run"
     proc = harness("run", str(EXAMPLES / "legacy_h5" / "matrix.yaml"), "--out", str(out))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    report = json.loads((out / "report.json").read_text())
+    report = load_report(out / "report.json")
     source = next(e for e in report["environments"] if e["id"] == "user-legacy_regressor")
     assert (source["keras"], source["keras_major"], source["image"]) == ("2.12.0", 2, None)
     got = cells(out)
