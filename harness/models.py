@@ -36,13 +36,14 @@ from harness.agent.protocol import (
     hash_tree,
     manifest,
     manifest_entry,
+    origin_dir,
     random_array,
     sha256_file,
     user_code_dir,
     write_json_atomic,
 )
 from harness.engine import Mount
-from harness.matrix.user_models import reference_loader
+from harness.matrix.user_models import reference_loaders
 from harness.rundir import RunDir
 
 # Keras writes its version as an HDF5 attribute: inline when it was a fixed-length string, else in the
@@ -54,8 +55,13 @@ SNIFF_BYTES = 4 << 20
 
 
 def sources(model: ModelSpec, env_ids: Sequence[str]) -> list[str]:
-    """The environments a model is saved in: every one, or an existing artifact's pseudo-environment."""
-    return [artifact_source(model.name)] if model.kind == "artifact" else list(env_ids)
+    """The environments a model is saved in: every one, an existing artifact's pseudo-environment, or a migrated
+    model's home (the environment that loads the artifact and saves it again)."""
+    if model.kind == "artifact":
+        return [artifact_source(model.name)]
+    if model.migrates is not None:
+        return [model.migrates.env] if model.migrates.env in env_ids else []
+    return list(env_ids)
 
 
 def home_environment(model: ModelSpec, env_ids: Sequence[str]) -> str | None:
@@ -90,6 +96,9 @@ def report_entry(model: ModelSpec, env_ids: Sequence[str]) -> dict[str, Any]:
 def mounts(models: Sequence[ModelSpec], run_dir: RunDir) -> tuple[Mount, ...]:
     """Each user directory, read-only at its model's code directory, and the data the host prepared."""
     found = [Mount(Path(m.origin.root), user_code_dir(m.name)) for m in models if m.origin and m.origin.root]
+    # A migrated model's save loads the existing artifact it starts from: its pseudo-source, read-only.
+    found += [Mount(run_dir.artifacts(artifact_source(m.migrates.model)), origin_dir(m.migrates.model))
+              for m in models if m.migrates is not None]
     if any(m.has_inputs or m.has_labels for m in models):
         found.append(Mount(run_dir.userdata, USERDATA_MOUNT))
     return tuple(found)
@@ -176,7 +185,8 @@ def _write_pseudo_source(model: ModelSpec, root: Path, source: str) -> None:
         untrusted.copy_user_file(Path(origin.reference), model_dir / REFERENCE)
     else:  # the reference is what the reference environment's load predicts
         env = origin.reference_env.env if origin.reference_env else ""
-        reference_output = {"target": env, "loader": reference_loader(model)}
+        first, *then = reference_loaders(model)
+        reference_output = {"target": env, "loader": first, "then": then}
     entry = manifest_entry(model.name, list(inputs), {fmt: {"path": f"{model.name}/{path}", "files": files}},
                            evaluate=None, predict_call=None, reference_output=reference_output)
     write_json_atomic(root / ENV_JSON, versions)
@@ -210,7 +220,7 @@ def missing_reference(path: Path) -> dict[str, Any]:
     return {"status": "error", "error": {
         "type": "MissingReference", "message": f"no reference predictions: {path.name} was not written",
         "hint": "an existing artifact's reference comes from its reference environment, which could not load it "
-                "with the reference loader: see that cell, or give reference: a .npy file of known-good predictions",
+                "with any of its loaders: see those cells, or give reference: a .npy file of known-good predictions",
         "traceback": None}}
 
 
@@ -233,8 +243,10 @@ def _sniff_keras(path: Path, fmt: str) -> str | None:
                     return None
                 with archive.open("metadata.json") as member:
                     return str(json.loads(member.read(SNIFF_BYTES)).get("keras_version") or "") or None
-        if path.is_dir():
-            return None
+        if path.is_dir():  # a SavedModel Keras 2 wrote holds its Keras version in keras_metadata.pb
+            path = path / "keras_metadata.pb"
+            if not path.is_file() or path.is_symlink():
+                return None
         with path.open("rb") as fh:
             data = fh.read(SNIFF_BYTES)
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):

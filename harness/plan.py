@@ -155,7 +155,7 @@ def save_spec(matrix: Matrix, plan: EnvPlan, run_dir: RunDir, run_id: str, limit
     """The container that builds and saves every model of one environment."""
     env_id = plan.env.id
     spec = {"env": env_id, "out": OUT_MOUNT, "records": RECORDS_MOUNT,
-            "models": [m.for_agent() for m in matrix.models if m.kind != "artifact"]}
+            "models": [m.for_agent() for m in matrix.models if env_id in models.sources(m, [env_id])]}
     return _container(plan, "save", run_id, _agent("save", spec), mounts=(
         Mount(run_dir.artifacts(env_id), OUT_MOUNT, read_only=False),
         Mount(run_dir.records("save", env_id), RECORDS_MOUNT, read_only=False),

@@ -310,6 +310,8 @@ def _entry_problem(entry: object) -> str | None:
             not all(isinstance(entry.get(k), str) for k in ("inputs", "labels", "reference")),
         ".reference_output is not a mapping of target and loader": output is not None and not (
             isinstance(output, dict) and all(isinstance(output.get(k), str) for k in ("target", "loader"))),
+        ".reference_output.then is not a list of loaders": isinstance(output, dict) and not (
+            isinstance(output.get("then", []), list) and all(isinstance(x, str) for x in output.get("then", []))),
         ".evaluate is not a mapping of numbers": evaluate is not None and not (
             isinstance(evaluate, dict) and all(isinstance(v, _NUMBER) or v is None for v in evaluate.values())),
         ".formats: every format must be a mapping with a path": any(

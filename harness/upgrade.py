@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.agent.protocol import FORMATS
+from harness.agent.protocol import FORMATS, LOADERS, PROBES
 from harness.errors import UsageError
-from harness.matrix.problems import shown
+from harness.matrix.problems import MAX_NAME, shown
 from harness.matrix.user_models import ARTIFACT_FORMATS, USER_FORMATS, USER_LOADERS, too_broad
 
 UNSAFE_LOADER = "load_model_unsafe"  # safe_mode=False: executes the file's code (check --unsafe)
@@ -52,6 +52,38 @@ class EnvRequest:
         if self.keras is not None:
             entry["keras"] = self.keras
         return entry
+
+    def tf_keras(self) -> EnvRequest | None:
+        """The same TensorFlow with the matching tf-keras release, when this environment's Keras is Keras 3 (TF >=
+        2.16 without tf-keras): where a file Keras 3 cannot read may still load. None otherwise, or when the
+        TensorFlow release is not pinned (the tf-keras release to match would be a guess)."""
+        tf = pinned_minor(self.tensorflow)
+        keras = self.keras or ""
+        if tf is None or tf < KERAS3_TF or keras.startswith("tf-keras"):
+            return None
+        major = pinned_minor(keras[len("keras"):] if keras.startswith("keras") else keras) if keras else None
+        if keras and (major is None or major[0] < 3):
+            return None
+        return EnvRequest(tensorflow=self.tensorflow, keras="tf-keras", python=self.python)
+
+    def key(self, default_python: str) -> tuple[str, str, str]:
+        """What tells two requests for the same environment apart, however they were written."""
+        def norm(text: str) -> str:
+            text = re.sub(r"\s+", "", text)
+            return "==" + text if text[:1].isdigit() else text
+
+        return (self.python or default_python, norm(self.tensorflow), norm(self.keras or ""))
+
+
+KERAS3_TF = (2, 16)  # the first TensorFlow whose own Keras is Keras 3
+
+
+def pinned_minor(spec: str) -> tuple[int, int] | None:
+    """(major, minor) of a version pinned with '==' (or written bare), such as 2.16.2 or ==2.16.*; else None."""
+    text = re.sub(r"\s+", "", spec)
+    text = text[2:] if text.startswith("==") and not text.startswith("===") else text
+    match = re.match(r"^(\d+)\.(\d+)(?:\.(?:\d+|\*))*$", text)
+    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 def parse_spec(text: str, flag: str) -> EnvRequest:
@@ -200,7 +232,8 @@ def user_model_entry(model: str, *, custom_objects: str | None, factory: str | N
     if roots:
         entry["path"] = str(roots.pop())
     name = artifact.name.split(".")[0] if is_artifact else refs["factory"].ref.split(":")[-1]
-    entry["name"] = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip("._-")[:MAX_DERIVED_NAME] or "model"
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip("._-")[:MAX_DERIVED_NAME] or "model"
+    entry["name"] = f"{name}-model" if name in PROBES else name  # a built-in probe's name is taken
     if is_artifact:
         entry["artifact"] = str(artifact)
         if reference:
@@ -237,3 +270,51 @@ def add_routes(entry: dict[str, Any], fmt: str | None, unsafe: bool = False) -> 
         entry["formats"] = list(USER_FORMATS)
     entry["loaders"] = [loader for loader in USER_LOADERS if (loader != "rebuild" or "factory" in entry)
                         and (loader != UNSAFE_LOADER or unsafe)]
+
+
+MIGRATED = "-migrated"  # the migrated model's name: the artifact's, and this
+
+
+def migration_entry(entry: dict[str, Any]) -> dict[str, Any] | None:
+    """The `models:` entry that migrates an existing artifact (loaded where it works, saved there again in every
+    format); None for a factory's model, which every environment saves in every format already."""
+    if "artifact" not in entry:
+        return None
+    # Its files are loaded by the usual loaders; the serving and conversion routes stay the original's own.
+    loaders = [x for x in entry.get("loaders", ()) if not LOADERS[x].named_only]
+    return {"name": entry["name"][:MAX_NAME - len(MIGRATED)] + MIGRATED, "migrate": entry["name"],
+            **({"loaders": loaders} if loaders else {})}
+
+
+@dataclass(frozen=True)
+class CheckEnvironments:
+    """The environments of a check, as matrix entries (the source first), and where each --to is among them."""
+
+    entries: list[dict[str, str]]
+    targets: list[tuple[int, int | None]]  # per --to: its entry's index, and its tf-keras environment's (or None)
+
+
+def check_environments(source: EnvRequest, targets: list[EnvRequest], python: str,
+                       tf_keras: bool = True) -> CheckEnvironments:
+    """The source, then each target followed by the tf-keras environment beside a Keras 3 target (`tf_keras`);
+    an environment asked for twice (a --to that is another's tf-keras environment) is one entry. A target that is
+    the source stays a second entry, for the matrix to refuse by name; a tf-keras environment that is the source
+    is not added (its routes are the ones at home)."""
+    entries: list[dict[str, str]] = [source.entry(python)]
+    keys: list[tuple[str, str, str]] = [source.key(python)]
+
+    def index(request: EnvRequest) -> int:
+        key = request.key(python)
+        if key not in keys[1:]:
+            keys.append(key)
+            entries.append(request.entry(python))
+            return len(keys) - 1
+        return keys.index(key, 1)
+
+    placed = []
+    for target in targets:
+        at = index(target)
+        variant = target.tf_keras() if tf_keras else None
+        beside = None if variant is None or variant.key(python) == keys[0] else index(variant)
+        placed.append((at, beside))
+    return CheckEnvironments(entries, placed)

@@ -215,15 +215,16 @@ class Upstream:
                 answered = True
                 exc.close()
                 if exc.code != 404:
-                    log.warning("index %s: HTTP %s for %s", _redact(index), exc.code, project)
+                    log.warning("index %s: HTTP %s for %s", redact(index), exc.code, project)
             except (urllib.error.URLError, OSError) as exc:
-                log.warning("index %s unreachable: %s", _redact(index), exc)
+                log.warning("index %s unreachable: %s", redact(index), exc)
         seen: set[str] = set()
         unique = [x for x in links if not (x.filename in seen or seen.add(x.filename))]  # type: ignore[func-returns-value]  # set.add returns None: keeps the first
         return unique, answered
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
+    """An index URL without the credentials it may carry."""
     return re.sub(r"//[^/@]+@", "//***@", url)
 
 
@@ -343,7 +344,7 @@ class WheelCache:
             if expected and digest.hexdigest() != expected:
                 raise OSError(f"{path.name}: sha256 {digest.hexdigest()} is not the index's {expected}")
             if not path.name.endswith(".metadata"):
-                record = {"sha256": digest.hexdigest(), "url": _redact(link.url), "attributes": dict(link.attributes)}
+                record = {"sha256": digest.hexdigest(), "url": redact(link.url), "attributes": dict(link.attributes)}
                 staged.write_text(json.dumps(record, sort_keys=True), encoding="utf-8")
                 staged.replace(self.files / f"{path.name}.json")
             partial.replace(path)

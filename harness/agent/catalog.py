@@ -24,17 +24,28 @@ FORMATS: Dict[str, FormatSpec] = {
 
 # safe_mode=False executes whatever a file holds: only when a matrix asks for it. compile=False is
 # the route for old files whose training config no longer loads; user models try it by default.
+# A loader that `resaves` gives back a Keras model a migration can save again; its `snippet` is the code
+# `check --migrate` hands over beside a migrated file.
+_KERAS_LOAD = "model = {keras}.models.load_model({path}{objects}"
 LOADERS: Dict[str, LoaderSpec] = {
-    "load_model": LoaderSpec(("h5", "keras", "savedmodel", "export"), "keras.models.load_model"),
+    "load_model": LoaderSpec(("h5", "keras", "savedmodel", "export"), "keras.models.load_model", resaves=True,
+                             snippet=_KERAS_LOAD + ")"),
     "load_model_custom": LoaderSpec(("h5", "keras", "savedmodel"), "load_model(custom_objects=...)",
-                                    needs_custom_objects=True),
+                                    needs_custom_objects=True, resaves=True, snippet=_KERAS_LOAD + ")"),
     "load_model_unsafe": LoaderSpec(("keras",), "load_model(safe_mode=False), which runs the file's code",
-                                    opt_in=True),
-    "load_model_nocompile": LoaderSpec(("h5", "keras", "savedmodel"), "load_model(compile=False)", opt_in=True),
-    "rebuild": LoaderSpec(("h5", "weights_h5", "tf_checkpoint"), "rebuild in code + load_weights"),
-    "model_from_json": LoaderSpec(("json",), "model_from_json + load_weights"),
-    "saved_model": LoaderSpec(("savedmodel", "export"), "tf.saved_model.load, serving signature"),
-    "tfsm_layer": LoaderSpec(("savedmodel", "export"), "keras.layers.TFSMLayer"),
+                                    opt_in=True, resaves=True, snippet=_KERAS_LOAD + ", safe_mode=False)"),
+    "load_model_nocompile": LoaderSpec(("h5", "keras", "savedmodel"), "load_model(compile=False)", opt_in=True,
+                                       resaves=True, snippet=_KERAS_LOAD + ", compile=False)"),
+    "rebuild": LoaderSpec(("h5", "weights_h5", "tf_checkpoint"), "rebuild in code + load_weights", resaves=True,
+                          snippet="model = {factory}()\nmodel.load_weights({path})"),
+    "model_from_json": LoaderSpec(("json",), "model_from_json + load_weights", resaves=True,
+                                  snippet="with open({path}) as fh:\n"
+                                          "    model = {keras}.models.model_from_json(fh.read(){objects})\n"
+                                          "model.load_weights({weights})"),
+    "saved_model": LoaderSpec(("savedmodel", "export"), "tf.saved_model.load, serving signature",
+                              snippet="serve = tf.saved_model.load({path}).signatures[\"serving_default\"]"),
+    "tfsm_layer": LoaderSpec(("savedmodel", "export"), "keras.layers.TFSMLayer",
+                             snippet="model = {keras}.layers.TFSMLayer({path}, call_endpoint=\"serving_default\")"),
     "rebuild_from_seed": LoaderSpec(("seed",), "rebuilt from the seed"),
     "tf1_session": LoaderSpec(("h5",), "load_model in a TF1 session", named_only=True, graph_mode=True),
     # Serving and conversion routes: slower, and tried only on the models that name them.

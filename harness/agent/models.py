@@ -60,14 +60,16 @@ def first_output(outputs: Any) -> Any:
 
 
 class Loaded:
-    """A loaded artifact: how to predict with it, and the Keras model to evaluate, if any."""
+    """A loaded artifact: how to predict with it, the Keras model to evaluate (if any), and the Keras model
+    whatever its compile() state (`keras`: what a migration saves again)."""
 
     def __init__(self, predict: Callable[[List[Any]], Any], call: str, model: Optional[Any] = None,
-                 options: Optional[Dict[str, Any]] = None) -> None:
+                 options: Optional[Dict[str, Any]] = None, keras: Optional[Any] = None) -> None:
         self.predict = predict
         self.call = call
         self.model = model
         self.options = options or {}
+        self.keras = keras if keras is not None else model
 
 
 def keras_model(model: Any, options: Optional[Dict[str, Any]] = None, evaluable: bool = True) -> Loaded:
@@ -77,7 +79,7 @@ def keras_model(model: Any, options: Optional[Dict[str, Any]] = None, evaluable:
     more than the arithmetic for probe-sized inputs.
     """
     return Loaded(lambda arrays: first_output(model(feed(arrays), training=False)),
-                  "model(x, training=False)", model if evaluable else None, options)
+                  "model(x, training=False)", model if evaluable else None, options, keras=model)
 
 
 def inputs_from_model(model: Any, seed: int) -> Dict[str, Any]:

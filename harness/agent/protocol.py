@@ -31,6 +31,7 @@ from harness.agent.spec import (
     Code,
     FormatSpec,
     LoaderSpec,
+    Migration,
     ModelSpec,
     Origin,
     RandomInputs,
@@ -46,7 +47,7 @@ from harness.agent.spec import routes as _routes
 __all__ = [  # what the host may use
     "ARTIFACT_PREFIX", "DEFAULT_FORMATS", "DEFAULT_LOADERS", "DEFAULT_MODELS", "EXACT", "FAULT_PROBES", "FORMATS",
     "KINDS", "LOADERS", "OPT_IN_LOADERS", "PROBES", "SEED", "CellKey", "Code", "FormatSpec", "LoaderSpec",
-    "ModelSpec", "Origin", "RandomInputs", "RecordWriter", "ReferenceEnv", "Tolerance", "applies",
+    "Migration", "ModelSpec", "Origin", "RandomInputs", "RecordWriter", "ReferenceEnv", "Tolerance", "applies",
     "artifact_source", "from_dict", "hash_tree", "plan_tasks", "random_array", "read_records", "resolve_probe",
     "routes", "sha256_file", "to_dict", "write_json_atomic",
 ]
@@ -75,6 +76,7 @@ ARTIFACTS_MOUNT = "/harness/artifacts"  # every environment's artifacts (read-on
 OUTPUTS_MOUNT = "/harness/outputs"  # the load container's outputs/<target>/ (read-write)
 USER_MOUNT = "/harness/user"  # /harness/user/<model>: a user's code directory (read-only)
 USERDATA_MOUNT = "/harness/userdata"  # the run directory's userdata/ (read-only)
+ORIGINS_MOUNT = "/harness/origins"  # /harness/origins/<model>: an existing artifact a migration starts from (read-only)
 
 
 ARTIFACT_PREFIX = "user-"  # artifacts/user-<model>/: the pseudo-environment that 'saved' an existing artifact
@@ -98,6 +100,11 @@ def output_rel(source: str, model: str, fmt: str, loader: str) -> str:
 def user_code_dir(model: str) -> str:
     """The container directory a user's code for `model` is mounted at."""
     return f"{USER_MOUNT}/{model}"
+
+
+def origin_dir(model: str) -> str:
+    """The container directory holding the pseudo-source of the existing artifact `model` (user-<model>)."""
+    return f"{ORIGINS_MOUNT}/{model}"
 
 
 def userdata_file(root: str, model: str, name: str) -> str:
@@ -197,11 +204,12 @@ def load_finished(path: str) -> bool:
 
 def manifest_entry(model: str, input_names: Sequence[str], formats: Mapping[str, Mapping[str, Any]], *,
                    evaluate: Optional[Mapping[str, float]], predict_call: Optional[str],
-                   reference_output: Optional[Mapping[str, str]] = None, **extra: Any) -> Dict[str, Any]:
+                   reference_output: Optional[Mapping[str, Any]] = None, **extra: Any) -> Dict[str, Any]:
     """One model's entry in manifest.json; its paths are relative to the environment's artifacts folder.
 
-    `reference_output` (target, loader) says the reference predictions are what that load writes,
-    instead of the model's own reference.npy (an existing artifact with a reference environment).
+    `reference_output` (target, loader, then) says the reference predictions are what that load writes (or,
+    when it wrote none, the first of the loads `then` lists), instead of the model's own reference.npy (an
+    existing artifact with a reference environment).
     """
     return {"inputs": f"{model}/{INPUTS}", "input_names": list(input_names), "labels": f"{model}/{LABELS}",
             "reference": f"{model}/{REFERENCE}", "reference_output": reference_output,

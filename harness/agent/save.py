@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from harness.agent import formats
+from harness.agent import formats, migrate
 from harness.agent.common import error_info, quiet_tensorflow
 from harness.agent.models import ModelCode, keras_model
 from harness.agent.protocol import (
@@ -49,6 +49,8 @@ def run_save(spec: Dict[str, Any]) -> int:
     base = {"kind": "save", "env": spec["env"], "versions": versions}
     models: Dict[str, Any] = {}
     for model in (from_dict(m) for m in spec["models"]):
+        if not migrate.saved_here(model, spec["env"]):
+            continue
         entry = save_model(ctx, model, os.path.join(out, model.name), writer=writer, base=base)
         if entry is not None:
             models[model.name] = entry
@@ -57,16 +59,17 @@ def run_save(spec: Dict[str, Any]) -> int:
     return 0
 
 
-def _build(code: ModelCode, model_dir: str) -> Any:
-    """Build (and train) the model; write its inputs, labels and the files its spec keeps beside it."""
-    built = code.build()
+def _build(ctx: formats.Context, code: ModelCode, model_dir: str) -> Tuple[Any, Optional[Dict[str, Any]]]:
+    """Build (and train) the model, or make a migrated one; write its inputs, labels and the files its spec
+    keeps beside it. Returns the built model and, for a migrated one, how it was made."""
+    built, made = migrate.build(ctx, code.spec) if code.spec.migrates else (code.build(), None)
     os.makedirs(model_dir, exist_ok=True)
     for name, value in built.files.items():
         write_json_atomic(os.path.join(model_dir, name), value)
     np.savez(os.path.join(model_dir, INPUTS), **built.inputs)
     if built.labels is not None:
         np.save(os.path.join(model_dir, LABELS), built.labels)
-    return built
+    return built, made
 
 
 def _reference(code: ModelCode, built: Any, model_dir: str) -> Dict[str, Any]:
@@ -105,7 +108,7 @@ def save_model(ctx: formats.Context, spec: ModelSpec, model_dir: str, *, writer:
                               error={"type": "Unsupported", "message": why, "traceback": ""}))
         return None
     try:
-        built = _build(code, model_dir)
+        built, made = _build(ctx, code, model_dir)
         ref = None if spec.train_step else _reference(code, built, model_dir)
     except Exception as exc:  # a model that cannot be built is a result, not a crash
         _failed(writer, base, spec, exc)
@@ -125,7 +128,7 @@ def save_model(ctx: formats.Context, spec: ModelSpec, model_dir: str, *, writer:
             return None
     return manifest_entry(spec.name, ref["input_names"], saved, evaluate=ref["evaluate"],
                           predict_call=ref["predict_call"], output_names=ref["output_names"],
-                          build_seconds=round(time.monotonic() - start, 3))
+                          build_seconds=round(time.monotonic() - start, 3), **({"made_by": made} if made else {}))
 
 
 def _save_order(fmts: Any) -> List[str]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 SEED = 1234  # every model is built, trained and fed under this seed unless its spec says otherwise
-KINDS = ("probe", "factory", "artifact")
+KINDS = ("probe", "factory", "artifact", "migration")
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,22 @@ class Origin:
 
 
 @dataclass(frozen=True)
+class Migration:
+    """How a migrated model is made: an existing artifact loaded in one environment and saved there again.
+
+    The first loader that gives back a Keras model makes it; the model is then saved in every format of
+    the migrated model's spec, and its loads are compared with the original artifact's reference, so a
+    migrated file passes only where it predicts like the file it was made from.
+    """
+
+    model: str  # the existing artifact's model (its pseudo-source is user-<model>)
+    env: str  # the environment that loads and saves it again: the artifact's home
+    format: str  # the artifact's format
+    loaders: Tuple[str, ...]  # tried in this order at home
+    weights: Optional[str] = None  # the weights file beside an architecture JSON
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """One model the harness saves and loads: what it is, how it is built and loaded, how it is judged."""
 
@@ -111,6 +127,7 @@ class ModelSpec:
     build_note: str = ""
     train_step: bool = False  # predictions are taken after one more training step, at the source and after a load
     cell_timeout: Optional[float] = None  # seconds one of its loads may take, when less than the run's (known hangs)
+    migrates: Optional[Migration] = None  # a migrated model: made from another model's artifact, not a factory
     origin: Optional[Origin] = None  # host only: never sent to a container
 
     def for_agent(self) -> Dict[str, Any]:
@@ -138,6 +155,8 @@ class LoaderSpec:
     named_only: bool = False  # only for models whose spec names it
     needs_custom_objects: bool = False  # only for models that have custom objects
     graph_mode: bool = False  # switches TensorFlow to graph mode: runs last, in a worker of its own
+    resaves: bool = False  # gives back a Keras model that can be saved again: a migration can start from it
+    snippet: str = ""  # the code that loads a file this way: {keras}, {path} and {objects} are filled in
 
 
 # ---------------------------------------------------------------------------- routes
@@ -194,6 +213,7 @@ def from_dict(data: Mapping[str, Any]) -> ModelSpec:
             "reference_env": None if reference_env is None else ReferenceEnv(**reference_env),
         })
     tolerance = data.get("tolerance")
+    migrates = data.get("migrates")
     return ModelSpec(**{
         **data,
         "hazards": tuple(data.get("hazards", ())),
@@ -204,5 +224,6 @@ def from_dict(data: Mapping[str, Any]) -> ModelSpec:
         "backends": _tuple(data.get("backends")),
         "code": Code(**data.get("code", {})),
         "tolerance": None if tolerance is None else Tolerance(**tolerance),
+        "migrates": None if migrates is None else Migration(**{**migrates, "loaders": tuple(migrates["loaders"])}),
         "origin": origin,
     })

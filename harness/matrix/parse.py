@@ -8,6 +8,7 @@ import hashlib
 import os
 import re
 import urllib.parse
+from dataclasses import replace
 from pathlib import Path
 
 from harness.agent.protocol import DEFAULT_MODELS, PROBES, ModelSpec, resolve_probe
@@ -138,7 +139,7 @@ def _models(raw: object, ctx: UserContext, problems: list[str]) -> tuple[ModelSp
     models: list[ModelSpec] = []
     for i, entry in enumerate(raw):
         if isinstance(entry, dict):
-            model = parse_user_model(entry, f"models[{i}]", ctx, problems)
+            model = parse_user_model(entry, f"models[{i}]", replace(ctx, earlier=tuple(models)), problems)
         elif not isinstance(entry, str):
             problems.append(f"models[{i}]: expected a probe name or a mapping, found {_found(entry)}")
             continue

@@ -25,10 +25,12 @@ from harness.agent.protocol import (
     LOADERS,
     PROBES,
     Code,
+    Migration,
     ModelSpec,
     Origin,
     RandomInputs,
     ReferenceEnv,
+    applies,
     artifact_source,
     routes,
     user_code_dir,
@@ -49,7 +51,16 @@ from harness.matrix.problems import (
 from harness.untrusted import npy_header, odd_entry
 
 USER_KEYS = ("name", "path", "factory", "custom_objects", "predict", "inputs", "labels", "tolerance", "formats",
-             "loaders", "artifact", "format", "architecture", "reference")
+             "loaders", "artifact", "format", "architecture", "reference", "migrate")
+MIGRATION_KEYS = ("name", "migrate", "formats", "loaders", "tolerance")  # the rest comes from the artifact
+# Which load of an existing artifact at home is its reference when its format's usual loader is not tried or writes
+# nothing there: the Keras model itself first, then the serving signature; running the file's code last.
+REFERENCE_ORDER = ("load_model", "load_model_nocompile", "rebuild", "model_from_json", "tfsm_layer", "saved_model",
+                   "load_model_unsafe")
+# The loaders a migration tries at home, in turn: the first that gives back a Keras model makes it. Keeping
+# the file's compile() settings comes first; running the file's code (only when the artifact tries it) last.
+MIGRATION_ORDER = ("load_model", "load_model_custom", "load_model_nocompile", "rebuild", "model_from_json",
+                   "load_model_unsafe")
 ARTIFACT_FORMATS = ("h5", "keras", "savedmodel", "weights_h5", "json")
 USER_FORMATS = tuple(name for name, spec in FORMATS.items() if not spec.named_only)
 # Probe-only loaders, and why a user model does without them.
@@ -80,6 +91,7 @@ class Context:
     formats: tuple[str, ...]  # the matrix's formats and loaders: the defaults
     loaders: tuple[str, ...]
     env_ids: tuple[str, ...]  # an artifact's reference environment is one of them (default: the first)
+    earlier: tuple[ModelSpec, ...] = ()  # the models listed before this entry: a migration names one of them
 
 
 def parse_user_model(entry: Raw, at: str, ctx: Context, problems: list[str]) -> ModelSpec | None:
@@ -92,16 +104,32 @@ def artifact_sources(models: Sequence[ModelSpec]) -> list[str]:
     return [artifact_source(m.name) for m in models if m.kind == "artifact"]
 
 
-def reference_loader(model: ModelSpec) -> str:
-    """The loader whose predictions in the reference environment are an artifact's reference."""
+def reference_loaders(model: ModelSpec) -> list[str]:
+    """The loaders whose predictions in the reference environment are an existing artifact's reference, in turn:
+    the one the matrix names, else the format's usual loader, then the others tried on it (when the usual one
+    writes nothing there, as for a SavedModel only tf.saved_model.load reads), the Keras model first."""
     ref = model.origin.reference_env if model.origin else None
-    return (ref.loader if ref and ref.loader else None) or FORMATS[model.artifact_format or "h5"].loader
+    if ref and ref.loader:
+        return [ref.loader]
+    fmt = model.artifact_format or "h5"
+    tried = [x for x in model.loaders or () if applies(model, fmt, x)]
+    usual = FORMATS[fmt].loader
+    rank = {name: i for i, name in enumerate((usual, *REFERENCE_ORDER))}
+    return sorted(dict.fromkeys([usual, *tried]) if not tried or usual in tried else tried,
+                  key=lambda x: rank.get(x, len(rank)))
+
+
+def reference_loader(model: ModelSpec) -> str:
+    """The loader whose predictions in the reference environment are an artifact's reference (when it writes some)."""
+    return reference_loaders(model)[0]
 
 
 # ---------------------------------------------------------------------------- one entry
 
 
 def _user_model(entry: Raw, at: str, ctx: Context, problems: list[str]) -> ModelSpec | None:
+    if "migrate" in entry:
+        return _migration(entry, at, ctx, problems)
     before = len(problems)
     check_keys(entry, USER_KEYS, at, problems)
     name = _name(entry.get("name", MISSING), f"{at}.name", problems)
@@ -132,6 +160,71 @@ def _user_model(entry: Raw, at: str, ctx: Context, problems: list[str]) -> Model
         if len(problems) == before:
             _check_cells(model, at, ctx, problems)
     return model if len(problems) == before else None
+
+
+# ---------------------------------------------------------------------------- a migrated model
+
+
+def _migration(entry: Raw, at: str, ctx: Context, problems: list[str]) -> ModelSpec | None:
+    """`migrate: NAME`: the existing artifact NAME, loaded where its reference comes from and saved again there in
+    every format; its files are loaded everywhere and compared with the artifact's own reference."""
+    before = len(problems)
+    for key in entry:
+        if key in USER_KEYS and key not in MIGRATION_KEYS:
+            problems.append(f"{at}.{key}: not for a migrated model: it takes its code, inputs and reference from "
+                            "the artifact it migrates")
+        elif key not in MIGRATION_KEYS:
+            problems.append(f"{at}.{key}: unknown key{suggest(key, MIGRATION_KEYS)}")
+    name = _name(entry.get("name", MISSING), f"{at}.name", problems)
+    original = _migrated_artifact(entry["migrate"], f"{at}.migrate", ctx, problems)
+    if original is None or name is None or len(problems) > before:
+        return None
+    fmt = original.artifact_format or "h5"
+    candidates = tuple(x for x in MIGRATION_ORDER if x in (original.loaders or ()) and LOADERS[x].resaves
+                       and (fmt, x) in routes(original))
+    if not candidates:
+        problems.append(f"{at}.migrate: none of {original.name!r}'s loaders {list(original.loaders or ())} gives "
+                        "back a Keras model to save again")
+        return None
+    ref = original.origin.reference_env if original.origin else None
+    home = ref.env if ref else ctx.env_ids[0]
+    origin = original.origin or Origin()
+    model = ModelSpec(
+        name=name, kind="migration", code=replace(original.code, root=user_code_dir(name) if origin.root else None),
+        description=f"{original.name}'s {FORMATS[fmt].words} loaded in {home} and saved there again",
+        tolerance=(tolerance(entry["tolerance"], problems, f"{at}.tolerance") if "tolerance" in entry
+                   else original.tolerance),
+        evaluate=False, origin=Origin(root=origin.root),
+        migrates=Migration(model=original.name, env=home, format=fmt, loaders=candidates, weights=original.weights))
+    loaders = _loaders(entry, at, replace(model, code=original.code), ctx, problems) if "loaders" in entry \
+        else original.loaders or ()
+    chosen = _choices(entry, "formats", at, allowed=USER_FORMATS, refused={"seed": "only probes are rebuilt from "
+                                                                                  "a seed"}, problems=problems)
+    model = replace(model, loaders=loaders)
+    # By default every format some loader reads (weights alone only where a factory rebuilds the model).
+    formats = chosen if chosen is not None else tuple(f for f in USER_FORMATS if any(
+        applies(model, f, x) for x in loaders))
+    model = replace(model, formats=formats)
+    if len(problems) == before:
+        _check_cells(model, at, ctx, problems)
+    return model if len(problems) == before else None
+
+
+def _migrated_artifact(value: object, at: str, ctx: Context, problems: list[str]) -> ModelSpec | None:
+    """The existing artifact a migration names: listed before it."""
+    name = string(value, at, problems)
+    if name is None:
+        return None
+    found = next((m for m in ctx.earlier if m.name == name), None)
+    if found is None:
+        artifacts = [m.name for m in ctx.earlier if m.kind == "artifact"]
+        problems.append(f"{at}: no existing artifact {name!r} is listed before this entry"
+                        f"{suggest(name, artifacts)}")
+    elif found.kind != "artifact":
+        problems.append(f"{at}: {name!r} is not an existing artifact ('artifact:'); a model built in every "
+                        "environment is saved in every format already")
+        found = None
+    return found
 
 
 def _description(model: ModelSpec) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.agent.protocol import EXACT, CellKey, ModelSpec, Tolerance
+from harness.agent.protocol import EXACT, REFERENCE, CellKey, ModelSpec, Tolerance, artifact_source
 from harness.compare import compare
 from harness.hints import HintContext, match
 from harness.matrix import Matrix
@@ -25,6 +25,7 @@ from harness.report import gate, routes
 from harness.report.causes import Tracebacks, causes, clean, normalised, shorten
 from harness.report.diff import regressions
 from harness.report.expect import mark_expected
+from harness.report.migrations import migrations
 from harness.report.schema import CELL_DEFAULTS, SCHEMA_VERSION
 from harness.report.statuses import NOT_RUN, RAISED, STATUS_ORDER, all_expected, worst
 from harness.rundir import RunDir
@@ -114,19 +115,45 @@ def _drift(model: ModelSpec, key: CellKey, stage: str) -> tuple[str, str]:
     return cause, DRIFT_FIXES[cause]
 
 
-def _reference_path(run_dir: RunDir, key: CellKey, entry: dict[str, Any]) -> Path:
-    """The source's reference predictions: its reference.npy, or what a named load of it predicted."""
+def _reference_paths(run_dir: RunDir, key: CellKey, entry: dict[str, Any]) -> list[Path]:
+    """Where the source's reference predictions may be, in turn: its reference.npy, or what a named load of it
+    predicted (then the loads that stand in when that one wrote nothing)."""
     output = entry.get("reference_output")
     if output:
-        return run_dir.output(key._replace(target=output["target"], loader=output["loader"]))
-    return run_dir.artifacts(key.source) / str(entry["reference"])
+        return [run_dir.output(key._replace(target=output["target"], loader=loader))
+                for loader in (output["loader"], *output.get("then", ()))]
+    return [run_dir.artifacts(key.source) / str(entry["reference"])]
 
 
-def _arrays(run_dir: RunDir, key: CellKey, model_entry: dict[str, Any]) -> tuple[Any, Any] | dict[str, Any]:
+def _reference_of(data: _RunData, key: CellKey, entry: dict[str, Any]) -> tuple[CellKey, dict[str, Any]]:
+    """The cell and manifest entry whose reference a cell is compared with: its own, or for a migrated model the
+    original artifact's (a migrated file passes only where it predicts like the file it was made from)."""
+    how = data.models[key.model].migrates
+    if how is None:
+        return key, entry
+    source = artifact_source(how.model)
+    original = (data.manifests.get(source) or {}).get("models", {}).get(how.model)
+    at = key._replace(source=source, model=how.model, format=how.format)
+    return at, original if isinstance(original, dict) else {"reference": f"{how.model}/{REFERENCE}"}
+
+
+def _load_reference(run_dir: RunDir, paths: list[Path]) -> tuple[Path, Any]:
+    """The first reference file that exists, read; FileNotFoundError naming the first when none does."""
+    for path in paths:
+        try:
+            return path, run_dir.load_array(path)
+        except FileNotFoundError:
+            continue
+    raise FileNotFoundError(str(paths[0]))
+
+
+def _arrays(data: _RunData, key: CellKey, model_entry: dict[str, Any]) -> tuple[Any, Any] | dict[str, Any]:
     """(reference, loaded predictions), or the error cell fields when either cannot be read."""
-    reference_path = _reference_path(run_dir, key, model_entry)
+    run_dir = data.run_dir
+    paths = _reference_paths(run_dir, *_reference_of(data, key, model_entry))
+    reference_path = paths[0]
     try:
-        reference = run_dir.load_array(reference_path)
+        reference_path, reference = _load_reference(run_dir, paths)
     except UnsafeFile as exc:
         return {**unreadable(exc), "stage": "reference", "cause": "UnreadableFile"}
     except OSError:
@@ -151,7 +178,7 @@ def _compared_cell(data: _RunData, key: CellKey, record: dict[str, Any], model: 
     is an error at stage evaluate; evaluate() results that differ are drift at stage evaluate.
     """
     tol = _tolerance(data, model)
-    arrays = _arrays(data.run_dir, key, model_entry)
+    arrays = _arrays(data, key, model_entry)
     if isinstance(arrays, dict):
         return {**key.fields(), **arrays, "seconds": record.get("seconds")}
     reference, loaded = arrays
@@ -357,6 +384,8 @@ def build_report(run_dir: RunDir, baseline: dict[str, Any] | None = None,
         "paths": paths,
         "causes": causes(cells),
         "hazards": routes.hazards(cells, hazard_models, env_ids),
+        "migrations": migrations(matrix.models, data.manifests, data.saves, cells),
+        "bisect": run["bisect"] if isinstance(run.get("bisect"), dict) else None,
         "cells": cells,
         "tracebacks": dict(sorted(data.tracebacks.table.items())),
         "artifacts": dict(sorted(data.artifacts.items())),

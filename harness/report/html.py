@@ -15,7 +15,7 @@ from typing import Any
 
 import jinja2
 
-from harness.report import summary
+from harness.report import advice, summary
 from harness.report.markdown import outcome
 from harness.report.routes import ROUTE_STATUSES
 from harness.report.statuses import FAILING, MEANINGS, STATUS_ORDER
@@ -121,6 +121,8 @@ def render_html(report: dict[str, Any], packages: Mapping[str, str] | None = Non
         headline=summary.headline(report),
         upgrade_paths=[{**p, "works_text": summary.works_words(p, limit=1), "broken": summary.broken_of(p)}
                        for p in summary.upgrade_paths(report)],
+        migrations=advice.migrations(report),
+        bisect=advice.bisect(report),
         home=summary.at_home(report, {i: i for i in ids}),
         hazards=[summary.hazard_words(h, names) + (f" — {h['hint']}" if h.get("hint") else "")
                  for h in report.get("hazards", [])],

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.report import summary
+from harness.report import advice, summary
 from harness.report.statuses import FAILING, SYMBOLS
 
 MAX_CELLS = 40  # failing cells listed in full; every one is in report.json and report.html
@@ -168,6 +168,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         *_paths(report),
         "",
+        *advice.markdown(report, _escape),
         "## Causes",
         "",
         *_causes(report),

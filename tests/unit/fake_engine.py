@@ -117,8 +117,11 @@ class FakeEngine:
                 files = {f"{fmt}/{rel}": digest for rel, digest in protocol.hash_tree(str(model_dir / fmt)).items()}
                 saved[fmt] = {"path": f"{spec.name}/{fmt}/model", "files": files}
                 writer.write({"kind": "save", "env": args["env"], "model": spec.name, "format": fmt, "status": "ok"})
+            made = {} if spec.migrates is None else {"made_by": {  # what the agent says of a migrated model
+                "model": spec.migrates.model, "loader": spec.migrates.loaders[0], "env": args["env"],
+                "tried": [{"loader": spec.migrates.loaders[0], "status": "ok"}]}}
             entries[spec.name] = protocol.manifest_entry(spec.name, ["features"], saved, evaluate={"loss": 0.5},
-                                                         predict_call="model(x, training=False)")
+                                                         predict_call="model(x, training=False)", **made)
         writer.close()
         protocol.write_json_atomic(out / protocol.ENV_JSON, VERSIONS)
         protocol.write_json_atomic(out / protocol.MANIFEST, protocol.manifest(args["env"], VERSIONS, entries))

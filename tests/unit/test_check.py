@@ -236,7 +236,7 @@ def test_the_screen_names_the_verdict_what_breaks_and_what_works(tmp_path: Path)
         "tolerance": {"rtol": 1e-5, "atol": 1e-5}}
     text = render(_decide(cells), report, source="old", home="old", target="new", route=("keras", "load_model"),
                   run_dir=tmp_path)
-    assert "verdict: NOT SAFE by your route, but another route works (path partial)" in text
+    assert "verdict: NOT SAFE by your route, but another route works (path partial; 3 routes tried)" in text
     assert "x .keras / keras.models.load_model: error: TypeError: Could not deserialize" in text
     assert "hint: written by Keras 2" in text
     assert "ok .h5 / keras.models.load_model: matches bit-exactly" in text

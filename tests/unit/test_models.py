@@ -110,7 +110,7 @@ def test_an_environments_predictions_can_be_the_reference(project: Path) -> None
     models.stage(matrix.models, run)
     manifest = json.loads((run.artifacts("user-old") / "manifest.json").read_text())
     output = manifest["models"]["old"]["reference_output"]
-    assert output == {"target": "py3.11-tf2.16.2-keras3.3.3", "loader": "load_model"}
+    assert output == {"target": "py3.11-tf2.16.2-keras3.3.3", "loader": "load_model", "then": []}
 
 
 def test_cells_mounts_and_agent_specs_of_user_models(project: Path) -> None:

@@ -25,7 +25,20 @@ from harness.rundir import RunDir
 TOP_LEVEL_KEYS = {
     "schema_version", "harness_version", "matrix", "created", "run_id", "isolation", "tolerance", "environments",
     "models", "paths", "causes", "hazards", "cells", "tracebacks", "artifacts", "references", "summary", "verdict",
+    "migrations", "bisect",
 }
+# migrations[]: a migrated model (an existing file loaded where it works, saved there again); null-free lists.
+MIGRATION_KEYS = {"model", "from", "env", "status", "loader", "tried", "error", "formats", "at_home", "verified",
+                  "breaks"}
+MIGRATION_FROM_KEYS = {"model", "source", "format"}
+MIGRATION_TRIED_KEYS = {"loader", "status", "error"}
+MIGRATION_VERIFIED_KEYS = {"target", "format", "loader", "bit_exact", "max_abs_diff"}
+MIGRATION_STATUSES = ["made", "failed", "not_run"]
+# bisect: null, or what `harness bisect` found (run.json holds the same).
+BISECT_KEYS = {"axis", "package", "index", "from", "to", "releases", "skipped", "environments", "probed", "unbuilt",
+               "budget", "home_works", "routes", "seconds"}
+BISECT_ROUTE_KEYS = {"format", "loader", "yours", "asked", "history", "monotone", "last_good", "first_bad",
+                     "adjacent", "cause", "error", "hint", "note"}
 ENVIRONMENT_KEYS = {
     "id", "python", "tensorflow", "keras", "keras_package", "keras_major", "spec", "image", "image_id", "status",
     "error",
@@ -218,3 +231,43 @@ def test_the_file_leaves_out_nulls_and_repeats_and_reads_back_whole(report: dict
         assert FILE_CELL_KEYS <= set(cell) <= CELL_KEYS
         assert all(value is not None for key, value in cell.items() if key not in FILE_CELL_KEYS)
     assert expand(on_disk)["cells"] == report["cells"]
+
+
+def test_a_plain_run_has_no_migrations_and_no_bisect(report: dict[str, Any], on_disk: dict[str, Any]) -> None:
+    assert report["migrations"] == [] and report["bisect"] is None
+    assert on_disk["migrations"] == [] and on_disk["bisect"] is None
+
+
+def test_migration_entry_keys(tmp_path: Path) -> None:
+    from fake_engine import FakeEngine
+    from harness.cli import main
+    from harness.report.migrations import STATUSES
+
+    (tmp_path / "old.h5").write_bytes(b"\x89HDF\r\n\x1a\n")
+    np.save(tmp_path / "x.npy", np.zeros((2, 3), dtype="float32"))
+    main(["check", "--from", "2.15.1", "--to", "2.20.0", "--model", str(tmp_path / "old.h5"), "--inputs",
+          str(tmp_path / "x.npy"), "--out", str(tmp_path / "run"), "-q"], engine=FakeEngine)
+    (entry,) = load_report(tmp_path / "run" / "report.json")["migrations"]
+    assert set(entry) == MIGRATION_KEYS and set(entry["from"]) == MIGRATION_FROM_KEYS
+    assert list(STATUSES) == MIGRATION_STATUSES and entry["status"] in MIGRATION_STATUSES
+    assert entry["tried"] and all(set(t) == MIGRATION_TRIED_KEYS for t in entry["tried"])
+    assert entry["verified"] and all(set(v) == MIGRATION_VERIFIED_KEYS for v in entry["verified"])
+    assert all(set(h) == {"format", "loader"} for h in entry["at_home"])
+
+
+def test_bisect_keys() -> None:
+    from harness.bisect import Bisection, search
+    from harness.cli.bisect import Walk, _result
+    from harness.upgrade import EnvRequest
+
+    bisection = Bisection(walk=["3.15.1", "3.10.0", "3.0.5"])
+    route = ("keras", "load_model")
+    bisection.record(0, {route: {"status": "pass"}}, True)
+    bisection.record(2, {route: {"status": "error", "cause": "c", "error": {"type": "T", "message": "m"}}}, True)
+    found = search(bisection, [(route, True)], lambda i: bisection.record(i, {route: {"status": "pass"}}, True), 2)
+    steps = Walk("keras", "keras", ("3.15.1", "3.10.0", "3.0.5"), (EnvRequest("2.16.2"),) * 3, (), "https://x")
+    result = _result(steps, bisection, found, ids=["a", "b", "c"], limit=4, home_works=True, seconds=1.0)
+    assert set(result) == BISECT_KEYS
+    (entry,) = result["routes"]
+    assert set(entry) == BISECT_ROUTE_KEYS
+    assert (entry["last_good"], entry["first_bad"], entry["adjacent"]) == ("3.10.0", "3.0.5", True)

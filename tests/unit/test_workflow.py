@@ -65,7 +65,8 @@ def test_check_runs_the_same_workflow_and_prints_its_verdict(tmp_path: Path,
     code = main(["check", "--from", "2.15.1", "--to", "2.16.2+keras3.3.3", "--model", f"{tmp_path / 'mods.py'}:build",
                  "--inputs", "4x3", "--out", str(tmp_path / "check"), "-q"], engine=lambda: engine)
     assert code == 0
-    assert len(engine.runs) == 4  # two environments: a save and a load container each
+    # The source, the target, and the target's TensorFlow with tf-keras: a save and a load container each.
+    assert len(engine.runs) == 6
     verdict = json.loads((tmp_path / "check" / "check.json").read_text())
     assert (verdict["verdict"], verdict["route"]) == ("safe", ["keras", "load_model"])
     assert (tmp_path / "check" / "check.yaml").is_file() and (tmp_path / "check" / "report.json").is_file()

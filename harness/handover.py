@@ -1,0 +1,191 @@
+"""`check --migrate DIR`: hand over the best verified migrated file, the code that loads it, and a manifest.
+
+A migrated file is one the source environment saved again after loading the user's artifact
+(harness/agent/migrate.py). Only a file whose route is portable is handed over: it predicted like
+the original at home and in the target, with the report's tolerance. The copy is checked against
+the sha256 the save recorded, and the manifest says where it comes from, how it was made, where it
+was verified and by how much its predictions differ.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import __version__, untrusted
+from harness.agent.protocol import FORMATS, LOADERS, ModelSpec, hash_tree, write_json_atomic
+from harness.errors import UsageError
+from harness.rundir import RunDir
+from harness.verdict import Route, Verdict
+
+# What a handed-over file is best loaded with, and saved as: Keras's own loader and format first.
+HANDOVER_LOADERS = ("load_model", "load_model_nocompile", "model_from_json", "rebuild", "tfsm_layer", "saved_model",
+                    "load_model_unsafe")
+HANDOVER_FORMATS = ("keras", "h5", "export", "savedmodel", "json", "weights_h5", "tf_checkpoint")
+MANIFEST = "manifest.json"
+SNIPPET = "load.py"
+
+
+@dataclass(frozen=True)
+class Handed:
+    """What was written for one target: the folder, the file to load, and the route that verified it."""
+
+    target: str
+    folder: Path
+    file: str
+    route: Route
+
+
+def check_folder(folder: Path) -> None:
+    """--migrate DIR must be new or empty (checked before anything is built): nothing is written over."""
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise UsageError(f"--migrate {folder}: exists and is not an empty folder; name a new one")
+
+
+def best_migrated(verdict: Verdict) -> Route | None:
+    """The best verified migrated file for one target: one that loads in the target itself before one that needs
+    tf-keras; one keras.models.load_model reads before the other loaders; then the smallest difference; .keras
+    before the other formats."""
+    made = [r for r in verdict.works if r.made_with is not None and r.route_status == "portable"]
+    return min(made, key=_rank) if made else None
+
+
+def _rank(route: Route) -> tuple[Any, ...]:
+    diff = route.max_abs_diff if route.max_abs_diff is not None else float("inf")
+    return (route.tf_keras, _index(HANDOVER_LOADERS, route.loader), 0.0 if route.bit_exact else diff,
+            _index(HANDOVER_FORMATS, route.format))
+
+
+def _index(order: tuple[str, ...], name: str) -> int:
+    return order.index(name) if name in order else len(order)
+
+
+def hand_over(folder: Path, verdicts: Sequence[Verdict], *, run_dir: RunDir, report: dict[str, Any],
+              model: ModelSpec, migrated: ModelSpec) -> list[Handed]:
+    """Write each target's best verified migrated file (in folder/<target> when there are several targets)."""
+    handed = []
+    for verdict in verdicts:
+        route = best_migrated(verdict)
+        if route is None:
+            continue
+        where = folder / verdict.target if len(verdicts) > 1 else folder
+        handed.append(_write(where, verdict, route, run_dir=run_dir, report=report, model=model, migrated=migrated))
+    return handed
+
+
+def _write(where: Path, verdict: Verdict, route: Route, *, run_dir: RunDir, report: dict[str, Any],
+           model: ModelSpec, migrated: ModelSpec) -> Handed:
+    how = migrated.migrates
+    assert how is not None
+    manifest = run_dir.read_manifest(how.env) or {}
+    saved = manifest.get("models", {}).get(migrated.name, {}).get("formats", {}).get(route.format)
+    if not isinstance(saved, dict):
+        raise UsageError(f"--migrate: {how.env} holds no {route.format} file of {migrated.name}")
+    source = run_dir.artifacts(how.env) / migrated.name / route.format
+    prefix = route.format + "/"
+    expected = {rel[len(prefix):]: digest for rel, digest in saved.get("files", {}).items() if rel.startswith(prefix)}
+    tmp = where.with_name(f".{where.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        _copy(source, tmp, expected)
+        artifact = str(saved["path"]).split("/", 2)[-1]  # <model>/<format>/<file>: the file below the format folder
+        envs = {e["id"]: e for e in report["environments"]}
+        (tmp / SNIPPET).write_text(snippet(route, artifact, model, envs.get(route.env or "", {})), encoding="utf-8")
+        write_json_atomic(tmp / MANIFEST, _manifest(route, artifact, expected, verdict, report=report, model=model,
+                                                   home=how.env),
+                          strict=True)
+        where.parent.mkdir(parents=True, exist_ok=True)
+        if where.exists():
+            where.rmdir()  # the empty folder check_folder allowed
+        tmp.rename(where)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Handed(verdict.target, where, artifact, route)
+
+
+def _copy(source: Path, dest: Path, expected: dict[str, str]) -> None:
+    """Copy the migrated file's folder (links and special files refused), then check every file's sha256."""
+    for entry in sorted(source.iterdir()):
+        untrusted.copy_artifact(entry, dest / entry.name)
+    found = hash_tree(str(dest))
+    if found != expected:
+        odd = sorted(set(found) ^ set(expected)) or sorted(k for k in found if found[k] != expected.get(k))
+        raise UsageError(f"--migrate: {source} is not what was saved and verified ({odd[0]} differs); nothing "
+                         "handed over")
+
+
+def _versions(env: dict[str, Any]) -> dict[str, Any]:
+    return {k: env.get(k) for k in ("python", "tensorflow", "keras", "keras_package")}
+
+
+def _manifest(route: Route, artifact: str, files: dict[str, str], verdict: Verdict, *, report: dict[str, Any],
+              model: ModelSpec, home: str) -> dict[str, Any]:
+    envs = {e["id"]: e for e in report["environments"]}
+    original = model.origin.artifact if model.origin else None
+    source: dict[str, Any] = next((e for e in report["environments"]
+                                   if (e.get("spec") or {}).get("artifact") == original), {})
+    made = LOADERS[route.made_with].words if route.made_with in LOADERS else route.made_with
+    return {
+        "schema": 1,
+        "harness_version": __version__,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "file": artifact,
+        "format": route.format,
+        "files": files,
+        "original": {"path": original, "format": model.artifact_format, "sha256": source.get("spec", {}).get("sha256"),
+                     "keras": source.get("keras")},
+        "made": {"env": home, "versions": _versions(envs.get(home, {})), "loader": route.made_with,
+                 "words": f"loaded with {made} in {home}, saved there as {FORMATS[route.format].words}"},
+        "verified": {"target": verdict.target, "env": route.env, "versions": _versions(envs.get(route.env or "", {})),
+                     "tf_keras": route.tf_keras, "loader": route.loader, "max_abs_diff": route.max_abs_diff,
+                     "bit_exact": route.bit_exact, "tolerance": report["tolerance"],
+                     "compared_with": "the original file's reference predictions"},
+        "load": SNIPPET,
+        "steps": route.words(),
+        "run": report["matrix"]["name"],
+    }
+
+
+def _objects(ref: str | None) -> tuple[list[str], str]:
+    """Lines that import the user's custom objects, and the keyword argument passing them."""
+    if not ref:
+        return [], ""
+    module, _, attribute = ref.partition(":")
+    if attribute:
+        return [f"from {module} import {attribute} as custom_objects  # your code: its folder on sys.path",
+                "custom_objects = custom_objects() if callable(custom_objects) else custom_objects"], \
+            ", custom_objects=custom_objects"
+    return [f"import {module} as custom_module  # your code: its folder on sys.path",
+            "custom_objects = {n: o for n, o in vars(custom_module).items() if not n.startswith('_')}"], \
+        ", custom_objects=custom_objects"
+
+
+def snippet(route: Route, artifact: str, model: ModelSpec, env: dict[str, Any]) -> str:
+    """load.py: the code that loads the handed-over file the way it was verified (runnable as it is)."""
+    loader = LOADERS[route.loader]
+    lines = [f'"""Load {artifact} as harness check verified it in {route.env} (Python {env.get("python")}, '
+             f'TensorFlow {env.get("tensorflow")}, Keras {env.get("keras")}{", tf-keras" if route.tf_keras else ""}).',
+             "", f"Its predictions matched the original file's within {route.max_abs_diff!r} (max abs diff).",
+             '"""', "", "import os", ""]
+    if route.tf_keras:
+        lines += ['os.environ["TF_USE_LEGACY_KERAS"] = "1"  # tf-keras (pip install tf-keras): before TensorFlow']
+    keras3 = env.get("keras_major") == 3 and not route.tf_keras
+    lines += ["import tensorflow as tf", "import keras" if keras3 else "keras = tf.keras", ""]
+    imports, objects = _objects(model.code.custom_objects)
+    factory = ""
+    if "{factory}" in loader.snippet and model.code.factory:
+        module, _, factory = model.code.factory.partition(":")
+        imports.append(f"from {module} import {factory}  # your code: its folder on sys.path")
+    lines += [*imports, *([""] if imports else []), "HERE = os.path.dirname(os.path.abspath(__file__))"]
+    path = f"os.path.join(HERE, {artifact!r})"
+    weights = f"os.path.join(HERE, {str(Path(artifact).with_name('model.weights.h5'))!r})"
+    lines += loader.snippet.format(keras="keras", path=path, objects=objects, factory=factory,
+                                   weights=weights).splitlines()
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)) + "\n"
