@@ -139,6 +139,16 @@ def search(bisection: Bisection, routes: Sequence[tuple[Route, bool]], probe: Ca
     return searches
 
 
+NESTED = "Exception encountered: "  # how Keras 3 nests the error that made a config fail to deserialize
+
+
+def root_error(traceback: str | None) -> str | None:
+    """The innermost error a nested Keras message names (its long outer message is cut before it), or None."""
+    if not traceback or NESTED not in traceback:
+        return None
+    return traceback[traceback.rindex(NESTED) + len(NESTED):].strip().splitlines()[0][:300] or None
+
+
 def answer(bisection: Bisection, one: Search) -> dict[str, Any]:
     """One route's findings: the last good and first bad release, the cause at the boundary, the history."""
     known = bisection.known.get(one.route, {})
@@ -146,7 +156,8 @@ def answer(bisection: Bisection, one: Search) -> dict[str, Any]:
     entry: dict[str, Any] = {"format": one.route[0], "loader": one.route[1], "yours": one.yours,
                              "asked": one.asked, "history": [list(h) for h in bisection.history(one.route)],
                              "monotone": bisection.monotone(one.route), "last_good": None, "first_bad": None,
-                             "adjacent": False, "cause": None, "error": None, "hint": None, "note": one.stopped}
+                             "adjacent": False, "cause": None, "error": None, "root": None, "hint": None,
+                             "note": one.stopped}
     if bounds is None:
         entry["last_good"] = bisection.walk[max(known)] if known else None
         return entry
@@ -156,7 +167,7 @@ def answer(bisection: Bisection, one: Search) -> dict[str, Any]:
     entry.update(last_good=bisection.walk[low], first_bad=bisection.walk[high],
                  adjacent=all(i in bisection.unbuilt for i in range(low + 1, high)), cause=cell.get("cause"),
                  error=f"{error.get('type')}: {error.get('message')}" if error else cell.get("reason"),
-                 hint=error.get("hint") or cell.get("hint"))
+                 root=cell.get("root"), hint=error.get("hint") or cell.get("hint"))
     between = [bisection.walk[i] for i in range(low + 1, high) if i in bisection.unbuilt]
     if between and entry["adjacent"]:
         entry["note"] = f"the release(s) between did not build: {', '.join(between)}"

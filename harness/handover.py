@@ -23,10 +23,6 @@ from harness.errors import UsageError
 from harness.rundir import RunDir
 from harness.verdict import Route, Verdict
 
-# What a handed-over file is best loaded with, and saved as: Keras's own loader and format first.
-HANDOVER_LOADERS = ("load_model", "load_model_nocompile", "model_from_json", "rebuild", "tfsm_layer", "saved_model",
-                    "load_model_unsafe")
-HANDOVER_FORMATS = ("keras", "h5", "export", "savedmodel", "json", "weights_h5", "tf_checkpoint")
 MANIFEST = "manifest.json"
 SNIPPET = "load.py"
 
@@ -49,20 +45,9 @@ def check_folder(folder: Path) -> None:
 
 def best_migrated(verdict: Verdict) -> Route | None:
     """The best verified migrated file for one target: one that loads in the target itself before one that needs
-    tf-keras; one keras.models.load_model reads before the other loaders; then the smallest difference; .keras
-    before the other formats."""
+    tf-keras, then in the verdict's order (bit-exact, the smallest difference, Keras's own loader and format)."""
     made = [r for r in verdict.works if r.made_with is not None and r.route_status == "portable"]
-    return min(made, key=_rank) if made else None
-
-
-def _rank(route: Route) -> tuple[Any, ...]:
-    diff = route.max_abs_diff if route.max_abs_diff is not None else float("inf")
-    return (route.tf_keras, _index(HANDOVER_LOADERS, route.loader), 0.0 if route.bit_exact else diff,
-            _index(HANDOVER_FORMATS, route.format))
-
-
-def _index(order: tuple[str, ...], name: str) -> int:
-    return order.index(name) if name in order else len(order)
+    return min(made, key=lambda r: (r.tf_keras, verdict.works.index(r))) if made else None
 
 
 def hand_over(folder: Path, verdicts: Sequence[Verdict], *, run_dir: RunDir, report: dict[str, Any],
@@ -172,12 +157,16 @@ def snippet(route: Route, artifact: str, model: ModelSpec, env: dict[str, Any]) 
     loader = LOADERS[route.loader]
     lines = [f'"""Load {artifact} as harness check verified it in {route.env} (Python {env.get("python")}, '
              f'TensorFlow {env.get("tensorflow")}, Keras {env.get("keras")}{", tf-keras" if route.tf_keras else ""}).',
-             "", f"Its predictions matched the original file's within {route.max_abs_diff!r} (max abs diff).",
+             "", "Its predictions matched the original file's " + (
+                 "bit for bit." if route.bit_exact else f"within {route.max_abs_diff!r} (max abs diff)."),
              '"""', "", "import os", ""]
     if route.tf_keras:
         lines += ['os.environ["TF_USE_LEGACY_KERAS"] = "1"  # tf-keras (pip install tf-keras): before TensorFlow']
     keras3 = env.get("keras_major") == 3 and not route.tf_keras
-    lines += ["import tensorflow as tf", "import keras" if keras3 else "keras = tf.keras", ""]
+    lines += ["import tensorflow as tf"]
+    if "{keras}" in loader.snippet:  # the Keras the file was verified with: Keras 3's own, else TensorFlow's
+        lines.append("import keras" if keras3 else "keras = tf.keras")
+    lines.append("")
     imports, objects = _objects(model.code.custom_objects)
     factory = ""
     if "{factory}" in loader.snippet and model.code.factory:

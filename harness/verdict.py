@@ -23,6 +23,7 @@ SHORT = {SAFE: "SAFE", SAFE_ELSEWHERE: "NOT SAFE, another route works", UNSAFE: 
 # Routes that change least for the user come first among equally good ones.
 LOADER_ORDER = ("load_model", "load_model_nocompile", "load_model_unsafe", "rebuild", "model_from_json", "tfsm_layer",
                 "saved_model")
+MIGRATED_FORMATS = ("keras", "h5", "export", "savedmodel", "json", "weights_h5", "tf_checkpoint")  # Keras's own first
 MAX_LINES = 6  # routes listed per section: the whole verdict fits one screen
 PER_KIND = 2  # working routes listed per kind of route
 # Kinds of route, by how much they change for the user: the file as it is in the target; a migrated file (saved
@@ -110,6 +111,11 @@ class Verdict:
         """The best route that works, if any."""
         return self.works[0] if self.works else None
 
+    @property
+    def use(self) -> Route | None:
+        """The route to take to the target: yours when it survives, else the best that works."""
+        return self.route if self.status == SAFE else self.best
+
 
 def _route(cell: dict[str, Any], **where: Any) -> Route:
     error = cell.get("error") or {}
@@ -120,10 +126,16 @@ def _route(cell: dict[str, Any], **where: Any) -> Route:
                  route_status=cell.get("route_status"), **where)
 
 
+def _rank(order: tuple[str, ...], name: str) -> int:
+    return order.index(name) if name in order else len(order)
+
+
 def _preference(route: Route, current: tuple[str, str]) -> tuple[Any, ...]:
+    """Bit-exact first, then the smallest difference, then the least change: the file as it is before a migrated one
+    before tf-keras; for the file as it is its own format first, for a migrated file Keras's own format first."""
     diff = route.max_abs_diff if route.max_abs_diff is not None and math.isfinite(route.max_abs_diff) else math.inf
-    loader = LOADER_ORDER.index(route.loader) if route.loader in LOADER_ORDER else len(LOADER_ORDER)
-    return (not route.bit_exact, diff, KINDS.index(route.kind), route.format != current[0], loader, route.format)
+    fmt = _rank(MIGRATED_FORMATS, route.format) if route.made_with else int(route.format != current[0])
+    return (not route.bit_exact, diff, KINDS.index(route.kind), _rank(LOADER_ORDER, route.loader), fmt, route.format)
 
 
 def _made_with(report: dict[str, Any], migrated: str | None) -> tuple[str | None, str | None]:
@@ -312,8 +324,10 @@ def _works(verdict: Verdict, tolerance: dict[str, float], *, home: str) -> list[
 
 
 def table(verdicts: Sequence[Verdict]) -> list[str]:
-    """One row per target: its verdict, the best route that works, and that route's difference."""
-    rows = [("target", "verdict", "best route", "difference")]
-    rows += [(v.target, SHORT[v.status], v.best.short() if v.best else "none", difference(v.best)) for v in verdicts]
+    """One row per target: its verdict, the route to take (yours when it survives, else the best that works), and
+    that route's difference."""
+    rows = [("target", "verdict", "route to take", "difference")]
+    rows += [(v.target, SHORT[v.status], (v.use.short() + (" (yours)" if v.status == SAFE else "")) if v.use else
+              "none", difference(v.use)) for v in verdicts]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     return [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip() for r in rows]

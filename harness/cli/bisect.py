@@ -172,7 +172,15 @@ class Prober:
         """The model's cells from its source in this release's environment, and whether its image built."""
         env = self.ids[index]
         status = next((e.get("status") for e in self.report["environments"] if e["id"] == env), None)
-        found = {(c["format"], c["loader"]): c for c in self.report["cells"]
+        from harness.bisect import root_error
+        from harness.rundir import RunDir
+
+        # The report keeps a traceback's frames; the records keep its end, where a nested error names its root.
+        roots = {(r.get("format"), r.get("loader")): root_error(str((r.get("error") or {}).get("traceback") or ""))
+                 for r in RunDir(Path(self.request.out or ".")).read_records("load", env)
+                 if r.get("kind") == "load" and r.get("model") == self.model and r.get("source") == self.source}
+        found = {(c["format"], c["loader"]): {**c, "root": roots.get((c["format"], c["loader"]))}
+                 for c in self.report["cells"]
                  if c["target"] == env and c["model"] == self.model and c["source"] == self.source}
         return found, status == "ok"
 
@@ -285,9 +293,15 @@ def _boundary(entry: dict[str, Any], result: dict[str, Any]) -> list[str]:
     if entry["error"]:
         detail = " ".join(str(entry["error"]).split())
         lines.append(f"      {detail[:150]}{'...' if len(detail) > 150 else ''}")
+    if entry["root"]:
+        lines.append(f"      at the root: {entry['root']}")
     if entry["hint"]:
         lines.append(f"      hint: {entry['hint']}")
     return lines
+
+
+def _same_boundary(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return all(a[k] == b[k] for k in ("last_good", "first_bad", "cause", "history", "monotone", "note"))
 
 
 def _screen(result: dict[str, Any], report: dict[str, Any], *, name: str, out: Path) -> str:
@@ -303,7 +317,13 @@ def _screen(result: dict[str, Any], report: dict[str, Any], *, name: str, out: P
     if not result["home_works"]:
         return "\n".join([*lines, "", f"UNTESTED: no route loads {name} with the same predictions at "
                                        f"{result['from']} itself", "", f"report: {out / 'report.html'}"]) + "\n"
+    shown: list[dict[str, Any]] = []
     for entry in result["routes"]:
+        same = next((s for s in shown if _same_boundary(s, entry)), None)
+        if same is not None:  # the same boundary, cause and history as a route above: one line
+            lines.append(f"  also breaks there: {_route_words(entry)}")
+            continue
+        shown.append(entry)
         lines += ["", ("your route  " if entry["yours"] else "also breaks ") + _route_words(entry)]
         lines += _boundary(entry, result)
         if not entry["monotone"]:

@@ -67,7 +67,8 @@ def bisect(report: dict[str, Any]) -> dict[str, Any] | None:
                 "" if r["adjacent"] else " (releases between not probed)")
         note = "NOT MONOTONE: it breaks, then works again" if not r["monotone"] else r.get("note") or ""
         rows.append({"route": f"{_format(r['format'])} / {_loader(r['loader'])}" + (" (yours)" if r["yours"] else ""),
-                     "boundary": boundary, "cause": r.get("cause") or "", "error": r.get("error") or "",
+                     "boundary": boundary, "cause": r.get("cause") or "",
+                     "error": (r.get("error") or "") + (f" (at the root: {r['root']})" if r.get("root") else ""),
                      "hint": r.get("hint") or "", "note": note,
                      "history": " · ".join(f"{rel} {MARKS.get(o, o)}" for rel, o in r["history"])})
     return {"walk": walk, "rows": rows}

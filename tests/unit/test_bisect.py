@@ -12,7 +12,7 @@ import pytest
 from packaging.version import Version
 
 from fake_loads import LoadHook
-from harness.bisect import BAD, GOOD, Bisection, Search, budget, search
+from harness.bisect import BAD, GOOD, Bisection, Search, budget, root_error, search
 from harness.cli import main
 from harness.errors import UsageError
 from harness.releases import between, listing, releases
@@ -141,6 +141,12 @@ def test_the_search_stops_at_its_budget_and_says_so() -> None:
     assert len(asked) == 2 and one.stopped and "budget" in one.stopped
 
 
+def test_the_root_of_a_nested_keras_error_is_its_last_exception_encountered() -> None:
+    text = "TypeError: outer\n\nException encountered: inner one\n\nException encountered: the root\n"
+    assert root_error(text) == "the root"
+    assert root_error("ValueError: plain") is None and root_error(None) is None
+
+
 # ---------------------------------------------------------------------------- the command, end to end
 
 
@@ -154,6 +160,10 @@ class OldKerasFails(LoadHook):
         if version < self.oldest and record["format"] == "keras":
             self.fail_load(record, output, "TypeError", "Unrecognized keyword arguments passed to Dense: "
                                                         "{'quantization_config': None}")
+            record["error"]["traceback"] = (
+                "Traceback (most recent call last):\n  File \"x.py\", line 1\nTypeError: <class 'Dense'> could not "
+                "be deserialized\n\nException encountered: Dense.__init__() got an unexpected keyword argument "
+                "'quantization_config'\n")
 
 
 @pytest.fixture
@@ -193,6 +203,8 @@ def test_bisect_names_the_oldest_minor_that_loads_the_file(keras_file: Path,
     assert (yours["yours"], yours["last_good"], yours["first_bad"], yours["adjacent"]) == (True, "3.11.3", "3.10.0",
                                                                                           True)
     assert yours["monotone"] and yours["error"].startswith("TypeError: Unrecognized keyword arguments")
+    assert yours["root"] == "Dense.__init__() got an unexpected keyword argument 'quantization_config'"
+    assert "at the root: Dense.__init__() got an unexpected keyword argument" in out
     run = json.loads((keras_file / "run" / "run.json").read_text())
     assert run["bisect"] == found
     html = (keras_file / "run" / "report.html").read_text()

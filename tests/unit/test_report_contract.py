@@ -38,7 +38,7 @@ MIGRATION_STATUSES = ["made", "failed", "not_run"]
 BISECT_KEYS = {"axis", "package", "index", "from", "to", "releases", "skipped", "environments", "probed", "unbuilt",
                "budget", "home_works", "routes", "seconds"}
 BISECT_ROUTE_KEYS = {"format", "loader", "yours", "asked", "history", "monotone", "last_good", "first_bad",
-                     "adjacent", "cause", "error", "hint", "note"}
+                     "adjacent", "cause", "error", "root", "hint", "note"}
 ENVIRONMENT_KEYS = {
     "id", "python", "tensorflow", "keras", "keras_package", "keras_major", "spec", "image", "image_id", "status",
     "error",
