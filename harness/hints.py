@@ -69,6 +69,11 @@ def _crosses_2_13(ctx: HintContext) -> bool:
     return any(fits(a, "<2.13") and fits(b, ">=2.13") for a, b in (sides, sides[::-1]))
 
 
+def _target_before(release: str) -> Callable[[HintContext], bool]:
+    """Whether the loading Keras is a Keras 3 release before `release` ("3.5")."""
+    return lambda ctx: fits(ctx.target_keras, "3") and fits(ctx.target_keras, "<" + release)
+
+
 def _module_move(ctx: HintContext) -> bool:
     """A Keras 2 file read by another Keras 2 release, or a file of Keras 2.12 or older read by any later Keras."""
     both_2 = fits(ctx.source_keras, "2") and fits(ctx.target_keras, "2") and not _same_keras(ctx)
@@ -111,6 +116,13 @@ NAMED_CUSTOM = (r"Unknown (layer|loss function|metric function|metric|object|opt
                 r"Cannot deserialize object of type `")
 CUSTOM_HINT = ("the model's custom objects were not known where it was loaded: pass custom_objects={...} to the "
                "loader, or import the module that registers them (register_keras_serializable) before loading")
+NEWER_HINT = ("written by a newer Keras release, whose config this one does not understand: load it with that release "
+              "or a later one, or rebuild the model in code and load its weights")
+VOCABULARY_HINT = (
+    "a lookup layer's vocabulary was given as a file path: Keras 2 and Keras 3 before 3.12 keep that path in the "
+    "config, and it does not exist where the model loads (Keras 3 before 3.12 cannot even save an IntegerLookup "
+    "built so); Keras 3.12 and later refuse to read a vocabulary file while loading in safe mode: pass the vocabulary "
+    "as a list, or save as .keras from Keras 3.12 or later, which keeps it in the archive")
 CONFIG = (r"Could not (locate|deserialize) class|could not be deserialized|Unknown (layer|loss|metric|object)|"
           r"Could not interpret \w+ identifier|Unrecognized keyword")
 
@@ -126,6 +138,11 @@ RULES = (
          "refused: treat the file as hostile"),
     Rule("worker-oom", r"^WorkerCrash:.*SIGKILL",
          "the loading process was killed, most likely out of memory: raise the memory limit (--memory)"),
+    Rule("tflite-keras3-model", r"^WorkerCrash:.*SIGABRT",
+         "the TFLite converter aborted converting a Keras 3 model loaded from a file "
+         "(TFLiteConverter.from_keras_model: TensorFlow 2.16 does, 2.20 converts it): export the model "
+         "(model.export(path)) and convert the SavedModel with TFLiteConverter.from_saved_model(path)",
+         target="3", loaders=("tflite",), statuses=("crash",)),
     Rule("worker-native-crash", r"^WorkerCrash:.*SIG(SEGV|ABRT|BUS|ILL|FPE)",
          "the loading process crashed in native code: a TensorFlow/h5py binary incompatibility or a hostile file"),
     Rule("worker-died", r"^WorkerCrash:", "the loading process died: see the container log"),
@@ -150,6 +167,10 @@ RULES = (
          "Keras 3 has no TF1 graph/session mode: run TF1-style code under tf-keras (pip install tf-keras matching "
          "the TensorFlow release, TF_USE_LEGACY_KERAS=1), or port it to eager Keras 3",
          target="3", statuses=("unsupported",)),
+    Rule("needs-tensorflow-backend", r"needs the TensorFlow backend|cannot build it \(needs tensorflow\)",
+         "this model or loader needs TensorFlow itself (TensorFlow ops or lookup tables in the model, a SavedModel, "
+         "tf.function(jit_compile=True)), which Keras on another backend cannot run: use KERAS_BACKEND=tensorflow",
+         target="3", statuses=("unsupported",)),
     # A save that failed.
     Rule("keras212-export-multi-input", r"expects \d+ input\(s\), but it received 1 input tensors",
          "Keras 2.12's model.export traces a multi-input model with a single input and fails: export it with a "
@@ -172,6 +193,20 @@ RULES = (
          "Keras 3 load_weights cannot read a TensorFlow checkpoint: load the weights with tf-keras "
          "(TF_USE_LEGACY_KERAS=1), or re-save them with the Keras that wrote them as .h5 "
          "(save_weights('weights.h5')), which Keras 3 reads", target="3", formats=("tf_checkpoint",)),
+    Rule("export-output-names", r"the serving config reads output .* returns \['output_0'",
+         "model.export() names the serving signature's outputs output_0, output_1, ..., not by the model's output "
+         "names: read 'output_0' from what an exported model's signature returns",
+         formats=("export",), loaders=("serving",)),
+    Rule("float64-inputs",
+         r"Can not cast TensorSpec\(.*?dtype=tf\.float64.*?\) to TensorSpec\(.*?dtype=tf\.float32|"
+         r"Could not find matching concrete function.*dtype=float64.*dtype=tf\.float32",
+         "the SavedModel's functions were traced for float32 inputs, and the restored object called with float64 "
+         "arrays (NumPy's default, and what JSON clients send) does not cast them: cast the inputs to float32 "
+         "(x.astype('float32')) before the call", loaders=("saved_model_call",)),
+    Rule("jax-xla-export", r"XlaCallModule",
+         "the model was traced by the jax backend (model.export under jax, or a TFLite conversion of a model loaded "
+         "under jax), which wraps it in XlaCallModule ops of StableHLO that this TensorFlow cannot deserialize and "
+         "TFLite cannot convert: export and convert it with KERAS_BACKEND=tensorflow"),
     Rule("tfsm-layer-int-inputs", r"expected to be a int\d* tensor but is a float tensor",
          "TFSMLayer cast the integer inputs to float32 (Keras 3.3 does; 3.12 keeps their dtype): create it with "
          "dtype='int32', or call the serving signature of tf.saved_model.load", target="3", loaders=("tfsm_layer",)),
@@ -180,6 +215,11 @@ RULES = (
          "it with tf.saved_model.load and call signatures['serving_default'](name=tensor, ...)",
          target="3", loaders=("tfsm_layer",)),
     # Weights.
+    Rule("unbuilt-model",
+         r"not yet been built|has not created its variables|expected 0 variables, but received [1-9]",
+         "the weights were loaded into a model that was never built (a subclassed model creates its variables at "
+         "its first call), so it had no variables to take them: call the model on a batch, or "
+         "model.build(input_shape), before load_weights", loaders=("rebuild",)),
     Rule("cudnn-rnn-weights",
          r"CuDNN(LSTM|GRU)|must match\. variable\.shape=\([\d, ]+\), Received: value\.shape=\(\d+,\).*"
          r"(lstm|gru)_cell/bias|(lstm|gru)_cell/bias\. Weight expects shape \([\d, ]+\)\. "
@@ -207,6 +247,72 @@ RULES = (
     Rule("lambda-output-shape", r"could not automatically infer the shape of the Lambda",
          "a Lambda layer without output_shape, whose output shape this Keras cannot infer: give the Lambda an "
          "explicit output_shape where the model is built, or replace it with a custom layer", target="3"),
+    # Causes the hazard probes show (README, "The hazard zoo"), each with its own fix: before the generic
+    # rules below, which also match some of their messages.
+    Rule("depthwise-groups", r"passed to DepthwiseConv2D: \{'groups'",
+         "Keras 2 writes groups=1 into DepthwiseConv2D configs, which Keras 3 refuses: pass "
+         "custom_objects={'DepthwiseConv2D': a DepthwiseConv2D subclass whose __init__ drops 'groups'} to "
+         "load_model, or load the file with tf-keras (TF_USE_LEGACY_KERAS=1)", source="2", target="3"),
+    Rule("tf-op-lambda",
+         r"Unknown layer: '(TF|Slicing)OpLambda'|A KerasTensor cannot be used as input to a TensorFlow function|"
+         r"raw TensorFlow ops on Keras tensors \(TFOpLambda\)",
+         "raw TensorFlow ops on Keras tensors (tf.concat, tf.nn.relu, ...) work only in Keras 2, which wraps them "
+         "(and x[:, :4], x + 1) in TFOpLambda/SlicingOpLambda layers: Keras 3 neither builds model code that calls "
+         "tf.* on Keras tensors nor loads those layers; rewrite the ops with keras.ops or a custom layer and load "
+         "the weights into the rebuilt model, or keep the model on Keras 2 with tf-keras (TF_USE_LEGACY_KERAS=1)",
+         target="3"),
+    Rule("tf-keras-layer-in-keras3", r"Only instances of .keras\.Layer. can be added to a Sequential model",
+         "an object that is not a Keras 3 layer was added to a Keras 3 Sequential model, most often a tf-keras layer "
+         "such as hub.KerasLayer (tensorflow_hub builds on tf_keras whenever it is installed): set "
+         "TF_USE_LEGACY_KERAS=1 so that tf.keras is tf-keras too, or build the model with tf_keras", target="3"),
+    Rule("layer-savedmodel-missing", r"Error when deserializing class .*SavedModel file does not exist at",
+         "a layer loads a SavedModel from a path its config holds (hub.KerasLayer keeps its handle, often a TF-Hub "
+         "cache folder under the temporary folder), and that path does not exist where the model loads: make the "
+         "SavedModel reachable there (or give the layer a handle every loading process reaches), or rebuild the "
+         "model in code and load its weights"),
+    Rule("keras3-h5-optimizer", r"Unknown variable: <(Keras)?Variable|optimizer_variables. must be a list of tensors",
+         "Keras 3's legacy .h5 loader builds the restored optimizer for none of the model's variables, so the first "
+         "training step after load_model fails: load_model(path, compile=False) and compile again (the optimizer "
+         "starts afresh), or save from Keras 3 as .keras, which restores the optimizer state",
+         target="3", formats=("h5",), loaders=COMPILING),
+    Rule("sequential-build", r"has already been configured to use input shape .*You cannot build it",
+         "Keras 3.0 to 3.4 refuse build() with a list shape, even an equal one, on a Sequential model that has its "
+         "input shape already (input_shape= on its first layer, or keras.Input): drop the build() call, which such a "
+         "model does not need, or pass the shape as a tuple", when=_target_before("3.5")),
+    Rule("h5-integer-axis", r"A .Concatenate. layer requires inputs with matching shapes except for the",
+         "Keras 3 before 3.9 drops an integer axis from layer configs read from legacy .h5 files "
+         "(keras-team/keras#20973), so Concatenate(axis=1) is rebuilt on the last axis: load the file with "
+         "Keras 3.9 or later, or rebuild the model in code and load its weights (Keras 3 sources can save .keras "
+         "instead)", formats=("h5",), when=_target_before("3.9")),
+    Rule("keras2-mixed-precision", r"'str' object has no attribute '(quantization_mode|convert_input)'",
+         "a layer's mixed-precision dtype policy (a Keras 2 Policy config such as mixed_float16) in a Keras 2 .h5 "
+         "file does not deserialize in Keras 3: load it with tf-keras (TF_USE_LEGACY_KERAS=1), or rebuild the model "
+         "in code with the policy (keras.mixed_precision.set_global_policy('mixed_float16')) and load its weights",
+         source="2", target="3", formats=("h5",)),
+    Rule("nested-shared-h5",
+         r"Invalid Functional model configuration\. The graph of the Functional model either has loops or "
+         r"disconnected nodes",
+         "Keras 3's legacy .h5 loader cannot rebuild a Keras 2 functional model that calls a nested sub-model on "
+         "several inputs (the shared sub-model's later calls do not resolve): load the file with tf-keras "
+         "(TF_USE_LEGACY_KERAS=1), or rebuild the model in code and load its weights",
+         source="2", target="3", formats=("h5",)),
+    Rule("unbuilt-sublayers", r"was never built and thus it doesn't have any variables",
+         "sublayers of a custom layer were not built when the model loaded (the layer's build() does not build "
+         "them), but the file holds their weights: give the custom layer a build() that builds every sublayer "
+         "(sublayer.build(shape)), or a build_from_config()", target="3"),
+    Rule("vocabulary-file",
+         r"Vocabulary file .* does not exist|loading of a vocabulary file outside of the model archive",
+         VOCABULARY_HINT),
+    Rule("vocabulary-file", r"invalid literal for int\(\) with base 10: '/'",
+         VOCABULARY_HINT, statuses=("skipped",), when=_target_before("3.12")),
+    Rule("h5-lookup-vocabulary", r"(Integer|String)Lookup\.call\(\).*Table not initialized",
+         "the lookup layer's vocabulary is not in the .h5 file (Keras 3.12 and later keep a vocabulary read from a "
+         "file in .keras archives only), so its table loads empty: save as .keras, or pass the vocabulary as a list",
+         target="3", formats=("h5",)),
+    # A newer release's config keys, named in the message: the cause even where custom objects were withheld.
+    Rule("newer-keras-config",
+         r"unexpected keyword argument|Unrecognized keyword arguments? passed to|Unrecognized keyword argument\(s\)",
+         NEWER_HINT, when=_newer_source),
     # Custom objects the loader was not given fail in every environment, whatever else differs.
     Rule("custom-objects",
          NAMED_CUSTOM + r"|'str' object is not callable|string indices must be integers|could not be deserialized",
@@ -235,8 +341,7 @@ RULES = (
          "load its weights (Keras 2.13 and later read Keras 3 .weights.h5)", source="3", target="2"),
     Rule("newer-keras-config",
          CONFIG + r"|unexpected keyword|takes \d+ positional arguments? but \d+ were given",
-         "written by a newer Keras release, whose config this one does not understand: load it with that release "
-         "or a later one, or rebuild the model in code and load its weights", when=_newer_source),
+         NEWER_HINT, when=_newer_source),
     Rule("custom-objects", NAMED_CUSTOM, CUSTOM_HINT, custom_objects=("none",)),
 )
 
