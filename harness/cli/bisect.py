@@ -245,8 +245,8 @@ def main(args: argparse.Namespace, engine: RunEngine) -> int:
     _record(out, result)
     print(_screen(result, prober.report, name=name, out=out), end="")
     yours = result["routes"][0] if result["routes"] else None
-    settled = yours is not None and yours["first_bad"] is None and yours["last_good"] == result["to"]
-    return EXIT_OK if settled else EXIT_FAILURES
+    at_to = dict(yours["history"]).get(result["to"]) if yours else None
+    return EXIT_OK if at_to == "good" else EXIT_FAILURES  # your route works at --to (however the way there went)
 
 
 def _result(steps: Walk, bisection: Any, searches: list[Any], *, ids: list[str], limit: int | None,

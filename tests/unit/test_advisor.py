@@ -334,3 +334,39 @@ def test_the_handed_over_code_loads_the_file_as_it_was_verified() -> None:
     for route in (Route("json", "model_from_json", "pass", env=K3), Route("export", "saved_model", "pass", env=K3),
                   Route("export", "tfsm_layer", "pass", env=K3)):
         compile(snippet(route, "model.json" if route.format == "json" else "export", model, keras3), "load.py", "exec")
+
+
+# ---------------------------------------------------------------------------- migrations[], and a manifest's fallbacks
+
+
+def test_a_migration_that_could_not_be_made_says_why_and_one_never_saved_says_so() -> None:
+    from harness.agent.protocol import Code, ModelSpec
+    from harness.report.migrations import migration
+
+    model = ModelSpec(name="m-migrated", kind="migration", formats=("keras", "h5"), code=Code(),
+                      migrates=Migration(model="m", env=K2, format="h5", loaders=("load_model",)))
+    failed = {f"{K2}/m-migrated/keras": {"status": "error", "stage": "build", "error": {
+        "type": "MigrationFailed", "message": "no loader of ['load_model'] loaded m's h5 here (load_model: ...)"}}}
+    entry = migration(model, {}, failed, [])
+    assert (entry["status"], entry["loader"], entry["formats"], entry["verified"]) == ("failed", None, [], [])
+    assert entry["error"].startswith("MigrationFailed: no loader of ['load_model']")
+    assert migration(model, {}, {}, [])["status"] == "not_run"
+    made = {K2: {"models": {"m-migrated": {"formats": {"h5": {}}, "made_by": {
+        "loader": "load_model_nocompile", "tried": [{"loader": "load_model", "status": "error", "error": {
+            "type": "ValueError", "message": "Argument(s) not recognized: {'lr': 0.0001}"}}, 42,
+            {"loader": "load_model_nocompile", "status": "ok"}]}}}}}
+    entry = migration(model, made, {}, [])
+    assert entry["loader"] == "load_model_nocompile"  # what the container says, kept to its shape
+    assert entry["tried"] == [{"loader": "load_model", "status": "error",
+                               "error": "ValueError: Argument(s) not recognized: {'lr': 0.0001}"},
+                              {"loader": "load_model_nocompile", "status": "ok", "error": None}]
+
+
+def test_a_manifest_whose_reference_fallbacks_are_not_loader_names_is_refused() -> None:
+    from harness.untrusted import manifest_problem
+
+    entry = {"inputs": "m/inputs.npz", "labels": "m/labels.npy", "reference": "m/reference.npy", "formats": {},
+             "reference_output": {"target": K2, "loader": "load_model", "then": ["load_model_nocompile"]}}
+    assert manifest_problem({"models": {"m": entry}}) is None
+    entry["reference_output"]["then"] = "saved_model"
+    assert manifest_problem({"models": {"m": entry}}) == "models.m.reference_output.then is not a list of loaders"

@@ -230,6 +230,23 @@ def test_every_release_is_probed_when_asked(keras_file: Path) -> None:
     assert [o for _, o in found["routes"][0]["history"]] == ["good"] * 5 + ["bad"] * 11
 
 
+def test_a_route_that_breaks_and_works_again_is_said_to_be_not_monotone(keras_file: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    class Gap(OldKerasFails):
+        """Only the Keras 3.8 and 3.9 minors fail: the history breaks and works again."""
+
+        def change(self, target: str, record: dict[str, Any], output: Path) -> None:
+            minor = int(target.rsplit("keras", 1)[1].split(".")[1])
+            if minor in (8, 9) and record["format"] == "keras":
+                self.fail_load(record, output, "TypeError", "a gap")
+
+    assert _bisect(keras_file, "--every", engine=Gap) == 0  # it works at --to
+    out = capsys.readouterr().out
+    assert "NOT MONOTONE: the probed releases break and work again" in out
+    yours = json.loads((keras_file / "run" / "report.json").read_text())["bisect"]["routes"][0]
+    assert (yours["monotone"], yours["last_good"], yours["first_bad"]) == (False, "3.10.0", "3.9.2")
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["--from", "2.16.2+keras3.15.1", "--to", "2.17.1+keras3.0.5", "--axis", "keras"],
      "--axis keras keeps TensorFlow fixed"),
