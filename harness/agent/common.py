@@ -7,6 +7,7 @@ import traceback
 from typing import Dict
 
 MAX_MESSAGE = 2000
+_TAIL = 600  # Keras 3 wraps the cause last ("Error when deserializing ... config={...}. Exception encountered: ...")
 
 
 def error_info(exc: BaseException) -> Dict[str, str]:
@@ -14,9 +15,16 @@ def error_info(exc: BaseException) -> Dict[str, str]:
     tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
     return {
         "type": f"{type(exc).__module__}.{type(exc).__qualname__}".replace("builtins.", ""),
-        "message": str(exc)[:MAX_MESSAGE],
+        "message": cut_message(str(exc)),
         "traceback": "".join(tb)[-4000:],
     }
+
+
+def cut_message(message: str) -> str:
+    """A message of at most MAX_MESSAGE characters that keeps its beginning and its end."""
+    if len(message) <= MAX_MESSAGE:
+        return message
+    return message[:MAX_MESSAGE - _TAIL - 3] + " … " + message[-_TAIL:]
 
 
 def quiet_tensorflow() -> None:
