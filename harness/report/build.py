@@ -242,15 +242,17 @@ def _unsaved(data: _RunData, key: CellKey) -> dict[str, Any]:
     save = data.saves.get(f"{key.source}/{key.model}/{key.format}", {})
     unsupported = save.get("status") == "unsupported"
     status = "unsupported" if unsupported else "skipped"
-    # The save's error is the same for every target: hinted once, without a target in view.
-    error, _ = _error(save.get("error"), _context(data, key._replace(target=key.source), status), key,
+    # The save's error is the same for every target: hinted once, without a target in view. Its cause
+    # is the cell's: why the route never works at home (the cell is not run, so it is in no cause's count).
+    error, cause = _error(save.get("error"), _context(data, key._replace(target=key.source), status), key,
                       data.tracebacks)
     data.artifacts.setdefault(f"{key.source}/{key.model}/{key.format}", {})["save"] = {"status": save.get("status"),
                                                                                      "error": error}
     if unsupported:
         return {**key.fields(), "status": status, "reason": f"{key.source} cannot write {key.format}",
                 "stage": "save", "error": error}
-    return {**_skipped(key, f"{key.source} could not save {key.model}/{key.format}"), "stage": "save", "error": error}
+    return {**_skipped(key, f"{key.source} could not save {key.model}/{key.format}"), "stage": "save", "error": error,
+            "cause": cause}
 
 
 def _cell(data: _RunData, key: CellKey) -> dict[str, Any]:

@@ -110,7 +110,7 @@ def paths(cells: Sequence[Cell], env_ids: Sequence[str], targets: Sequence[str],
                 "breaks_unexpected": sum(1 for c in breaking if not c.get("expected")),
                 "causes": _ranked(c.get("cause") for c in breaking),
                 "home_causes": _ranked(c.get("cause") for c in pair if c["route_status"] == "never_works"
-                                       and c["status"] in FAILING),
+                                       and (c["status"] in FAILING or c.get("stage") == "save")),
                 "works": [route_entry(c) for c in best_first(c for c in pair if c["route_status"] == "portable")
                           ][:MAX_WORKS],
                 "works_by_route": _by_route(c for c in pair if c["route_status"] == "portable"),

@@ -108,7 +108,7 @@ def at_home(report: Mapping[str, Any], names: Mapping[str, str]) -> list[str]:
         why = ", ".join(path.get("home_causes", [])[:3])
         lines.append(f"{names.get(path['source'], path['source'])} {path['verdict']}: "
                      f"{path['routes_portable']} route(s) work at home"
-                     + (f", {never} never work ({why})" if never else ""))
+                     + (f", {never} never work" + (f" ({why})" if why else "") if never else ""))
     return lines
 
 

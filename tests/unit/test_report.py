@@ -180,20 +180,27 @@ def test_source_without_manifest_skips_its_row(run: FakeRun) -> None:
 
 
 def test_format_the_source_could_not_save_is_skipped_with_the_save_error(run: FakeRun) -> None:
-    manifest_path = run.root / "artifacts" / ENV_A.id / "manifest.json"
+    manifest_path = run.root / "artifacts" / ENV_B.id / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     del manifest["models"]["dense"]["formats"]["h5"]
     manifest_path.write_text(json.dumps(manifest))
-    append_jsonl(run.root / "records" / f"save-{ENV_A.id}.jsonl",
-                  {"kind": "save", "env": ENV_A.id, "model": "dense", "format": "h5", "status": "error",
-                   "error": {"type": "AttributeError", "message": "'str' object has no attribute 'decode'"}})
+    message = "invalid literal for int() with base 10: '/'"  # IntegerLookup.get_config of a vocabulary file
+    append_jsonl(run.root / "records" / f"save-{ENV_B.id}.jsonl",
+                 {"kind": "save", "env": ENV_B.id, "model": "dense", "format": "h5", "status": "error",
+                  "error": {"type": "ValueError", "message": message}})
     report = run.report()
+    hint = hint_for("ValueError", message, HintContext(source_keras="3.3.3", target_keras="3.3.3", status="skipped"))
+    assert hint
     for target in (ENV_A.id, ENV_B.id):
-        cell = _cell(report, ENV_A.id, target, "h5")
+        cell = _cell(report, ENV_B.id, target, "h5")
         assert cell["status"] == "skipped"
-        assert cell["reason"] == f"{ENV_A.id} could not save dense/h5"
-        assert cell["error"]["type"] == "AttributeError"
-        assert cell["error"]["hint"] == hint_for("AttributeError", "'str' object has no attribute 'decode'")
+        assert cell["reason"] == f"{ENV_B.id} could not save dense/h5"
+        assert cell["error"]["type"] == "ValueError"
+        assert cell["error"]["hint"] == hint
+        assert cell["cause"] == "vocabulary-file"  # why the route never works at home, said where it is
+    home = next(p for p in report["paths"] if p["source"] == p["target"] == ENV_B.id)
+    assert home["home_causes"] == ["vocabulary-file"]
+    assert not any(c["name"] == "vocabulary-file" for c in report["causes"])  # a cell never run is in no count
 
 
 def test_format_the_source_cannot_write_is_unsupported_not_a_failure(run: FakeRun) -> None:
