@@ -368,7 +368,8 @@ def build_report(run_dir: RunDir, baseline: dict[str, Any] | None = None,
     cells = [{**CELL_DEFAULTS, **_cell(data, key)} for key in expected_cells(matrix, env_ids)]
     routes.annotate(cells, home_environments(matrix.models, env_ids), {m.name for m in matrix.models
                                                                       if m.shows_hazard})
-    unused = mark_expected(cells, matrix.expect, environments)
+    expectations = mark_expected(cells, matrix.expect, environments)
+    unused = [{"index": e["index"], "reason": e["reason"]} for e in expectations if not e["cells"]]
     tolerance = {"rtol": matrix.tolerance.rtol, "atol": matrix.tolerance.atol}
     regressed = [] if baseline is None else regressions(baseline, {"cells": cells, "tolerance": tolerance})
     paths = routes.paths(cells, list(envs), env_ids, {e["id"]: e["status"] for e in environments})
@@ -385,6 +386,7 @@ def build_report(run_dir: RunDir, baseline: dict[str, Any] | None = None,
         "models": [report_entry(m, env_ids) for m in matrix.models],
         "paths": paths,
         "causes": causes(cells),
+        "expectations": expectations,  # the matrix's expect: entries and how many cells each covers
         "hazards": routes.hazards(cells, hazard_models, env_ids),
         "migrations": migrations(matrix.models, data.manifests, data.saves, cells),
         "bisect": run["bisect"] if isinstance(run.get("bisect"), dict) else None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Any
@@ -48,18 +49,21 @@ def _flag(cell: Mapping[str, Any], failed_builds: set[str]) -> bool | None:
 
 def mark_expected(cells: Sequence[dict[str, Any]], expectations: Sequence[Expectation],
                   environments: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Set each cell's `expected` and `expectation` (the first covering entry's reason); return unused entries."""
+    """Set each cell's `expected` and `expectation` (the first covering entry's reason).
+
+    Returns every entry with the number of cells it covers (0: it matched nothing).
+    """
     envs = {e["id"]: e for e in environments}
     failed_builds = {e["id"] for e in environments if e["status"] != "ok"}
-    used: set[int] = set()
+    used: Counter[int] = Counter()
     for cell in cells:
         index = next((i for i, e in enumerate(expectations) if covers(e, cell, envs)), None)
         if index is None:
             cell.update(expected=_flag(cell, failed_builds), expectation=None)
         else:
-            used.add(index)
+            used[index] += 1
             cell.update(expected=True, expectation=expectations[index].reason)
-    return [{"index": i, "reason": e.reason} for i, e in enumerate(expectations) if i not in used]
+    return [{"index": i, "reason": e.reason, "cells": used[i]} for i, e in enumerate(expectations)]
 
 
 # ---------------------------------------------------------------------------- writing expectations

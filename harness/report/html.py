@@ -16,6 +16,7 @@ from typing import Any
 import jinja2
 
 from harness.report import advice, summary
+from harness.report.causes import shorten
 from harness.report.markdown import outcome
 from harness.report.routes import ROUTE_STATUSES
 from harness.report.statuses import FAILING, MEANINGS, STATUS_ORDER
@@ -24,6 +25,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 # filter -> the cell field it selects on
 FILTERS = {"model": "model", "format": "format", "loader": "loader", "status": "status", "route": "route_status",
            "cause": "cause"}
+BRIEF = 60  # characters of an expectation's reason a cell shows; the whole one is in the expectations table
 ORDER = {"breaks": 0, "never_works": 1, "hazard": 2, "skipped": 3, "unsupported": 4, "portable": 5}
 
 
@@ -105,6 +107,7 @@ def _environment() -> jinja2.Environment:
     env.filters["figure"] = _figure
     env.filters["difference"] = _difference
     env.filters["anchor"] = anchor
+    env.filters["brief"] = lambda text: shorten(str(text), BRIEF)
     return env
 
 
@@ -128,6 +131,9 @@ def render_html(report: dict[str, Any], packages: Mapping[str, str] | None = Non
                  for h in report.get("hazards", [])],
         counts=[(s, n) for s, n in report["summary"]["counts"].items() if n],
         expected_count=sum(1 for c in report["cells"] if c["expected"]),
+        expectations=report.get("expectations") or [],
+        # a cell names the first entry with its reason (the one that covered it)
+        expect_index={e["reason"]: e["index"] for e in reversed(report.get("expectations") or [])},
         ids=ids,
         targets=targets,
         rows=[[p for p in pairs if p["source"] == i and p["target"] in targets] for i in ids],

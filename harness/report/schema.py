@@ -3,7 +3,9 @@
 In memory every cell carries every field (null when it does not apply). The file is kept small
 without losing anything: a cell omits its null fields, an error's hint when it is its cause's fix,
 a save error that its artifact entry holds, and the source's evaluate() figures that its
-reference entry holds; one cell per line. expand() restores the in-memory form.
+reference entry holds; an expected cell names its expectation by index into `expectations`
+and a pre-flight verdict omits an empty `why`; one cell per line. expand() restores the
+in-memory form.
 """
 
 from __future__ import annotations
@@ -31,9 +33,15 @@ ONE_PER_LINE = ("cells", "tracebacks")
 DIRECT_CALL = "model(x, training=False)"  # how most loads predict: a cell's predict_call when the file says none
 
 
-def _compact_cell(cell: dict[str, Any], fixes: dict[str, Any], artifacts: dict[str, Any]) -> dict[str, Any]:
+def _compact_cell(cell: dict[str, Any], fixes: dict[str, Any], artifacts: dict[str, Any],
+                  expectations: dict[str, int]) -> dict[str, Any]:
     out = {k: v for k, v in cell.items() if (v is not None or k in ALWAYS) and not (k == "predict_call"
                                                                                    and v == DIRECT_CALL)}
+    if out.get("expectation") in expectations:
+        out["expectation"] = expectations[out["expectation"]]
+    preflight = out.get("preflight")
+    if isinstance(preflight, dict) and preflight.get("why") == "":
+        out["preflight"] = {k: v for k, v in preflight.items() if k != "why"}
     error = out.get("error")
     if isinstance(error, dict):
         error = {k: v for k, v in error.items() if v is not None}
@@ -53,12 +61,15 @@ def dump(report: dict[str, Any]) -> str:
     """report.json's text: the compact file form, one cell and one traceback per line."""
     fixes = {c["name"]: c.get("fix") for c in report.get("causes", [])}
     artifacts = report.get("artifacts", {})
+    expectations: dict[str, int] = {}
+    for entry in report.get("expectations") or []:
+        expectations.setdefault(entry["reason"], entry["index"])
     parts = []
     for key in sorted(report):
         value = report[key]
         if key == "cells":
-            text = "[\n" + ",\n".join(json.dumps(_compact_cell(c, fixes, artifacts), sort_keys=True, allow_nan=False,
-                                                  separators=(",", ":")) for c in value) + "\n]"
+            text = "[\n" + ",\n".join(json.dumps(_compact_cell(c, fixes, artifacts, expectations), sort_keys=True,
+                                                  allow_nan=False, separators=(",", ":")) for c in value) + "\n]"
         elif key in ONE_PER_LINE:
             text = "{\n" + ",\n".join(f"{json.dumps(k)}:{json.dumps(v, allow_nan=False)}"
                                         for k, v in sorted(value.items())) + "\n}"
@@ -75,9 +86,14 @@ def expand(report: dict[str, Any]) -> dict[str, Any]:
     fixes = {c["name"]: c.get("fix") for c in report.get("causes", [])}
     artifacts = report.get("artifacts", {})
     references = report.get("references", {})
+    reasons = {e["index"]: e["reason"] for e in report.get("expectations") or []}
     for cell in report["cells"]:
         for key, default in CELL_DEFAULTS.items():
             cell.setdefault(key, default)
+        if isinstance(cell["expectation"], int):
+            cell["expectation"] = reasons.get(cell["expectation"])
+        if isinstance(cell["preflight"], dict):
+            cell["preflight"].setdefault("why", "")
         if cell["predict_call"] is None and (cell["status"] in ("pass", "drift") or cell["stage"] == "evaluate"):
             cell["predict_call"] = DIRECT_CALL
         saved = artifacts.get(f"{cell['source']}/{cell['model']}/{cell['format']}", {}).get("save")

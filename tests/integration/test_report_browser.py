@@ -84,7 +84,7 @@ def test_clicking_a_square_opens_its_cells_and_a_cause_leads_to_its_fix(page: An
     assert page.locator("details#p0-1").get_attribute("open") is None
     page.click('td.square[data-pair="p0-1"]')
     assert page.locator("details#p0-1").get_attribute("open") is not None
-    cell = page.locator('details#p0-1 tbody.cell[data-format="keras"]')
+    cell = page.locator("details#p0-1 tbody.cell").filter(has=page.locator("td:nth-child(2)", has_text="keras"))
     assert cell.is_visible()
     assert "TypeError" in cell.inner_text()
     cause = cell.get_attribute("data-cause")

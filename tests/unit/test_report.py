@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fake_run import ENV_A, ENV_B, ENV_C, EVALUATE, KERAS2_IN_KERAS3, FakeRun, append_jsonl, strict_json
+from fake_run import ENV_A, ENV_B, ENV_C, EVALUATE, KERAS2_IN_KERAS3, FakeRun, append_jsonl, strict_json, varied_run
 from fake_run import cell as _cell
 from harness.hints import HintContext, hint_for
 from harness.matrix import Tolerance
@@ -390,6 +390,19 @@ def test_write_reports_writes_strict_json_and_markdown(run: FakeRun) -> None:
     assert "**exit 1: 1 unexpected**" in md
     assert not list(run.root.glob("*.tmp")) and not list(run.root.glob(".*.tmp"))
 
+
+def test_an_expected_cell_names_its_expectation_by_index_in_the_file(tmp_path: Path) -> None:
+    run = varied_run(tmp_path)
+    run.load_failed(ENV_A.id, ENV_A.id, "h5", status="error", error={"type": "OSError", "message": "truncated"},
+                    preflight={"outcome": "pass", "why": ""})  # the scan foresaw nothing
+    returned = write_reports(RunDir(run.root))
+    on_disk = strict_json((run.root / "report.json").read_text(encoding="utf-8"))
+    crash = _cell(on_disk, ENV_B.id, ENV_A.id, "h5")
+    assert crash["expected"] is True and crash["expectation"] == 0  # the reason once, in "expectations"
+    assert on_disk["expectations"] == [{"index": 0, "reason": "segfaults in h5py", "cells": 1}]
+    assert not any((c.get("preflight") or {}).get("why") == "" for c in on_disk["cells"])  # an empty why is left out
+    assert any(c["preflight"] == {"outcome": "pass", "why": ""} for c in returned["cells"])
+    assert expand(on_disk) == strict_json(json.dumps(returned))
 
 def test_report_json_is_strict_when_reference_has_zeros(run: FakeRun) -> None:
     reference = run.references[ENV_A.id].copy()

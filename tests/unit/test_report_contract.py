@@ -25,7 +25,7 @@ from harness.rundir import RunDir
 TOP_LEVEL_KEYS = {
     "schema_version", "harness_version", "matrix", "created", "run_id", "isolation", "tolerance", "environments",
     "models", "paths", "causes", "hazards", "cells", "tracebacks", "artifacts", "references", "summary", "verdict",
-    "migrations", "bisect",
+    "migrations", "bisect", "expectations",
 }
 # migrations[]: a migrated model (an existing file loaded where it works, saved there again); null-free lists.
 MIGRATION_KEYS = {"model", "from", "env", "status", "loader", "tried", "error", "formats", "at_home", "verified",
@@ -193,6 +193,7 @@ def test_verdict_keys(report: dict[str, Any]) -> None:
     assert verdict["unexpected"] == [f"{BROKEN.id}: build_error"]  # the unsaved keras never works at home
     assert verdict["regressions"] == []
     assert verdict["unused_expectations"] == [{"index": 0, "reason": "h5 crashes"}]
+    assert report["expectations"] == [{"index": 0, "reason": "h5 crashes", "cells": 0}]
 
 
 def test_expected_is_null_false_or_true(report: dict[str, Any]) -> None:

@@ -52,7 +52,9 @@ def test_every_cell_detail_is_there(html: str, run: FakeRun) -> None:
         assert f'href="#cause-{cause["name"]}"' in html
     (tb,) = report["tracebacks"]  # stored once, linked from its cells
     assert f'<a href="#{tb}">traceback</a>' in html and f'<details id="{tb}" class="traceback">' in html
-    assert "expected:</b> segfaults in h5py" in html
+    # an expected cell links to its expect: entry, whose reason the expectations table holds once
+    assert 'expected:</b> <a href="#expectation-0">segfaults in h5py</a>' in html
+    assert '<tr id="expectation-0"><td>0</td><td class="msg">segfaults in h5py</td><td>1</td></tr>' in html
     assert "max abs diff" in html
     for env in (ENV_A, ENV_B, ENV_C):
         assert f'<td class="mono">{env.id}</td>' in html
