@@ -311,7 +311,8 @@ RULES = (
          target="3", formats=("h5",)),
     # A newer release's config keys, named in the message: the cause even where custom objects were withheld.
     Rule("newer-keras-config",
-         r"unexpected keyword argument|Unrecognized keyword arguments? passed to|Unrecognized keyword argument\(s\)",
+         r"unexpected keyword argument|Unrecognized keyword arguments? passed to|Unrecognized keyword argument\(s\)|"
+         r"get_tensor\(\) takes \d+ positional arguments? but \d+ were given",
          NEWER_HINT, when=_newer_source),
     # Custom objects the loader was not given fail in every environment, whatever else differs.
     Rule("custom-objects",
