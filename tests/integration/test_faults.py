@@ -34,6 +34,14 @@ def harness_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "harness", *args]
 
 
+def interruptible_cmd(*args: str) -> list[str]:
+    """The harness as a terminal's Ctrl-C meets it, even where this test was started in the background:
+    a shell without job control starts background jobs with SIGINT ignored, and children inherit that."""
+    start = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+             "from harness.cli import main; sys.exit(main(sys.argv[1:]))")
+    return [sys.executable, "-c", start, *args]
+
+
 def load(path: Path) -> Any:
     return json.loads(path.read_text())
 
@@ -105,8 +113,8 @@ def test_interrupt_cleans_up_and_resume_finishes_without_redoing_cells(
         "models: [dense, fault_hang]"))
     out = tmp_path / "run"
     records = out / "records" / f"load-{ENV}.jsonl"
-    proc = subprocess.Popen(harness_cmd("run", str(tmp_path / "matrix.yaml"), "--out", str(out),
-                                        "--cell-timeout", "120"), cwd=ROOT,
+    proc = subprocess.Popen(interruptible_cmd("run", str(tmp_path / "matrix.yaml"), "--out", str(out),
+                                              "--cell-timeout", "120"), cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # dense's cells sort before fault_hang's: wait until they are recorded, then stop mid-hang.
