@@ -10,7 +10,7 @@ import argparse
 import hashlib
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -158,8 +158,6 @@ class Prober:
 
     def run(self, indices: list[int]) -> dict[str, Any]:
         """The report after the environments of these releases built, saved and loaded."""
-        from dataclasses import replace
-
         request = replace(self.request, resume=self.started, only=tuple(self.ids[i] for i in indices))
         outcome = run_matrix(self.matrix, request, self.engine, self.console, os.environ)
         self.started = True
@@ -215,26 +213,26 @@ def main(args: argparse.Namespace, engine: RunEngine) -> int:
     bisection = Bisection(walk=steps.releases)
     last = len(ids) - 1
 
+    def probe_all(indices: list[int]) -> None:
+        prober.run(indices)
+        for index in indices:
+            bisection.record(index, *prober.cells(index))
+
     def probe(index: int) -> None:
         console.step(f"bisect: probing {steps.package} {steps.releases[index]} ({ids[index]})")
-        prober.run([index])
-        bisection.record(index, *prober.cells(index))
+        probe_all([index])
 
     try:
         console.step(f"bisect: {len(ids)} releases of {steps.package} from {steps.releases[0]} to "
                      f"{steps.releases[-1]}; probing both ends")
-        prober.run(sorted({0, last}))
-        for index in sorted({0, last}):
-            bisection.record(index, *prober.cells(index))
+        probe_all(sorted({0, last}))
         verdict = decide(prober.report, model=name, source=source, target=ids[-1], home=ids[0], route=route)
         routes = [(verdict.current, True)] + [((b.format, b.loader), False) for b in verdict.breaks
                                               if (b.format, b.loader) != verdict.current]
         if args.every:
             rest = [i for i in range(len(ids)) if i not in bisection.probed]
             if rest:
-                prober.run(rest)
-                for index in rest:
-                    bisection.record(index, *prober.cells(index))
+                probe_all(rest)
         limit = None if args.every else budget(len(ids))
         searches = search(bisection, routes if verdict.status != "untested" else [], probe,
                           None if limit is None else limit - ENDS)
