@@ -25,6 +25,7 @@ from harness.agent.catalog import (
     PROBES,
 )
 from harness.agent.spec import (
+    CHANGES,
     EXACT,
     KINDS,
     SEED,
@@ -45,8 +46,8 @@ from harness.agent.spec import applies as _applies
 from harness.agent.spec import routes as _routes
 
 __all__ = [  # what the host may use
-    "ARTIFACT_PREFIX", "DEFAULT_FORMATS", "DEFAULT_LOADERS", "DEFAULT_MODELS", "EXACT", "FAULT_PROBES", "FORMATS",
-    "KINDS", "LOADERS", "OPT_IN_LOADERS", "PROBES", "SEED", "CellKey", "Code", "FormatSpec", "LoaderSpec",
+    "ARTIFACT_PREFIX", "CHANGES", "DEFAULT_FORMATS", "DEFAULT_LOADERS", "DEFAULT_MODELS", "EXACT", "FAULT_PROBES",
+    "FORMATS", "KINDS", "LOADERS", "OPT_IN_LOADERS", "PROBES", "SEED", "CellKey", "Code", "FormatSpec", "LoaderSpec",
     "Migration", "ModelSpec", "Origin", "RandomInputs", "RecordWriter", "ReferenceEnv", "Tolerance", "applies",
     "artifact_source", "from_dict", "hash_tree", "plan_tasks", "random_array", "read_records", "resolve_probe",
     "routes", "sha256_file", "to_dict", "write_json_atomic",

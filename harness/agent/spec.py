@@ -14,6 +14,12 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 SEED = 1234  # every model is built, trained and fed under this seed unless its spec says otherwise
 KINDS = ("probe", "factory", "artifact", "migration")
+# What taking a route asks of the user, least first: the one ladder every ranking of routes sorts by.
+# as_is: the file and its format's usual loader; option: the same file with another load option
+# (compile=False, safe_mode=False, XLA); tf_keras: the legacy Keras package beside the target;
+# serving: a SavedModel's signature or TFSMLayer (no longer a Keras model); migrated: a file made
+# again from the original; code: the model's code rebuilds it.
+CHANGES = ("as_is", "option", "tf_keras", "serving", "migrated", "code")
 
 
 @dataclass(frozen=True)
@@ -156,6 +162,8 @@ class LoaderSpec:
     needs_custom_objects: bool = False  # only for models that have custom objects
     graph_mode: bool = False  # switches TensorFlow to graph mode: runs last, in a worker of its own
     resaves: bool = False  # gives back a Keras model that can be saved again: a migration can start from it
+    change: str = "as_is"  # one of CHANGES: what it asks of someone whose format's usual loader is another
+    needs_code: bool = False  # the model's code (its factory) rebuilds it before anything is read
     snippet: str = ""  # the code that loads a file this way: {keras}, {path} and {objects} are filled in
 
 
