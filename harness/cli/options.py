@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import re
+from pathlib import Path
+
+from harness.advisor.question import DEFAULT_PYTHON, ModelQuestion, RunSettings
 
 MEMORY_PER_JOB = 6 * 1024**3  # a TensorFlow process loading probes stays well below this
 
@@ -74,3 +77,47 @@ def add_base_image(parser: argparse.ArgumentParser) -> None:
     """--base-image, defaulting to HARNESS_BASE_IMAGE."""
     parser.add_argument("--base-image", default=os.environ.get("HARNESS_BASE_IMAGE"),
                         help="base image template, e.g. 'harness-base:{python}' (env HARNESS_BASE_IMAGE)")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model and how it is loaded: shared by check and bisect."""
+    parser.add_argument("--python", default=DEFAULT_PYTHON, help=f"Python of every environment (default "
+                                                                 f"{DEFAULT_PYTHON})")
+    parser.add_argument("--model", required=True, metavar="PATH_OR_MODULE:FN",
+                        help="a saved model (.h5, .keras, SavedModel dir, weights) or a factory MODULE:FUNCTION "
+                             "(or path/to/file.py:FUNCTION) that builds it")
+    parser.add_argument("--inputs", metavar="FILE_OR_SHAPE",
+                        help="a .npy/.npz file, or SHAPE[:DTYPE] like 8x64x64x1:float32 for seeded random inputs")
+    parser.add_argument("--custom-objects", metavar="MODULE",
+                        help="MODULE[:DICT] or file.py[:DICT] with custom layers")
+    parser.add_argument("--factory", metavar="MODULE:FN", help="with a saved model: the code that rebuilds it "
+                                                               "(adds the rebuild + load_weights route)")
+    parser.add_argument("--reference", metavar="FILE", help="with a saved model: its known-good predictions (.npy); "
+                                                            "default: what the --from environment predicts")
+    parser.add_argument("--format", help="the format you save in (default: the saved model's, else keras)")
+    parser.add_argument("--unsafe", action="store_true",
+                        help="also try load_model(safe_mode=False), which runs the code the file holds (Lambda "
+                             "bytecode) inside the sandbox; never tried unless asked")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    """Where the run goes and how it runs: shared by check and bisect."""
+    parser.add_argument("--out", type=Path, help=f"run directory (default runs/{command}-<model>-<UTC time>)")
+    parser.add_argument("--jobs", type=positive_int, default=None,
+                        help="environments worked on in parallel (default: from cores and memory)")
+    add_base_image(parser)
+    parser.add_argument("--cell-timeout", type=positive_float, default=300.0,
+                        help="seconds one load may take (default 300)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+
+
+def model_question(args: argparse.Namespace) -> ModelQuestion:
+    """What the model flags ask about."""
+    return ModelQuestion(model=args.model, python=args.python, inputs=args.inputs, custom_objects=args.custom_objects,
+                         factory=args.factory, reference=args.reference, format=args.format, unsafe=args.unsafe)
+
+
+def run_settings(args: argparse.Namespace) -> RunSettings:
+    """What the run flags ask for."""
+    return RunSettings(out=args.out, jobs=args.jobs or default_jobs(), base_image=args.base_image,
+                       cell_timeout=args.cell_timeout, quiet=args.quiet)

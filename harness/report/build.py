@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
+from harness.advisor.migrations import migrations
 from harness.agent.protocol import EXACT, REFERENCE, CellKey, ModelSpec, Tolerance, artifact_source
 from harness.compare import compare
 from harness.hints import HintContext, match
@@ -25,7 +26,6 @@ from harness.report import gate, routes
 from harness.report.causes import Tracebacks, causes, clean, normalised, shorten
 from harness.report.diff import regressions
 from harness.report.expect import mark_expected
-from harness.report.migrations import migrations
 from harness.report.schema import CELL_DEFAULTS, SCHEMA_VERSION
 from harness.report.statuses import NOT_RUN, RAISED, STATUS_ORDER, all_expected, worst
 from harness.rundir import RunDir

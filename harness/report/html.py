@@ -15,7 +15,8 @@ from typing import Any
 
 import jinja2
 
-from harness.report import advice, summary
+from harness.advisor import words as advice
+from harness.report import summary
 from harness.report.causes import shorten
 from harness.report.markdown import outcome
 from harness.report.routes import ROUTE_STATUSES

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.report import advice, summary
+from harness.advisor import words as advice
+from harness.report import summary
 from harness.report.statuses import FAILING, SYMBOLS
 
 MAX_CELLS = 40  # failing cells listed in full; every one is in report.json and report.html

@@ -16,16 +16,16 @@ import yaml
 from fake_engine import FakeEngine
 from fake_loads import LoadHook
 from harness import models
+from harness.advisor.handover import best_migrated, snippet
+from harness.advisor.question import check_environments, migration_entry, parse_spec
+from harness.advisor.verdict import SAFE, SAFE_ELSEWHERE, UNSAFE, Route, decide, table
 from harness.agent.protocol import ORIGINS_MOUNT, Migration, from_dict, origin_dir, to_dict
 from harness.cli import main
 from harness.errors import MatrixError
-from harness.handover import best_migrated, snippet
 from harness.matrix import parse_matrix
 from harness.matrix.user_models import reference_loaders
 from harness.plan import Limits, expected_cells, plan_environments, save_spec
 from harness.rundir import RunDir
-from harness.upgrade import check_environments, migration_entry, parse_spec
-from harness.verdict import SAFE, SAFE_ELSEWHERE, UNSAFE, Route, decide, table
 
 OLD_H5 = b"\x89HDF\r\n\x1a\n" + b'{"class_name": "Functional", "keras_version": "2.4.0", "backend": "tensorflow"}'
 REFERENCE = np.linspace(0, 1, 8, dtype="float32").reshape(2, 4)  # what the fake engine's loads predict
@@ -340,8 +340,8 @@ def test_the_handed_over_code_loads_the_file_as_it_was_verified() -> None:
 
 
 def test_a_migration_that_could_not_be_made_says_why_and_one_never_saved_says_so() -> None:
+    from harness.advisor.migrations import migration
     from harness.agent.protocol import Code, ModelSpec
-    from harness.report.migrations import migration
 
     model = ModelSpec(name="m-migrated", kind="migration", formats=("keras", "h5"), code=Code(),
                       migrates=Migration(model="m", env=K2, format="h5", loaders=("load_model",)))

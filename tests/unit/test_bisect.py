@@ -12,10 +12,10 @@ import pytest
 from packaging.version import Version
 
 from fake_loads import LoadHook
-from harness.bisect import BAD, GOOD, Bisection, Search, budget, root_error, search
+from harness.advisor.releases import between, listing, releases
+from harness.advisor.search import BAD, GOOD, Bisection, Search, budget, root_error, search
 from harness.cli import main
 from harness.errors import UsageError
-from harness.releases import between, listing, releases
 from harness.wheelcache import Link
 
 KERAS = ["3.0.5", "3.1.0", "3.1.1", "3.2.1", "3.3.3", "3.4.1", "3.5.0", "3.6.0", "3.7.0", "3.8.0", "3.9.2",

@@ -11,12 +11,12 @@ import pytest
 import yaml
 
 from fake_engine import FakeEngine
+from harness.advisor.question import EnvRequest, add_routes, parse_inputs, parse_spec, route_of, user_model_entry
+from harness.advisor.verdict import SAFE, SAFE_ELSEWHERE, UNSAFE, UNTESTED, decide, render
 from harness.agent.protocol import LOADERS
 from harness.cli import main
 from harness.errors import UsageError
 from harness.report import routes
-from harness.upgrade import EnvRequest, add_routes, parse_inputs, parse_spec, route_of, user_model_entry
-from harness.verdict import SAFE, SAFE_ELSEWHERE, UNSAFE, UNTESTED, decide, render
 
 
 @pytest.mark.parametrize(("spec", "expected"), [

@@ -241,8 +241,8 @@ def test_a_plain_run_has_no_migrations_and_no_bisect(report: dict[str, Any], on_
 
 def test_migration_entry_keys(tmp_path: Path) -> None:
     from fake_engine import FakeEngine
+    from harness.advisor.migrations import STATUSES
     from harness.cli import main
-    from harness.report.migrations import STATUSES
 
     (tmp_path / "old.h5").write_bytes(b"\x89HDF\r\n\x1a\n")
     np.save(tmp_path / "x.npy", np.zeros((2, 3), dtype="float32"))
@@ -257,9 +257,9 @@ def test_migration_entry_keys(tmp_path: Path) -> None:
 
 
 def test_bisect_keys() -> None:
-    from harness.bisect import Bisection, search
-    from harness.cli.bisect import Walk, _result
-    from harness.upgrade import EnvRequest
+    from harness.advisor.bisect import Walk, _result
+    from harness.advisor.question import EnvRequest
+    from harness.advisor.search import Bisection, search
 
     bisection = Bisection(walk=["3.15.1", "3.10.0", "3.0.5"])
     route = ("keras", "load_model")

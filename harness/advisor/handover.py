@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__, untrusted
+from harness.advisor.verdict import Route, Verdict
 from harness.agent.protocol import FORMATS, LOADERS, ModelSpec, hash_tree, write_json_atomic
 from harness.errors import UsageError
 from harness.rundir import RunDir
-from harness.verdict import Route, Verdict
 
 MANIFEST = "manifest.json"
 SNIPPET = "load.py"

@@ -318,3 +318,64 @@ def check_environments(source: EnvRequest, targets: list[EnvRequest], python: st
         beside = None if variant is None or variant.key(python) == keys[0] else index(variant)
         placed.append((at, beside))
     return CheckEnvironments(entries, placed)
+
+
+DEFAULT_PYTHON = "3.11"  # TensorFlow 2.12 to 2.21 all have wheels for it
+
+
+@dataclass(frozen=True)
+class ModelQuestion:
+    """The model a check or a bisect is asked about, and how it is loaded (the flags both share)."""
+
+    model: str
+    python: str = DEFAULT_PYTHON
+    inputs: str | None = None
+    custom_objects: str | None = None
+    factory: str | None = None
+    reference: str | None = None
+    format: str | None = None
+    unsafe: bool = False
+
+    def entry(self) -> dict[str, Any]:
+        """The matrix `models:` entry, with every route that applies to it."""
+        entry = user_model_entry(self.model, custom_objects=self.custom_objects, factory=self.factory,
+                                 inputs=self.inputs, reference=self.reference)
+        add_routes(entry, self.format, unsafe=self.unsafe)
+        return entry
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Where a check's or a bisect's run goes and how it runs."""
+
+    out: Path | None = None
+    jobs: int = 1
+    base_image: str | None = None
+    cell_timeout: float = 300.0
+    quiet: bool = False
+
+
+@dataclass(frozen=True)
+class CheckQuestion:
+    """`check`: is it safe to move this model from one environment to each of the others?"""
+
+    source: str  # --from SPEC
+    targets: tuple[str, ...]  # --to SPEC, once or more
+    model: ModelQuestion
+    tf_keras: bool = True  # try the target's TensorFlow with tf-keras beside a Keras 3 target
+    migrate: Path | None = None  # hand the best verified migrated file over to this folder
+
+
+AXES = ("tensorflow", "keras")  # what changes between the releases a bisect walks
+
+
+@dataclass(frozen=True)
+class BisectQuestion:
+    """`bisect`: which release between two broke this model's route?"""
+
+    source: str  # --from SPEC: where the model works
+    target: str  # --to SPEC: where it breaks (or may)
+    model: ModelQuestion
+    axis: str | None = None  # one of AXES; None: tensorflow when the two TensorFlow versions differ, else keras
+    releases: str = "minor"  # one of releases.GRANULARITIES
+    every: bool = False  # probe every listed release, not only what a binary search needs
