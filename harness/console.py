@@ -9,6 +9,7 @@ the bar and the grid; NO_COLOR is respected.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import threading
 import time
@@ -18,11 +19,12 @@ from typing import Any, TextIO
 
 from rich.console import Console as RichConsole
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from harness.report import summary
 
-WIDTH = 100  # the summary fits 100 columns for five environments
-PATH_ITEM = 47  # two upgrade paths per line
+WIDTH = 100  # the summary is at most this wide, or the terminal's width when narrower
+MAX_LINES = 25  # the summary's lines, whatever the number of environments
 
 
 def _no_color() -> bool:
@@ -109,47 +111,91 @@ class Console:
                 with self._lock:
                     self._progress = None
 
-    def summary(self, report: dict[str, Any], width: int = WIDTH) -> None:
-        """The answers on stdout: each upgrade path's verdict and top cause, the causes, what works."""
-        out = RichConsole(file=sys.stdout, no_color=_no_color(), highlight=False, soft_wrap=False, width=width)
+    def summary(self, report: dict[str, Any], width: int | None = None) -> None:
+        """The answers on stdout: each upgrade path's verdict and what works, the causes, the exit code last."""
+        width = width or terminal_width()
+        out = RichConsole(file=sys.stdout, no_color=_no_color(), highlight=False, soft_wrap=True, width=width)
         for line in summary_lines(report, width):
-            out.print(line, markup=False)
+            text = Text(line)
+            for verdict, style in summary.VERDICT_STYLES.items():
+                text.highlight_regex(rf"(?<= ){verdict}(?= )", style)
+            text.highlight_regex(r"^exit 0\b.*", "green")
+            text.highlight_regex(r"^exit [1-9]\d*\b.*", "bold red")
+            out.print(text)
+
+
+def terminal_width() -> int:
+    """The terminal's width ($COLUMNS where set), at most WIDTH and at least 60 columns."""
+    return max(60, min(WIDTH, shutil.get_terminal_size((WIDTH, 24)).columns))
 
 
 def summary_lines(report: dict[str, Any], width: int = WIDTH) -> list[str]:
-    """The terminal summary: paths first (two per line), then causes, what works, home and hazards."""
+    """The terminal summary, at most MAX_LINES lines whatever the number of environments: one line per upgrade
+    path (its verdict and, in words, what works), the causes by name and count, the hazards, the exit code last."""
     names = summary.labels(report)
-    items = [summary.cut(summary.path_words(p, names), PATH_ITEM) for p in summary.upgrade_paths(report)]
-    lines = [summary.cut(summary.headline(report), width), *summary.legend(report, width),
-             *summary.grid_rows(items, width)]
+    ups, downs = summary.split_paths(report)
+    total = report["summary"]["total"]
+    lines = [f"{report['matrix']['name']}: {len(report['environments'])} environment(s), {total} cell(s)",
+             f"upgrade paths ({len(ups)}" + (f"; downgrades: {_tally(downs)}, in report.md" if downs else "") + "):"]
+    tail = _causes_lines(report, width) + _hazard_lines(report, width) + [_verdict_line(report)]
+    room = MAX_LINES - len(lines) - len(tail)
+    column = max((len(f"{names[p['source']]} → {names[p['target']]}") for p in ups), default=0)
+    ordered = sorted(ups, key=lambda p: summary.VERDICT_RANK.get(p["verdict"], 9))
+    shown = 0
+    for path in ordered:
+        block = _path_lines(path, names, column, width)
+        if len(block) > room - (1 if shown < len(ordered) - 1 else 0):
+            break
+        lines += block
+        room -= len(block)
+        shown += 1
+    if shown < len(ordered):
+        rest = ordered[shown:]
+        lines.append(f"  ... and {len(rest)} more ({_tally(rest)}) in report.md")
+    return lines + tail
+
+
+def _tally(paths: list[dict[str, Any]]) -> str:
+    """'8 safe, 2 partial'."""
+    return ", ".join(f"{sum(1 for p in paths if p['verdict'] == v)} {v}" for v in summary.VERDICT_WORDS
+                     if any(p["verdict"] == v for p in paths))
+
+
+def _path_lines(path: dict[str, Any], names: dict[str, str], column: int, width: int) -> list[str]:
+    route = f"{names[path['source']]} → {names[path['target']]}"
+    head = f"  {route:<{column}}  {path['verdict']:<8} "
+    text = summary.formats_sentence(path) if path["verdict"] != "untested" else "not tested (see the report)"
+    body = summary.wrap(text, max(20, width - len(head)))
+    return [head + body[0], *(" " * len(head) + line for line in body[1:])]
+
+
+def _causes_lines(report: dict[str, Any], width: int) -> list[str]:
+    """'causes: keras2-file-in-keras3 (312), safe-mode (6): fixes in report.md', at most two lines."""
     causes = [c for c in report["causes"] if c["breaks"]]
-    if causes:
-        lines.append("causes of routes that break (worst first):")
-        lines += [summary.cut(f" {c['name']}: {summary.cause_words(c)}: {c.get('fix') or c.get('message')}", width)
-                  for c in causes]
-    partial = [p for p in summary.upgrade_paths(report) if p["verdict"] in ("partial", "broken")]
-    if partial:
-        lines.append("what still works:")
-        lines += [summary.cut(f" {names[p['source']]}→{names[p['target']]}: {summary.works_words(p)}", width)
-                  for p in partial]
-    home = summary.at_home(report, names)
-    if home:
-        lines.append("at home (never counted against an upgrade):")
-        lines += [summary.cut(" " + line, width) for line in home]
-    for hazard in report.get("hazards", []):
-        lines.append(summary.cut("hazard: " + summary.hazard_words(hazard, names), width))
-    lines.append(_verdict_line(report))
-    return lines
+    if not causes:
+        return []
+    text = "causes of what breaks: " + ", ".join(f"{c['name']} ({c['breaks']})" for c in causes) + \
+        " (their fixes: report.md)"
+    lines = summary.wrap(text, width, indent="  ")
+    return lines if len(lines) <= 2 else [lines[0], lines[1].rstrip(",") + " ..."]
+
+
+def _hazard_lines(report: dict[str, Any], width: int) -> list[str]:
+    hazards = [h["model"] for h in report.get("hazards", []) if any(e["shows"] for e in h["environments"].values())]
+    if not hazards:
+        return []
+    return summary.wrap("hazards shown at home (never counted against an upgrade): " + ", ".join(hazards), width,
+                        indent="  ")[:2]
 
 
 def _verdict_line(report: dict[str, Any]) -> str:
-    """'8 cells: 5 pass, 3 error (3 expected); exit 0; 1 expectation matched no cell'."""
+    """'exit 0: nothing new breaks (fail on breaks); 3225 cells: 1284 pass, 172 drift, ... (818 expected)'."""
     verdict = report["verdict"]
     counts = ", ".join(f"{n} {s}" for s, n in report["summary"]["counts"].items() if n)
     expected = sum(1 for c in report["cells"] if c["expected"])
-    broken = [f"{len(verdict[key])} {label}" for key, label in (("unexpected", "unexpected"),
-                                                                ("regressions", "regression(s)")) if verdict[key]]
     unused = len(verdict.get("unused_expectations", []))
-    return (f"{report['summary']['total']} cells: {counts}" + (f" ({expected} expected)" if expected else "")
-            + f"; exit {verdict['exit_code']}" + (f" ({', '.join(broken)})" if broken else "")
+    spurious = len(verdict.get("spurious") or [])
+    return (f"exit {verdict['exit_code']}: {summary.outcome(verdict)} (fail on {verdict.get('fail_on', 'breaks')})"
+            + (f", {spurious} spurious" if spurious else "")
+            + f"; {report['summary']['total']} cells: {counts}" + (f" ({expected} expected)" if expected else "")
             + (f"; {unused} expectation(s) matched no cell" if unused else ""))

@@ -97,6 +97,7 @@ class Rule:
     statuses: tuple[str, ...] = ()
     custom_objects: tuple[str, ...] = ()
     when: Callable[[HintContext], bool] | None = None  # what fields cannot say, such as both sides compared
+    flag: str | None = None  # the `check` flag that applies the fix, where one does
 
     def applies(self, ctx: HintContext) -> bool:
         """Whether this rule's hint holds for the cell (a fact the context does not know never does)."""
@@ -114,6 +115,11 @@ COMPILING = ("load_model", "load_model_custom", "load_model_unsafe")
 NAMED_CUSTOM = (r"Unknown (layer|loss function|metric function|metric|object|optimizer|activation)\b[^:]*: '|"
                 r"Could not locate (class|function) '(?!(Functional|Sequential|Model)')|"
                 r"Cannot deserialize object of type `")
+# Named in a legacy .h5 loader's message: a class a Keras release or package of its own knows (handled by the
+# rules above it) or the model's own code.
+UNKNOWN_NAMED = (r"Unknown (layer|loss function|metric function|metric|object|optimizer|activation)\b[^:]*: "
+                 r"'(?!(Functional|Sequential|Model|TensorFlowOpLayer|KerasLayer)')")
+CUSTOM_FLAG = "--custom-objects FILE.py:DICT (the module that defines the classes the file names)"
 CUSTOM_HINT = ("the model's custom objects were not known where it was loaded: pass custom_objects={...} to the "
                "loader, or import the module that registers them (register_keras_serializable) before loading")
 NEWER_HINT = ("written by a newer Keras release, whose config this one does not understand: load it with that release "
@@ -239,7 +245,8 @@ RULES = (
     Rule("safe-mode", r"Requested the deserialization of a|Deserializing it is unsafe",
          "Keras safe mode refused a Lambda layer's Python lambda: rebuild the layer in code, or, for a trusted "
          "file, load_model(path, safe_mode=False) (model_from_json: keras.config.enable_unsafe_deserialization() "
-         "in Keras 3, serialization_lib.SafeModeScope(False) in Keras 2.13 and later)"),
+         "in Keras 3, serialization_lib.SafeModeScope(False) in Keras 2.13 and later)",
+         flag="--unsafe (runs the file's code, inside the sandbox)"),
     Rule("lambda-bytecode", r"bad marshal data|unknown opcode|code\(\) (argument|takes)",
          "a Lambda layer's Python bytecode, written by another Python version, cannot be read here: rebuild the "
          "Lambda in code (a named function or a custom layer) and load the weights, or load it with the Python "
@@ -317,7 +324,9 @@ RULES = (
     # Custom objects the loader was not given fail in every environment, whatever else differs.
     Rule("custom-objects",
          NAMED_CUSTOM + r"|'str' object is not callable|string indices must be integers|could not be deserialized",
-         CUSTOM_HINT, custom_objects=("withheld",)),
+         CUSTOM_HINT, custom_objects=("withheld",), flag=CUSTOM_FLAG),
+    # A class the file names and no Keras knows: the model's own code, in Keras 3 as in Keras 2.
+    Rule("custom-objects", UNKNOWN_NAMED, CUSTOM_HINT, custom_objects=("none",), flag=CUSTOM_FLAG),
     # Configs one Keras release or generation writes and another cannot rebuild.
     Rule("keras2-compile-config",
          r"^[\w.]+: (Expected all entries in the .metrics. list to be metric objects|<class 'keras\.src\.(losses|"
@@ -343,7 +352,7 @@ RULES = (
     Rule("newer-keras-config",
          CONFIG + r"|unexpected keyword|takes \d+ positional arguments? but \d+ were given",
          NEWER_HINT, when=_newer_source),
-    Rule("custom-objects", NAMED_CUSTOM, CUSTOM_HINT, custom_objects=("none",)),
+    Rule("custom-objects", NAMED_CUSTOM, CUSTOM_HINT, custom_objects=("none",), flag=CUSTOM_FLAG),
 )
 
 
@@ -355,6 +364,11 @@ def match(error_type: str, message: str, context: HintContext | None = None) -> 
         if rule.applies(ctx) and re.search(rule.pattern, text, flags=re.IGNORECASE | re.DOTALL):
             return rule
     return None
+
+
+def flag_for(cause: str | None) -> str | None:
+    """The `check` flag that applies a cause's fix, or None (no rule of that name has one)."""
+    return next((rule.flag for rule in RULES if rule.name == cause and rule.flag), None)
 
 
 def hint_for(error_type: str, message: str, context: HintContext | None = None) -> str | None:

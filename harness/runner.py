@@ -49,6 +49,7 @@ class RunOptions:
     phases: tuple[str, ...] = PHASES
     owner: Mapping[str, str] = field(default_factory=dict)  # labels naming this process (host, pid)
     wheel_cache: WheelCache | None = None  # serving while the run builds images
+    record: Mapping[str, Any] = field(default_factory=dict)  # more of run.json: a check's question
 
 
 def _container_outcome(result: RunResult) -> dict[str, Any]:
@@ -90,8 +91,9 @@ class Runner:
         if any(p in phases for p in ENV_PHASES):
             self.engine.ping()
         level = self.options.limits.isolation
-        self.state.write_run(status="running", **({"isolation": {"level": level, "promise": ISOLATION_PROMISES[level]}}
-                                                   if "load" in phases else {}))
+        self.state.write_run(status="running", **self.options.record,
+                             **({"isolation": {"level": level, "promise": ISOLATION_PROMISES[level]}}
+                                if "load" in phases else {}))
         if "build" in phases:
             self._phase("build", self.plans, self._build)
         usable = [p for p in self.plans if self._images.get(p.env.id, _UNKNOWN).error is None]

@@ -46,6 +46,8 @@ class RunRequest:
     baseline: Path | None = None
     fail_on: str | None = None  # what the exit code fails on (report/gate.py); None: what run.json records
     owner: Mapping[str, str] = field(default_factory=dict)  # labels naming this process on its containers
+    record: Mapping[str, Any] = field(default_factory=dict)  # recorded in run.json (a check's question), read by
+    # the report
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ def run_matrix(matrix: Matrix, request: RunRequest, engine: RunEngine, console: 
                  f"{', '.join(phases)}, into {run_dir.path}")
     cache = WheelCache(cache_root(environ, cache_dir(environ) / "wheels"), effective_pip_settings(matrix.pip, environ))
     options = RunOptions(jobs=request.jobs, resume=request.resume, limits=request.limits, phases=phases,
-                         owner=request.owner, wheel_cache=cache)
+                         owner=request.owner, wheel_cache=cache, record=request.record)
     runner = Runner(engine, matrix, plans, run_dir=run_dir, console=console, options=options, run_id=run_id)
     try:
         with cache.serving():

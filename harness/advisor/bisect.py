@@ -165,8 +165,9 @@ class _Stopped(Exception):
 
 def run_bisect(question: BisectQuestion, settings: RunSettings, engine: RunEngine) -> int:
     """Search, then print the boundary of each route; 0 when your route works at --to, 1 when it breaks."""
+    from harness.advisor.answer import decide
     from harness.advisor.question import route_of
-    from harness.advisor.verdict import decide
+    from harness.advisor.screens import bisect_screen
     from harness.agent.protocol import artifact_source
     from harness.rundir import default_out
 
@@ -212,7 +213,7 @@ def run_bisect(question: BisectQuestion, settings: RunSettings, engine: RunEngin
     result = _result(steps, bisection, searches, ids=ids, limit=limit, home_works=verdict.status != "untested",
                      seconds=time.monotonic() - start)
     _record(out, result)
-    print(_screen(result, prober.report, name=name, out=out), end="")
+    print(bisect_screen(result, prober.report, name=name, out=out), end="")
     yours = result["routes"][0] if result["routes"] else None
     at_to = dict(yours["history"]).get(result["to"]) if yours else None
     return EXIT_OK if at_to == "good" else EXIT_FAILURES  # your route works at --to (however the way there went)
@@ -241,64 +242,3 @@ def _record(out: Path, result: dict[str, Any]) -> None:
     run_dir = RunDir(out)
     run_dir.write_run({**run_dir.read_run(), "bisect": result})
     write_reports(run_dir)
-
-
-def _route_words(entry: dict[str, Any]) -> str:
-    from harness.advisor.verdict import Route
-
-    return Route(entry["format"], entry["loader"], "?").words()
-
-
-def _boundary(entry: dict[str, Any], result: dict[str, Any]) -> list[str]:
-    if entry["first_bad"] is None:
-        last = entry["last_good"] or result["from"]
-        return [f"  works at every probed release, {result['from']} to {last}"
-                + ("" if last == result["to"] else f" ({result['to']} could not try it)")]
-    lines = [f"  last good {entry['last_good']}, first bad {entry['first_bad']}"
-             + ("" if entry["adjacent"] else " (releases between were not probed)")
-             + (f": {entry['cause']}" if entry["cause"] else "")]
-    if entry["error"]:
-        detail = " ".join(str(entry["error"]).split())
-        lines.append(f"      {detail[:150]}{'...' if len(detail) > 150 else ''}")
-    if entry["root"]:
-        lines.append(f"      at the root: {entry['root']}")
-    if entry["hint"]:
-        lines.append(f"      hint: {entry['hint']}")
-    return lines
-
-
-def _same_boundary(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return all(a[k] == b[k] for k in ("last_good", "first_bad", "cause", "history", "monotone", "note"))
-
-
-def _screen(result: dict[str, Any], report: dict[str, Any], *, name: str, out: Path) -> str:
-    """The answer on one screen: the walk, what was probed, each route's boundary and history."""
-    model = next(m for m in report["models"] if m["name"] == name)
-    lines = [f"model   {name}: {model['description']}",
-             f"axis    {result['package']} {result['from']} -> {result['to']}: {len(result['releases'])} releases "
-             f"({', '.join(result['releases'])}), listed by {result['index']}",
-             f"probed  {len(result['probed'])} environment(s): {', '.join(result['probed'])}"
-             + (f" (at most {result['budget']} per route)" if result["budget"] else " (every release)")]
-    if result["unbuilt"]:
-        lines.append(f"        did not build: {', '.join(result['unbuilt'])}")
-    if not result["home_works"]:
-        return "\n".join([*lines, "", f"UNTESTED: no route loads {name} with the same predictions at "
-                                       f"{result['from']} itself", "", f"report: {out / 'report.html'}"]) + "\n"
-    shown: list[dict[str, Any]] = []
-    for entry in result["routes"]:
-        same = next((s for s in shown if _same_boundary(s, entry)), None)
-        if same is not None:  # the same boundary, cause and history as a route above: one line
-            lines.append(f"  also breaks there: {_route_words(entry)}")
-            continue
-        shown.append(entry)
-        lines += ["", ("your route  " if entry["yours"] else "also breaks ") + _route_words(entry)]
-        lines += _boundary(entry, result)
-        if not entry["monotone"]:
-            lines.append("  NOT MONOTONE: the probed releases break and work again; the boundary shown is the first "
-                         "one (--every probes them all)")
-        elif entry["note"]:
-            lines.append(f"  note: {entry['note']}")
-        marks = {"good": "ok", "bad": "x", "unknown": "?", "unbuilt": "no image"}
-        lines.append("  probed: " + " · ".join(f"{r} {marks[o]}" for r, o in entry["history"]))
-    lines += ["", f"report: {out / 'report.html'}  ({result['seconds']:.0f} s)"]
-    return "\n".join(lines) + "\n"

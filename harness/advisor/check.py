@@ -23,10 +23,6 @@ from harness.workflow import RunEngine, RunRequest, run_matrix
 
 if TYPE_CHECKING:
     from harness.advisor.handover import Handed
-    from harness.advisor.verdict import Verdict
-    from harness.agent.protocol import ModelSpec
-
-STATUS_ORDER = ("safe", "safe via another route", "untested", "unsafe")  # the worst of several targets counts
 
 
 @dataclass(frozen=True)
@@ -96,81 +92,53 @@ def _flags(problem: str, environments: dict[int, str]) -> str:
     return problem
 
 
+def question_record(matrix: Matrix, question: CheckQuestion, targets: list[Target]) -> dict[str, Any]:
+    """What run.json records of the check, for the report to answer it (harness/advisor/answer.py)."""
+    from harness.advisor.question import route_of
+    from harness.agent.protocol import artifact_source
+
+    model = matrix.models[0]
+    migrated = matrix.models[1] if len(matrix.models) > 1 else None
+    home = matrix.environments[0].id
+    route = route_of(model.artifact_format, question.model.format, model.code.factory is not None)
+    return {"model": model.name, "source": artifact_source(model.name) if model.kind == "artifact" else home,
+            "home": home, "route": list(route), "migrated": migrated.name if migrated else None,
+            "targets": [{"spec": t.spec, "env": t.env, "tf_keras": t.tf_keras} for t in targets]}
+
+
 def run_check(question: CheckQuestion, settings: RunSettings, engine: RunEngine) -> int:
-    """Run the check's matrix like `run`, then print the verdict; 0 when the current route survives in every target."""
+    """Run the check's matrix like `run` and print its answer; 0 when the current route survives in every target."""
     import yaml
 
     from harness.advisor.handover import check_folder, hand_over
-    from harness.advisor.question import route_of
-    from harness.advisor.verdict import decide
-    from harness.agent.protocol import artifact_source, write_json_atomic
+    from harness.advisor.screens import check_screen
+    from harness.report.writers import write_check_json
     from harness.rundir import RunDir, default_out
 
     matrix, data, targets = check_matrix(question, settings.base_image)
     if question.migrate is not None:
         check_folder(question.migrate)
-    model = matrix.models[0]
-    migrated = matrix.models[1] if len(matrix.models) > 1 else None
-    route = route_of(model.artifact_format, question.model.format, model.code.factory is not None)
-    out = settings.out or default_out(matrix.name)
-    request = RunRequest(out=out, jobs=settings.jobs, limits=Limits(cell_timeout=settings.cell_timeout))
+    out = Path(settings.out or default_out(matrix.name))
+    request = RunRequest(out=out, jobs=settings.jobs, limits=Limits(cell_timeout=settings.cell_timeout),
+                         record={"check": question_record(matrix, question, targets)})
     outcome = run_matrix(matrix, request, engine, Console(quiet=settings.quiet), os.environ)
     if outcome.exit_code not in (EXIT_OK, EXIT_FAILURES) or outcome.report is None:
         return outcome.exit_code
-    report = outcome.report
-    home = matrix.environments[0].id
-    source = artifact_source(model.name) if model.kind == "artifact" else home
-    verdicts = [decide(report, model=model.name, source=source, target=t.env, home=home, route=route,
-                       tf_keras=t.tf_keras, migrated=migrated.name if migrated else None) for t in targets]
-    handed = [] if question.migrate is None or migrated is None else hand_over(
-        question.migrate, verdicts, run_dir=RunDir(Path(out)), report=report, model=model, migrated=migrated)
-    (Path(out) / "check.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    write_json_atomic(Path(out) / "check.json", check_json(verdicts, report, source=source, home=home,
-                                                           migrated=migrated, handed=handed), strict=True)
-    print(screen(verdicts, report, source=source, home=home, route=route, run_dir=Path(out), model=model.name,
-                 migrate=question.migrate, handed=handed), end="")
-    return max(v.exit_code for v in verdicts)
+    report, run_dir = outcome.report, RunDir(out)
+    (out / "check.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    text = check_screen(report, out)
+    if question.migrate is not None and len(matrix.models) > 1:
+        handed = hand_over(question.migrate, report, run_dir=run_dir, model=matrix.models[0],
+                           migrated=matrix.models[1])
+        run_dir.write_run({**run_dir.read_run(), "handed": [h.entry() for h in handed]})
+        write_check_json(run_dir, report)
+        text += "\n" + "\n".join(handed_lines(handed, question.migrate)) + "\n"
+    print(text, end="")
+    return int(report["verdict"]["exit_code"])
 
 
-def check_json(verdicts: list[Verdict], report: dict[str, Any], *, source: str, home: str,
-               migrated: ModelSpec | None, handed: list[Handed]) -> dict[str, Any]:
-    """check.json: the overall verdict, one entry per target, and the first target's fields at the top level."""
-    from harness.advisor.verdict import route_dict
-
-    def one(v: Verdict) -> dict[str, Any]:
-        given = next((h for h in handed if h.target == v.target), None)
-        return {"target": v.target, "tf_keras": v.tf_keras, "verdict": v.status, "path_verdict": v.path,
-                "exit_code": v.exit_code, "route": list(v.current), "asked": list(v.asked),
-                "current": None if v.route is None else route_dict(v.route),
-                "at_home": None if v.at_home is None else route_dict(v.at_home),
-                "best": None if v.best is None else route_dict(v.best),
-                "use": None if v.use is None else route_dict(v.use), "tried": v.tried,
-                "works": [route_dict(r) for r in v.works], "breaks": [route_dict(r) for r in v.breaks],
-                "never_works": [route_dict(r) for r in v.never],
-                "migrated": None if given is None else {"folder": str(given.folder), "file": given.file,
-                                                        "route": route_dict(given.route)}}
-
-    entries = [one(v) for v in verdicts]
-    worst = max((v.status for v in verdicts), key=STATUS_ORDER.index)
-    migration = next((m for m in report.get("migrations", []) if migrated and m["model"] == migrated.name), None)
-    return {**entries[0], "verdict": worst, "exit_code": max(v.exit_code for v in verdicts), "source": source,
-            "home": home, "migration": migration, "targets": entries}
-
-
-def screen(verdicts: list[Verdict], report: dict[str, Any], *, source: str, home: str, route: tuple[str, str],
-           run_dir: Path, model: str, migrate: Path | None, handed: list[Handed]) -> str:
-    """The verdict screen of one target, or the table of several; then what --migrate wrote."""
-    from harness.advisor.verdict import render, table
-
-    if len(verdicts) == 1:
-        text = render(verdicts[0], report, source=source, home=home, target=verdicts[0].target, route=route,
-                      run_dir=run_dir, model=model)
-    else:
-        text = "\n".join([*table(verdicts), "", f"details: {run_dir / 'check.json'}, report: "
-                                                 f"{run_dir / 'report.html'}"]) + "\n"
-    if migrate is None:
-        return text
-    lines = [f"migrated: {h.folder / h.file} (loads with {h.folder / 'load.py'}; {h.route.words()})" for h in handed]
+def handed_lines(handed: list[Handed], folder: Path) -> list[str]:
+    """What --migrate wrote, one line per target (or why nothing was)."""
     if not handed:
-        lines = [f"migrated: nothing written to {migrate}: no migrated file predicts like the original in the target"]
-    return text + "\n" + "\n".join(lines) + "\n"
+        return [f"migrated: nothing written to {folder}: no migrated file predicts like the original in the target"]
+    return [f"migrated: {h.folder / h.file} (loads with {h.folder / 'load.py'}; {h.words})" for h in handed]

@@ -12,13 +12,15 @@ from __future__ import annotations
 import datetime as dt
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness import __version__, untrusted
-from harness.advisor.verdict import Route, Verdict
+from harness.advisor import words
+from harness.advisor.answer import route_dict, route_of
+from harness.advisor.ranking import Route
 from harness.agent.protocol import FORMATS, LOADERS, ModelSpec, hash_tree, write_json_atomic
 from harness.errors import UsageError
 from harness.rundir import RunDir
@@ -36,6 +38,16 @@ class Handed:
     file: str
     route: Route
 
+    @property
+    def words(self) -> str:
+        """How the file was made and verified, in the words every view uses."""
+        return words.steps(self.route)
+
+    def entry(self) -> dict[str, Any]:
+        """What run.json and check.json record of it."""
+        return {"target": self.target, "folder": str(self.folder), "file": self.file, "words": self.words,
+                "route": route_dict(self.route)}
+
 
 def check_folder(folder: Path) -> None:
     """--migrate DIR must be new or empty (checked before anything is built): nothing is written over."""
@@ -43,27 +55,30 @@ def check_folder(folder: Path) -> None:
         raise UsageError(f"--migrate {folder}: exists and is not an empty folder; name a new one")
 
 
-def best_migrated(verdict: Verdict) -> Route | None:
-    """The best verified migrated file for one target: one that loads in the target itself before one that needs
-    tf-keras, then in the verdict's order (bit-exact, the smallest difference, Keras's own loader and format)."""
-    made = [r for r in verdict.works if r.made_with is not None and r.route_status == "portable"]
-    return min(made, key=lambda r: (r.tf_keras, verdict.works.index(r))) if made else None
+def best_migrated(target: Mapping[str, Any]) -> Route | None:
+    """The best verified migrated file for one target of report.json's `check`: one that loads in the target itself
+    before one that needs tf-keras, then in the answer's order (harness/advisor/ranking.py)."""
+    made = [route_of(r) for r in target["works"] if r.get("made_with") is not None
+            and r.get("route_status") == "portable"]
+    return min(made, key=lambda r: (r.tf_keras, made.index(r))) if made else None
 
 
-def hand_over(folder: Path, verdicts: Sequence[Verdict], *, run_dir: RunDir, report: dict[str, Any],
-              model: ModelSpec, migrated: ModelSpec) -> list[Handed]:
+def hand_over(folder: Path, report: Mapping[str, Any], *, run_dir: RunDir, model: ModelSpec,
+              migrated: ModelSpec) -> list[Handed]:
     """Write each target's best verified migrated file (in folder/<target> when there are several targets)."""
     handed = []
-    for verdict in verdicts:
-        route = best_migrated(verdict)
+    targets = report["check"]["targets"]
+    for target in targets:
+        route = best_migrated(target)
         if route is None:
             continue
-        where = folder / verdict.target if len(verdicts) > 1 else folder
-        handed.append(_write(where, verdict, route, run_dir=run_dir, report=report, model=model, migrated=migrated))
+        where = folder / target["target"] if len(targets) > 1 else folder
+        handed.append(_write(where, target["target"], route, run_dir=run_dir, report=report, model=model,
+                             migrated=migrated))
     return handed
 
 
-def _write(where: Path, verdict: Verdict, route: Route, *, run_dir: RunDir, report: dict[str, Any],
+def _write(where: Path, target: str, route: Route, *, run_dir: RunDir, report: Mapping[str, Any],
            model: ModelSpec, migrated: ModelSpec) -> Handed:
     how = migrated.migrates
     assert how is not None
@@ -82,7 +97,7 @@ def _write(where: Path, verdict: Verdict, route: Route, *, run_dir: RunDir, repo
         artifact = str(saved["path"]).split("/", 2)[-1]  # <model>/<format>/<file>: the file below the format folder
         envs = {e["id"]: e for e in report["environments"]}
         (tmp / SNIPPET).write_text(snippet(route, artifact, model, envs.get(route.env or "", {})), encoding="utf-8")
-        write_json_atomic(tmp / MANIFEST, _manifest(route, artifact, expected, verdict, report=report, model=model,
+        write_json_atomic(tmp / MANIFEST, _manifest(route, artifact, expected, target, report=report, model=model,
                                                    home=how.env),
                           strict=True)
         where.parent.mkdir(parents=True, exist_ok=True)
@@ -92,7 +107,7 @@ def _write(where: Path, verdict: Verdict, route: Route, *, run_dir: RunDir, repo
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return Handed(verdict.target, where, artifact, route)
+    return Handed(target, where, artifact, route)
 
 
 def _copy(source: Path, dest: Path, expected: dict[str, str]) -> None:
@@ -110,7 +125,7 @@ def _versions(env: dict[str, Any]) -> dict[str, Any]:
     return {k: env.get(k) for k in ("python", "tensorflow", "keras", "keras_package")}
 
 
-def _manifest(route: Route, artifact: str, files: dict[str, str], verdict: Verdict, *, report: dict[str, Any],
+def _manifest(route: Route, artifact: str, files: dict[str, str], target: str, *, report: Mapping[str, Any],
               model: ModelSpec, home: str) -> dict[str, Any]:
     envs = {e["id"]: e for e in report["environments"]}
     original = model.origin.artifact if model.origin else None
@@ -128,12 +143,12 @@ def _manifest(route: Route, artifact: str, files: dict[str, str], verdict: Verdi
                      "keras": source.get("keras")},
         "made": {"env": home, "versions": _versions(envs.get(home, {})), "loader": route.made_with,
                  "words": f"loaded with {made} in {home}, saved there as {FORMATS[route.format].words}"},
-        "verified": {"target": verdict.target, "env": route.env, "versions": _versions(envs.get(route.env or "", {})),
+        "verified": {"target": target, "env": route.env, "versions": _versions(envs.get(route.env or "", {})),
                      "tf_keras": route.tf_keras, "loader": route.loader, "max_abs_diff": route.max_abs_diff,
                      "bit_exact": route.bit_exact, "tolerance": report["tolerance"],
                      "compared_with": "the original file's reference predictions"},
         "load": SNIPPET,
-        "steps": route.words(),
+        "steps": words.steps(route),
         "run": report["matrix"]["name"],
     }
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
+from harness.advisor.answer import check_section
 from harness.advisor.migrations import migrations
 from harness.agent.protocol import EXACT, REFERENCE, CellKey, ModelSpec, Tolerance, artifact_source
 from harness.compare import compare
@@ -374,6 +375,11 @@ def build_report(run_dir: RunDir, baseline: dict[str, Any] | None = None,
     regressed = [] if baseline is None else regressions(baseline, {"cells": cells, "tolerance": tolerance})
     paths = routes.paths(cells, list(envs), env_ids, {e["id"]: e["status"] for e in environments})
     hazard_models = {m.name: report_entry(m, env_ids) for m in matrix.models if m.shows_hazard}
+    found_causes = causes(cells)
+    found_migrations = migrations(matrix.models, data.manifests, data.saves, cells)
+    question = run.get("check") if isinstance(run.get("check"), dict) else None
+    check = None if question is None else check_section(
+        {"cells": cells, "paths": paths, "causes": found_causes, "migrations": found_migrations}, question)
     return {
         "schema_version": SCHEMA_VERSION,
         "harness_version": __version__,
@@ -385,16 +391,17 @@ def build_report(run_dir: RunDir, baseline: dict[str, Any] | None = None,
         "environments": environments,
         "models": [report_entry(m, env_ids) for m in matrix.models],
         "paths": paths,
-        "causes": causes(cells),
+        "causes": found_causes,
         "expectations": expectations,  # the matrix's expect: entries and how many cells each covers
         "hazards": routes.hazards(cells, hazard_models, env_ids),
-        "migrations": migrations(matrix.models, data.manifests, data.saves, cells),
+        "migrations": found_migrations,
+        "check": check,  # a check run's answer (harness/advisor/answer.py), else null
         "bisect": run["bisect"] if isinstance(run.get("bisect"), dict) else None,
         "cells": cells,
         "tracebacks": dict(sorted(data.tracebacks.table.items())),
         "artifacts": dict(sorted(data.artifacts.items())),
         "references": dict(sorted(data.references.items())),
         "summary": _summary(cells, list(envs), paths),
-        "verdict": gate.verdict(cells, environments, fail_on=fail_on, run_status=run.get("status"), unused=unused,
-                                regressed=regressed),
+        "verdict": gate.decide(cells, environments, fail_on=fail_on, run_status=run.get("status"), unused=unused,
+                               regressed=regressed, check=check),
     }

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.agent.protocol import ARTIFACTS_MOUNT, OUT_MOUNT, OUTPUTS_MOUNT, USER_MOUNT, USERDATA_MOUNT
+from harness.hints import flag_for
 from harness.report.statuses import FAILING
 
 MAX_MESSAGE = 240  # characters of a message shown per cell; the whole one stays in the records
@@ -114,7 +115,7 @@ def causes(cells: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "statuses": dict(sorted(Counter(c["status"] for c in members).items())),
             "pairs": [list(p) for p in pairs],
             "models": sorted({c["model"] for c in members}),
-            "example": cell_id(example), "message": _message(example),
+            "example": cell_id(example), "message": _message(example), "flag": flag_for(name),
         })
     out.sort(key=lambda c: (-int(c["breaks_unexpected"]), -int(c["breaks"]), -int(c["cells"]), str(c["name"])))
     return out

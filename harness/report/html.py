@@ -15,10 +15,9 @@ from typing import Any
 
 import jinja2
 
-from harness.advisor import words as advice
+from harness.advisor import words
 from harness.report import summary
 from harness.report.causes import shorten
-from harness.report.markdown import outcome
 from harness.report.routes import ROUTE_STATUSES
 from harness.report.statuses import FAILING, MEANINGS, STATUS_ORDER
 
@@ -102,6 +101,34 @@ def _difference(cell: Mapping[str, Any]) -> str:
     return text + (f" (argmax {argmax:.0%})" if isinstance(argmax, float) and argmax < 1 else "")
 
 
+def _path(report: dict[str, Any], path: dict[str, Any]) -> dict[str, Any]:
+    """A path as the page shows it: its sentence, how many routes break, its format x loader table."""
+    fixes = {c["name"]: c.get("fix") for c in report["causes"]}
+    return {**path, "sentence": summary.formats_sentence(path), "broken": summary.broken_of(path),
+            "table": summary.caniuse(path, fixes)}
+
+
+def _check(report: dict[str, Any]) -> dict[str, Any] | None:
+    """A check run's answer per target, as the page's first table shows it."""
+    from harness.advisor import words
+    from harness.advisor.screens import SHORT
+
+    check = report.get("check")
+    if not check:
+        return None
+    targets = []
+    for t in check["targets"]:
+        use, cause = t.get("use"), t.get("home_cause") or {}
+        targets.append({"target": t["target"], "verdict": t["verdict"], "exit_code": t["exit_code"],
+                        "short": SHORT[t["verdict"]],
+                        "use": (use["words"] + (" (yours)" if t["exit_code"] == 0 else "")) if use else "none",
+                        "difference": words.difference(use.get("bit_exact"), use.get("max_abs_diff")) if use else "-",
+                        "cause": (f"does not load at home: {cause.get('name')}" + (
+                            f"; fix: rerun with {cause['flag']}" if cause.get("flag") else "")
+                            + (f" ({cause['fix']})" if cause.get("fix") else "")) if cause else ""})
+    return {"model": check["model"], "home": check["home"], "targets": targets}
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
@@ -121,12 +148,13 @@ def render_html(report: dict[str, Any], packages: Mapping[str, str] | None = Non
     return _environment().get_template("report.html.j2").render(
         report=report,
         verdict=report["verdict"],
-        outcome=outcome(report["verdict"]),
+        outcome=summary.outcome(report["verdict"]),
         headline=summary.headline(report),
-        upgrade_paths=[{**p, "works_text": summary.works_words(p, limit=1), "broken": summary.broken_of(p)}
-                       for p in summary.upgrade_paths(report)],
-        migrations=advice.migrations(report),
-        bisect=advice.bisect(report),
+        check=_check(report),
+        upgrade_paths=[_path(report, p) for p in summary.split_paths(report)[0]],
+        downgrade_paths=[_path(report, p) for p in summary.split_paths(report)[1]],
+        migrations=words.migration_rows(report),
+        bisect=words.bisect_rows(report),
         home=summary.at_home(report, {i: i for i in ids}),
         hazards=[summary.hazard_words(h, names) + (f" — {h['hint']}" if h.get("hint") else "")
                  for h in report.get("hazards", [])],

@@ -5,8 +5,14 @@ the test, runs in the target, so each suite's <properties> describe the environm
 in, which is what JUnit consumers show them as; suites grow with the environments (n) rather than
 the pairs (n²). Each testcase's classname names the pair with no dot in it (Jenkins and others
 split a classname at its last dot into package and class): `py3_11-tf2_15_1 to py3_11-tf2_16_2`.
-A route that breaks is a failure (drift) or an error; a route that never works, even at home, a
-hazard probe, an expected failure, an unsupported or skipped cell is skipped with the reason.
+
+A cell is a failure (drift) or an error exactly when the report's gate counts it against the run
+(`verdict.failing`); what fails the run without being a cell (an image that did not build, an
+unfinished run, a check target nothing works at home for) is an error testcase of its own in a
+`harness` suite. So failures + errors are zero exactly when the exit code is. Every other cell that
+did not pass (a route that never works, a hazard probe, an expected failure, a route that breaks
+under a gate that does not count it, unsupported or never run) is skipped with a one-line reason,
+and carries no traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
+from harness.report.causes import cell_id
 from harness.report.statuses import NOT_RUN
 
 PROPERTIES = ("python", "tensorflow", "keras", "keras_package", "keras_major", "image", "image_id", "status", "error")
@@ -52,29 +59,37 @@ def classname(source: str, target: str) -> str:
     return f"{source} to {target}".replace(".", "_")
 
 
-def _outcome(cell: dict[str, Any]) -> tuple[str, str] | None:
-    """(element, message) of a cell that did not simply pass: skipped, failure or error."""
-    status, error = cell["status"], cell.get("error") or {}
+def _skip_reason(cell: dict[str, Any]) -> str:
+    """Why a cell that did not pass does not count against the run, in one line."""
+    status, route = cell["status"], cell.get("route_status")
     if cell.get("expected"):
-        return "skipped", f"expected: {cell.get('expectation')} ({status})"
+        return f"expected: {cell.get('expectation')} ({status})"
     if status in NOT_RUN:
-        return "skipped", f"{status}: {cell.get('reason') or ''}".rstrip(": ")
-    route = cell.get("route_status")
-    if route in ("never_works", "hazard") and status != "pass":
+        return f"{status}: {cell.get('reason') or ''}".rstrip(": ")
+    if route in ("never_works", "hazard"):
         why = "fails at home too" if route == "never_works" else "a hazard probe"
-        return "skipped", f"{route.replace('_', ' ')} ({why}): {cell.get('cause') or status}"
+        return f"{route.replace('_', ' ')} ({why}): {cell.get('cause') or status}"
+    return f"{status}, not counted against the run ({route}): {cell.get('cause') or status}"
+
+
+def _outcome(cell: dict[str, Any], failing: set[str]) -> tuple[str, str] | None:
+    """(element, message) of a cell that did not simply pass: failure or error when the gate counts it, else
+    skipped."""
+    status, error = cell["status"], cell.get("error") or {}
+    if cell_id(cell) not in failing:
+        return None if status == "pass" else ("skipped", _skip_reason(cell))
     if status == "drift":
         return "failure", str(cell.get("reason") or "drift beyond tolerance")
-    if status == "pass":
-        return None
+    if status == "pass":  # counted all the same: a regression against the baseline
+        return "failure", "regressed against the baseline"
     return "error", f"{error.get('type') or status}: {error.get('message') or cell.get('reason') or status}"
 
 
-def _testcase(suite: ET.Element, cell: dict[str, Any], tracebacks: dict[str, str]) -> str | None:
+def _testcase(suite: ET.Element, cell: dict[str, Any], tracebacks: dict[str, str], failing: set[str]) -> str | None:
     case = ET.SubElement(suite, "testcase", classname=classname(cell["source"], cell["target"]),
                          name=f"{cell['model']}/{cell['format']}/{cell['loader']}",
                          time=f"{cell.get('seconds') or 0:.3f}")
-    outcome = _outcome(cell)
+    outcome = _outcome(cell, failing)
     if outcome is None:
         return None
     tag, message = outcome
@@ -82,11 +97,11 @@ def _testcase(suite: ET.Element, cell: dict[str, Any], tracebacks: dict[str, str
     if tag != "skipped":
         element.set("type", _text(cell["status"] if tag == "failure" else (cell.get("error") or {}).get("type")
                                   or cell["status"]))
-    element.text = _text(_details(cell, tracebacks))
+        element.text = _text(_details(cell, tracebacks))
     return tag
 
 
-def _suite(parent: ET.Element, report: dict[str, Any], env: dict[str, Any]) -> dict[str, int]:
+def _suite(parent: ET.Element, report: dict[str, Any], env: dict[str, Any], failing: set[str]) -> dict[str, int]:
     cells = [c for c in report["cells"] if c["target"] == env["id"]]
     suite = ET.SubElement(parent, "testsuite", name=env["id"])
     properties = ET.SubElement(suite, "properties")
@@ -95,7 +110,7 @@ def _suite(parent: ET.Element, report: dict[str, Any], env: dict[str, Any]) -> d
             ET.SubElement(properties, "property", name=name, value=_text(env[name]))
     counts = {"tests": len(cells), "failures": 0, "errors": 0, "skipped": 0}
     for cell in cells:
-        tag = _testcase(suite, cell, report.get("tracebacks", {}))
+        tag = _testcase(suite, cell, report.get("tracebacks", {}), failing)
         if tag is not None:
             counts["failures" if tag == "failure" else "errors" if tag == "error" else "skipped"] += 1
     seconds = sum(c.get("seconds") or 0 for c in cells)
@@ -104,12 +119,30 @@ def _suite(parent: ET.Element, report: dict[str, Any], env: dict[str, Any]) -> d
     return counts
 
 
+def _reasons_suite(parent: ET.Element, report: dict[str, Any]) -> dict[str, int]:
+    """What fails the run without being a cell: one error testcase each."""
+    reasons = report["verdict"].get("reasons") or []
+    suite = ET.SubElement(parent, "testsuite", name="harness")
+    for reason in reasons:
+        case = ET.SubElement(suite, "testcase", classname="harness", name=_text(_message(reason)), time="0.000")
+        error = ET.SubElement(case, "error", message=_text(_message(reason)), type="run")
+        error.text = _text(reason)
+    counts = {"tests": len(reasons), "failures": 0, "errors": len(reasons), "skipped": 0}
+    for key, value in {**counts, "time": "0.000", "timestamp": report["created"]}.items():
+        suite.set(key, str(value))
+    return counts
+
+
 def render_junit(report: dict[str, Any]) -> str:
     """The whole junit.xml, deterministic for the same report."""
     root = ET.Element("testsuites", name=f"harness: {_text(report['matrix']['name'])}")
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-    for env in report["environments"]:
-        for key, value in _suite(root, report, env).items():
+    failing = set(report["verdict"].get("failing") or [])
+    suites = [_suite(root, report, env, failing) for env in report["environments"]]
+    if report["verdict"].get("reasons"):
+        suites.append(_reasons_suite(root, report))
+    for counts in suites:
+        for key, value in counts.items():
             totals[key] += value
     for key, value in totals.items():
         root.set(key, str(value))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.advisor import words as advice
+from harness.advisor import words
 from harness.report import summary
 from harness.report.statuses import FAILING, SYMBOLS
 
@@ -22,15 +22,64 @@ def _verdict(verdict: str) -> str:
     return f"{summary.VERDICT_SYMBOLS.get(verdict, '')} {verdict}"
 
 
-def _paths(report: dict[str, Any]) -> list[str]:
-    lines = ["| from → to | verdict | routes that break | top causes | what still works |", "|---|---|---|---|---|"]
-    for p in summary.upgrade_paths(report):
+def _path_rows(report: dict[str, Any], paths: list[dict[str, Any]]) -> list[str]:
+    lines = ["| from → to | verdict | what works | routes that break | top causes |", "|---|---|---|---|---|"]
+    for p in paths:
         broken = f"{p['routes_breaks']} of {p['routes_breaks'] + p['routes_portable']}"
         causes = ", ".join(f"`{c}`" for c in p["causes"][:3]) + (" …" if len(p["causes"]) > 3 else "")
-        works = summary.works_words(p, limit=1) if p["verdict"] != "safe" else "every route"
-        lines.append(f"| `{p['source']}` → `{p['target']}` | {_verdict(p['verdict'])} | {broken} | {causes or '–'} "
-                     f"| {_escape(works)} |")
+        lines.append(f"| `{p['source']}` → `{p['target']}` | {_verdict(p['verdict'])} | "
+                     f"{_escape(summary.formats_sentence(p))} | {broken} | {causes or '–'} |")
     return lines
+
+
+def _caniuse(report: dict[str, Any], path: dict[str, Any]) -> list[str]:
+    """One path's format x loader table: models that survive per route, causes as numbered notes."""
+    fixes = {c["name"]: c.get("fix") for c in report["causes"]}
+    table = summary.caniuse(path, fixes)
+    if not table["rows"]:
+        return []
+    shade = {"all": "🟩", "some": "🟨", "none": "🟥"}
+    lines = [f"### `{path['source']}` → `{path['target']}`: {path['verdict']}", "",
+             f"{_escape(summary.formats_sentence(path))}.", "",
+             "| format | " + " | ".join(_escape(x["words"]) for x in table["loaders"]) + " |",
+             "|---|" + "---|" * len(table["loaders"])]
+    for row in table["rows"]:
+        cells = [("" if c is None else f"{shade[c['shade']]} {c['text']}" + "".join(f" [{n}]" for n in c["notes"])
+                  + (" (target only)" if c["target_only"] else "")) for c in row["cells"]]
+        lines.append(f"| {_escape(row['words'])} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines += [f"{n['n']}. `{n['cause']}`" + (f": {_escape(n['fix'])}" if n["fix"] else "") for n in table["notes"]]
+    return [*lines, ""] if table["notes"] else lines
+
+
+def _paths(report: dict[str, Any]) -> list[str]:
+    """Upgrades first, each non-safe one with its table; downgrades (rollbacks) folded below."""
+    ups, downs = summary.split_paths(report)
+    lines = [*_path_rows(report, ups), ""]
+    for path in ups:
+        if path["verdict"] in ("partial", "broken"):
+            lines += _caniuse(report, path)
+    if downs:
+        lines += [f"<details><summary>Downgrades (rollbacks): {len(downs)} path(s)</summary>", "",
+                  *_path_rows(report, downs), "", "</details>", ""]
+    return lines
+
+
+def _check(report: dict[str, Any]) -> list[str]:
+    """A check run's answer, first: per target, the verdict and the route to take."""
+    from harness.advisor.screens import table
+
+    check = report.get("check")
+    if not check:
+        return []
+    lines = [f"## Check: `{check['model']}` from `{check['home']}`", "", "```", *table(check["targets"]), "```", ""]
+    for target in check["targets"]:
+        cause = target.get("home_cause")
+        if target["verdict"] == "untested" and cause:
+            lines.append(f"- `{target['target']}`: does not load at home: `{cause.get('name')}`"
+                         + (f"; fix: rerun with `{cause['flag']}`" if cause.get("flag") else "")
+                         + (f" ({_escape(cause['fix'])})" if cause.get("fix") else ""))
+    return [*lines, ""]
 
 
 def _causes(report: dict[str, Any]) -> list[str]:
@@ -84,14 +133,17 @@ def _environments(report: dict[str, Any]) -> list[str]:
 
 
 def _failing_cells(report: dict[str, Any]) -> list[str]:
-    """Unexpected breaks first, then other failures; message and hint each on a full line."""
-    order = {"breaks": 0, "never_works": 1, "hazard": 2}
-    failing = sorted((c for c in report["cells"] if c["status"] in FAILING),
-                     key=lambda c: (bool(c.get("expected")), order.get(c.get("route_status") or "", 3)))
-    if not failing:
-        return ["No failing cells."]
+    """Routes that break (unexpected first), then other unexpected failures; cells that fail by design (at home too,
+    hazard probes) are counted, not listed. Message and hint each on a full line."""
+    failing = [c for c in report["cells"] if c["status"] in FAILING]
+    shown = sorted((c for c in failing if c.get("route_status") == "breaks" or c.get("expected") is False),
+                   key=lambda c: (bool(c.get("expected")), c.get("route_status") != "breaks"))
+    by_design = len(failing) - len(shown)
+    if not shown:
+        return ["No route breaks." + (f" {by_design} cell(s) fail by design (at home too, or hazard probes): see "
+                                      "report.html." if by_design else "")]
     lines = []
-    for c in failing[:MAX_CELLS]:
+    for c in shown[:MAX_CELLS]:
         head = (f"- {SYMBOLS.get(c['status'], '')} **{c['status']}** ({c.get('route_status')}) `{c['source']}` → "
                 f"`{c['target']}` {c['model']}/{c['format']}/{c['loader']}"
                 + (f" — expected: {_escape(c['expectation'])}" if c.get("expected") else ""))
@@ -101,19 +153,11 @@ def _failing_cells(report: dict[str, Any]) -> list[str]:
         hint = err.get("hint") or c.get("hint")
         if hint:
             lines.append(f"  - hint: {_escape(hint)}")
-    if len(failing) > MAX_CELLS:
-        lines.append(f"- … and {len(failing) - MAX_CELLS} more in report.json and report.html")
+    if len(shown) > MAX_CELLS:
+        lines.append(f"- … and {len(shown) - MAX_CELLS} more in report.json and report.html")
+    if by_design:
+        lines.append(f"- and {by_design} cell(s) that fail by design (at home too, or hazard probes): see report.html")
     return lines
-
-
-def outcome(verdict: dict[str, Any]) -> str:
-    """One phrase for the verdict: 'all as expected', or what broke it."""
-    parts = []
-    if verdict["unexpected"]:
-        parts.append(f"{len(verdict['unexpected'])} unexpected")
-    if verdict["regressions"]:
-        parts.append(f"{len(verdict['regressions'])} regression(s)")
-    return ", ".join(parts) or "nothing new breaks"
 
 
 def _regressions(report: dict[str, Any]) -> list[str]:
@@ -157,7 +201,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# Compatibility report: {report['matrix']['name']}",
         "",
-        f"**exit {verdict['exit_code']}: {outcome(verdict)}** (fail on {verdict.get('fail_on', 'breaks')}). "
+        f"**exit {verdict['exit_code']}: {summary.outcome(verdict)}** (fail on {verdict.get('fail_on', 'breaks')}). "
         f"{_escape(summary.headline(report).split(': ', 1)[1].split(' · ')[0])}; "
         f"{report['summary']['total']} cells: {counts}.",
         "",
@@ -165,11 +209,12 @@ def render_markdown(report: dict[str, Any]) -> str:
         "it is loaded; routes that fail at home too never count against an upgrade.",
         "",
         *_isolation(report),
+        *_check(report),
         "## Upgrade paths",
         "",
         *_paths(report),
         "",
-        *advice.markdown(report, _escape),
+        *words.markdown(report, _escape),
         "## Causes",
         "",
         *_causes(report),
@@ -188,7 +233,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         *_environments(report),
         "",
-        "## Failing cells (unexpected breaks first)",
+        "## Routes that break (unexpected first)",
         "",
         *_failing_cells(report),
         "",

@@ -8,29 +8,31 @@ path source -> target every route is:
 - breaks: it works at home and fails in the target (the compatibility findings);
 - never_works: it fails at home too, or cannot even be saved there (a property of the model or the
   loader, never the upgrade's);
+- target_only: the loader does not exist at home but works in the target (TFSMLayer reading an older
+  SavedModel): a migration that works, listed with what works, never counted against the upgrade;
 - unsupported: the target has no such loader, or the source cannot write the format;
 - hazard: a probe whose job is to show a hazard (label order, TF1 re-initialisation, seeding);
 - skipped: never ran (an image did not build, or the run did not reach it).
 
 A path is safe when no route breaks, partial when some do and others survive, broken when routes
-work at home and none survives, untested when nothing works at home or an environment failed.
+work at home and none survives, untested when nothing works at home or an environment failed. Each
+path also says, per format and loader, how many models survive (its `table`) and, in words, for
+which formats it is safe. Working routes are ranked by harness/advisor/ranking.py, the one ranking.
 Pure functions over report cells.
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from harness.advisor import ranking
 from harness.report.statuses import FAILING
 
-ROUTE_STATUSES = ("portable", "breaks", "never_works", "unsupported", "hazard", "skipped")
+ROUTE_STATUSES = ("portable", "breaks", "never_works", "target_only", "unsupported", "hazard", "skipped")
+WORKING = ("portable", "target_only")  # a route that works in the target
 VERDICTS = ("safe", "partial", "broken", "untested")
-# Among equally exact routes, the one that changes least for the user comes first.
-LOADER_PREFERENCE = ("load_model", "load_model_custom", "load_model_nocompile", "load_model_unsafe", "rebuild",
-                     "model_from_json", "tfsm_layer", "saved_model", "rebuild_from_seed", "tf1_session")
 MAX_WORKS = 5  # portable routes listed per path
 
 Cell = dict[str, Any]
@@ -42,6 +44,8 @@ def route_status(cell: Mapping[str, Any], home: Mapping[str, Any] | None, hazard
         return "hazard"
     unsaved = cell["status"] == "skipped" and cell.get("stage") == "save"  # the source could not even save it
     home_status = "unsaved" if unsaved else home["status"] if home is not None else "skipped"
+    if home_status == "unsupported" and cell["status"] == "pass":
+        return "target_only"
     if "unsupported" in (cell["status"], home_status):
         return "unsupported"
     if home_status != "unsaved" and "skipped" in (cell["status"], home_status):
@@ -60,16 +64,9 @@ def annotate(cells: Sequence[Cell], homes: Mapping[str, Mapping[str, str]], haza
         c["route_status"] = route_status(c, home, c["model"] in hazards)
 
 
-def _preference(cell: Mapping[str, Any]) -> tuple[Any, ...]:
-    diff = cell.get("max_abs_diff")
-    diff = diff if isinstance(diff, (int, float)) and math.isfinite(diff) else math.inf
-    loader = LOADER_PREFERENCE.index(cell["loader"]) if cell["loader"] in LOADER_PREFERENCE else len(LOADER_PREFERENCE)
-    return (not cell.get("bit_exact"), diff, loader, cell["model"], cell["format"])
-
-
 def best_first(cells: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """Portable routes, best first: bit-exact, then the smallest difference, then the least change for the user."""
-    return sorted(cells, key=_preference)
+    """Working routes, best first (harness/advisor/ranking.py: the least change, then the closest predictions)."""
+    return sorted(cells, key=ranking.cell_key)
 
 
 def route_entry(cell: Mapping[str, Any]) -> dict[str, Any]:
@@ -97,42 +94,81 @@ def paths(cells: Sequence[Cell], env_ids: Sequence[str], targets: Sequence[str],
     for source in env_ids:
         for target in targets:
             pair = by_pair.get((source, target), [])
-            if not pair:
-                continue
-            counts = Counter(c["route_status"] for c in pair)
-            ok = env_status.get(source, "ok") == "ok" and env_status.get(target, "ok") == "ok"
-            breaking = [c for c in pair if c["route_status"] == "breaks"]
-            out.append({
-                "source": source, "target": target, "verdict": verdict(counts, ok),
-                "routes_portable": counts.get("portable", 0), "routes_breaks": counts.get("breaks", 0),
-                "routes_never_works": counts.get("never_works", 0), "routes_unsupported": counts.get("unsupported", 0),
-                "routes_hazard": counts.get("hazard", 0), "routes_skipped": counts.get("skipped", 0),
-                "breaks_unexpected": sum(1 for c in breaking if not c.get("expected")),
-                "causes": _ranked(c.get("cause") for c in breaking),
-                "home_causes": _ranked(c.get("cause") for c in pair if c["route_status"] == "never_works"
-                                       and (c["status"] in FAILING or c.get("stage") == "save")),
-                "works": [route_entry(c) for c in best_first(c for c in pair if c["route_status"] == "portable")
-                          ][:MAX_WORKS],
-                "works_by_route": _by_route(c for c in pair if c["route_status"] == "portable"),
-                "models": len({c["model"] for c in pair if c["route_status"] in ("portable", "breaks")}),
-                "models_portable": sorted({c["model"] for c in pair if c["route_status"] == "portable"}),
-                "models_broken": sorted(_models_without_route(pair)),
-            })
+            if pair:
+                ok = env_status.get(source, "ok") == "ok" and env_status.get(target, "ok") == "ok"
+                out.append(_path(source, target, pair, ok))
     return out
 
 
-def _by_route(portable: Iterable[Cell]) -> list[dict[str, Any]]:
-    """(format, loader) routes that survive, by how many models they carry, exact ones and plain loaders first."""
+def _path(source: str, target: str, pair: Sequence[Cell], environments_ok: bool) -> dict[str, Any]:
+    counts = Counter(c["route_status"] for c in pair)
+    breaking = [c for c in pair if c["route_status"] == "breaks"]
+    working = [c for c in pair if c["route_status"] in WORKING]
+    table = _table(pair)
+    return {
+        "source": source, "target": target, "verdict": verdict(counts, environments_ok),
+        "routes_portable": counts.get("portable", 0), "routes_breaks": counts.get("breaks", 0),
+        "routes_never_works": counts.get("never_works", 0), "routes_unsupported": counts.get("unsupported", 0),
+        "routes_target_only": counts.get("target_only", 0),
+        "routes_hazard": counts.get("hazard", 0), "routes_skipped": counts.get("skipped", 0),
+        "breaks_unexpected": sum(1 for c in breaking if not c.get("expected")),
+        "causes": _ranked(c.get("cause") for c in breaking),
+        "home_causes": _ranked(c.get("cause") for c in pair if c["route_status"] == "never_works"
+                               and (c["status"] in FAILING or c.get("stage") == "save")),
+        "works": [route_entry(c) for c in best_first(working)][:MAX_WORKS],
+        "works_by_route": [e for e in table if e["works"]][:MAX_WORKS],
+        "table": table,
+        "formats": _formats(pair, table),
+        "models": len({c["model"] for c in pair if c["route_status"] in ("portable", "breaks")}),
+        "models_portable": sorted({c["model"] for c in pair if c["route_status"] == "portable"}),
+        "models_broken": sorted(_models_without_route(pair)),
+    }
+
+
+def _table(pair: Sequence[Cell]) -> list[dict[str, Any]]:
+    """Per (format, loader): of the models it works for at home, how many it carries to the target, and why the
+    others break; a route the home lacks counts the models that work at home in its format. Best first."""
+    at_home: dict[str, set[str]] = defaultdict(set)  # format -> models with a route that works at home
     groups: dict[tuple[str, str], list[Cell]] = defaultdict(list)
-    for c in portable:
-        groups[(c["format"], c["loader"])].append(c)
-    entries: list[dict[str, Any]] = [{"format": f, "loader": loader, "models": len({c["model"] for c in cs}),
-                "bit_exact": all(c.get("bit_exact") for c in cs),
-                "max_abs_diff": max((c.get("max_abs_diff") or 0.0 for c in cs), default=0.0)}
-               for (f, loader), cs in groups.items()]
-    return sorted(entries, key=lambda e: (-int(e["models"]), not e["bit_exact"], _preference(
-        {"loader": e["loader"], "model": "", "format": e["format"], "bit_exact": e["bit_exact"],
-         "max_abs_diff": e["max_abs_diff"]})))[:MAX_WORKS]
+    for c in pair:
+        if c["route_status"] in ("portable", "breaks"):
+            at_home[c["format"]].add(c["model"])
+        if c["route_status"] in ("portable", "breaks", "target_only"):
+            groups[(c["format"], c["loader"])].append(c)
+    entries = []
+    for (fmt, loader), members in groups.items():
+        works = [c for c in members if c["route_status"] in WORKING]
+        only_there = all(c["route_status"] == "target_only" for c in members)
+        of = len(at_home[fmt]) if only_there else len({c["model"] for c in members})
+        diffs = [c["max_abs_diff"] for c in works if isinstance(c.get("max_abs_diff"), (int, float))]
+        entries.append({"format": fmt, "loader": loader, "works": len({c["model"] for c in works}), "of": of,
+                        "target_only": only_there, "change": ranking.change_name(fmt, loader),
+                        "bit_exact": bool(works) and all(c.get("bit_exact") for c in works),
+                        "max_abs_diff": max(diffs, default=None),
+                        "causes": _ranked(c.get("cause") for c in members if c["route_status"] == "breaks")})
+    return sorted(entries, key=lambda e: (not e["works"], ranking.group_key(
+        e["format"], e["loader"], models=e["works"], bit_exact=e["bit_exact"], max_abs_diff=e["max_abs_diff"])))
+
+
+def _formats(pair: Sequence[Cell], table: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per format that works at home: how many of its models survive by some route, and the route to take (the
+    least change that carries the most), in the table's order."""
+    at_home: dict[str, set[str]] = defaultdict(set)
+    survive: dict[str, set[str]] = defaultdict(set)
+    for c in pair:
+        if c["route_status"] in ("portable", "breaks"):
+            at_home[c["format"]].add(c["model"])
+        if c["route_status"] in WORKING:
+            survive[c["format"]].add(c["model"])
+    out = []
+    for fmt in dict.fromkeys(e["format"] for e in table):
+        if not at_home[fmt]:
+            continue
+        best = next((e for e in table if e["format"] == fmt and e["works"]), None)
+        out.append({"format": fmt, "models": len(at_home[fmt]), "survive": len(survive[fmt] & at_home[fmt]),
+                    "loader": best["loader"] if best else None,
+                    "causes": _ranked(cause for e in table if e["format"] == fmt for cause in e["causes"])})
+    return out
 
 
 def _ranked(names: Iterable[str | None]) -> list[str]:

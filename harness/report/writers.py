@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from harness.agent.protocol import PACKAGES
+from harness.agent.protocol import PACKAGES, write_json_atomic
 from harness.report.build import build_report
 from harness.report.gate import DEFAULT_FAIL_ON, FAIL_ON
 from harness.report.html import render_html
@@ -19,6 +19,7 @@ from harness.rundir import REPORT_FILES, RunDir
 
 log = logging.getLogger(__name__)
 FILES = REPORT_FILES  # --format name -> file in the run directory
+CHECK_JSON = "check.json"  # a check run's answer
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -90,5 +91,16 @@ def write_reports(run_dir: RunDir, baseline: Path | None = None, fail_on: str | 
     _write_text(run_dir.path / FILES["md"], markdown)
     _write_text(run_dir.path / FILES["html"], render_html(report, _packages(run_dir, report)))
     _write_text(run_dir.path / FILES["junit"], render_junit(report))
+    if report.get("check") is not None:
+        write_check_json(run_dir, report)
     add_step_summary(report, markdown)
     return report
+
+
+def write_check_json(run_dir: RunDir, report: dict[str, Any]) -> None:
+    """check.json beside the reports: the check's answer from report.json, and what --migrate handed over."""
+    from harness.advisor.answer import check_json
+
+    handed = run_dir.read_run().get("handed")
+    write_json_atomic(run_dir.path / CHECK_JSON, check_json(report, handed if isinstance(handed, list) else []),
+                      strict=True)

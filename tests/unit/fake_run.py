@@ -173,8 +173,8 @@ class FakeRun:
                 if not (json.loads(ln).get("source") == source and json.loads(ln).get("format") == fmt)]
         path.write_text("".join(ln + "\n" for ln in kept))
 
-    def report(self) -> dict[str, Any]:
-        report: dict[str, Any] = build_report(RunDir(self.root))
+    def report(self, fail_on: str = "breaks") -> dict[str, Any]:
+        report: dict[str, Any] = build_report(RunDir(self.root), fail_on=fail_on)
         return report
 
 

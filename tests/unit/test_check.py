@@ -11,8 +11,9 @@ import pytest
 import yaml
 
 from fake_engine import FakeEngine
+from harness.advisor.answer import SAFE, SAFE_ELSEWHERE, UNSAFE, UNTESTED, check_section, decide
 from harness.advisor.question import EnvRequest, add_routes, parse_inputs, parse_spec, route_of, user_model_entry
-from harness.advisor.verdict import SAFE, SAFE_ELSEWHERE, UNSAFE, UNTESTED, decide, render
+from harness.advisor.screens import check_screen
 from harness.agent.protocol import LOADERS
 from harness.cli import main
 from harness.errors import UsageError
@@ -225,6 +226,13 @@ def test_nothing_working_at_home_is_untested() -> None:
     assert (verdict.status, verdict.path, verdict.exit_code) == (UNTESTED, "untested", 1)
 
 
+def _screen(cells: list[dict[str, Any]], report: dict[str, Any], tmp_path: Path) -> str:
+    full = {**report, **_report(cells), "causes": []}
+    full["check"] = check_section(full, {"model": "m", "source": "old", "home": "old", "route": ["keras", "load_model"],
+                                         "targets": [{"env": "new", "tf_keras": None}]})
+    return check_screen(full, tmp_path)
+
+
 def test_the_screen_names_the_verdict_what_breaks_and_what_works(tmp_path: Path) -> None:
     cells = [_cell("keras", "load_model", "error", error=KERAS_ERROR),
              _cell("h5", "load_model", "pass", exact=True, diff=0.0),
@@ -234,15 +242,14 @@ def test_the_screen_names_the_verdict_what_breaks_and_what_works(tmp_path: Path)
         {"id": "new", "python": "3.11.2", "tensorflow": "2.16.2", "keras": "3.3.3", "image": "j", "spec": {}}],
         "models": [{"name": "m", "description": "built by mods:build in every environment"}],
         "tolerance": {"rtol": 1e-5, "atol": 1e-5}}
-    text = render(_decide(cells), report, source="old", home="old", target="new", route=("keras", "load_model"),
-                  run_dir=tmp_path)
+    text = _screen(cells, report, tmp_path)
     assert "verdict: NOT SAFE by your route, but another route works (path partial; 3 routes tried)" in text
     assert "x .keras / keras.models.load_model: error: TypeError: Could not deserialize" in text
     assert "hint: written by Keras 2" in text
     assert "ok .h5 / keras.models.load_model: matches bit-exactly" in text
     assert "ok SavedModel / keras.layers.TFSMLayer: matches within 3e-07 (atol 1e-05 + rtol 1e-05)" in text
+    assert "route to take: .h5 / keras.models.load_model (matches bit-exactly)" in text
     assert len(text.splitlines()) < 25
     report["environments"][1].update(status="build_error", error="ERROR: No matching distribution")
-    text = render(_decide([]), report, source="old", home="old", target="new", route=("keras", "load_model"),
-                  run_dir=tmp_path)
+    text = _screen([], report, tmp_path)
     assert "verdict: UNTESTED" in text and "note: new has no image (build_error): ERROR: No matching" in text

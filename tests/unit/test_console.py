@@ -13,7 +13,7 @@ import pytest
 from fake_run import FakeRun
 from harness.console import Console, summary_lines
 from harness.matrix import Environment, Expectation
-from harness.report.summary import labels
+from harness.report.summary import labels, split_paths
 
 SGR_COLOR = re.compile(r"\x1b\[[0-9;]*(3[0-9]|9[0-7])[0-9;]*m")  # a foreground colour escape
 
@@ -121,18 +121,31 @@ def _five(tmp_path: Path) -> dict[str, Any]:
     return report
 
 
-def test_the_summary_fits_100_columns_and_its_first_lines_answer_every_path(tmp_path: Path) -> None:
+def test_the_summary_answers_each_upgrade_path_on_one_line_in_readable_labels(tmp_path: Path) -> None:
     report = _five(tmp_path)
     lines = summary_lines(report)
-    assert all(len(line) <= 100 for line in lines), max(lines, key=len)
-    head = "\n".join(lines[:15])
+    assert len(lines) <= 25 and all(len(line) <= 100 for line in lines), max(lines, key=len)
     names = labels(report)
-    for path in report["paths"]:
-        if path["source"] != path["target"]:
-            assert f"{names[path['source']]}→{names[path['target']]} {path['verdict']}" in head
-    assert f"{names[FIVE[4].id]}→{names[FIVE[0].id]} partial 1/2" in head  # 1 of the 2 routes breaks
-    cause = report["paths"][4 * 5]["causes"][0]  # E -> A
-    assert cause in head
+    assert names[FIVE[0].id] == "tf2.16.1-keras3.16.0"  # the Python every environment shares is left out
+    ups, downs = split_paths(report)
+    assert len(ups) == len(downs) == 10
+    for path in ups:
+        assert any(line.startswith(f"  {names[path['source']]} → {names[path['target']]}") and path["verdict"] in line
+                   for line in lines)
+    assert lines[1] == "upgrade paths (10; downgrades: 8 safe, 2 partial, in report.md):"
+    assert "causes of what breaks: newer-keras-config (2) (their fixes: report.md)" in lines
+
+
+def test_the_summary_stays_short_whatever_the_number_of_environments(tmp_path: Path) -> None:
+    many = tuple(Environment(id=f"py3.11-tf2.{m}.1", python="3.11", tensorflow=f"==2.{m}.1",
+                             base_image="python:3.11-slim") for m in range(12, 24))
+    report = FakeRun(tmp_path / "run", envs=many).report()
+    lines = summary_lines(report, 80)
+    assert len(lines) <= 25 and all(len(line) <= 80 for line in lines)
+    assert lines[-2].startswith("  ... and ") and lines[-2].endswith("safe) in report.md")
+    assert lines[-1].startswith("exit 0: nothing new breaks")
+    for line in lines:  # words are never cut: every word is one of the sentence's or a label
+        assert "…" not in line
 
 
 def test_the_summary_ends_with_the_verdict_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -140,5 +153,6 @@ def test_the_summary_ends_with_the_verdict_line(tmp_path: Path, capsys: pytest.C
     monkeypatch.setenv("NO_COLOR", "1")
     Console(stream=io.StringIO()).summary(_five(tmp_path))
     out = capsys.readouterr().out
-    assert out.splitlines()[0].startswith("fake: 20 upgrade path(s): 18 safe, 2 partial · exit 1 (fail on breaks)")
-    assert out.rstrip().splitlines()[-1].startswith("50 cells: 48 pass, 2 error (1 expected); exit 1 (1 unexpected)")
+    assert out.splitlines()[0] == "fake: 5 environment(s), 50 cell(s)"
+    assert out.rstrip().splitlines()[-1] == ("exit 1: 1 unexpected (fail on breaks); 50 cells: 48 pass, 2 error "
+                                             "(1 expected)")

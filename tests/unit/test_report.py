@@ -52,7 +52,7 @@ def test_unchanged_outputs_pass_bit_exact(run: FakeRun) -> None:
     assert cell["evaluate"]["source"] == EVALUATE and cell["evaluate"]["target"] == EVALUATE
     assert cell["evaluate"]["max_abs_diff"] == 0.0
     assert report["verdict"] == {"exit_code": 0, "fail_on": "breaks", "unexpected": [], "regressions": [],
-                                 "unused_expectations": []}
+                                 "unused_expectations": [], "failing": [], "reasons": []}
     assert {c["route_status"] for c in report["cells"]} == {"portable"}
 
 
@@ -323,8 +323,8 @@ def test_summary_counts_add_up_and_grid_shows_the_worst(run: FakeRun) -> None:
     assert summary["counts"] == {"pass": 4, "unsupported": 0, "skipped": 1, "drift": 1, "error": 1,
                                  "timeout": 0, "crash": 1}
     # B -> A's h5 passes, but whether that route works at B is unknown: skipped, not portable.
-    assert summary["routes"] == {"portable": 3, "breaks": 3, "never_works": 0, "unsupported": 0, "hazard": 0,
-                                 "skipped": 2}
+    assert summary["routes"] == {"portable": 3, "breaks": 3, "never_works": 0, "target_only": 0, "unsupported": 0,
+                                 "hazard": 0, "skipped": 2}
     grid = summary["grid"]
     assert grid[ENV_A.id][ENV_B.id] == {"worst": "error", "counts": {"drift": 1, "error": 1}, "verdict": "broken",
                                         "expected": False}

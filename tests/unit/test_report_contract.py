@@ -25,8 +25,14 @@ from harness.rundir import RunDir
 TOP_LEVEL_KEYS = {
     "schema_version", "harness_version", "matrix", "created", "run_id", "isolation", "tolerance", "environments",
     "models", "paths", "causes", "hazards", "cells", "tracebacks", "artifacts", "references", "summary", "verdict",
-    "migrations", "bisect", "expectations",
+    "migrations", "bisect", "expectations", "check",
 }
+# check: null, or a check run's answer (harness/advisor/answer.py); check.json holds the same, with what it handed over.
+CHECK_KEYS = {"model", "source", "home", "asked", "migrated_model", "verdict", "exit_code", "targets"}
+CHECK_TARGET_KEYS = {"target", "spec", "tf_keras", "verdict", "path_verdict", "exit_code", "route", "asked", "current",
+                     "at_home", "use", "tried", "works", "breaks", "never_works", "home_cause"}
+CHECK_ROUTE_KEYS = {"format", "loader", "status", "kind", "change", "env", "tf_keras", "made_with", "made_in",
+                    "max_abs_diff", "bit_exact", "detail", "hint", "cause", "route_status", "words", "short", "step"}
 # migrations[]: a migrated model (an existing file loaded where it works, saved there again); null-free lists.
 MIGRATION_KEYS = {"model", "from", "env", "status", "loader", "tried", "error", "formats", "at_home", "verified",
                   "breaks"}
@@ -54,12 +60,16 @@ ERROR_KEYS = {"type", "message", "hint", "traceback"}
 MODEL_KEYS = {"name", "kind", "hazards", "description", "shows_hazard", "home"}
 PATH_KEYS = {"source", "target", "verdict", "routes_portable", "routes_breaks", "routes_never_works",
              "routes_unsupported", "routes_hazard", "routes_skipped", "breaks_unexpected", "causes", "home_causes",
-             "works", "works_by_route", "models", "models_portable", "models_broken"}
+             "works", "works_by_route", "models", "models_portable", "models_broken", "routes_target_only", "table",
+             "formats"}
+# paths[].table[]: per format and loader, the models that survive of those it works for at home.
+PATH_TABLE_KEYS = {"format", "loader", "works", "of", "target_only", "change", "bit_exact", "max_abs_diff", "causes"}
+PATH_FORMAT_KEYS = {"format", "models", "survive", "loader", "causes"}
 CAUSE_KEYS = {"name", "fix", "cells", "breaks", "breaks_unexpected", "never_works", "expected", "statuses", "pairs",
-              "models", "example", "message"}
-ROUTE_STATUSES = ["portable", "breaks", "never_works", "unsupported", "hazard", "skipped"]
+              "models", "example", "message", "flag"}
+ROUTE_STATUSES = ["portable", "breaks", "never_works", "target_only", "unsupported", "hazard", "skipped"]
 VERDICTS = ["safe", "partial", "broken", "untested"]
-VERDICT_KEYS = {"exit_code", "fail_on", "unexpected", "regressions", "unused_expectations"}
+VERDICT_KEYS = {"exit_code", "fail_on", "unexpected", "regressions", "unused_expectations", "failing", "reasons"}
 REGRESSION_KEYS = {"source", "target", "model", "format", "loader", "kind", "old", "new"}
 REGRESSION_KINDS = {"stopped_passing", "drift_grown", "new_error_type"}
 SUMMARY_KEYS = {"total", "counts", "routes", "paths", "grid", "preflight"}
@@ -191,6 +201,7 @@ def test_verdict_keys(report: dict[str, Any]) -> None:
     assert verdict["exit_code"] == 1
     assert verdict["fail_on"] == "breaks"
     assert verdict["unexpected"] == [f"{BROKEN.id}: build_error"]  # the unsaved keras never works at home
+    assert verdict["failing"] == [] and verdict["reasons"] == [f"{BROKEN.id}: build_error"]
     assert verdict["regressions"] == []
     assert verdict["unused_expectations"] == [{"index": 0, "reason": "h5 crashes"}]
     assert report["expectations"] == [{"index": 0, "reason": "h5 crashes", "cells": 0}]
@@ -219,6 +230,11 @@ def test_paths_causes_and_hazards(report: dict[str, Any]) -> None:
     for path in report["paths"]:
         assert set(path) == PATH_KEYS
         assert path["verdict"] in VERDICTS
+        for entry in path["table"]:
+            assert set(entry) == PATH_TABLE_KEYS
+        for entry in path["formats"]:
+            assert set(entry) == PATH_FORMAT_KEYS
+    assert report["paths"][0]["table"] and report["paths"][0]["formats"]
     assert [p["verdict"] for p in report["paths"]] == ["safe", "untested", "untested", "untested"]
     for cause in report["causes"]:
         assert set(cause) == CAUSE_KEYS
@@ -254,6 +270,14 @@ def test_migration_entry_keys(tmp_path: Path) -> None:
     assert entry["tried"] and all(set(t) == MIGRATION_TRIED_KEYS for t in entry["tried"])
     assert entry["verified"] and all(set(v) == MIGRATION_VERIFIED_KEYS for v in entry["verified"])
     assert all(set(h) == {"format", "loader"} for h in entry["at_home"])
+    check = load_report(tmp_path / "run" / "report.json")["check"]
+    assert set(check) == CHECK_KEYS
+    (target,) = check["targets"]
+    assert set(target) == CHECK_TARGET_KEYS and target["works"]
+    routes = [*target["works"], *target["breaks"], *target["never_works"], target["use"], target["current"]]
+    assert all(set(r) == CHECK_ROUTE_KEYS for r in routes if r is not None)
+    on_disk = json.loads((tmp_path / "run" / "check.json").read_text())
+    assert on_disk["targets"][0]["verdict"] == target["verdict"] and on_disk["exit_code"] == check["exit_code"]
 
 
 def test_bisect_keys() -> None:

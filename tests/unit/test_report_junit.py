@@ -21,7 +21,8 @@ def report(tmp_path: Path) -> dict[str, Any]:
 
 
 def _cases(root: ET.Element) -> list[ET.Element]:
-    return root.findall("./testsuite/testcase")
+    """The cells' testcases (the `harness` suite holds what fails the run without being a cell)."""
+    return [c for s in root.findall("testsuite") if s.get("name") != "harness" for c in s.findall("testcase")]
 
 
 def _outcome(case: ET.Element) -> str:
@@ -36,12 +37,15 @@ def test_one_testcase_per_cell_and_outcomes_match_the_statuses(report: dict[str,
     assert len(cases) == len(report["cells"]) == 3 * 3 * 2
     by_id = {(c.get("classname"), c.get("name")): _outcome(c) for c in cases}
     assert len(by_id) == len(cases)
+    # A cell counts against the run (a failure or an error) exactly when the gate names it: here the two routes
+    # that break A -> B and A's keras at home, which never ran; every other cell that did not pass is skipped.
+    failing = set(report["verdict"]["failing"])
     expected = Counter(
-        "skipped" if c["expected"] or c["status"] in ("skipped", "unsupported")
-        else "failure" if c["status"] == "drift" else "error" if c["status"] != "pass" else "pass"
+        ("failure" if c["status"] == "drift" else "error") if f"{c['source']} -> {c['target']} {c['model']}/"
+        f"{c['format']}/{c['loader']}" in failing else "pass" if c["status"] == "pass" else "skipped"
         for c in report["cells"])
     assert Counter(by_id.values()) == expected
-    assert expected == {"pass": 4, "failure": 1, "error": 1, "skipped": 12}
+    assert expected == {"pass": 4, "failure": 1, "error": 2, "skipped": 11}
     assert not any("." in str(c.get("classname")) for c in cases)  # Jenkins splits a classname at its last dot
     assert by_id[(classname(ENV_A.id, ENV_B.id), "dense/h5/load_model")] == "failure"
     assert by_id[(classname(ENV_A.id, ENV_B.id), "dense/keras/load_model")] == "error"
@@ -51,7 +55,10 @@ def test_one_testcase_per_cell_and_outcomes_match_the_statuses(report: dict[str,
 def test_counts_on_suites_and_root_add_up(report: dict[str, Any]) -> None:
     root = ET.fromstring(render_junit(report))
     suites = root.findall("testsuite")
-    assert [s.get("name") for s in suites] == [ENV_A.id, ENV_B.id, ENV_C.id]  # one per target environment
+    # One per target environment, then what fails the run without being a cell (here: an image that did not build).
+    assert [s.get("name") for s in suites] == [ENV_A.id, ENV_B.id, ENV_C.id, "harness"]
+    (reason,) = suites[-1].findall("testcase/error")
+    assert reason.get("message") == f"{ENV_C.id}: build_error"
     for key, tag in (("tests", "testcase"), ("failures", "testcase/failure"), ("errors", "testcase/error"),
                      ("skipped", "testcase/skipped")):
         per_suite = [len(s.findall(tag)) for s in suites]
@@ -100,6 +107,27 @@ def test_write_reports_writes_junit_xml_and_report_prints_it(
     on_disk = (run.root / "junit.xml").read_text(encoding="utf-8")
     assert capsys.readouterr().out == on_disk
     assert len(_cases(ET.fromstring(on_disk))) == len(run.report()["cells"])
+
+
+def test_failures_and_errors_are_zero_exactly_when_the_exit_code_is(tmp_path: Path) -> None:
+    run = FakeRun(tmp_path / "run")
+    for fail_on in ("breaks", "unexpected", "regressions"):
+        report = run.report(fail_on=fail_on)
+        root = ET.fromstring(render_junit(report))
+        assert (int(root.get("failures", -1)) + int(root.get("errors", -1)) == 0) == (report["verdict"]["exit_code"]
+                                                                                     == 0)
+    run.load_failed(ENV_A.id, ENV_B.id, "keras", status="error", stage="load",
+                    error={"type": "TypeError", "message": "Could not deserialize class 'Functional'"})
+    for fail_on, failing in (("breaks", 1), ("unexpected", 1), ("regressions", 0)):
+        report = run.report(fail_on=fail_on)
+        root = ET.fromstring(render_junit(report))
+        assert int(root.get("failures", -1)) + int(root.get("errors", -1)) == failing == report["verdict"]["exit_code"]
+
+
+def test_skipped_cells_carry_one_line_and_no_traceback(report: dict[str, Any]) -> None:
+    root = ET.fromstring(render_junit(report))
+    for skipped in root.iter("skipped"):
+        assert skipped.text is None and "\n" not in (skipped.get("message") or "")
 
 
 def test_a_route_that_never_works_at_home_is_skipped_with_the_reason(tmp_path: Path) -> None:

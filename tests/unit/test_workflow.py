@@ -23,7 +23,9 @@ def test_run_goes_through_every_phase_and_exits_with_the_reports_code(tmp_path: 
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert {c["status"] for c in report["cells"]} == {"pass"}
     assert sorted(s.command[3] for s in engine.runs) == ["load", "load", "save", "save"]
-    assert capsys.readouterr().out.startswith("smoke: 2 upgrade path(s): 2 safe · exit 0 (fail on breaks)")
+    out = capsys.readouterr().out
+    assert out.startswith("smoke: 2 environment(s), 8 cell(s)\nupgrade paths (1; downgrades: 1 safe, in report.md):")
+    assert out.rstrip().endswith("exit 0: nothing new breaks (fail on breaks); 8 cells: 8 pass")
 
 
 def test_a_drifting_run_exits_1(tmp_path: Path) -> None:
