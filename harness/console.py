@@ -195,7 +195,7 @@ def _verdict_line(report: dict[str, Any]) -> str:
     expected = sum(1 for c in report["cells"] if c["expected"])
     unused = len(verdict.get("unused_expectations", []))
     spurious = len(verdict.get("spurious") or [])
-    return (f"exit {verdict['exit_code']}: {summary.outcome(verdict)} (fail on {verdict.get('fail_on', 'breaks')})"
+    return (f"exit {verdict['exit_code']}: {summary.outcome(verdict)} ({summary.gate_words(verdict)})"
             + (f", {spurious} spurious" if spurious else "")
             + f"; {report['summary']['total']} cells: {counts}" + (f" ({expected} expected)" if expected else "")
             + (f"; {unused} expectation(s) matched no cell" if unused else ""))

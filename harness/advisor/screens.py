@@ -13,6 +13,7 @@ from typing import Any
 
 from harness.advisor import words
 from harness.advisor.answer import SAFE, SAFE_ELSEWHERE, UNSAFE, UNTESTED, route_of
+from harness.report.causes import shorten
 
 SHORT = {SAFE: "SAFE", SAFE_ELSEWHERE: "NOT SAFE, another route works", UNSAFE: "UNSAFE", UNTESTED: "UNTESTED"}
 MAX_LINES = 6  # routes listed per section: the whole answer fits one screen
@@ -82,7 +83,8 @@ def _target_screen(report: Json, check: Json, target: Json, run_dir: Path) -> st
 
 def _home_cause(cause: Json, home: str, indent: str = "  ") -> list[str]:
     """Why the route fails at home, and what fixes it: the flag when a flag does."""
-    lines = [f"{indent}cause: {cause.get('name') or 'unknown'}: {cause.get('detail') or cause.get('status')}"]
+    detail = shorten(str(cause.get("detail") or cause.get("status")), 160)
+    lines = [f"{indent}cause: {cause.get('name') or 'unknown'}: {detail}"]
     if cause.get("flag"):
         lines.append(f"{indent}fix:   run check again with {cause['flag']}")
     if cause.get("fix"):

@@ -37,6 +37,10 @@ def main(args: argparse.Namespace, engine: object) -> int:
         print(render_suggestions(report), end="")
     elif args.format:
         print((run_dir.path / FILES[args.format]).read_text(encoding="utf-8"), end="")
+    elif report.get("check") is not None:  # a check's run directory: its own answer, as check printed it
+        from harness.advisor.screens import check_screen
+
+        print(check_screen(report, run_dir.path), end="")
     else:
         Console().summary(report)
     return int(report["verdict"]["exit_code"])

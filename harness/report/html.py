@@ -149,6 +149,7 @@ def render_html(report: dict[str, Any], packages: Mapping[str, str] | None = Non
         report=report,
         verdict=report["verdict"],
         outcome=summary.outcome(report["verdict"]),
+        gate=summary.gate_words(report["verdict"]),
         headline=summary.headline(report),
         check=_check(report),
         upgrade_paths=[_path(report, p) for p in summary.split_paths(report)[0]],

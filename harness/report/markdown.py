@@ -201,7 +201,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# Compatibility report: {report['matrix']['name']}",
         "",
-        f"**exit {verdict['exit_code']}: {summary.outcome(verdict)}** (fail on {verdict.get('fail_on', 'breaks')}). "
+        f"**exit {verdict['exit_code']}: {summary.outcome(verdict)}** ({summary.gate_words(verdict)}). "
         f"{_escape(summary.headline(report).split(': ', 1)[1].split(' · ')[0])}; "
         f"{report['summary']['total']} cells: {counts}.",
         "",

@@ -137,7 +137,13 @@ def headline(report: Report) -> str:
     verdict = report["verdict"]
     return (f"{report['matrix']['name']}: {len(ups)} upgrade path(s): {shown}"
             + (f" ({len(downs)} downgrade(s))" if downs else "")
-            + f" · exit {verdict['exit_code']} (fail on {verdict.get('fail_on', 'breaks')})")
+            + f" · exit {verdict['exit_code']} ({gate_words(verdict)})")
+
+
+def gate_words(verdict: Mapping[str, Any]) -> str:
+    """What decided the exit code: 'fail on breaks', or 'the check's answer'."""
+    fail_on = verdict.get("fail_on", "breaks")
+    return "the check's answer" if fail_on == "check" else f"fail on {fail_on}"
 
 
 def outcome(verdict: Mapping[str, Any]) -> str:

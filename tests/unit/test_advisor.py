@@ -383,3 +383,64 @@ def test_a_manifest_whose_reference_fallbacks_are_not_loader_names_is_refused() 
     assert manifest_problem({"models": {"m": entry}}) is None
     entry["reference_output"]["then"] = "saved_model"
     assert manifest_problem({"models": {"m": entry}}) == "models.m.reference_output.then is not a list of loaders"
+
+
+# ---------------------------------------------------------------------------- one answer on every surface
+
+
+class UnknownLayerEverywhere(LoadHook):
+    """The user's file names a custom layer no environment knows (its --custom-objects were not given)."""
+
+    def change(self, target: str, record: dict[str, Any], output: Path) -> None:
+        if record["source"].startswith("user-"):
+            self.fail_load(record, output, "ValueError", "Unknown layer: 'Scale'. Please ensure you are using a "
+                                                         "`keras.utils.custom_object_scope`")
+
+
+def _surfaces(run: Path) -> dict[str, Any]:
+    """What every surface of a check's run directory says: report.json's gate, check.json, JUnit, report.html's
+    banner and report.md's first line."""
+    import xml.etree.ElementTree as ET
+
+    report = json.loads((run / "report.json").read_text())
+    junit = ET.parse(run / "junit.xml").getroot()
+    return {"exit": report["verdict"]["exit_code"], "check": json.loads((run / "check.json").read_text())["exit_code"],
+            "junit": int(int(junit.get("failures", -1)) + int(junit.get("errors", -1)) > 0),
+            "html": int('class="verdict bad"' in (run / "report.html").read_text()),
+            "md": int((run / "report.md").read_text().splitlines()[2].startswith("**exit 1"))}
+
+
+@pytest.mark.parametrize("engine, answer", [(UnknownLayerEverywhere, 1), (FakeEngine, 0), (BrokenInKeras3, 1)])
+def test_every_surface_of_a_check_says_its_answer(project: Path, capsys: pytest.CaptureFixture[str], engine: Any,
+                                                  answer: int) -> None:
+    assert _check(project, engine=engine) == answer
+    screen = capsys.readouterr().out
+    assert set(_surfaces(project / "run").values()) == {answer}
+    assert main(["report", str(project / "run")]) == answer  # a later report says the same, and prints the answer
+    assert capsys.readouterr().out == screen
+
+
+def test_a_custom_layer_unknown_at_home_names_the_flag_that_fixes_it_and_never_advises_retraining(
+        project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _check(project, engine=UnknownLayerEverywhere) == 1
+    out = capsys.readouterr().out
+    assert "verdict: UNTESTED" in out and "cause: custom-objects: ValueError: Unknown layer: 'Scale'" in out
+    assert "fix:   run check again with --custom-objects FILE.py:DICT" in out
+    assert "retrain" not in out and "load it with tf-keras" not in out
+    answer = json.loads((project / "run" / "check.json").read_text())
+    assert answer["home_cause"]["name"] == "custom-objects" and answer["home_cause"]["flag"].startswith(
+        "--custom-objects")
+    report = json.loads((project / "run" / "report.json").read_text())
+    keras3 = {c["cause"] for c in report["cells"] if c["source"] == "user-old" and c["target"] == K3
+              and c["status"] == "error"}
+    assert keras3 == {"custom-objects"}  # a Keras 3 Unknown layer is the model's own code too
+
+
+def test_when_safe_the_route_to_take_is_yours_and_alternatives_come_below(project: Path,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert _check(project, engine=FakeEngine) == 0
+    out = capsys.readouterr().out
+    assert "route to take: yours, .h5 / keras.models.load_model" in out
+    answer = json.loads((project / "run" / "check.json").read_text())
+    assert (answer["use"]["format"], answer["use"]["loader"]) == ("h5", "load_model") == tuple(answer["route"])
+    assert answer["works"][0] == answer["use"]
