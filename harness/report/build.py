@@ -25,7 +25,7 @@ from harness.models import artifact_environments, home_environments, missing_ref
 from harness.plan import expected_cells
 from harness.report import gate, routes
 from harness.report.causes import Tracebacks, causes, clean, normalised, shorten
-from harness.report.diff import regressions
+from harness.report.diff import regressions, spurious
 from harness.report.expect import mark_expected
 from harness.report.schema import CELL_DEFAULTS, SCHEMA_VERSION
 from harness.report.statuses import NOT_RUN, RAISED, STATUS_ORDER, all_expected, worst
@@ -194,7 +194,8 @@ def _compared_cell(data: _RunData, key: CellKey, record: dict[str, Any], model: 
         if model_entry.get("evaluate") is not None:  # the source could evaluate it; the target cannot
             error, error_cause = evaluate["error"], cause
     figures = {k: _finite(v) if isinstance(v, float) else v for k, v in comparison.as_dict().items()}
-    cell = {**key.fields(), **figures, "loader_options": record.get("loader_options"), "evaluate": evaluate,
+    cell = {**key.fields(), **figures, "noise": _noise(record), "loader_options": record.get("loader_options"),
+            "evaluate": evaluate,
             "predict_call": record.get("predict_call"), "seconds": record.get("seconds"), "error": None}
     if comparison.status == "drift" or (error is None and eval_reason):
         stage = "predict" if comparison.status == "drift" else "evaluate"
@@ -279,6 +280,12 @@ def _cell(data: _RunData, key: CellKey) -> dict[str, Any]:
             "cause": cause if status != "unsupported" else None,
             "stage": record.get("stage") or "load", "seconds": _seconds(record.get("seconds")),
             "signal": record.get("signal"), "exit_code": record.get("exit_code")}
+
+
+def _noise(record: dict[str, Any]) -> float | None:
+    """The spread of a drifting load's predictions over repeated loads in its worker (None: not measured)."""
+    value = record.get("noise")
+    return _finite(float(value)) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _seconds(value: object) -> float | None:
@@ -372,7 +379,9 @@ def build_report(run_dir: RunDir, baseline: dict[str, Any] | None = None,
     expectations = mark_expected(cells, matrix.expect, environments)
     unused = [{"index": e["index"], "reason": e["reason"]} for e in expectations if not e["cells"]]
     tolerance = {"rtol": matrix.tolerance.rtol, "atol": matrix.tolerance.atol}
-    regressed = [] if baseline is None else regressions(baseline, {"cells": cells, "tolerance": tolerance})
+    current = {"cells": cells, "tolerance": tolerance}
+    regressed = [] if baseline is None else regressions(baseline, current)
+    by_itself = [] if baseline is None else spurious(baseline, current)
     paths = routes.paths(cells, list(envs), env_ids, {e["id"]: e["status"] for e in environments})
     hazard_models = {m.name: report_entry(m, env_ids) for m in matrix.models if m.shows_hazard}
     found_causes = causes(cells)
@@ -403,5 +412,5 @@ def build_report(run_dir: RunDir, baseline: dict[str, Any] | None = None,
         "references": dict(sorted(data.references.items())),
         "summary": _summary(cells, list(envs), paths),
         "verdict": gate.decide(cells, environments, fail_on=fail_on, run_status=run.get("status"), unused=unused,
-                               regressed=regressed, check=check),
+                               regressed=regressed, check=check, spurious=by_itself),
     }

@@ -4,7 +4,8 @@
   it; an environment that did not build; a regression against the baseline. Routes that never
   work, even at home, and hazard probes never fail a run: they are properties of the model.
 - unexpected: every failing or never-run cell no expectation covers (the strictest).
-- regressions: only cells that got worse than in the baseline, beyond their measured noise.
+- regressions: only cells that got worse than in the baseline, beyond their measured noise (what changes
+  by itself, hazard probes and changes within a cell's noise, is counted as `spurious` and never fails).
 - a check run: the check's answer: the user's route must survive in every target.
 An unfinished run fails under every mode: nothing unchecked passes as "as expected".
 
@@ -63,7 +64,7 @@ def _check_line(target: Mapping[str, Any]) -> str:
 
 def decide(cells: Sequence[Cell], environments: Sequence[Mapping[str, Any]], *, fail_on: str, run_status: str | None,
            unused: list[dict[str, Any]], regressed: list[dict[str, Any]],
-           check: Mapping[str, Any] | None = None) -> dict[str, Any]:
+           check: Mapping[str, Any] | None = None, spurious: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """report.json's `verdict`: the exit code, the cells that decide it and every reason for it."""
     if check is not None:
         from harness.advisor.answer import failing_cells
@@ -85,4 +86,5 @@ def decide(cells: Sequence[Cell], environments: Sequence[Mapping[str, Any]], *, 
     failing = sorted({cell_id(c) for c in counted} | {cell_id(r) for r in regressed})
     unexpected += [r for r in reasons if r not in unexpected]
     return {"exit_code": 1 if failing or reasons else 0, "fail_on": fail_on, "unexpected": unexpected,
-            "regressions": regressed, "unused_expectations": unused, "failing": failing, "reasons": reasons}
+            "regressions": regressed, "unused_expectations": unused, "failing": failing, "reasons": reasons,
+            "spurious": [cell_id(c) for c in spurious]}

@@ -24,6 +24,7 @@ CELL_DEFAULTS: dict[str, Any] = {
     "argmax_agreement": None, "evaluate": None, "error": None, "reason": None, "seconds": None,
     "predict_call": None, "signal": None, "exit_code": None, "expected": None, "expectation": None,
     "hint": None, "loader_options": None, "preflight": None, "stage": None, "cause": None, "route_status": None,
+    "noise": None,
 }
 SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)  # a baseline from before the upgrade is still compared cell by cell

@@ -52,7 +52,7 @@ def test_unchanged_outputs_pass_bit_exact(run: FakeRun) -> None:
     assert cell["evaluate"]["source"] == EVALUATE and cell["evaluate"]["target"] == EVALUATE
     assert cell["evaluate"]["max_abs_diff"] == 0.0
     assert report["verdict"] == {"exit_code": 0, "fail_on": "breaks", "unexpected": [], "regressions": [],
-                                 "unused_expectations": [], "failing": [], "reasons": []}
+                                 "unused_expectations": [], "failing": [], "reasons": [], "spurious": []}
     assert {c["route_status"] for c in report["cells"]} == {"portable"}
 
 

@@ -53,6 +53,7 @@ CELL_KEYS = {
     "source", "target", "model", "format", "loader", "status", "stage", "route_status", "cause",
     "max_abs_diff", "max_rel_diff", "max_ulp", "bit_exact", "argmax_agreement", "evaluate", "error", "reason",
     "seconds", "predict_call", "signal", "exit_code", "expected", "expectation", "hint", "loader_options", "preflight",
+    "noise",
 }
 # The file leaves every other field out when it is null.
 FILE_CELL_KEYS = {"source", "target", "model", "format", "loader", "status", "route_status", "expected"}
@@ -69,7 +70,8 @@ CAUSE_KEYS = {"name", "fix", "cells", "breaks", "breaks_unexpected", "never_work
               "models", "example", "message", "flag"}
 ROUTE_STATUSES = ["portable", "breaks", "never_works", "target_only", "unsupported", "hazard", "skipped"]
 VERDICTS = ["safe", "partial", "broken", "untested"]
-VERDICT_KEYS = {"exit_code", "fail_on", "unexpected", "regressions", "unused_expectations", "failing", "reasons"}
+VERDICT_KEYS = {"exit_code", "fail_on", "unexpected", "regressions", "unused_expectations", "failing", "reasons",
+                "spurious"}
 REGRESSION_KEYS = {"source", "target", "model", "format", "loader", "kind", "old", "new"}
 REGRESSION_KINDS = {"stopped_passing", "drift_grown", "new_error_type"}
 SUMMARY_KEYS = {"total", "counts", "routes", "paths", "grid", "preflight"}

@@ -14,7 +14,7 @@ from fake_run import ENV_A, ENV_B, KERAS2_IN_KERAS3, FakeRun, cell
 from harness.cli import main
 from harness.errors import UsageError
 from harness.matrix import Expectation
-from harness.report.diff import diff_reports, regressions, render_diff
+from harness.report.diff import categories, category, diff_reports, regressions, render_diff
 from harness.report.schema import load_report
 from harness.report.writers import write_reports
 from harness.rundir import RunDir
@@ -68,6 +68,39 @@ def test_a_new_error_type_regresses() -> None:
 def test_expected_and_new_cells_never_regress() -> None:
     assert _kinds(_cell("pass"), _cell("error", expected=True)) == []
     assert regressions(_report(), _report(_cell("error"))) == []
+
+
+def test_hazard_probes_never_regress_they_are_spurious() -> None:
+    # A TF1 re-initialisation drifts by other numbers in every run: its point, never a regression.
+    old = _cell("drift", max_abs_diff=0.53, route_status="hazard")
+    for new in (_cell("drift", max_abs_diff=0.63, route_status="hazard"), _cell("error", route_status="hazard")):
+        assert _kinds(old, new) == []
+        assert category(old, new, TOLERANCE) == "spurious"
+    assert category(old, dict(old), TOLERANCE) == "unchanged"
+
+
+def test_a_change_within_the_measured_noise_is_spurious_and_beyond_it_regresses() -> None:
+    old = _cell("drift", max_abs_diff=0.10, noise=0.05)
+    assert category(old, _cell("drift", max_abs_diff=0.14, noise=0.04), TOLERANCE) == "spurious"
+    assert category(old, _cell("drift", max_abs_diff=0.30, noise=0.04), TOLERANCE) == "regressed"
+    assert category(old, _cell("drift", max_abs_diff=0.14), TOLERANCE) == "spurious"  # either run's noise counts
+    assert category(_cell("drift", max_abs_diff=0.10), _cell("drift", max_abs_diff=0.14), TOLERANCE) == "regressed"
+    # A cell whose repeated loads straddle the tolerance: passing in one run and drifting within the noise in the
+    # next is noise too, either way.
+    assert category(_cell("pass"), _cell("drift", max_abs_diff=2e-5, noise=3e-5), TOLERANCE) == "spurious"
+    assert category(_cell("drift", max_abs_diff=2e-5, noise=3e-5), _cell("pass"), TOLERANCE) == "spurious"
+    assert category(_cell("pass"), _cell("drift", max_abs_diff=0.2, noise=3e-5), TOLERANCE) == "regressed"
+
+
+def test_every_cell_in_both_reports_falls_in_one_category() -> None:
+    old = _report(_cell("pass"), _cell("error", loader="a"), _cell("error", loader="b"),
+                  _cell("drift", loader="c", max_abs_diff=0.5, route_status="hazard"), _cell("pass", loader="d"))
+    new = _report(_cell("error"), _cell("pass", loader="a"), _cell("error", loader="b"),
+                  _cell("drift", loader="c", max_abs_diff=0.6, route_status="hazard"), _cell("pass", loader="d"))
+    assert categories(old, new) == {"regressed": 1, "fixed": 1, "spurious": 1, "broken": 1, "unchanged": 1}
+    diff = diff_reports(old, new)
+    assert [s["loader"] for s in diff["spurious"]] == ["c"] and [f["loader"] for f in diff["fixed"]] == ["a"]
+    assert "cells in both: 1 regressed, 1 fixed, 1 spurious, 1 broken, 1 unchanged" in render_diff(diff)
 
 
 def test_regression_entries_carry_the_cell_identity() -> None:
