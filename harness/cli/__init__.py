@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -14,7 +15,7 @@ from typing import Any
 from harness import __version__
 from harness.cli import base_images, bisect, check, diff, doctor, plan, report, run, validate
 from harness.engine import ENGINE_VARIABLE, ENGINES
-from harness.errors import EXIT_INTERRUPTED, EXIT_USAGE, HarnessError
+from harness.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, HarnessError
 
 log = logging.getLogger("harness")
 # Subcommand -> its module: each has add_parser(sub) and main(args, engine) -> exit code.
@@ -86,6 +87,11 @@ def main(argv: Sequence[str] | None = None, engine: Callable[[], Any] | None = N
     except KeyboardInterrupt:
         print("harness: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`harness report DIR --format json | head`): nothing more to say to it. Python's
+        # own flush of stdout at exit would raise again, so stdout is pointed at /dev/null first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except OSError as exc:
         if exc.errno not in STORAGE_ERRNOS:
             raise

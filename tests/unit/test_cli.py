@@ -180,3 +180,28 @@ def test_an_output_path_below_a_file_is_a_clear_error(tmp_path: Path, capsys: py
     blocker.write_text("x")
     assert main(["run", "matrices/smoke.yaml", "--out", str(blocker / "run")], engine=FakeEngine) == 2
     assert "harness: error:" in capsys.readouterr().err
+
+
+def test_validate_fits_the_terminal(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    for columns in (80, 132):
+        monkeypatch.setenv("COLUMNS", str(columns))
+        assert main(["validate", "matrices/default.yaml"]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert lines and max(len(line) for line in lines) <= columns
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from fake_run import FakeRun
+
+    run = FakeRun(tmp_path / "run")
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone (`... | head` that has read enough): every write meets a closed pipe
+    saved = os.dup(1)
+    try:
+        with capsys.disabled(), open(write, "w", encoding="utf-8") as closed:
+            monkeypatch.setattr(sys, "stdout", closed)
+            assert main(["report", str(run.root), "--format", "json"]) == 0
+    finally:
+        os.dup2(saved, 1)  # the handler pointed fd 1 at /dev/null
+        os.close(saved)
