@@ -45,7 +45,7 @@ def main(args: argparse.Namespace, engine: object) -> int:
             keras = f"tf-keras{e.tf_keras or ''} (legacy)"
         table.add_row(e.id, e.python, e.tensorflow_package + e.tensorflow, keras, e.base_image, p.image.tag)
     # The terminal's width ($COLUMNS where set); columns fold rather than run past it.
-    out = RichConsole(no_color="NO_COLOR" in os.environ, width=shutil.get_terminal_size((120, 24)).columns)
+    out = RichConsole(no_color="NO_COLOR" in os.environ, width=shutil.get_terminal_size((160, 24)).columns)
     out.print(table)
     out.print(f"models: {', '.join(m.name for m in matrix.models)}; formats: {', '.join(matrix.formats)}; "
               f"loaders: {', '.join(matrix.loaders)}")
