@@ -137,7 +137,7 @@ def summary_lines(report: dict[str, Any], width: int = WIDTH) -> list[str]:
     total = report["summary"]["total"]
     lines = [f"{report['matrix']['name']}: {len(report['environments'])} environment(s), {total} cell(s)",
              f"upgrade paths ({len(ups)}" + (f"; downgrades: {_tally(downs)}, in report.md" if downs else "") + "):"]
-    tail = _causes_lines(report, width) + _hazard_lines(report, width) + [_verdict_line(report)]
+    tail = _causes_lines(report, width) + _hazard_lines(report, width) + _verdict_lines(report, width)
     room = MAX_LINES - len(lines) - len(tail)
     column = max((len(f"{names[p['source']]} → {names[p['target']]}") for p in ups), default=0)
     ordered = sorted(ups, key=lambda p: summary.VERDICT_RANK.get(p["verdict"], 9))
@@ -164,8 +164,13 @@ def _tally(paths: list[dict[str, Any]]) -> str:
 def _path_lines(path: dict[str, Any], names: dict[str, str], column: int, width: int) -> list[str]:
     route = f"{names[path['source']]} → {names[path['target']]}"
     head = f"  {route:<{column}}  {path['verdict']:<8} "
-    text = summary.formats_sentence(path) if path["verdict"] != "untested" else "not tested (see the report)"
-    body = summary.wrap(text, max(20, width - len(head)))
+    items = summary.formats_items(path) if path["verdict"] != "untested" else ["not tested (see the report)"]
+    room = max(30, width - len(head))
+    body = summary.wrap(" · ".join(items), room)
+    for kept in range(len(items) - 1, 0, -1):  # two lines at most: whole items, the most pressing first
+        if len(body) <= 2:
+            break
+        body = summary.wrap(" · ".join(items[:kept]) + " · … (report.md)", room)
     return [head + body[0], *(" " * len(head) + line for line in body[1:])]
 
 
@@ -188,14 +193,15 @@ def _hazard_lines(report: dict[str, Any], width: int) -> list[str]:
                         indent="  ")[:2]
 
 
-def _verdict_line(report: dict[str, Any]) -> str:
-    """'exit 0: nothing new breaks (fail on breaks); 3225 cells: 1284 pass, 172 drift, ... (818 expected)'."""
+def _verdict_lines(report: dict[str, Any], width: int) -> list[str]:
+    """The cells in counts, then the exit code and what decided it, last."""
     verdict = report["verdict"]
     counts = ", ".join(f"{n} {s}" for s, n in report["summary"]["counts"].items() if n)
     expected = sum(1 for c in report["cells"] if c["expected"])
     unused = len(verdict.get("unused_expectations", []))
     spurious = len(verdict.get("spurious") or [])
-    return (f"exit {verdict['exit_code']}: {summary.outcome(verdict)} ({summary.gate_words(verdict)})"
-            + (f", {spurious} spurious" if spurious else "")
-            + f"; {report['summary']['total']} cells: {counts}" + (f" ({expected} expected)" if expected else "")
-            + (f"; {unused} expectation(s) matched no cell" if unused else ""))
+    cells = (f"{report['summary']['total']} cells: {counts}" + (f" ({expected} expected)" if expected else "")
+             + (f"; {unused} expectation(s) matched no cell" if unused else ""))
+    last = (f"exit {verdict['exit_code']}: {summary.outcome(verdict)} ({summary.gate_words(verdict)})"
+            + (f"; {spurious} cell(s) changed by themselves (spurious)" if spurious else ""))
+    return [*summary.wrap(cells, width, indent="  "), *summary.wrap(last, width, indent="  ")]

@@ -221,6 +221,9 @@ def _tf1_session(ctx: Context, path: str, code: ModelCode) -> Loaded:
     # silently overwrites the loaded weights. Runs in a worker of its own.
     tf.compat.v1.disable_eager_execution()
     ctx.keras.backend.clear_session()  # a fresh graph per artifact in the shared graph-mode worker
+    # The re-initialisation draws from the graph's seed: seeded, it draws the same numbers in every run of this
+    # TensorFlow, so the hazard shows the same drift every night instead of a new one (nothing else to compare).
+    tf.compat.v1.set_random_seed(code.spec.seed)
     session = tf.compat.v1.Session()
     tf.compat.v1.keras.backend.set_session(session)
     model = ctx.keras.models.load_model(path)

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from harness.advisor import ranking
+from harness.agent.protocol import FORMATS
 from harness.report.statuses import FAILING
 
 ROUTE_STATUSES = ("portable", "breaks", "never_works", "target_only", "unsupported", "hazard", "skipped")
@@ -151,22 +152,30 @@ def _table(pair: Sequence[Cell]) -> list[dict[str, Any]]:
 
 
 def _formats(pair: Sequence[Cell], table: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Per format that works at home: how many of its models survive by some route, and the route to take (the
-    least change that carries the most), in the table's order."""
+    """Per format that works at home: how many of its models survive by some route, and the loader to take: the one
+    most of them take as their least-change working route (`loader_models` of them), in the table's order."""
     at_home: dict[str, set[str]] = defaultdict(set)
-    survive: dict[str, set[str]] = defaultdict(set)
+    working: dict[tuple[str, str], list[Cell]] = defaultdict(list)  # (format, model) -> its working cells
     for c in pair:
         if c["route_status"] in ("portable", "breaks"):
             at_home[c["format"]].add(c["model"])
         if c["route_status"] in WORKING:
-            survive[c["format"]].add(c["model"])
+            working[(c["format"], c["model"])].append(c)
     out = []
     for fmt in dict.fromkeys(e["format"] for e in table):
         if not at_home[fmt]:
             continue
-        best = next((e for e in table if e["format"] == fmt and e["works"]), None)
-        out.append({"format": fmt, "models": len(at_home[fmt]), "survive": len(survive[fmt] & at_home[fmt]),
-                    "loader": best["loader"] if best else None,
+        usual = FORMATS[fmt].loader if fmt in FORMATS else None
+        chosen = [min(working[(fmt, m)], key=ranking.cell_key)["loader"] for m in sorted(at_home[fmt])
+                  if working[(fmt, m)]]
+        # A loader that asks nothing of the user (load_model, or with the model's own custom objects) is the
+        # format's usual one; of the others, the one most models take (of equally many, the least change).
+        best = [usual if ranking.change_name(fmt, x) == "as_is" else x for x in chosen]
+        counts = Counter(best)
+        loader = min(counts, key=lambda x: (-counts[x], ranking.change(fmt, str(x)))) if counts else None
+        count = counts[loader] if loader else 0
+        out.append({"format": fmt, "models": len(at_home[fmt]), "survive": len(best), "loader": loader,
+                    "loader_models": count,
                     "causes": _ranked(cause for e in table if e["format"] == fmt for cause in e["causes"])})
     return out
 

@@ -58,11 +58,30 @@ def split_paths(report: Report) -> tuple[list[dict[str, Any]], list[dict[str, An
 
 
 def labels(report: Report) -> dict[str, str]:
-    """A short readable label per environment: its id without the parts every environment shares."""
-    ids = [e["id"] for e in report["environments"]]
-    parts = [i.split("-") for i in ids]
-    common = set.intersection(*(set(p) for p in parts)) if len(parts) > 1 else set()
-    return {i: "-".join(x for x in p if x not in common) or i for i, p in zip(ids, parts)}
+    """A short readable label per environment, in the SPEC syntax `check` takes: '2.16.2+keras3.3.3', '2.12.1 py3.9'
+    (the Python shown where it is not the one most environments have); an id of another shape is kept as it is."""
+    parsed = {e["id"]: _spec_parts(e["id"]) for e in report["environments"]}
+    pythons = [p[0] for p in parsed.values() if p is not None]
+    common = max(set(pythons), key=pythons.count) if pythons else None
+    out = {}
+    for env_id, parts in parsed.items():
+        if parts is None:
+            out[env_id] = env_id
+            continue
+        python, spec = parts
+        out[env_id] = spec + (f" py{python}" if python != common else "")
+    if len(set(out.values())) < len(out):  # two environments told apart only by what the labels leave out
+        return {i: i for i in out}
+    return out
+
+
+def _spec_parts(env_id: str) -> tuple[str, str] | None:
+    """(python, '2.16.2+keras3.3.3') of an id the matrix derived (py3.11-tf2.16.2-keras3.3.3), else None."""
+    parts = env_id.split("-")
+    if len(parts) < 2 or not parts[0].startswith("py") or not parts[1].startswith("tf"):
+        return None
+    extra = ["tf-keras" + p[len("tfkeras"):] if p.startswith("tfkeras") else p for p in parts[2:]]
+    return parts[0][2:], "+".join([parts[1][2:], *extra])
 
 
 def broken_of(path: Path_) -> str:
@@ -70,12 +89,36 @@ def broken_of(path: Path_) -> str:
     return f"{path['routes_breaks']}/{path['routes_breaks'] + path['routes_portable']}"
 
 
-def _loader_phrase(fmt: str, loader: str | None) -> str:
-    """'.h5', '.h5 with load_model(compile=False)', 'SavedModel via tf.saved_model.load'."""
-    if loader is None or (fmt in FORMATS and FORMATS[fmt].loader == loader) or loader not in LOADERS:
-        return words.format_words(fmt)
-    spec = LOADERS[loader]
-    return f"{words.format_words(fmt)} {_VIA.get(spec.change, 'with')} {spec.words.split(',')[0]}"
+# Short names for a terminal line.
+SHORT_FORMATS = {"h5": ".h5", "keras": ".keras", "savedmodel": "SavedModel", "weights_h5": "weights.h5",
+                 "tf_checkpoint": "checkpoint", "json": "JSON", "export": "export()", "seed": "seed"}
+
+
+def _usual(fmt: str, loader: str | None) -> bool:
+    return loader is None or loader not in LOADERS or (fmt in FORMATS and FORMATS[fmt].loader == loader)
+
+
+def loader_short(loader: str) -> str:
+    """'compile=False', 'custom_objects', 'tf.saved_model.load', 'TFSMLayer', 'rebuild in code'."""
+    text = words.loader_words(loader)
+    inner = re.search(r"\(([^)=]+)(=[^)]*)?\)", text)
+    if inner and inner.group(1) != "x":
+        return inner.group(0)[1:-1].replace("=...", "")
+    return text.split(",")[0].split(" + ")[0].removeprefix("keras.layers.")
+
+
+def _loader_phrase(entry: Mapping[str, Any]) -> str:
+    """'.h5', '.h5 with load_model(compile=False)', 'SavedModel via tf.saved_model.load' (and how many it carries
+    when other models of the format take other routes)."""
+    fmt, loader = entry["format"], entry["loader"]
+    if _usual(fmt, loader):
+        text = words.format_words(fmt)
+    else:
+        text = f"{words.format_words(fmt)} {_VIA.get(LOADERS[loader].change, 'with')} {words.loader_words(loader)}"
+        text = text.split(",")[0]
+    if entry.get("loader_models", entry["survive"]) < entry["survive"]:
+        text += f" ({entry['loader_models']} of {entry['models']}, the rest by other routes)"
+    return text
 
 
 def formats_sentence(path: Path_) -> str:
@@ -87,18 +130,44 @@ def formats_sentence(path: Path_) -> str:
     safe = [e for e in entries if e["survive"] == e["models"]]
     partly = [e for e in entries if 0 < e["survive"] < e["models"]]
     not_for = [e for e in entries if e["survive"] == 0]
-    if not partly and not not_for and all(_loader_phrase(e["format"], e["loader"]) == words.format_words(e["format"])
-                                          for e in safe):
-        return "every format as it is"
+    if not partly and not not_for and all(_usual(e["format"], e["loader"]) for e in safe):
+        breaks = path.get("routes_breaks", 0)
+        return "every format as it is" + (f"; {breaks} other route(s) break ({', '.join(path['causes'][:3])})"
+                                          if breaks else "")
     parts = []
     if safe:
-        parts.append("safe for " + _join([_loader_phrase(e["format"], e["loader"]) for e in safe]))
+        parts.append("safe for " + _join([_loader_phrase(e) for e in safe]))
     if partly:
-        parts.append("partly for " + _join([f"{_loader_phrase(e['format'], e['loader'])} ({e['survive']}/"
-                                             f"{e['models']})" for e in partly]))
+        parts.append("partly for " + _join([f"{_loader_phrase(e)} ({e['survive']}/{e['models']})" for e in partly]))
     if not_for:
         parts.append("not for " + _join([words.format_words(e["format"]) for e in not_for]))
     return "; ".join(parts)
+
+
+def formats_line(path: Path_) -> str:
+    """The same answer in a terminal's few words: 'not .keras, JSON · .h5: compile=False · SavedModel:
+    tf.saved_model.load · weights.h5 4/9 · rest as is'."""
+    return " · ".join(formats_items(path))
+
+
+def formats_items(path: Path_) -> list[str]:
+    """formats_line()'s parts, most pressing first: what does not survive, what needs another loader, what partly
+    survives, and whether the rest works as it is."""
+    entries = path.get("formats") or []
+    if not entries:
+        return ["nothing works at home to move"]
+    not_for = [SHORT_FORMATS.get(e["format"], e["format"]) for e in entries if e["survive"] == 0]
+    partly = [f"{SHORT_FORMATS.get(e['format'], e['format'])} {e['survive']}/{e['models']}" for e in entries
+              if 0 < e["survive"] < e["models"]]
+    changed = [f"{SHORT_FORMATS.get(e['format'], e['format'])}: {loader_short(e['loader'])}" for e in entries
+               if e["survive"] == e["models"] and not _usual(e["format"], e["loader"])]
+    as_is = [e for e in entries if e["survive"] == e["models"] and _usual(e["format"], e["loader"])]
+    if not (not_for or partly or changed):
+        breaks = path.get("routes_breaks", 0)
+        return ["every format as it is" + (f", but {breaks} other route(s) break: {', '.join(path['causes'][:2])}"
+                                           if breaks else "")]
+    parts = ([f"not {', '.join(not_for)}"] if not_for else []) + changed + partly
+    return parts + (["rest as is"] if as_is else [])
 
 
 def _join(items: Sequence[str]) -> str:

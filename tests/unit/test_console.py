@@ -126,7 +126,7 @@ def test_the_summary_answers_each_upgrade_path_on_one_line_in_readable_labels(tm
     lines = summary_lines(report)
     assert len(lines) <= 25 and all(len(line) <= 100 for line in lines), max(lines, key=len)
     names = labels(report)
-    assert names[FIVE[0].id] == "tf2.16.1-keras3.16.0"  # the Python every environment shares is left out
+    assert names[FIVE[0].id] == "2.16.1+keras3.16.0"  # as check takes it; the Python every one shares left out
     ups, downs = split_paths(report)
     assert len(ups) == len(downs) == 10
     for path in ups:
@@ -142,7 +142,7 @@ def test_the_summary_stays_short_whatever_the_number_of_environments(tmp_path: P
     report = FakeRun(tmp_path / "run", envs=many).report()
     lines = summary_lines(report, 80)
     assert len(lines) <= 25 and all(len(line) <= 80 for line in lines)
-    assert lines[-2].startswith("  ... and ") and lines[-2].endswith("safe) in report.md")
+    assert lines[-3].startswith("  ... and ") and lines[-3].endswith("safe) in report.md")
     assert lines[-1].startswith("exit 0: nothing new breaks")
     for line in lines:  # words are never cut: every word is one of the sentence's or a label
         assert "…" not in line
@@ -154,5 +154,5 @@ def test_the_summary_ends_with_the_verdict_line(tmp_path: Path, capsys: pytest.C
     Console(stream=io.StringIO()).summary(_five(tmp_path))
     out = capsys.readouterr().out
     assert out.splitlines()[0] == "fake: 5 environment(s), 50 cell(s)"
-    assert out.rstrip().splitlines()[-1] == ("exit 1: 1 unexpected (fail on breaks); 50 cells: 48 pass, 2 error "
-                                             "(1 expected)")
+    assert out.rstrip().splitlines()[-2:] == ["50 cells: 48 pass, 2 error (1 expected)",
+                                              "exit 1: 1 unexpected (fail on breaks)"]

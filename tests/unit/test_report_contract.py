@@ -65,7 +65,7 @@ PATH_KEYS = {"source", "target", "verdict", "routes_portable", "routes_breaks", 
              "formats"}
 # paths[].table[]: per format and loader, the models that survive of those it works for at home.
 PATH_TABLE_KEYS = {"format", "loader", "works", "of", "target_only", "change", "bit_exact", "max_abs_diff", "causes"}
-PATH_FORMAT_KEYS = {"format", "models", "survive", "loader", "causes"}
+PATH_FORMAT_KEYS = {"format", "models", "survive", "loader", "loader_models", "causes"}
 CAUSE_KEYS = {"name", "fix", "cells", "breaks", "breaks_unexpected", "never_works", "expected", "statuses", "pairs",
               "models", "example", "message", "flag"}
 ROUTE_STATUSES = ["portable", "breaks", "never_works", "target_only", "unsupported", "hazard", "skipped"]

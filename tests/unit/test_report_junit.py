@@ -12,12 +12,20 @@ import pytest
 from fake_run import ENV_A, ENV_B, ENV_C, FakeRun, varied_run
 from harness.cli import main
 from harness.report.junit import classname, render_junit
+from harness.report.summary import labels
 
 
 @pytest.fixture
 def report(tmp_path: Path) -> dict[str, Any]:
     result: dict[str, Any] = varied_run(tmp_path / "run").report()
     return result
+
+
+def _pair(source: str, target: str) -> str:
+    """The classname of a path: the environments' labels, as every view names them."""
+    envs = [{"id": e} for e in (ENV_A.id, ENV_B.id, ENV_C.id)]
+    names = labels({"environments": envs})
+    return classname(names[source], names[target])
 
 
 def _cases(root: ET.Element) -> list[ET.Element]:
@@ -47,9 +55,9 @@ def test_one_testcase_per_cell_and_outcomes_match_the_statuses(report: dict[str,
     assert Counter(by_id.values()) == expected
     assert expected == {"pass": 4, "failure": 1, "error": 2, "skipped": 11}
     assert not any("." in str(c.get("classname")) for c in cases)  # Jenkins splits a classname at its last dot
-    assert by_id[(classname(ENV_A.id, ENV_B.id), "dense/h5/load_model")] == "failure"
-    assert by_id[(classname(ENV_A.id, ENV_B.id), "dense/keras/load_model")] == "error"
-    assert by_id[(classname(ENV_B.id, ENV_A.id), "dense/h5/load_model")] == "skipped"  # expected crash
+    assert by_id[(_pair(ENV_A.id, ENV_B.id), "dense/h5/load_model")] == "failure"
+    assert by_id[(_pair(ENV_A.id, ENV_B.id), "dense/keras/load_model")] == "error"
+    assert by_id[(_pair(ENV_B.id, ENV_A.id), "dense/h5/load_model")] == "skipped"  # expected crash
 
 
 def test_counts_on_suites_and_root_add_up(report: dict[str, Any]) -> None:
@@ -70,16 +78,16 @@ def test_counts_on_suites_and_root_add_up(report: dict[str, Any]) -> None:
 def test_messages_say_what_happened(report: dict[str, Any]) -> None:
     root = ET.fromstring(render_junit(report))
     case = {(c.get("classname"), c.get("name")): c for c in _cases(root)}
-    error = case[(classname(ENV_A.id, ENV_B.id), "dense/keras/load_model")].find("error")
+    error = case[(_pair(ENV_A.id, ENV_B.id), "dense/keras/load_model")].find("error")
     assert error is not None and error.get("type") == "TypeError"
     assert error.get("message", "").startswith("TypeError: Could not deserialize class 'Functional'")
     assert "hint: " in (error.text or "") and "Traceback (most recent call last)" in (error.text or "")
     assert "\x00" not in (error.text or "") and "\ufffd" in (error.text or "")  # control characters replaced
-    crash = case[(classname(ENV_B.id, ENV_A.id), "dense/h5/load_model")].find("skipped")
-    assert crash is not None and crash.get("message") == "expected: segfaults in h5py (crash)"
-    drift = case[(classname(ENV_A.id, ENV_B.id), "dense/h5/load_model")].find("failure")
+    crash = case[(_pair(ENV_B.id, ENV_A.id), "dense/h5/load_model")].find("skipped")
+    assert crash is not None and crash.get("message") == "expected crash: worker-native-crash"
+    drift = case[(_pair(ENV_A.id, ENV_B.id), "dense/h5/load_model")].find("failure")
     assert drift is not None and drift.get("type") == "drift" and "max abs diff" in drift.get("message", "")
-    unbuilt = case[(classname(ENV_A.id, ENV_C.id), "dense/h5/load_model")].find("skipped")
+    unbuilt = case[(_pair(ENV_A.id, ENV_C.id), "dense/h5/load_model")].find("skipped")
     assert unbuilt is not None and unbuilt.get("message") == f"skipped: target environment {ENV_C.id}: build_error"
 
 
@@ -137,6 +145,16 @@ def test_a_route_that_never_works_at_home_is_skipped_with_the_reason(tmp_path: P
                         error={"type": "ValueError", "message": "safe_mode refused a Lambda layer"})
     root = ET.fromstring(render_junit(run.report()))
     case = next(c for c in _cases(root) if (c.get("classname"), c.get("name"))
-                == (classname(ENV_A.id, ENV_B.id), "dense/keras/load_model"))
+                == (_pair(ENV_A.id, ENV_B.id), "dense/keras/load_model"))
     (skipped,) = list(case)
-    assert skipped.tag == "skipped" and (skipped.get("message") or "").startswith("never works (fails at home too)")
+    assert skipped.tag == "skipped" and (skipped.get("message") or "").startswith("never works: ")
+
+
+def test_formats_a_source_cannot_write_are_one_skipped_testcase_per_pair(report: dict[str, Any]) -> None:
+    for cell in report["cells"]:
+        if cell["format"] == "keras" and cell["source"] == ENV_B.id:
+            cell.update(status="unsupported", stage="save", reason=f"{ENV_B.id} cannot write keras", error=None)
+    root = ET.fromstring(render_junit(report))
+    unwritten = [c for c in root.iter("testcase") if c.get("name") == "formats the source cannot write"]
+    assert [c.get("classname") for c in unwritten] == [_pair(ENV_B.id, t) for t in (ENV_A.id, ENV_B.id, ENV_C.id)]
+    assert {c.find("skipped").get("message") for c in unwritten} == {"unsupported: 1 route(s) of keras"}  # type: ignore[union-attr]

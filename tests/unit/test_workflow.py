@@ -25,7 +25,7 @@ def test_run_goes_through_every_phase_and_exits_with_the_reports_code(tmp_path: 
     assert sorted(s.command[3] for s in engine.runs) == ["load", "load", "save", "save"]
     out = capsys.readouterr().out
     assert out.startswith("smoke: 2 environment(s), 8 cell(s)\nupgrade paths (1; downgrades: 1 safe, in report.md):")
-    assert out.rstrip().endswith("exit 0: nothing new breaks (fail on breaks); 8 cells: 8 pass")
+    assert out.rstrip().endswith("8 cells: 8 pass\nexit 0: nothing new breaks (fail on breaks)")
 
 
 def test_a_drifting_run_exits_1(tmp_path: Path) -> None:
