@@ -153,6 +153,8 @@ def render_html(report: dict[str, Any], packages: Mapping[str, str] | None = Non
         headline=summary.headline(report),
         check=_check(report),
         upgrade_paths=[_path(report, p) for p in summary.split_paths(report)[0]],
+        tables=[_path(report, p) for p in summary.by_interest(report, summary.split_paths(report)[0])
+                if p["verdict"] in ("partial", "broken")],
         downgrade_paths=[_path(report, p) for p in summary.split_paths(report)[1]],
         migrations=words.migration_rows(report),
         bisect=words.bisect_rows(report),

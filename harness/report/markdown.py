@@ -56,9 +56,8 @@ def _paths(report: dict[str, Any]) -> list[str]:
     """Upgrades first, each non-safe one with its table; downgrades (rollbacks) folded below."""
     ups, downs = summary.split_paths(report)
     lines = [*_path_rows(report, ups), ""]
-    for path in ups:
-        if path["verdict"] in ("partial", "broken"):
-            lines += _caniuse(report, path)
+    for path in summary.by_interest(report, [p for p in ups if p["verdict"] in ("partial", "broken")]):
+        lines += _caniuse(report, path)
     if downs:
         lines += [f"<details><summary>Downgrades (rollbacks): {len(downs)} path(s)</summary>", "",
                   *_path_rows(report, downs), "", "</details>", ""]

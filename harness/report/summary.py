@@ -57,6 +57,24 @@ def split_paths(report: Report) -> tuple[list[dict[str, Any]], list[dict[str, An
     return ups, [p for p in paths if not is_upgrade(report, p)]
 
 
+def by_interest(report: Report, paths: Sequence[Path_]) -> list[Path_]:
+    """Upgrade paths in the order people ask about them: those that cross from Keras 2 to Keras 3 first, from
+    TensorFlow's own Keras before tf-keras, the newest source and the nearest target first; then the rest."""
+    envs = {e["id"]: e for e in report["environments"]}
+
+    def key(path: Path_) -> tuple[Any, ...]:
+        source, target = envs.get(path["source"], {}), envs.get(path["target"], {})
+        crosses = source.get("keras_major") == 2 and target.get("keras_major") == 3
+        legacy = source.get("keras_package") == "tf-keras"
+        return (not crosses, legacy, tuple(-x for x in _flat(_age(source))), _flat(_age(target)))
+
+    return sorted(paths, key=key)
+
+
+def _flat(age: tuple[Any, ...]) -> tuple[int, ...]:
+    return tuple(x for part in age for x in (part if isinstance(part, tuple) else (part,)))
+
+
 def labels(report: Report) -> dict[str, str]:
     """A short readable label per environment, in the SPEC syntax `check` takes: '2.16.2+keras3.3.3', '2.12.1 py3.9'
     (the Python shown where it is not the one most environments have); an id of another shape is kept as it is."""
