@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from harness.advisor import words
 from harness.agent.protocol import FORMATS, LOADERS
@@ -22,6 +22,7 @@ _VIA = {"option": "with", "serving": "via", "code": "via", "tf_keras": "with", "
 
 Report = Mapping[str, Any]
 Path_ = Mapping[str, Any]
+P = TypeVar("P", bound=Mapping[str, Any])
 
 
 def _version(text: object) -> tuple[int, ...]:
@@ -57,12 +58,12 @@ def split_paths(report: Report) -> tuple[list[dict[str, Any]], list[dict[str, An
     return ups, [p for p in paths if not is_upgrade(report, p)]
 
 
-def by_interest(report: Report, paths: Sequence[Path_]) -> list[Path_]:
+def by_interest(report: Report, paths: Sequence[P]) -> list[P]:
     """Upgrade paths in the order people ask about them: those that cross from Keras 2 to Keras 3 first, from
     TensorFlow's own Keras before tf-keras, the newest source and the nearest target first; then the rest."""
     envs = {e["id"]: e for e in report["environments"]}
 
-    def key(path: Path_) -> tuple[Any, ...]:
+    def key(path: P) -> tuple[Any, ...]:
         source, target = envs.get(path["source"], {}), envs.get(path["target"], {})
         crosses = source.get("keras_major") == 2 and target.get("keras_major") == 3
         legacy = source.get("keras_package") == "tf-keras"
