@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fake_run import varied_run
+from fake_run import FakeRun, varied_run
 from harness.cli import main
 from harness.report.markdown import render_markdown
 from harness.report.schema import load_report
@@ -69,3 +69,12 @@ def test_an_unwritable_job_summary_is_only_a_warning(
     run = varied_run(tmp_path / "run")
     assert write_reports(RunDir(run.root))["verdict"]["exit_code"] == 1
     assert "cannot write the job summary" in caplog.text
+
+
+@pytest.mark.parametrize("fail_on", ["breaks", "unexpected", "regressions"])
+def test_every_surface_of_a_run_gives_one_answer(tmp_path: Path, fail_on: str) -> None:
+    from surfaces import assert_one_answer
+
+    for run in (FakeRun(tmp_path / "clean"), varied_run(tmp_path / "varied")):
+        assert main(["report", str(run.root), "--fail-on", fail_on]) in (0, 1)
+        assert_one_answer(run.root)
