@@ -17,7 +17,6 @@ from harness.agent.protocol import (
     OUTPUTS_MOUNT,
     RECORDS_MOUNT,
     CellKey,
-    artifact_source,
     output_rel,
     routes,
 )
@@ -95,12 +94,13 @@ def plan_environments(matrix: Matrix, environ: Mapping[str, str], only: Sequence
 
 def expected_cells(matrix: Matrix, env_ids: Sequence[str]) -> list[CellKey]:
     """Every cell the report must show, in a deterministic order: by source, target, model, format, loader."""
-    sources = [*env_ids, *(artifact_source(m.name) for m in matrix.models if m.kind == "artifact")]
+    homes = {model.name: model.homes(env_ids) for model in matrix.models}
+    sources = [*env_ids, *(s for m in matrix.models for s in homes[m.name] if s not in env_ids)]
     return [
         CellKey(source, target, model.name, fmt, loader)
         for source in sources
         for target in env_ids
-        for model in matrix.models if source in models.sources(model, env_ids)
+        for model in matrix.models if source in homes[model.name]
         for fmt, loader in routes(model)
     ]
 
@@ -155,7 +155,7 @@ def save_spec(matrix: Matrix, plan: EnvPlan, run_dir: RunDir, run_id: str, limit
     """The container that builds and saves every model of one environment."""
     env_id = plan.env.id
     spec = {"env": env_id, "out": OUT_MOUNT, "records": RECORDS_MOUNT,
-            "models": [m.for_agent() for m in matrix.models if env_id in models.sources(m, [env_id])]}
+            "models": [m.for_agent() for m in matrix.models if env_id in m.homes([env_id])]}
     return _container(plan, "save", run_id, _agent("save", spec), mounts=(
         Mount(run_dir.artifacts(env_id), OUT_MOUNT, read_only=False),
         Mount(run_dir.records("save", env_id), RECORDS_MOUNT, read_only=False),

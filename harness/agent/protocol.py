@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import tempfile
-from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Union
 
 from harness.agent.catalog import (
     DEFAULT_FORMATS,
@@ -25,6 +25,7 @@ from harness.agent.catalog import (
     PROBES,
 )
 from harness.agent.spec import (
+    ARTIFACT_PREFIX,
     CHANGES,
     EXACT,
     KINDS,
@@ -38,19 +39,22 @@ from harness.agent.spec import (
     RandomInputs,
     ReferenceEnv,
     Tolerance,
+    artifact_source,
     from_dict,
     resolve,
     to_dict,
 )
 from harness.agent.spec import applies as _applies
+from harness.agent.spec import missing as _missing
 from harness.agent.spec import routes as _routes
+from harness.agent.spec import trust_order as _trust_order
 
 __all__ = [  # what the host may use
     "ARTIFACT_PREFIX", "CHANGES", "DEFAULT_FORMATS", "DEFAULT_LOADERS", "DEFAULT_MODELS", "EXACT", "FAULT_PROBES",
     "FORMATS", "KINDS", "LOADERS", "OPT_IN_LOADERS", "PROBES", "SEED", "CellKey", "Code", "FormatSpec", "LoaderSpec",
     "Migration", "ModelSpec", "Origin", "RandomInputs", "RecordWriter", "ReferenceEnv", "Tolerance", "applies",
-    "artifact_source", "from_dict", "hash_tree", "plan_tasks", "random_array", "read_records", "resolve_probe",
-    "routes", "sha256_file", "to_dict", "write_json_atomic",
+    "artifact_source", "from_dict", "hash_tree", "missing", "plan_tasks", "random_array", "read_records",
+    "resolve_probe", "routes", "sha256_file", "to_dict", "trust_order", "write_json_atomic",
 ]
 
 RECORD_SCHEMA = 1
@@ -78,14 +82,6 @@ OUTPUTS_MOUNT = "/harness/outputs"  # the load container's outputs/<target>/ (re
 USER_MOUNT = "/harness/user"  # /harness/user/<model>: a user's code directory (read-only)
 USERDATA_MOUNT = "/harness/userdata"  # the run directory's userdata/ (read-only)
 ORIGINS_MOUNT = "/harness/origins"  # /harness/origins/<model>: an existing artifact a migration starts from (read-only)
-
-
-ARTIFACT_PREFIX = "user-"  # artifacts/user-<model>/: the pseudo-environment that 'saved' an existing artifact
-
-
-def artifact_source(model: str) -> str:
-    """The pseudo-environment id that 'saved' a user's existing artifact."""
-    return ARTIFACT_PREFIX + model
 
 
 def records_name(phase: str, env: str) -> str:
@@ -129,6 +125,16 @@ def applies(spec: ModelSpec, fmt: str, loader: str) -> bool:
 def routes(spec: ModelSpec) -> List[Any]:
     """The (format, loader) pairs tried on a resolved model."""
     return _routes(spec, LOADERS)
+
+
+def missing(spec: ModelSpec, loader: str) -> Optional[str]:
+    """What a model lacks that a loader needs (its factory, its custom objects), or None."""
+    return _missing(spec, LOADERS[loader])
+
+
+def trust_order(names: Iterable[str]) -> List[str]:
+    """Loaders in the order a load of a file is trusted to stand for it: see spec.trust_order."""
+    return _trust_order(names, LOADERS)
 
 
 class CellKey(NamedTuple):

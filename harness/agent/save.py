@@ -18,6 +18,7 @@ from harness.agent.common import error_info, quiet_tensorflow
 from harness.agent.models import ModelCode, keras_model
 from harness.agent.protocol import (
     ENV_JSON,
+    FORMATS,
     INPUTS,
     LABELS,
     MANIFEST,
@@ -132,13 +133,13 @@ def save_model(ctx: formats.Context, spec: ModelSpec, model_dir: str, *, writer:
 
 
 def _save_order(fmts: Any) -> List[str]:
-    """The formats in the order they are written: the legacy .h5 last.
+    """The formats in the order they are written: those whose writer changes the live model last.
 
     Keras 3's legacy h5 writer removes the optimizer from the live model's compile config
     (keras-team/keras#23475), so a .keras file written after it would compile with the default
-    RMSprop and lose the optimizer state.
+    RMSprop and lose the optimizer state (catalog.FORMATS: saved_last).
     """
-    return sorted(fmts, key=lambda fmt: fmt == "h5")
+    return sorted(fmts, key=lambda fmt: FORMATS[fmt].saved_last)
 
 
 def _failed(writer: RecordWriter, base: Dict[str, Any], spec: ModelSpec, exc: Exception) -> None:

@@ -95,7 +95,7 @@ def test_a_migration_names_an_earlier_artifact_and_takes_its_code_inputs_and_hom
     assert migrated.loaders == original.loaders and migrated.evaluate is False
     assert from_dict(to_dict(migrated)) == migrated  # run.json round trip
     envs = [e.id for e in matrix.environments]
-    assert models.sources(migrated, envs) == [K2] and models.sources(migrated, [K3]) == []
+    assert list(migrated.homes(envs)) == [K2] and migrated.homes([K3]) == {}
     cells = [c for c in expected_cells(matrix, envs) if c.model == "old-migrated"]
     assert {c.source for c in cells} == {K2} and {c.target for c in cells} == {K2, K3}
 
