@@ -32,6 +32,8 @@ from harness.agent.protocol import (
     USERDATA_MOUNT,
     ModelSpec,
     Origin,
+    ReferenceOutput,
+    Versions,
     artifact_source,
     hash_tree,
     manifest,
@@ -156,7 +158,7 @@ def _write_pseudo_source(model: ModelSpec, root: Path, source: str) -> None:
     np.savez(model_dir / INPUTS, **inputs)  # type: ignore[arg-type]
     versions = sniff_versions(Path(origin.artifact or ""), fmt, origin.architecture)
     files = {f"{fmt}/{rel}": digest for rel, digest in hash_tree(str(model_dir / fmt)).items()}
-    reference_output = None
+    reference_output: ReferenceOutput | None = None
     if origin.reference:
         untrusted.copy_user_file(Path(origin.reference), model_dir / REFERENCE)
     else:  # the reference is what the reference environment's load predicts
@@ -200,7 +202,7 @@ def missing_reference(path: Path) -> dict[str, Any]:
         "traceback": None}}
 
 
-def sniff_versions(path: Path, fmt: str, architecture: str | None = None) -> dict[str, Any]:
+def sniff_versions(path: Path, fmt: str, architecture: str | None = None) -> Versions:
     """What an artifact tells of the Keras that wrote it (best effort; unknown stays null), and its origin."""
     keras = (_sniff_keras(Path(architecture), "json") if architecture else None) or _sniff_keras(path, fmt)
     major = int(keras.split(".")[0]) if keras and keras[0].isdigit() else None

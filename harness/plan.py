@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import posixpath
 from collections.abc import Mapping, Sequence
@@ -17,6 +16,9 @@ from harness.agent.protocol import (
     OUTPUTS_MOUNT,
     RECORDS_MOUNT,
     CellKey,
+    LoadRequest,
+    Only,
+    SaveRequest,
     output_rel,
     routes,
 )
@@ -133,8 +135,8 @@ def _container(plan: EnvPlan, phase: str, run_id: str, command: Sequence[str], *
     )
 
 
-def _agent(step: str, spec: Mapping[str, object]) -> list[str]:
-    return ["python", "-m", "harness.agent", step, "--spec", json.dumps(spec, sort_keys=True)]
+def _agent(step: str, request: SaveRequest | LoadRequest) -> list[str]:
+    return ["python", "-m", "harness.agent", step, "--spec", request.to_json()]
 
 
 def source_mount() -> Mount:
@@ -154,9 +156,8 @@ def container_user() -> str:
 def save_spec(matrix: Matrix, plan: EnvPlan, run_dir: RunDir, run_id: str, limits: Limits) -> RunSpec:
     """The container that builds and saves every model of one environment."""
     env_id = plan.env.id
-    spec = {"env": env_id, "out": OUT_MOUNT, "records": RECORDS_MOUNT,
-            "models": [m.for_agent() for m in matrix.models if env_id in m.homes([env_id])]}
-    return _container(plan, "save", run_id, _agent("save", spec), mounts=(
+    request = SaveRequest(env_id, tuple(m for m in matrix.models if env_id in m.homes([env_id])))
+    return _container(plan, "save", run_id, _agent("save", request), mounts=(
         Mount(run_dir.artifacts(env_id), OUT_MOUNT, read_only=False),
         Mount(run_dir.records("save", env_id), RECORDS_MOUNT, read_only=False),
         *models.mounts(matrix.models, run_dir),
@@ -169,10 +170,8 @@ def load_spec(matrix: Matrix, plan: EnvPlan, run_dir: RunDir, run_id: str, limit
     Its only writable mounts are this target's own record file and output folder.
     """
     env_id = plan.env.id
-    spec = {"env": env_id, "models": [m.for_agent() for m in matrix.models], "artifacts": ARTIFACTS_MOUNT,
-            "outputs": OUTPUTS_MOUNT, "records": RECORDS_MOUNT, "timeout": limits.cell_timeout,
-            "isolation": limits.isolation}
-    return _container(plan, "load", run_id, _agent("load", spec), mounts=(
+    request = LoadRequest(env_id, matrix.models, timeout=limits.cell_timeout, isolation=limits.isolation)
+    return _container(plan, "load", run_id, _agent("load", request), mounts=(
         Mount(run_dir.artifacts_root, ARTIFACTS_MOUNT, read_only=True),
         Mount(run_dir.outputs(env_id), OUTPUTS_MOUNT, read_only=False),
         Mount(run_dir.records("load", env_id), RECORDS_MOUNT, read_only=False),
@@ -188,11 +187,10 @@ def artifact_load_spec(matrix: Matrix, plan: EnvPlan, run_dir: RunDir, run_id: s
     own records file and its own outputs folder.
     """
     env_id, model = plan.env.id, matrix.model(artifact.model)
-    spec = {"env": env_id, "models": [model.for_agent()], "artifacts": ARTIFACTS_MOUNT, "outputs": OUTPUTS_MOUNT,
-            "records": RECORDS_MOUNT, "timeout": limits.cell_timeout, "isolation": "artifact",
-            "only": {"source": artifact.source, "model": artifact.model, "format": artifact.format}}
+    request = LoadRequest(env_id, (model,), timeout=limits.cell_timeout, isolation="artifact",
+                          only=Only(artifact.source, artifact.model, artifact.format))
     where = (env_id, artifact.source, artifact.model, artifact.format)
-    return _container(plan, "load", run_id, _agent("load", spec), mounts=(
+    return _container(plan, "load", run_id, _agent("load", request), mounts=(
         Mount(run_dir.artifacts(artifact.source), f"{ARTIFACTS_MOUNT}/{artifact.source}", read_only=True),
         Mount(run_dir.artifact_outputs(*where), posixpath.join(OUTPUTS_MOUNT, posixpath.dirname(
             output_rel(artifact.source, artifact.model, artifact.format, "any"))), read_only=False),

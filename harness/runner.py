@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness import isolation, models, untrusted
-from harness.agent.protocol import LOAD_DONE, MANIFEST, PACKAGES, CellKey, RecordWriter
+from harness.agent.protocol import LOAD_DONE, MANIFEST, PACKAGES, CellKey, LoadRecord, RecordWriter
 from harness.console import Console
 from harness.engine import ContainerEngine, RunResult, RunSpec
 from harness.errors import EngineUnavailable
@@ -220,7 +220,7 @@ class Runner:
     def _load_complete(self, target: str) -> bool:
         """Whether a target's load finished and its records hold every cell the sources' manifests offer now (a
         source whose build or save succeeded on resume offers new ones)."""
-        found = list(self.run_dir.read_records("load", target))
+        found = list(self.run_dir.read_loads(target))
         done = {CellKey.of(r, target) for r in found if r.get("kind") == "load"}
         return any(r.get("kind") == LOAD_DONE for r in found) and all(c in done for c in self._offered(target))
 
@@ -264,10 +264,10 @@ class Runner:
         Returns the first failed container's result (else the last one's), with the seconds of all of them.
         """
         target = plan.env.id
-        done = {CellKey.of(r, target) for r in self.run_dir.read_records("load", target) if r.get("kind") == "load"}
+        done = {CellKey.of(r, target) for r in self.run_dir.read_loads(target) if r.get("kind") == "load"}
         todo = isolation.pending(isolation.artifacts(self._offered(target)), target, done)
         self.console.step(f"load {target}: {len(todo)} artifact(s), a container each (--isolation artifact)")
-        writer = RecordWriter(str(self.run_dir.records("load", target)))
+        writer: RecordWriter[LoadRecord] = RecordWriter(str(self.run_dir.records("load", target)))
         outcome, seconds = RunResult(exit_code=0, seconds=0.0), 0.0
         for number, artifact in enumerate(todo, 1):
             where = (target, artifact.source, artifact.model, artifact.format)

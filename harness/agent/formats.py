@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 import numpy as np
 
 from harness.agent.models import Loaded, ModelCode, feed, first_output, keras_model
-from harness.agent.protocol import SEED, ModelSpec
+from harness.agent.protocol import SEED, ModelSpec, Versions
 
 
 class Unsupported(Exception):
@@ -20,7 +20,7 @@ class Unsupported(Exception):
 class Context:
     """The TensorFlow and Keras of this process, and which generation that Keras is."""
 
-    def __init__(self, tf: Any, versions: Dict[str, Any]) -> None:
+    def __init__(self, tf: Any, versions: Versions) -> None:
         self.tf = tf
         self.keras = tf.keras
         self.major = int(versions.get("keras_major") or 2)

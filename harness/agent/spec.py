@@ -147,9 +147,9 @@ class ModelSpec:
     migrates: Optional[Migration] = None  # a migrated model: made from another model's artifact, not a factory
     origin: Optional[Origin] = None  # host only: never sent to a container
 
-    def for_agent(self) -> Dict[str, Any]:
-        """The wire form a container receives: every field but the host's paths."""
-        return to_dict(dataclasses.replace(self, origin=None))
+    def for_agent(self) -> ModelSpec:
+        """The spec as a container receives it: every field but the host's paths."""
+        return dataclasses.replace(self, origin=None)
 
     @property
     def is_existing_file(self) -> bool:

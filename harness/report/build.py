@@ -15,7 +15,20 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.agent.protocol import EXACT, REFERENCE, CellKey, ModelSpec, Tolerance, artifact_source
+from harness.agent.protocol import (
+    EXACT,
+    REFERENCE,
+    CellKey,
+    ErrorInfo,
+    LoadRecord,
+    Manifest,
+    ManifestEntry,
+    ModelSpec,
+    Preflight,
+    SaveRecord,
+    Tolerance,
+    artifact_source,
+)
 from harness.compare import compare
 from harness.hints import HintContext, match
 from harness.matrix import Matrix
@@ -61,7 +74,7 @@ def _skipped(key: CellKey, reason: str) -> dict[str, Any]:
     return {**key.fields(), "status": "skipped", "error": None, "reason": reason}
 
 
-def _error(err: dict[str, Any] | None, context: HintContext, key: CellKey,
+def _error(err: ErrorInfo | None, context: HintContext, key: CellKey,
            tracebacks: Tracebacks) -> tuple[dict[str, Any] | None, str | None]:
     """A record's error as a report shows it (cleaned, shortened, with its hint; the traceback by id), and its cause."""
     if not err:
@@ -115,7 +128,7 @@ def _drift(model: ModelSpec, key: CellKey, stage: str) -> tuple[str, str]:
     return cause, DRIFT_FIXES[cause]
 
 
-def _reference_paths(run_dir: RunDir, key: CellKey, entry: dict[str, Any]) -> list[Path]:
+def _reference_paths(run_dir: RunDir, key: CellKey, entry: ManifestEntry) -> list[Path]:
     """Where the source's reference predictions may be, in turn: its reference.npy, or what a named load of it
     predicted (then the loads that stand in when that one wrote nothing)."""
     output = entry.get("reference_output")
@@ -125,7 +138,7 @@ def _reference_paths(run_dir: RunDir, key: CellKey, entry: dict[str, Any]) -> li
     return [run_dir.artifacts(key.source) / str(entry["reference"])]
 
 
-def _reference_of(data: _RunData, key: CellKey, entry: dict[str, Any]) -> tuple[CellKey, dict[str, Any]]:
+def _reference_of(data: _RunData, key: CellKey, entry: ManifestEntry) -> tuple[CellKey, ManifestEntry]:
     """The cell and manifest entry whose reference a cell is compared with: its own, or for a migrated model the
     original artifact's (a migrated file passes only where it predicts like the file it was made from)."""
     how = data.models[key.model].migrates
@@ -147,7 +160,7 @@ def _load_reference(run_dir: RunDir, paths: list[Path]) -> tuple[Path, Any]:
     raise FileNotFoundError(str(paths[0]))
 
 
-def _arrays(data: _RunData, key: CellKey, model_entry: dict[str, Any]) -> tuple[Any, Any] | dict[str, Any]:
+def _arrays(data: _RunData, key: CellKey, model_entry: ManifestEntry) -> tuple[Any, Any] | dict[str, Any]:
     """(reference, loaded predictions), or the error cell fields when either cannot be read."""
     run_dir = data.run_dir
     paths = _reference_paths(run_dir, *_reference_of(data, key, model_entry))
@@ -170,8 +183,8 @@ def _arrays(data: _RunData, key: CellKey, model_entry: dict[str, Any]) -> tuple[
                           "hint": None, "traceback": None}}
 
 
-def _compared_cell(data: _RunData, key: CellKey, record: dict[str, Any], model: ModelSpec, *,
-                   model_entry: dict[str, Any]) -> dict[str, Any]:
+def _compared_cell(data: _RunData, key: CellKey, record: LoadRecord, model: ModelSpec, *,
+                   model_entry: ManifestEntry) -> dict[str, Any]:
     """A load that produced predictions: compared with the reference, then its evaluate() figures.
 
     Predictions within tolerance are never drift: evaluate() raising where the source could evaluate
@@ -212,9 +225,9 @@ class _RunData:
 
     run_dir: RunDir
     envs: dict[str, dict[str, Any]]
-    manifests: dict[str, dict[str, Any]]
-    saves: dict[str, dict[str, Any]]
-    loads: dict[CellKey, dict[str, Any]]
+    manifests: dict[str, Manifest]
+    saves: dict[str, SaveRecord]
+    loads: dict[CellKey, LoadRecord]
     tolerance: Tolerance
     models: dict[str, ModelSpec]
     tracebacks: Tracebacks
@@ -284,7 +297,7 @@ def _seconds(value: object) -> float | None:
     return round(float(value), 2) if isinstance(value, (int, float)) else None
 
 
-def _preflight(data: _RunData, key: CellKey, found: dict[str, Any] | None) -> dict[str, Any] | None:
+def _preflight(data: _RunData, key: CellKey, found: Preflight | None) -> dict[str, Any] | None:
     """A cell's pre-flight prediction; the findings it rests on are kept once per artifact."""
     if not found:
         return None
@@ -294,19 +307,19 @@ def _preflight(data: _RunData, key: CellKey, found: dict[str, Any] | None) -> di
     return {"outcome": found.get("outcome"), "why": found.get("why")}
 
 
-def _load_index(run_dir: RunDir, env_ids: list[str]) -> dict[CellKey, dict[str, Any]]:
-    index: dict[CellKey, dict[str, Any]] = {}
+def _load_index(run_dir: RunDir, env_ids: list[str]) -> dict[CellKey, LoadRecord]:
+    index: dict[CellKey, LoadRecord] = {}
     for target in env_ids:
-        for record in run_dir.read_records("load", target):
+        for record in run_dir.read_loads(target):
             if record.get("kind") == "load":
                 index[CellKey.of(record, target)] = record  # a later record wins (resume)
     return index
 
 
-def _save_index(run_dir: RunDir, env_ids: list[str]) -> dict[str, dict[str, Any]]:
-    index: dict[str, dict[str, Any]] = {}
+def _save_index(run_dir: RunDir, env_ids: list[str]) -> dict[str, SaveRecord]:
+    index: dict[str, SaveRecord] = {}
     for env_id in env_ids:
-        for record in run_dir.read_records("save", env_id):
+        for record in run_dir.read_saves(env_id):
             index[f"{env_id}/{record.get('model')}/{record.get('format')}"] = record
     return index
 

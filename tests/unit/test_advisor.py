@@ -16,7 +16,7 @@ import yaml
 from fake_engine import FakeEngine
 from fake_loads import LoadHook
 from harness import models
-from harness.agent.protocol import ORIGINS_MOUNT, Migration, from_dict, origin_dir, to_dict
+from harness.agent.protocol import ORIGINS_MOUNT, Migration, SaveRequest, from_dict, origin_dir, to_dict
 from harness.cli import main
 from harness.errors import MatrixError
 from harness.handover import best_migrated, snippet
@@ -104,7 +104,7 @@ def test_only_the_home_environment_saves_a_migrated_model_and_it_sees_the_artifa
     matrix = _matrix(project, {"name": "old-migrated", "migrate": "old"})
     run = RunDir(project / "run")
     home, other = plan_environments(matrix, {})
-    names = [[m["name"] for m in json.loads(save_spec(matrix, p, run, "r", Limits()).command[5])["models"]]
+    names = [[m.name for m in SaveRequest.from_json(save_spec(matrix, p, run, "r", Limits()).command[5]).models]
              for p in (home, other)]
     assert names == [["old-migrated"], []]  # the artifact is staged, never built
     mount = next(m for m in save_spec(matrix, home, run, "r", Limits()).mounts if m.container.startswith(ORIGINS_MOUNT))

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fake_engine import FakeEngine, _host
+from fake_engine import FakeEngine, _host, artifacts_seen
 from harness.agent import models as agent_models
 from harness.agent import protocol
 from harness.agent.worker import save_atomic
@@ -39,31 +39,28 @@ class HostileEngine(FakeEngine):
         super().__init__(drift=0.5)
         self.forged_outputs = 0
 
-    def _load(self, args: dict[str, Any], mounts: Mapping[str, Path], records: Path) -> None:
-        super()._load(args, mounts, records)
-        if not any(m["name"] == HOSTILE for m in args["models"]):
+    def _load(self, request: protocol.LoadRequest, mounts: Mapping[str, Path], records: Path) -> None:
+        super()._load(request, mounts, records)
+        if not any(m.name == HOSTILE for m in request.models):
             return
-        only = args.get("only") or {}
-        if only and only["model"] != HOSTILE:
+        if request.only is not None and request.only.model != HOSTILE:
             return
         # Every cell it can guess the name of: in its own container it sees only its source's artifacts.
-        artifacts = (mounts[protocol.ARTIFACTS_MOUNT] if protocol.ARTIFACTS_MOUNT in mounts
-                     else _host(mounts, f"{protocol.ARTIFACTS_MOUNT}/{only['source']}").parent)
         specs = [protocol.resolve_probe(name, ("h5",), ("load_model",)) for name in ("dense", HOSTILE)]
-        writer = protocol.RecordWriter(str(records))
-        for task in protocol.plan_tasks(str(artifacts), protocol.OUTPUTS_MOUNT, specs):
-            if task["model"] == HOSTILE:
+        writer: protocol.RecordWriter[protocol.LoadRecord] = protocol.RecordWriter(str(records))
+        for task in protocol.plan_tasks(str(artifacts_seen(request, mounts)), protocol.OUTPUTS_MOUNT, specs):
+            if task.model == HOSTILE:
                 continue
             try:
-                output = _host(mounts, task["output"])
+                output = _host(mounts, task.output)
             except ValueError:  # not mounted in this container: the read-only root refuses the write
                 output = None
             if output is not None:
                 output.parent.mkdir(parents=True, exist_ok=True)
-                np.save(output, np.load(Path(task["model_dir"]) / protocol.REFERENCE))
+                np.save(output, np.load(Path(task.model_dir) / protocol.REFERENCE))
                 self.forged_outputs += 1
-            writer.write({"kind": "load", "target": args["env"], "status": "ok", "evaluate": {"loss": 0.5},
-                          **{k: task[k] for k in ("source", "model", "format", "loader")}})
+            writer.write({"kind": "load", "target": request.env, "status": "ok", "evaluate": {"loss": 0.5},
+                          "source": task.source, "model": task.model, "format": task.format, "loader": task.loader})
         writer.close()
 
 

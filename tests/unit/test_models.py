@@ -20,8 +20,9 @@ from harness.agent.protocol import (
     USERDATA_MOUNT,
     CellKey,
     Code,
+    LoadTask,
     ModelSpec,
-    from_dict,
+    SaveRequest,
     plan_tasks,
     random_array,
 )
@@ -96,10 +97,10 @@ def test_staging_is_idempotent_and_the_load_phase_plans_the_artifact_with_the_us
     assert (run.artifacts("user-old") / "manifest.json").read_bytes() == first
     assert not list(run.artifacts_root.glob(".*"))  # no temporary folder left
     (task,) = plan_tasks(str(run.artifacts_root), "/out", [matrix.model("old")])
-    assert (task["source"], task["model"], task["format"], task["loader"]) == ("user-old", "old", "h5", "load_model")
-    spec = from_dict(task["spec"])
+    assert (task.source, task.model, task.format, task.loader) == ("user-old", "old", "h5", "load_model")
+    spec = LoadTask.from_json(task.to_json()).spec  # as the worker receives it
     assert spec.code == Code(root=f"{USER_MOUNT}/old", custom_objects="mymodels:CUSTOM") and spec.origin is None
-    assert task["input_names"] == ["input"]
+    assert task.input_names == ["input"]
     with np.load(run.userdata / "mine" / "inputs.npz") as data:  # a factory's generated inputs
         assert data["input"].shape == (4, 3) and data["input"].dtype == np.float32
 
@@ -123,7 +124,7 @@ def test_cells_mounts_and_agent_specs_of_user_models(project: Path) -> None:
     plan: EnvPlan = plan_environments(matrix, {})[0]
     run = RunDir(project / "run")
     save = save_spec(matrix, plan, run, "r", Limits())
-    specs = [from_dict(m) for m in json.loads(save.command[5])["models"]]
+    specs = SaveRequest.from_json(save.command[5]).models
     assert [m.name for m in specs] == ["dense", "mine"]  # an existing artifact is never built
     mine = specs[1]
     assert (mine.formats, mine.loaders) == (("h5",), ("load_model", "load_model_nocompile"))
