@@ -29,7 +29,6 @@ from harness.agent.protocol import (
     LABELS,
     MANIFEST,
     REFERENCE,
-    USERDATA_MOUNT,
     ModelSpec,
     Origin,
     ReferenceOutput,
@@ -38,13 +37,10 @@ from harness.agent.protocol import (
     hash_tree,
     manifest,
     manifest_entry,
-    origin_dir,
     random_array,
     sha256_file,
-    user_code_dir,
     write_json_atomic,
 )
-from harness.engine import Mount
 from harness.matrix.user_models import reference_loaders
 from harness.rundir import RunDir
 
@@ -66,20 +62,6 @@ def report_entry(model: ModelSpec, env_ids: Sequence[str]) -> dict[str, Any]:
     return {"name": model.name, "kind": "user" if model.is_user_model else "probe",
             "hazards": list(model.hazards), "description": model.description, "shows_hazard": model.shows_hazard,
             "home": model.home(env_ids)}
-
-
-# ---------------------------------------------------------------------------- mounts
-
-
-def mounts(models: Sequence[ModelSpec], run_dir: RunDir) -> tuple[Mount, ...]:
-    """Each user directory, read-only at its model's code directory, and the data the host prepared."""
-    found = [Mount(Path(m.origin.root), user_code_dir(m.name)) for m in models if m.origin and m.origin.root]
-    # A migrated model's save loads the existing artifact it starts from: its pseudo-source, read-only.
-    found += [Mount(run_dir.artifacts(artifact_source(m.migrates.model)), origin_dir(m.migrates.model))
-              for m in models if m.migrates is not None]
-    if any(m.has_inputs or m.has_labels for m in models):
-        found.append(Mount(run_dir.userdata, USERDATA_MOUNT))
-    return tuple(found)
 
 
 # ---------------------------------------------------------------------------- staging, before the save phase

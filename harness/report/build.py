@@ -29,11 +29,11 @@ from harness.agent.protocol import (
     Tolerance,
     artifact_source,
 )
+from harness.cells import recorded_cells
 from harness.compare import compare
 from harness.hints import HintContext, match
 from harness.matrix import Matrix
 from harness.models import artifact_environments, home_environments, missing_reference, report_entry
-from harness.plan import expected_cells
 from harness.report import gate, routes
 from harness.report.causes import Tracebacks, causes, clean, normalised, shorten
 from harness.report.diff import regressions
@@ -378,7 +378,7 @@ def build_report(run_dir: RunDir, baseline: dict[str, Any] | None = None,
         artifacts={},
         references={},
     )
-    cells = [{**CELL_DEFAULTS, **_cell(data, key)} for key in expected_cells(matrix, env_ids)]
+    cells = [{**CELL_DEFAULTS, **_cell(data, key)} for key in recorded_cells(run, matrix).cells(env_ids)]
     routes.annotate(cells, home_environments(matrix.models, env_ids), {m.name for m in matrix.models
                                                                       if m.shows_hazard})
     expectations = mark_expected(cells, matrix.expect, environments)

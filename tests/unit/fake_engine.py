@@ -15,7 +15,12 @@ from typing import Any
 import numpy as np
 
 from harness.agent import protocol
+from harness.console import Console
 from harness.engine import BuildResult, ContainerInfo, RunResult, RunSpec
+from harness.matrix import Matrix
+from harness.plan import EnvPlan, Limits, plan_environments, plan_run
+from harness.rundir import RunDir
+from harness.runner import Runner, RunOptions
 
 VERSIONS = {"python": "3.11.2", "tensorflow": "2.15.1", "keras": "2.15.0", "keras_major": 2, "keras_package": "keras"}
 
@@ -167,3 +172,14 @@ def artifacts_seen(request: protocol.LoadRequest, mounts: Mapping[str, Path]) ->
         return mounts[protocol.ARTIFACTS_MOUNT]
     assert request.only is not None
     return _host(mounts, f"{protocol.ARTIFACTS_MOUNT}/{request.only.source}").parent
+
+
+def planned_runner(engine: FakeEngine, matrix: Matrix, run_dir: RunDir, *, envs: Sequence[EnvPlan] | None = None,
+                   limits: Limits | None = None, run_id: str = "test", **options: Any) -> Runner:
+    """A runner of the matrix's plan (every environment unless `envs`) on a prepared run directory, started as the
+    workflow starts it: what workflow.execute takes. `options` are RunOptions'."""
+    plans = plan_environments(matrix, {}) if envs is None else envs
+    plan = plan_run(matrix, plans, run_dir, run_id, limits or Limits())
+    runner = Runner(engine, plan, run_dir=run_dir, console=Console(quiet=True), options=RunOptions(**options))
+    runner.start()
+    return runner

@@ -17,12 +17,13 @@ from fake_engine import FakeEngine
 from fake_loads import LoadHook
 from harness import models
 from harness.agent.protocol import ORIGINS_MOUNT, Migration, SaveRequest, from_dict, origin_dir, to_dict
+from harness.cells import CellPlan
 from harness.cli import main
 from harness.errors import MatrixError
 from harness.handover import best_migrated, snippet
 from harness.matrix import parse_matrix
 from harness.matrix.user_models import reference_loaders
-from harness.plan import Limits, expected_cells, plan_environments, save_spec
+from harness.plan import Limits, plan_environments, save_spec
 from harness.rundir import RunDir
 from harness.upgrade import check_environments, migration_entry, parse_spec
 from harness.verdict import SAFE, SAFE_ELSEWHERE, UNSAFE, Route, decide, table
@@ -96,7 +97,7 @@ def test_a_migration_names_an_earlier_artifact_and_takes_its_code_inputs_and_hom
     assert from_dict(to_dict(migrated)) == migrated  # run.json round trip
     envs = [e.id for e in matrix.environments]
     assert list(migrated.homes(envs)) == [K2] and migrated.homes([K3]) == {}
-    cells = [c for c in expected_cells(matrix, envs) if c.model == "old-migrated"]
+    cells = [c for c in CellPlan.of(matrix).cells(envs) if c.model == "old-migrated"]
     assert {c.source for c in cells} == {K2} and {c.target for c in cells} == {K2, K3}
 
 

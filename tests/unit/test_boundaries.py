@@ -7,6 +7,7 @@
   TensorFlow are installed.
 - Only the engine module starts processes on the host: nothing else can run a container.
 - No function-level import hides an import cycle between host modules.
+- The report is built from a run directory alone: it reaches neither the planner nor the engine.
 """
 
 from __future__ import annotations
@@ -122,6 +123,24 @@ def test_no_function_level_import_closes_a_cycle() -> None:
     packages = {_module(p) for p in HOST if p.name == "__init__.py"}
     cycles = _cycles(graph, packages)
     assert not cycles, f"import cycles: {sorted({' -> '.join(c) for c in cycles})[:5]}"
+
+
+def _reached(start: str) -> set[str]:
+    """Every host module `start` imports, directly or through others, at top level or inside functions."""
+    host = {_module(p): p for p in HOST}
+    seen, todo = set(), [start]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in host:
+            continue
+        seen.add(name)
+        todo += [m for m in _imports(host[name]) if m in host]
+    return seen
+
+
+def test_the_report_reaches_neither_the_planner_nor_the_engine() -> None:
+    reached = _reached("harness.report.build")
+    assert not reached & {"harness.plan", "harness.engine", "harness.runner", "harness.workflow"}, sorted(reached)
 
 
 def test_the_cycle_finder_finds_one() -> None:

@@ -14,16 +14,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fake_engine import FakeEngine, _host, artifacts_seen
+from fake_engine import FakeEngine, _host, artifacts_seen, planned_runner
 from harness.agent import models as agent_models
 from harness.agent import protocol
 from harness.agent.worker import save_atomic
-from harness.console import Console
 from harness.engine import RunResult, RunSpec
 from harness.matrix import parse_matrix
-from harness.plan import ISOLATION_PROMISES, Limits, plan_environments
+from harness.plan import ISOLATION_PROMISES, Limits
 from harness.rundir import RunDir
-from harness.runner import Runner, RunOptions
+from harness.workflow import execute
 
 MATRIX = {"environments": [{"python": "3.11", "tensorflow": "2.15.1"},
                            {"python": "3.11", "tensorflow": "2.16.2", "keras": "3.3.3"}],
@@ -66,10 +65,8 @@ class HostileEngine(FakeEngine):
 
 def _run(engine: FakeEngine, out: Path, isolation: str) -> dict[str, Any]:
     matrix = parse_matrix(MATRIX, path="m.yaml", sha256="0" * 64)
-    runner = Runner(engine, matrix, plan_environments(matrix, {}), run_dir=RunDir.prepare(out, resume=False),
-                    console=Console(quiet=True), options=RunOptions(limits=Limits(isolation=isolation)),
-                    run_id="test")
-    report = runner.execute()
+    report = execute(planned_runner(engine, matrix, RunDir.prepare(out, resume=False),
+                                    limits=Limits(isolation=isolation)))
     assert report is not None
     return report
 
@@ -111,10 +108,8 @@ def test_artifact_isolation_resumes_only_unfinished_artifacts(tmp_path: Path) ->
     records.write_text("\n".join(lines[:1]) + "\n")  # killed after its first artifact
     matrix = parse_matrix(MATRIX, path="m.yaml", sha256="0" * 64)
     again = FakeEngine()
-    runner = Runner(again, matrix, plan_environments(matrix, {}), run_dir=RunDir.prepare(tmp_path / "run", resume=True),
-                    console=Console(quiet=True), options=RunOptions(resume=True, limits=Limits(isolation="artifact")),
-                    run_id="again")
-    report = runner.execute()
+    report = execute(planned_runner(again, matrix, RunDir.prepare(tmp_path / "run", resume=True),
+                                    limits=Limits(isolation="artifact"), run_id="again", resume=True))
     assert report is not None and {c["status"] for c in report["cells"]} == {"pass"}
     assert len(again.runs) == 3  # the three artifacts that target had not recorded
 

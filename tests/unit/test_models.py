@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fake_engine import FakeEngine
+from fake_engine import FakeEngine, planned_runner
 from harness import models
 from harness.agent.models import Loaded, ModelCode
 from harness.agent.protocol import (
@@ -26,12 +26,12 @@ from harness.agent.protocol import (
     plan_tasks,
     random_array,
 )
-from harness.console import Console
+from harness.cells import CellPlan
 from harness.matrix import Matrix, parse_matrix
 from harness.models import sniff_versions
-from harness.plan import EnvPlan, Limits, expected_cells, load_spec, plan_environments, save_spec
+from harness.plan import EnvPlan, Limits, load_spec, plan_environments, save_spec
 from harness.rundir import RunDir
-from harness.runner import Runner, RunOptions
+from harness.workflow import execute
 
 ENVS = [{"python": "3.11", "tensorflow": "2.15.1"}, {"python": "3.11", "tensorflow": "2.16.2", "keras": "3.3.3"}]
 OLD_H5 = b"\x89HDF\r\n\x1a\n" + b'{"class_name": "Functional", "keras_version": "2.4.0", "backend": "tensorflow"}'
@@ -64,9 +64,7 @@ def test_an_existing_artifact_is_one_more_source_every_target_loads(project: Pat
     matrix = _matrix(project, ARTIFACT)
     engine = FakeEngine(drift=1e-3)
     run_dir = RunDir.prepare(project / "run", resume=False)
-    runner = Runner(engine, matrix, plan_environments(matrix, {}), run_dir=run_dir, console=Console(quiet=True),
-                    options=RunOptions(), run_id="t")
-    report = runner.execute()
+    report = execute(planned_runner(engine, matrix, run_dir, run_id="t"))
     assert report is not None
     assert len(engine.runs) == 2 * 2  # no container for the pseudo-source
     source = report["environments"][-1]
@@ -117,7 +115,7 @@ def test_an_environments_predictions_can_be_the_reference(project: Path) -> None
 def test_cells_mounts_and_agent_specs_of_user_models(project: Path) -> None:
     matrix = _matrix(project, ARTIFACT, FACTORY)
     envs = [e.id for e in matrix.environments]
-    cells = expected_cells(matrix, envs)
+    cells = CellPlan.of(matrix).cells(envs)
     assert len(cells) == 4 + 2 + 4 * 2  # dense, the artifact, the factory (2 loaders)
     assert cells[-2:] == [CellKey("user-old", envs[0], "old", "h5", "load_model"),
                           CellKey("user-old", envs[1], "old", "h5", "load_model")]
