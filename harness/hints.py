@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from harness.agent.protocol import LOADERS
+
 
 @dataclass(frozen=True)
 class HintContext:
@@ -109,8 +111,9 @@ class Rule:
                 and (self.when is None or self.when(ctx)))
 
 
-LOAD_MODEL = ("load_model", "load_model_custom", "load_model_unsafe", "load_model_nocompile")
-COMPILING = ("load_model", "load_model_custom", "load_model_unsafe")
+# Loaders that read a whole Keras model from the file, and those that also restore its compile() settings.
+KERAS_MODEL = tuple(name for name, spec in LOADERS.items() if spec.resaves and not spec.needs_code)
+COMPILING = tuple(name for name, spec in LOADERS.items() if spec.compiles)
 # A custom object named in the message (Keras' own Functional and Sequential are not).
 NAMED_CUSTOM = (r"Unknown (layer|loss function|metric function|metric|object|optimizer|activation)\b[^:]*: '|"
                 r"Could not locate (class|function) '(?!(Functional|Sequential|Model)')|"
@@ -191,7 +194,7 @@ RULES = (
          r"'_UserObject' object is not callable|Unable to create a (TF-)?Keras model from SavedModel",
          "this SavedModel holds no Keras model (model.export or tf.saved_model.save wrote it), so load_model cannot "
          "rebuild one: load it with tf.saved_model.load and call its serving signature",
-         target="2", loaders=LOAD_MODEL),
+         target="2", loaders=KERAS_MODEL),
     Rule("keras3-load-model-savedmodel", r"legacy SavedModel format is not supported",
          "Keras 3 load_model cannot read a SavedModel: load it for inference with keras.layers.TFSMLayer or "
          "tf.saved_model.load, or re-save the model as .keras where it loads", target="3"),

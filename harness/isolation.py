@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.agent.protocol import LOAD_DONE, CellKey, RecordWriter
+from harness.agent.protocol import LOAD_DONE, CellKey, LoadRecord, RecordWriter
 from harness.rundir import RunDir
 
 
@@ -47,16 +47,17 @@ def pending(found: Sequence[Artifact], target: str, done: set[CellKey]) -> list[
     return [a for a in found if any(cell not in done for cell in a.cells(target))]
 
 
-def accept(run_dir: RunDir, artifact: Artifact, target: str, staged: Path, into: RecordWriter) -> int:
+def accept(run_dir: RunDir, artifact: Artifact, target: str, staged: Path, into: RecordWriter[LoadRecord]) -> int:
     """Copy the records an artifact's container wrote that name one of its own cells; how many others it wrote."""
     own = set(artifact.cells(target))
     refused = 0
-    for record in run_dir.read_records_at(staged):
+    for record in run_dir.read_loads(target, staged):
         if record.get("kind") == LOAD_DONE:  # the container's own end: the host writes the target's
             continue
         if record.get("kind") == "load" and record.get("target", target) == target and CellKey.of(
                 record, target) in own:
-            into.write({k: v for k, v in record.items() if k != "schema"})
+            record.pop("schema", None)  # the writer stamps its own
+            into.write(record)
         else:
             refused += 1
     return refused

@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,20 +29,18 @@ from harness.agent.protocol import (
     LABELS,
     MANIFEST,
     REFERENCE,
-    USERDATA_MOUNT,
     ModelSpec,
     Origin,
+    ReferenceOutput,
+    Versions,
     artifact_source,
     hash_tree,
     manifest,
     manifest_entry,
-    origin_dir,
     random_array,
     sha256_file,
-    user_code_dir,
     write_json_atomic,
 )
-from harness.engine import Mount
 from harness.matrix.user_models import reference_loaders
 from harness.rundir import RunDir
 
@@ -54,54 +52,16 @@ _HEAP_VERSION = re.compile(rb"GCOL.{0,64}?\x00([1-3]\.\d{1,2}\.\d{1,3}[0-9A-Za-z
 SNIFF_BYTES = 4 << 20
 
 
-def sources(model: ModelSpec, env_ids: Sequence[str]) -> list[str]:
-    """The environments a model is saved in: every one, an existing artifact's pseudo-environment, or a migrated
-    model's home (the environment that loads the artifact and saves it again)."""
-    if model.kind == "artifact":
-        return [artifact_source(model.name)]
-    if model.migrates is not None:
-        return [model.migrates.env] if model.migrates.env in env_ids else []
-    return list(env_ids)
-
-
-def home_environment(model: ModelSpec, env_ids: Sequence[str]) -> str | None:
-    """Where an existing artifact's routes are judged to work: the environment its reference predictions come
-    from, else the matrix's first. None for a model every environment saves (each is its own home)."""
-    if model.kind != "artifact":
-        return None
-    ref = model.origin.reference_env if model.origin else None
-    return ref.env if ref else (env_ids[0] if env_ids else None)
-
-
 def home_environments(models: Sequence[ModelSpec], env_ids: Sequence[str]) -> dict[str, dict[str, str]]:
-    """model -> source -> the environment that is the home of its routes (a source is its own home)."""
-    homes = {}
-    for model in models:
-        home = home_environment(model, env_ids)
-        if home is not None:
-            homes[model.name] = {artifact_source(model.name): home}
-    return homes
+    """model -> source -> the environment that is the home of its routes (ModelSpec.homes)."""
+    return {model.name: model.homes(env_ids) for model in models}
 
 
 def report_entry(model: ModelSpec, env_ids: Sequence[str]) -> dict[str, Any]:
     """A model's entry in report.json's models[] (kind 'probe' or 'user')."""
-    return {"name": model.name, "kind": "probe" if model.kind == "probe" else "user",
+    return {"name": model.name, "kind": "user" if model.is_user_model else "probe",
             "hazards": list(model.hazards), "description": model.description, "shows_hazard": model.shows_hazard,
-            "home": home_environment(model, env_ids)}
-
-
-# ---------------------------------------------------------------------------- mounts
-
-
-def mounts(models: Sequence[ModelSpec], run_dir: RunDir) -> tuple[Mount, ...]:
-    """Each user directory, read-only at its model's code directory, and the data the host prepared."""
-    found = [Mount(Path(m.origin.root), user_code_dir(m.name)) for m in models if m.origin and m.origin.root]
-    # A migrated model's save loads the existing artifact it starts from: its pseudo-source, read-only.
-    found += [Mount(run_dir.artifacts(artifact_source(m.migrates.model)), origin_dir(m.migrates.model))
-              for m in models if m.migrates is not None]
-    if any(m.has_inputs or m.has_labels for m in models):
-        found.append(Mount(run_dir.userdata, USERDATA_MOUNT))
-    return tuple(found)
+            "home": model.home(env_ids)}
 
 
 # ---------------------------------------------------------------------------- staging, before the save phase
@@ -110,10 +70,10 @@ def mounts(models: Sequence[ModelSpec], run_dir: RunDir) -> tuple[Mount, ...]:
 def stage(models: Sequence[ModelSpec], run_dir: RunDir) -> None:
     """Write every user model's prepared inputs, and every existing artifact as a pseudo-source; idempotent."""
     for model in models:
-        if model.kind == "factory":
-            _stage_data(model, run_dir.userdata / model.name)
-        elif model.kind == "artifact":
+        if model.is_existing_file:
             _stage_artifact(model, run_dir.artifacts(artifact_source(model.name)))
+        elif model.has_inputs or model.has_labels:
+            _stage_data(model, run_dir.userdata / model.name)
 
 
 def user_inputs(model: ModelSpec) -> dict[str, npt.NDArray[Any]] | None:
@@ -180,7 +140,7 @@ def _write_pseudo_source(model: ModelSpec, root: Path, source: str) -> None:
     np.savez(model_dir / INPUTS, **inputs)  # type: ignore[arg-type]
     versions = sniff_versions(Path(origin.artifact or ""), fmt, origin.architecture)
     files = {f"{fmt}/{rel}": digest for rel, digest in hash_tree(str(model_dir / fmt)).items()}
-    reference_output = None
+    reference_output: ReferenceOutput | None = None
     if origin.reference:
         untrusted.copy_user_file(Path(origin.reference), model_dir / REFERENCE)
     else:  # the reference is what the reference environment's load predicts
@@ -200,7 +160,7 @@ def artifact_environments(run_dir: RunDir, models: Sequence[ModelSpec]) -> list[
     """Report environments for the pseudo-sources of existing artifacts: what the file says of its Keras."""
     out = []
     for model in models:
-        if model.kind != "artifact":
+        if not model.is_existing_file:
             continue
         env_id = artifact_source(model.name)
         versions = run_dir.read_versions(env_id) or {}
@@ -224,35 +184,46 @@ def missing_reference(path: Path) -> dict[str, Any]:
         "traceback": None}}
 
 
-def sniff_versions(path: Path, fmt: str, architecture: str | None = None) -> dict[str, Any]:
+def sniff_versions(path: Path, fmt: str, architecture: str | None = None) -> Versions:
     """What an artifact tells of the Keras that wrote it (best effort; unknown stays null), and its origin."""
     keras = (_sniff_keras(Path(architecture), "json") if architecture else None) or _sniff_keras(path, fmt)
     major = int(keras.split(".")[0]) if keras and keras[0].isdigit() else None
-    if major is None and fmt == "savedmodel" and (path / "keras_metadata.pb").is_file():
-        major = 2  # written by Keras 2's model.save; Keras 3 cannot write a SavedModel with Keras metadata
+    if major is None and (path / "keras_metadata.pb").is_file():
+        major = 2  # a SavedModel Keras 2's model.save wrote; Keras 3 cannot write one with Keras metadata
     return {"python": None, "tensorflow": None, "keras": keras, "keras_package": None, "keras_major": major,
             "artifact": str(path), "sha256": None if path.is_dir() else sha256_file(str(path))}
 
 
-def _sniff_keras(path: Path, fmt: str) -> str | None:
-    try:
-        if fmt == "keras":
-            with zipfile.ZipFile(path) as archive:
-                # Bounded: a zip bomb's metadata.json must not inflate in the host's memory.
-                if archive.getinfo("metadata.json").file_size > SNIFF_BYTES:
-                    return None
-                with archive.open("metadata.json") as member:
-                    return str(json.loads(member.read(SNIFF_BYTES)).get("keras_version") or "") or None
-        if path.is_dir():  # a SavedModel Keras 2 wrote holds its Keras version in keras_metadata.pb
-            path = path / "keras_metadata.pb"
-            if not path.is_file() or path.is_symlink():
-                return None
-        with path.open("rb") as fh:
-            data = fh.read(SNIFF_BYTES)
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-        return None
+def _archive_version(path: Path) -> str | None:
+    """The Keras version in a .keras archive's metadata.json."""
+    with zipfile.ZipFile(path) as archive:
+        # Bounded: a zip bomb's metadata.json must not inflate in the host's memory.
+        if archive.getinfo("metadata.json").file_size > SNIFF_BYTES:
+            return None
+        with archive.open("metadata.json") as member:
+            return str(json.loads(member.read(SNIFF_BYTES)).get("keras_version") or "") or None
+
+
+def _scanned_version(path: Path) -> str | None:
+    """The Keras version written into a file's bytes (an HDF5 attribute, a JSON config, SavedModel metadata)."""
+    if path.is_dir():  # a SavedModel Keras 2 wrote holds its Keras version in keras_metadata.pb
+        path = path / "keras_metadata.pb"
+        if not path.is_file() or path.is_symlink():
+            return None
+    with path.open("rb") as fh:
+        data = fh.read(SNIFF_BYTES)
     for pattern in (_JSON_VERSION, _ATTR_VERSION, _HEAP_VERSION):
         match = pattern.search(data)
         if match:
             return match.group(1).decode("ascii")
     return None
+
+
+_SNIFFERS: dict[str, Callable[[Path], str | None]] = {"keras": _archive_version}  # others: _scanned_version
+
+
+def _sniff_keras(path: Path, fmt: str) -> str | None:
+    try:
+        return _SNIFFERS.get(fmt, _scanned_version)(path)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None

@@ -7,7 +7,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy.typing as npt
 
@@ -20,6 +20,10 @@ from harness.agent.protocol import (
     RECORDS,
     USERDATA,
     CellKey,
+    LoadRecord,
+    Manifest,
+    SaveRecord,
+    Versions,
     output_rel,
     records_name,
     write_json_atomic,
@@ -180,13 +184,13 @@ class RunDir:
             return None
         return dict(data)
 
-    def read_manifest(self, env_id: str) -> dict[str, Any] | None:
+    def read_manifest(self, env_id: str) -> Manifest | None:
         """artifacts/<env>/manifest.json, or None: the save did not finish (or its manifest is damaged)."""
-        return self.read_object(self.artifacts(env_id) / MANIFEST, untrusted.manifest_problem)
+        return cast("Manifest | None", self.read_object(self.artifacts(env_id) / MANIFEST, untrusted.manifest_problem))
 
-    def read_versions(self, env_id: str) -> dict[str, Any] | None:
+    def read_versions(self, env_id: str) -> Versions | None:
         """artifacts/<env>/env.json: the versions of the environment that saved."""
-        return self.read_object(self.artifacts(env_id) / ENV_JSON, untrusted.versions_problem)
+        return cast("Versions | None", self.read_object(self.artifacts(env_id) / ENV_JSON, untrusted.versions_problem))
 
     def read_text(self, path: Path) -> str | None:
         """A text file in the run directory (a pip freeze), or None when absent; a refused one is None too, with a
@@ -206,6 +210,14 @@ class RunDir:
     def read_records(self, phase: str, env_id: str) -> Iterator[dict[str, Any]]:
         """The records of records/<phase>-<env>.jsonl, typed (harness/untrusted.py: checked_record)."""
         return self.read_records_at(self.records(phase, env_id))
+
+    def read_loads(self, target: str, path: Path | None = None) -> Iterator[LoadRecord]:
+        """The checked records of records/load-<target>.jsonl, or of `path` (one artifact's, --isolation artifact)."""
+        return cast("Iterator[LoadRecord]", self.read_records_at(path or self.records("load", target)))
+
+    def read_saves(self, env_id: str) -> Iterator[SaveRecord]:
+        """The checked records of records/save-<env>.jsonl."""
+        return cast("Iterator[SaveRecord]", self.read_records("save", env_id))
 
     def read_records_at(self, path: Path) -> Iterator[dict[str, Any]]:
         """The typed records of a JSON Lines file in the run directory."""

@@ -1,4 +1,4 @@
-"""Execute a plan through the container engine: build, save, load, report. Resumable.
+"""Execute a planned run through the container engine, phase by phase: build, save, load. Resumable.
 
 Each phase can also run alone (`run --phase`), for some environments only, against a run directory
 that other jobs share: a phase reads only what earlier phases wrote there, and writes only its own
@@ -16,19 +16,18 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from harness import isolation, models, untrusted
-from harness.agent.protocol import LOAD_DONE, MANIFEST, PACKAGES, CellKey, RecordWriter
+from harness import isolation, untrusted
+from harness.agent.protocol import LOAD_DONE, MANIFEST, PACKAGES, CellKey, LoadRecord, RecordWriter
 from harness.console import Console
 from harness.engine import ContainerEngine, RunResult, RunSpec
 from harness.errors import EngineUnavailable
 from harness.images import ImageOutcome, ensure_image
-from harness.matrix import Matrix
-from harness.plan import ISOLATION_PROMISES, EnvPlan, Limits, artifact_load_spec, expected_cells, load_spec, save_spec
-from harness.report.writers import write_reports
+from harness.plan import ISOLATION_PROMISES, EnvPlan, RunPlan
 from harness.rundir import RunDir
-from harness.runstate import ENV_PHASES, PHASES, RunState, now
+from harness.runstate import PHASES, RunState, now
 from harness.wheelcache import WheelCache
 
 # `docker run` exits 125 when the engine, not the container, failed (daemon hiccup,
@@ -41,15 +40,13 @@ LABEL_PID = "org.harness.pid"
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How to run: parallelism, resumption, limits, and which phases."""
+    """How to run: parallelism, resumption, and which phases (the limits are the plan's)."""
 
     jobs: int = 1
     resume: bool = False
-    limits: Limits = field(default_factory=Limits)
     phases: tuple[str, ...] = PHASES
     owner: Mapping[str, str] = field(default_factory=dict)  # labels naming this process (host, pid)
     wheel_cache: WheelCache | None = None  # serving while the run builds images
-    record: Mapping[str, Any] = field(default_factory=dict)  # more of run.json: a check's question
 
 
 def _container_outcome(result: RunResult) -> dict[str, Any]:
@@ -63,60 +60,59 @@ def _image_fields(outcome: ImageOutcome) -> dict[str, Any]:
 
 
 class Runner:
-    """Runs some phases of one matrix (by default all of them) into one run directory."""
+    """Runs the phases of one planned run into its run directory: images, containers and phase records.
 
-    def __init__(self, engine: ContainerEngine, matrix: Matrix, plans: Sequence[EnvPlan], *, run_dir: RunDir,
-                 console: Console, options: RunOptions, run_id: str) -> None:
+    The workflow's steps (workflow.py) call it phase by phase; everything it starts was planned before
+    (plan.py: RunPlan), so no phase plans anything.
+    """
+
+    def __init__(self, engine: ContainerEngine, plan: RunPlan, *, run_dir: RunDir, console: Console,
+                 options: RunOptions) -> None:
         self.engine = engine
-        self.matrix = matrix
-        self.plans = list(plans)
+        self.plan = plan
         self.run_dir = run_dir
         self.console = console
         self.options = options
-        self.run_id = run_id
-        self.state = RunState(run_dir, matrix, {p.env.id: p.image.tag for p in self.plans}, run_id)
+        self.state = RunState(run_dir, plan.matrix, {p.env.id: p.image.tag for p in plan.envs}, plan.run_id)
         self._images: dict[str, ImageOutcome] = {}  # images this process built or found, by environment
         # Environments that differ only in their containers' variables share an image: built once.
-        self._tag_locks = {tag: threading.Lock() for tag in {p.image.tag for p in self.plans}}
+        self._tag_locks = {tag: threading.Lock() for tag in {p.image.tag for p in plan.envs}}
         self.failures: list[str] = []  # what went wrong in this process's phases, one line each
+        self.report: dict[str, Any] | None = None  # report.json's content, once the report step built it
+
+    def asks(self, phase: str) -> bool:
+        """Whether this invocation runs a phase."""
+        return phase in self.options.phases
+
+    def start(self, *, baseline: Path | None = None, fail_on: str | None = None,
+              record: Mapping[str, Any] | None = None) -> None:
+        """run.json says the run is running, with its plan and its gate: the baseline and fail_on it was asked for
+        (those of an earlier attempt stay when it is not asked again), which every later report uses, and what the
+        request records beside them (a check's question)."""
+        level = self.plan.limits.isolation
+        fields: dict[str, Any] = {**(record or {}), "plan": self.plan.cells.to_dict()}
+        if self.asks("load"):
+            fields["isolation"] = {"level": level, "promise": ISOLATION_PROMISES[level]}
+        if baseline is not None:
+            fields["baseline"] = str(baseline.resolve())
+        if fail_on is not None:
+            fields["fail_on"] = fail_on
+        self.state.write_run(status="running", **fields)
 
     def mark_interrupted(self) -> None:
         """Record in run.json that the run stopped early (resume with --resume)."""
         self.state.write_run(status="interrupted", interrupted=now())
 
-    # -- phases ----------------------------------------------------------------
-    def execute(self) -> dict[str, Any] | None:
-        """Run the selected phases; returns report.json's content when the report phase ran."""
-        phases = self.options.phases
-        if any(p in phases for p in ENV_PHASES):
-            self.engine.ping()
-        level = self.options.limits.isolation
-        self.state.write_run(status="running", **self.options.record,
-                             **({"isolation": {"level": level, "promise": ISOLATION_PROMISES[level]}}
-                                if "load" in phases else {}))
-        if "build" in phases:
-            self._phase("build", self.plans, self._build)
-        usable = [p for p in self.plans if self._images.get(p.env.id, _UNKNOWN).error is None]
-        if "save" in phases or "load" in phases:
-            models.stage(self.matrix.models, self.run_dir)  # users' inputs, and existing artifacts as sources
-        if "save" in phases:
-            self._phase("save", usable, self._save)
-        usable = [p for p in usable if self._images.get(p.env.id, _UNKNOWN).error is None]
-        if "load" in phases:
-            self._phase("load", usable, self._load)
-        if "report" not in phases:
-            self.state.write_run(status="complete", finished=now())
-            return None
-        self.state.write_run(status=None, finished=now())  # derived from every job's records
-        start = time.monotonic()
-        report = write_reports(self.run_dir)
-        self.state.timings["report"] = round(time.monotonic() - start, 2)
-        self.state.write_run()
-        return report
+    def usable(self) -> list[EnvPlan]:
+        """The selected environments whose image has not failed in this process."""
+        return [p for p in self.plan.envs if self._images.get(p.env.id, _UNKNOWN).error is None]
 
-    def _phase(self, name: str, plans: Sequence[EnvPlan], work: Callable[[EnvPlan], None]) -> None:
+    def each(self, name: str, plans: Sequence[EnvPlan], work: Callable[[EnvPlan], None]) -> None:
+        """One phase: `work` for every environment, --jobs at a time, with progress and the phase's wall time; the
+        wheel cache serves while it runs (any phase may build an image its job has not built yet)."""
         start = time.monotonic()
-        with self.console.phase(name, len(plans)) as progress:
+        cache = self.options.wheel_cache
+        with self.console.phase(name, len(plans)) as progress, cache.serving() if cache else contextlib.nullcontext():
             if self.options.jobs <= 1 or len(plans) <= 1:
                 for plan in plans:
                     work(plan)
@@ -156,7 +152,8 @@ class Runner:
         record.update(_image_fields(outcome))
         return outcome.error is None
 
-    def _build(self, plan: EnvPlan) -> None:
+    def build(self, plan: EnvPlan) -> None:
+        """Build (or reuse) one environment's image."""
         # A build that failed in an earlier attempt is tried again: the index or the network may have been at fault.
         with self.state.phase(plan.env.id, "build") as record:
             self._image(plan, "build", record)
@@ -183,7 +180,8 @@ class Runner:
             reason = (result.output_tail.strip().splitlines() or ["no output"])[-1]
             self.console.step(f"{log_name}: engine failure ({reason}); retry {attempt}/{INFRA_RETRIES}")
 
-    def _save(self, plan: EnvPlan) -> None:
+    def save(self, plan: EnvPlan) -> None:
+        """Save every model of one environment (a save that finished earlier is kept on --resume)."""
         env_id = plan.env.id
         artifacts = self.run_dir.artifacts(env_id)
         if self.options.resume and (artifacts / MANIFEST).is_file():
@@ -196,8 +194,7 @@ class Runner:
             shutil.rmtree(artifacts, ignore_errors=True)
             artifacts.mkdir(parents=True)
             self.run_dir.records("save", env_id).write_text("")
-            spec = save_spec(self.matrix, plan, self.run_dir, self.run_id, self.options.limits)
-            result = self._run_container(spec, f"save-{env_id}", record)
+            result = self._run_container(self.plan.saves[env_id], f"save-{env_id}", record)
             record["container"] = _container_outcome(result)
             self._copy_packages(env_id, record)
         ok = result.exit_code == 0 and (artifacts / MANIFEST).is_file()
@@ -222,20 +219,21 @@ class Runner:
     def _load_complete(self, target: str) -> bool:
         """Whether a target's load finished and its records hold every cell the sources' manifests offer now (a
         source whose build or save succeeded on resume offers new ones)."""
-        found = list(self.run_dir.read_records("load", target))
+        found = list(self.run_dir.read_loads(target))
         done = {CellKey.of(r, target) for r in found if r.get("kind") == "load"}
         return any(r.get("kind") == LOAD_DONE for r in found) and all(c in done for c in self._offered(target))
 
     def _offered(self, target: str) -> list[CellKey]:
         """The cells of a target whose artifact its source's manifest offers now."""
-        cells = [c for c in expected_cells(self.matrix, [e.id for e in self.matrix.environments]) if c.target == target]
+        cells = self.plan.cells_of(target)
         formats = {}
         for source in {c.source for c in cells}:
             manifest = self.run_dir.read_manifest(source) or {"models": {}}
             formats.update({(source, model): entry["formats"] for model, entry in manifest["models"].items()})
         return [c for c in cells if c.format in formats.get((c.source, c.model), {})]
 
-    def _load(self, plan: EnvPlan) -> None:
+    def load(self, plan: EnvPlan) -> None:
+        """Load every artifact of every source in one target (on --resume, only the cells it has not recorded)."""
         env_id = plan.env.id
         records = self.run_dir.records("load", env_id)
         if self.options.resume and self._load_complete(env_id):
@@ -250,11 +248,10 @@ class Runner:
                 shutil.rmtree(self.run_dir.outputs(env_id), ignore_errors=True)
             records.touch()
             self.run_dir.outputs(env_id).mkdir(parents=True, exist_ok=True)
-            if self.options.limits.isolation == "artifact":
+            if self.plan.limits.per_artifact:
                 result = self._load_each(plan, record)
             else:
-                spec = load_spec(self.matrix, plan, self.run_dir, self.run_id, self.options.limits)
-                result = self._run_container(spec, f"load-{env_id}", record)
+                result = self._run_container(self.plan.loads[env_id], f"load-{env_id}", record)
             record["container"] = _container_outcome(result)
         if result.exit_code != 0:
             self.failures.append(f"{env_id}: load container failed (exit {result.exit_code})")
@@ -266,21 +263,21 @@ class Runner:
         Returns the first failed container's result (else the last one's), with the seconds of all of them.
         """
         target = plan.env.id
-        done = {CellKey.of(r, target) for r in self.run_dir.read_records("load", target) if r.get("kind") == "load"}
+        done = {CellKey.of(r, target) for r in self.run_dir.read_loads(target) if r.get("kind") == "load"}
         todo = isolation.pending(isolation.artifacts(self._offered(target)), target, done)
         self.console.step(f"load {target}: {len(todo)} artifact(s), a container each (--isolation artifact)")
-        writer = RecordWriter(str(self.run_dir.records("load", target)))
+        writer: RecordWriter[LoadRecord] = RecordWriter(str(self.run_dir.records("load", target)))
         outcome, seconds = RunResult(exit_code=0, seconds=0.0), 0.0
-        for number, artifact in enumerate(todo, 1):
+        planned = self.plan.artifact_loads[target]
+        for artifact in todo:
+            log_name, spec = planned[artifact.source, artifact.model, artifact.format]
             where = (target, artifact.source, artifact.model, artifact.format)
             staged, outputs = self.run_dir.artifact_records(*where), self.run_dir.artifact_outputs(*where)
             shutil.rmtree(outputs, ignore_errors=True)
             outputs.mkdir(parents=True)
             staged.parent.mkdir(parents=True, exist_ok=True)
             staged.write_text("")
-            spec = artifact_load_spec(self.matrix, plan, self.run_dir, self.run_id, self.options.limits,
-                                      artifact=artifact, number=number)
-            result = self._run_container(spec, f"load-{target}-{number}", record)
+            result = self._run_container(spec, log_name, record)
             seconds += result.seconds
             outcome = outcome if outcome.exit_code != 0 else result
             refused = isolation.accept(self.run_dir, artifact, target, staged, writer)

@@ -168,7 +168,6 @@ def run_bisect(question: BisectQuestion, settings: RunSettings, engine: RunEngin
     from harness.advisor.answer import decide
     from harness.advisor.question import route_of
     from harness.advisor.screens import bisect_screen
-    from harness.agent.protocol import artifact_source
     from harness.rundir import default_out
 
     start = time.monotonic()
@@ -177,7 +176,7 @@ def run_bisect(question: BisectQuestion, settings: RunSettings, engine: RunEngin
     model = matrix.models[0]
     route = route_of(model.artifact_format, question.model.format, model.code.factory is not None)
     out = Path(settings.out or default_out(matrix.name))
-    source = artifact_source(name) if model.kind == "artifact" else ids[0]
+    source = next(iter(model.homes(ids)))  # where its routes come from: the first release, or the file itself
     console = Console(quiet=settings.quiet)
     prober = Prober(matrix, ids, RunRequest(out=out, jobs=settings.jobs,
                                             limits=Limits(cell_timeout=settings.cell_timeout)),

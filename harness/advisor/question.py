@@ -23,7 +23,6 @@ from harness.errors import UsageError
 from harness.matrix.problems import MAX_NAME, shown
 from harness.matrix.user_models import ARTIFACT_FORMATS, USER_FORMATS, USER_LOADERS, too_broad
 
-UNSAFE_LOADER = "load_model_unsafe"  # safe_mode=False: executes the file's code (check --unsafe)
 MAX_DERIVED_NAME = 64  # a model name taken from a file or function name (it names the run directory too)
 DEFAULT_FACTORY_FORMAT = "keras"  # what Keras recommends since 2.13, and the full-model format Keras 3 writes
 _LEGACY_NAMES = ("tf-keras", "tf_keras")
@@ -249,7 +248,7 @@ def route_of(artifact_format: str | None, fmt: str | None, has_factory: bool) ->
     """(format, loader) of the user's current route: the artifact's format, else --format, else a .keras file."""
     chosen = artifact_format or fmt or DEFAULT_FACTORY_FORMAT
     loader = FORMATS[chosen].loader
-    if loader == "rebuild" and not has_factory:
+    if LOADERS[loader].needs_code and not has_factory:
         raise UsageError(f"--format {chosen}: weights alone are loaded by rebuilding the model: give --factory")
     return chosen, loader
 
@@ -268,8 +267,8 @@ def add_routes(entry: dict[str, Any], fmt: str | None, unsafe: bool = False) -> 
             entry["format"] = fmt
     else:
         entry["formats"] = list(USER_FORMATS)
-    entry["loaders"] = [loader for loader in USER_LOADERS if (loader != "rebuild" or "factory" in entry)
-                        and (loader != UNSAFE_LOADER or unsafe)]
+    entry["loaders"] = [loader for loader in USER_LOADERS if (not LOADERS[loader].needs_code or "factory" in entry)
+                        and (not LOADERS[loader].runs_file_code or unsafe)]
 
 
 MIGRATED = "-migrated"  # the migrated model's name: the artifact's, and this

@@ -41,7 +41,7 @@ def change(fmt: str, loader: str, *, tf_keras: bool = False, migrated: bool = Fa
     A format's usual loader asks nothing of someone who has that format; any other loader asks its own step.
     """
     spec, usual = LOADERS.get(loader), FORMATS[fmt].loader if fmt in FORMATS else None
-    steps = ["as_is" if spec is None or loader == usual else spec.change]
+    steps: list[str] = ["as_is" if spec is None or loader == usual else spec.change]
     steps += ["tf_keras"] * tf_keras + ["migrated"] * migrated
     ranks = [CHANGES.index(s) for s in steps if s != "as_is"]
     return (max(ranks, default=0), len(ranks))

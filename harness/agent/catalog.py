@@ -12,11 +12,12 @@ from harness.agent.spec import Code, FormatSpec, LoaderSpec, ModelSpec, Toleranc
 
 # format -> the Keras generations that can write it ("seed" is no file: the model is rebuilt from its seed).
 FORMATS: Dict[str, FormatSpec] = {
-    "h5": FormatSpec((2, 3), "load_model", ".h5"),
+    # Keras 3's legacy h5 writer changes the live model it saves: written last (save.py: _save_order).
+    "h5": FormatSpec((2, 3), "load_model", ".h5", saved_last=True),
     "keras": FormatSpec((2, 3), "load_model", ".keras"),
     "savedmodel": FormatSpec((2,), "load_model", "SavedModel"),
-    "weights_h5": FormatSpec((2, 3), "rebuild", "weights .h5"),
-    "tf_checkpoint": FormatSpec((2,), "rebuild", "TF checkpoint"),
+    "weights_h5": FormatSpec((2, 3), "rebuild", "weights .h5", weights_only=True),
+    "tf_checkpoint": FormatSpec((2,), "rebuild", "TF checkpoint", weights_only=True),
     "json": FormatSpec((2, 3), "model_from_json", "JSON + weights"),
     "export": FormatSpec((2, 3), "saved_model", "model.export() SavedModel"),
     "seed": FormatSpec((2, 3), "rebuild_from_seed", "seed", named_only=True),
@@ -29,14 +30,17 @@ FORMATS: Dict[str, FormatSpec] = {
 _KERAS_LOAD = "model = {keras}.models.load_model({path}{objects}"
 LOADERS: Dict[str, LoaderSpec] = {
     "load_model": LoaderSpec(("h5", "keras", "savedmodel", "export"), "keras.models.load_model", resaves=True,
-                             snippet=_KERAS_LOAD + ")"),
+                             compiles=True, snippet=_KERAS_LOAD + ")"),
     "load_model_custom": LoaderSpec(("h5", "keras", "savedmodel"), "load_model(custom_objects=...)",
-                                    needs_custom_objects=True, resaves=True, snippet=_KERAS_LOAD + ")"),
+                                    needs_custom_objects=True, resaves=True, compiles=True,
+                                    probes_only="load_model already passes the model's custom_objects",
+                                    snippet=_KERAS_LOAD + ")"),
     "load_model_unsafe": LoaderSpec(("keras",), "load_model(safe_mode=False), which runs the file's code",
-                                    opt_in=True, resaves=True, change="option",
+                                    opt_in=True, resaves=True, change="option", compiles=True, runs_file_code=True,
                                     snippet=_KERAS_LOAD + ", safe_mode=False)"),
     "load_model_nocompile": LoaderSpec(("h5", "keras", "savedmodel"), "load_model(compile=False)", opt_in=True,
-                                       resaves=True, change="option", snippet=_KERAS_LOAD + ", compile=False)"),
+                                       resaves=True, change="option", users_default=True,
+                                       snippet=_KERAS_LOAD + ", compile=False)"),
     "rebuild": LoaderSpec(("h5", "weights_h5", "tf_checkpoint"), "rebuild in code + load_weights", resaves=True,
                           change="code", needs_code=True, snippet="model = {factory}()\nmodel.load_weights({path})"),
     "model_from_json": LoaderSpec(("json",), "model_from_json + load_weights", resaves=True,
@@ -44,21 +48,23 @@ LOADERS: Dict[str, LoaderSpec] = {
                                           "    model = {keras}.models.model_from_json(fh.read(){objects})\n"
                                           "model.load_weights({weights})"),
     "saved_model": LoaderSpec(("savedmodel", "export"), "tf.saved_model.load, serving signature", change="serving",
+                              keras_object=False,
                               snippet="serve = tf.saved_model.load({path}).signatures[\"serving_default\"]"),
     "tfsm_layer": LoaderSpec(("savedmodel", "export"), "keras.layers.TFSMLayer", change="serving",
                              snippet="model = {keras}.layers.TFSMLayer({path}, call_endpoint=\"serving_default\")"),
-    "rebuild_from_seed": LoaderSpec(("seed",), "rebuilt from the seed", change="code", needs_code=True),
+    "rebuild_from_seed": LoaderSpec(("seed",), "rebuilt from the seed", change="code", needs_code=True,
+                                    probes_only="it rebuilds a probe from its seed"),
     "tf1_session": LoaderSpec(("h5",), "load_model in a TF1 session", named_only=True, graph_mode=True,
-                              change="code"),
+                              change="code", compiles=True, probes_only="it exercises one probe's TF1 hazard"),
     # Serving and conversion routes: slower, and tried only on the models that name them.
     "serving": LoaderSpec(("savedmodel", "export"), "serving signature by input names and output keys",
-                          opt_in=True, named_only=True, change="serving"),
+                          opt_in=True, named_only=True, change="serving", keras_object=False),
     "saved_model_call": LoaderSpec(("savedmodel", "export"), "tf.saved_model.load, called with float64",
-                                   opt_in=True, named_only=True, change="serving"),
+                                   opt_in=True, named_only=True, change="serving", keras_object=False),
     "tflite": LoaderSpec(("h5", "keras", "savedmodel", "export"), "TFLite converter + tf.lite.Interpreter",
-                         opt_in=True, named_only=True, change="serving"),
+                         opt_in=True, named_only=True, change="serving", keras_object=False),
     "load_model_xla": LoaderSpec(("h5", "keras"), "load_model, predict under XLA (jit_compile=True)",
-                                 opt_in=True, named_only=True, change="option"),
+                                 opt_in=True, named_only=True, change="option", compiles=True),
 }
 
 _PROBES = "harness.agent.probes:"

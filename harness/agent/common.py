@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import traceback
-from typing import Dict
+
+from harness.agent.protocol import ErrorInfo
 
 MAX_MESSAGE = 2000
 _TAIL = 600  # Keras 3 wraps the cause last ("Error when deserializing ... config={...}. Exception encountered: ...")
 
 
-def error_info(exc: BaseException) -> Dict[str, str]:
+def error_info(exc: BaseException) -> ErrorInfo:
     """Type, message and a short traceback of an exception, for a record."""
     tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
     return {

@@ -12,7 +12,7 @@ import json
 import os
 import re
 import zipfile
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 # Graph ops that touch files or run Python: unusual in a model meant for inference.
 RISKY_OPS = (b"ReadFile", b"WriteFile", b"MatchingFiles", b"PyFunc", b"EagerPyFunc", b"PyFuncStateless")
@@ -110,12 +110,12 @@ def scan(path: str, fmt: str) -> Dict[str, Any]:
     return {}
 
 
-def _python(versions: Dict[str, Any]) -> Tuple[str, ...]:
+def _python(versions: Mapping[str, Any]) -> Tuple[str, ...]:
     return tuple(str(versions.get("python", "")).split(".")[:2])
 
 
-def predict(findings: Dict[str, Any], fmt: str, loader: str, source: Dict[str, Any],
-            target: Dict[str, Any]) -> Dict[str, str]:
+def predict(findings: Dict[str, Any], fmt: str, loader: str, source: Mapping[str, Any],
+            target: Mapping[str, Any]) -> Dict[str, str]:
     """The outcome the findings predict for one loader in the target: {'outcome', 'why'}."""
     reasons: List[str] = []
     target_major = target.get("keras_major")

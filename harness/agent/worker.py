@@ -18,7 +18,7 @@ import numpy as np
 from harness.agent import formats, preflight
 from harness.agent.common import error_info, quiet_tensorflow
 from harness.agent.models import ModelCode
-from harness.agent.protocol import from_dict
+from harness.agent.protocol import LoadRecord, LoadTask, Preflight
 from harness.agent.versions import collect
 
 CLEAR_EVERY = 200
@@ -38,7 +38,7 @@ def run_worker() -> int:
     for line in sys.stdin:
         if not line.strip():
             continue
-        task = json.loads(line)
+        task = LoadTask.from_json(line)
         results.write(json.dumps(run_task(ctx, task), default=str) + "\n")
         served += 1
         if served % CLEAR_EVERY == 0:
@@ -51,17 +51,17 @@ def run_worker() -> int:
 _FINDINGS: Dict[str, Dict[str, Any]] = {}
 
 
-def _preflight(ctx: formats.Context, task: Dict[str, Any]) -> Dict[str, Any]:
+def _preflight(ctx: formats.Context, task: LoadTask) -> Preflight:
     """Static findings for the artifact (scanned once per worker) and the outcome they predict here."""
-    if task["artifact"] not in _FINDINGS:
-        _FINDINGS[task["artifact"]] = preflight.scan(task["artifact"], task["format"])
-    findings = _FINDINGS[task["artifact"]]
+    if task.artifact not in _FINDINGS:
+        _FINDINGS[task.artifact] = preflight.scan(task.artifact, task.format)
+    findings = _FINDINGS[task.artifact]
     target = {"keras_major": ctx.major, "python": ctx.python}
-    return dict(preflight.predict(findings, task["format"], task["loader"], task.get("source_versions", {}), target),
-                findings=findings)
+    predicted = preflight.predict(findings, task.format, task.loader, dict(task.source_versions), target)
+    return {"outcome": predicted["outcome"], "why": predicted["why"], "findings": findings}
 
 
-def run_task(ctx: formats.Context, task: Dict[str, Any]) -> Dict[str, Any]:
+def run_task(ctx: formats.Context, task: LoadTask) -> LoadRecord:
     """Load one artifact with one loader, predict, evaluate; never raise."""
     result = _run_task(ctx, task)
     try:
@@ -71,30 +71,30 @@ def run_task(ctx: formats.Context, task: Dict[str, Any]) -> Dict[str, Any]:
     return result
 
 
-def _run_task(ctx: formats.Context, task: Dict[str, Any]) -> Dict[str, Any]:
+def _run_task(ctx: formats.Context, task: LoadTask) -> LoadRecord:
     start = time.monotonic()
-    code = ModelCode(from_dict(task["spec"]), ctx.keras)
+    code = ModelCode(task.spec, ctx.keras)
     try:
-        loaded = formats.load(ctx, task["loader"], task["artifact"], code, task["input_names"],
-                              output_names=task.get("output_names"))
-        loaded = code.serve(loaded, task["input_names"], task["model_dir"])
+        loaded = formats.load(ctx, task.loader, task.artifact, code, task.input_names,
+                              output_names=task.output_names)
+        loaded = code.serve(loaded, task.input_names, task.model_dir)
     except formats.Unsupported as exc:
         return {"status": "unsupported", "error": error_info(exc), "stage": "load", "seconds": _since(start)}
     except Exception as exc:
         return {"status": "error", "error": error_info(exc), "stage": "load", "seconds": _since(start)}
     load_seconds = _since(start)
     try:
-        with np.load(task["inputs"]) as data:
-            arrays = [data[name] for name in task["input_names"]]
+        with np.load(task.inputs) as data:
+            arrays = [data[name] for name in task.input_names]
         outputs = loaded.predict(arrays)
-        save_atomic(task["output"], outputs)
+        save_atomic(task.output, outputs)
     except Exception as exc:
         return {"status": "error", "error": error_info(exc), "stage": "predict", "seconds": _since(start)}
-    record: Dict[str, Any] = {"status": "ok", "predict_call": loaded.call, "load_seconds": load_seconds,
-                              "loader_options": loaded.options}
-    if loaded.model is not None and task.get("evaluate", True):
+    record: LoadRecord = {"status": "ok", "predict_call": loaded.call, "load_seconds": load_seconds,
+                          "loader_options": dict(loaded.options)}
+    if loaded.model is not None and task.evaluate:
         try:
-            record["evaluate"] = dict(formats.evaluate(loaded.model, arrays, np.load(task["labels"])),
+            record["evaluate"] = dict(formats.evaluate(loaded.model, arrays, np.load(task.labels)),
                                       **code.state_figures(loaded.model))
         except Exception as exc:  # e.g. a model loaded without its compile config
             record["evaluate_error"] = error_info(exc)

@@ -70,7 +70,8 @@ def add_fail_on(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fail-on", choices=FAIL_ON, default=None,
                         help="what fails the run (exit 1): breaks (default: a route that works at home breaks in a "
                              "target, no expectation covers it), unexpected (any failing cell no expectation covers), "
-                             "regressions (only cells worse than --baseline); recorded in run.json")
+                             "regressions (only cells worse than --baseline); `run` records it in run.json for every "
+                             "later report of the run, `report` applies it to that report only")
 
 
 def add_base_image(parser: argparse.ArgumentParser) -> None:

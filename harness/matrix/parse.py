@@ -72,8 +72,8 @@ def parse_matrix(data: object, *, path: str, sha256: str, base_image: str | None
         loaders=loaders,
         tolerance=_tolerance(data.get("tolerance", _MISSING), problems),
         pip=_pip(data.get("pip", _MISSING), Path(path).parent, problems),
-        expect=parse_expect(data.get("expect", _MISSING), (*env_ids, *artifact_sources(models)),
-                            [m.name for m in models if m.kind != "probe"], problems),
+        expect=parse_expect(data.get("expect", _MISSING), (*env_ids, *artifact_sources(models, env_ids)),
+                            [m.name for m in models if m.is_user_model], problems),
     )
     if problems:
         raise MatrixError(path, list(dict.fromkeys(problems)))  # matrix combos can repeat a problem

@@ -31,8 +31,9 @@ from harness.agent.protocol import (
     RandomInputs,
     ReferenceEnv,
     applies,
-    artifact_source,
+    missing,
     routes,
+    trust_order,
     user_code_dir,
 )
 from harness.matrix.problems import (
@@ -53,24 +54,12 @@ from harness.untrusted import npy_header, odd_entry
 USER_KEYS = ("name", "path", "factory", "custom_objects", "predict", "inputs", "labels", "tolerance", "formats",
              "loaders", "artifact", "format", "architecture", "reference", "migrate")
 MIGRATION_KEYS = ("name", "migrate", "formats", "loaders", "tolerance")  # the rest comes from the artifact
-# Which load of an existing artifact at home is its reference when its format's usual loader is not tried or writes
-# nothing there: the Keras model itself first, then the serving signature; running the file's code last.
-REFERENCE_ORDER = ("load_model", "load_model_nocompile", "rebuild", "model_from_json", "tfsm_layer", "saved_model",
-                   "load_model_unsafe")
-# The loaders a migration tries at home, in turn: the first that gives back a Keras model makes it. Keeping
-# the file's compile() settings comes first; running the file's code (only when the artifact tries it) last.
-MIGRATION_ORDER = ("load_model", "load_model_custom", "load_model_nocompile", "rebuild", "model_from_json",
-                   "load_model_unsafe")
 ARTIFACT_FORMATS = ("h5", "keras", "savedmodel", "weights_h5", "json")
 USER_FORMATS = tuple(name for name, spec in FORMATS.items() if not spec.named_only)
 # Probe-only loaders, and why a user model does without them.
-PROBE_LOADERS = {
-    "load_model_custom": "load_model already passes the model's custom_objects",
-    "rebuild_from_seed": "it rebuilds a probe from its seed",
-    "tf1_session": "it exercises one probe's TF1 hazard",
-}
+PROBE_LOADERS = {name: spec.probes_only for name, spec in LOADERS.items() if spec.probes_only}
 USER_LOADERS = tuple(name for name in LOADERS if name not in PROBE_LOADERS)
-USER_DEFAULT_EXTRA = ("load_model_nocompile",)  # opt-in for probes; what users do with an old file
+USER_DEFAULT_EXTRA = tuple(name for name, spec in LOADERS.items() if spec.users_default)  # beside the matrix's
 MAX_VALUES = 1 << 26  # inputs the host prepares for one model (256 MiB of float32): a generous bound
 DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
 HASHSEED_HINT = ("the predict hook gives other numbers in a fresh process of the same environment (saved under "
@@ -99,24 +88,23 @@ def parse_user_model(entry: Raw, at: str, ctx: Context, problems: list[str]) -> 
     return _user_model(entry, at, ctx, problems)
 
 
-def artifact_sources(models: Sequence[ModelSpec]) -> list[str]:
-    """Pseudo-environment ids of the existing artifacts among the models."""
-    return [artifact_source(m.name) for m in models if m.kind == "artifact"]
+def artifact_sources(models: Sequence[ModelSpec], env_ids: Sequence[str]) -> list[str]:
+    """Pseudo-environment ids of the existing artifacts among the models: sources that are no environment."""
+    return [source for m in models for source in m.homes(env_ids) if source not in env_ids]
 
 
 def reference_loaders(model: ModelSpec) -> list[str]:
     """The loaders whose predictions in the reference environment are an existing artifact's reference, in turn:
     the one the matrix names, else the format's usual loader, then the others tried on it (when the usual one
-    writes nothing there, as for a SavedModel only tf.saved_model.load reads), the Keras model first."""
+    writes nothing there, as for a SavedModel only tf.saved_model.load reads), in trust order (spec.trust_order)."""
     ref = model.origin.reference_env if model.origin else None
     if ref and ref.loader:
         return [ref.loader]
     fmt = model.artifact_format or "h5"
     tried = [x for x in model.loaders or () if applies(model, fmt, x)]
     usual = FORMATS[fmt].loader
-    rank = {name: i for i, name in enumerate((usual, *REFERENCE_ORDER))}
-    return sorted(dict.fromkeys([usual, *tried]) if not tried or usual in tried else tried,
-                  key=lambda x: rank.get(x, len(rank)))
+    candidates = [usual, *tried] if not tried or usual in tried else tried
+    return sorted(trust_order(dict.fromkeys(candidates)), key=lambda x: x != usual)
 
 
 def reference_loader(model: ModelSpec) -> str:
@@ -180,14 +168,14 @@ def _migration(entry: Raw, at: str, ctx: Context, problems: list[str]) -> ModelS
     if original is None or name is None or len(problems) > before:
         return None
     fmt = original.artifact_format or "h5"
-    candidates = tuple(x for x in MIGRATION_ORDER if x in (original.loaders or ()) and LOADERS[x].resaves
-                       and (fmt, x) in routes(original))
+    # The loaders a migration tries at home, in turn: the first that gives back a Keras model makes it.
+    candidates = tuple(trust_order(x for x in original.loaders or () if LOADERS[x].resaves
+                                   and (fmt, x) in routes(original)))
     if not candidates:
         problems.append(f"{at}.migrate: none of {original.name!r}'s loaders {list(original.loaders or ())} gives "
                         "back a Keras model to save again")
         return None
-    ref = original.origin.reference_env if original.origin else None
-    home = ref.env if ref else ctx.env_ids[0]
+    home = original.home(ctx.env_ids) or ctx.env_ids[0]
     origin = original.origin or Origin()
     model = ModelSpec(
         name=name, kind="migration", code=replace(original.code, root=user_code_dir(name) if origin.root else None),
@@ -217,10 +205,10 @@ def _migrated_artifact(value: object, at: str, ctx: Context, problems: list[str]
         return None
     found = next((m for m in ctx.earlier if m.name == name), None)
     if found is None:
-        artifacts = [m.name for m in ctx.earlier if m.kind == "artifact"]
+        artifacts = [m.name for m in ctx.earlier if m.is_existing_file]
         problems.append(f"{at}: no existing artifact {name!r} is listed before this entry"
                         f"{suggest(name, artifacts)}")
-    elif found.kind != "artifact":
+    elif not found.is_existing_file:
         problems.append(f"{at}: {name!r} is not an existing artifact ('artifact:'); a model built in every "
                         "environment is saved in every format already")
         found = None
@@ -228,7 +216,7 @@ def _migrated_artifact(value: object, at: str, ctx: Context, problems: list[str]
 
 
 def _description(model: ModelSpec) -> str:
-    if model.kind == "factory":
+    if not model.is_existing_file:
         return f"built by {model.code.factory} in every environment"
     artifact = Path(model.origin.artifact if model.origin and model.origin.artifact else "").name
     return f"existing {model.artifact_format} artifact {artifact}, loaded in every environment"
@@ -449,11 +437,9 @@ def _factory(entry: Raw, at: str, model: ModelSpec, ctx: Context, problems: list
 def _loaders(entry: Raw, at: str, model: ModelSpec, ctx: Context, problems: list[str]) -> tuple[str, ...]:
     chosen = _choices(entry, "loaders", at, allowed=USER_LOADERS, refused=PROBE_LOADERS, problems=problems)
     if chosen is None:
-        default = (*ctx.loaders, *(name for name in USER_DEFAULT_EXTRA if name not in ctx.loaders))
-        return tuple(name for name in default if name in USER_LOADERS and (name != "rebuild" or model.code.factory))
-    if "rebuild" in chosen and not model.code.factory:
-        problems.append(f"{at}.loaders: 'rebuild' needs a factory: the model is rebuilt in code before "
-                        "load_weights")
+        default = dict.fromkeys((*ctx.loaders, *USER_DEFAULT_EXTRA))
+        return tuple(name for name in default if name in USER_LOADERS and missing(model, name) is None)
+    problems += [f"{at}.loaders: {name!r} needs {lacks}" for name in chosen if (lacks := missing(model, name))]
     return chosen
 
 
@@ -501,7 +487,7 @@ def _artifact(entry: Raw, at: str, model: ModelSpec, ctx: Context, problems: lis
     architecture = (_file(entry["architecture"], f"{at}.architecture", ctx.base, (".json",), problems)
                     if "architecture" in entry else None)
     fmt = _artifact_format(path, entry.get("format"), architecture, at, problems)
-    if fmt == "weights_h5" and not model.code.factory:
+    if fmt and FORMATS[fmt].weights_only and not model.code.factory:
         problems.append(f"{at}: {path.name} holds weights only: give 'architecture' (its model JSON) or a "
                         "'factory' that rebuilds the model")
     reference, reference_env = _reference(entry.get("reference", MISSING), f"{at}.reference", ctx.base, problems)

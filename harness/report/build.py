@@ -17,12 +17,25 @@ from typing import Any
 from harness import __version__
 from harness.advisor.answer import check_section
 from harness.advisor.migrations import migrations
-from harness.agent.protocol import EXACT, REFERENCE, CellKey, ModelSpec, Tolerance, artifact_source
+from harness.agent.protocol import (
+    EXACT,
+    REFERENCE,
+    CellKey,
+    ErrorInfo,
+    LoadRecord,
+    Manifest,
+    ManifestEntry,
+    ModelSpec,
+    Preflight,
+    SaveRecord,
+    Tolerance,
+    artifact_source,
+)
+from harness.cells import recorded_cells
 from harness.compare import compare
 from harness.hints import HintContext, match
 from harness.matrix import Matrix
 from harness.models import artifact_environments, home_environments, missing_reference, report_entry
-from harness.plan import expected_cells
 from harness.report import gate, routes
 from harness.report.causes import Tracebacks, causes, clean, normalised, shorten
 from harness.report.diff import regressions, spurious
@@ -62,7 +75,7 @@ def _skipped(key: CellKey, reason: str) -> dict[str, Any]:
     return {**key.fields(), "status": "skipped", "error": None, "reason": reason}
 
 
-def _error(err: dict[str, Any] | None, context: HintContext, key: CellKey,
+def _error(err: ErrorInfo | None, context: HintContext, key: CellKey,
            tracebacks: Tracebacks) -> tuple[dict[str, Any] | None, str | None]:
     """A record's error as a report shows it (cleaned, shortened, with its hint; the traceback by id), and its cause."""
     if not err:
@@ -116,7 +129,7 @@ def _drift(model: ModelSpec, key: CellKey, stage: str) -> tuple[str, str]:
     return cause, DRIFT_FIXES[cause]
 
 
-def _reference_paths(run_dir: RunDir, key: CellKey, entry: dict[str, Any]) -> list[Path]:
+def _reference_paths(run_dir: RunDir, key: CellKey, entry: ManifestEntry) -> list[Path]:
     """Where the source's reference predictions may be, in turn: its reference.npy, or what a named load of it
     predicted (then the loads that stand in when that one wrote nothing)."""
     output = entry.get("reference_output")
@@ -126,7 +139,7 @@ def _reference_paths(run_dir: RunDir, key: CellKey, entry: dict[str, Any]) -> li
     return [run_dir.artifacts(key.source) / str(entry["reference"])]
 
 
-def _reference_of(data: _RunData, key: CellKey, entry: dict[str, Any]) -> tuple[CellKey, dict[str, Any]]:
+def _reference_of(data: _RunData, key: CellKey, entry: ManifestEntry) -> tuple[CellKey, ManifestEntry]:
     """The cell and manifest entry whose reference a cell is compared with: its own, or for a migrated model the
     original artifact's (a migrated file passes only where it predicts like the file it was made from)."""
     how = data.models[key.model].migrates
@@ -148,7 +161,7 @@ def _load_reference(run_dir: RunDir, paths: list[Path]) -> tuple[Path, Any]:
     raise FileNotFoundError(str(paths[0]))
 
 
-def _arrays(data: _RunData, key: CellKey, model_entry: dict[str, Any]) -> tuple[Any, Any] | dict[str, Any]:
+def _arrays(data: _RunData, key: CellKey, model_entry: ManifestEntry) -> tuple[Any, Any] | dict[str, Any]:
     """(reference, loaded predictions), or the error cell fields when either cannot be read."""
     run_dir = data.run_dir
     paths = _reference_paths(run_dir, *_reference_of(data, key, model_entry))
@@ -171,8 +184,8 @@ def _arrays(data: _RunData, key: CellKey, model_entry: dict[str, Any]) -> tuple[
                           "hint": None, "traceback": None}}
 
 
-def _compared_cell(data: _RunData, key: CellKey, record: dict[str, Any], model: ModelSpec, *,
-                   model_entry: dict[str, Any]) -> dict[str, Any]:
+def _compared_cell(data: _RunData, key: CellKey, record: LoadRecord, model: ModelSpec, *,
+                   model_entry: ManifestEntry) -> dict[str, Any]:
     """A load that produced predictions: compared with the reference, then its evaluate() figures.
 
     Predictions within tolerance are never drift: evaluate() raising where the source could evaluate
@@ -214,9 +227,9 @@ class _RunData:
 
     run_dir: RunDir
     envs: dict[str, dict[str, Any]]
-    manifests: dict[str, dict[str, Any]]
-    saves: dict[str, dict[str, Any]]
-    loads: dict[CellKey, dict[str, Any]]
+    manifests: dict[str, Manifest]
+    saves: dict[str, SaveRecord]
+    loads: dict[CellKey, LoadRecord]
     tolerance: Tolerance
     models: dict[str, ModelSpec]
     tracebacks: Tracebacks
@@ -282,7 +295,7 @@ def _cell(data: _RunData, key: CellKey) -> dict[str, Any]:
             "signal": record.get("signal"), "exit_code": record.get("exit_code")}
 
 
-def _noise(record: dict[str, Any]) -> float | None:
+def _noise(record: LoadRecord) -> float | None:
     """The spread of a drifting load's predictions over repeated loads in its worker (None: not measured)."""
     value = record.get("noise")
     return _finite(float(value)) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
@@ -292,7 +305,7 @@ def _seconds(value: object) -> float | None:
     return round(float(value), 2) if isinstance(value, (int, float)) else None
 
 
-def _preflight(data: _RunData, key: CellKey, found: dict[str, Any] | None) -> dict[str, Any] | None:
+def _preflight(data: _RunData, key: CellKey, found: Preflight | None) -> dict[str, Any] | None:
     """A cell's pre-flight prediction; the findings it rests on are kept once per artifact."""
     if not found:
         return None
@@ -302,19 +315,19 @@ def _preflight(data: _RunData, key: CellKey, found: dict[str, Any] | None) -> di
     return {"outcome": found.get("outcome"), "why": found.get("why")}
 
 
-def _load_index(run_dir: RunDir, env_ids: list[str]) -> dict[CellKey, dict[str, Any]]:
-    index: dict[CellKey, dict[str, Any]] = {}
+def _load_index(run_dir: RunDir, env_ids: list[str]) -> dict[CellKey, LoadRecord]:
+    index: dict[CellKey, LoadRecord] = {}
     for target in env_ids:
-        for record in run_dir.read_records("load", target):
+        for record in run_dir.read_loads(target):
             if record.get("kind") == "load":
                 index[CellKey.of(record, target)] = record  # a later record wins (resume)
     return index
 
 
-def _save_index(run_dir: RunDir, env_ids: list[str]) -> dict[str, dict[str, Any]]:
-    index: dict[str, dict[str, Any]] = {}
+def _save_index(run_dir: RunDir, env_ids: list[str]) -> dict[str, SaveRecord]:
+    index: dict[str, SaveRecord] = {}
     for env_id in env_ids:
-        for record in run_dir.read_records("save", env_id):
+        for record in run_dir.read_saves(env_id):
             index[f"{env_id}/{record.get('model')}/{record.get('format')}"] = record
     return index
 
@@ -373,7 +386,7 @@ def build_report(run_dir: RunDir, baseline: dict[str, Any] | None = None,
         artifacts={},
         references={},
     )
-    cells = [{**CELL_DEFAULTS, **_cell(data, key)} for key in expected_cells(matrix, env_ids)]
+    cells = [{**CELL_DEFAULTS, **_cell(data, key)} for key in recorded_cells(run, matrix).cells(env_ids)]
     routes.annotate(cells, home_environments(matrix.models, env_ids), {m.name for m in matrix.models
                                                                       if m.shows_hazard})
     expectations = mark_expected(cells, matrix.expect, environments)

@@ -23,7 +23,7 @@ class LoadHook(FakeEngine):
             return result
         mounts = {m.container: m.host for m in spec.mounts}
         records, outputs = mounts[protocol.RECORDS_MOUNT], mounts[protocol.OUTPUTS_MOUNT]
-        target = json.loads(spec.command[5])["env"]
+        target = protocol.LoadRequest.from_json(spec.command[5]).env
         lines = [json.loads(line) for line in records.read_text().splitlines() if line.strip()]
         for record in lines:
             if record.get("kind") == "load":

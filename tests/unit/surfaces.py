@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.cli import main
+from harness.report.gate import FAIL_ON
 from harness.report.schema import load_report
 from harness.report.statuses import FAILING
 
@@ -72,7 +73,8 @@ def assert_one_answer(run: Path) -> None:
     assert len(marked) == len(failing) + len(report["verdict"]["reasons"]), (failing, marked)
     assert all(c["status"] in FAILING or c["status"] in ("skipped", "pass") for c in report["cells"]
                if f"{c['source']} -> {c['target']} {c['model']}/{c['format']}/{c['loader']}" in failing)
-    assert main(["report", str(run)]) == codes["report.json"]
+    gate = report["verdict"]["fail_on"]  # report's flags apply to one invocation: give it the same gate
+    assert main(["report", str(run), *(["--fail-on", gate] if gate in FAIL_ON else [])]) == codes["report.json"]
 
 
 def run_directories(root: Path) -> list[Path]:

@@ -15,16 +15,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fake_engine import FakeEngine
+from fake_engine import FakeEngine, planned_runner
 from fake_run import ENV_A, ENV_B, FakeRun, append_jsonl
 from fake_run import cell as _cell
+from harness.agent.protocol import SaveRequest
 from harness.cli import main
-from harness.console import Console
 from harness.matrix import parse_matrix
-from harness.plan import plan_environments
 from harness.report.writers import write_reports
 from harness.rundir import RunDir
-from harness.runner import Runner, RunOptions
+from harness.workflow import execute
 
 SECRET = "host-secret-7f3a"
 
@@ -259,8 +258,8 @@ class LinkingEngine(FakeEngine):
         super().__init__()
         self.target = target
 
-    def _save(self, args: dict[str, Any], out: Path, records: Path) -> None:
-        super()._save(args, out, records)
+    def _save(self, request: SaveRequest, out: Path, records: Path) -> None:
+        super()._save(request, out, records)
         (out / "packages.txt").symlink_to(self.target)
 
 
@@ -268,9 +267,8 @@ def test_a_pip_freeze_a_save_container_left_as_a_link_is_not_copied(tmp_path: Pa
     matrix = parse_matrix({"environments": [{"python": "3.11", "tensorflow": "2.15.1"}], "models": ["dense"],
                            "formats": ["h5"], "loaders": ["load_model"]}, path="m.yaml", sha256="0" * 64)
     run_dir = RunDir.prepare(tmp_path / "run", resume=False)
-    runner = Runner(LinkingEngine(secret), matrix, plan_environments(matrix, {}), run_dir=run_dir,
-                    console=Console(quiet=True), options=RunOptions(), run_id="test")
-    runner.execute()
+    runner = planned_runner(LinkingEngine(secret), matrix, run_dir)
+    execute(runner)
     env_id = matrix.environments[0].id
     assert not (run_dir.env_dir(env_id) / "packages.txt").exists()
     assert "a symbolic link" in json.loads(run_dir.phase_record(env_id, "save").read_text())["refused"]

@@ -14,12 +14,11 @@ from typing import Any
 import pytest
 import yaml
 
-from fake_engine import FakeEngine
-from harness.console import Console
+from fake_engine import FakeEngine, planned_runner
 from harness.matrix import parse_matrix
 from harness.plan import plan_environments
 from harness.rundir import RunDir
-from harness.runner import Runner, RunOptions
+from harness.workflow import execute
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / ".github" / "workflows" / "nightly.yml"
@@ -90,8 +89,8 @@ def test_the_load_jobs_upload_covers_everything_the_load_phase_writes(tmp_path: 
     env_id = plans[0].env.id
 
     def run(phases: tuple[str, ...]) -> None:
-        Runner(FakeEngine(), matrix, plans, run_dir=RunDir.prepare(tmp_path, resume=False, shared=True),
-               console=Console(quiet=True), options=RunOptions(phases=phases), run_id="x").execute()
+        execute(planned_runner(FakeEngine(), matrix, RunDir.prepare(tmp_path, resume=False, shared=True), envs=plans,
+                               run_id="x", phases=phases))
 
     def files() -> dict[str, bytes]:
         return {str(p.relative_to(tmp_path)): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
