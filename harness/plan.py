@@ -227,7 +227,8 @@ def load_spec(matrix: Matrix, plan: EnvPlan, run_dir: RunDir, run_id: str, limit
     Its only writable mounts are this target's own record file and output folder.
     """
     env_id = plan.env.id
-    request = LoadRequest(env_id, matrix.models, timeout=limits.cell_timeout, isolation=limits.isolation)
+    request = LoadRequest(env_id, matrix.models, timeout=limits.cell_timeout, isolation=limits.isolation,
+                          tolerance=matrix.tolerance)
     return _container(plan, "load", run_id, _agent("load", request), mounts=(
         Mount(run_dir.artifacts_root, ARTIFACTS_MOUNT, read_only=True),
         Mount(run_dir.outputs(env_id), OUTPUTS_MOUNT, read_only=False),
@@ -245,7 +246,7 @@ def artifact_load_spec(matrix: Matrix, plan: EnvPlan, run_dir: RunDir, run_id: s
     """
     env_id, model = plan.env.id, matrix.model(artifact.model)
     request = LoadRequest(env_id, (model,), timeout=limits.cell_timeout, isolation="artifact",
-                          only=Only(artifact.source, artifact.model, artifact.format))
+                          tolerance=matrix.tolerance, only=Only(artifact.source, artifact.model, artifact.format))
     where = (env_id, artifact.source, artifact.model, artifact.format)
     return _container(plan, "load", run_id, _agent("load", request), mounts=(
         Mount(run_dir.artifacts(artifact.source), f"{ARTIFACTS_MOUNT}/{artifact.source}", read_only=True),

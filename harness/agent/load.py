@@ -121,7 +121,7 @@ def _changed(files: Dict[str, str]) -> Optional[str]:
 def run_load(request: LoadRequest) -> int:
     """Run every task not already recorded; append a record for each as it ends."""
     target = request.env
-    tasks = [t for t in plan_tasks(request.artifacts, request.outputs, request.models)
+    tasks = [t for t in plan_tasks(request.artifacts, request.outputs, request.models, request.tolerance)
              if request.only is None or request.only.covers(t)]
     done = set(done_cells(request.records, target))
     writer: RecordWriter[LoadRecord] = RecordWriter(request.records)

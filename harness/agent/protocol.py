@@ -45,6 +45,7 @@ from harness.agent.catalog import (
 from harness.agent.spec import (
     ARTIFACT_PREFIX,
     CHANGES,
+    DEFAULT_TOLERANCE,
     EXACT,
     KINDS,
     SEED,
@@ -378,6 +379,7 @@ class LoadRequest:
     timeout: float = 300.0  # seconds one load may take (a model's own cell_timeout may be less)
     isolation: str = "target"  # "artifact": a fresh worker for every load
     only: Optional[Only] = None
+    tolerance: Tolerance = DEFAULT_TOLERANCE  # the matrix's: a load beyond it (and its model's own) is repeated
     artifacts: str = ARTIFACTS_MOUNT
     outputs: str = OUTPUTS_MOUNT
     records: str = RECORDS_MOUNT
@@ -390,8 +392,9 @@ class LoadRequest:
     def from_json(cls, text: str) -> LoadRequest:
         """The request to_json wrote."""
         data = json.loads(text)
-        only = data.get("only")
-        return cls(**{**data, "models": _models_from(data), "only": None if only is None else Only(**only)})
+        only, tolerance = data.get("only"), data.get("tolerance")
+        return cls(**{**data, "models": _models_from(data), "only": None if only is None else Only(**only),
+                      "tolerance": Tolerance(**tolerance) if tolerance else Tolerance()})
 
 
 @dataclass(frozen=True)
@@ -415,6 +418,8 @@ class LoadTask:
     timeout: Optional[float]  # the model's own limit, when less than the run's
     output: str
     spec: ModelSpec
+    reference: Optional[str] = None  # the source's own predictions, when it has them: a load is compared in place
+    tolerance: Tolerance = DEFAULT_TOLERANCE  # ... with the model's tolerance; beyond it the load is repeated (noise)
 
     def cell(self, target: str) -> CellKey:
         """The cell this load decides in `target`."""
@@ -428,7 +433,7 @@ class LoadTask:
     def from_json(cls, text: str) -> LoadTask:
         """The task to_json wrote."""
         data = json.loads(text)
-        return cls(**{**data, "spec": from_dict(data["spec"])})
+        return cls(**{**data, "spec": from_dict(data["spec"]), "tolerance": Tolerance(**data["tolerance"])})
 
 
 # ---------------------------------------------------------------------------- records
@@ -538,8 +543,10 @@ class _Source(NamedTuple):
     outputs: str
 
 
-def plan_tasks(artifacts_root: str, outputs_root: str, specs: Sequence[ModelSpec]) -> List[LoadTask]:
-    """One load task per (source, model, format, loader) found in the sources' manifests."""
+def plan_tasks(artifacts_root: str, outputs_root: str, specs: Sequence[ModelSpec],
+               tolerance: Tolerance = DEFAULT_TOLERANCE) -> List[LoadTask]:
+    """One load task per (source, model, format, loader) found in the sources' manifests; `tolerance` is the
+    matrix's, for models without their own."""
     by_name = {spec.name: spec for spec in specs}
     tasks = []
     for name in sorted(os.listdir(artifacts_root)):
@@ -553,14 +560,15 @@ def plan_tasks(artifacts_root: str, outputs_root: str, specs: Sequence[ModelSpec
             if spec is None:
                 continue  # saved for another matrix
             for fmt, saved in sorted(entry.get("formats", {}).items()):
-                tasks += [_task(spec, source, entry, fmt=fmt, saved=saved, loader=loader)
+                tasks += [_task(spec, source, entry, fmt=fmt, saved=saved, loader=loader, tolerance=tolerance)
                           for loader in spec.loaders or () if applies(spec, fmt, loader)]
     return tasks
 
 
 def _task(spec: ModelSpec, source: _Source, entry: ManifestEntry, *, fmt: str, saved: SavedFormat,
-          loader: str) -> LoadTask:
+          loader: str, tolerance: Tolerance) -> LoadTask:
     root, model = source.root, spec.name
+    own = not entry.get("reference_output") and isinstance(entry.get("reference"), str)
     return LoadTask(
         source=source.name, model=model, format=fmt, loader=loader,
         artifact=os.path.join(root, saved["path"]),
@@ -576,6 +584,8 @@ def _task(spec: ModelSpec, source: _Source, entry: ManifestEntry, *, fmt: str, s
         timeout=spec.cell_timeout,
         output=os.path.join(source.outputs, output_rel(source.name, model, fmt, loader)),
         spec=spec.for_agent(),
+        reference=os.path.join(root, str(entry["reference"])) if own else None,
+        tolerance=EXACT if spec.exact else spec.tolerance or tolerance,
     )
 
 

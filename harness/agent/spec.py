@@ -42,6 +42,7 @@ class Tolerance:
 
 
 EXACT = Tolerance(rtol=0.0, atol=0.0)
+DEFAULT_TOLERANCE = Tolerance()  # a matrix that names none
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 import time
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import numpy as np
 
@@ -92,6 +92,9 @@ def _run_task(ctx: formats.Context, task: LoadTask) -> LoadRecord:
         return {"status": "error", "error": error_info(exc), "stage": "predict", "seconds": _since(start)}
     record: LoadRecord = {"status": "ok", "predict_call": loaded.call, "load_seconds": load_seconds,
                           "loader_options": dict(loaded.options)}
+    noise = _noise(ctx, task, code, outputs, arrays)
+    if noise is not None:
+        record["noise"] = noise
     if loaded.model is not None and task.evaluate:
         try:
             record["evaluate"] = dict(formats.evaluate(loaded.model, arrays, np.load(task.labels)),
@@ -100,6 +103,32 @@ def _run_task(ctx: formats.Context, task: LoadTask) -> LoadRecord:
             record["evaluate_error"] = error_info(exc)
     record["seconds"] = _since(start)
     return record
+
+
+REPEATS = 2  # a drifting load is loaded and predicted again this many times: its noise, measured in place
+
+
+def _noise(ctx: formats.Context, task: LoadTask, code: ModelCode, outputs: Any, arrays: Any) -> Optional[float]:
+    """For a load of a model that is no hazard probe whose predictions differ from the source's beyond its tolerance:
+    the largest difference between them and those of the same load repeated (0.0 when it is deterministic); None
+    when the load is within tolerance or cannot be compared here. A change between two runs within it is noise."""
+    if task.spec.shows_hazard or task.reference is None:
+        return None
+    try:
+        reference = np.asarray(np.load(task.reference, allow_pickle=False), dtype="float64")
+        first = np.asarray(outputs, dtype="float64")
+        if reference.shape != first.shape or np.allclose(first, reference, rtol=task.tolerance.rtol,
+                                                         atol=task.tolerance.atol, equal_nan=True):
+            return None
+        spread = 0.0
+        for _ in range(REPEATS):
+            again = formats.load(ctx, task.loader, task.artifact, code, task.input_names,
+                                 output_names=task.output_names)
+            repeated = np.asarray(code.serve(again, task.input_names, task.model_dir).predict(arrays), dtype="float64")
+            spread = max(spread, float(np.nanmax(np.abs(repeated - first))) if first.size else 0.0)
+        return spread
+    except Exception:  # the noise is a figure beside the cell, never the cell's outcome
+        return None
 
 
 def save_atomic(path: str, array: Any) -> None:

@@ -159,3 +159,22 @@ def test_isolation_artifact_gives_every_load_a_fresh_worker(run: Path, tmp_path:
     assert len(isolated) >= 3 and len({r["worker"] for r in isolated}) == len(isolated)
     assert len({r["worker"] for r in shared}) == 1
     assert [r["status"] for r in isolated] == [r["status"] for r in shared]
+
+
+def test_a_drifting_load_is_repeated_and_its_noise_recorded(run: Path, tmp_path: Path) -> None:
+    # The source's own predictions moved: every load of dense now drifts, and is loaded twice more in its worker
+    # to measure how much its own predictions vary (a Keras load is deterministic: 0.0). Hazard probes drift on
+    # purpose and are never repeated; loads within tolerance have nothing to measure.
+    import shutil
+
+    artifacts = tmp_path / "artifacts"
+    shutil.copytree(run / "artifacts", artifacts, symlinks=True)
+    reference = artifacts / "here" / "dense" / "reference.npy"
+    np.save(reference, np.load(reference) + np.float32(0.5))
+    models = tuple(m for m in MODELS if m.name in ("dense", "label_order", "classifier_explicit"))
+    _agent(protocol.LoadRequest("here", models, timeout=60, artifacts=str(artifacts), outputs=str(tmp_path / "out"),
+                                records=str(tmp_path / "load.jsonl")), hash_seed="1")
+    records = [r for r in read_records(str(tmp_path / "load.jsonl")) if r["kind"] == "load" and r["status"] == "ok"]
+    dense = [r for r in records if r["model"] == "dense"]
+    assert dense and all(r.get("noise") == 0.0 for r in dense)
+    assert not any("noise" in r for r in records if r["model"] != "dense")

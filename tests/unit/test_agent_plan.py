@@ -11,6 +11,7 @@ import pytest
 from harness.agent import protocol
 from harness.agent.load import Integrity
 from harness.agent.protocol import (
+    EXACT,
     RECORD_SCHEMA,
     CellKey,
     LoadRequest,
@@ -19,6 +20,7 @@ from harness.agent.protocol import (
     Only,
     RecordWriter,
     SaveRequest,
+    Tolerance,
     done_cells,
     plan_tasks,
     read_records,
@@ -83,8 +85,15 @@ def test_task_paths_point_into_the_source_and_the_outputs(artifacts: Path) -> No
         timeout=None,
         output=f"{OUTPUTS}/env-b/dense/h5/load_model.npy",
         spec=DENSE.for_agent(),
+        reference=f"{root}/env-b/dense/reference.npy",  # compared in place: a drifting load is repeated (noise)
+        tolerance=Tolerance(),
     )
     assert LoadTask.from_json(task.to_json()) == task  # as the worker receives it
+    exact = next(t for t in plan_tasks(root, OUTPUTS, [dataclasses.replace(DENSE, exact=True)], Tolerance(1e-3, 1e-3))
+                 if (t.source, t.format) == ("env-b", "h5"))
+    assert exact.tolerance == EXACT
+    loose = next(t for t in plan_tasks(root, OUTPUTS, [DENSE], Tolerance(1e-3, 1e-3)))
+    assert loose.tolerance == Tolerance(1e-3, 1e-3)  # the matrix's, for a model without its own
 
 
 def test_the_report_reads_outputs_where_the_agent_writes_them(artifacts: Path, tmp_path: Path) -> None:
