@@ -104,6 +104,21 @@ def mounts(models: Sequence[ModelSpec], run_dir: RunDir) -> tuple[Mount, ...]:
     return tuple(found)
 
 
+VCS_FOLDERS = (".git",)  # a checkout's history, hooks and the credentials CI persists in its config
+
+
+def masks(models: Sequence[ModelSpec]) -> tuple[str, ...]:
+    """Container paths hidden under an empty tmpfs: the .git folder of a code directory that is a checkout's root.
+
+    Mounting the folder that holds a model's code mounts all of it; a checkout's root holds .git, whose config a
+    CI job may have given a token. It is covered rather than refused: `check --model model.py:build` run at the
+    root of a repository is the common case. (A .git file, a worktree's, only names where its git folder is.)
+    """
+    return tuple(f"{user_code_dir(m.name)}/{name}" for m in models if m.origin and m.origin.root
+                 for name in VCS_FOLDERS if (Path(m.origin.root) / name).is_dir()
+                 and not (Path(m.origin.root) / name).is_symlink())
+
+
 # ---------------------------------------------------------------------------- staging, before the save phase
 
 

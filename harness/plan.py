@@ -21,7 +21,7 @@ from harness.agent.protocol import (
     output_rel,
     routes,
 )
-from harness.engine import LABEL_RUN, LABEL_VERSION, Mount, RunSpec
+from harness.engine import LABEL_RUN, LABEL_VERSION, Mount, RunSpec, check_spec
 from harness.errors import UsageError
 from harness.images import ImagePlan, build_pip_settings, plan_image
 from harness.isolation import Artifact
@@ -106,12 +106,13 @@ def expected_cells(matrix: Matrix, env_ids: Sequence[str]) -> list[CellKey]:
 
 
 def _container(plan: EnvPlan, phase: str, run_id: str, command: Sequence[str], *, mounts: Sequence[Mount],
-               limits: Limits, part: str = "") -> RunSpec:
+               limits: Limits, part: str = "", masks: Sequence[str] = ()) -> RunSpec:
     return RunSpec(
         image=plan.image.tag,
         name=f"harness-{run_id}-{phase}-{plan.env.id}" + (f"-{part}" if part else ""),
         command=tuple(command),
         mounts=(source_mount(), *mounts),
+        masks=tuple(masks),
         labels={LABEL_RUN: run_id, LABEL_VERSION: harness.__version__},
         env={
             "PYTHONPATH": SOURCE_MOUNT,
@@ -160,7 +161,7 @@ def save_spec(matrix: Matrix, plan: EnvPlan, run_dir: RunDir, run_id: str, limit
         Mount(run_dir.artifacts(env_id), OUT_MOUNT, read_only=False),
         Mount(run_dir.records("save", env_id), RECORDS_MOUNT, read_only=False),
         *models.mounts(matrix.models, run_dir),
-    ), limits=limits)
+    ), limits=limits, masks=models.masks(matrix.models))
 
 
 def load_spec(matrix: Matrix, plan: EnvPlan, run_dir: RunDir, run_id: str, limits: Limits) -> RunSpec:
@@ -177,7 +178,7 @@ def load_spec(matrix: Matrix, plan: EnvPlan, run_dir: RunDir, run_id: str, limit
         Mount(run_dir.outputs(env_id), OUTPUTS_MOUNT, read_only=False),
         Mount(run_dir.records("load", env_id), RECORDS_MOUNT, read_only=False),
         *models.mounts(matrix.models, run_dir),
-    ), limits=limits)
+    ), limits=limits, masks=models.masks(matrix.models))
 
 
 def artifact_load_spec(matrix: Matrix, plan: EnvPlan, run_dir: RunDir, run_id: str, limits: Limits, *,
@@ -198,4 +199,13 @@ def artifact_load_spec(matrix: Matrix, plan: EnvPlan, run_dir: RunDir, run_id: s
             output_rel(artifact.source, artifact.model, artifact.format, "any"))), read_only=False),
         Mount(run_dir.artifact_records(*where), RECORDS_MOUNT, read_only=False),
         *models.mounts([model], run_dir),
-    ), limits=limits, part=str(number))
+    ), limits=limits, part=str(number), masks=models.masks([model]))
+
+
+def check_specs(matrix: Matrix, plans: Sequence[EnvPlan], run_dir: RunDir, limits: Limits) -> None:
+    """UsageError naming the first value of a container its engine's arguments could not carry as written: every
+    mount source (the run directory, users' code, the harness's own code) is checked before anything runs. An
+    artifact's own load container mounts folders below the same ones."""
+    for plan in plans:
+        for spec in (save_spec, load_spec):
+            check_spec(spec(matrix, plan, run_dir, "check", limits))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import re
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +26,9 @@ from harness.agent.protocol import (
     records_name,
     write_json_atomic,
 )
+from harness.engine import mount_problem
 from harness.errors import RunDirError
+from harness.matrix.problems import shown
 
 if TYPE_CHECKING:
     from harness.matrix import Matrix
@@ -69,17 +73,21 @@ class RunDir:
 
         A `shared` directory (phases run by separate jobs) may already hold other jobs' work.
         """
-        has_run = (path / RUN_JSON).is_file()
-        if resume and not has_run:
-            raise RunDirError(f"--resume {path}: no earlier run there (no {RUN_JSON})")
-        if not resume and not shared and path.exists() and any(path.iterdir()):
-            raise RunDirError(f"--out {path}: directory exists and is not empty; pass --resume to continue it")
+        problem = out_problem(path)
+        if problem:
+            raise RunDirError(f"--out {shown(str(path))}: {problem}")
         try:
+            has_run = (path / RUN_JSON).is_file()
+            if resume and not has_run:
+                raise RunDirError(f"--resume {path}: no earlier run there (no {RUN_JSON})")
+            if not resume and not shared and path.exists() and any(path.iterdir()):
+                raise RunDirError(f"--out {path}: directory exists and is not empty; pass --resume to continue it")
             for sub in SUBDIRS:
                 (path / sub).mkdir(parents=True, exist_ok=True)
-            probe = path / ".write-test"
-            probe.write_text("ok")
-            probe.unlink()
+            # A uniquely named probe: a fixed name left as a link in a run directory would be written through.
+            fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test.")
+            os.close(fd)
+            Path(probe).unlink()
         except OSError as exc:
             raise RunDirError(f"--out {path}: cannot write there ({exc.strerror or exc})") from exc
         return cls(path)
@@ -213,6 +221,17 @@ class RunDir:
             yield from untrusted.records(self.path, path)
         except (OSError, untrusted.UnsafeFile) as exc:
             raise RunDirError(f"{path}: unreadable ({getattr(exc, 'strerror', None) or exc})") from None
+
+
+def out_problem(path: Path) -> str | None:
+    """Why a path cannot be a run directory (its containers mount folders below it), or None; stat only."""
+    try:
+        full = path.resolve()
+        if full.exists() and not full.is_dir():
+            return f"not a folder: {full} is {untrusted.kind(full.stat().st_mode)}"
+    except (OSError, ValueError, RuntimeError) as exc:  # a NUL byte, a name too long, a link loop
+        return f"not a usable path ({getattr(exc, 'strerror', None) or exc})"
+    return mount_problem(str(full))
 
 
 def run_json_problem(data: object) -> str | None:

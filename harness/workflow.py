@@ -20,10 +20,11 @@ from harness.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from harness.images import effective_pip_settings
 from harness.leftovers import Housekeeping, remove_stale_containers
 from harness.matrix import Matrix
-from harness.plan import Limits, plan_environments
+from harness.matrix.problems import shown
+from harness.plan import Limits, check_specs, plan_environments
 from harness.report.schema import load_report
 from harness.report.writers import write_reports
-from harness.rundir import RunDir, default_out
+from harness.rundir import RunDir, default_out, out_problem
 from harness.runner import Runner, RunOptions
 from harness.runstate import ENV_PHASES, PHASES, refuse_changed_matrix
 from harness.wheelcache import WheelCache, cache_root
@@ -63,6 +64,8 @@ def check_request(request: RunRequest) -> None:
         raise UsageError("--resume needs --out RUN_DIR: the run to continue")
     if request.phases and request.out is None:
         raise UsageError("--phase needs --out RUN_DIR: the run directory the phases share")
+    if request.out is not None and (problem := out_problem(request.out)):
+        raise UsageError(f"--out {shown(str(request.out))}: {problem}")
     if request.baseline is not None:
         load_report(request.baseline, "baseline")  # a bad baseline is exit 2 before anything is built
 
@@ -77,6 +80,7 @@ def run_matrix(matrix: Matrix, request: RunRequest, engine: RunEngine, console: 
     check_request(request)
     phases = tuple(p for p in PHASES if p in request.phases) or PHASES
     plans = plan_environments(matrix, environ, request.only)
+    check_specs(matrix, plans, RunDir(request.out or default_out(matrix.name)), request.limits)
     needs_engine = any(p in ENV_PHASES for p in phases)  # the report phase alone needs no engine
     if needs_engine:
         engine.ping()

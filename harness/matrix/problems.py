@@ -17,6 +17,7 @@ Raw = dict[Any, Any]
 
 _KINDS = ((str, "string"), (list, "list"), (dict, "mapping"))
 MAX_NAME = 100  # names and environment ids name files, containers and report rows
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _FLOAT_TEXT = re.compile(r"^[-+]?\d+(\.\d*)?[eE][-+]?\d+$")
 
 
@@ -125,8 +126,9 @@ def host_path(value: object, at: str, base: Path, problems: list[str]) -> Path |
     text = string(value, at, problems)
     if text is None:
         return None
-    if "\x00" in text:
-        problems.append(f"{at}: expected a path, found a string with a NUL byte")
+    if _CONTROL.search(text):  # a folder may be mounted into containers, whose --mount option cannot carry one
+        problems.append(f"{at}: expected a path, found " + ("a string with a NUL byte" if "\x00" in text else
+                                                           f"{shown(text)}, which holds a control character"))
         return None
     try:
         raw = Path(text)
