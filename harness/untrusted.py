@@ -31,6 +31,7 @@ MAX_RECORDS = 512 << 20  # one JSON Lines file of records
 MAX_ARRAY = 2 << 30  # one .npy of predictions or reference data
 _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 _OPEN_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+_OPEN_NAMED = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
           (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a directory"))
 
@@ -85,15 +86,35 @@ def _check(info: os.stat_result, path: Path, want_dir: bool = False) -> None:
 def read_bytes(root: Path, path: Path, limit: int) -> bytes:
     """The content of a regular file below root, at most `limit` bytes (FileNotFoundError when it is absent)."""
     with _opened(root, path) as (fd, info):
-        if info.st_size > limit:
-            raise UnsafeFile(f"{path}: {info.st_size} bytes, more than the {limit} read from such a file")
-        chunks, size = [], 0
-        while size <= limit:
-            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
+        return _bounded(fd, info, path, limit)
+
+
+def read_named(path: Path, limit: int) -> bytes:
+    """A regular file a user named, at most `limit` bytes (FileNotFoundError when it is absent).
+
+    A link to one is followed (the name is the user's own choice); a FIFO is never read from (it is opened
+    without blocking, then refused), nor a device.
+    """
+    fd = os.open(path, _OPEN_NAMED)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UnsafeFile(f"{path}: not a regular file ({kind(info.st_mode)}): not read")
+        return _bounded(fd, info, path, limit)
+    finally:
+        os.close(fd)
+
+
+def _bounded(fd: int, info: os.stat_result, path: Path, limit: int) -> bytes:
+    if info.st_size > limit:
+        raise UnsafeFile(f"{path}: {info.st_size} bytes, more than the {limit} read from such a file")
+    chunks, size = [], 0
+    while size <= limit:
+        chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
     if size > limit:  # it grew while being read
         raise UnsafeFile(f"{path}: more than the {limit} bytes read from such a file")
     return b"".join(chunks)

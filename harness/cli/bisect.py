@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness.cli.check import add_model_arguments, add_run_arguments
+from harness.cli.check import add_model_arguments, add_run_arguments, in_flag_terms
 from harness.cli.options import default_jobs
 from harness.console import Console
 from harness.errors import EXIT_FAILURES, EXIT_OK, MatrixError, UsageError
@@ -118,6 +118,16 @@ def walk(args: argparse.Namespace, environ: dict[str, str], index: Any = None) -
                 redact(pip.index_url or PYPI))
 
 
+def _ends(args: argparse.Namespace) -> Walk:
+    """The walk's two ends alone, as asked for: what the flags say before any release is listed."""
+    from harness.upgrade import parse_spec
+
+    source, target = parse_spec(args.source, "--from"), parse_spec(args.target, "--to")
+    same = source.key(args.python) == target.key(args.python)
+    return Walk(axis="", package="", releases=(args.source, *(() if same else (args.target,))),
+                requests=(source, *(() if same else (target,))))
+
+
 def bisect_matrix(args: argparse.Namespace, steps: Walk) -> tuple[Matrix, list[str], str]:
     """The matrix of every release's environment (the model saved or staged once), their ids, and the model."""
     import yaml
@@ -138,7 +148,7 @@ def bisect_matrix(args: argparse.Namespace, steps: Walk) -> tuple[Matrix, list[s
         problem = exc.problems[0]
         for i, release in enumerate(steps.releases):
             problem = problem.replace(f"environments[{i}]", f"the {steps.axis} {release} environment")
-        raise UsageError(problem.replace("models[0]", "--model")) from None
+        raise UsageError(in_flag_terms(problem, {})) from None
     return matrix, [e.id for e in matrix.environments], entry["name"]
 
 
@@ -200,6 +210,8 @@ def main(args: argparse.Namespace, engine: RunEngine) -> int:
     from harness.verdict import decide
 
     start = time.monotonic()
+    ends = _ends(args)  # every flag is read, and the model's files checked, before the package index is asked
+    route_of(bisect_matrix(args, ends)[0].models[0].artifact_format, args.format, args.factory is not None)
     steps = walk(args, dict(os.environ))
     matrix, ids, name = bisect_matrix(args, steps)
     model = matrix.models[0]

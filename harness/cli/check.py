@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.cli.options import add_base_image, default_jobs, positive_float, positive_int
+from harness.cli.options import add_base_image, default_jobs, positive_float, positive_int, python_version
 from harness.console import Console
 from harness.errors import EXIT_FAILURES, EXIT_OK, MatrixError, UsageError
 from harness.matrix import Matrix
@@ -54,8 +54,8 @@ def add_parser(sub: Any) -> None:
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The model and how it is loaded: shared by check and bisect."""
-    parser.add_argument("--python", default=DEFAULT_PYTHON, help=f"Python of every environment (default "
-                                                                 f"{DEFAULT_PYTHON})")
+    parser.add_argument("--python", type=python_version, default=DEFAULT_PYTHON,
+                        help=f"Python of every environment (default {DEFAULT_PYTHON})")
     parser.add_argument("--model", required=True, metavar="PATH_OR_MODULE:FN",
                         help="a saved model (.h5, .keras, SavedModel dir, weights) or a factory MODULE:FUNCTION "
                              "(or path/to/file.py:FUNCTION) that builds it")
@@ -115,7 +115,7 @@ def check_matrix(args: argparse.Namespace) -> tuple[Matrix, dict[str, Any], list
                               base_image=args.base_image)
     except MatrixError as exc:
         flags = _flag_names(envs.targets)
-        raise UsageError(_flags(exc.problems[0], flags) + (f" (and {len(exc.problems) - 1} more)"
+        raise UsageError(in_flag_terms(exc.problems[0], flags) + (f" (and {len(exc.problems) - 1} more)"
                                                            if len(exc.problems) > 1 else "")) from None
     ids = [e.id for e in matrix.environments]
     targets = [Target(spec, ids[at], None if beside is None else ids[beside])
@@ -145,7 +145,7 @@ _FLAGS = (("models[0].artifact", "--model"), ("models[0].factory", "--model"),
           ("models[0].reference", "--reference"), ("models[0]", "--model"), ("models[1]", "the migration of --model"))
 
 
-def _flags(problem: str, environments: dict[int, str]) -> str:
+def in_flag_terms(problem: str, environments: dict[int, str]) -> str:
     """A matrix problem in terms of the command line."""
     problem = re.sub(r"environments\[(\d+)\]", lambda m: environments.get(int(m.group(1)), m.group(0)), problem)
     for key, flag in _FLAGS:

@@ -41,6 +41,7 @@ from harness.matrix.problems import (
     Raw,
     check_keys,
     existing_file,
+    finite,
     found,
     host_path,
     shown,
@@ -48,7 +49,7 @@ from harness.matrix.problems import (
     suggest,
     tolerance,
 )
-from harness.untrusted import npy_header, odd_entry
+from harness.untrusted import UnsafeFile, npy_header, odd_entry, read_named
 
 USER_KEYS = ("name", "path", "factory", "custom_objects", "predict", "inputs", "labels", "tolerance", "formats",
              "loaders", "artifact", "format", "architecture", "reference", "migrate")
@@ -71,6 +72,7 @@ PROBE_LOADERS = {
 }
 USER_LOADERS = tuple(name for name in LOADERS if name not in PROBE_LOADERS)
 USER_DEFAULT_EXTRA = ("load_model_nocompile",)  # opt-in for probes; what users do with an old file
+MAX_SOURCE = 8 << 20  # a module read with ast to check a name it defines; a larger one is not parsed here
 MAX_VALUES = 1 << 26  # inputs the host prepares for one model (256 MiB of float32): a generous bound
 DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
 HASHSEED_HINT = ("the predict hook gives other numbers in a fresh process of the same environment (saved under "
@@ -177,8 +179,8 @@ def _migration(entry: Raw, at: str, ctx: Context, problems: list[str]) -> ModelS
             problems.append(f"{at}.{key}: unknown key{suggest(key, MIGRATION_KEYS)}")
     name = _name(entry.get("name", MISSING), f"{at}.name", problems)
     original = _migrated_artifact(entry["migrate"], f"{at}.migrate", ctx, problems)
-    if original is None or name is None or len(problems) > before:
-        return None
+    if original is None or name is None or len(problems) > before or not ctx.env_ids:
+        return None  # (no environment: their problems are said where they are listed)
     fmt = original.artifact_format or "h5"
     candidates = tuple(x for x in MIGRATION_ORDER if x in (original.loaders or ()) and LOADERS[x].resaves
                        and (fmt, x) in routes(original))
@@ -329,9 +331,9 @@ def _code(value: object, at: str, root: Path | None, attribute: bool, problems: 
 def _top_level_names(source: Path) -> set[str] | None:
     """Names a module binds at top level, or None when that cannot be told without running it."""
     try:
-        tree = ast.parse(source.read_text(encoding="utf-8"))
-    except (SyntaxError, UnicodeDecodeError, OSError):
-        return None  # importing it in the container will say what is wrong
+        tree = ast.parse(read_named(source, MAX_SOURCE).decode("utf-8"))
+    except (SyntaxError, UnicodeDecodeError, OSError, ValueError, RecursionError, MemoryError, UnsafeFile):
+        return None  # importing it in the container will say what is wrong (UnsafeFile: too large to parse here)
     names: set[str] = set()
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -419,13 +421,14 @@ def _bound(value: object, at: str, dtype: str, problems: list[str]) -> Any:
     """low or high of random inputs: a finite number, whole and in range for an integer dtype; MISSING if not."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    number = finite(value)
+    if number is None:
         problems.append(f"{at}: expected a finite number, found {found(value)}")
         return MISSING
     kind = np.dtype(dtype).kind
     if kind in "iu":
         limits = np.iinfo(dtype)
-        if value != int(value) or not limits.min <= value <= limits.max + 1:
+        if number != int(number) or not limits.min <= number <= limits.max + 1:
             problems.append(f"{at}: expected a whole number from {limits.min} to {limits.max + 1} for {dtype}, "
                             f"found {found(value)}")
             return MISSING

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import numpy as np
 import pytest
 
+from deadline import within
 from fake_engine import FakeEngine
 from fake_run import ENV_A, ENV_B, FakeRun, append_jsonl
 from fake_run import cell as _cell
@@ -40,20 +38,6 @@ def secret(tmp_path: Path) -> Path:
     path = tmp_path / "secret.txt"
     path.write_text(SECRET + "\n")
     return path
-
-
-def within(seconds: float, work: Callable[[], Any]) -> Any:
-    """work()'s result, failing the test if it takes longer than `seconds` (a FIFO would block it for ever)."""
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise TimeoutError(f"still running after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, stop)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        return work()
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def _manifest(run: FakeRun, env_id: str) -> tuple[Path, dict[str, Any]]:
