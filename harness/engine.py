@@ -37,6 +37,9 @@ ENGINES = ("docker", "podman")
 CATATONIT = "/usr/libexec/podman/catatonit"  # the init `podman run --init` starts unless told another
 BUILD_GRACE = 6 * 3600.0  # seconds: an untagged image younger than this may belong to a build still running
 ENGINE_VARIABLE = "HARNESS_ENGINE"
+# `docker run` (and `podman run`) exit 125 when the engine, not the container, failed (daemon hiccup, image store,
+# mount setup): no result of the container's.
+DOCKER_RUN_FAILED = 125
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -211,16 +211,20 @@ class RunDir:
         """A .npy file in the run directory: FileNotFoundError when absent, UnsafeFile when refused or damaged."""
         return untrusted.load_array(self.path, path)
 
-    def read_records(self, phase: str, env_id: str) -> Iterator[dict[str, Any]]:
+    def read_records(self, phase: str, env_id: str) -> list[dict[str, Any]]:
         """The records of records/<phase>-<env>.jsonl, typed (harness/untrusted.py: checked_record)."""
         return self.read_records_at(self.records(phase, env_id))
 
-    def read_records_at(self, path: Path) -> Iterator[dict[str, Any]]:
-        """The typed records of a JSON Lines file in the run directory."""
+    def read_records_at(self, path: Path) -> list[dict[str, Any]]:
+        """The typed records of a JSON Lines file in the run directory (none when it is absent).
+
+        UnsafeFile when the file cannot be read (a link, a special file, too large, not readable): a container
+        may leave its own record file so, and the cells it holds are then errors, never the whole run's.
+        """
         try:
-            yield from untrusted.records(self.path, path)
-        except (OSError, untrusted.UnsafeFile) as exc:
-            raise RunDirError(f"{path}: unreadable ({getattr(exc, 'strerror', None) or exc})") from None
+            return list(untrusted.records(self.path, path))
+        except OSError as exc:
+            raise untrusted.UnsafeFile(f"{path}: unreadable ({exc.strerror or exc})") from None
 
 
 def out_problem(path: Path) -> str | None:
@@ -245,6 +249,10 @@ def run_json_problem(data: object) -> str | None:
               if data.get(key) is not None and not isinstance(data[key], str)]
     wrong += [f"environments[{i}]{problem}" for i, env in enumerate(data.get("environments") or ())
               if (problem := _environment_problem(env))]
+    timings: dict[str, Any] = data["timings"] if isinstance(data.get("timings"), dict) else {}
+    wrong += [f"timings.{k} is not a number" for k, v in timings.items()
+              if isinstance(v, bool) or not isinstance(v, (int, float))]
+    wrong += [p for p in (untrusted.number_problem(data), untrusted.range_problem(data)) if p]
     return wrong[0] if wrong else _baseline_problem(data.get("baseline"))
 
 

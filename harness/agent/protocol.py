@@ -49,7 +49,7 @@ __all__ = [  # what the host may use
     "KINDS", "LOADERS", "OPT_IN_LOADERS", "PROBES", "SEED", "CellKey", "Code", "FormatSpec", "LoaderSpec",
     "Migration", "ModelSpec", "Origin", "RandomInputs", "RecordWriter", "ReferenceEnv", "Tolerance", "applies",
     "artifact_source", "from_dict", "hash_tree", "plan_tasks", "random_array", "read_records", "resolve_probe",
-    "routes", "sha256_file", "to_dict", "write_json_atomic",
+    "routes", "sha256_file", "to_dict", "write_json_atomic", "write_text_atomic",
 ]
 
 RECORD_SCHEMA = 1
@@ -291,6 +291,13 @@ def write_json_atomic(path: Union[str, os.PathLike[str]], data: Any, strict: boo
 
     `strict`: standard JSON only (no NaN or Infinity, nothing converted with str()).
     """
+    text = json.dumps(data, indent=2, sort_keys=True, allow_nan=not strict, default=None if strict else str)
+    write_text_atomic(path, text + "\n")
+
+
+def write_text_atomic(path: Union[str, os.PathLike[str]], text: str) -> None:
+    """Write text through a new, uniquely named temporary file beside it, renamed into place: readers see the old
+    file or the whole new one, and a file planted under a fixed temporary name is never written through."""
     path = os.fspath(path)
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
@@ -298,8 +305,7 @@ def write_json_atomic(path: Union[str, os.PathLike[str]], data: Any, strict: boo
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide reports from other users
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True, allow_nan=not strict, default=None if strict else str)
-            fh.write("\n")
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -182,10 +182,15 @@ class Prober:
         status = next((e.get("status") for e in self.report["environments"] if e["id"] == env), None)
         from harness.bisect import root_error
         from harness.rundir import RunDir
+        from harness.untrusted import UnsafeFile
 
         # The report keeps a traceback's frames; the records keep its end, where a nested error names its root.
+        try:
+            records = RunDir(Path(self.request.out or ".")).read_records("load", env)
+        except UnsafeFile:  # its cells are errors in the report already
+            records = []
         roots = {(r.get("format"), r.get("loader")): root_error(str((r.get("error") or {}).get("traceback") or ""))
-                 for r in RunDir(Path(self.request.out or ".")).read_records("load", env)
+                 for r in records
                  if r.get("kind") == "load" and r.get("model") == self.model and r.get("source") == self.source}
         found = {(c["format"], c["loader"]): {**c, "root": roots.get((c["format"], c["loader"]))}
                  for c in self.report["cells"]

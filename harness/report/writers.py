@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from harness.agent.protocol import PACKAGES
+from harness.agent.protocol import PACKAGES, write_text_atomic
 from harness.report.build import build_report
 from harness.report.gate import DEFAULT_FAIL_ON, FAIL_ON
 from harness.report.html import render_html
@@ -19,12 +19,6 @@ from harness.rundir import REPORT_FILES, RunDir
 
 log = logging.getLogger(__name__)
 FILES = REPORT_FILES  # --format name -> file in the run directory
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def _baseline(run_dir: RunDir, path: Path | None) -> dict[str, Any] | None:
@@ -85,10 +79,10 @@ def write_reports(run_dir: RunDir, baseline: Path | None = None, fail_on: str | 
     every other format from it, and add report.md to the GitHub Actions job summary when $GITHUB_STEP_SUMMARY
     names one. A baseline or fail_on given here is recorded in run.json for later re-renders."""
     report = build_report(run_dir, _baseline(run_dir, baseline), _fail_on(run_dir, fail_on))
-    _write_text(run_dir.path / FILES["json"], dump(report))
+    write_text_atomic(run_dir.path / FILES["json"], dump(report))
     markdown = render_markdown(report)
-    _write_text(run_dir.path / FILES["md"], markdown)
-    _write_text(run_dir.path / FILES["html"], render_html(report, _packages(run_dir, report)))
-    _write_text(run_dir.path / FILES["junit"], render_junit(report))
+    write_text_atomic(run_dir.path / FILES["md"], markdown)
+    write_text_atomic(run_dir.path / FILES["html"], render_html(report, _packages(run_dir, report)))
+    write_text_atomic(run_dir.path / FILES["junit"], render_junit(report))
     add_step_summary(report, markdown)
     return report

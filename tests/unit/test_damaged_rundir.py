@@ -194,18 +194,14 @@ def test_a_pip_freeze_linked_to_a_host_file_is_not_embedded(run: FakeRun, secret
     ("a FIFO baseline", "is not a regular file"),
     ("a link", "a symbolic link"),
     ("a FIFO", "a FIFO"),
-    ("records as a FIFO", "a FIFO"),
 ])
-def test_a_damaged_run_json_or_records_file_is_one_line_and_exit_2(
+def test_a_damaged_run_json_is_one_line_and_exit_2(
         run: FakeRun, damage: str, said: str, secret: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = run.run_dir.run_json
     data = json.loads(path.read_text())
     if damage in ("a link", "a FIFO"):
         path.unlink()
         path.symlink_to(secret) if damage == "a link" else os.mkfifo(path)
-    elif damage == "records as a FIFO":
-        run.run_dir.records("load", ENV_B.id).unlink()
-        os.mkfifo(run.run_dir.records("load", ENV_B.id))
     else:
         if damage == "a FIFO baseline":
             os.mkfifo(run.root / "baseline.json")
