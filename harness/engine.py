@@ -133,7 +133,14 @@ class ContainerEngine(Protocol):
         """Remove every container carrying all the labels; return how many."""
 
 
-def _tail(text: str, lines: int = 20) -> str:
+TAIL_BYTES = 64 << 10  # the end of a log read back: a container may print gigabytes into it
+
+
+def _tail(path: Path, lines: int = 20, limit: int = TAIL_BYTES) -> str:
+    """The last lines of a log the engine's client wrote, read from its end only."""
+    with path.open("rb") as fh:
+        fh.seek(max(0, fh.seek(0, os.SEEK_END) - limit))
+        text = fh.read(limit).decode("utf-8", errors="replace")
     return "\n".join(text.splitlines()[-lines:])
 
 
@@ -306,7 +313,8 @@ class DockerCLI:
         seconds = time.monotonic() - start
         if proc.returncode == 0:
             return BuildResult(ok=True, seconds=seconds)
-        return BuildResult(ok=False, seconds=seconds, error=build_error_line(log_path.read_text(errors="replace")))
+        log_end = _tail(log_path, lines=10_000, limit=16 * TAIL_BYTES)  # pip says why near the end
+        return BuildResult(ok=False, seconds=seconds, error=build_error_line(log_end))
 
     def _limit_flags(self) -> list[str]:
         """Resource limits the engine must be told for its containers to start here (Docker: none)."""
@@ -368,7 +376,7 @@ class DockerCLI:
             seconds=seconds,
             timed_out=timed_out,
             oom_killed=bool(state.get("OOMKilled", False)),
-            output_tail=_tail(log_path.read_text(errors="replace")),
+            output_tail=_tail(log_path),
         )
 
     def _discard(self, name: str, proc: subprocess.Popen[bytes] | None, *, quiet: bool) -> None:

@@ -88,11 +88,13 @@ class Runner:
         level = self.options.limits.isolation
         self.state.write_run(status="running", **({"isolation": {"level": level, "promise": ISOLATION_PROMISES[level]}}
                                                    if "load" in phases else {}))
+        if "save" in phases or "load" in phases:
+            # Users' inputs, and existing artifacts as sources: before any image is built, so a file that cannot
+            # be staged stops the run before it cost a build.
+            models.stage(self.matrix.models, self.run_dir)
         if "build" in phases:
             self._phase("build", self.plans, self._build)
         usable = [p for p in self.plans if self._images.get(p.env.id, _UNKNOWN).error is None]
-        if "save" in phases or "load" in phases:
-            models.stage(self.matrix.models, self.run_dir)  # users' inputs, and existing artifacts as sources
         if "save" in phases:
             self._phase("save", usable, self._save)
         usable = [p for p in usable if self._images.get(p.env.id, _UNKNOWN).error is None]

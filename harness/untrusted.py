@@ -242,6 +242,8 @@ def _walk_to(root: Path, path: Path, make: bool = True) -> tuple[int, str, Path]
     """(a descriptor of path's folder, path's last name, that folder's path): every folder below root on the way
     made a real folder (`make`), or FileNotFoundError where one is not (a link is never followed)."""
     *folders, last = _parts(root, path)
+    if make:
+        root.mkdir(parents=True, exist_ok=True)  # the run directory itself: where the user chose, links and all
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
     where = root
     try:

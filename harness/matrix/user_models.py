@@ -13,10 +13,11 @@ import ast
 import math
 import re
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -49,7 +50,7 @@ from harness.matrix.problems import (
     suggest,
     tolerance,
 )
-from harness.untrusted import UnsafeFile, npy_header, odd_entry, read_named
+from harness.untrusted import MAX_DIMS, UnsafeFile, npy_header, odd_entry, read_named
 
 USER_KEYS = ("name", "path", "factory", "custom_objects", "predict", "inputs", "labels", "tolerance", "formats",
              "loaders", "artifact", "format", "architecture", "reference", "migrate")
@@ -74,6 +75,8 @@ USER_LOADERS = tuple(name for name in LOADERS if name not in PROBE_LOADERS)
 USER_DEFAULT_EXTRA = ("load_model_nocompile",)  # opt-in for probes; what users do with an old file
 MAX_SOURCE = 8 << 20  # a module read with ast to check a name it defines; a larger one is not parsed here
 MAX_VALUES = 1 << 26  # inputs the host prepares for one model (256 MiB of float32): a generous bound
+MAX_BYTES = 1 << 30  # and of bytes: a value of a wide string or void dtype holds many
+MAX_MEMBERS = 1000  # arrays in one .npz: a model's named inputs
 DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
 HASHSEED_HINT = ("the predict hook gives other numbers in a fresh process of the same environment (saved under "
                  "PYTHONHASHSEED=0, loaded under 1): a class or vocabulary order built from a set or dict of strings "
@@ -361,28 +364,50 @@ def _file(value: object, at: str, base: Path, suffixes: tuple[str, ...], problem
     if path.suffix.lower() not in (".npy", ".npz"):
         return str(path)
     try:
-        values = _values(path)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        values, size = _values(path)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError,
+            UnsafeFile) as exc:
         problems.append(f"{at}: {path.name} is not a readable NumPy file without pickles ({str(exc)[:200]})")
         return None
-    if values > MAX_VALUES:
-        problems.append(f"{at}: {path.name} holds {values} values, more than the {MAX_VALUES} the host prepares "
-                        "for a model")
+    if values > MAX_VALUES or size > MAX_BYTES:
+        problems.append(f"{at}: {path.name} holds {values} values ({size} bytes), more than the {MAX_VALUES} "
+                        f"values or {MAX_BYTES} bytes the host prepares for a model")
         return None
     return str(path)
 
 
-def _values(path: Path) -> int:
-    """How many values the arrays of a .npy or .npz file hold, read from their headers only."""
+def _values(path: Path) -> tuple[int, int]:
+    """How many values, and bytes, the arrays of a .npy or .npz file hold, read from their headers only.
+
+    The host reads an .npz member the way numpy can (stored or deflated, not encrypted, a .npy each): a member
+    in another compression or encrypted is refused here, before anything is built, rather than when staged.
+    """
     if path.suffix.lower() == ".npy":
-        return int(np.load(path, mmap_mode="r", allow_pickle=False).size)
-    total = 0
+        with path.open("rb") as fh:
+            return _header_size(fh)
+    values = size = 0
     with zipfile.ZipFile(path) as archive:
-        for info in archive.infolist():
+        members = archive.infolist()
+        if len(members) > MAX_MEMBERS:
+            raise ValueError(f"{len(members)} arrays, more than {MAX_MEMBERS}")
+        for info in members:
+            if info.flag_bits & 0x1 or info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                raise ValueError(f"{info.filename[:60]!r} is encrypted or compressed in a way numpy cannot read")
+            if not info.filename.endswith(".npy"):
+                raise ValueError(f"{info.filename[:60]!r} is not a .npy array")
             with archive.open(info) as member:
-                shape: tuple[int, ...] = npy_header(member)[0]
-                total += math.prod(shape, start=1)
-    return total
+                more_values, more_bytes = _header_size(member)
+            values, size = values + more_values, size + more_bytes
+    return values, size
+
+
+def _header_size(fh: IO[bytes]) -> tuple[int, int]:
+    """(values, bytes) an array's .npy header declares; every dimension bounded, a zero-size array's too."""
+    shape, _, dtype = npy_header(fh)
+    if len(shape) > MAX_DIMS or any(n < 0 for n in shape) or math.prod(max(n, 1) for n in shape) > MAX_VALUES:
+        raise ValueError(f"its header declares the shape {str(shape)[:80]}")
+    values = math.prod(shape, start=1)
+    return values, values * dtype.itemsize
 
 
 def _inputs(value: object, at: str, base: Path, problems: list[str]) -> tuple[str | None, RandomInputs | None]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import struct
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -236,3 +238,112 @@ def test_a_report_read_back_is_bounded(reports: tuple[Path, dict[str, Any]], tmp
         fh.truncate(600 << 20)  # sparse: no disk used
     assert exit_code(["diff", str(huge), str(path)]) == 2
     assert "more than the" in one_line(capsys)
+
+
+# ---------------------------------------------------------------------------- users' files, crafted
+
+
+def _patch_zip(path: Path, flags: int = 0, method: int | None = None) -> None:
+    """Set bits of every member's flags (0x1: encrypted) and its compression method, in both of its headers."""
+    raw = bytearray(path.read_bytes())
+    for signature, flag_at, method_at in ((b"PK\x03\x04", 6, 8), (b"PK\x01\x02", 8, 10)):
+        at = raw.find(signature)
+        old = struct.unpack("<H", raw[at + flag_at:at + flag_at + 2])[0]
+        raw[at + flag_at:at + flag_at + 2] = struct.pack("<H", old | flags)
+        if method is not None:
+            raw[at + method_at:at + method_at + 2] = struct.pack("<H", method)
+    path.write_bytes(bytes(raw))
+
+
+def _keras_file(path: Path, metadata: bytes, *, flags: int = 0, method: int | None = None) -> Path:
+    """A .keras zip whose metadata.json is `metadata`, its header bits and compression method as given."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("metadata.json", metadata)
+    _patch_zip(path, flags, method)
+    return path
+
+
+KERAS_FILES = {
+    "non-ASCII digits": {"metadata": json.dumps({"keras_version": "٣.٣.٣"}).encode()},
+    "5,000 digits": {"metadata": json.dumps({"keras_version": "3" * 5000 + ".0"}).encode()},
+    "deep nesting": {"metadata": b"[" * 100_000 + b"]" * 100_000},
+    "a list": {"metadata": b'["3.3.3"]'},
+    "a version that is a list": {"metadata": b'{"keras_version": ["3.3.3"]}'},
+    "an encrypted member": {"metadata": b'{"keras_version": "3.3.3"}', "flags": 0x1},
+    "an unknown compression": {"metadata": b'{"keras_version": "3.3.3"}', "method": 99},
+}
+
+
+@pytest.mark.parametrize("kind", list(KERAS_FILES))
+def test_a_crafted_keras_file_never_crashes_staging(project: Path, kind: str) -> None:
+    _keras_file(project / "model.keras", **KERAS_FILES[kind])
+    (project / "k.yaml").write_text(f"environments: [{ENV}]\nmodels: [{{name: old, artifact: model.keras, "
+                                    "inputs: {shape: [2, 3]}}]\n")
+    assert exit_code(["validate", str(project / "k.yaml")]) == 0
+    engine = FakeEngine()
+    assert exit_code(["run", str(project / "k.yaml"), "--out", str(project / "run"), "-q"], engine) in (0, 1)
+    versions = json.loads((project / "run" / "artifacts" / "user-old" / "env.json").read_text())
+    assert versions["keras"] is None and versions["keras_major"] is None  # the file says nothing usable
+
+
+@pytest.mark.parametrize("name", ["file", "allow_pickle", "args", "kwds", "arr_0"])
+def test_an_input_array_named_like_a_savez_keyword_is_staged_by_its_name(project: Path, name: str) -> None:
+    arrays = {name: np.ones((2, 3), dtype="float32"), "other": np.zeros((2, 1), dtype="float32")}
+    with zipfile.ZipFile(project / "inputs.npz", "w") as archive:  # as np.savez would write it, whatever the names
+        for key, array in arrays.items():
+            with archive.open(f"{key}.npy", "w") as member:
+                np.lib.format.write_array(member, array)
+    (project / "i.yaml").write_text(f"environments: [{ENV}]\nmodels: [{{name: old, artifact: old.h5, "
+                                    "inputs: inputs.npz}]\n")
+    engine = FakeEngine()
+    assert exit_code(["run", str(project / "i.yaml"), "--out", str(project / "run"), "-q"], engine) in (0, 1)
+    with np.load(project / "run" / "artifacts" / "user-old" / "old" / "inputs.npz") as staged:
+        assert sorted(staged.files) == sorted(arrays) and staged[name].tolist() == arrays[name].tolist()
+
+
+@pytest.mark.parametrize(("kind", "said"), [
+    ("an encrypted member", "encrypted or compressed in a way numpy cannot read"),
+    ("an unknown compression", "encrypted or compressed in a way numpy cannot read"),
+    ("a member that is no array", "is not a .npy array"),
+    ("a zero-size array of a huge shape", "its header declares the shape"),
+    ("wide strings past 1 GiB", "bytes"),
+])
+def test_a_crafted_inputs_npz_is_exit_2_at_validation(project: Path, kind: str, said: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    path = project / "inputs.npz"
+    header = {"a zero-size array of a huge shape": {"descr": "<f4", "fortran_order": False, "shape": (0, 1 << 62)},
+              "wide strings past 1 GiB": {"descr": "<U1000000", "fortran_order": False, "shape": (300,)}}.get(kind)
+    name = "notes.txt" if kind == "a member that is no array" else "x.npy"
+    with zipfile.ZipFile(path, "w") as archive, archive.open(name, "w") as member:
+        if header is not None:
+            np.lib.format.write_array_header_1_0(member, header)
+        else:
+            np.lib.format.write_array(member, np.zeros((2, 3), dtype="float32"))
+    if kind in ("an encrypted member", "an unknown compression"):
+        _patch_zip(path, **({"flags": 0x1} if kind == "an encrypted member" else {"method": 99}))
+    (project / "i.yaml").write_text(f"environments: [{ENV}]\nmodels: [{{name: old, artifact: old.h5, "
+                                    "inputs: inputs.npz}]\n")
+    assert exit_code(["validate", str(project / "i.yaml")]) == 2
+    line = one_line(capsys)
+    assert "models[0].inputs" in line and said in line, line
+
+
+@pytest.mark.parametrize("changed", ["artifact", "inputs", "nothing"])
+def test_resume_refuses_a_staged_artifact_whose_file_changed(project: Path, changed: str,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    (project / "a.yaml").write_text(f"environments: [{ENV}]\nmodels: [{{name: old, artifact: old.h5, "
+                                    "inputs: x.npy}]\n")
+    out = project / "run"
+    assert exit_code(["run", str(project / "a.yaml"), "--out", str(out), "-q"]) in (0, 1)
+    if changed == "artifact":
+        (project / "old.h5").write_bytes(b"\x89HDF\r\n\x1a\nchanged")
+    elif changed == "inputs":
+        np.save(project / "x.npy", np.ones((4, 3), dtype="float32"))
+    capsys.readouterr()
+    code = exit_code(["run", str(project / "a.yaml"), "--out", str(out), "--resume", "-q"])
+    if changed == "nothing":
+        assert code in (0, 1)
+        return
+    assert code == 2
+    line = one_line(capsys)
+    assert f"old's {changed} {project / ('old.h5' if changed == 'artifact' else 'x.npy')} changed" in line, line

@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from markdown_it import MarkdownIt
 
 from fake_engine import FakeEngine, _host
 from fake_run import ENV_A, ENV_B, FakeRun, strict_json
@@ -26,6 +28,7 @@ from harness import untrusted
 from harness.agent import protocol
 from harness.cli import main
 from harness.console import Console
+from harness.engine import _tail as engine_tail
 from harness.matrix import parse_matrix
 from harness.plan import Limits, plan_environments
 from harness.report.writers import write_reports
@@ -380,3 +383,32 @@ def test_the_records_a_save_or_load_container_mounts_are_never_links(tmp_path: P
     _run(engine, out, "target", resume=True)
     assert outside.read_text() == "untouched\n"
     assert not any(m.host.is_symlink() for spec in engine.runs for m in spec.mounts)
+
+
+def test_markdown_in_an_error_message_is_shown_as_written_in_report_md(run: FakeRun) -> None:
+    message = ("boom <img src=x onerror=alert(1)> ![t](http://tracker.example/p.png) [click](http://evil.example) "
+               "**loud** _it_ ~~gone~~ `code` | a cell <!-- hidden --> &amp;\nsecond line")
+    run.load_failed(ENV_A.id, ENV_B.id, "h5", status="error", stage="load",
+                    error={"type": "Value`Error|**x**", "message": message, "traceback": None})
+    write_reports(run.run_dir)
+    text = (run.root / "report.md").read_text()
+    html = MarkdownIt("commonmark").enable(["table", "strikethrough"]).render(text)
+    for rendered in ("<img", "<a href", "<strong>loud", "<em>it", "<s>gone", "<code>code", "<!--"):
+        assert rendered not in html.split("</h1>", 1)[1], rendered
+    assert "**loud** _it_ ~~gone~~" in html and "&amp;amp;" in html  # shown as written: the entity too
+    cells, header = [], None  # every row of a table has its header's columns: no '|' of a message splits one
+    for line in text.splitlines():
+        header = (header or line) if line.startswith("|") else None
+        if header is not None:
+            cells.append((len(re.findall(r"(?<!\\)\|", line)), len(re.findall(r"(?<!\\)\|", header)), line))
+    assert any("Value" in line for _, _, line in cells)
+    assert all(found == wanted for found, wanted, _ in cells), [line for f, w, line in cells if f != w]
+
+
+def test_a_container_that_prints_gigabytes_costs_the_host_only_the_end_of_its_log(tmp_path: Path) -> None:
+    log = tmp_path / "load.log"
+    with log.open("wb") as fh:
+        fh.truncate(3 << 30)  # sparse: three GiB of output, no disk used
+        fh.seek(0, os.SEEK_END)
+        fh.write(b"\n".join(b"line %d" % i for i in range(30)) + b"\n")
+    assert engine_tail(log) == "\n".join(f"line {i}" for i in range(10, 30))
