@@ -43,6 +43,7 @@ from harness.agent.protocol import (
     sha256_file,
     user_code_dir,
     write_json_atomic,
+    write_npz,
 )
 from harness.engine import Mount
 from harness.errors import RunDirError
@@ -147,15 +148,6 @@ def user_inputs(model: ModelSpec) -> dict[str, npt.NDArray[Any]] | None:
         r = origin.random_inputs
         return {"input": random_array(list(r.shape), r.dtype, r.low, r.high, seed=model.seed)}
     return None
-
-
-def write_npz(path: Path, arrays: Mapping[str, npt.NDArray[Any]]) -> None:
-    """An .npz of named arrays, as np.savez writes one, whatever their names: savez takes the arrays as keyword
-    arguments, so an input named like one of its own parameters (file, allow_pickle) would be refused or lost."""
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for name, array in arrays.items():
-            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
 def _stage_data(model: ModelSpec, folder: Path) -> None:

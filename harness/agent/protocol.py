@@ -49,7 +49,7 @@ __all__ = [  # what the host may use
     "KINDS", "LOADERS", "OPT_IN_LOADERS", "PROBES", "SEED", "CellKey", "Code", "FormatSpec", "LoaderSpec",
     "Migration", "ModelSpec", "Origin", "RandomInputs", "RecordWriter", "ReferenceEnv", "Tolerance", "applies",
     "artifact_source", "from_dict", "hash_tree", "plan_tasks", "random_array", "read_records", "resolve_probe",
-    "routes", "sha256_file", "to_dict", "write_json_atomic", "write_text_atomic",
+    "routes", "sha256_file", "to_dict", "write_json_atomic", "write_npz", "write_text_atomic",
 ]
 
 RECORD_SCHEMA = 1
@@ -331,6 +331,19 @@ def random_array(shape: List[int], dtype: str, low: Optional[float] = None, high
     if low is not None and high is not None:
         return rng.uniform(low, high, size=shape).astype(dtype)
     return rng.standard_normal(shape).astype(dtype)
+
+
+def write_npz(path: Union[str, os.PathLike[str]], arrays: Mapping[str, Any]) -> None:
+    """An .npz of named arrays, as np.savez writes one, whatever their names: savez takes the arrays as keyword
+    arguments, so an input named like one of its own parameters (file, allow_pickle) would be refused or lost."""
+    import zipfile
+
+    import numpy as np  # in every image and on the host
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
 def sha256_file(path: str) -> str:

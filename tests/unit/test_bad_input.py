@@ -19,6 +19,7 @@ from deadline import within
 from fake_engine import FakeEngine
 from fake_run import ENV_A, ENV_B, FakeRun
 from harness import releases
+from harness.agent import protocol
 from harness.cli import main
 from harness.report.writers import write_reports
 
@@ -299,6 +300,14 @@ def test_an_input_array_named_like_a_savez_keyword_is_staged_by_its_name(project
     assert exit_code(["run", str(project / "i.yaml"), "--out", str(project / "run"), "-q"], engine) in (0, 1)
     with np.load(project / "run" / "artifacts" / "user-old" / "old" / "inputs.npz") as staged:
         assert sorted(staged.files) == sorted(arrays) and staged[name].tolist() == arrays[name].tolist()
+
+
+def test_the_agent_writes_a_models_inputs_by_name_too(tmp_path: Path) -> None:
+    """A save container writes the inputs of a model whose Keras inputs are named like savez's parameters."""
+    arrays = {"file": np.ones(3), "allow_pickle": np.zeros(2), "x": np.arange(4)}
+    protocol.write_npz(tmp_path / "inputs.npz", arrays)
+    with np.load(tmp_path / "inputs.npz", allow_pickle=False) as found:
+        assert {k: found[k].tolist() for k in found.files} == {k: v.tolist() for k, v in arrays.items()}
 
 
 @pytest.mark.parametrize(("kind", "said"), [
