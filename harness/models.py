@@ -41,6 +41,7 @@ from harness.agent.protocol import (
     origin_dir,
     random_array,
     sha256_file,
+    umask,
     user_code_dir,
     write_json_atomic,
     write_npz,
@@ -156,6 +157,7 @@ def _stage_data(model: ModelSpec, folder: Path) -> None:
     inputs = user_inputs(model)
     if inputs is not None:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".inputs.", suffix=".npz")
+        os.fchmod(fd, 0o666 & ~umask())  # the containers read it: not mkstemp's 0600 (they run as nobody under root)
         os.close(fd)
         try:
             write_npz(Path(tmp), inputs)
@@ -184,6 +186,7 @@ def _stage_artifact(model: ModelSpec, run_dir: RunDir, root: Path) -> None:
     untrusted.discard(run_dir.path, root)  # a stage that died half-way
     tmp = Path(tempfile.mkdtemp(dir=untrusted.real_dir(run_dir.path, root.parent), prefix=f".{root.name}.",
                                 suffix=".tmp"))
+    tmp.chmod(0o777 & ~umask())  # the load containers read it: not mkdtemp's 0700 (they run as nobody under root)
     try:
         _write_pseudo_source(model, tmp, root.name)
         try:

@@ -28,6 +28,7 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 
+from harness.agent.protocol import umask
 from harness.errors import UsageError
 
 MAX_JSON = 64 << 20  # run.json, a manifest, a phase record
@@ -212,6 +213,7 @@ def records(root: Path, path: Path, limit: int = MAX_RECORDS) -> Iterator[dict[s
 def copy_file(root: Path, source: Path, dest: Path, limit: int) -> None:
     """Copy a regular file below root to dest (replaced whole), never through a link."""
     out_fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")  # a new file, never a link
+    os.fchmod(out_fd, 0o666 & ~umask())  # as readable as any file of the run directory, not mkstemp's 0600
     tmp = Path(name)
     try:
         with _opened(root, source) as (fd, info), os.fdopen(out_fd, "wb") as out:

@@ -49,7 +49,7 @@ __all__ = [  # what the host may use
     "KINDS", "LOADERS", "OPT_IN_LOADERS", "PROBES", "SEED", "CellKey", "Code", "FormatSpec", "LoaderSpec",
     "Migration", "ModelSpec", "Origin", "RandomInputs", "RecordWriter", "ReferenceEnv", "Tolerance", "applies",
     "artifact_source", "from_dict", "hash_tree", "plan_tasks", "random_array", "read_records", "resolve_probe",
-    "routes", "sha256_file", "to_dict", "write_json_atomic", "write_npz", "write_text_atomic",
+    "routes", "sha256_file", "to_dict", "umask", "write_json_atomic", "write_npz", "write_text_atomic",
 ]
 
 RECORD_SCHEMA = 1
@@ -278,8 +278,9 @@ def _task(spec: ModelSpec, where: Mapping[str, Any], entry: Mapping[str, Any], *
 _UMASK: List[int] = []
 
 
-def _umask() -> int:
-    if not _UMASK:  # read once: setting it back and forth is not thread-safe
+def umask() -> int:
+    """The process's umask (read once: setting it back and forth is not thread-safe)."""
+    if not _UMASK:
         mask = os.umask(0)
         os.umask(mask)
         _UMASK.append(mask)
@@ -303,7 +304,7 @@ def write_text_atomic(path: Union[str, os.PathLike[str]], text: str) -> None:
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide reports from other users
+        os.fchmod(fd, 0o666 & ~umask())  # mkstemp's 0600 would hide reports from other users
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()

@@ -356,3 +356,21 @@ def test_resume_refuses_a_staged_artifact_whose_file_changed(project: Path, chan
     assert code == 2
     line = one_line(capsys)
     assert f"old's {changed} {project / ('old.h5' if changed == 'artifact' else 'x.npy')} changed" in line, line
+
+
+def test_what_the_host_stages_is_readable_by_the_containers_user(project: Path) -> None:
+    """Containers of a harness running as root run as nobody: staged files get the usual modes, not 0600."""
+    (project / "code").mkdir()
+    (project / "code" / "mymodels.py").write_text("def build():\n    return None\n")
+    (project / "s.yaml").write_text(f"environments: [{ENV}]\nmodels:\n"
+                                    "  - {name: old, artifact: old.h5, inputs: x.npy}\n"
+                                    "  - {name: mine, path: code, factory: 'mymodels:build', inputs: x.npy}\n")
+    previous = os.umask(0o022)
+    try:
+        assert exit_code(["run", str(project / "s.yaml"), "--out", str(project / "run"), "-q"]) in (0, 1)
+    finally:
+        os.umask(previous)
+    run = project / "run"
+    for path in (run / "userdata" / "mine" / "inputs.npz", run / "artifacts" / "user-old",
+                 run / "artifacts" / "user-old" / "old" / "inputs.npz", run / "envs"):
+        assert path.stat().st_mode & 0o044 == 0o044, (path, oct(path.stat().st_mode))
