@@ -132,7 +132,7 @@ def stage(models: Sequence[ModelSpec], run_dir: RunDir) -> None:
     """Write every user model's prepared inputs, and every existing artifact as a pseudo-source; idempotent."""
     for model in models:
         if model.kind == "factory":
-            _stage_data(model, run_dir.userdata / model.name)
+            _stage_data(model, untrusted.real_dir(run_dir.path, run_dir.userdata / model.name))
         elif model.kind == "artifact":
             _stage_artifact(model, run_dir, run_dir.artifacts(artifact_source(model.name)))
 
@@ -153,7 +153,6 @@ def user_inputs(model: ModelSpec) -> dict[str, npt.NDArray[Any]] | None:
 
 def _stage_data(model: ModelSpec, folder: Path) -> None:
     # Each file is replaced whole: jobs sharing a run directory may stage the same model at once.
-    folder.mkdir(parents=True, exist_ok=True)
     inputs = user_inputs(model)
     if inputs is not None:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".inputs.", suffix=".npz")

@@ -157,7 +157,7 @@ def main(args: argparse.Namespace, engine: RunEngine) -> int:
     """Run the check's matrix like `run`, then print the verdict; 0 when the current route survives in every target."""
     import yaml
 
-    from harness.agent.protocol import artifact_source, write_json_atomic
+    from harness.agent.protocol import artifact_source, write_json_atomic, write_text_atomic
     from harness.handover import check_folder, hand_over
     from harness.rundir import RunDir, default_out
     from harness.upgrade import route_of
@@ -181,7 +181,7 @@ def main(args: argparse.Namespace, engine: RunEngine) -> int:
                        tf_keras=t.tf_keras, migrated=migrated.name if migrated else None) for t in targets]
     handed = [] if args.migrate is None or migrated is None else hand_over(
         args.migrate, verdicts, run_dir=RunDir(Path(out)), report=report, model=model, migrated=migrated)
-    (Path(out) / "check.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    write_text_atomic(Path(out) / "check.yaml", yaml.safe_dump(data, sort_keys=False))
     write_json_atomic(Path(out) / "check.json", check_json(verdicts, report, source=source, home=home,
                                                            migrated=migrated, handed=handed), strict=True)
     print(screen(verdicts, report, source=source, home=home, route=route, run_dir=Path(out), model=model.name,

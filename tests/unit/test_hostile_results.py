@@ -13,16 +13,19 @@ import json
 import math
 import os
 import re
+import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
 from fake_engine import FakeEngine, _host
-from fake_run import ENV_A, ENV_B, FakeRun, strict_json
+from fake_run import ENV_A, ENV_B, FakeRun, append_jsonl, strict_json
 from fake_run import cell as _cell
 from harness import untrusted
 from harness.agent import protocol
@@ -412,3 +415,49 @@ def test_a_container_that_prints_gigabytes_costs_the_host_only_the_end_of_its_lo
         fh.seek(0, os.SEEK_END)
         fh.write(b"\n".join(b"line %d" % i for i in range(30)) + b"\n")
     assert engine_tail(log) == "\n".join(f"line {i}" for i in range(10, 30))
+
+
+# ---------------------------------------------------------------------------- fuzzed: any JSON a container may write
+
+json_scalars = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(10**400), max_value=10**400),
+                         st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20),
+                         st.sampled_from(["ok", "error", "crash", "load", "h5", "٣.٣.٣", "3" * 500, "\x00\x1b[31m"]))
+json_values = st.recursive(json_scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8) | st.sampled_from(
+        ["type", "message", "traceback", "findings", "outcome", "loss", "keras_major", "python"]), inner,
+        max_size=3)), max_leaves=12)
+RECORD_FIELDS = ["seconds", "load_seconds", "exit_code", "worker", "status", "stage", "signal", "predict_call",
+                 "loader_options", "preflight", "versions", "evaluate", "evaluate_error", "error", "target", "x"]
+FILES = ["load record", "env.json", "manifest entry", "save phase record"]
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return FakeRun(tmp_path_factory.mktemp("pristine") / "run").root
+
+
+@settings(max_examples=150, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(where=st.sampled_from(FILES), field=st.sampled_from(RECORD_FIELDS),
+       value=st.sampled_from([math.nan, math.inf, -math.inf, 10**30, -1, [math.nan], {"a": math.inf}]) | json_values)
+def test_any_json_a_container_writes_costs_at_most_its_own_cells(
+        pristine: Path, tmp_path_factory: pytest.TempPathFactory, where: str, field: str, value: Any) -> None:
+    root = tmp_path_factory.mktemp("fuzz") / "run"
+    shutil.copytree(pristine, root)
+    run_dir = RunDir(root)
+    if where == "load record":
+        append_jsonl(run_dir.records("load", ENV_B.id), {
+            "kind": "load", "target": ENV_B.id, "source": ENV_A.id, "model": "dense", "format": "h5",
+            "loader": "load_model", "status": "ok", field: value})
+    else:
+        path = {"env.json": run_dir.artifacts(ENV_A.id) / protocol.ENV_JSON,
+                "manifest entry": run_dir.artifacts(ENV_A.id) / protocol.MANIFEST,
+                "save phase record": run_dir.phase_record(ENV_A.id, "save")}[where]
+        data = json.loads(path.read_text()) if path.exists() else {"phase": "save", "env": ENV_A.id}
+        (data["models"]["dense"] if where == "manifest entry" else data)[field] = value
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data))
+    report = write_reports(run_dir)
+    strict_json((root / "report.json").read_text())
+    assert {c["status"] for c in report["cells"] if c["source"] == ENV_B.id} == {"pass"}  # never touched
+    shutil.rmtree(root)
