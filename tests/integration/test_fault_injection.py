@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -144,17 +141,13 @@ def harness(*args: str, timeout: float = 3600) -> subprocess.CompletedProcess[st
 
 
 @pytest.fixture(scope="module")
-def project() -> Iterator[Path]:
-    # Not below pytest's own temporary folder, which only its owner may enter: a harness running as root runs its
-    # containers as nobody, who must read the model's code (README: Untrusted model files).
-    root = Path(tempfile.mkdtemp(prefix="harness-faults-"))
-    root.chmod(0o755)
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("faults")
     (root / "code").mkdir()
     factories = "\n".join(f"def {mode}():\n    return _model({mode!r})\n\n" for mode in FAULTS)
     (root / "code" / "hostile.py").write_text(HOSTILE.format(factories=factories))
     (root / "matrix.yaml").write_text(_matrix())
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
+    return root
 
 
 def _run(project: Path, level: str) -> tuple[Path, subprocess.CompletedProcess[str]]:
