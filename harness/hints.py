@@ -31,7 +31,7 @@ class HintContext:
 
 
 def _version(text: str | None) -> tuple[int, ...]:
-    return tuple(int(p) for p in re.findall(r"\d+", text or "")[:3])
+    return tuple(int(p) for p in re.findall(r"[0-9]{1,9}", text or "")[:3])  # a version read from a file: bounded
 
 
 def fits(version: str | None, spec: str) -> bool:

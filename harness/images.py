@@ -22,9 +22,11 @@ from harness import __version__
 from harness.engine import LABEL_MANAGED, LABEL_VERSION, BuildResult, ContainerEngine
 from harness.errors import UsageError
 from harness.matrix import Environment, PipSettings
+from harness.untrusted import UnsafeFile, read_named
 from harness.wheelcache import WheelCache, WheelStats, cache_enabled
 
 log = logging.getLogger(__name__)
+MAX_CA_BUNDLE = 64 << 20  # Debian's whole bundle is 200 kB
 
 IMAGE_REPO = "harness-env"
 TEMPLATE_NAME = "env.Dockerfile.j2"
@@ -194,6 +196,9 @@ def _build(engine: ContainerEngine, plan: ImagePlan, log_path: Path, build_args:
         for name, data in plan.files.items():
             (context / name).write_bytes(data)
         if plan.ca_bundle:
-            (context / "ca-bundle.pem").write_bytes(Path(plan.ca_bundle).read_bytes())
+            try:  # a regular file of a bounded size: a FIFO named as the bundle would block the build for ever
+                (context / "ca-bundle.pem").write_bytes(read_named(Path(plan.ca_bundle), MAX_CA_BUNDLE))
+            except (OSError, UnsafeFile) as exc:
+                return BuildResult(ok=False, seconds=0.0, error=f"CA bundle: {getattr(exc, 'strerror', None) or exc}")
         labels = {LABEL_MANAGED: "true", LABEL_VERSION: __version__, "org.harness.env": plan.env_id}
         return engine.build(context, plan.tag, labels, build_args, log_path, network=network)

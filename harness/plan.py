@@ -27,7 +27,7 @@ from harness.agent.protocol import (
     user_code_dir,
 )
 from harness.cells import CellPlan
-from harness.engine import LABEL_RUN, LABEL_VERSION, Mount, RunSpec
+from harness.engine import LABEL_RUN, LABEL_VERSION, Mount, RunSpec, check_spec
 from harness.errors import UsageError
 from harness.images import ImagePlan, build_pip_settings, plan_image
 from harness.isolation import Artifact
@@ -154,12 +154,13 @@ def _artifact_loads(matrix: Matrix, plan: EnvPlan, run_dir: RunDir, run_id: str,
 
 
 def _container(plan: EnvPlan, phase: str, run_id: str, command: Sequence[str], *, mounts: Sequence[Mount],
-               limits: Limits, part: str = "") -> RunSpec:
+               limits: Limits, part: str = "", masks: Sequence[str] = ()) -> RunSpec:
     return RunSpec(
         image=plan.image.tag,
         name=f"harness-{run_id}-{phase}-{plan.env.id}" + (f"-{part}" if part else ""),
         command=tuple(command),
         mounts=(source_mount(), *mounts),
+        masks=tuple(masks),
         labels={LABEL_RUN: run_id, LABEL_VERSION: harness.__version__},
         env={
             "PYTHONPATH": SOURCE_MOUNT,
@@ -199,6 +200,9 @@ def container_user() -> str:
     return "{}:{}".format(*(UNPRIVILEGED if uid == 0 else (uid, gid)))
 
 
+VCS_FOLDERS = (".git",)  # a checkout's history, hooks and the credentials CI persists in its config
+
+
 def model_mounts(models: Sequence[ModelSpec], run_dir: RunDir) -> tuple[Mount, ...]:
     """Each user directory, read-only at its model's code directory, and the data the host prepared."""
     found = [Mount(Path(m.origin.root), user_code_dir(m.name)) for m in models if m.origin and m.origin.root]
@@ -210,6 +214,18 @@ def model_mounts(models: Sequence[ModelSpec], run_dir: RunDir) -> tuple[Mount, .
     return tuple(found)
 
 
+def model_masks(models: Sequence[ModelSpec]) -> tuple[str, ...]:
+    """Container paths hidden under an empty tmpfs: the .git folder of a code directory that is a checkout's root.
+
+    Mounting the folder that holds a model's code mounts all of it; a checkout's root holds .git, whose config a
+    CI job may have given a token. It is covered rather than refused: `check --model model.py:build` run at the
+    root of a repository is the common case. (A .git file, a worktree's, only names where its git folder is.)
+    """
+    return tuple(f"{user_code_dir(m.name)}/{name}" for m in models if m.origin and m.origin.root
+                 for name in VCS_FOLDERS if (Path(m.origin.root) / name).is_dir()
+                 and not (Path(m.origin.root) / name).is_symlink())
+
+
 def save_spec(matrix: Matrix, plan: EnvPlan, run_dir: RunDir, run_id: str, limits: Limits) -> RunSpec:
     """The container that builds and saves every model of one environment."""
     env_id = plan.env.id
@@ -218,7 +234,7 @@ def save_spec(matrix: Matrix, plan: EnvPlan, run_dir: RunDir, run_id: str, limit
         Mount(run_dir.artifacts(env_id), OUT_MOUNT, read_only=False),
         Mount(run_dir.records("save", env_id), RECORDS_MOUNT, read_only=False),
         *model_mounts(matrix.models, run_dir),
-    ), limits=limits)
+    ), limits=limits, masks=model_masks(matrix.models))
 
 
 def load_spec(matrix: Matrix, plan: EnvPlan, run_dir: RunDir, run_id: str, limits: Limits) -> RunSpec:
@@ -234,7 +250,7 @@ def load_spec(matrix: Matrix, plan: EnvPlan, run_dir: RunDir, run_id: str, limit
         Mount(run_dir.outputs(env_id), OUTPUTS_MOUNT, read_only=False),
         Mount(run_dir.records("load", env_id), RECORDS_MOUNT, read_only=False),
         *model_mounts(matrix.models, run_dir),
-    ), limits=limits)
+    ), limits=limits, masks=model_masks(matrix.models))
 
 
 def artifact_load_spec(matrix: Matrix, plan: EnvPlan, run_dir: RunDir, run_id: str, limits: Limits, *,
@@ -254,4 +270,13 @@ def artifact_load_spec(matrix: Matrix, plan: EnvPlan, run_dir: RunDir, run_id: s
             output_rel(artifact.source, artifact.model, artifact.format, "any"))), read_only=False),
         Mount(run_dir.artifact_records(*where), RECORDS_MOUNT, read_only=False),
         *model_mounts([model], run_dir),
-    ), limits=limits, part=str(number))
+    ), limits=limits, part=str(number), masks=model_masks([model]))
+
+
+def check_specs(matrix: Matrix, plans: Sequence[EnvPlan], run_dir: RunDir, limits: Limits) -> None:
+    """UsageError naming the first value of a container its engine's arguments could not carry as written: every
+    mount source (the run directory, users' code, the harness's own code) is checked before anything runs. An
+    artifact's own load container mounts folders below the same ones."""
+    for plan in plans:
+        for spec in (save_spec, load_spec):
+            check_spec(spec(matrix, plan, run_dir, "check", limits))

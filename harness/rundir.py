@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import re
-from collections.abc import Callable, Iterator
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -73,17 +75,18 @@ class RunDir:
 
         A `shared` directory (phases run by separate jobs) may already hold other jobs' work.
         """
-        has_run = (path / RUN_JSON).is_file()
-        if resume and not has_run:
-            raise RunDirError(f"--resume {path}: no earlier run there (no {RUN_JSON})")
-        if not resume and not shared and path.exists() and any(path.iterdir()):
-            raise RunDirError(f"--out {path}: directory exists and is not empty; pass --resume to continue it")
         try:
+            has_run = (path / RUN_JSON).is_file()
+            if resume and not has_run:
+                raise RunDirError(f"--resume {path}: no earlier run there (no {RUN_JSON})")
+            if not resume and not shared and path.exists() and any(path.iterdir()):
+                raise RunDirError(f"--out {path}: directory exists and is not empty; pass --resume to continue it")
             for sub in SUBDIRS:
                 (path / sub).mkdir(parents=True, exist_ok=True)
-            probe = path / ".write-test"
-            probe.write_text("ok")
-            probe.unlink()
+            # A uniquely named probe: a fixed name left as a link in a run directory would be written through.
+            fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test.")
+            os.close(fd)
+            Path(probe).unlink()
         except OSError as exc:
             raise RunDirError(f"--out {path}: cannot write there ({exc.strerror or exc})") from exc
         return cls(path)
@@ -207,24 +210,28 @@ class RunDir:
         """A .npy file in the run directory: FileNotFoundError when absent, UnsafeFile when refused or damaged."""
         return untrusted.load_array(self.path, path)
 
-    def read_records(self, phase: str, env_id: str) -> Iterator[dict[str, Any]]:
+    def read_records(self, phase: str, env_id: str) -> list[dict[str, Any]]:
         """The records of records/<phase>-<env>.jsonl, typed (harness/untrusted.py: checked_record)."""
         return self.read_records_at(self.records(phase, env_id))
 
-    def read_loads(self, target: str, path: Path | None = None) -> Iterator[LoadRecord]:
+    def read_loads(self, target: str, path: Path | None = None) -> list[LoadRecord]:
         """The checked records of records/load-<target>.jsonl, or of `path` (one artifact's, --isolation artifact)."""
-        return cast("Iterator[LoadRecord]", self.read_records_at(path or self.records("load", target)))
+        return cast("list[LoadRecord]", self.read_records_at(path or self.records("load", target)))
 
-    def read_saves(self, env_id: str) -> Iterator[SaveRecord]:
+    def read_saves(self, env_id: str) -> list[SaveRecord]:
         """The checked records of records/save-<env>.jsonl."""
-        return cast("Iterator[SaveRecord]", self.read_records("save", env_id))
+        return cast("list[SaveRecord]", self.read_records("save", env_id))
 
-    def read_records_at(self, path: Path) -> Iterator[dict[str, Any]]:
-        """The typed records of a JSON Lines file in the run directory."""
+    def read_records_at(self, path: Path) -> list[dict[str, Any]]:
+        """The typed records of a JSON Lines file in the run directory (none when it is absent).
+
+        UnsafeFile when the file cannot be read (a link, a special file, too large, not readable): a container
+        may leave its own record file so, and the cells it holds are then errors, never the whole run's.
+        """
         try:
-            yield from untrusted.records(self.path, path)
-        except (OSError, untrusted.UnsafeFile) as exc:
-            raise RunDirError(f"{path}: unreadable ({getattr(exc, 'strerror', None) or exc})") from None
+            return list(untrusted.records(self.path, path))
+        except OSError as exc:
+            raise untrusted.UnsafeFile(f"{path}: unreadable ({exc.strerror or exc})") from None
 
 
 def run_json_problem(data: object) -> str | None:
@@ -238,6 +245,10 @@ def run_json_problem(data: object) -> str | None:
               if data.get(key) is not None and not isinstance(data[key], str)]
     wrong += [f"environments[{i}]{problem}" for i, env in enumerate(data.get("environments") or ())
               if (problem := _environment_problem(env))]
+    timings: dict[str, Any] = data["timings"] if isinstance(data.get("timings"), dict) else {}
+    wrong += [f"timings.{k} is not a number" for k, v in timings.items()
+              if isinstance(v, bool) or not isinstance(v, (int, float))]
+    wrong += [p for p in (untrusted.number_problem(data), untrusted.range_problem(data)) if p]
     return wrong[0] if wrong else _baseline_problem(data.get("baseline"))
 
 

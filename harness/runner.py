@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -22,7 +21,7 @@ from typing import Any
 from harness import isolation, untrusted
 from harness.agent.protocol import LOAD_DONE, MANIFEST, PACKAGES, CellKey, LoadRecord, RecordWriter
 from harness.console import Console
-from harness.engine import ContainerEngine, RunResult, RunSpec
+from harness.engine import DOCKER_RUN_FAILED, ContainerEngine, RunResult, RunSpec
 from harness.errors import EngineUnavailable
 from harness.images import ImageOutcome, ensure_image
 from harness.plan import ISOLATION_PROMISES, EnvPlan, RunPlan
@@ -30,10 +29,7 @@ from harness.rundir import RunDir
 from harness.runstate import PHASES, RunState, now
 from harness.wheelcache import WheelCache
 
-# `docker run` exits 125 when the engine, not the container, failed (daemon hiccup,
-# image store, mount setup). Only such failures are retried; results never are.
-DOCKER_RUN_FAILED = 125
-INFRA_RETRIES = 2
+INFRA_RETRIES = 2  # engine failures (DOCKER_RUN_FAILED) are retried; results never are
 LABEL_HOST = "org.harness.host"
 LABEL_PID = "org.harness.pid"
 
@@ -191,9 +187,8 @@ class Runner:
         with self.state.phase(env_id, "save", resume=self.options.resume) as record:
             if not self._image(plan, "save", record):
                 return
-            shutil.rmtree(artifacts, ignore_errors=True)
-            artifacts.mkdir(parents=True)
-            self.run_dir.records("save", env_id).write_text("")
+            untrusted.real_dir(self.run_dir.path, artifacts, fresh=True)
+            untrusted.real_file(self.run_dir.path, self.run_dir.records("save", env_id))
             result = self._run_container(self.plan.saves[env_id], f"save-{env_id}", record)
             record["container"] = _container_outcome(result)
             self._copy_packages(env_id, record)
@@ -206,7 +201,7 @@ class Runner:
     def _copy_packages(self, env_id: str, record: dict[str, Any]) -> None:
         """envs/<env>/packages.txt from the pip freeze the save container wrote: a regular file, never a link."""
         dest = self.run_dir.env_dir(env_id) / PACKAGES
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        untrusted.real_dir(self.run_dir.path, dest.parent)
         try:
             untrusted.copy_file(self.run_dir.path, self.run_dir.artifacts(env_id) / PACKAGES, dest, untrusted.MAX_TEXT)
         except FileNotFoundError:
@@ -219,7 +214,10 @@ class Runner:
     def _load_complete(self, target: str) -> bool:
         """Whether a target's load finished and its records hold every cell the sources' manifests offer now (a
         source whose build or save succeeded on resume offers new ones)."""
-        found = list(self.run_dir.read_loads(target))
+        try:
+            found = self.run_dir.read_loads(target)
+        except untrusted.UnsafeFile:  # a load container left its records unreadable: not done, load again
+            return False
         done = {CellKey.of(r, target) for r in found if r.get("kind") == "load"}
         return any(r.get("kind") == LOAD_DONE for r in found) and all(c in done for c in self._offered(target))
 
@@ -243,11 +241,10 @@ class Runner:
         with self.state.phase(env_id, "load", resume=self.options.resume) as record:
             if not self._image(plan, "load", record):
                 return
-            if not self.options.resume:  # a new load replaces this target's records and outputs only
-                records.write_text("")
-                shutil.rmtree(self.run_dir.outputs(env_id), ignore_errors=True)
-            records.touch()
-            self.run_dir.outputs(env_id).mkdir(parents=True, exist_ok=True)
+            # A new load replaces this target's records and outputs only; what an earlier load container left
+            # on their paths (a link where a folder was) is removed, never followed.
+            untrusted.real_file(self.run_dir.path, records, truncate=not self.options.resume)
+            untrusted.real_dir(self.run_dir.path, self.run_dir.outputs(env_id), fresh=not self.options.resume)
             if self.plan.limits.per_artifact:
                 result = self._load_each(plan, record)
             else:
@@ -263,7 +260,10 @@ class Runner:
         Returns the first failed container's result (else the last one's), with the seconds of all of them.
         """
         target = plan.env.id
-        done = {CellKey.of(r, target) for r in self.run_dir.read_loads(target) if r.get("kind") == "load"}
+        try:
+            done = {CellKey.of(r, target) for r in self.run_dir.read_loads(target) if r.get("kind") == "load"}
+        except untrusted.UnsafeFile:  # written by this host alone, so damaged elsewhere: every artifact again
+            done = set()
         todo = isolation.pending(isolation.artifacts(self._offered(target)), target, done)
         self.console.step(f"load {target}: {len(todo)} artifact(s), a container each (--isolation artifact)")
         writer: RecordWriter[LoadRecord] = RecordWriter(str(self.run_dir.records("load", target)))
@@ -273,15 +273,15 @@ class Runner:
             log_name, spec = planned[artifact.source, artifact.model, artifact.format]
             where = (target, artifact.source, artifact.model, artifact.format)
             staged, outputs = self.run_dir.artifact_records(*where), self.run_dir.artifact_outputs(*where)
-            shutil.rmtree(outputs, ignore_errors=True)
-            outputs.mkdir(parents=True)
-            staged.parent.mkdir(parents=True, exist_ok=True)
-            staged.write_text("")
+            # Under the default level a load container could write the whole target's outputs folder, and may
+            # have left a link on this artifact's path: it is removed, never followed, before the mount.
+            untrusted.real_dir(self.run_dir.path, outputs, fresh=True)
+            untrusted.real_file(self.run_dir.path, staged)
             result = self._run_container(spec, log_name, record)
             seconds += result.seconds
             outcome = outcome if outcome.exit_code != 0 else result
-            refused = isolation.accept(self.run_dir, artifact, target, staged, writer)
-            staged.unlink()
+            refused = isolation.accept(self.run_dir, artifact, target, staged, writer, ended=result)
+            untrusted.discard(self.run_dir.path, staged)
             if refused:
                 record["refused_records"] = int(record.get("refused_records") or 0) + refused
                 self.console.step(f"load {target}: {refused} record(s) from {artifact.words()} named other cells; "

@@ -16,15 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness import models
+from harness import models, untrusted
 from harness.base_images import BaseEngine, Bootstrap, Debootstrap, cache_dir, resolve_base_images
 from harness.console import Console
-from harness.engine import LABEL_RUN, ContainerEngine
+from harness.engine import LABEL_RUN, ContainerEngine, mount_problem
 from harness.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from harness.images import effective_pip_settings
 from harness.leftovers import Housekeeping, remove_stale_containers
 from harness.matrix import Matrix
-from harness.plan import EnvPlan, Limits, plan_environments, plan_run, selected_environments
+from harness.matrix.problems import shown
+from harness.plan import EnvPlan, Limits, check_specs, plan_environments, plan_run, selected_environments
 from harness.report.schema import load_report
 from harness.report.writers import write_reports
 from harness.rundir import RunDir, default_out
@@ -69,8 +70,21 @@ def check_request(request: RunRequest) -> None:
         raise UsageError("--resume needs --out RUN_DIR: the run to continue")
     if request.phases and request.out is None:
         raise UsageError("--phase needs --out RUN_DIR: the run directory the phases share")
+    if request.out is not None and (problem := out_problem(request.out)):
+        raise UsageError(f"--out {shown(str(request.out))}: {problem}")
     if request.baseline is not None:
         load_report(request.baseline, "baseline")  # a bad baseline is exit 2 before anything is built
+
+
+def out_problem(path: Path) -> str | None:
+    """Why a path cannot be a run directory (its containers mount folders below it), or None; stat only."""
+    try:
+        full = path.resolve()
+        if full.exists() and not full.is_dir():
+            return f"not a folder: {full} is {untrusted.kind(full.stat().st_mode)}"
+    except (OSError, ValueError, RuntimeError) as exc:  # a NUL byte, a name too long, a link loop
+        return f"not a usable path ({getattr(exc, 'strerror', None) or exc})"
+    return mount_problem(str(full))
 
 
 def phases_of(request: RunRequest) -> tuple[str, ...]:
@@ -90,10 +104,16 @@ def resolve_images(matrix: Matrix, request: RunRequest, engine: RunEngine, *, co
     alone needs no engine.
     """
     selected = [e.id for e in selected_environments(matrix, request.only)]  # an unknown --only: exit 2 first
+    plans = plan_environments(matrix, environ, request.only)
+    # Every value a container's arguments carry is checked before anything runs (the base images may be built
+    # next); the images' tags do not matter to it.
+    check_specs(matrix, plans, RunDir(request.out or default_out(matrix.name)), request.limits)
     if any(p in ENV_PHASES for p in phases_of(request)):
         engine.ping()
-        matrix = resolve_base_images(matrix, engine, bootstrap or Debootstrap(), console.step, selected)
-    return matrix, plan_environments(matrix, environ, request.only)
+        resolved = resolve_base_images(matrix, engine, bootstrap or Debootstrap(), console.step, selected)
+        if resolved != matrix:  # a local stand-in for a base image: other tags
+            return resolved, plan_environments(resolved, environ, request.only)
+    return matrix, plans
 
 
 def prepare_run_dir(matrix: Matrix, envs: list[EnvPlan], request: RunRequest, engine: RunEngine, *,
@@ -127,7 +147,8 @@ def build(runner: Runner) -> None:
 
 
 def stage(runner: Runner) -> None:
-    """Write users' inputs, and existing files as the pseudo-sources every load reads, before the containers run."""
+    """Write users' inputs, and existing files as the pseudo-sources every load reads: first, so a file that cannot
+    be staged stops the run before it cost an image build."""
     if runner.asks("save") or runner.asks("load"):
         models.stage(runner.plan.matrix.models, runner.run_dir)
 
@@ -158,7 +179,7 @@ def report(runner: Runner) -> None:
     runner.state.write_run()
 
 
-STEPS: tuple[Callable[[Runner], None], ...] = (build, stage, save, load, report)  # after resolve_images, prepare
+STEPS: tuple[Callable[[Runner], None], ...] = (stage, build, save, load, report)  # after resolve_images, prepare
 
 
 def execute(runner: Runner) -> dict[str, Any] | None:

@@ -54,8 +54,8 @@ def check_matrix(question: CheckQuestion, base_image: str | None) -> tuple[Matri
                               base_image=base_image)
     except MatrixError as exc:
         flags = _flag_names(envs.targets)
-        raise UsageError(_flags(exc.problems[0], flags) + (f" (and {len(exc.problems) - 1} more)"
-                                                           if len(exc.problems) > 1 else "")) from None
+        raise UsageError(in_flag_terms(exc.problems[0], flags) + (f" (and {len(exc.problems) - 1} more)"
+                                                                  if len(exc.problems) > 1 else "")) from None
     ids = [e.id for e in matrix.environments]
     targets = [Target(spec, ids[at], None if beside is None else ids[beside])
                for spec, (at, beside) in zip(question.targets, envs.targets)]
@@ -84,7 +84,7 @@ _FLAGS = (("models[0].artifact", "--model"), ("models[0].factory", "--model"),
           ("models[0].reference", "--reference"), ("models[0]", "--model"), ("models[1]", "the migration of --model"))
 
 
-def _flags(problem: str, environments: dict[int, str]) -> str:
+def in_flag_terms(problem: str, environments: dict[int, str]) -> str:
     """A matrix problem in terms of the command line."""
     problem = re.sub(r"environments\[(\d+)\]", lambda m: environments.get(int(m.group(1)), m.group(0)), problem)
     for key, flag in _FLAGS:
@@ -111,6 +111,7 @@ def run_check(question: CheckQuestion, settings: RunSettings, engine: RunEngine)
 
     from harness.advisor.handover import check_folder, hand_over
     from harness.advisor.screens import check_screen
+    from harness.agent.protocol import write_text_atomic
     from harness.report.writers import write_check_json
     from harness.rundir import RunDir, default_out
 
@@ -124,7 +125,7 @@ def run_check(question: CheckQuestion, settings: RunSettings, engine: RunEngine)
     if outcome.exit_code not in (EXIT_OK, EXIT_FAILURES) or outcome.report is None:
         return outcome.exit_code
     report, run_dir = outcome.report, RunDir(out)
-    (out / "check.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    write_text_atomic(out / "check.yaml", yaml.safe_dump(data, sort_keys=False))
     text = check_screen(report, out)
     if question.migrate is not None and len(matrix.models) > 1:
         handed = hand_over(question.migrate, report, run_dir=run_dir, model=matrix.models[0],

@@ -31,9 +31,9 @@ _NAMED = {"tf": ("tensorflow", ""), "tensorflow": ("tensorflow", ""), "tensorflo
           "keras": ("keras", ""), "tf-keras": ("keras", "tf-keras"), "tf_keras": ("keras", "tf-keras"),
           "python": ("python", ""), "py": ("python", "")}
 _PART = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9_-]*?)\s*(?P<op>===|==|~=|!=|<=|>=|<|>|=)\s*(?P<version>\S.*)$")
-_SHORT = re.compile(r"^(?P<version>\d[0-9A-Za-z.*]*)(?:\+(?P<keras>.+))?$")
-_PY = re.compile(r"^py(?:thon)?(?P<version>3\.\d{1,2})$")
-_SHAPE = re.compile(r"^(?P<dims>\d{1,12}(?:x\d{1,12})*)(?::(?P<dtype>[a-z0-9]+))?$")
+_SHORT = re.compile(r"^(?P<version>[0-9][0-9A-Za-z.*]*)(?:\+(?P<keras>.+))?$")
+_PY = re.compile(r"^py(?:thon)?(?P<version>3\.[0-9]{1,2})$")
+_SHAPE = re.compile(r"^(?P<dims>[0-9]{1,12}(?:x[0-9]{1,12})*)(?::(?P<dtype>[a-z0-9]+))?$")
 _OPERATORS = re.compile(r"^(===|==|~=|!=|<=|>=|<|>)")
 
 
@@ -81,7 +81,7 @@ def pinned_minor(spec: str) -> tuple[int, int] | None:
     """(major, minor) of a version pinned with '==' (or written bare), such as 2.16.2 or ==2.16.*; else None."""
     text = re.sub(r"\s+", "", spec)
     text = text[2:] if text.startswith("==") and not text.startswith("===") else text
-    match = re.match(r"^(\d+)\.(\d+)(?:\.(?:\d+|\*))*$", text)
+    match = re.match(r"^([0-9]{1,4})\.([0-9]{1,4})(?:\.(?:[0-9]+|\*))*$", text)
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
@@ -142,7 +142,7 @@ def _keras_suffix(text: str, part: str, flag: str) -> str:
             rest = text[len(legacy):]
             return "tf-keras" + (rest if not rest or _OPERATORS.match(rest) else "==" + rest)
     rest = text[len("keras"):] if lowered.startswith("keras") else text
-    if re.match(r"^\d", rest):
+    if re.match(r"^[0-9]", rest):
         return "==" + rest
     if _OPERATORS.match(rest):
         return rest
@@ -202,6 +202,8 @@ def code_ref(text: str, flag: str, attribute: bool) -> CodeRef:
 
 
 def _is_artifact(model: str) -> bool:
+    if not model.strip():  # Path("") is the current folder: it would be copied as an artifact, walked whole
+        raise UsageError("--model: empty; name a saved model or MODULE:FUNCTION")
     if _exists(model):
         return not model.endswith(".py")
     if ":" in model:

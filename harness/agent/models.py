@@ -33,16 +33,23 @@ def import_code(root: Optional[str], ref: str) -> Any:
 
 
 def _from_root(root: str, top: str) -> None:
-    """Make `top` import from `root`: first on sys.path, and a module of that name imported from another user's
-    directory forgotten (two users' models may both call their module 'models'; one process loads both)."""
-    if root in sys.path:
-        sys.path.remove(root)
-    sys.path.insert(0, root)
-    origin = os.path.abspath(getattr(sys.modules.get(top), "__file__", None) or root)
-    if origin.startswith(USER_MOUNT + "/") and not origin.startswith(root.rstrip("/") + "/"):
+    """Make `top` import from `root` alone (two users' models may both call their module 'models'; one process
+    loads both): `root` first on sys.path and no other user's directory there at all, since a regular package
+    of that name anywhere on sys.path wins over a namespace package (a folder without __init__.py) of this
+    user's; and a module of that name imported from another user's directory forgotten."""
+    sys.path[:] = [root] + [p for p in sys.path if p != root and not _within(p, USER_MOUNT)]
+    module = sys.modules.get(top)
+    # Where it came from: a module's file, or every folder of a (namespace) package.
+    found = [getattr(module, "__file__", None), *(getattr(module, "__path__", None) or [])]
+    places = [os.path.abspath(p) for p in found if isinstance(p, str)]
+    if any(_within(p, USER_MOUNT) and not _within(p, root) for p in places):
         for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
             del sys.modules[name]
         importlib.invalidate_caches()
+
+
+def _within(path: str, folder: str) -> bool:
+    return os.path.abspath(path).startswith(folder.rstrip("/") + "/")
 
 
 def feed(arrays: List[Any]) -> Any:

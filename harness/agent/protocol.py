@@ -78,7 +78,7 @@ __all__ = [  # what the host may use: all it imports from here (tests/unit/test_
     "ReferenceOutput", "SaveRecord", "SaveRequest", "SavedFormat", "Tolerance", "Tried", "Versions", "applies",
     "artifact_source", "from_dict", "hash_tree", "manifest", "manifest_entry", "missing", "origin_dir", "output_rel",
     "plan_tasks", "random_array", "read_records", "records_name", "resolve_probe", "routes", "sha256_file", "to_dict",
-    "trust_order", "user_code_dir", "write_json_atomic",
+    "trust_order", "umask", "user_code_dir", "write_json_atomic", "write_npz", "write_text_atomic",
 ]
 
 RECORD_SCHEMA = 1
@@ -315,6 +315,7 @@ class ManifestEntry(TypedDict, total=False):
     formats: Dict[str, SavedFormat]
     build_seconds: float
     made_by: MadeBy
+    origin_sha256: Dict[str, str]  # an existing file staged by the host: the sha256 of each file it came from
 
 
 class Manifest(TypedDict, total=False):
@@ -494,7 +495,8 @@ def load_finished(path: str) -> bool:
 def manifest_entry(model: str, input_names: Sequence[str], formats: Mapping[str, SavedFormat], *,
                    evaluate: Optional[Mapping[str, float]], predict_call: Optional[str],
                    reference_output: Optional[ReferenceOutput] = None, output_names: Optional[Sequence[str]] = None,
-                   build_seconds: Optional[float] = None, made_by: Optional[MadeBy] = None) -> ManifestEntry:
+                   build_seconds: Optional[float] = None, made_by: Optional[MadeBy] = None,
+                   origin_sha256: Optional[Mapping[str, str]] = None) -> ManifestEntry:
     """One model's entry in manifest.json; its paths are relative to the environment's artifacts folder.
 
     `reference_output` (target, loader, then) says the reference predictions are what that load writes (or,
@@ -511,6 +513,8 @@ def manifest_entry(model: str, input_names: Sequence[str], formats: Mapping[str,
         entry["build_seconds"] = build_seconds
     if made_by is not None:
         entry["made_by"] = made_by
+    if origin_sha256 is not None:
+        entry["origin_sha256"] = dict(origin_sha256)
     return entry
 
 
@@ -595,8 +599,9 @@ def _task(spec: ModelSpec, source: _Source, entry: ManifestEntry, *, fmt: str, s
 _UMASK: List[int] = []
 
 
-def _umask() -> int:
-    if not _UMASK:  # read once: setting it back and forth is not thread-safe
+def umask() -> int:
+    """The process's umask (read once: setting it back and forth is not thread-safe)."""
+    if not _UMASK:
         mask = os.umask(0)
         os.umask(mask)
         _UMASK.append(mask)
@@ -608,15 +613,21 @@ def write_json_atomic(path: Union[str, os.PathLike[str]], data: Any, strict: boo
 
     `strict`: standard JSON only (no NaN or Infinity, nothing converted with str()).
     """
+    text = json.dumps(data, indent=2, sort_keys=True, allow_nan=not strict, default=None if strict else str)
+    write_text_atomic(path, text + "\n")
+
+
+def write_text_atomic(path: Union[str, os.PathLike[str]], text: str) -> None:
+    """Write text through a new, uniquely named temporary file beside it, renamed into place: readers see the old
+    file or the whole new one, and a file planted under a fixed temporary name is never written through."""
     path = os.fspath(path)
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide reports from other users
+        os.fchmod(fd, 0o666 & ~umask())  # mkstemp's 0600 would hide reports from other users
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True, allow_nan=not strict, default=None if strict else str)
-            fh.write("\n")
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -642,6 +653,19 @@ def random_array(shape: List[int], dtype: str, low: Optional[float] = None, high
     if low is not None and high is not None:
         return rng.uniform(low, high, size=shape).astype(dtype)
     return rng.standard_normal(shape).astype(dtype)
+
+
+def write_npz(path: Union[str, os.PathLike[str]], arrays: Mapping[str, Any]) -> None:
+    """An .npz of named arrays, as np.savez writes one, whatever their names: savez takes the arrays as keyword
+    arguments, so an input named like one of its own parameters (file, allow_pickle) would be refused or lost."""
+    import zipfile
+
+    import numpy as np  # in every image and on the host
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
 def sha256_file(path: str) -> str:

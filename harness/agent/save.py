@@ -35,6 +35,7 @@ from harness.agent.protocol import (
     manifest,
     manifest_entry,
     write_json_atomic,
+    write_npz,
 )
 from harness.agent.versions import collect, pip_freeze
 
@@ -71,7 +72,7 @@ def _build(ctx: formats.Context, code: ModelCode, model_dir: str) -> Tuple[Any, 
     os.makedirs(model_dir, exist_ok=True)
     for name, value in built.files.items():
         write_json_atomic(os.path.join(model_dir, name), value)
-    np.savez(os.path.join(model_dir, INPUTS), **built.inputs)
+    write_npz(os.path.join(model_dir, INPUTS), built.inputs)  # by name: an input may be called 'file'
     if built.labels is not None:
         np.save(os.path.join(model_dir, LABELS), built.labels)
     return built, made

@@ -33,10 +33,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+MEMORY_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+MIN_MEMORY, MAX_MEMORY = 6 << 20, 1 << 50  # Docker refuses less than 6 MiB; no host has a PiB
+
+
 def memory(text: str) -> str:
-    """A container memory limit in docker syntax."""
-    if not re.fullmatch(r"[1-9][0-9]*[kmgKMG]?", text):
-        raise argparse.ArgumentTypeError(f"expected a size like 6g or 512m, found {text!r}")
+    """A container memory limit in docker syntax, within what Docker accepts."""
+    found = re.fullmatch(r"([1-9][0-9]{0,15})([kmgKMG]?)", text)
+    if not found:
+        raise argparse.ArgumentTypeError(f"expected a size like 6g or 512m, found {text[:40]!r}")
+    if not MIN_MEMORY <= int(found.group(1)) * MEMORY_UNITS[found.group(2).lower()] <= MAX_MEMORY:
+        raise argparse.ArgumentTypeError(f"expected 6m to {MAX_MEMORY >> 30}g, found {text!r}")
     return text
 
 
@@ -52,15 +59,33 @@ def cpus(text: str) -> float:
     return value
 
 
+MAX_SECONDS = 7 * 24 * 3600.0  # a week: longer than any container is let run
+
+
 def positive_float(text: str) -> float:
-    """A number of seconds > 0."""
+    """A number of seconds > 0: finite (nan and inf are not), at most MAX_SECONDS."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, found {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, found {value}")
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, found {text[:40]!r}") from None
+    if not 0 < value <= MAX_SECONDS:  # false for nan
+        raise argparse.ArgumentTypeError(f"expected more than 0 and at most {MAX_SECONDS:.0f} seconds, found "
+                                         f"{text[:40]!r}")
     return value
+
+
+def python_version(text: str) -> str:
+    """A Python major.minor such as 3.11, as matrices write it."""
+    if not re.fullmatch(r"3\.[0-9]{1,2}", text):
+        raise argparse.ArgumentTypeError(f"expected a Python version like 3.11, found {text[:40]!r}")
+    return text
+
+
+def runtime(text: str) -> str:
+    """A container runtime's name, as `docker info` lists it (runc, runsc, io.containerd.runc.v2, ...)."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}", text):
+        raise argparse.ArgumentTypeError(f"expected a runtime name like runsc, found {text[:64]!r}")
+    return text
 
 
 def add_fail_on(parser: argparse.ArgumentParser) -> None:
@@ -82,8 +107,8 @@ def add_base_image(parser: argparse.ArgumentParser) -> None:
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The model and how it is loaded: shared by check and bisect."""
-    parser.add_argument("--python", default=DEFAULT_PYTHON, help=f"Python of every environment (default "
-                                                                 f"{DEFAULT_PYTHON})")
+    parser.add_argument("--python", type=python_version, default=DEFAULT_PYTHON,
+                        help=f"Python of every environment (default {DEFAULT_PYTHON})")
     parser.add_argument("--model", required=True, metavar="PATH_OR_MODULE:FN",
                         help="a saved model (.h5, .keras, SavedModel dir, weights) or a factory MODULE:FUNCTION "
                              "(or path/to/file.py:FUNCTION) that builds it")

@@ -7,7 +7,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-from harness.cli.options import add_base_image, add_fail_on, cpus, default_jobs, memory, positive_float, positive_int
+from harness.cli.options import (
+    add_base_image,
+    add_fail_on,
+    cpus,
+    default_jobs,
+    memory,
+    positive_float,
+    positive_int,
+    runtime,
+)
 from harness.console import Console
 from harness.plan import CONTAINER_MEMORY, ISOLATION_LEVELS, MAX_CPUS, Limits, default_cpus
 from harness.runstate import PHASES
@@ -36,7 +45,7 @@ def add_parser(sub: Any) -> None:
                           "env HARNESS_MEMORY)")
     run.add_argument("--cpus", type=cpus, default=default_cpus(),
                      help=f"CPUs each container may use (default {MAX_CPUS:g}, or fewer on a smaller host)")
-    run.add_argument("--runtime", default=os.environ.get("HARNESS_DOCKER_RUNTIME"),
+    run.add_argument("--runtime", type=runtime, default=os.environ.get("HARNESS_DOCKER_RUNTIME") or None,
                      help="container runtime for a stronger sandbox, e.g. runsc (env HARNESS_DOCKER_RUNTIME)")
     run.add_argument("--baseline", type=Path, metavar="REPORT",
                      help="an earlier report.json (or its run directory): cells that got worse are regressions")

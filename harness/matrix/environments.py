@@ -27,7 +27,7 @@ _ENV_KEYS = ("python", "tensorflow", "keras", "backend", "tensorflow_package", "
 _AXES = tuple(key for key in _ENV_KEYS if key != "name")
 _REQUIRED = ("python", "tensorflow")
 
-_PYTHON = re.compile(r"^3\.\d{1,2}$")
+_PYTHON = re.compile(r"^3\.[0-9]{1,2}$")  # ASCII digits: \d takes any script's
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _TF_KERAS = re.compile(r"^tf[-_]keras\s*(.*)$", re.IGNORECASE)
 _CLAUSE = re.compile(r"^(===|~=|==|!=|<=|>=|<|>)(.*)$")

@@ -13,10 +13,11 @@ import ast
 import math
 import re
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -42,6 +43,7 @@ from harness.matrix.problems import (
     Raw,
     check_keys,
     existing_file,
+    finite,
     found,
     host_path,
     shown,
@@ -49,7 +51,7 @@ from harness.matrix.problems import (
     suggest,
     tolerance,
 )
-from harness.untrusted import npy_header, odd_entry
+from harness.untrusted import MAX_DIMS, UnsafeFile, npy_header, odd_entry, read_named
 
 USER_KEYS = ("name", "path", "factory", "custom_objects", "predict", "inputs", "labels", "tolerance", "formats",
              "loaders", "artifact", "format", "architecture", "reference", "migrate")
@@ -60,7 +62,10 @@ USER_FORMATS = tuple(name for name, spec in FORMATS.items() if not spec.named_on
 PROBE_LOADERS = {name: spec.probes_only for name, spec in LOADERS.items() if spec.probes_only}
 USER_LOADERS = tuple(name for name in LOADERS if name not in PROBE_LOADERS)
 USER_DEFAULT_EXTRA = tuple(name for name, spec in LOADERS.items() if spec.users_default)  # beside the matrix's
+MAX_SOURCE = 8 << 20  # a module read with ast to check a name it defines; a larger one is not parsed here
 MAX_VALUES = 1 << 26  # inputs the host prepares for one model (256 MiB of float32): a generous bound
+MAX_BYTES = 1 << 30  # and of bytes: a value of a wide string or void dtype holds many
+MAX_MEMBERS = 1000  # arrays in one .npz: a model's named inputs
 DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
 HASHSEED_HINT = ("the predict hook gives other numbers in a fresh process of the same environment (saved under "
                  "PYTHONHASHSEED=0, loaded under 1): a class or vocabulary order built from a set or dict of strings "
@@ -165,8 +170,8 @@ def _migration(entry: Raw, at: str, ctx: Context, problems: list[str]) -> ModelS
             problems.append(f"{at}.{key}: unknown key{suggest(key, MIGRATION_KEYS)}")
     name = _name(entry.get("name", MISSING), f"{at}.name", problems)
     original = _migrated_artifact(entry["migrate"], f"{at}.migrate", ctx, problems)
-    if original is None or name is None or len(problems) > before:
-        return None
+    if original is None or name is None or len(problems) > before or not ctx.env_ids:
+        return None  # (no environment: their problems are said where they are listed)
     fmt = original.artifact_format or "h5"
     # The loaders a migration tries at home, in turn: the first that gives back a Keras model makes it.
     candidates = tuple(trust_order(x for x in original.loaders or () if LOADERS[x].resaves
@@ -317,9 +322,9 @@ def _code(value: object, at: str, root: Path | None, attribute: bool, problems: 
 def _top_level_names(source: Path) -> set[str] | None:
     """Names a module binds at top level, or None when that cannot be told without running it."""
     try:
-        tree = ast.parse(source.read_text(encoding="utf-8"))
-    except (SyntaxError, UnicodeDecodeError, OSError):
-        return None  # importing it in the container will say what is wrong
+        tree = ast.parse(read_named(source, MAX_SOURCE).decode("utf-8"))
+    except (SyntaxError, UnicodeDecodeError, OSError, ValueError, RecursionError, MemoryError, UnsafeFile):
+        return None  # importing it in the container will say what is wrong (UnsafeFile: too large to parse here)
     names: set[str] = set()
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -347,28 +352,50 @@ def _file(value: object, at: str, base: Path, suffixes: tuple[str, ...], problem
     if path.suffix.lower() not in (".npy", ".npz"):
         return str(path)
     try:
-        values = _values(path)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        values, size = _values(path)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError,
+            UnsafeFile) as exc:
         problems.append(f"{at}: {path.name} is not a readable NumPy file without pickles ({str(exc)[:200]})")
         return None
-    if values > MAX_VALUES:
-        problems.append(f"{at}: {path.name} holds {values} values, more than the {MAX_VALUES} the host prepares "
-                        "for a model")
+    if values > MAX_VALUES or size > MAX_BYTES:
+        problems.append(f"{at}: {path.name} holds {values} values ({size} bytes), more than the {MAX_VALUES} "
+                        f"values or {MAX_BYTES} bytes the host prepares for a model")
         return None
     return str(path)
 
 
-def _values(path: Path) -> int:
-    """How many values the arrays of a .npy or .npz file hold, read from their headers only."""
+def _values(path: Path) -> tuple[int, int]:
+    """How many values, and bytes, the arrays of a .npy or .npz file hold, read from their headers only.
+
+    The host reads an .npz member the way numpy can (stored or deflated, not encrypted, a .npy each): a member
+    in another compression or encrypted is refused here, before anything is built, rather than when staged.
+    """
     if path.suffix.lower() == ".npy":
-        return int(np.load(path, mmap_mode="r", allow_pickle=False).size)
-    total = 0
+        with path.open("rb") as fh:
+            return _header_size(fh)
+    values = size = 0
     with zipfile.ZipFile(path) as archive:
-        for info in archive.infolist():
+        members = archive.infolist()
+        if len(members) > MAX_MEMBERS:
+            raise ValueError(f"{len(members)} arrays, more than {MAX_MEMBERS}")
+        for info in members:
+            if info.flag_bits & 0x1 or info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                raise ValueError(f"{info.filename[:60]!r} is encrypted or compressed in a way numpy cannot read")
+            if not info.filename.endswith(".npy"):
+                raise ValueError(f"{info.filename[:60]!r} is not a .npy array")
             with archive.open(info) as member:
-                shape: tuple[int, ...] = npy_header(member)[0]
-                total += math.prod(shape, start=1)
-    return total
+                more_values, more_bytes = _header_size(member)
+            values, size = values + more_values, size + more_bytes
+    return values, size
+
+
+def _header_size(fh: IO[bytes]) -> tuple[int, int]:
+    """(values, bytes) an array's .npy header declares; every dimension bounded, a zero-size array's too."""
+    shape, _, dtype = npy_header(fh)
+    if len(shape) > MAX_DIMS or any(n < 0 for n in shape) or math.prod(max(n, 1) for n in shape) > MAX_VALUES:
+        raise ValueError(f"its header declares the shape {str(shape)[:80]}")
+    values = math.prod(shape, start=1)
+    return values, values * dtype.itemsize
 
 
 def _inputs(value: object, at: str, base: Path, problems: list[str]) -> tuple[str | None, RandomInputs | None]:
@@ -407,13 +434,14 @@ def _bound(value: object, at: str, dtype: str, problems: list[str]) -> Any:
     """low or high of random inputs: a finite number, whole and in range for an integer dtype; MISSING if not."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    number = finite(value)
+    if number is None:
         problems.append(f"{at}: expected a finite number, found {found(value)}")
         return MISSING
     kind = np.dtype(dtype).kind
     if kind in "iu":
         limits = np.iinfo(dtype)
-        if value != int(value) or not limits.min <= value <= limits.max + 1:
+        if number != int(number) or not limits.min <= number <= limits.max + 1:
             problems.append(f"{at}: expected a whole number from {limits.min} to {limits.max + 1} for {dtype}, "
                             f"found {found(value)}")
             return MISSING

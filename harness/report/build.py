@@ -8,11 +8,13 @@ they mean: each route's status on its path (report/routes.py), the causes of the
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from harness import __version__
 from harness.advisor.answer import check_section
@@ -46,6 +48,8 @@ from harness.rundir import RunDir
 from harness.untrusted import UnsafeFile, unreadable
 
 # Causes of drift without an error: the fix for each.
+log = logging.getLogger(__name__)
+R = TypeVar("R", LoadRecord, SaveRecord)
 DRIFT_FIXES = {
     "predictions-drift": "the model loads but predicts differently: compare the weights (get_weights()) and layer "
                          "configs in both versions; a changed kernel or default is the usual cause",
@@ -235,6 +239,7 @@ class _RunData:
     tracebacks: Tracebacks
     artifacts: dict[str, dict[str, Any]]  # per source/model/format: pre-flight findings, the save's error
     references: dict[str, Any]  # per source/model: the source's own evaluate() figures
+    refused: dict[str, UnsafeFile]  # per target whose load records cannot be read: why
 
 
 def _context(data: _RunData, key: CellKey, status: str) -> HintContext:
@@ -281,6 +286,8 @@ def _cell(data: _RunData, key: CellKey) -> dict[str, Any]:
     if model_entry is None or key.format not in model_entry.get("formats", {}):
         return _unsaved(data, key)
     record = data.loads.get(key)
+    if record is None and key.target in data.refused:
+        record = cast(LoadRecord, {**unreadable(data.refused[key.target]), "stage": "record"})
     if record is None:
         return _skipped(key, f"the load phase in {key.target} did not reach this cell")
     preflight = _preflight(data, key, record.get("preflight"))
@@ -315,10 +322,20 @@ def _preflight(data: _RunData, key: CellKey, found: Preflight | None) -> dict[st
     return {"outcome": found.get("outcome"), "why": found.get("why")}
 
 
-def _load_index(run_dir: RunDir, env_ids: list[str]) -> dict[CellKey, LoadRecord]:
+def _records(read: Callable[[str], list[R]], env_id: str, refused: dict[str, UnsafeFile]) -> list[R]:
+    """An environment's records of a phase; none (and why, in `refused`) when its file cannot be read."""
+    try:
+        return read(env_id)
+    except UnsafeFile as exc:  # what a container left there: its own cells are errors, the report goes on
+        log.warning("%s; its cells are errors", exc)
+        refused[env_id] = exc
+        return []
+
+
+def _load_index(run_dir: RunDir, env_ids: list[str], refused: dict[str, UnsafeFile]) -> dict[CellKey, LoadRecord]:
     index: dict[CellKey, LoadRecord] = {}
     for target in env_ids:
-        for record in run_dir.read_loads(target):
+        for record in _records(run_dir.read_loads, target, refused):
             if record.get("kind") == "load":
                 index[CellKey.of(record, target)] = record  # a later record wins (resume)
     return index
@@ -327,7 +344,7 @@ def _load_index(run_dir: RunDir, env_ids: list[str]) -> dict[CellKey, LoadRecord
 def _save_index(run_dir: RunDir, env_ids: list[str]) -> dict[str, SaveRecord]:
     index: dict[str, SaveRecord] = {}
     for env_id in env_ids:
-        for record in run_dir.read_saves(env_id):
+        for record in _records(run_dir.read_saves, env_id, {}):  # only said why a save failed: its cells go on
             index[f"{env_id}/{record.get('model')}/{record.get('format')}"] = record
     return index
 
@@ -374,17 +391,19 @@ def build_report(run_dir: RunDir, baseline: dict[str, Any] | None = None,
     env_ids = [e["id"] for e in environments]
     environments += artifact_environments(run_dir, matrix.models)  # existing user artifacts: sources only
     envs = {e["id"]: e for e in environments}
+    refused: dict[str, UnsafeFile] = {}
     data = _RunData(
         run_dir=run_dir,
         envs=envs,
         manifests={i: m for i in envs if (m := run_dir.read_manifest(i))},
         saves=_save_index(run_dir, env_ids),
-        loads=_load_index(run_dir, env_ids),
+        loads=_load_index(run_dir, env_ids, refused),
         tolerance=matrix.tolerance,
         models={m.name: m for m in matrix.models},
         tracebacks=Tracebacks(),
         artifacts={},
         references={},
+        refused=refused,
     )
     cells = [{**CELL_DEFAULTS, **_cell(data, key)} for key in recorded_cells(run, matrix).cells(env_ids)]
     routes.annotate(cells, home_environments(matrix.models, env_ids), {m.name for m in matrix.models

@@ -5,6 +5,7 @@ Rendered from report.json; nothing here decides anything.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from harness.advisor import words
@@ -14,8 +15,21 @@ from harness.report.statuses import FAILING, SYMBOLS
 MAX_CELLS = 40  # failing cells listed in full; every one is in report.json and report.html
 
 
+# Characters that can start Markdown in the middle of a line: emphasis, a link or an image (one fetched from
+# anywhere when the job summary is shown), a code span, raw HTML (an unclosed <!-- hides the rest of the
+# report), an entity, a table cell's end. Error messages quote files and code: each is shown as written.
+_ACTIVE = re.compile(r"([\\`*_\[\]<>!|~&#])")
+
+
 def _escape(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """Text from a run (an error message, a cause, a reason) shown literally in Markdown, on one line."""
+    return _ACTIVE.sub(r"\\\1", " ".join(str(text).splitlines()))
+
+
+def _code(text: object) -> str:
+    """Text from a run as an inline code span: a backtick would end it early (escapes do not work inside), so it is
+    shown as a quote; a table cell's '|' is escaped, which a table reads before the span."""
+    return "`" + " ".join(str(text).splitlines()).replace("`", "'").replace("|", "\\|") + "`"
 
 
 def _verdict(verdict: str) -> str:
@@ -26,7 +40,7 @@ def _path_rows(report: dict[str, Any], paths: list[dict[str, Any]]) -> list[str]
     lines = ["| from → to | verdict | what works | routes that break | top causes |", "|---|---|---|---|---|"]
     for p in paths:
         broken = f"{p['routes_breaks']} of {p['routes_breaks'] + p['routes_portable']}"
-        causes = ", ".join(f"`{c}`" for c in p["causes"][:3]) + (" …" if len(p["causes"]) > 3 else "")
+        causes = ", ".join(_code(c) for c in p["causes"][:3]) + (" …" if len(p["causes"]) > 3 else "")
         lines.append(f"| `{p['source']}` → `{p['target']}` | {_verdict(p['verdict'])} | "
                      f"{_escape(summary.formats_sentence(p))} | {broken} | {causes or '–'} |")
     return lines
@@ -48,7 +62,7 @@ def _caniuse(report: dict[str, Any], path: dict[str, Any]) -> list[str]:
                   + (" (target only)" if c["target_only"] else "")) for c in row["cells"]]
         lines.append(f"| {_escape(row['words'])} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines += [f"{n['n']}. `{n['cause']}`" + (f": {_escape(n['fix'])}" if n["fix"] else "") for n in table["notes"]]
+    lines += [f"{n['n']}. {_code(n['cause'])}" + (f": {_escape(n['fix'])}" if n["fix"] else "") for n in table["notes"]]
     return [*lines, ""] if table["notes"] else lines
 
 
@@ -87,7 +101,7 @@ def _causes(report: dict[str, Any]) -> list[str]:
         return ["No failing cells."]
     lines = ["| cause | cells | break (unexpected) | never work | pairs | fix |", "|---|---|---|---|---|---|"]
     for c in causes:  # unexpected breaks first: report.json keeps them in that order
-        lines.append(f"| `{_escape(c['name'])}` | {c['cells']} | {c['breaks']} ({c['breaks_unexpected']}) | "
+        lines.append(f"| {_code(c['name'])} | {c['cells']} | {c['breaks']} ({c['breaks_unexpected']}) | "
                      f"{c['never_works']} | {len(c['pairs'])} | {_escape(c.get('fix') or c.get('message'))} |")
     return lines
 
@@ -147,7 +161,7 @@ def _failing_cells(report: dict[str, Any]) -> list[str]:
                 f"`{c['target']}` {c['model']}/{c['format']}/{c['loader']}"
                 + (f" — expected: {_escape(c['expectation'])}" if c.get("expected") else ""))
         err = c.get("error") or {}
-        detail = f"`{_escape(err.get('type'))}`: {_escape(err.get('message'))}" if err else _escape(c.get("reason"))
+        detail = f"{_code(err.get('type'))}: {_escape(err.get('message'))}" if err else _escape(c.get("reason"))
         lines += [head, f"  - {detail}"]
         hint = err.get("hint") or c.get("hint")
         if hint:

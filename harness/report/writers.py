@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from harness.agent.protocol import PACKAGES, write_json_atomic
+from harness.agent.protocol import PACKAGES, write_json_atomic, write_text_atomic
 from harness.report.build import build_report
 from harness.report.gate import DEFAULT_FAIL_ON, FAIL_ON
 from harness.report.html import render_html
@@ -20,12 +20,6 @@ from harness.rundir import REPORT_FILES, RunDir
 log = logging.getLogger(__name__)
 FILES = REPORT_FILES  # --format name -> file in the run directory
 CHECK_JSON = "check.json"  # a check run's answer
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def _baseline(run: dict[str, Any], path: Path | None) -> dict[str, Any] | None:
@@ -81,11 +75,11 @@ def write_reports(run_dir: RunDir, baseline: Path | None = None, fail_on: str | 
     asked (`run --baseline/--fail-on`), which every report uses unless told otherwise."""
     run = run_dir.read_run()
     report = build_report(run_dir, _baseline(run, baseline), _fail_on(run, fail_on))
-    _write_text(run_dir.path / FILES["json"], dump(report))
+    write_text_atomic(run_dir.path / FILES["json"], dump(report))
     markdown = render_markdown(report)
-    _write_text(run_dir.path / FILES["md"], markdown)
-    _write_text(run_dir.path / FILES["html"], render_html(report, _packages(run_dir, report)))
-    _write_text(run_dir.path / FILES["junit"], render_junit(report))
+    write_text_atomic(run_dir.path / FILES["md"], markdown)
+    write_text_atomic(run_dir.path / FILES["html"], render_html(report, _packages(run_dir, report)))
+    write_text_atomic(run_dir.path / FILES["junit"], render_junit(report))
     if report.get("check") is not None:
         write_check_json(run_dir, report)
     add_step_summary(report, markdown)

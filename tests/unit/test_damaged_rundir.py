@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import numpy as np
 import pytest
 
+from deadline import within
 from fake_engine import FakeEngine, planned_runner
 from fake_run import ENV_A, ENV_B, FakeRun, append_jsonl
 from fake_run import cell as _cell
@@ -39,20 +37,6 @@ def secret(tmp_path: Path) -> Path:
     path = tmp_path / "secret.txt"
     path.write_text(SECRET + "\n")
     return path
-
-
-def within(seconds: float, work: Callable[[], Any]) -> Any:
-    """work()'s result, failing the test if it takes longer than `seconds` (a FIFO would block it for ever)."""
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise TimeoutError(f"still running after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, stop)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        return work()
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def _manifest(run: FakeRun, env_id: str) -> tuple[Path, dict[str, Any]]:
@@ -209,18 +193,14 @@ def test_a_pip_freeze_linked_to_a_host_file_is_not_embedded(run: FakeRun, secret
     ("a FIFO baseline", "is not a regular file"),
     ("a link", "a symbolic link"),
     ("a FIFO", "a FIFO"),
-    ("records as a FIFO", "a FIFO"),
 ])
-def test_a_damaged_run_json_or_records_file_is_one_line_and_exit_2(
+def test_a_damaged_run_json_is_one_line_and_exit_2(
         run: FakeRun, damage: str, said: str, secret: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = run.run_dir.run_json
     data = json.loads(path.read_text())
     if damage in ("a link", "a FIFO"):
         path.unlink()
         path.symlink_to(secret) if damage == "a link" else os.mkfifo(path)
-    elif damage == "records as a FIFO":
-        run.run_dir.records("load", ENV_B.id).unlink()
-        os.mkfifo(run.run_dir.records("load", ENV_B.id))
     else:
         if damage == "a FIFO baseline":
             os.mkfifo(run.root / "baseline.json")

@@ -157,6 +157,20 @@ def test_two_users_modules_of_one_name_each_load_their_own_code(tmp_path: Path,
             for user in ("alice", "bob", "alice")] == [1, 2, 1]
 
 
+@pytest.mark.parametrize("order", [("alice", "bob", "alice"), ("bob", "alice", "bob")])
+def test_a_namespace_package_never_gets_another_users_regular_package_of_its_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, order: tuple[str, ...]) -> None:
+    monkeypatch.setattr(agent_models, "USER_MOUNT", str(tmp_path))
+    (tmp_path / "alice" / "mypkg").mkdir(parents=True)  # a namespace package: no __init__.py
+    (tmp_path / "alice" / "mypkg" / "mod.py").write_text("ANSWER = 'alice'\n")
+    (tmp_path / "bob" / "mypkg").mkdir(parents=True)
+    (tmp_path / "bob" / "mypkg" / "__init__.py").write_text("")
+    (tmp_path / "bob" / "mypkg" / "mod.py").write_text("ANSWER = 'bob'\n")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(sys, "modules", dict(sys.modules))
+    assert [agent_models.import_code(str(tmp_path / user), "mypkg.mod:ANSWER") for user in order] == list(order)
+
+
 def test_predictions_are_written_whole_or_not_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "outputs" / "a" / "load_model.npy"
     save_atomic(str(path), np.arange(6.0).reshape(2, 3))
