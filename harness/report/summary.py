@@ -224,7 +224,7 @@ def headline(report: Report) -> str:
     shown = ", ".join(f"{n} {v}" for v, n in counts.items() if n) or "none"
     verdict = report["verdict"]
     return (f"{report['matrix']['name']}: {len(ups)} upgrade path(s): {shown}"
-            + (f" ({len(downs)} downgrade(s))" if downs else "")
+            + (f" (and {len(downs)} downgrade(s))" if downs else "")
             + f" · exit {verdict['exit_code']} ({gate_words(verdict)})")
 
 
