@@ -104,7 +104,8 @@ def _difference(cell: Mapping[str, Any]) -> str:
 def _path(report: dict[str, Any], path: dict[str, Any]) -> dict[str, Any]:
     """A path as the page shows it: its sentence, how many routes break, its format x loader table."""
     fixes = {c["name"]: c.get("fix") for c in report["causes"]}
-    return {**path, "sentence": summary.formats_sentence(path), "broken": summary.broken_of(path),
+    return {**path, "sentence": summary.formats_sentence(path), "line": summary.formats_line(path),
+            "broken": summary.broken_of(path),
             "table": summary.caniuse(path, fixes)}
 
 
