@@ -97,7 +97,7 @@ def _model(entry: object, at: str, folder: Path, python: str, problems: list[str
     if "model" not in entry:
         problems.append(f"{at}.model: required key missing; a saved model's path or path/to/file.py:FUNCTION")
         return None
-    fields: dict[str, Any] = {"python": python}
+    fields: dict[str, Any] = {"python": python, "folder": str(folder)}
     for key in ("model", "factory", "custom-objects"):
         if key in entry:
             fields[_FLAGS.get(key, key)] = _code_or_file(entry[key], f"{at}.{key}", folder, problems)

@@ -345,6 +345,7 @@ class ModelQuestion:
     unsafe: bool = False
     name: str | None = None  # the model's name (default: from its file or function)
     tolerance: dict[str, float] | None = None  # rtol and/or atol, where the default is not the model's
+    folder: str | None = None  # a project's folder: mounted, and where the model loads from, when no code is named
 
     def entry(self) -> dict[str, Any]:
         """The matrix `models:` entry, with every route that applies to it."""
@@ -355,6 +356,8 @@ class ModelQuestion:
             entry["name"] = self.name
         if self.tolerance is not None:
             entry["tolerance"] = dict(self.tolerance)
+        if self.folder is not None:
+            entry.setdefault("path", self.folder)
         return entry
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from harness.agent import formats, preflight
 from harness.agent.common import error_info, quiet_tensorflow
-from harness.agent.models import ModelCode
+from harness.agent.models import ModelCode, work_in
 from harness.agent.protocol import from_dict
 from harness.agent.versions import collect
 
@@ -73,7 +73,9 @@ def run_task(ctx: formats.Context, task: Dict[str, Any]) -> Dict[str, Any]:
 
 def _run_task(ctx: formats.Context, task: Dict[str, Any]) -> Dict[str, Any]:
     start = time.monotonic()
-    code = ModelCode(from_dict(task["spec"]), ctx.keras)
+    spec = from_dict(task["spec"])
+    work_in(spec.code.root)
+    code = ModelCode(spec, ctx.keras)
     try:
         loaded = formats.load(ctx, task["loader"], task["artifact"], code, task["input_names"],
                               output_names=task.get("output_names"))
