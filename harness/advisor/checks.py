@@ -22,6 +22,7 @@ from harness.errors import EXIT_FAILURES, EXIT_OK, UsageError
 from harness.workflow import RunEngine
 
 CHECKS_JSON = "checks.json"
+CHECK_SARIF = "check.sarif"
 CHECKS_SCHEMA = 1
 
 
@@ -82,14 +83,15 @@ def sides(ask: ProjectCheck) -> list[Side]:
 def questions(ask: ProjectCheck, found: Sequence[Side]) -> list[CheckQuestion]:
     """One question per model: the flags' model, or each one the project declares."""
     from harness.advisor import deps
-    from harness.advisor.project import project_models
+    from harness.advisor.project import model_name, project_models
 
     models = [ask.model] if ask.model is not None else list(project_models(ask.folder, ask.python).models)
     projects = [s.project for s in found if s.project is not None]
     record = deps.record(projects) if projects else None
     return [CheckQuestion(source=found[0].label, targets=tuple(s.label for s in found[1:]), model=model,
-                          tf_keras=ask.tf_keras, migrate=ask.migrate,
-                          environments=tuple(s.request for s in found), dependencies=record)
+                          tf_keras=ask.tf_keras, environments=tuple(s.request for s in found), dependencies=record,
+                          migrate=ask.migrate if ask.migrate is None or ask.model is not None
+                          else ask.migrate / model_name(model))  # each declared model hands over to its own folder
             for model in models]
 
 
@@ -143,6 +145,7 @@ def _write_index(out: Path, found: Sequence[Side], names: Sequence[str],
                  asked: Sequence[CheckQuestion]) -> dict[str, Any]:
     """checks.json: the models' run directories and what each one's report.json answers."""
     from harness.agent.protocol import write_json_atomic
+    from harness.report.sarif import merge
 
     out.mkdir(parents=True, exist_ok=True)
     models = []
@@ -155,6 +158,8 @@ def _write_index(out: Path, found: Sequence[Side], names: Sequence[str],
              "dependencies": asked[0].dependencies if asked else None, "unchanged": not names,
              "models": models, "exit_code": max((m["exit_code"] for m in models), default=EXIT_OK)}
     write_json_atomic(out / CHECKS_JSON, index, strict=True)
+    logs = [json.loads((out / name / "report.sarif").read_text(encoding="utf-8")) for name in names]
+    (out / CHECK_SARIF).write_text(merge(logs), encoding="utf-8")  # every model's results, for one upload
     return index
 
 

@@ -84,6 +84,17 @@ def test_bad_tables_name_the_key(tmp_path: Path, table: dict[str, object], messa
         parse_models(table, "tool.harness", tmp_path, tmp_path / "pyproject.toml", "3.11")
 
 
+def test_harness_toml_declares_them_at_its_top_level(tmp_path: Path) -> None:
+    (tmp_path / "m.h5").write_bytes(b"")
+    (tmp_path / "pyproject.toml").write_text('[tool.harness]\nmodels = [{ model = "other.h5" }]\n')
+    (tmp_path / "harness.toml").write_text('[[models]]\nmodel = "m.h5"\ninputs = "2x3"\nunsafe = true\n')
+    found = project_models(tmp_path, "3.11")
+    assert found.file.name == "harness.toml" and found.models[0].unsafe and found.models[0].folder == str(tmp_path)
+    (tmp_path / "harness.toml").write_text('[[models]]\nmodel = "m.h5"\nformta = "h5"\n')
+    with pytest.raises(UsageError, match=r"harness.toml: models\[0\].formta: unknown key; did you mean 'format'\?"):
+        project_models(tmp_path, "3.11")
+
+
 def test_no_models_declared(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n')
     with pytest.raises(UsageError, match=r"no --model, and no models declared"):
@@ -99,6 +110,7 @@ def test_check_from_refs_checks_every_declared_model(repo: Path, capsys: pytest.
     assert "HEAD~1 (" in printed and "tensorflow==2.15.1, numpy<2" in printed
     index = json.loads((out / "checks.json").read_text())
     assert [m["model"] for m in index["models"]] == ["model", "built"] and index["exit_code"] == 0
+    assert json.loads((out / "check.sarif").read_text())["runs"][0]["invocations"][0]["exitCode"] == 0
     assert index["dependencies"]["changed"] == [{"package": "tensorflow", "from": "==2.15.1", "to": "==2.16.2",
                                                  "file": "pyproject.toml", "line": 5}]
     matrix = yaml.safe_load((out / "model" / "check.yaml").read_text())
