@@ -37,7 +37,10 @@ def work_in(root: Optional[str]) -> None:
     """Work in a user's model folder while building or loading it, as the project that loads it does: a relative
     path its config keeps (TFSMLayer's SavedModel folder) resolves there. Any other model: where the process
     started."""
-    os.chdir(root if root and os.path.isdir(root) else _STARTED_IN)
+    try:
+        os.chdir(root if root and os.path.isdir(root) else _STARTED_IN)
+    except OSError:  # a folder the containers' user may not enter: the load says what it misses there
+        os.chdir(_STARTED_IN)
 
 
 def _from_root(root: str, top: str) -> None:
