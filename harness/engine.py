@@ -623,3 +623,16 @@ def run_host_command(argv: Sequence[str], log_path: Path, timeout: float | None 
         except FileNotFoundError:
             out.write(f"\n{argv[0]}: not installed\n")
             return 127
+
+
+def host_output(argv: Sequence[str], cwd: Path, timeout: float = 60.0) -> tuple[int, bytes, str]:
+    """Run a read-only host tool (git show, git ls-tree) in `cwd`: (exit code, stdout, stderr); 127 when the
+    tool is not installed, 124 when it does not finish within `timeout` seconds."""
+    try:
+        proc = subprocess.run(list(argv), cwd=cwd, capture_output=True, stdin=subprocess.DEVNULL, timeout=timeout,
+                              check=False)
+    except FileNotFoundError:
+        return 127, b"", f"{argv[0]}: not installed"
+    except subprocess.TimeoutExpired:
+        return 124, b"", f"{argv[0]} did not finish within {timeout:.0f} s"
+    return proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace")

@@ -244,6 +244,14 @@ RULES = (
          r"Layer count mismatch|Shape mismatch|must match|are incompatible|expected \d+ variables?, but received",
          "the weights do not fit the model rebuilt to load them: its architecture (layer count, order or shapes) "
          "changed between save and load; rebuild it exactly as it was saved", when=_same_keras),
+    # Keras 3.12.1 and 3.13.2 added this refusal in patch releases (3.13.0 and 3.13.1 load such files): before the
+    # Lambda rule below, whose pattern matches its first words too.
+    Rule("tfsm-layer-safe-mode", r"deserialization of a .TFSMLayer.",
+         "safe_mode refuses TFSMLayer: Keras 3.12.1, 3.13.2 and later refuse a .keras file that wraps a SavedModel "
+         "in TFSMLayer unless safe_mode=False (the layer loads an external SavedModel, whose graph can run code); "
+         "for a trusted file load_model(path, safe_mode=False), or re-export: model.export(path) and load that "
+         "SavedModel with keras.layers.TFSMLayer(path) or tf.saved_model.load in code", target="3",
+         flag="--unsafe (runs the file's code, inside the sandbox)"),
     # Lambda layers.
     Rule("safe-mode", r"Requested the deserialization of a|Deserializing it is unsafe",
          "Keras safe mode refused a Lambda layer's Python lambda: rebuild the layer in code, or, for a trusted "

@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 RUN_JSON = "run.json"
 # The reports of a run, by --format name; report.json is the source of truth.
-REPORT_FILES = {"json": "report.json", "md": "report.md", "html": "report.html", "junit": "junit.xml"}
+REPORT_FILES = {"json": "report.json", "md": "report.md", "html": "report.html", "junit": "junit.xml",
+                "sarif": "report.sarif"}
 ENVS = "envs"  # envs/<env>/: phase records, build logs, pip freeze
 LOGS = "logs"  # logs/<container>.log: a container's own output (never parsed)
 SUBDIRS = (ARTIFACTS, RECORDS, OUTPUTS, ENVS, LOGS)

@@ -42,8 +42,9 @@ def check_matrix(question: CheckQuestion, base_image: str | None) -> tuple[Matri
     from harness.matrix import parse_matrix
 
     entry = question.model.entry()
-    source = parse_spec(question.source, "--from")
-    wanted = [parse_spec(text, "--to") for text in question.targets]
+    given = list(question.environments) or [None] * (1 + len(question.targets))
+    source = given[0] or parse_spec(question.source, "--from")
+    wanted = [read or parse_spec(text, "--to") for text, read in zip(question.targets, given[1:])]
     envs = check_environments(source, wanted, question.model.python, tf_keras=question.tf_keras)
     migrated = migration_entry(entry)
     data = {"name": f"check-{entry['name']}", "environments": envs.entries,
@@ -102,7 +103,8 @@ def question_record(matrix: Matrix, question: CheckQuestion, targets: list[Targe
     route = route_of(model.artifact_format, question.model.format, model.code.factory is not None)
     return {"model": model.name, "source": next(iter(model.homes([home]))),
             "home": home, "route": list(route), "migrated": migrated.name if migrated else None,
-            "targets": [{"spec": t.spec, "env": t.env, "tf_keras": t.tf_keras} for t in targets]}
+            "targets": [{"spec": t.spec, "env": t.env, "tf_keras": t.tf_keras} for t in targets],
+            **({"dependencies": question.dependencies} if question.dependencies else {})}
 
 
 def run_check(question: CheckQuestion, settings: RunSettings, engine: RunEngine) -> int:

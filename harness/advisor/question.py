@@ -44,12 +44,18 @@ class EnvRequest:
     tensorflow: str
     keras: str | None = None
     python: str | None = None
+    packages: tuple[str, ...] = ()  # other pins (a project's NumPy, h5py, protobuf): the matrix's `packages:`
+    name: str | None = None  # the environment id, where the versions alone would not tell two apart
 
-    def entry(self, default_python: str) -> dict[str, str]:
+    def entry(self, default_python: str) -> dict[str, Any]:
         """A matrix `environments:` entry."""
-        entry = {"python": self.python or default_python, "tensorflow": self.tensorflow}
+        entry: dict[str, Any] = {"python": self.python or default_python, "tensorflow": self.tensorflow}
         if self.keras is not None:
             entry["keras"] = self.keras
+        if self.packages:
+            entry["packages"] = list(self.packages)
+        if self.name is not None:
+            entry["name"] = self.name
         return entry
 
     def tf_keras(self) -> EnvRequest | None:
@@ -63,15 +69,17 @@ class EnvRequest:
         major = pinned_minor(keras[len("keras"):] if keras.startswith("keras") else keras) if keras else None
         if keras and (major is None or major[0] < 3):
             return None
-        return EnvRequest(tensorflow=self.tensorflow, keras="tf-keras", python=self.python)
+        return EnvRequest(tensorflow=self.tensorflow, keras="tf-keras", python=self.python, packages=self.packages,
+                          name=None if self.name is None else self.name + "-tfkeras")
 
-    def key(self, default_python: str) -> tuple[str, str, str]:
+    def key(self, default_python: str) -> tuple[str, str, str, tuple[str, ...]]:
         """What tells two requests for the same environment apart, however they were written."""
         def norm(text: str) -> str:
             text = re.sub(r"\s+", "", text)
             return "==" + text if text[:1].isdigit() else text
 
-        return (self.python or default_python, norm(self.tensorflow), norm(self.keras or ""))
+        return (self.python or default_python, norm(self.tensorflow), norm(self.keras or ""),
+                tuple(sorted(self.packages)))
 
 
 KERAS3_TF = (2, 16)  # the first TensorFlow whose own Keras is Keras 3
@@ -291,7 +299,7 @@ def migration_entry(entry: dict[str, Any]) -> dict[str, Any] | None:
 class CheckEnvironments:
     """The environments of a check, as matrix entries (the source first), and where each --to is among them."""
 
-    entries: list[dict[str, str]]
+    entries: list[dict[str, Any]]
     targets: list[tuple[int, int | None]]  # per --to: its entry's index, and its tf-keras environment's (or None)
 
 
@@ -301,8 +309,8 @@ def check_environments(source: EnvRequest, targets: list[EnvRequest], python: st
     an environment asked for twice (a --to that is another's tf-keras environment) is one entry. A target that is
     the source stays a second entry, for the matrix to refuse by name; a tf-keras environment that is the source
     is not added (its routes are the ones at home)."""
-    entries: list[dict[str, str]] = [source.entry(python)]
-    keys: list[tuple[str, str, str]] = [source.key(python)]
+    entries: list[dict[str, Any]] = [source.entry(python)]
+    keys: list[tuple[str, str, str, tuple[str, ...]]] = [source.key(python)]
 
     def index(request: EnvRequest) -> int:
         key = request.key(python)
@@ -336,12 +344,21 @@ class ModelQuestion:
     reference: str | None = None
     format: str | None = None
     unsafe: bool = False
+    name: str | None = None  # the model's name (default: from its file or function)
+    tolerance: dict[str, float] | None = None  # rtol and/or atol, where the default is not the model's
+    folder: str | None = None  # a project's folder: mounted, and where the model loads from, when no code is named
 
     def entry(self) -> dict[str, Any]:
         """The matrix `models:` entry, with every route that applies to it."""
         entry = user_model_entry(self.model, custom_objects=self.custom_objects, factory=self.factory,
                                  inputs=self.inputs, reference=self.reference)
         add_routes(entry, self.format, unsafe=self.unsafe)
+        if self.name is not None:
+            entry["name"] = self.name
+        if self.tolerance is not None:
+            entry["tolerance"] = dict(self.tolerance)
+        if self.folder is not None:
+            entry.setdefault("path", self.folder)
         return entry
 
 
@@ -360,11 +377,14 @@ class RunSettings:
 class CheckQuestion:
     """`check`: is it safe to move this model from one environment to each of the others?"""
 
-    source: str  # --from SPEC
+    source: str  # --from SPEC (or how the project's side is named: 'origin/main (3f2a1c9)')
     targets: tuple[str, ...]  # --to SPEC, once or more
     model: ModelQuestion
     tf_keras: bool = True  # try the target's TensorFlow with tf-keras beside a Keras 3 target
     migrate: Path | None = None  # hand the best verified migrated file over to this folder
+    # Each side already read (the source, then one per target), where SPECs do not say it: a project's files
+    environments: tuple[EnvRequest | None, ...] = ()
+    dependencies: dict[str, Any] | None = None  # what the project's files said (advisor/project.py), for the reports
 
 
 AXES = ("tensorflow", "keras")  # what changes between the releases a bisect walks

@@ -21,6 +21,7 @@ from harness.agent.protocol import INPUTS, LABELS, USER_MOUNT, USERDATA_MOUNT, M
 N_TRAIN = 96  # samples a probe is trained on
 N_REFERENCE = 32  # reference samples: generated from a model's own input shapes when nothing else gives them
 _REGISTERED: Set[Tuple[int, str]] = set()  # (Keras module, name) registered in this process
+_STARTED_IN = os.getcwd()
 
 
 def import_code(root: Optional[str], ref: str) -> Any:
@@ -30,6 +31,16 @@ def import_code(root: Optional[str], ref: str) -> Any:
         _from_root(root, module_name.split(".")[0])
     module = importlib.import_module(module_name)
     return getattr(module, attribute) if attribute else module
+
+
+def work_in(root: Optional[str]) -> None:
+    """Work in a user's model folder while building or loading it, as the project that loads it does: a relative
+    path its config keeps (TFSMLayer's SavedModel folder) resolves there. Any other model: where the process
+    started."""
+    try:
+        os.chdir(root if root and os.path.isdir(root) else _STARTED_IN)
+    except OSError:  # a folder the containers' user may not enter: the load says what it misses there
+        os.chdir(_STARTED_IN)
 
 
 def _from_root(root: str, top: str) -> None:

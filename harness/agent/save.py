@@ -15,7 +15,7 @@ import numpy as np
 
 from harness.agent import formats, migrate
 from harness.agent.common import error_info, quiet_tensorflow
-from harness.agent.models import ModelCode, keras_model
+from harness.agent.models import ModelCode, keras_model, work_in
 from harness.agent.protocol import (
     ENV_JSON,
     FORMATS,
@@ -113,6 +113,7 @@ def save_model(ctx: formats.Context, spec: ModelSpec, model_dir: str, *, writer:
             writer.write({**base, "model": spec.name, "format": fmt, "status": "unsupported", "stage": "build",
                           "error": {"type": "Unsupported", "message": why, "traceback": ""}})
         return None
+    work_in(spec.code.root)
     try:
         built, made = _build(ctx, code, model_dir)
         ref = None if spec.train_step else _reference(code, built, model_dir)

@@ -17,7 +17,7 @@ import numpy as np
 
 from harness.agent import formats, preflight
 from harness.agent.common import error_info, quiet_tensorflow
-from harness.agent.models import ModelCode
+from harness.agent.models import ModelCode, work_in
 from harness.agent.protocol import LoadRecord, LoadTask, Preflight
 from harness.agent.versions import collect
 
@@ -73,6 +73,7 @@ def run_task(ctx: formats.Context, task: LoadTask) -> LoadRecord:
 
 def _run_task(ctx: formats.Context, task: LoadTask) -> LoadRecord:
     start = time.monotonic()
+    work_in(task.spec.code.root)
     code = ModelCode(task.spec, ctx.keras)
     try:
         loaded = formats.load(ctx, task.loader, task.artifact, code, task.input_names,

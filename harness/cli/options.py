@@ -105,13 +105,16 @@ def add_base_image(parser: argparse.ArgumentParser) -> None:
                         help="base image template, e.g. 'harness-base:{python}' (env HARNESS_BASE_IMAGE)")
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """The model and how it is loaded: shared by check and bisect."""
+def add_model_arguments(parser: argparse.ArgumentParser, *, declared: bool = False) -> None:
+    """The model and how it is loaded: shared by check and bisect (`declared`: --model may be left out for the
+    models the project declares)."""
     parser.add_argument("--python", type=python_version, default=DEFAULT_PYTHON,
                         help=f"Python of every environment (default {DEFAULT_PYTHON})")
-    parser.add_argument("--model", required=True, metavar="PATH_OR_MODULE:FN",
+    parser.add_argument("--model", required=not declared, metavar="PATH_OR_MODULE:FN",
                         help="a saved model (.h5, .keras, SavedModel dir, weights) or a factory MODULE:FUNCTION "
-                             "(or path/to/file.py:FUNCTION) that builds it")
+                             "(or path/to/file.py:FUNCTION) that builds it"
+                             + ("; default: every model the project declares ([tool.harness] in pyproject.toml, "
+                                "or harness.toml)" if declared else ""))
     parser.add_argument("--inputs", metavar="FILE_OR_SHAPE",
                         help="a .npy/.npz file, or SHAPE[:DTYPE] like 8x64x64x1:float32 for seeded random inputs")
     parser.add_argument("--custom-objects", metavar="MODULE",

@@ -14,6 +14,7 @@ from harness.report.gate import DEFAULT_FAIL_ON, FAIL_ON
 from harness.report.html import render_html
 from harness.report.junit import render_junit
 from harness.report.markdown import render_markdown
+from harness.report.sarif import render_sarif
 from harness.report.schema import dump, load_report
 from harness.rundir import REPORT_FILES, RunDir
 
@@ -80,6 +81,7 @@ def write_reports(run_dir: RunDir, baseline: Path | None = None, fail_on: str | 
     write_text_atomic(run_dir.path / FILES["md"], markdown)
     write_text_atomic(run_dir.path / FILES["html"], render_html(report, _packages(run_dir, report)))
     write_text_atomic(run_dir.path / FILES["junit"], render_junit(report))
+    write_text_atomic(run_dir.path / FILES["sarif"], render_sarif(report))
     if report.get("check") is not None:
         write_check_json(run_dir, report)
     add_step_summary(report, markdown)

@@ -50,8 +50,9 @@ def test_actionlint_passes() -> None:
         if os.environ.get("CI"):
             pytest.fail("actionlint is not installed (pip install -e '.[lint]')")
         pytest.skip("actionlint is not installed (pip install -e '.[lint]')")
-    proc = subprocess.run([binary, "-no-color", str(WORKFLOW)], capture_output=True, text=True, timeout=120,
-                          check=False, cwd=ROOT)
+    # Every workflow: pr-gate.yml uses the composite action (./), so its inputs are checked against action.yml.
+    proc = subprocess.run([binary, "-no-color", *map(str, sorted(WORKFLOW.parent.glob("*.yml")))],
+                          capture_output=True, text=True, timeout=120, check=False, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -60,6 +61,14 @@ def test_nightly_runs_on_a_schedule_and_by_hand() -> None:
     assert re.fullmatch(r"[\d*/,-]+ [\d*/,-]+ [\d*/,-]+ [\d*/,-]+ [\d*/,-]+", triggers["schedule"][0]["cron"])
     assert "workflow_dispatch" in triggers
     assert list(_workflow()["jobs"]) == ["plan", "save", "load", "report"]
+
+
+def test_another_repository_calls_the_nightly_with_its_own_matrix() -> None:
+    called = _workflow()[True]["workflow_call"]["inputs"]
+    assert called["matrix"]["type"] == called["harness"]["type"] == "string"
+    assert _workflow()["env"]["HARNESS_SPEC"] == "${{ inputs.harness || '.' }}"
+    installs = [s["run"] for job in _workflow()["jobs"] for s in _steps(job) if "pip install" in str(s.get("run"))]
+    assert installs and all(run == 'python -m pip install "$HARNESS_SPEC"' for run in installs)
 
 
 def test_jobs_fan_out_over_the_plan_and_merge_in_the_report() -> None:

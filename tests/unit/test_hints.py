@@ -212,3 +212,10 @@ def test_fits_reads_versions_and_specs(version: str | None, spec: str, expected:
 def test_a_bad_spec_is_refused() -> None:
     with pytest.raises(ValueError, match="not a version spec"):
         fits("2.15.0", "~2")
+
+
+def test_keras_3121_refusing_tfsmlayer_is_not_the_lambda_safe_mode() -> None:
+    fixture = _recorded("tfsm-layer-safe-mode", "examples/tfsm_layer")
+    rule = _matched(fixture)
+    assert rule is not None and rule.hint.startswith("safe_mode refuses TFSMLayer")
+    assert "re-export" in rule.hint and rule.flag is not None and rule.flag.startswith("--unsafe")

@@ -28,7 +28,7 @@ TOP_LEVEL_KEYS = {
     "migrations", "bisect", "expectations", "check",
 }
 # check: null, or a check run's answer (harness/advisor/answer.py); check.json holds the same, with what it handed over.
-CHECK_KEYS = {"model", "source", "home", "asked", "migrated_model", "verdict", "exit_code", "targets"}
+CHECK_KEYS = {"model", "source", "home", "asked", "migrated_model", "verdict", "exit_code", "targets", "dependencies"}
 CHECK_TARGET_KEYS = {"target", "spec", "tf_keras", "verdict", "path_verdict", "exit_code", "route", "asked", "current",
                      "at_home", "use", "tried", "works", "breaks", "never_works", "home_cause"}
 CHECK_ROUTE_KEYS = {"format", "loader", "status", "kind", "change", "env", "tf_keras", "made_with", "made_in",
