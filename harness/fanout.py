@@ -2,7 +2,7 @@
 
 Pure: a matrix in, JSON-ready data out. Each environment's jobs run
 `run MATRIX --out DIR --only ENV --phase ...` against their own copy of a shared run directory;
-one last job combines the copies and runs `--phase report` (see README: Nightly CI).
+one last job combines the copies and runs `--phase report` (see docs/ci.md).
 """
 
 from __future__ import annotations

@@ -265,7 +265,7 @@ RULES = (
     Rule("lambda-output-shape", r"could not automatically infer the shape of the Lambda",
          "a Lambda layer without output_shape, whose output shape this Keras cannot infer: give the Lambda an "
          "explicit output_shape where the model is built, or replace it with a custom layer", target="3"),
-    # Causes the hazard probes show (README, "The hazard zoo"), each with its own fix: before the generic
+    # Causes the hazard probes show (docs/probes.md, "The hazard zoo"), each with its own fix: before the generic
     # rules below, which also match some of their messages.
     Rule("depthwise-groups", r"passed to DepthwiseConv2D: \{'groups'",
          "Keras 2 writes groups=1 into DepthwiseConv2D configs, which Keras 3 refuses: pass "

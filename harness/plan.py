@@ -77,7 +77,7 @@ class Limits:
 
 
 ISOLATION_LEVELS = ("target", "artifact")
-# What each level promises, word for word in run.json, report.json and the README.
+# What each level promises, word for word in run.json, report.json and docs/security.md.
 ISOLATION_PROMISES = {
     "target": "one load container and worker per target loads every artifact: code a file runs when it is loaded "
               "(a Lambda, a custom object, a SavedModel op) cannot reach the host's files, the network or another "

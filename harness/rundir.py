@@ -56,7 +56,7 @@ def _no_problem(data: dict[str, Any]) -> str | None:
 
 
 class RunDir:
-    """Paths of one run directory (see README: 'The run directory')."""
+    """Paths of one run directory (see docs/run-directory.md)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path

@@ -51,7 +51,7 @@ def add_parser(sub: Any) -> None:
                      help="an earlier report.json (or its run directory): cells that got worse are regressions")
     run.add_argument("--phase", action="append", choices=PHASES, default=[],
                      help="run only this phase (repeatable; default: all). Phases share --out: each reads only "
-                          "what earlier ones wrote, so separate jobs can run them (README: Nightly CI)")
+                          "what earlier ones wrote, so separate jobs can run them (docs/ci.md)")
     add_fail_on(run)
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
 
