@@ -21,6 +21,9 @@ FORMATS: Dict[str, FormatSpec] = {
     "json": FormatSpec((2, 3), "model_from_json", "JSON + weights"),
     "export": FormatSpec((2, 3), "saved_model", "model.export() SavedModel"),
     "seed": FormatSpec((2, 3), "rebuild_from_seed", "seed", named_only=True),
+    # A converted model for the TFLite interpreter: only an existing file has it (the harness converts nothing to
+    # .tflite ahead of a load; the `tflite` loader converts at load time).
+    "tflite": FormatSpec((), "tflite_interpreter", ".tflite", named_only=True),
 }
 
 # safe_mode=False executes whatever a file holds: only when a matrix asks for it. compile=False is
@@ -65,6 +68,10 @@ LOADERS: Dict[str, LoaderSpec] = {
                          opt_in=True, named_only=True, change="serving", keras_object=False),
     "load_model_xla": LoaderSpec(("h5", "keras"), "load_model, predict under XLA (jit_compile=True)",
                                  opt_in=True, named_only=True, change="option", compiles=True),
+    # A .tflite file as mobile and edge code runs it: every TensorFlow has the interpreter.
+    "tflite_interpreter": LoaderSpec(("tflite",), "tf.lite.Interpreter", opt_in=True, users_default=True,
+                                     keras_object=False,
+                                     snippet="interpreter = tf.lite.Interpreter(model_path={path})"),
 }
 
 _PROBES = "harness.agent.probes:"
