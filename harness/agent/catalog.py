@@ -15,11 +15,11 @@ FORMATS: Dict[str, FormatSpec] = {
     # Keras 3's legacy h5 writer changes the live model it saves: written last (save.py: _save_order).
     "h5": FormatSpec((2, 3), "load_model", ".h5", saved_last=True),
     "keras": FormatSpec((2, 3), "load_model", ".keras"),
-    "savedmodel": FormatSpec((2,), "load_model", "SavedModel"),
+    "savedmodel": FormatSpec((2,), "load_model", "SavedModel", folder=True),
     "weights_h5": FormatSpec((2, 3), "rebuild", "weights .h5", weights_only=True),
     "tf_checkpoint": FormatSpec((2,), "rebuild", "TF checkpoint", weights_only=True),
     "json": FormatSpec((2, 3), "model_from_json", "JSON + weights"),
-    "export": FormatSpec((2, 3), "saved_model", "model.export() SavedModel"),
+    "export": FormatSpec((2, 3), "saved_model", "model.export() SavedModel", folder=True),
     "seed": FormatSpec((2, 3), "rebuild_from_seed", "seed", named_only=True),
     # A converted model for the TFLite interpreter: only an existing file has it (the harness converts nothing to
     # .tflite ahead of a load; the `tflite` loader converts at load time).

@@ -190,6 +190,7 @@ class FormatSpec:
     words: str
     named_only: bool = False  # only models whose spec names it are saved in it
     weights_only: bool = False  # holds no architecture: the model's code (or an architecture JSON) rebuilds it
+    folder: bool = False  # a folder of files (a SavedModel), not one file
     # Written after every other format of a model: its writer changes the live model (see save.py).
     saved_last: bool = False
 

@@ -37,7 +37,7 @@ def add_parser(sub: Any) -> None:
 
 def main(args: argparse.Namespace, engine: object) -> int:
     """Fetch (exit 1 when a file failed), or print or write the matrix."""
-    from harness.corpus import load_corpus
+    from harness.matrix.corpus import load_corpus
 
     corpus = load_corpus(args.manifest)
     if args.action == "fetch":
@@ -46,8 +46,9 @@ def main(args: argparse.Namespace, engine: object) -> int:
 
 
 def _fetch(corpus: Any, args: argparse.Namespace) -> int:
-    from harness.corpus import default_cache, fetch, index_for
+    from harness.corpus import fetch, index_for
     from harness.matrix import PipSettings, load_matrix
+    from harness.matrix.corpus import default_cache
 
     pip = load_matrix(args.matrix).pip if args.matrix else PipSettings()
     cache = default_cache(os.environ)
@@ -63,8 +64,8 @@ def _fetch(corpus: Any, args: argparse.Namespace) -> int:
 def _matrix(corpus: Any, args: argparse.Namespace) -> int:
     import yaml
 
-    from harness.corpus import corpus_matrix
     from harness.matrix import load_matrix
+    from harness.matrix.corpus import corpus_matrix
 
     source = args.matrix or DEFAULT_ENVIRONMENTS
     if not source.is_file():

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from harness.agent.protocol import DEFAULT_MODELS, PROBES, ModelSpec, resolve_probe
 from harness.errors import MatrixError
+from harness.matrix.corpus import matrix_models
 from harness.matrix.environments import Defaults, parse_base_image, parse_environments, parse_tf_package
 from harness.matrix.expect import CATALOGS, parse_expect
 from harness.matrix.model import DEFAULT_BASE_IMAGE, DEFAULT_TF_PACKAGE, CorpusPlan, Environment, Matrix, PipSettings
@@ -168,8 +169,6 @@ def _corpus(data: Raw, base: Path, environments: tuple[Environment, ...], defaul
     """`corpus:`: the models: entries of its fetched files whose home is among the environments, and its plan."""
     if "corpus" not in data:
         return [], None
-    from harness.corpus import matrix_models
-
     return matrix_models(data["corpus"], base, environments, defaults, environ=os.environ, problems=problems)
 
 

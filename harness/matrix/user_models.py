@@ -465,7 +465,9 @@ def _factory(entry: Raw, at: str, model: ModelSpec, ctx: Context, problems: list
 def _loaders(entry: Raw, at: str, model: ModelSpec, ctx: Context, problems: list[str]) -> tuple[str, ...]:
     chosen = _choices(entry, "loaders", at, allowed=USER_LOADERS, refused=PROBE_LOADERS, problems=problems)
     if chosen is None:
-        default = dict.fromkeys((*ctx.loaders, *USER_DEFAULT_EXTRA))
+        # The loaders users' models try by default join the matrix's where they read one of the model's formats.
+        extra = (x for x in USER_DEFAULT_EXTRA if set(LOADERS[x].reads) & set(model.formats or ()))
+        default = dict.fromkeys((*ctx.loaders, *extra))
         return tuple(name for name in default if name in USER_LOADERS and missing(model, name) is None)
     problems += [f"{at}.loaders: {name!r} needs {lacks}" for name in chosen if (lacks := missing(model, name))]
     return chosen
