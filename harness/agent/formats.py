@@ -48,9 +48,22 @@ def cannot_build(ctx: Context, spec: ModelSpec) -> Optional[str]:
         why = f"Keras {'.'.join(map(str, ctx.version))} cannot build it (needs Keras >= {spec.min_keras})"
     elif spec.backends is not None and ctx.backend not in spec.backends:
         why = f"the {ctx.backend} backend cannot build it (needs {' or '.join(spec.backends)})"
+    else:
+        lacking = [name for name in spec.needs if not _has(ctx.keras, name)]
+        if lacking:
+            why = f"Keras {'.'.join(map(str, ctx.version))} has no keras.{lacking[0]}"
     if not why:
         return None
     return why + (": " + spec.build_note if spec.build_note else "")
+
+
+def _has(module: Any, dotted: str) -> bool:
+    """Whether module.a.b.c exists."""
+    for part in dotted.split("."):
+        module = getattr(module, part, None)
+        if module is None:
+            return False
+    return True
 
 
 # ---------------------------------------------------------------- saving
