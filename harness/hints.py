@@ -365,6 +365,16 @@ RULES = (
          "dimension again, so the model loads but refuses every input: load it with tf-keras "
          "(TF_USE_LEGACY_KERAS=1), or rebuild the model in code (keras.Input(shape) first) and load its weights",
          source="2", target="3"),
+    Rule("keras3-slash-in-layer-name", r"Argument .name. must be a string and cannot contain character ./.",
+         "Keras 3 refuses layer names holding '/', which Keras 2 wrote (keras.applications' MobileNetV3 names its "
+         "layers 'Conv/BatchNorm'): load the file with tf-keras (TF_USE_LEGACY_KERAS=1), or rebuild the model in Keras "
+         "3 and load the weights (the architecture Keras 3 builds names its layers without '/')", target="3"),
+    Rule("keras3-h5-operation-arguments",
+         r"Only input tensors may be passed as positional arguments|too many positional arguments",
+         "Keras 3's legacy .h5 writer stores a layer called with a Python number beside a tensor (MobileNetV3's "
+         "hard-sigmoid, x + 3.0) or with keyword arguments in a way its reader cannot call again, even in the release "
+         "that wrote it: save Keras 3 models as .keras, or rebuild the model in code and load its weights",
+         source="3", target="3", formats=("h5",)),
     Rule("compile-objects-unknown", r"Unknown (loss function|metric function|metric|optimizer)\b[^:]*: '",
          "the file's compile() names a loss, metric or optimizer this Keras does not know (a lambda, a function of "
          "the model's own code, or one Keras removed such as cosine_proximity): load_model(path, compile=False) loads "
