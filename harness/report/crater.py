@@ -175,7 +175,7 @@ def render_markdown(section: Mapping[str, Any], escape: Callable[[object], str] 
                   for e in section["no_cause"]]
     left = [f for f in section["files"] if f["left_out"]]
     if left:
-        lines += ["", "Left out:", ""] + [f"- `{f['name']}` ({f['package']} {f['version']}): {cell(f['left_out'])}"
+        lines += ["", "Left out:", ""] + [f"- `{f['name']}` ({f['package']} {f['version']}): {cell(f['left_out'], 400)}"
                                           for f in left]
     return "\n".join(lines) + "\n"
 
