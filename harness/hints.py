@@ -59,6 +59,11 @@ def _newer_source(ctx: HintContext) -> bool:
     return bool(source and target) and source[0] == target[0] and source > target
 
 
+def _older_source(ctx: HintContext) -> bool:
+    source, target = _version(ctx.source_keras), _version(ctx.target_keras)
+    return bool(source and target) and source[0] == target[0] and source < target
+
+
 def _python_differs(ctx: HintContext) -> bool:
     # Bytecode changes between minor Python versions, never between patch releases.
     source, target = _version(ctx.source_python)[:2], _version(ctx.target_python)[:2]
@@ -216,6 +221,23 @@ RULES = (
          "the model was traced by the jax backend (model.export under jax, or a TFLite conversion of a model loaded "
          "under jax), which wraps it in XlaCallModule ops of StableHLO that this TensorFlow cannot deserialize and "
          "TFLite cannot convert: export and convert it with KERAS_BACKEND=tensorflow"),
+    Rule("signature-input-dtype",
+         r"^(?!.*TFSMLayer)(.*expected to be a \w+ tensor but is a \w+ tensor|.*Can not cast TensorSpec\(.*?dtype=tf\."
+         r"(u?int|float|bool)\d*.*?\) to TensorSpec\(.*?dtype=tf\.)",
+         "the serving signature was traced for other input dtypes than the arrays it was called with (float32 given "
+         "int32 token ids, or int64 given int32), and a concrete function does not cast: cast the inputs to the dtypes "
+         "signatures['serving_default'].structured_input_signature names (x.astype('float32')) before the call",
+         loaders=("saved_model", "serving")),
+    Rule("savedmodel-input-structure", r"Could not find matching concrete function to call loaded from the SavedModel",
+         "the restored model was traced for inputs of another structure than the arrays it was called with (ragged "
+         "tensors, a dict, another count of inputs): call its serving signature instead, "
+         "tf.saved_model.load(path).signatures['serving_default'](**inputs by name), as a serving client does",
+         formats=("savedmodel", "export"), loaders=KERAS_MODEL),
+    Rule("tflite-custom-op", r"Encountered unresolved custom op",
+         "the .tflite file uses a custom op (MediaPipe's Convolution2DTransposeBias, say) that this TensorFlow's "
+         "interpreter does not register: run it with a TensorFlow whose interpreter has the op built in (TensorFlow "
+         "2.18 and later run MediaPipe's), or the runtime that ships it (mediapipe), or register the op yourself",
+         formats=("tflite",)),
     Rule("tfsm-layer-int-inputs", r"expected to be a int\d* tensor but is a float tensor",
          "TFSMLayer cast the integer inputs to float32 (Keras 3.3 does; 3.12 keeps their dtype): create it with "
          "dtype='int32', or call the serving signature of tf.saved_model.load", target="3", loaders=("tfsm_layer",)),
@@ -236,6 +258,17 @@ RULES = (
          "weights of Keras 2's CuDNNLSTM/CuDNNGRU, whose bias is twice the size of LSTM's/GRU's: load them with "
          "tf-keras or Keras 2, whose .h5 loading converts them into LSTM or GRU(reset_after=True), and re-save "
          "from there (.weights.h5 or .keras); or build the model with those CuDNN-compatible layers and re-save"),
+    Rule("h5-weights-by-order",
+         r"variable\.assign\(value\).? must match|Shape mismatch in layer #\d+ \(named [\w./-]+\)\s*for weight",
+         "this Keras 3 release matches a legacy .h5 file's weights to the rebuilt model's layers by their order, and "
+         "the order Keras 3 rebuilds a Keras 2 model in (one with several inputs, or shared layers) is not the one "
+         "Keras 2 saved: load the file with tf-keras (TF_USE_LEGACY_KERAS=1) or with a later Keras 3 (3.15 loads such "
+         "files bit-exactly), or rebuild the model in code and load_weights(path, by_name=True) in Keras 2",
+         source="2", target="3", formats=("h5",), loaders=KERAS_MODEL),
+    Rule("keras2-code-arguments", r"Argument\(s\) not recognized: \{'(lr|decay)'",
+         "the model's own code (the factory that rebuilds it) passes Keras 2 arguments such as Adam(lr=...) that "
+         "Keras 3 refuses, here before any weights are read: change them (learning_rate=...), or run that code with "
+         "tf-keras (TF_USE_LEGACY_KERAS=1)", target="3", loaders=tuple(n for n, x in LOADERS.items() if x.needs_code)),
     Rule("weights-layout-2.13", r"expected \d+ variables?, but received 0 variables",
          "the .weights.h5 layout changed between Keras 2.12 and 2.13 and neither side reads the other's: load the "
          "weights with the Keras that wrote them and move them as arrays (get_weights/set_weights), or from "
@@ -327,6 +360,38 @@ RULES = (
          "the lookup layer's vocabulary is not in the .h5 file (Keras 3.12 and later keep a vocabulary read from a "
          "file in .keras archives only), so its table loads empty: save as .keras, or pass the vocabulary as a list",
          target="3", formats=("h5",)),
+    Rule("keras2-sequential-list",
+         r"pop expected at most 1 argument, got 2|Expected 'config' to be a dict for Sequential, instead got <class "
+         r"'list'>",
+         "a Sequential model saved by Keras 2.0 or 2.1 keeps its config as a bare list of layers, which Keras 3 cannot "
+         "read (it expects {'name': ..., 'layers': [...]}): load the file with tf-keras (TF_USE_LEGACY_KERAS=1) and "
+         "save it again there (.keras, or .h5, which Keras 3 reads), or rewrite the file's model_config as "
+         "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"sequential\", \"layers\": [...the list...]}}",
+         source="2", target="3"),
+    Rule("keras2-input-shape-doubled", r"Expected shape \(None, None, [^)]*\), but input has incompatible shape",
+         "Keras 3 rebuilt the first layer of a Keras 2 Sequential file from its batch_input_shape and added a batch "
+         "dimension again, so the model loads but refuses every input: load it with tf-keras "
+         "(TF_USE_LEGACY_KERAS=1), or rebuild the model in code (keras.Input(shape) first) and load its weights",
+         source="2", target="3"),
+    Rule("keras3-slash-in-layer-name", r"Argument .name. must be a string and cannot contain character ./.",
+         "Keras 3 refuses layer names holding '/', which Keras 2 wrote (keras.applications' MobileNetV3 names its "
+         "layers 'Conv/BatchNorm'): load the file with tf-keras (TF_USE_LEGACY_KERAS=1), or rebuild the model in Keras "
+         "3 and load the weights (the architecture Keras 3 builds names its layers without '/')", target="3"),
+    Rule("keras3-h5-operation-arguments",
+         r"Only input tensors may be passed as positional arguments|too many positional arguments",
+         "Keras 3's legacy .h5 writer stores a layer called with a Python number beside a tensor (MobileNetV3's "
+         "hard-sigmoid, x + 3.0) or with keyword arguments in a way its reader cannot call again, even in the release "
+         "that wrote it: save Keras 3 models as .keras, or rebuild the model in code and load its weights",
+         source="3", target="3", formats=("h5",)),
+    Rule("compile-objects-unknown", r"Unknown (loss function|metric function|metric|optimizer)\b[^:]*: '",
+         "the file's compile() names a loss, metric or optimizer this Keras does not know (a lambda, a function of "
+         "the model's own code, or one Keras removed such as cosine_proximity): load_model(path, compile=False) loads "
+         "the model and its weights; compile it again in code", custom_objects=("none",), loaders=COMPILING),
+    Rule("keras3-nested-model-rebuilt", r"expects \d+ input\(s\), but it received \d+ input tensors",
+         "a .keras file of an earlier Keras 3 release holding a model nested in another (a Sequential around a "
+         "Functional backbone) is rebuilt by this later release with the nested model's outputs passed on twice: load "
+         "it with the release that saved it (Keras 3.3 to 3.8 read this one), or rebuild the model in code and load "
+         "its weights (.weights.h5)", source="3", target="3", formats=("keras",), when=_older_source),
     # A newer release's config keys, named in the message: the cause even where custom objects were withheld.
     Rule("newer-keras-config",
          r"unexpected keyword argument|Unrecognized keyword arguments? passed to|Unrecognized keyword argument\(s\)|"

@@ -54,7 +54,8 @@ from harness.rundir import RunDir
 _JSON_VERSION = re.compile(rb'"keras_version":\s*"([0-9][0-9A-Za-z.+-]{0,63})"')
 _KERAS_VERSION = re.compile(r"^[0-9]{1,3}\.[0-9]{1,6}(?:\.[0-9]{1,6})?[0-9A-Za-z.+-]{0,32}$")  # ASCII digits only
 _ATTR_VERSION = re.compile(rb"keras_version\x00.{0,96}?([1-3]\.\d{1,2}\.\d{1,3}[0-9A-Za-z.+-]*)", re.DOTALL)
-_HEAP_VERSION = re.compile(rb"GCOL.{0,64}?\x00([1-3]\.\d{1,2}\.\d{1,3}[0-9A-Za-z.+-]*)\x00", re.DOTALL)
+# A heap string of exactly 8, 16, ... bytes has no padding after it ("2.2.4-tf" then the next object's header).
+_HEAP_VERSION = re.compile(rb"GCOL.{0,64}?\x00([1-3]\.\d{1,2}\.\d{1,3}[0-9A-Za-z.+-]*)(?![0-9A-Za-z.+-])", re.DOTALL)
 SNIFF_BYTES = 4 << 20
 
 

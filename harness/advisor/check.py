@@ -82,7 +82,8 @@ def _flag_names(placed: list[tuple[int, int | None]]) -> dict[int, str]:
 
 _FLAGS = (("models[0].artifact", "--model"), ("models[0].factory", "--model"),
           ("models[0].custom_objects", "--custom-objects"), ("models[0].inputs", "--inputs"),
-          ("models[0].reference", "--reference"), ("models[0]", "--model"), ("models[1]", "the migration of --model"))
+          ("models[0].reference", "--reference"), ("models[0].format", "--format"), ("models[0]", "--model"),
+          ("models[1]", "the migration of --model"))
 
 
 def in_flag_terms(problem: str, environments: dict[int, str]) -> str:

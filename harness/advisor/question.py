@@ -21,7 +21,14 @@ from typing import Any
 from harness.agent.protocol import FORMATS, LOADERS, PROBES
 from harness.errors import UsageError
 from harness.matrix.problems import MAX_NAME, shown
-from harness.matrix.user_models import ARTIFACT_FORMATS, USER_FORMATS, USER_LOADERS, too_broad
+from harness.matrix.user_models import (
+    ARTIFACT_FORMATS,
+    USER_FORMATS,
+    USER_LOADERS,
+    format_by_name,
+    resavable,
+    too_broad,
+)
 
 MAX_DERIVED_NAME = 64  # a model name taken from a file or function name (it names the run directory too)
 DEFAULT_FACTORY_FORMAT = "keras"  # what Keras recommends since 2.13, and the full-model format Keras 3 writes
@@ -289,6 +296,9 @@ def migration_entry(entry: dict[str, Any]) -> dict[str, Any] | None:
     format); None for a factory's model, which every environment saves in every format already."""
     if "artifact" not in entry:
         return None
+    fmt = entry.get("format") or format_by_name(Path(entry["artifact"]))
+    if fmt is not None and not resavable(fmt):
+        return None  # nothing gives back a Keras model from it (a .tflite file): there is no migration to try
     # Its files are loaded by the usual loaders; the serving and conversion routes stay the original's own.
     loaders = [x for x in entry.get("loaders", ()) if not LOADERS[x].named_only]
     return {"name": entry["name"][:MAX_NAME - len(MIGRATED)] + MIGRATED, "migrate": entry["name"],

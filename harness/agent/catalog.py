@@ -6,7 +6,7 @@ Standard library only: read by the host (validation, planning, reports) and by t
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from harness.agent.spec import Code, FormatSpec, LoaderSpec, ModelSpec, Tolerance
 
@@ -15,12 +15,15 @@ FORMATS: Dict[str, FormatSpec] = {
     # Keras 3's legacy h5 writer changes the live model it saves: written last (save.py: _save_order).
     "h5": FormatSpec((2, 3), "load_model", ".h5", saved_last=True),
     "keras": FormatSpec((2, 3), "load_model", ".keras"),
-    "savedmodel": FormatSpec((2,), "load_model", "SavedModel"),
+    "savedmodel": FormatSpec((2,), "load_model", "SavedModel", folder=True),
     "weights_h5": FormatSpec((2, 3), "rebuild", "weights .h5", weights_only=True),
     "tf_checkpoint": FormatSpec((2,), "rebuild", "TF checkpoint", weights_only=True),
     "json": FormatSpec((2, 3), "model_from_json", "JSON + weights"),
-    "export": FormatSpec((2, 3), "saved_model", "model.export() SavedModel"),
+    "export": FormatSpec((2, 3), "saved_model", "model.export() SavedModel", folder=True),
     "seed": FormatSpec((2, 3), "rebuild_from_seed", "seed", named_only=True),
+    # A converted model for the TFLite interpreter: only an existing file has it (the harness converts nothing to
+    # .tflite ahead of a load; the `tflite` loader converts at load time).
+    "tflite": FormatSpec((), "tflite_interpreter", ".tflite", named_only=True),
 }
 
 # safe_mode=False executes whatever a file holds: only when a matrix asks for it. compile=False is
@@ -65,6 +68,10 @@ LOADERS: Dict[str, LoaderSpec] = {
                          opt_in=True, named_only=True, change="serving", keras_object=False),
     "load_model_xla": LoaderSpec(("h5", "keras"), "load_model, predict under XLA (jit_compile=True)",
                                  opt_in=True, named_only=True, change="option", compiles=True),
+    # A .tflite file as mobile and edge code runs it: every TensorFlow has the interpreter.
+    "tflite_interpreter": LoaderSpec(("tflite",), "tf.lite.Interpreter", opt_in=True, users_default=True,
+                                     keras_object=False,
+                                     snippet="interpreter = tf.lite.Interpreter(model_path={path})"),
 }
 
 _PROBES = "harness.agent.probes:"
@@ -230,6 +237,51 @@ HAZARD_PROBES: Dict[str, ModelSpec] = {spec.name: spec for spec in (
                       "tolerance, or pin the runtime options where results must be bit-identical"),
 )}
 
+_APPS = "harness.agent.applications:"
+# keras.applications, small: real layer mixes. Their formats are the full-model ones, the weights and an export
+# (a Keras 2 SavedModel of a real architecture takes seconds per load and says nothing the export does not).
+_APP_FORMATS = ("h5", "keras", "weights_h5", "export")
+
+
+def _application(name: str, architecture: str, description: str, *, data: str = "images32", since: str = "",
+                 objects: Optional[str] = None, hazards: Tuple[str, ...] = (), **fields: Any) -> ModelSpec:
+    """An architecture from keras.applications: built where this Keras has it (`needs`), else unsupported."""
+    code = Code(factory=_APPS + name, data=_APPS + data, custom_objects=None if objects is None else _APPS + objects)
+    return ModelSpec(name="app_" + name, kind="probe", description=description, code=code, train_epochs=1,
+                     hazards=("real-architecture", *hazards), formats=_APP_FORMATS,
+                     needs=(f"applications.{architecture}",),
+                     build_note=f"keras.applications.{architecture} arrived in Keras {since}" if since else "",
+                     **fields)
+
+
+APPLICATION_PROBES: Dict[str, ModelSpec] = {spec.name: spec for spec in (
+    _application("mobilenet_v3_small", "MobileNetV3Small", "MobileNetV3Small (alpha 0.75, 32x32): squeeze-and-"
+                 "excitation, hard-swish, depthwise convolutions, Rescaling inside the model", since="2.4",
+                 hazards=("depthwise-groups",)),
+    _application("efficientnet_b0", "EfficientNetB0", "EfficientNetB0 (32x32): Rescaling and Normalization inside "
+                 "the model, squeeze-and-excitation, swish, stochastic depth", since="2.3",
+                 hazards=("depthwise-groups",)),
+    _application("mobilenet", "MobileNet", "MobileNet V1 (alpha 0.25, 32x32): depthwise separable convolutions",
+                 hazards=("depthwise-groups",)),
+    _application("mobilenet_v2", "MobileNetV2", "MobileNetV2 (alpha 0.35, 32x32): inverted residuals",
+                 hazards=("depthwise-groups",)),
+    _application("efficientnet_v2_b0", "EfficientNetV2B0", "EfficientNetV2B0 (32x32): fused MBConv blocks",
+                 since="2.8", hazards=("depthwise-groups",)),
+    _application("densenet121", "DenseNet121", "DenseNet121 (32x32): dense concatenations"),
+    _application("nasnet_mobile", "NASNetMobile", "NASNetMobile (32x32): searched cells of separable convolutions"),
+    _application("resnet50", "ResNet50", "ResNet50 (32x32, 94 MB of weights): residual bottlenecks"),
+    _application("xception", "Xception", "Xception (71x71, 84 MB of weights): separable convolution flows",
+                 data="images71"),
+    _application("regnetx002", "RegNetX002", "RegNetX002 (32x32): grouped convolutions", since="2.9"),
+    _application("convnext_micro", "ConvNeXtTiny", "ConvNeXt from its own builder at a micro size: layer scale "
+                 "(LayerScale, which no Keras registers: passed as a custom object), LayerNormalization",
+                 since="2.10", objects="convnext_objects", hazards=("custom-objects",),
+                 withhold_custom_objects=_PLAIN_LOADERS),
+)}
+# Two cover the mixes in the default matrix (depthwise, squeeze-and-excitation, Rescaling and Normalization
+# inside, stochastic depth); the others run when a matrix names them (matrices/applications.yaml).
+DEFAULT_APPLICATIONS = ("app_mobilenet_v3_small", "app_efficientnet_b0")
+
 # Probes that break the loading process on purpose, to prove faults become cells.
 FAULT_PROBES: Dict[str, ModelSpec] = {
     "fault_" + mode: ModelSpec(
@@ -244,9 +296,11 @@ FAULT_PROBES: Dict[str, ModelSpec] = {
 }
 PROBES.update(FAULT_PROBES)
 PROBES.update(HAZARD_PROBES)
+PROBES.update(APPLICATION_PROBES)
 
 # The hazard zoo runs when a matrix names its probes (matrices/hazards.yaml): it doubles the default run.
-DEFAULT_MODELS = tuple(name for name in PROBES if name not in FAULT_PROBES and name not in HAZARD_PROBES)
+DEFAULT_MODELS = tuple(name for name in PROBES if name not in FAULT_PROBES and name not in HAZARD_PROBES
+                       and (name not in APPLICATION_PROBES or name in DEFAULT_APPLICATIONS))
 DEFAULT_FORMATS = tuple(FORMATS)
 DEFAULT_LOADERS = tuple(name for name, spec in LOADERS.items() if not spec.opt_in)
 OPT_IN_LOADERS = tuple(name for name, spec in LOADERS.items() if spec.opt_in)

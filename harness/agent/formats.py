@@ -48,9 +48,22 @@ def cannot_build(ctx: Context, spec: ModelSpec) -> Optional[str]:
         why = f"Keras {'.'.join(map(str, ctx.version))} cannot build it (needs Keras >= {spec.min_keras})"
     elif spec.backends is not None and ctx.backend not in spec.backends:
         why = f"the {ctx.backend} backend cannot build it (needs {' or '.join(spec.backends)})"
+    else:
+        lacking = [name for name in spec.needs if not _has(ctx.keras, name)]
+        if lacking:
+            why = f"Keras {'.'.join(map(str, ctx.version))} has no keras.{lacking[0]}"
     if not why:
         return None
     return why + (": " + spec.build_note if spec.build_note else "")
+
+
+def _has(module: Any, dotted: str) -> bool:
+    """Whether module.a.b.c exists."""
+    for part in dotted.split("."):
+        module = getattr(module, part, None)
+        if module is None:
+            return False
+    return True
 
 
 # ---------------------------------------------------------------- saving
@@ -119,9 +132,15 @@ def _save_seed(ctx: Context, model: Any, directory: str, name: str) -> str:
     return path
 
 
+def _save_tflite(ctx: Context, model: Any, directory: str, name: str) -> str:
+    raise Unsupported("a .tflite file is only ever an existing file here: the harness converts a model to TFLite "
+                      "when it loads it (the tflite loader), not when it saves it")
+
+
 SAVERS: Dict[str, Callable[[Context, Any, str, str], str]] = {
     "h5": _save_h5, "keras": _save_keras, "savedmodel": _save_savedmodel, "weights_h5": _save_weights_h5,
     "tf_checkpoint": _save_tf_checkpoint, "json": _save_json, "export": _save_export, "seed": _save_seed,
+    "tflite": _save_tflite,
 }
 
 
@@ -304,6 +323,13 @@ def _tflite(ctx: Context, saved: Saved, code: ModelCode) -> Loaded:
     return Loaded(lambda arrays: _interpret(interpreter, names, arrays), f"TFLiteConverter.{how} + Interpreter")
 
 
+def _tflite_interpreter(ctx: Context, saved: Saved, code: ModelCode) -> Loaded:
+    """A .tflite file run by the TFLite interpreter, as an app runs it (inputs by name, else by position)."""
+    interpreter = ctx.tf.lite.Interpreter(model_path=saved.path)
+    names = saved.input_names
+    return Loaded(lambda arrays: _interpret(interpreter, names, arrays), "tf.lite.Interpreter(model_path).invoke()")
+
+
 def _interpret(interpreter: Any, names: List[str], arrays: List[Any]) -> Any:
     details = sorted(interpreter.get_input_details(), key=lambda d: d["index"])
     by_name = {}
@@ -330,7 +356,7 @@ LOADING: Dict[str, Callable[[Context, Saved, ModelCode], Loaded]] = {
     "load_model_nocompile": _load_model_nocompile, "rebuild": _rebuild, "model_from_json": _model_from_json,
     "saved_model": _saved_model, "tfsm_layer": _tfsm_layer, "rebuild_from_seed": _rebuild_from_seed,
     "tf1_session": _tf1_session, "serving": _serving, "saved_model_call": _saved_model_call, "tflite": _tflite,
-    "load_model_xla": _load_model_xla,
+    "load_model_xla": _load_model_xla, "tflite_interpreter": _tflite_interpreter,
 }
 
 

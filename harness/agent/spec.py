@@ -142,6 +142,8 @@ class ModelSpec:
     builds_on: Tuple[int, ...] = (2, 3)
     min_keras: Optional[str] = None
     backends: Optional[Tuple[str, ...]] = None
+    # Attributes of the Keras module it is built from ("applications.ConvNeXtTiny"): which releases have it.
+    needs: Tuple[str, ...] = ()
     build_note: str = ""
     train_step: bool = False  # predictions are taken after one more training step, at the source and after a load
     cell_timeout: Optional[float] = None  # seconds one of its loads may take, when less than the run's (known hangs)
@@ -190,6 +192,7 @@ class FormatSpec:
     words: str
     named_only: bool = False  # only models whose spec names it are saved in it
     weights_only: bool = False  # holds no architecture: the model's code (or an architecture JSON) rebuilds it
+    folder: bool = False  # a folder of files (a SavedModel), not one file
     # Written after every other format of a model: its writer changes the live model (see save.py).
     saved_last: bool = False
 
@@ -307,6 +310,7 @@ def from_dict(data: Mapping[str, Any]) -> ModelSpec:
         "withhold_custom_objects": tuple(data.get("withhold_custom_objects", ())),
         "builds_on": tuple(data.get("builds_on", (2, 3))),
         "backends": _tuple(data.get("backends")),
+        "needs": tuple(data.get("needs", ())),
         "code": Code(**data.get("code", {})),
         "tolerance": None if tolerance is None else Tolerance(**tolerance),
         "migrates": None if migrates is None else Migration(**{**migrates, "loaders": tuple(migrates["loaders"])}),

@@ -84,6 +84,32 @@ class Expectation:
 
 
 @dataclass(frozen=True)
+class CorpusEntry:
+    """One file of a corpus as a matrix runs it: what it is, its home here, or why it is left out."""
+
+    name: str
+    package: str
+    version: str
+    licence: str
+    format: str
+    kind: str
+    saved_by: str
+    member: str
+    home: str | None = None  # the environment id of its home in this matrix
+    left_out: str | None = None  # why it is not run here (no home here, or its home is not among the environments)
+
+
+@dataclass(frozen=True)
+class CorpusPlan:
+    """The corpus a matrix takes its models from (`corpus:`), every file of it accounted for."""
+
+    name: str
+    path: str
+    sha256: str
+    files: tuple[CorpusEntry, ...] = ()
+
+
+@dataclass(frozen=True)
 class Matrix:
     """A validated, expanded matrix file."""
 
@@ -99,6 +125,7 @@ class Matrix:
     tolerance: Tolerance = field(default_factory=Tolerance)
     pip: PipSettings = field(default_factory=PipSettings)
     expect: tuple[Expectation, ...] = ()
+    corpus: CorpusPlan | None = None  # `corpus:`: the public files among the models, and those left out
 
     def model(self, name: str) -> ModelSpec:
         """The model of this name."""
@@ -140,7 +167,15 @@ def matrix_from_dict(data: dict[str, Any]) -> Matrix:
             ca_bundle=pip.get("ca_bundle"),
         ),
         expect=tuple(_expectation(e) for e in data.get("expect", ())),
+        corpus=_corpus(data.get("corpus")),
     )
+
+
+def _corpus(data: dict[str, Any] | None) -> CorpusPlan | None:
+    if not data:
+        return None
+    return CorpusPlan(name=data["name"], path=data["path"], sha256=data["sha256"],
+                      files=tuple(CorpusEntry(**f) for f in data.get("files", ())))
 
 
 def _expectation(data: dict[str, Any]) -> Expectation:

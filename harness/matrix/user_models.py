@@ -56,7 +56,7 @@ from harness.untrusted import MAX_DIMS, UnsafeFile, npy_header, odd_entry, read_
 USER_KEYS = ("name", "path", "factory", "custom_objects", "predict", "inputs", "labels", "tolerance", "formats",
              "loaders", "artifact", "format", "architecture", "reference", "migrate")
 MIGRATION_KEYS = ("name", "migrate", "formats", "loaders", "tolerance")  # the rest comes from the artifact
-ARTIFACT_FORMATS = ("h5", "keras", "savedmodel", "weights_h5", "json")
+ARTIFACT_FORMATS = ("h5", "keras", "savedmodel", "weights_h5", "json", "tflite")
 USER_FORMATS = tuple(name for name, spec in FORMATS.items() if not spec.named_only)
 # Probe-only loaders, and why a user model does without them.
 PROBE_LOADERS = {name: spec.probes_only for name, spec in LOADERS.items() if spec.probes_only}
@@ -465,7 +465,9 @@ def _factory(entry: Raw, at: str, model: ModelSpec, ctx: Context, problems: list
 def _loaders(entry: Raw, at: str, model: ModelSpec, ctx: Context, problems: list[str]) -> tuple[str, ...]:
     chosen = _choices(entry, "loaders", at, allowed=USER_LOADERS, refused=PROBE_LOADERS, problems=problems)
     if chosen is None:
-        default = dict.fromkeys((*ctx.loaders, *USER_DEFAULT_EXTRA))
+        # The loaders users' models try by default join the matrix's where they read one of the model's formats.
+        extra = (x for x in USER_DEFAULT_EXTRA if set(LOADERS[x].reads) & set(model.formats or ()))
+        default = dict.fromkeys((*ctx.loaders, *extra))
         return tuple(name for name in default if name in USER_LOADERS and missing(model, name) is None)
     problems += [f"{at}.loaders: {name!r} needs {lacks}" for name in chosen if (lacks := missing(model, name))]
     return chosen
@@ -527,7 +529,8 @@ def _artifact(entry: Raw, at: str, model: ModelSpec, ctx: Context, problems: lis
                                   reference_env=reference_env))
 
 
-_SUFFIX_FORMATS = ((".keras", "keras"), (".weights.h5", "weights_h5"), (".h5", "h5"), (".hdf5", "h5"))
+_SUFFIX_FORMATS = ((".keras", "keras"), (".weights.h5", "weights_h5"), (".h5", "h5"), (".hdf5", "h5"),
+                   (".tflite", "tflite"))
 
 
 def _artifact_format(path: Path, explicit: object, architecture: str | None, at: str,
@@ -544,12 +547,22 @@ def _artifact_format(path: Path, explicit: object, architecture: str | None, at:
     elif architecture is not None:
         return "json"
     else:
-        fmt = next((f for suffix, f in _SUFFIX_FORMATS if path.name.lower().endswith(suffix)), None)
+        fmt = format_by_name(path)
         if fmt is not None:
             return fmt
-        problems.append(f"{at}.artifact: cannot tell the format of {path.name!r} from its name; set "
-                        f"format: to one of {', '.join(ARTIFACT_FORMATS)}")
+        problems.append(f"{at}.artifact: cannot tell the format of {path.name!r} from its name; name it with "
+                        f"{at}.format, one of {', '.join(ARTIFACT_FORMATS)}")
     return None
+
+
+def format_by_name(path: Path) -> str | None:
+    """The artifact format a file's name says (a SavedModel folder's is told by its contents), or None."""
+    return next((f for suffix, f in _SUFFIX_FORMATS if path.name.lower().endswith(suffix)), None)
+
+
+def resavable(fmt: str) -> bool:
+    """Whether some loader gives back a Keras model from this format: a migration can start from it."""
+    return any(spec.resaves and fmt in spec.reads for spec in LOADERS.values())
 
 
 def _reference(value: object, at: str, base: Path, problems: list[str]) -> tuple[str | None, ReferenceEnv | None]:

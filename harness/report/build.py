@@ -38,7 +38,7 @@ from harness.compare import compare
 from harness.hints import HintContext, match
 from harness.matrix import Matrix
 from harness.models import artifact_environments, home_environments, missing_reference, report_entry
-from harness.report import gate, routes
+from harness.report import crater, gate, routes
 from harness.report.causes import Tracebacks, causes, clean, normalised, shorten
 from harness.report.diff import regressions, spurious
 from harness.report.expect import mark_expected
@@ -438,6 +438,8 @@ def build_report(run_dir: RunDir, baseline: dict[str, Any] | None = None,
         "migrations": found_migrations,
         "check": check,  # a check run's answer (harness/advisor/answer.py), else null
         "bisect": run["bisect"] if isinstance(run.get("bisect"), dict) else None,
+        # a corpus run's files, crater-style (harness/report/crater.py), else null
+        "corpus": None if matrix.corpus is None else crater.corpus_section(matrix.corpus, cells, tolerance, env_ids),
         "cells": cells,
         "tracebacks": dict(sorted(data.tracebacks.table.items())),
         "artifacts": dict(sorted(data.artifacts.items())),

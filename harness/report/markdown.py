@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from harness.advisor import words
-from harness.report import summary
+from harness.report import crater, summary
 from harness.report.statuses import FAILING, SYMBOLS
 
 MAX_CELLS = 40  # failing cells listed in full; every one is in report.json and report.html
@@ -207,6 +207,15 @@ def _isolation(report: dict[str, Any]) -> list[str]:
     return [f"Isolation `{isolation['level']}`: {_escape(isolation['promise'])}.", ""] if isolation else []
 
 
+def _corpus(report: dict[str, Any]) -> list[str]:
+    """A corpus run's files x environments, crater-style, with their causes (harness/report/crater.py)."""
+    section = report.get("corpus")
+    if not section:
+        return []
+    return [f"## Corpus `{section['name']}`: real files, crater-style", "",
+            crater.render_markdown(section, _escape, summary.labels(report)), ""]
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The whole report.md."""
     verdict = report["verdict"]
@@ -223,6 +232,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         *_isolation(report),
         *_check(report),
+        *_corpus(report),
         "## Upgrade paths",
         "",
         *_paths(report),

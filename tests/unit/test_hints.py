@@ -19,7 +19,8 @@ from harness.hints import RULES, HintContext, Rule, fits, hint_for, match
 
 FIXTURES = json.loads((Path(__file__).parent / "fixtures" / "hint_messages.json").read_text(encoding="utf-8"))
 RECORDED: list[dict[str, Any]] = FIXTURES["recorded"]
-POSITIVE = RECORDED + FIXTURES["made"]
+CORPUS: list[dict[str, Any]] = FIXTURES["corpus"]  # real files' errors (corpus/manifest.yaml)
+POSITIVE = RECORDED + FIXTURES["made"] + CORPUS
 ALL = POSITIVE + FIXTURES["negative"]
 NAMES = sorted({r.name for r in RULES})
 

@@ -139,6 +139,9 @@ def test_versions_are_read_from_the_file_without_h5py(tmp_path: Path) -> None:
     heap.write_bytes(b"keras_version\x00\x00\x19\x01" + b"\x00" * 40 + b"GCOL\x01\x00\x00\x00" + b"\x00" * 16
                      + b"2.0.5\x00\x00\x00")
     assert sniff_versions(heap, "h5")["keras"] == "2.0.5"
+    full = tmp_path / "full.h5"  # a string of exactly eight bytes has no padding: the next object's header follows
+    full.write_bytes(b"GCOL\x01\x00\x00\x00" + b"\x00" * 16 + b"\x08" + b"\x00" * 7 + b"2.2.4-tf\x02\x00\x00\x00")
+    assert sniff_versions(full, "h5")["keras"] == "2.2.4-tf"
     unknown = tmp_path / "plain.h5"
     unknown.write_bytes(b"\x89HDF nothing here")
     assert sniff_versions(unknown, "h5")["keras_major"] is None

@@ -167,7 +167,7 @@ def test_a_kind_is_one_of_the_kinds() -> None:
 
 def test_users_loaders_are_fields() -> None:
     assert PROBE_LOADERS.keys() == {"load_model_custom", "rebuild_from_seed", "tf1_session"}
-    assert USER_DEFAULT_EXTRA == ("load_model_nocompile",)
+    assert USER_DEFAULT_EXTRA == ("load_model_nocompile", "tflite_interpreter")
 
 
 def test_a_loader_that_needs_code_applies_only_to_a_model_with_a_factory() -> None:

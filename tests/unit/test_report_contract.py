@@ -25,7 +25,7 @@ from harness.rundir import RunDir
 TOP_LEVEL_KEYS = {
     "schema_version", "harness_version", "matrix", "created", "run_id", "isolation", "tolerance", "environments",
     "models", "paths", "causes", "hazards", "cells", "tracebacks", "artifacts", "references", "summary", "verdict",
-    "migrations", "bisect", "expectations", "check",
+    "migrations", "bisect", "expectations", "check", "corpus",
 }
 # check: null, or a check run's answer (harness/advisor/answer.py); check.json holds the same, with what it handed over.
 CHECK_KEYS = {"model", "source", "home", "asked", "migrated_model", "verdict", "exit_code", "targets", "dependencies"}
