@@ -117,7 +117,7 @@ def test_the_first_screen_answers_every_upgrade_path(tmp_path: Path, browser_ava
             box = element.bounding_box()
             assert box is not None and box["y"] + box["height"] <= FIRST_SCREEN[1], element.inner_text()
         partial = page.locator("#paths tr", has_text="partial")
-        assert partial.count() == 4 and "not for .keras" in partial.first.inner_text()
+        assert partial.count() == 4 and "not .keras" in partial.first.inner_text()
         assert "0/1" in first_table.inner_text() and "1/1" in first_table.inner_text()
         assert not page.locator("details.folded").first.evaluate("d => d.open")
         shot.parent.mkdir(parents=True, exist_ok=True)
