@@ -53,18 +53,22 @@ def add_parser(sub: Any) -> None:
                      help="run only this phase (repeatable; default: all). Phases share --out: each reads only "
                           "what earlier ones wrote, so separate jobs can run them (README: Nightly CI)")
     add_fail_on(run)
+    run.add_argument("--no-cache", action="store_true",
+                     help="compute every save and load again instead of reusing the cells an earlier run computed "
+                          "from the same images, models and agent (what is computed is kept for the next run)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
 
 
 def request_of(args: argparse.Namespace) -> RunRequest:
     """What the run flags ask for."""
+    from harness.base_images import cache_dir
     from harness.leftovers import owner_labels
 
     limits = Limits(memory=args.memory, runtime=args.runtime, cell_timeout=args.cell_timeout,
                     isolation=args.isolation, cpus=args.cpus)
     return RunRequest(out=args.out, resume=args.resume, jobs=args.jobs or default_jobs(), only=tuple(args.only),
                       phases=tuple(args.phase), limits=limits, baseline=args.baseline, owner=owner_labels(),
-                      fail_on=args.fail_on)
+                      fail_on=args.fail_on, cell_cache=cache_dir(os.environ) / "cells", reuse_cells=not args.no_cache)
 
 
 def main(args: argparse.Namespace, engine: RunEngine) -> int:
