@@ -23,6 +23,7 @@ from harness import __version__
 from harness.engine import LABEL_MANAGED, LABEL_VERSION, BuildResult, ContainerEngine
 from harness.errors import UsageError
 from harness.matrix import Environment, PipSettings
+from harness.matrix.environments import SELECTORS
 from harness.untrusted import UnsafeFile, read_named
 from harness.wheelcache import WheelCache, WheelStats, cache_enabled
 
@@ -173,6 +174,10 @@ def plan_image(env: Environment, direct: PipSettings | None = None) -> ImagePlan
     An environment of TensorFlow alone is one image; any other is two: TensorFlow's, shared by every
     environment on that Python and release, and its own packages FROM it.
     """
+    unresolved = [spec for spec in (env.tensorflow, env.keras, env.tf_keras) if spec in SELECTORS]
+    if unresolved:
+        raise UsageError(f"{env.id}: '{unresolved[0]}' is a version the package index decides: resolve the matrix's "
+                         "versions first (validate, plan and run do)")
     reqs, nodeps = split_requirements(env)
     tensorflow = _tensorflow_image(env, direct)
     if len(reqs) == 1 and not nodeps and not env.legacy_keras:

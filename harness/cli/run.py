@@ -10,8 +10,10 @@ from typing import Any
 from harness.cli.options import (
     add_base_image,
     add_fail_on,
+    add_versions,
     cpus,
     default_jobs,
+    matrix_versions,
     memory,
     positive_float,
     positive_int,
@@ -56,6 +58,7 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--no-cache", action="store_true",
                      help="compute every save and load again instead of reusing the cells an earlier run computed "
                           "from the same images, models and agent (what is computed is kept for the next run)")
+    add_versions(run)
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
 
 
@@ -76,8 +79,11 @@ def main(args: argparse.Namespace, engine: RunEngine) -> int:
     from harness.matrix import load_matrix
     from harness.report.writers import FILES
 
-    matrix = load_matrix(args.matrix, base_image=args.base_image)
+    versions = matrix_versions(args, args.out)
+    matrix = load_matrix(args.matrix, base_image=args.base_image, versions=versions)
     console = Console(quiet=args.quiet)
+    for line in versions.lines():
+        console.step(f"version: {line}")
     outcome = run_matrix(matrix, request_of(args), engine, console, os.environ)
     if outcome.report is not None and outcome.run_dir is not None:
         console.summary(outcome.report)
