@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_index import FakeIndex
 
+from fake_index import FakeIndex
 from harness.cli import main
 from harness.errors import MatrixError
 from harness.images import plan_image
