@@ -67,7 +67,7 @@ class Choice:
             text += "; as this run resolved it"
         elif self.how in ("offline", "unreachable"):
             why = "--offline" if self.how == "offline" else "the package index did not answer"
-            text += f"; {why}: the newest this host resolved ({(self.when or '')[:10]}), whose image it built"
+            text += f"; {why}: the newest this host resolved it to ({(self.when or '')[:10]})"
         return text
 
 

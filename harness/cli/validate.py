@@ -60,8 +60,12 @@ def main(args: argparse.Namespace, engine: object) -> int:
 
 def _offline_images(versions: Any, plans: list[Any], engine: object) -> list[str]:
     """For environments whose versions this host's record decided (--offline, or an index that did not answer):
-    whether their image is built here, or a run needs the index to build it."""
+    whether their image is built here (for the base image or its local stand-in), or a run needs the index."""
+    import dataclasses
+
+    from harness.base_images import standin
     from harness.errors import EngineUnavailable
+    from harness.images import plan_image
 
     fallen = {c.python for c in (versions.resolver.choices.values() if versions.resolver else ())
               if c.how in ("offline", "unreachable")}
@@ -70,10 +74,12 @@ def _offline_images(versions: Any, plans: list[Any], engine: object) -> list[str
     for p in plans:
         if p.env.python not in fallen or not p.env.selectors or image_id is None:
             continue
+        local = standin(p.env.base_image, p.env.python)
+        tags = [p.image.tag, *([plan_image(dataclasses.replace(p.env, base_image=local)).tag] if local else [])]
         try:
-            found = image_id(p.image.tag)
+            found = next((t for t in tags if image_id(t)), None)
         except EngineUnavailable:
             continue
-        lines.append(f"image: {p.env.id}: {p.image.tag} " + ("is built here" if found else
-                                                              "is not built here: a run needs the index to build it"))
+        lines.append(f"image: {p.env.id}: " + (f"{found} is built here" if found else
+                                               f"{p.image.tag} is not built here: a run needs the index to build it"))
     return lines

@@ -186,3 +186,27 @@ def test_the_index_is_asked_through_the_matrixs_pip_settings(tmp_path: Path) -> 
                  sha256="0" * 64, versions=versions)
     assert [p.index_url for p in seen] == ["https://mirror.example/simple"]
     assert isinstance(versions.resolver, Resolver)
+
+
+def test_offline_validate_says_whether_each_image_is_built_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main as cli
+
+    (tmp_path / "m.yaml").write_text('environments: [{python: "3.13", tensorflow: "2.21.0", keras: latest},\n'
+                                     '               {python: "3.13", tensorflow: "2.21.0", keras: "~=3.12.0"}]\n')
+    monkeypatch.setenv("COLUMNS", "200")
+    assert cli(["validate", str(tmp_path / "m.yaml")], engine=object) == 0  # online once: remembered
+    built = plan_image(_matrix(Versions({}, None, index=lambda pip: FakeIndex(), machine="x86_64"),
+                               {"python": "3.13", "tensorflow": "2.21.0", "keras": "latest",
+                                "base_image": "harness-base:{python}"}).environments[0]).tag
+
+    class Engine:
+        def image_id(self, tag: str) -> str | None:
+            return "sha256:1" if tag == built else None
+
+    capsys.readouterr()
+    assert cli(["validate", str(tmp_path / "m.yaml"), "--offline"], engine=Engine) == 0
+    out = capsys.readouterr().out
+    assert "keras latest -> 3.15.1 (Python 3.13); --offline: the newest this host resolved it to" in out
+    assert f"image: py3.13-tf2.21.0-keras3.15.1: {built} is built here" in out  # the local stand-in's base
+    assert "image: py3.13-tf2.21.0-keras3.12.4: harness-env:" in out and "a run needs the index" in out
