@@ -48,7 +48,10 @@ from harness.rundir import RunDir
 log = logging.getLogger(__name__)
 
 SCHEMA = 1  # of every key: a store written under another layout is never read
-NOT_KEPT = ("crash", "timeout")  # how a process ended, not what a file does: computed again next time
+# How a process ended rather than what a file does, computed again next time: a timeout (the machine's load), a
+# worker that did not start, a crash by SIGKILL (out of memory) or by an exit status. A crash by SIGSEGV or SIGABRT
+# is native code failing on the file, as it will again.
+EPHEMERAL_STAGES = ("startup", "record")
 MAX_CODE_FILES = 10_000  # a user's code folder larger than this is not hashed: its cells are always computed
 MAX_CODE_BYTES = 256 << 20
 _ARTIFACT_FILE = 1 << 40  # one file of a saved model: any size it has
@@ -251,7 +254,7 @@ class CellCache:
     def store_cells(self, run_dir: RunDir, target: str, keys: Mapping[CellKey, str]) -> int:
         """Keep the record and predictions of every cell of `keys` the target's records hold now; how many kept.
 
-        Not kept: a crash or a timeout (how a process ended, not what a file does)."""
+        Not kept: timeouts and crashes that say how the process ended rather than what the file does (_kept)."""
         try:
             found = {CellKey.of(r, target): r for r in run_dir.read_loads(target) if r.get("kind") == "load"}
         except untrusted.UnsafeFile:
@@ -259,7 +262,7 @@ class CellCache:
         kept = 0
         for cell, key in keys.items():
             record = found.get(cell)
-            if record is None or record.get("status") in NOT_KEPT:
+            if record is None or not _kept(record):
                 continue
             kept += self._keep(run_dir, cell, key, record)
         return kept
@@ -282,6 +285,13 @@ class CellCache:
             return 0
         finally:
             tmp.unlink(missing_ok=True)
+
+
+def _kept(record: LoadRecord) -> bool:
+    """Whether a record says what the file does (kept) rather than how its process happened to end."""
+    if record.get("status") == "timeout" or record.get("stage") in EPHEMERAL_STAGES:
+        return False
+    return record.get("status") != "crash" or record.get("signal") not in (None, "SIGKILL")
 
 
 def _copy_tree(root: Path, source: Path, dest_root: Path, dest: Path) -> None:

@@ -135,17 +135,22 @@ def test_a_stored_record_of_the_wrong_shape_is_not_reused(tmp_path: Path) -> Non
     assert run["cells"]["computed"] == 1
 
 
-def test_crashes_and_timeouts_are_not_kept(tmp_path: Path) -> None:
-    class Crashing(FakeEngine):
+@pytest.mark.parametrize(("ended", "kept"), [
+    ({"status": "timeout"}, False), ({"status": "crash", "signal": "SIGKILL"}, False),
+    ({"status": "crash", "exit_code": 1}, False), ({"status": "error", "stage": "startup"}, False),
+    ({"status": "crash", "signal": "SIGSEGV"}, True),  # native code failing on the file: it will again
+])
+def test_how_a_process_happened_to_end_is_not_kept(tmp_path: Path, ended: dict[str, Any], kept: bool) -> None:
+    class Ending(FakeEngine):
         def _load(self, request: Any, mounts: Any, records: Path) -> None:
             super()._load(request, mounts, records)
             lines = [json.loads(x) for x in records.read_text().splitlines()]
-            records.write_text("".join(json.dumps({**r, "status": "crash"} if r.get("kind") == "load" else r) + "\n"
+            records.write_text("".join(json.dumps({**r, **ended} if r.get("kind") == "load" else r) + "\n"
                                        for r in lines))
 
     cache = CellCache(tmp_path / "cells")
-    _run(Crashing(), tmp_path / "a", cache)
-    assert not list((tmp_path / "cells" / "loads").rglob("*.json"))
+    _run(Ending(), tmp_path / "a", cache)
+    assert bool(list((tmp_path / "cells" / "loads").rglob("*.json"))) is kept
     assert list((tmp_path / "cells" / "saves").iterdir())  # the saves were fine
 
 
