@@ -71,25 +71,31 @@ def page_name(source: Mapping[str, Any], target: Mapping[str, Any]) -> str:
 
 
 def _format_cell(path: Mapping[str, Any] | None, fmt: str, names: tuple[str, str], href: str) -> dict[str, Any] | None:
-    """One square of a format's table: of the models that load from the file where it was saved, how many load
-    here (by the loader most of them take), shaded by share."""
-    entry = next((e for e in (path or {}).get("formats") or () if e["format"] == fmt), None)
-    if path is None or entry is None:
+    """One square of a format's table: of the models the format's own loader (load_model for .keras and .h5,
+    rebuild + load_weights for weights) loads where they were saved, how many it loads here as they were saved,
+    shaded by share; the title says what other routes carry."""
+    loader = FORMATS[fmt].loader if fmt in FORMATS else None
+    table = (path or {}).get("table") or ()
+    entry = next((e for e in table if e["format"] == fmt and e["loader"] == loader), None)
+    if path is None or entry is None or not entry["of"]:
         return None
-    share = entry["survive"] / entry["models"] if entry["models"] else 0.0
+    share = entry["works"] / entry["of"]
     reader, writer = names
-    how = f" with {words.loader_words(entry['loader'])}" if entry.get("loader") else ""
-    return {"text": f"{entry['survive']}/{entry['models']}", "href": href,
-            "shade": "all" if share == 1 else "none" if share == 0 else "some",
-            "title": f"{reader} reads {words.format_words(fmt)} from {writer}: {entry['survive']} of "
-                     f"{entry['models']} model(s){how}" + (f"; {', '.join(entry['causes'][:3])}" if entry['causes']
-                                                             else "")}
+    title = (f"{reader} reads {words.format_words(fmt)} from {writer} with {words.loader_words(loader)}: "
+             f"{entry['works']} of {entry['of']} model(s)")
+    if entry["causes"]:
+        title += f" ({', '.join(entry['causes'][:3])})"
+    other = next((e for e in path.get("formats") or () if e["format"] == fmt), None)
+    if other is not None and other["survive"] > entry["works"]:
+        title += f"; {other['survive']} of {other['models']} by some route ({summary.formats_line(path)})"
+    return {"text": f"{entry['works']}/{entry['of']}", "href": href, "title": title,
+            "shade": "all" if share == 1 else "none" if share == 0 else "some"}
 
 
 def _tables(report: Report, envs: list[dict[str, Any]], by_pair: Mapping[tuple[str, str], dict[str, Any]],
             hrefs: Mapping[tuple[str, str], str]) -> list[dict[str, Any]]:
     """Per format: rows read (targets), columns wrote (sources); and each row's count of the sources it reads."""
-    present = {e["format"] for p in report["paths"] for e in p.get("formats") or ()}
+    present = {e["format"] for p in report["paths"] for e in p.get("table") or ()}
     tables = []
     for fmt in [f for f in FORMATS if f in present]:
         rows = []
