@@ -291,7 +291,9 @@ RULES = (
          "file, load_model(path, safe_mode=False) (model_from_json: keras.config.enable_unsafe_deserialization() "
          "in Keras 3, serialization_lib.SafeModeScope(False) in Keras 2.13 and later)",
          flag="--unsafe (runs the file's code, inside the sandbox)"),
-    Rule("lambda-bytecode", r"bad marshal data|unknown opcode|code\(\) (argument|takes)",
+    # Python 3.13's bytecode run by 3.11 fails when it sets up annotations ("no locals found"), not when it is read.
+    Rule("lambda-bytecode", r"bad marshal data|unknown opcode|code\(\) (argument|takes)|no locals found when setting "
+                            r"up annotations",
          "a Lambda layer's Python bytecode, written by another Python version, cannot be read here: rebuild the "
          "Lambda in code (a named function or a custom layer) and load the weights, or load it with the Python "
          "version that saved it", when=_python_differs),
@@ -403,6 +405,18 @@ RULES = (
          CUSTOM_HINT, custom_objects=("withheld",), flag=CUSTOM_FLAG),
     # A class the file names and no Keras knows: the model's own code, in Keras 3 as in Keras 2.
     Rule("custom-objects", UNKNOWN_NAMED, CUSTOM_HINT, custom_objects=("none",), flag=CUSTOM_FLAG),
+    # Seen first in Keras 3.14.0 (3.13.2 evaluates the same files): the legacy .h5 loader compiles the model with the
+    # file's metric names, and evaluate() calls the name.
+    Rule("keras2-h5-metric-names", r"^TypeError: 'str' object is not callable",
+         "Keras 3.14 and later restore the metrics a Keras 2 .h5 file was compiled with as names, and evaluate() "
+         "calls the name: load_model(path, compile=False) and compile again in code with metric objects "
+         "(keras.metrics.SparseCategoricalAccuracy(), ...), or evaluate it with Keras 3.13 or earlier",
+         source="2", target=">=3.14", formats=("h5",), loaders=COMPILING, custom_objects=("none", "passed")),
+    # keras-team/keras#20146: Keras 3.0 and 3.1 open a .keras file read-write (mode r+b) to load it.
+    Rule("keras3-opens-keras-read-write", r"^PermissionError: .*Permission denied: '[^']*\.keras'",
+         "Keras 3.0 and 3.1 open a .keras file for writing too when they load it (keras-team/keras#20146), so a file "
+         "this process may not write (a read-only folder, volume or mount) does not load: copy it somewhere writable "
+         "first, or load it with Keras 3.2 or later", target="3", formats=("keras",), when=_target_before("3.2")),
     # Configs one Keras release or generation writes and another cannot rebuild.
     Rule("keras2-compile-config",
          r"^[\w.]+: (Expected all entries in the .metrics. list to be metric objects|<class 'keras\.src\.(losses|"

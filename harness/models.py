@@ -228,7 +228,7 @@ def artifact_environments(run_dir: RunDir, models: Sequence[ModelSpec]) -> list[
             "keras_major": versions.get("keras_major"),
             "spec": {"artifact": model.origin.artifact if model.origin else None, "format": model.artifact_format,
                      "sha256": versions.get("sha256")},
-            "image": None, "image_id": None, "status": "ok", "error": None,
+            "slot": env_id, "selectors": {}, "image": None, "image_id": None, "status": "ok", "error": None,
         })
     return out
 

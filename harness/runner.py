@@ -20,13 +20,14 @@ from typing import Any
 
 from harness import isolation, untrusted
 from harness.agent.protocol import LOAD_DONE, MANIFEST, PACKAGES, CellKey, LoadRecord, RecordWriter
+from harness.cellcache import CellCache
 from harness.console import Console
 from harness.engine import DOCKER_RUN_FAILED, ContainerEngine, RunResult, RunSpec
 from harness.errors import EngineUnavailable
 from harness.images import ImageOutcome, ensure_image
 from harness.plan import ISOLATION_PROMISES, EnvPlan, RunPlan
 from harness.rundir import RunDir
-from harness.runstate import PHASES, RunState, now
+from harness.runstate import PHASES, RunState, now, read_phase
 from harness.wheelcache import WheelCache
 
 INFRA_RETRIES = 2  # engine failures (DOCKER_RUN_FAILED) are retried; results never are
@@ -43,6 +44,7 @@ class RunOptions:
     phases: tuple[str, ...] = PHASES
     owner: Mapping[str, str] = field(default_factory=dict)  # labels naming this process (host, pid)
     wheel_cache: WheelCache | None = None  # serving while the run builds images
+    cell_cache: CellCache | None = None  # saves and load cells computed before, reused when their inputs are unchanged
 
 
 def _container_outcome(result: RunResult) -> dict[str, Any]:
@@ -187,16 +189,42 @@ class Runner:
         with self.state.phase(env_id, "save", resume=self.options.resume) as record:
             if not self._image(plan, "save", record):
                 return
+            key = self._save_key(plan, record)
+            if key is not None and self._reuse_save(env_id, key, record):
+                return
             untrusted.real_dir(self.run_dir.path, artifacts, fresh=True)
             untrusted.real_file(self.run_dir.path, self.run_dir.records("save", env_id))
             result = self._run_container(self.plan.saves[env_id], f"save-{env_id}", record)
             record["container"] = _container_outcome(result)
             self._copy_packages(env_id, record)
         ok = result.exit_code == 0 and (artifacts / MANIFEST).is_file()
+        if ok and key is not None and self.options.cell_cache is not None:
+            self.options.cell_cache.store_save(self.run_dir, env_id, key)
         if not ok:
             self.failures.append(f"{env_id}: save container failed (exit {result.exit_code})")
         self.console.step(f"save {env_id}: {'done' if ok else 'FAILED'} in {result.seconds:.0f}s"
                           + ("" if ok else f" (exit {result.exit_code}, see logs/save-{env_id}.log)"))
+
+    def _save_key(self, plan: EnvPlan, record: dict[str, Any]) -> str | None:
+        """The cell cache's key of an environment's save (None without a cache), recorded in its phase record."""
+        cache = self.options.cell_cache
+        if cache is None:
+            return None
+        env_id = plan.env.id
+        models = [m for m in self.plan.matrix.models if env_id in m.homes([env_id])]
+        key = cache.save_key(self.plan.saves[env_id], record.get("image_id"), models, self.run_dir)
+        record["cache"] = {"key": key, "reused": False}
+        return key
+
+    def _reuse_save(self, env_id: str, key: str, record: dict[str, Any]) -> bool:
+        """Restore a save from the cell cache, when it holds one: no container."""
+        assert self.options.cell_cache is not None
+        if not self.options.cell_cache.restore_save(self.run_dir, env_id, key):
+            return False
+        record["cache"]["reused"] = True
+        self._copy_packages(env_id, record)
+        self.console.step(f"save {env_id}: reused from the cell cache")
+        return True
 
     def _copy_packages(self, env_id: str, record: dict[str, Any]) -> None:
         """envs/<env>/packages.txt from the pip freeze the save container wrote: a regular file, never a link."""
@@ -245,14 +273,64 @@ class Runner:
             # on their paths (a link where a folder was) is removed, never followed.
             untrusted.real_file(self.run_dir.path, records, truncate=not self.options.resume)
             untrusted.real_dir(self.run_dir.path, self.run_dir.outputs(env_id), fresh=not self.options.resume)
+            keys = self._reuse_cells(env_id, record)
+            if keys is not None and record["cells"]["computed"] == 0:
+                writer: RecordWriter[LoadRecord] = RecordWriter(str(records))
+                writer.write({"kind": LOAD_DONE, "target": env_id})
+                writer.close()
+                self.console.step(f"load {env_id}: {record['cells']['reused']} cell(s) reused from the cell cache, "
+                                  "none to compute")
+                return
             if self.plan.limits.per_artifact:
                 result = self._load_each(plan, record)
             else:
                 result = self._run_container(self.plan.loads[env_id], f"load-{env_id}", record)
             record["container"] = _container_outcome(result)
+            if keys and self.options.cell_cache is not None:
+                self.options.cell_cache.store_cells(self.run_dir, env_id, keys)
         if result.exit_code != 0:
             self.failures.append(f"{env_id}: load container failed (exit {result.exit_code})")
         self.console.step(f"load {env_id}: {'done' if result.exit_code == 0 else 'FAILED'} in {result.seconds:.0f}s")
+
+    def _reuse_cells(self, target: str, record: dict[str, Any]) -> dict[CellKey, str] | None:
+        """The cell cache's keys of the cells a target's container would compute (None without a cache), after
+        restoring into its records and outputs every cell the cache holds: the container then skips those, as on
+        --resume. The phase record says how many were reused and how many are left to compute."""
+        cache = self.options.cell_cache
+        if cache is None:
+            return None
+        try:
+            done = {CellKey.of(r, target) for r in self.run_dir.read_loads(target) if r.get("kind") == "load"}
+        except untrusted.UnsafeFile:
+            done = set()
+        todo = [c for c in self._offered(target) if c not in done]
+        spec = self.plan.loads[target]
+        context = {"tolerance": dataclasses.asdict(self.plan.matrix.tolerance), "env": dict(spec.env),
+                   "timeout": self.plan.limits.cell_timeout, "memory": self.plan.limits.memory,
+                   "isolation": self.plan.limits.isolation}
+        image = self._images[target].image_id if target in self._images else None
+        keys: dict[CellKey, str] = {}
+        for cell in todo:
+            key = cache.cell_key(cell, load=context, target_image=image, source_image=self._source_image(cell.source),
+                                 model=self.plan.matrix.model(cell.model), run_dir=self.run_dir)
+            if key is not None:
+                keys[cell] = key
+        reused = cache.restore_cells(self.run_dir, target, keys)
+        record["cells"] = {"reused": len(reused), "computed": len(todo) - len(reused)}
+        return {c: k for c, k in keys.items() if c not in reused}
+
+    def _source_image(self, source: str) -> str | None:
+        """The image id a source saved with: this process's, else its phase records' (another job built it); an
+        existing file's pseudo-source has none."""
+        if source in self._images:
+            return self._images[source].image_id
+        if source not in self.plan.cells.environments:
+            return "existing file"
+        for phase in ("save", "build"):
+            found = read_phase(self.run_dir, source, phase)
+            if found is not None and isinstance(found.get("image_id"), str):
+                return str(found["image_id"])
+        return None
 
     def _load_each(self, plan: EnvPlan, record: dict[str, Any]) -> RunResult:
         """--isolation artifact: a container per artifact not yet loaded; the host keeps only its own cells' records.

@@ -535,6 +535,7 @@ _PHASE_FIELDS: dict[str, tuple[type, ...]] = {
     "phase": _TEXT, "env": _TEXT, "started": _TEXT, "finished": _TEXT, "status": _TEXT, "error": _TEXT,
     "image": _TEXT, "image_id": _TEXT, "run_id": _TEXT, "host": _TEXT, "containers_started": (int,),
     "infrastructure_retries": (int,), "seconds": _NUMBER, "container": _MAPPING, "build": _MAPPING,
+    "cache": _MAPPING, "cells": _MAPPING,
 }
 
 
@@ -545,6 +546,9 @@ def phase_record_problem(data: Mapping[str, Any]) -> str | None:
     if odd:
         return f"{odd[0]} is {type(data[odd[0]]).__name__}"
     inner = [(name, data[name]) for name in ("container", "build") if isinstance(data.get(name), dict)]
+    cells = data.get("cells")
+    if isinstance(cells, dict) and not all(type(cells.get(k)) is int and cells[k] >= 0 for k in ("reused", "computed")):
+        return "cells must count reused and computed cells"
     return (number_problem(data) or range_problem(data)
             or next((f"{name}.{p}" for name, value in inner if (p := range_problem(value))), None))
 

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from harness import models, untrusted
 from harness.base_images import BaseEngine, Bootstrap, Debootstrap, cache_dir, resolve_base_images
+from harness.cellcache import CellCache
 from harness.console import Console
 from harness.engine import LABEL_RUN, ContainerEngine, mount_problem
 from harness.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, UsageError
@@ -53,6 +54,8 @@ class RunRequest:
     owner: Mapping[str, str] = field(default_factory=dict)  # labels naming this process on its containers
     record: Mapping[str, Any] = field(default_factory=dict)  # recorded in run.json (a check's question), read by
     # the report
+    cell_cache: Path | None = None  # the cell cache's folder (harness/cellcache.py); None: every cell is computed
+    reuse_cells: bool = True  # False (--no-cache): every save and load computed again (and kept for the next run)
 
 
 @dataclass(frozen=True)
@@ -131,8 +134,9 @@ def prepare_run_dir(matrix: Matrix, envs: list[EnvPlan], request: RunRequest, en
         console.step(f"removed {removed} container(s) left by harness runs that are gone")
     plan = plan_run(matrix, envs, run_dir, uuid.uuid4().hex[:10], request.limits)
     cache = WheelCache(cache_root(environ, cache_dir(environ) / "wheels"), effective_pip_settings(matrix.pip, environ))
+    cells = None if request.cell_cache is None else CellCache(request.cell_cache, reuse=request.reuse_cells)
     options = RunOptions(jobs=request.jobs, resume=request.resume, phases=phases, owner=request.owner,
-                         wheel_cache=cache)
+                         wheel_cache=cache, cell_cache=cells)
     console.step(f"run {plan.run_id}: {len(envs)} environment(s), {request.jobs} job(s), phases "
                  f"{', '.join(phases)}, into {run_dir.path}")
     runner = Runner(engine, plan, run_dir=run_dir, console=console, options=options)

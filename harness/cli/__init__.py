@@ -13,7 +13,7 @@ from types import FrameType, ModuleType
 from typing import Any
 
 from harness import __version__
-from harness.cli import base_images, bisect, check, corpus, diff, doctor, plan, pr, report, run, validate
+from harness.cli import base_images, bisect, check, corpus, diff, doctor, plan, pr, report, run, site, validate
 from harness.engine import ENGINE_VARIABLE, ENGINES
 from harness.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, HarnessError
 
@@ -21,7 +21,7 @@ log = logging.getLogger("harness")
 # Subcommand -> its module: each has add_parser(sub) and main(args, engine) -> exit code.
 COMMANDS: dict[str, ModuleType] = {"run": run, "validate": validate, "plan": plan, "report": report, "diff": diff,
                                    "doctor": doctor, "check": check, "bisect": bisect, "base-images": base_images,
-                                   "pr": pr, "corpus": corpus}
+                                   "pr": pr, "corpus": corpus, "site": site}
 # Storage failures are the user's to fix (a full disk, a read-only or foreign folder): one line, exit 2.
 STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
 
@@ -40,6 +40,7 @@ examples:
   harness report runs/default-20250101T000000Z --format md
   harness diff old/report.json new/report.json
   harness corpus fetch corpus/manifest.yaml          download the pinned public model files once, verified
+  harness site runs/observatory-* --out site         a compatibility table, a page per path, history, badges
 
 exit codes:
   0    every cell as expected (doctor: ready)

@@ -6,8 +6,13 @@ import argparse
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.advisor.question import DEFAULT_PYTHON, ModelQuestion, RunSettings
+from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.selectors import Versions
 
 MEMORY_PER_JOB = 6 * 1024**3  # a TensorFlow process loading probes stays well below this
 
@@ -150,3 +155,31 @@ def run_settings(args: argparse.Namespace) -> RunSettings:
     """What the run flags ask for."""
     return RunSettings(out=args.out, jobs=args.jobs or default_jobs(), base_image=args.base_image,
                        cell_timeout=args.cell_timeout, quiet=args.quiet)
+
+
+def add_versions(parser: argparse.ArgumentParser) -> None:
+    """--offline and --versions: how latest, latest-pre and specifiers resolve (harness/selectors.py)."""
+    parser.add_argument("--offline", action="store_true",
+                        help="do not ask the package index: latest, latest-pre and specifiers take the newest version "
+                             "this host resolved them to before (whose image it built)")
+    parser.add_argument("--versions", type=Path, metavar="FILE",
+                        help="the versions selectors resolve to: a file of them (what `harness plan` prints under "
+                             '"versions") or a run.json, so that every job of one run installs the same releases')
+
+
+def matrix_versions(args: argparse.Namespace, out: Path | None = None) -> Versions:
+    """What resolves a matrix's selectors for these flags: --versions, else the run already in `out` (resumed, or
+    shared by phase jobs), else the package index (or, --offline, this host's record)."""
+    from harness.base_images import cache_dir
+    from harness.rundir import RUN_JSON
+    from harness.selectors import RECORD, Versions, read_versions
+
+    pinned: dict[str, str] = {}
+    if args.versions is not None:
+        pinned = read_versions(args.versions)
+    elif out is not None:
+        try:
+            pinned = read_versions(out / RUN_JSON) if (out / RUN_JSON).is_file() else {}
+        except (HarnessError, OSError, ValueError):  # not a run of this harness, or no usable path: the run says so
+            pinned = {}
+    return Versions(os.environ, cache_dir(os.environ) / RECORD, offline=args.offline, pinned=pinned)

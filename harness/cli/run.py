@@ -10,8 +10,10 @@ from typing import Any
 from harness.cli.options import (
     add_base_image,
     add_fail_on,
+    add_versions,
     cpus,
     default_jobs,
+    matrix_versions,
     memory,
     positive_float,
     positive_int,
@@ -53,18 +55,23 @@ def add_parser(sub: Any) -> None:
                      help="run only this phase (repeatable; default: all). Phases share --out: each reads only "
                           "what earlier ones wrote, so separate jobs can run them (docs/ci.md)")
     add_fail_on(run)
+    run.add_argument("--no-cache", action="store_true",
+                     help="compute every save and load again instead of reusing the cells an earlier run computed "
+                          "from the same images, models and agent (what is computed is kept for the next run)")
+    add_versions(run)
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
 
 
 def request_of(args: argparse.Namespace) -> RunRequest:
     """What the run flags ask for."""
+    from harness.base_images import cache_dir
     from harness.leftovers import owner_labels
 
     limits = Limits(memory=args.memory, runtime=args.runtime, cell_timeout=args.cell_timeout,
                     isolation=args.isolation, cpus=args.cpus)
     return RunRequest(out=args.out, resume=args.resume, jobs=args.jobs or default_jobs(), only=tuple(args.only),
                       phases=tuple(args.phase), limits=limits, baseline=args.baseline, owner=owner_labels(),
-                      fail_on=args.fail_on)
+                      fail_on=args.fail_on, cell_cache=cache_dir(os.environ) / "cells", reuse_cells=not args.no_cache)
 
 
 def main(args: argparse.Namespace, engine: RunEngine) -> int:
@@ -72,8 +79,11 @@ def main(args: argparse.Namespace, engine: RunEngine) -> int:
     from harness.matrix import load_matrix
     from harness.report.writers import FILES
 
-    matrix = load_matrix(args.matrix, base_image=args.base_image)
+    versions = matrix_versions(args, args.out)
+    matrix = load_matrix(args.matrix, base_image=args.base_image, versions=versions)
     console = Console(quiet=args.quiet)
+    for line in versions.lines():
+        console.step(f"version: {line}")
     outcome = run_matrix(matrix, request_of(args), engine, console, os.environ)
     if outcome.report is not None and outcome.run_dir is not None:
         console.summary(outcome.report)

@@ -37,6 +37,15 @@ class Environment:
     base_image: str = DEFAULT_BASE_IMAGE  # template with {python}
     backend: str | None = None  # Keras 3 backend (KERAS_BACKEND in its containers); None: tensorflow
     env: tuple[tuple[str, str], ...] = ()  # environment variables of its containers, sorted by name
+    # The id as written, when the index decided a version in it: the same environment from night to night, where the
+    # id follows the releases (py3.13-tflatest-keraslatest is py3.13-tf2.21.0-keras3.15.1 today); "": the id itself.
+    slot: str = ""
+    selectors: tuple[tuple[str, str], ...] = ()  # (package, as written) for each version the index decided
+
+    @property
+    def as_written(self) -> str:
+        """The id as the matrix wrote it: the same from night to night whatever the index decides."""
+        return self.slot or self.id
 
     def requirements(self) -> list[str]:
         """pip requirement lines, in install order (tf-keras last, see images.py)."""
@@ -148,7 +157,9 @@ def matrix_from_dict(data: dict[str, Any]) -> Matrix:
                          "report with the harness version that wrote it")
     envs = tuple(
         Environment(**{**e, "packages": tuple(e.get("packages", ())),
-                       "env": tuple((str(k), str(v)) for k, v in e.get("env", ()))}) for e in data["environments"]
+                       "env": tuple((str(k), str(v)) for k, v in e.get("env", ())),
+                       "selectors": tuple((str(k), str(v)) for k, v in e.get("selectors", ()))})
+        for e in data["environments"]
     )
     pip = data.get("pip") or {}
     return Matrix(

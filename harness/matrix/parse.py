@@ -8,13 +8,14 @@ import hashlib
 import os
 import re
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 from harness.agent.protocol import DEFAULT_MODELS, PROBES, ModelSpec, resolve_probe
 from harness.errors import MatrixError
 from harness.matrix.corpus import matrix_models
-from harness.matrix.environments import Defaults, parse_base_image, parse_environments, parse_tf_package
+from harness.matrix.environments import Defaults, Resolve, parse_base_image, parse_environments, parse_tf_package
 from harness.matrix.expect import CATALOGS, parse_expect
 from harness.matrix.model import DEFAULT_BASE_IMAGE, DEFAULT_TF_PACKAGE, CorpusPlan, Environment, Matrix, PipSettings
 from harness.matrix.problems import MAX_NAME, Raw, existing_file
@@ -39,16 +40,25 @@ _PIP_KEYS = ("index_url", "extra_index_urls", "trusted_hosts", "ca_bundle")
 # ---------------------------------------------------------------------------- public API
 
 
-def load_matrix(path: str | os.PathLike[str], *, base_image: str | None = None) -> Matrix:
+# What decides the versions of latest, latest-pre and specifiers: given the matrix's pip: settings, a resolver
+# (harness/selectors.py asks the package index). Without one they stay as written.
+Versions = Callable[[PipSettings], Resolve]
+
+
+def load_matrix(path: str | os.PathLike[str], *, base_image: str | None = None,
+                versions: Versions | None = None) -> Matrix:
     """Read, validate and expand the matrix file at `path`; MatrixError lists every problem."""
     where = os.fspath(path)
     raw = read_bytes(where)
     data = load_yaml(raw, where)
-    return parse_matrix(data, path=where, sha256=hashlib.sha256(raw).hexdigest(), base_image=base_image)
+    return parse_matrix(data, path=where, sha256=hashlib.sha256(raw).hexdigest(), base_image=base_image,
+                        versions=versions)
 
 
-def parse_matrix(data: object, *, path: str, sha256: str, base_image: str | None = None) -> Matrix:
-    """Validate and expand already-loaded YAML data; raise MatrixError listing every problem."""
+def parse_matrix(data: object, *, path: str, sha256: str, base_image: str | None = None,
+                 versions: Versions | None = None) -> Matrix:
+    """Validate and expand already-loaded YAML data; raise MatrixError listing every problem. With `versions`,
+    what the index decides is resolved into exact versions (and the environment ids)."""
     if data is None:
         raise MatrixError(path, ["the file is empty; expected a mapping with 'matrix' or 'environments'"])
     if not isinstance(data, dict):
@@ -57,7 +67,8 @@ def parse_matrix(data: object, *, path: str, sha256: str, base_image: str | None
     problems: list[str] = []
     _check_keys(data, _TOP_KEYS, "", problems)
     defaults = _defaults(data, base_image, problems)
-    environments = parse_environments(data, defaults, problems)
+    pip = _pip(data.get("pip", _MISSING), Path(path).parent, problems)
+    environments = parse_environments(data, defaults, problems, None if versions is None else versions(pip))
     env_ids = tuple(env.id for env in environments)
     formats = _names(data.get("formats", _MISSING), "formats", problems)
     loaders = _names(data.get("loaders", _MISSING), "loaders", problems)
@@ -76,7 +87,7 @@ def parse_matrix(data: object, *, path: str, sha256: str, base_image: str | None
         formats=formats,
         loaders=loaders,
         tolerance=_tolerance(data.get("tolerance", _MISSING), problems),
-        pip=_pip(data.get("pip", _MISSING), Path(path).parent, problems),
+        pip=pip,
         expect=parse_expect(data.get("expect", _MISSING), (*env_ids, *artifact_sources(models, env_ids)),
                             [m.name for m in models if m.is_user_model], problems),
         corpus=corpus,

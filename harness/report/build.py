@@ -38,7 +38,7 @@ from harness.compare import compare
 from harness.hints import HintContext, match
 from harness.matrix import Matrix
 from harness.models import artifact_environments, home_environments, missing_reference, report_entry
-from harness.report import crater, gate, routes
+from harness.report import crater, gate, releases, routes
 from harness.report.causes import Tracebacks, causes, clean, normalised, shorten
 from harness.report.diff import regressions, spurious
 from harness.report.expect import mark_expected
@@ -68,6 +68,8 @@ def _environment(run_dir: RunDir, env: dict[str, Any]) -> dict[str, Any]:
         "keras_package": versions.get("keras_package"),
         "keras_major": versions.get("keras_major"),
         "spec": env["spec"],
+        "slot": env["spec"].get("slot") or env["id"],  # the id as written: the same whatever the index decided
+        "selectors": {str(p): str(w) for p, w in env["spec"].get("selectors") or ()},  # package -> as written
         "image": env.get("image"),
         "image_id": env.get("image_id"),
         "status": env.get("status", "ok"),
@@ -412,6 +414,8 @@ def build_report(run_dir: RunDir, baseline: dict[str, Any] | None = None,
     unused = [{"index": e["index"], "reason": e["reason"]} for e in expectations if not e["cells"]]
     tolerance = {"rtol": matrix.tolerance.rtol, "atol": matrix.tolerance.atol}
     current = {"cells": cells, "tolerance": tolerance}
+    new_since = releases.section(baseline, environments, cells, tolerance)
+    baseline = None if baseline is None else releases.aligned(baseline, environments)  # its ids, by slot
     regressed = [] if baseline is None else regressions(baseline, current)
     by_itself = [] if baseline is None else spurious(baseline, current)
     paths = routes.paths(cells, list(envs), env_ids, {e["id"]: e["status"] for e in environments})
@@ -430,6 +434,7 @@ def build_report(run_dir: RunDir, baseline: dict[str, Any] | None = None,
         "isolation": run.get("isolation"),  # what the load phase's isolation level promises, and what it does not
         "tolerance": tolerance,
         "environments": environments,
+        "releases": new_since,  # with a baseline: the releases since, and what each changed
         "models": [report_entry(m, env_ids) for m in matrix.models],
         "paths": paths,
         "causes": found_causes,

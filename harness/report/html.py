@@ -109,6 +109,15 @@ def _path(report: dict[str, Any], path: dict[str, Any]) -> dict[str, Any]:
             "table": summary.caniuse(path, fixes)}
 
 
+def _releases(report: dict[str, Any]) -> dict[str, Any] | None:
+    """What is new since the baseline, as the page lays it out (report/releases.py decided it)."""
+    if not report.get("releases"):
+        return None
+    changes = [{**c, **{kind: [{"words": summary.release_route(e)} for e in c[kind]]
+                        for kind in ("regressed", "fixed", "spurious")}} for c in report["releases"]["changes"]]
+    return {"lines": summary.release_lines(report), "changes": changes}
+
+
 def _check(report: dict[str, Any]) -> dict[str, Any] | None:
     """A check run's answer per target, as the page's first table shows it."""
     from harness.advisor import words
@@ -153,6 +162,7 @@ def render_html(report: dict[str, Any], packages: Mapping[str, str] | None = Non
         gate=summary.gate_words(report["verdict"]),
         headline=summary.headline(report),
         check=_check(report),
+        releases=_releases(report),
         upgrade_paths=[_path(report, p) for p in summary.split_paths(report)[0]],
         tables=[_path(report, p) for p in summary.by_interest(report, summary.split_paths(report)[0])
                 if p["verdict"] in ("partial", "broken")],

@@ -184,6 +184,22 @@ def _regressions(report: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _releases(report: dict[str, Any]) -> list[str]:
+    """What is new since the baseline: first, before the paths (report/releases.py)."""
+    if not report.get("releases"):
+        return []
+    lines = ["## New since the baseline", "", *(f"- {_escape(line)}" for line in summary.release_lines(report))]
+    for change in report["releases"]["changes"]:
+        for kind, title in (("regressed", "newly broken"), ("fixed", "fixed"), ("spurious", "spurious")):
+            entries = change[kind]
+            if entries:
+                lines += ["", f"{_escape(change['words'])}: {title}", ""]
+                lines += [f"- `{e['source']}` → `{e['target']}` {e['model']}/{e['format']}/{e['loader']}: "
+                          f"{e['old']} → {e['status']}" for e in entries[:MAX_CELLS]]
+                lines += [f"- … and {len(entries) - MAX_CELLS} more"] if len(entries) > MAX_CELLS else []
+    return [*lines, ""]
+
+
 def _unexpected(report: dict[str, Any]) -> list[str]:
     unexpected = report["verdict"]["unexpected"]
     if not unexpected:
@@ -231,6 +247,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "it is loaded; routes that fail at home too never count against an upgrade.",
         "",
         *_isolation(report),
+        *_releases(report),
         *_check(report),
         *_corpus(report),
         "## Upgrade paths",

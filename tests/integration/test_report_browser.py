@@ -6,7 +6,6 @@ tests fail in CI (CI is set) and are skipped elsewhere.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,21 +16,10 @@ import pytest
 from fake_run import varied_run
 from harness.report.writers import write_reports
 from harness.rundir import RunDir
-from screenshot_report import CHROMIUM, report_page
+from screenshot_report import report_page
 
 pytestmark = pytest.mark.integration
 CELLS = 3 * 3 * 2  # varied_run: three environments, one model, two formats, one loader
-
-
-@pytest.fixture(scope="module")
-def browser_available() -> None:
-    missing = [what for what, ok in ((CHROMIUM, Path(CHROMIUM).is_file()),
-                                     ("playwright", importlib.util.find_spec("playwright") is not None)) if not ok]
-    if missing:
-        message = f"the browser test needs {' and '.join(missing)} (apt-get install chromium; pip install playwright)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 @pytest.fixture

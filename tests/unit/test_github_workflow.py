@@ -115,3 +115,23 @@ def test_the_load_jobs_upload_covers_everything_the_load_phase_writes(tmp_path: 
     for path in written:
         assert any(path == p or (p.endswith("/") and path.startswith(p)) for p in patterns), (path, patterns)
     assert json.loads((tmp_path / "envs" / env_id / "load.json").read_text())["finished"]
+
+
+def test_the_nightly_pins_tonights_versions_and_keeps_its_baseline() -> None:
+    for job in ("save", "load", "report"):
+        steps = _steps(job)
+        pins = [s for s in steps if s.get("name") == "the versions the plan resolved"]
+        assert pins and "jq .versions > versions.json" in pins[0]["run"]
+        assert pins[0]["env"]["PLAN"] == "${{ needs.plan.outputs.plan }}"
+        assert any("--versions versions.json" in str(s.get("run", "")) for s in steps)
+    baseline = next(s["run"] for s in _steps("report") if "gh run download" in str(s.get("run", "")))
+    assert '[ "$(jq -r .matrix.path baseline/report.json)" = "$MATRIX" ]' in baseline  # of the same matrix
+
+
+def test_the_site_is_published_after_every_nightly() -> None:
+    pages: dict[Any, Any] = yaml.safe_load((WORKFLOW.parent / "pages.yml").read_text())
+    assert pages[True]["workflow_run"] == {"workflows": ["nightly"], "types": ["completed"]}
+    build = "\n".join(str(s.get("run", "")) for s in pages["jobs"]["build"]["steps"])
+    assert "--name nightly-report" in build and 'python -m harness site "${runs[@]}" --out site' in build
+    assert pages["jobs"]["deploy"]["permissions"] == {"pages": "write", "id-token": "write"}
+    assert pages["jobs"]["deploy"]["steps"][0]["uses"].startswith("actions/deploy-pages@")

@@ -63,7 +63,7 @@ def _assemble(into: Path, *parts: Path) -> Path:
 def test_build_phase_builds_and_starts_no_container(tmp_path: Path) -> None:
     engine = FakeEngine()
     assert _run(engine, tmp_path / "run", phases=("build",)) is None
-    assert len(engine.builds) == 2 and engine.runs == []
+    assert len(engine.builds) == 3 and engine.runs == []  # B builds FROM its TensorFlow image, built first
     record = read_phase(RunDir(tmp_path / "run"), A, "build")
     assert record is not None and record["status"] == "ok" and record["finished"]
     run = json.loads((tmp_path / "run" / "run.json").read_text())

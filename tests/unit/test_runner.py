@@ -58,9 +58,9 @@ def test_two_containers_per_environment_and_every_pair_reported(tmp_path: Path, 
 def test_images_are_built_once_and_reused(tmp_path: Path) -> None:
     engine = FakeEngine()
     _run(engine, tmp_path / "a")
-    assert len(engine.builds) == 3
+    assert len(engine.builds) == 4  # and the TensorFlow image the Keras 3 environment builds FROM
     _run(engine, tmp_path / "b")
-    assert len(engine.builds) == 3
+    assert len(engine.builds) == 4
     run = json.loads((tmp_path / "b" / "run.json").read_text())
     assert all(e["build"]["built"] is False for e in run["environments"])
 

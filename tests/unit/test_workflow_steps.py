@@ -98,7 +98,7 @@ def test_preparing_the_run_directory_records_the_plan_and_the_runs_gate(tmp_path
 def test_the_build_step_builds_every_image_and_starts_no_container(tmp_path: Path) -> None:
     engine = FakeEngine()
     build(_prepared(engine, tmp_path / "run"))
-    assert len(engine.builds) == 2 and engine.runs == []
+    assert len(engine.builds) == 3 and engine.runs == []  # B's TensorFlow image first
 
 
 def test_the_stage_step_writes_a_users_inputs_and_starts_nothing(tmp_path: Path) -> None:
