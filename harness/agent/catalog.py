@@ -97,7 +97,7 @@ def _probe(name: str, description: str, factory: str, data: str = "features4", *
                 train_labels=ref(train_labels), files=ref(files), postprocess=ref(postprocess), state=ref(state))
     return ModelSpec(name=name, kind="probe", description=description, code=code, train_epochs=2,
                      register_custom_objects=custom, withhold_custom_objects=_PLAIN_LOADERS,
-                     **fields)
+                     random_in_weights_only=True, **fields)
 
 
 PROBES: Dict[str, ModelSpec] = {spec.name: spec for spec in (

@@ -201,7 +201,7 @@ def _load_model_nocompile(ctx: Context, saved: Saved, code: ModelCode) -> Loaded
 
 
 def _rebuild(ctx: Context, saved: Saved, code: ModelCode) -> Loaded:
-    model = code.fresh()
+    model = code.rebuilt()
     model.load_weights(saved.path)
     return keras_model(model, {"rebuilt_from_code": True})
 

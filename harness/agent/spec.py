@@ -146,6 +146,9 @@ class ModelSpec:
     needs: Tuple[str, ...] = ()
     build_note: str = ""
     train_step: bool = False  # predictions are taken after one more training step, at the source and after a load
+    # Its factory draws random numbers for its weights only (no random constants, vocabularies or shapes): a
+    # rebuild whose weights a file overwrites may copy an earlier seeded build's weights (models.py: rebuilt).
+    random_in_weights_only: bool = False
     cell_timeout: Optional[float] = None  # seconds one of its loads may take, when less than the run's (known hangs)
     migrates: Optional[Migration] = None  # a migrated model: made from another model's artifact, not a factory
     origin: Optional[Origin] = None  # host only: never sent to a container
