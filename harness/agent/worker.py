@@ -16,7 +16,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from harness.agent import formats, preflight
-from harness.agent.common import error_info, quiet_tensorflow
+from harness.agent.common import error_info, quiet_tensorflow, settle_heap
 from harness.agent.models import ModelCode, work_in
 from harness.agent.protocol import LoadRecord, LoadTask, Preflight
 from harness.agent.versions import collect
@@ -33,6 +33,7 @@ def run_worker() -> int:
 
     versions = collect(tf)
     ctx = formats.Context(tf, versions)
+    settle_heap()
     results.write(json.dumps({"hello": versions}) + "\n")
     served = 0
     for line in sys.stdin:
