@@ -58,7 +58,8 @@ LOADERS: Dict[str, LoaderSpec] = {
     "rebuild_from_seed": LoaderSpec(("seed",), "rebuilt from the seed", change="code", needs_code=True,
                                     probes_only="it rebuilds a probe from its seed"),
     "tf1_session": LoaderSpec(("h5",), "load_model in a TF1 session", named_only=True, graph_mode=True,
-                              change="code", compiles=True, probes_only="it exercises one probe's TF1 hazard"),
+                              keras_majors=(2,), change="code", compiles=True,
+                              probes_only="it exercises one probe's TF1 hazard"),
     # Serving and conversion routes: slower, and tried only on the models that name them.
     "serving": LoaderSpec(("savedmodel", "export"), "serving signature by input names and output keys",
                           opt_in=True, named_only=True, change="serving", keras_object=False),

@@ -17,6 +17,7 @@ import sys
 import time
 from typing import Dict, Optional
 
+from harness.agent.catalog import LOADERS
 from harness.agent.protocol import (
     LOAD_DONE,
     LoadRecord,
@@ -138,11 +139,12 @@ def run_load(request: LoadRequest) -> int:
             writer.write(_record(task, target, {"status": "error", "stage": "integrity", "error": {
                 "type": "ArtifactChanged", "message": "artifact changed since it was saved: " + changed}}))
             continue
-        if worker is not None and task.graph_mode != graph_mode:
+        wants_graph = needs_graph_worker(task, worker)
+        if worker is not None and wants_graph != graph_mode:
             worker.stop()
             worker = None
         if worker is None:
-            worker, graph_mode = Worker(), task.graph_mode
+            worker, graph_mode = Worker(), wants_graph
             if not worker.start():
                 writer.write(_record(task, target, _startup_failure(worker)))
                 worker = None
@@ -158,6 +160,18 @@ def run_load(request: LoadRequest) -> int:
     writer.write({"kind": LOAD_DONE, "target": target})
     writer.close()
     return 0
+
+
+def needs_graph_worker(task: LoadTask, worker: Optional[Worker]) -> bool:
+    """Whether a task needs the graph-mode worker: a graph-mode loader the running worker's Keras runs. Where it
+    does not (TF1 sessions in Keras 3), the loader says so before touching TensorFlow, in the worker that is up,
+    and no worker is started for it."""
+    if not task.graph_mode:
+        return False
+    versions = worker.versions if worker is not None else None
+    if versions is None or versions.get("keras_major") is None:
+        return True
+    return versions["keras_major"] in LOADERS[task.loader].keras_majors
 
 
 def _startup_failure(worker: Worker) -> LoadRecord:

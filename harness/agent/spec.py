@@ -210,6 +210,9 @@ class LoaderSpec:
     named_only: bool = False  # only for models whose spec names it
     needs_custom_objects: bool = False  # only for models that have custom objects
     graph_mode: bool = False  # switches TensorFlow to graph mode: runs last, in a worker of its own
+    # The Keras generations it runs on; elsewhere it says it is unsupported before it touches anything, so a
+    # graph-mode loader there needs no graph-mode worker.
+    keras_majors: Tuple[int, ...] = (2, 3)
     resaves: bool = False  # gives back a Keras model that can be saved again: a migration can start from it
     change: Change = "as_is"  # what it asks of someone whose format's usual loader is another
     needs_code: bool = False  # the model's code (its factory) rebuilds it before anything is read
