@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from fake_engine import FakeEngine
 from harness.base_images import (
     LOCAL_REPO,
+    SUITES,
+    BaseBuilds,
     Debootstrap,
     build_base,
     debian_mirror,
@@ -215,3 +220,48 @@ def test_a_run_that_cannot_get_a_base_image_is_exit_3_before_anything_is_built(
 def test_an_environment_keeps_its_id_when_its_base_is_replaced() -> None:
     env = _env("py3.11-tf2.16.2")
     assert dataclasses.replace(env, base_image="harness-base:3.11").id == env.id
+
+
+# -- built in the background, all at once --------------------------------------------------------
+
+class GatedBootstrap(FakeBootstrap):
+    """debootstrap that waits, per suite, until the test lets it finish; or fails."""
+
+    def __init__(self, failing: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.gates: dict[str, threading.Event] = {suite: threading.Event() for suite in SUITES.values()}
+        self.failing = failing
+        self.running: set[str] = set()
+        self.most_at_once = 0
+        self._lock = threading.Lock()
+
+    def build(self, suite: str, root: Path, log_path: Path) -> None:
+        with self._lock:
+            self.running.add(suite)
+            self.most_at_once = max(self.most_at_once, len(self.running))
+        assert self.gates[suite].wait(10), f"{suite} was never let through"
+        with self._lock:
+            self.running.discard(suite)
+        if suite in self.failing:
+            raise BaseImageUnavailable(f"debootstrap {suite} failed")
+        super().build(suite, root, log_path)
+
+
+def _until(condition: Any, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "never happened"
+        time.sleep(0.01)
+
+
+def test_missing_base_images_are_built_at_once_not_one_after_another() -> None:
+    bootstrap = GatedBootstrap()
+    builds = BaseBuilds(FakeEngine(registry=False), bootstrap, print)
+    matrix = _matrix(_env("a", "3.9"), _env("b", "3.11"), _env("c", "3.13"))
+    resolved = resolve_base_images(matrix, builds.engine, bootstrap, print, builds=builds)
+    assert _bases(resolved) == ["harness-base:3.9", "harness-base:3.11", "harness-base:3.13"]
+    _until(lambda: len(bootstrap.running) == 3)
+    for gate in bootstrap.gates.values():
+        gate.set()
+    builds.close()
+    assert bootstrap.most_at_once == 3 and sorted(b.python for b in builds.built()) == ["3.11", "3.13", "3.9"]
