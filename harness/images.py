@@ -12,7 +12,7 @@ import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,11 +169,16 @@ class ImageOutcome:
 
 
 def ensure_image(engine: ContainerEngine, plan: ImagePlan, log_path: Path,
-                 cache: WheelCache | None = None) -> ImageOutcome:
-    """Reuse the image when its tag exists; build it otherwise, its packages from `cache` when it serves."""
+                 cache: WheelCache | None = None, before_build: Callable[[], None] | None = None) -> ImageOutcome:
+    """Reuse the image when its tag exists; build it otherwise, its packages from `cache` when it serves.
+
+    `before_build` runs first when there is something to build (it waits for a base image built meanwhile).
+    """
     existing = engine.image_id(plan.tag)
     if existing:
         return ImageOutcome(tag=plan.tag, image_id=existing, built=False, seconds=0.0)
+    if before_build is not None:
+        before_build()
     if plan.cached and cache is not None:
         with cache.session(plan.env_id) as session:
             result = _build(engine, plan, log_path, session.build_args, session.network)

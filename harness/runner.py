@@ -13,13 +13,14 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness import isolation, untrusted
 from harness.agent.protocol import LOAD_DONE, MANIFEST, PACKAGES, CellKey, LoadRecord, RecordWriter
+from harness.base_images import BaseBuilds
 from harness.console import Console
 from harness.engine import DOCKER_RUN_FAILED, ContainerEngine, RunResult, RunSpec
 from harness.errors import EngineUnavailable
@@ -43,6 +44,7 @@ class RunOptions:
     phases: tuple[str, ...] = PHASES
     owner: Mapping[str, str] = field(default_factory=dict)  # labels naming this process (host, pid)
     wheel_cache: WheelCache | None = None  # serving while the run builds images
+    bases: BaseBuilds | None = None  # base images being built meanwhile: an image build waits for its own
 
 
 def _container_outcome(result: RunResult) -> dict[str, Any]:
@@ -75,6 +77,9 @@ class Runner:
         self._tag_locks = {tag: threading.Lock() for tag in {p.image.tag for p in plan.envs}}
         self.failures: list[str] = []  # what went wrong in this process's phases, one line each
         self.report: dict[str, Any] | None = None  # report.json's content, once the report step built it
+        self.saved: set[str] = set()  # environments this process saved while the build phase went on
+        self._spans: dict[str, tuple[float, float]] = {}  # phase -> (first start, last end) in this process
+        self._spans_lock = threading.Lock()
 
     def asks(self, phase: str) -> bool:
         """Whether this invocation runs a phase."""
@@ -105,22 +110,69 @@ class Runner:
 
     def each(self, name: str, plans: Sequence[EnvPlan], work: Callable[[EnvPlan], None]) -> None:
         """One phase: `work` for every environment, --jobs at a time, with progress and the phase's wall time; the
-        wheel cache serves while it runs (any phase may build an image its job has not built yet)."""
+        wheel cache serves while it runs (any phase may build an image its job has not built yet).
+
+        An environment whose base image is still being built is started once that base is ready, so it holds
+        no job while it waits.
+        """
         start = time.monotonic()
         cache = self.options.wheel_cache
         with self.console.phase(name, len(plans)) as progress, cache.serving() if cache else contextlib.nullcontext():
             if self.options.jobs <= 1 or len(plans) <= 1:
-                for plan in plans:
+                for plan in sorted(plans, key=self._waits):
                     work(plan)
                     progress.advance()
             else:
                 with ThreadPoolExecutor(max_workers=self.options.jobs, thread_name_prefix=name) as pool:
-                    futures = [pool.submit(work, p) for p in plans]
+                    futures = [self._when_ready(pool, work, p) for p in sorted(plans, key=self._waits)]
                     for future in futures:
                         future.add_done_callback(lambda _: progress.advance())
                     for future in futures:
                         future.result()
-        self.state.timings[name] = round(time.monotonic() - start, 2)
+        self.state.timings[name] = self.span(name, time.monotonic() - start)
+
+    def missing_images(self) -> bool:
+        """Whether an environment's image is still to be built (this process has not built or found it)."""
+        return any(p.env.id not in self._images and not self.engine.image_id(p.image.tag) for p in self.plan.envs)
+
+    def _waits(self, plan: EnvPlan) -> bool:
+        """Whether an environment's base image is still being built (those go last)."""
+        return self.options.bases is not None and self.options.bases.pending(plan.env.base_image)
+
+    def _when_ready(self, pool: ThreadPoolExecutor, work: Callable[[EnvPlan], None], plan: EnvPlan) -> Future[None]:
+        """`work` for one environment in the pool: now, or once its base image (being built meanwhile) is ready."""
+        base = self.options.bases.future(plan.env.base_image) if self.options.bases else None
+        if base is None or base.done():
+            return pool.submit(work, plan)
+        finished: Future[None] = Future()
+
+        def relay(inner: Future[None]) -> None:
+            error = inner.exception()
+            if error is None:
+                finished.set_result(None)
+            else:
+                finished.set_exception(error)
+
+        base.add_done_callback(lambda _: pool.submit(work, plan).add_done_callback(relay))
+        return finished
+
+    @contextlib.contextmanager
+    def _timed(self, phase: str) -> Iterator[None]:
+        """Count this stretch of work in a phase's span: from its first start to its last end in this process."""
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            end = time.monotonic()
+            with self._spans_lock:
+                first, last = self._spans.get(phase, (start, end))
+                self._spans[phase] = (min(first, start), max(last, end))
+
+    def span(self, phase: str, default: float) -> float:
+        """Seconds from the first start of a phase's work to its last end (phases overlap when saves follow
+        builds); `default` when this process did none of it."""
+        found = self._spans.get(phase)
+        return round(found[1] - found[0] if found else default, 2)
 
     def _image(self, plan: EnvPlan, phase: str, record: dict[str, Any]) -> bool:
         """The environment's image, built here unless this process already has it; False if it did not build.
@@ -132,9 +184,11 @@ class Runner:
         if outcome is None:
             self.console.step(f"{phase} {env_id}: image for {plan.env.label()}")
             log_name = "build.log" if phase == "build" else f"build-{phase}.log"
+            bases = self.options.bases
             with self._tag_locks.setdefault(plan.image.tag, threading.Lock()):
                 outcome = ensure_image(self.engine, plan.image, self.run_dir.env_dir(env_id) / log_name,
-                                       self.options.wheel_cache)
+                                       self.options.wheel_cache,
+                                       None if bases is None else lambda: bases.wait(plan.env.base_image))
             self._images[env_id] = outcome
             record["build"] = {"built": outcome.built, "seconds": round(outcome.seconds, 1)}
             if outcome.wheels is not None:
@@ -151,8 +205,16 @@ class Runner:
     def build(self, plan: EnvPlan) -> None:
         """Build (or reuse) one environment's image."""
         # A build that failed in an earlier attempt is tried again: the index or the network may have been at fault.
-        with self.state.phase(plan.env.id, "build") as record:
+        with self._timed("build"), self.state.phase(plan.env.id, "build") as record:
             self._image(plan, "build", record)
+
+    def build_then_save(self, plan: EnvPlan) -> None:
+        """Build (or reuse) one environment's image, then save its models at once: on a host without the images,
+        a save need not wait for every other image to be built."""
+        self.build(plan)
+        if self._images.get(plan.env.id, _UNKNOWN).error is None:
+            self.save(plan)
+            self.saved.add(plan.env.id)
 
     def _run_container(self, spec: RunSpec, log_name: str, record: dict[str, Any]) -> RunResult:
         """Run a container; an engine failure (not the container's own) is retried at most twice."""
@@ -184,7 +246,7 @@ class Runner:
             self.console.step(f"save {env_id}: already done")
             self.state.settle(env_id, "save")
             return
-        with self.state.phase(env_id, "save", resume=self.options.resume) as record:
+        with self._timed("save"), self.state.phase(env_id, "save", resume=self.options.resume) as record:
             if not self._image(plan, "save", record):
                 return
             untrusted.real_dir(self.run_dir.path, artifacts, fresh=True)
@@ -238,7 +300,7 @@ class Runner:
             self.console.step(f"load {env_id}: already done")
             self.state.settle(env_id, "load")
             return
-        with self.state.phase(env_id, "load", resume=self.options.resume) as record:
+        with self._timed("load"), self.state.phase(env_id, "load", resume=self.options.resume) as record:
             if not self._image(plan, "load", record):
                 return
             # A new load replaces this target's records and outputs only; what an earlier load container left

@@ -25,9 +25,11 @@ from harness.base_images import (
     resolve_base_images,
 )
 from harness.cli import main
+from harness.console import Console
 from harness.engine import LABEL_BASE
 from harness.errors import EXIT_ENGINE, EXIT_USAGE, BaseImageUnavailable, UsageError
-from harness.matrix import Environment, Matrix
+from harness.matrix import Environment, Matrix, parse_matrix
+from harness.workflow import RunRequest, build, prepare_run_dir, resolve_images
 
 SMOKE = Path(__file__).resolve().parents[2] / "matrices" / "smoke.yaml"
 NO_REGISTRY = 'Error response from daemon: Get "https://registry-1.docker.io/v2/": no such host'
@@ -265,3 +267,38 @@ def test_missing_base_images_are_built_at_once_not_one_after_another() -> None:
         gate.set()
     builds.close()
     assert bootstrap.most_at_once == 3 and sorted(b.python for b in builds.built()) == ["3.11", "3.13", "3.9"]
+
+
+def test_an_environment_whose_base_exists_builds_and_saves_while_another_base_is_built(tmp_path: Path) -> None:
+    bootstrap = GatedBootstrap()
+    engine = FakeEngine(registry=False)
+    engine.images["harness-base:3.11"] = "sha256:kept"
+    builds = BaseBuilds(engine, bootstrap, print)
+    matrix = parse_matrix({"name": "m", "environments": [{"python": "3.11", "tensorflow": "2.15.1"},
+                                                         {"python": "3.13", "tensorflow": "2.20.0"}],
+                           "models": ["dense"]}, path="m.yaml", sha256="0" * 64)
+    request = RunRequest(out=tmp_path / "run", jobs=2)
+    quiet = Console(quiet=True)
+    resolved, envs = resolve_images(matrix, request, engine, console=quiet, environ={}, bases=builds)
+    runner = prepare_run_dir(resolved, envs, request, engine, console=quiet, environ={}, bases=builds)
+    step = threading.Thread(target=build, args=(runner,))
+    step.start()
+    first, second = (p.env.id for p in envs)
+    _until(lambda: first in runner.saved)  # built and saved while Python 3.13's base is still being made
+    assert bootstrap.running == {"trixie"} and len(engine.builds) == 1
+    bootstrap.gates["trixie"].set()
+    step.join(10)
+    builds.close()
+    assert runner.saved == {first, second} and len(engine.builds) == 2
+
+
+def test_a_base_image_that_fails_meanwhile_stops_the_run_resumably(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    bootstrap = GatedBootstrap(failing=("bookworm",))
+    for gate in bootstrap.gates.values():
+        gate.set()
+    monkeypatch.setattr("harness.workflow.Debootstrap", lambda: bootstrap)
+    engine = FakeEngine(registry=False)
+    out = tmp_path / "run"
+    assert main(["run", str(SMOKE), "--out", str(out), "--jobs", "2", "-q"], engine=lambda: engine) == EXIT_ENGINE
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted" and engine.runs == []
