@@ -66,7 +66,7 @@ LOADERS: Dict[str, LoaderSpec] = {
     "saved_model_call": LoaderSpec(("savedmodel", "export"), "tf.saved_model.load, called with float64",
                                    opt_in=True, named_only=True, change="serving", keras_object=False),
     "tflite": LoaderSpec(("h5", "keras", "savedmodel", "export"), "TFLite converter + tf.lite.Interpreter",
-                         opt_in=True, named_only=True, change="serving", keras_object=False),
+                         opt_in=True, named_only=True, change="serving", keras_object=False, may_abort=True),
     "load_model_xla": LoaderSpec(("h5", "keras"), "load_model, predict under XLA (jit_compile=True)",
                                  opt_in=True, named_only=True, change="option", compiles=True),
     # A .tflite file as mobile and edge code runs it: every TensorFlow has the interpreter.

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 from harness.agent.catalog import LOADERS
 from harness.agent.protocol import (
@@ -130,8 +130,9 @@ def run_load(request: LoadRequest) -> int:
     integrity = Integrity()
     graph_mode = False  # whether the current worker switched TensorFlow to graph mode
     # Graph-mode loads (TF1 sessions) go last and share one worker of their own, so the
-    # eager worker is started once: a worker start costs a TensorFlow import.
-    for task in sorted(tasks, key=lambda t: t.graph_mode):
+    # eager worker is started once: a worker start costs a TensorFlow import. Loaders that may
+    # abort their worker go after the others, so a crash restarts it for as few loads as can be.
+    for task in sorted(tasks, key=run_order):
         if task.cell(target) in done:
             continue
         changed = integrity.problem(task)
@@ -160,6 +161,11 @@ def run_load(request: LoadRequest) -> int:
     writer.write({"kind": LOAD_DONE, "target": target})
     writer.close()
     return 0
+
+
+def run_order(task: LoadTask) -> Tuple[bool, bool]:
+    """Where a task goes in a target's load: graph-mode loads last, and before them the loads that may abort."""
+    return task.graph_mode, LOADERS[task.loader].may_abort
 
 
 def needs_graph_worker(task: LoadTask, worker: Optional[Worker]) -> bool:

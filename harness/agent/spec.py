@@ -213,6 +213,9 @@ class LoaderSpec:
     # The Keras generations it runs on; elsewhere it says it is unsupported before it touches anything, so a
     # graph-mode loader there needs no graph-mode worker.
     keras_majors: Tuple[int, ...] = (2, 3)
+    # May end its worker process (TFLite's converter aborts on some models): run after the loaders that cannot, so
+    # a crash costs no second TensorFlow import for the loads that follow.
+    may_abort: bool = False
     resaves: bool = False  # gives back a Keras model that can be saved again: a migration can start from it
     change: Change = "as_is"  # what it asks of someone whose format's usual loader is another
     needs_code: bool = False  # the model's code (its factory) rebuilds it before anything is read

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.agent import protocol
-from harness.agent.load import Integrity, needs_graph_worker
+from harness.agent.load import Integrity, needs_graph_worker, run_order
 from harness.agent.protocol import (
     EXACT,
     RECORD_SCHEMA,
@@ -276,3 +276,10 @@ def test_a_graph_mode_loader_gets_its_own_worker_only_where_its_keras_runs_it(ar
     assert needs_graph_worker(session, None)  # no worker has said which Keras it has yet
     assert needs_graph_worker(session, _Running(None))  # type: ignore[arg-type]
     assert not needs_graph_worker(plain, _Running(2))  # type: ignore[arg-type]
+
+
+def test_loads_that_may_abort_their_worker_run_after_the_others_and_graph_mode_last(artifacts: Path) -> None:
+    plain = next(t for t in plan_tasks(str(artifacts), OUTPUTS, [DENSE]) if t.format == "h5")
+    tasks = [dataclasses.replace(plain, loader=name, graph_mode=protocol.LOADERS[name].graph_mode)
+             for name in ("tf1_session", "tflite", "load_model", "saved_model")]
+    assert [t.loader for t in sorted(tasks, key=run_order)] == ["load_model", "saved_model", "tflite", "tf1_session"]
