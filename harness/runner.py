@@ -26,6 +26,7 @@ from harness.engine import DOCKER_RUN_FAILED, ContainerEngine, RunResult, RunSpe
 from harness.errors import EngineUnavailable
 from harness.images import ImageOutcome, ensure_image
 from harness.plan import ISOLATION_PROMISES, EnvPlan, RunPlan
+from harness.reuse import ReuseAsked, container_key, writable
 from harness.rundir import RunDir
 from harness.runstate import PHASES, RunState, now
 from harness.wheelcache import WheelCache
@@ -45,6 +46,7 @@ class RunOptions:
     owner: Mapping[str, str] = field(default_factory=dict)  # labels naming this process (host, pid)
     wheel_cache: WheelCache | None = None  # serving while the run builds images
     bases: BaseBuilds | None = None  # base images being built meanwhile: an image build waits for its own
+    reuse: ReuseAsked | None = None  # containers whose results an earlier run on this host already has
 
 
 def _container_outcome(result: RunResult) -> dict[str, Any]:
@@ -251,14 +253,32 @@ class Runner:
                 return
             untrusted.real_dir(self.run_dir.path, artifacts, fresh=True)
             untrusted.real_file(self.run_dir.path, self.run_dir.records("save", env_id))
-            result = self._run_container(self.plan.saves[env_id], f"save-{env_id}", record)
+            result = self._contained(plan, "save", self.plan.saves[env_id], record)
             record["container"] = _container_outcome(result)
             self._copy_packages(env_id, record)
         ok = result.exit_code == 0 and (artifacts / MANIFEST).is_file()
         if not ok:
             self.failures.append(f"{env_id}: save container failed (exit {result.exit_code})")
-        self.console.step(f"save {env_id}: {'done' if ok else 'FAILED'} in {result.seconds:.0f}s"
+        how = "reused from an earlier run on this host" if record.get("reused") else f"in {result.seconds:.0f}s"
+        self.console.step(f"save {env_id}: {'done' if ok else 'FAILED'} {how}"
                           + ("" if ok else f" (exit {result.exit_code}, see logs/save-{env_id}.log)"))
+
+    def _contained(self, plan: EnvPlan, phase: str, spec: RunSpec, record: dict[str, Any]) -> RunResult:
+        """Run a phase's container, or copy what the same container wrote in an earlier run on this host when the
+        run may reuse it (options.reuse); a container that ended well is kept for the next run."""
+        asked = self.options.reuse
+        image_id = self._images.get(plan.env.id, _UNKNOWN).image_id
+        key = None
+        if asked is not None and image_id and asked.covers(phase, plan.env.id):
+            read = sorted({c.source for c in self.plan.cells_of(plan.env.id)}) if phase == "load" else None
+            key = container_key(spec, image_id, None if read is None else [self.run_dir.artifacts(s) for s in read])
+        if asked is not None and key is not None and asked.store.restore(key, writable(spec)):
+            record["reused"] = key
+            return RunResult(exit_code=0, seconds=0.0)
+        result = self._run_container(spec, f"{phase}-{plan.env.id}", record)
+        if asked is not None and key is not None and result.exit_code == 0:
+            asked.store.keep(key, writable(spec), load=phase == "load")
+        return result
 
     def _copy_packages(self, env_id: str, record: dict[str, Any]) -> None:
         """envs/<env>/packages.txt from the pip freeze the save container wrote: a regular file, never a link."""
@@ -310,11 +330,12 @@ class Runner:
             if self.plan.limits.per_artifact:
                 result = self._load_each(plan, record)
             else:
-                result = self._run_container(self.plan.loads[env_id], f"load-{env_id}", record)
+                result = self._contained(plan, "load", self.plan.loads[env_id], record)
             record["container"] = _container_outcome(result)
         if result.exit_code != 0:
             self.failures.append(f"{env_id}: load container failed (exit {result.exit_code})")
-        self.console.step(f"load {env_id}: {'done' if result.exit_code == 0 else 'FAILED'} in {result.seconds:.0f}s")
+        how = "reused from an earlier run on this host" if record.get("reused") else f"in {result.seconds:.0f}s"
+        self.console.step(f"load {env_id}: {'done' if result.exit_code == 0 else 'FAILED'} {how}")
 
     def _load_each(self, plan: EnvPlan, record: dict[str, Any]) -> RunResult:
         """--isolation artifact: a container per artifact not yet loaded; the host keeps only its own cells' records.

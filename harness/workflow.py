@@ -28,6 +28,7 @@ from harness.matrix.problems import shown
 from harness.plan import EnvPlan, Limits, check_specs, plan_environments, plan_run, selected_environments
 from harness.report.schema import load_report
 from harness.report.writers import write_reports
+from harness.reuse import ReuseAsked
 from harness.rundir import RunDir, default_out
 from harness.runner import Runner, RunOptions
 from harness.runstate import ENV_PHASES, PHASES, now, refuse_changed_matrix
@@ -53,6 +54,7 @@ class RunRequest:
     owner: Mapping[str, str] = field(default_factory=dict)  # labels naming this process on its containers
     record: Mapping[str, Any] = field(default_factory=dict)  # recorded in run.json (a check's question), read by
     # the report
+    reuse: ReuseAsked | None = None  # containers an earlier run on this host may stand in for (check's home)
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,7 @@ def prepare_run_dir(matrix: Matrix, envs: list[EnvPlan], request: RunRequest, en
     plan = plan_run(matrix, envs, run_dir, uuid.uuid4().hex[:10], request.limits)
     cache = WheelCache(cache_root(environ, cache_dir(environ) / "wheels"), effective_pip_settings(matrix.pip, environ))
     options = RunOptions(jobs=request.jobs, resume=request.resume, phases=phases, owner=request.owner,
-                         wheel_cache=cache, bases=bases)
+                         wheel_cache=cache, bases=bases, reuse=request.reuse)
     console.step(f"run {plan.run_id}: {len(envs)} environment(s), {request.jobs} job(s), phases "
                  f"{', '.join(phases)}, into {run_dir.path}")
     runner = Runner(engine, plan, run_dir=run_dir, console=console, options=options)
@@ -207,9 +209,11 @@ def run_matrix(matrix: Matrix, request: RunRequest, engine: RunEngine, console: 
     check_request(request)
     bases = BaseBuilds(engine, bootstrap or Debootstrap(), console.step)
     try:
+        start = time.monotonic()
         matrix, envs = resolve_images(matrix, request, engine, console=console, environ=environ, bootstrap=bootstrap,
                                       bases=bases)
         runner = prepare_run_dir(matrix, envs, request, engine, console=console, environ=environ, bases=bases)
+        runner.state.timings["prepare"] = round(time.monotonic() - start, 2)  # base images resolved, run dir made
         return _execute(runner, engine, console)
     finally:
         bases.close()

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.advisor.question import CheckQuestion, RunSettings
+from harness.base_images import cache_dir
 from harness.console import Console
 from harness.errors import EXIT_FAILURES, EXIT_OK, MatrixError, UsageError
 from harness.matrix import Matrix
 from harness.plan import Limits
+from harness.reuse import Reuse, ReuseAsked
 from harness.workflow import RunEngine, RunRequest, run_matrix
 
 if TYPE_CHECKING:
@@ -122,8 +124,12 @@ def run_check(question: CheckQuestion, settings: RunSettings, engine: RunEngine)
     if question.migrate is not None:
         check_folder(question.migrate)
     out = Path(settings.out or default_out(matrix.name))
+    # The environment the file comes from answers the same for the same file, image and code every time: its
+    # containers (the file's reference predictions, its migrated copies) run once per host; so do the saves.
+    reuse = ReuseAsked(Reuse(cache_dir(os.environ) / "containers"), saves=True,
+                       loads=frozenset({matrix.environments[0].id}))
     request = RunRequest(out=out, jobs=settings.jobs, limits=Limits(cell_timeout=settings.cell_timeout),
-                         record={"check": question_record(matrix, question, targets)})
+                         record={"check": question_record(matrix, question, targets)}, reuse=reuse)
     outcome = run_matrix(matrix, request, engine, Console(quiet=settings.quiet), os.environ)
     if outcome.exit_code not in (EXIT_OK, EXIT_FAILURES) or outcome.report is None:
         return outcome.exit_code
