@@ -21,6 +21,7 @@ class Context:
     """The TensorFlow and Keras of this process, and which generation that Keras is."""
 
     def __init__(self, tf: Any, versions: Versions) -> None:
+        self.versions = versions
         self.tf = tf
         self.keras = tf.keras
         self.major = int(versions.get("keras_major") or 2)

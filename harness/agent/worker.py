@@ -57,8 +57,9 @@ def _preflight(ctx: formats.Context, task: LoadTask) -> Preflight:
     if task.artifact not in _FINDINGS:
         _FINDINGS[task.artifact] = preflight.scan(task.artifact, task.format)
     findings = _FINDINGS[task.artifact]
-    target = {"keras_major": ctx.major, "python": ctx.python}
-    predicted = preflight.predict(findings, task.format, task.loader, dict(task.source_versions), target)
+    passed = bool(task.spec.code.custom_objects) and not ModelCode(task.spec, ctx.keras).withholds(task.loader)
+    predicted = preflight.predict(findings, task.format, task.loader, ctx.versions, custom_objects=passed,
+                                  evaluate=task.evaluate)
     return {"outcome": predicted["outcome"], "why": predicted["why"], "findings": findings}
 
 
