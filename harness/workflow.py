@@ -143,6 +143,15 @@ def prepare_run_dir(matrix: Matrix, envs: list[EnvPlan], request: RunRequest, en
     return runner
 
 
+def record_bases(runner: Runner) -> None:
+    """run.json says which base images this run built, and how long each took (they build meanwhile)."""
+    bases = runner.options.bases
+    built = bases.built() if bases is not None else []
+    if built:
+        runner.state.write_run(base_images=[{"tag": b.tag, "python": b.python, "seconds": round(b.seconds, 1)}
+                                            for b in built])
+
+
 def build(runner: Runner) -> None:
     """Build (or reuse) the image of every selected environment: a failed build is a result, its cells skipped.
 
@@ -156,6 +165,7 @@ def build(runner: Runner) -> None:
         runner.state.timings["save"] = runner.span("save", 0.0)
     else:
         runner.each("build", runner.plan.envs, runner.build)
+    record_bases(runner)
 
 
 def stage(runner: Runner) -> None:

@@ -204,6 +204,7 @@ def test_a_run_on_a_host_without_a_registry_builds_the_base_and_then_its_images(
     assert bootstrap.suites == ["bookworm"]
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert {e["spec"]["base_image"] for e in run["environments"]} == {"harness-base:3.11"}
+    assert [b["tag"] for b in run["base_images"]] == ["harness-base:3.11"]  # built meanwhile, and how long it took
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert {c["status"] for c in report["cells"]} == {"pass"}
 
