@@ -13,7 +13,7 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -217,12 +217,17 @@ def _tag_lock(tag: str) -> threading.Lock:
 
 
 def ensure_image(engine: ContainerEngine, plan: ImagePlan, log_path: Path,
-                 cache: WheelCache | None = None) -> ImageOutcome:
+                 cache: WheelCache | None = None, before_build: Callable[[], None] | None = None) -> ImageOutcome:
     """Reuse the image when its tag exists; build it otherwise (its TensorFlow image first, when it has one and
-    that is missing too), its packages from `cache` when it serves."""
+    that is missing too), its packages from `cache` when it serves.
+
+    `before_build` runs first when there is something to build (it waits for a base image built meanwhile).
+    """
     existing = engine.image_id(plan.tag)
     if existing:
         return ImageOutcome(tag=plan.tag, image_id=existing, built=False, seconds=0.0)
+    if before_build is not None:
+        before_build()
     first: ImageOutcome | None = None
     if plan.parent is not None:
         with _tag_lock(plan.parent.tag):
@@ -245,6 +250,7 @@ def _after(first: ImageOutcome, then: ImageOutcome) -> ImageOutcome:
 
 
 def _build_image(engine: ContainerEngine, plan: ImagePlan, log_path: Path, cache: WheelCache | None) -> ImageOutcome:
+    """Build one image (its parent already built), its packages from `cache` when it serves."""
     if plan.cached and cache is not None:
         with cache.session(plan.env_id) as session:
             result = _build(engine, plan, log_path, session.build_args, session.network)

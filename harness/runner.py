@@ -13,19 +13,21 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness import isolation, untrusted
 from harness.agent.protocol import LOAD_DONE, MANIFEST, PACKAGES, CellKey, LoadRecord, RecordWriter
+from harness.base_images import BaseBuilds
 from harness.cellcache import CellCache
 from harness.console import Console
 from harness.engine import DOCKER_RUN_FAILED, ContainerEngine, RunResult, RunSpec
 from harness.errors import EngineUnavailable
 from harness.images import ImageOutcome, ensure_image
 from harness.plan import ISOLATION_PROMISES, EnvPlan, RunPlan
+from harness.reuse import ReuseAsked, container_key, writable
 from harness.rundir import RunDir
 from harness.runstate import PHASES, RunState, now, read_phase
 from harness.wheelcache import WheelCache
@@ -45,6 +47,8 @@ class RunOptions:
     owner: Mapping[str, str] = field(default_factory=dict)  # labels naming this process (host, pid)
     wheel_cache: WheelCache | None = None  # serving while the run builds images
     cell_cache: CellCache | None = None  # saves and load cells computed before, reused when their inputs are unchanged
+    bases: BaseBuilds | None = None  # base images being built meanwhile: an image build waits for its own
+    reuse: ReuseAsked | None = None  # containers whose results an earlier run on this host already has
 
 
 def _container_outcome(result: RunResult) -> dict[str, Any]:
@@ -77,6 +81,9 @@ class Runner:
         self._tag_locks = {tag: threading.Lock() for tag in {p.image.tag for p in plan.envs}}
         self.failures: list[str] = []  # what went wrong in this process's phases, one line each
         self.report: dict[str, Any] | None = None  # report.json's content, once the report step built it
+        self.saved: set[str] = set()  # environments this process saved while the build phase went on
+        self._spans: dict[str, tuple[float, float]] = {}  # phase -> (first start, last end) in this process
+        self._spans_lock = threading.Lock()
 
     def asks(self, phase: str) -> bool:
         """Whether this invocation runs a phase."""
@@ -107,22 +114,69 @@ class Runner:
 
     def each(self, name: str, plans: Sequence[EnvPlan], work: Callable[[EnvPlan], None]) -> None:
         """One phase: `work` for every environment, --jobs at a time, with progress and the phase's wall time; the
-        wheel cache serves while it runs (any phase may build an image its job has not built yet)."""
+        wheel cache serves while it runs (any phase may build an image its job has not built yet).
+
+        An environment whose base image is still being built is started once that base is ready, so it holds
+        no job while it waits.
+        """
         start = time.monotonic()
         cache = self.options.wheel_cache
         with self.console.phase(name, len(plans)) as progress, cache.serving() if cache else contextlib.nullcontext():
             if self.options.jobs <= 1 or len(plans) <= 1:
-                for plan in plans:
+                for plan in sorted(plans, key=self._waits):
                     work(plan)
                     progress.advance()
             else:
                 with ThreadPoolExecutor(max_workers=self.options.jobs, thread_name_prefix=name) as pool:
-                    futures = [pool.submit(work, p) for p in plans]
+                    futures = [self._when_ready(pool, work, p) for p in sorted(plans, key=self._waits)]
                     for future in futures:
                         future.add_done_callback(lambda _: progress.advance())
                     for future in futures:
                         future.result()
-        self.state.timings[name] = round(time.monotonic() - start, 2)
+        self.state.timings[name] = self.span(name, time.monotonic() - start)
+
+    def missing_images(self) -> bool:
+        """Whether an environment's image is still to be built (this process has not built or found it)."""
+        return any(p.env.id not in self._images and not self.engine.image_id(p.image.tag) for p in self.plan.envs)
+
+    def _waits(self, plan: EnvPlan) -> bool:
+        """Whether an environment's base image is still being built (those go last)."""
+        return self.options.bases is not None and self.options.bases.pending(plan.env.base_image)
+
+    def _when_ready(self, pool: ThreadPoolExecutor, work: Callable[[EnvPlan], None], plan: EnvPlan) -> Future[None]:
+        """`work` for one environment in the pool: now, or once its base image (being built meanwhile) is ready."""
+        base = self.options.bases.future(plan.env.base_image) if self.options.bases else None
+        if base is None or base.done():
+            return pool.submit(work, plan)
+        finished: Future[None] = Future()
+
+        def relay(inner: Future[None]) -> None:
+            error = inner.exception()
+            if error is None:
+                finished.set_result(None)
+            else:
+                finished.set_exception(error)
+
+        base.add_done_callback(lambda _: pool.submit(work, plan).add_done_callback(relay))
+        return finished
+
+    @contextlib.contextmanager
+    def _timed(self, phase: str) -> Iterator[None]:
+        """Count this stretch of work in a phase's span: from its first start to its last end in this process."""
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            end = time.monotonic()
+            with self._spans_lock:
+                first, last = self._spans.get(phase, (start, end))
+                self._spans[phase] = (min(first, start), max(last, end))
+
+    def span(self, phase: str, default: float) -> float:
+        """Seconds from the first start of a phase's work to its last end (phases overlap when saves follow
+        builds); `default` when this process did none of it."""
+        found = self._spans.get(phase)
+        return round(found[1] - found[0] if found else default, 2)
 
     def _image(self, plan: EnvPlan, phase: str, record: dict[str, Any]) -> bool:
         """The environment's image, built here unless this process already has it; False if it did not build.
@@ -134,9 +188,11 @@ class Runner:
         if outcome is None:
             self.console.step(f"{phase} {env_id}: image for {plan.env.label()}")
             log_name = "build.log" if phase == "build" else f"build-{phase}.log"
+            bases = self.options.bases
             with self._tag_locks.setdefault(plan.image.tag, threading.Lock()):
                 outcome = ensure_image(self.engine, plan.image, self.run_dir.env_dir(env_id) / log_name,
-                                       self.options.wheel_cache)
+                                       self.options.wheel_cache,
+                                       None if bases is None else lambda: bases.wait(plan.env.base_image))
             self._images[env_id] = outcome
             record["build"] = {"built": outcome.built, "seconds": round(outcome.seconds, 1)}
             if outcome.wheels is not None:
@@ -153,8 +209,16 @@ class Runner:
     def build(self, plan: EnvPlan) -> None:
         """Build (or reuse) one environment's image."""
         # A build that failed in an earlier attempt is tried again: the index or the network may have been at fault.
-        with self.state.phase(plan.env.id, "build") as record:
+        with self._timed("build"), self.state.phase(plan.env.id, "build") as record:
             self._image(plan, "build", record)
+
+    def build_then_save(self, plan: EnvPlan) -> None:
+        """Build (or reuse) one environment's image, then save its models at once: on a host without the images,
+        a save need not wait for every other image to be built."""
+        self.build(plan)
+        if self._images.get(plan.env.id, _UNKNOWN).error is None:
+            self.save(plan)
+            self.saved.add(plan.env.id)
 
     def _run_container(self, spec: RunSpec, log_name: str, record: dict[str, Any]) -> RunResult:
         """Run a container; an engine failure (not the container's own) is retried at most twice."""
@@ -186,7 +250,7 @@ class Runner:
             self.console.step(f"save {env_id}: already done")
             self.state.settle(env_id, "save")
             return
-        with self.state.phase(env_id, "save", resume=self.options.resume) as record:
+        with self._timed("save"), self.state.phase(env_id, "save", resume=self.options.resume) as record:
             if not self._image(plan, "save", record):
                 return
             key = self._save_key(plan, record)
@@ -194,7 +258,7 @@ class Runner:
                 return
             untrusted.real_dir(self.run_dir.path, artifacts, fresh=True)
             untrusted.real_file(self.run_dir.path, self.run_dir.records("save", env_id))
-            result = self._run_container(self.plan.saves[env_id], f"save-{env_id}", record)
+            result = self._contained(plan, "save", self.plan.saves[env_id], record)
             record["container"] = _container_outcome(result)
             self._copy_packages(env_id, record)
         ok = result.exit_code == 0 and (artifacts / MANIFEST).is_file()
@@ -202,7 +266,8 @@ class Runner:
             self.options.cell_cache.store_save(self.run_dir, env_id, key)
         if not ok:
             self.failures.append(f"{env_id}: save container failed (exit {result.exit_code})")
-        self.console.step(f"save {env_id}: {'done' if ok else 'FAILED'} in {result.seconds:.0f}s"
+        how = "reused from an earlier run on this host" if record.get("reused") else f"in {result.seconds:.0f}s"
+        self.console.step(f"save {env_id}: {'done' if ok else 'FAILED'} {how}"
                           + ("" if ok else f" (exit {result.exit_code}, see logs/save-{env_id}.log)"))
 
     def _save_key(self, plan: EnvPlan, record: dict[str, Any]) -> str | None:
@@ -225,6 +290,22 @@ class Runner:
         self._copy_packages(env_id, record)
         self.console.step(f"save {env_id}: reused from the cell cache")
         return True
+    def _contained(self, plan: EnvPlan, phase: str, spec: RunSpec, record: dict[str, Any]) -> RunResult:
+        """Run a phase's container, or copy what the same container wrote in an earlier run on this host when the
+        run may reuse it (options.reuse); a container that ended well is kept for the next run."""
+        asked = self.options.reuse
+        image_id = self._images.get(plan.env.id, _UNKNOWN).image_id
+        key = None
+        if asked is not None and image_id and asked.covers(phase, plan.env.id):
+            read = sorted({c.source for c in self.plan.cells_of(plan.env.id)}) if phase == "load" else None
+            key = container_key(spec, image_id, None if read is None else [self.run_dir.artifacts(s) for s in read])
+        if asked is not None and key is not None and asked.store.restore(key, writable(spec)):
+            record["reused"] = key
+            return RunResult(exit_code=0, seconds=0.0)
+        result = self._run_container(spec, f"{phase}-{plan.env.id}", record)
+        if asked is not None and key is not None and result.exit_code == 0:
+            asked.store.keep(key, writable(spec), load=phase == "load")
+        return result
 
     def _copy_packages(self, env_id: str, record: dict[str, Any]) -> None:
         """envs/<env>/packages.txt from the pip freeze the save container wrote: a regular file, never a link."""
@@ -266,7 +347,7 @@ class Runner:
             self.console.step(f"load {env_id}: already done")
             self.state.settle(env_id, "load")
             return
-        with self.state.phase(env_id, "load", resume=self.options.resume) as record:
+        with self._timed("load"), self.state.phase(env_id, "load", resume=self.options.resume) as record:
             if not self._image(plan, "load", record):
                 return
             # A new load replaces this target's records and outputs only; what an earlier load container left
@@ -284,13 +365,14 @@ class Runner:
             if self.plan.limits.per_artifact:
                 result = self._load_each(plan, record)
             else:
-                result = self._run_container(self.plan.loads[env_id], f"load-{env_id}", record)
+                result = self._contained(plan, "load", self.plan.loads[env_id], record)
             record["container"] = _container_outcome(result)
             if keys and self.options.cell_cache is not None:
                 self.options.cell_cache.store_cells(self.run_dir, env_id, keys)
         if result.exit_code != 0:
             self.failures.append(f"{env_id}: load container failed (exit {result.exit_code})")
-        self.console.step(f"load {env_id}: {'done' if result.exit_code == 0 else 'FAILED'} in {result.seconds:.0f}s")
+        how = "reused from an earlier run on this host" if record.get("reused") else f"in {result.seconds:.0f}s"
+        self.console.step(f"load {env_id}: {'done' if result.exit_code == 0 else 'FAILED'} {how}")
 
     def _reuse_cells(self, target: str, record: dict[str, Any]) -> dict[CellKey, str] | None:
         """The cell cache's keys of the cells a target's container would compute (None without a cache), after

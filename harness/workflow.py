@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from harness import models, untrusted
-from harness.base_images import BaseEngine, Bootstrap, Debootstrap, cache_dir, resolve_base_images
+from harness.base_images import BaseBuilds, BaseEngine, Bootstrap, Debootstrap, cache_dir, resolve_base_images
 from harness.cellcache import CellCache
 from harness.console import Console
 from harness.engine import LABEL_RUN, ContainerEngine, mount_problem
-from harness.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from harness.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, BaseImageUnavailable, UsageError
 from harness.images import effective_pip_settings
 from harness.leftovers import Housekeeping, remove_stale_containers
 from harness.matrix import Matrix
@@ -29,6 +29,7 @@ from harness.matrix.problems import shown
 from harness.plan import EnvPlan, Limits, check_specs, plan_environments, plan_run, selected_environments
 from harness.report.schema import load_report
 from harness.report.writers import write_reports
+from harness.reuse import ReuseAsked
 from harness.rundir import RunDir, default_out
 from harness.runner import Runner, RunOptions
 from harness.runstate import ENV_PHASES, PHASES, now, refuse_changed_matrix
@@ -56,6 +57,7 @@ class RunRequest:
     # the report
     cell_cache: Path | None = None  # the cell cache's folder (harness/cellcache.py); None: every cell is computed
     reuse_cells: bool = True  # False (--no-cache): every save and load computed again (and kept for the next run)
+    reuse: ReuseAsked | None = None  # containers an earlier run on this host may stand in for (check's home)
 
 
 @dataclass(frozen=True)
@@ -99,12 +101,13 @@ def phases_of(request: RunRequest) -> tuple[str, ...]:
 
 
 def resolve_images(matrix: Matrix, request: RunRequest, engine: RunEngine, *, console: Console,
-                   environ: Mapping[str, str], bootstrap: Bootstrap | None = None) -> tuple[Matrix, list[EnvPlan]]:
+                   environ: Mapping[str, str], bootstrap: Bootstrap | None = None,
+                   bases: BaseBuilds | None = None) -> tuple[Matrix, list[EnvPlan]]:
     """The matrix with its base images resolved, and the image of every selected environment.
 
     When a phase needs the engine it is pinged (once per run) and the base images resolved: pulled,
-    else the local equivalent, built with `bootstrap` once per host when missing. The report phase
-    alone needs no engine.
+    else the local equivalent, built with `bootstrap` once per host when missing (given `bases`, in the
+    background, while the run goes on). The report phase alone needs no engine.
     """
     selected = [e.id for e in selected_environments(matrix, request.only)]  # an unknown --only: exit 2 first
     plans = plan_environments(matrix, environ, request.only)
@@ -113,14 +116,14 @@ def resolve_images(matrix: Matrix, request: RunRequest, engine: RunEngine, *, co
     check_specs(matrix, plans, RunDir(request.out or default_out(matrix.name)), request.limits)
     if any(p in ENV_PHASES for p in phases_of(request)):
         engine.ping()
-        resolved = resolve_base_images(matrix, engine, bootstrap or Debootstrap(), console.step, selected)
+        resolved = resolve_base_images(matrix, engine, bootstrap or Debootstrap(), console.step, selected, builds=bases)
         if resolved != matrix:  # a local stand-in for a base image: other tags
             return resolved, plan_environments(resolved, environ, request.only)
     return matrix, plans
 
 
 def prepare_run_dir(matrix: Matrix, envs: list[EnvPlan], request: RunRequest, engine: RunEngine, *,
-                    console: Console, environ: Mapping[str, str]) -> Runner:
+                    console: Console, environ: Mapping[str, str], bases: BaseBuilds | None = None) -> Runner:
     """The run directory (fresh, resumed, or shared with other jobs' phases), the run's plan, and run.json saying
     the run began, with its plan and its gate (--baseline, --fail-on): a runner ready for the phases."""
     phases = phases_of(request)
@@ -136,7 +139,7 @@ def prepare_run_dir(matrix: Matrix, envs: list[EnvPlan], request: RunRequest, en
     cache = WheelCache(cache_root(environ, cache_dir(environ) / "wheels"), effective_pip_settings(matrix.pip, environ))
     cells = None if request.cell_cache is None else CellCache(request.cell_cache, reuse=request.reuse_cells)
     options = RunOptions(jobs=request.jobs, resume=request.resume, phases=phases, owner=request.owner,
-                         wheel_cache=cache, cell_cache=cells)
+                         wheel_cache=cache, cell_cache=cells, bases=bases, reuse=request.reuse)
     console.step(f"run {plan.run_id}: {len(envs)} environment(s), {request.jobs} job(s), phases "
                  f"{', '.join(phases)}, into {run_dir.path}")
     runner = Runner(engine, plan, run_dir=run_dir, console=console, options=options)
@@ -144,10 +147,29 @@ def prepare_run_dir(matrix: Matrix, envs: list[EnvPlan], request: RunRequest, en
     return runner
 
 
+def record_bases(runner: Runner) -> None:
+    """run.json says which base images this run built, and how long each took (they build meanwhile)."""
+    bases = runner.options.bases
+    built = bases.built() if bases is not None else []
+    if built:
+        runner.state.write_run(base_images=[{"tag": b.tag, "python": b.python, "seconds": round(b.seconds, 1)}
+                                            for b in built])
+
+
 def build(runner: Runner) -> None:
-    """Build (or reuse) the image of every selected environment: a failed build is a result, its cells skipped."""
-    if runner.asks("build"):
+    """Build (or reuse) the image of every selected environment: a failed build is a result, its cells skipped.
+
+    When the run saves too and an image is missing, each environment saves as soon as its own image is built
+    (a TensorFlow save beside another image's pip install), instead of after the last build.
+    """
+    if not runner.asks("build"):
+        return
+    if runner.asks("save") and not runner.options.resume and runner.missing_images():
+        runner.each("build", runner.plan.envs, runner.build_then_save)
+        runner.state.timings["save"] = runner.span("save", 0.0)
+    else:
         runner.each("build", runner.plan.envs, runner.build)
+    record_bases(runner)
 
 
 def stage(runner: Runner) -> None:
@@ -158,9 +180,11 @@ def stage(runner: Runner) -> None:
 
 
 def save(runner: Runner) -> None:
-    """Save every model in every environment whose image is usable (a save container each)."""
-    if runner.asks("save"):
-        runner.each("save", runner.usable(), runner.save)
+    """Save every model in every environment whose image is usable (a save container each), but those saved
+    while the images were built."""
+    todo = [p for p in runner.usable() if p.env.id not in runner.saved]
+    if runner.asks("save") and (todo or not runner.saved):
+        runner.each("save", todo, runner.save)
 
 
 def load(runner: Runner) -> None:
@@ -197,14 +221,26 @@ def run_matrix(matrix: Matrix, request: RunRequest, engine: RunEngine, console: 
                environ: Mapping[str, str], *, bootstrap: Bootstrap | None = None) -> RunOutcome:
     """Every step of a run (or of the phases asked for); the exit code the report decides."""
     check_request(request)
-    matrix, envs = resolve_images(matrix, request, engine, console=console, environ=environ, bootstrap=bootstrap)
-    runner = prepare_run_dir(matrix, envs, request, engine, console=console, environ=environ)
+    bases = BaseBuilds(engine, bootstrap or Debootstrap(), console.step)
+    try:
+        start = time.monotonic()
+        matrix, envs = resolve_images(matrix, request, engine, console=console, environ=environ, bootstrap=bootstrap,
+                                      bases=bases)
+        runner = prepare_run_dir(matrix, envs, request, engine, console=console, environ=environ, bases=bases)
+        runner.state.timings["prepare"] = round(time.monotonic() - start, 2)  # base images resolved, run dir made
+        return _execute(runner, engine, console)
+    finally:
+        bases.close()
+
+
+def _execute(runner: Runner, engine: RunEngine, console: Console) -> RunOutcome:
+    """The steps of a prepared run; an interrupt removes its containers and says how to resume."""
     try:
         report = execute(runner)
-    except (KeyboardInterrupt, OSError) as exc:
+    except (KeyboardInterrupt, OSError, BaseImageUnavailable) as exc:  # a base image built meanwhile failed
         removed = engine.remove_containers({LABEL_RUN: runner.plan.run_id})
         runner.mark_interrupted()
-        if isinstance(exc, OSError):
+        if not isinstance(exc, KeyboardInterrupt):
             raise
         print(f"harness: interrupted; removed {removed} container(s); continue with "
               f"--resume --out {runner.run_dir.path}", file=sys.stderr)

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.advisor.question import CheckQuestion, RunSettings
+from harness.base_images import cache_dir
 from harness.console import Console
 from harness.errors import EXIT_FAILURES, EXIT_OK, MatrixError, UsageError
 from harness.matrix import Matrix
 from harness.plan import Limits
+from harness.reuse import Reuse, ReuseAsked
 from harness.workflow import RunEngine, RunRequest, run_matrix
 
 if TYPE_CHECKING:
@@ -121,9 +123,16 @@ def run_check(question: CheckQuestion, settings: RunSettings, engine: RunEngine)
     matrix, data, targets = check_matrix(question, settings.base_image)
     if question.migrate is not None:
         check_folder(question.migrate)
+    forecast = first_answer(data, question, targets)
+    if forecast and not settings.quiet:
+        print("\n".join(forecast), flush=True)
     out = Path(settings.out or default_out(matrix.name))
+    # The environment the file comes from answers the same for the same file, image and code every time: its
+    # containers (the file's reference predictions, its migrated copies) run once per host; so do the saves.
+    reuse = ReuseAsked(Reuse(cache_dir(os.environ) / "containers"), saves=True,
+                       loads=frozenset({matrix.environments[0].id}))
     request = RunRequest(out=out, jobs=settings.jobs, limits=Limits(cell_timeout=settings.cell_timeout),
-                         record={"check": question_record(matrix, question, targets)})
+                         record={"check": question_record(matrix, question, targets)}, reuse=reuse)
     outcome = run_matrix(matrix, request, engine, Console(quiet=settings.quiet), os.environ)
     if outcome.exit_code not in (EXIT_OK, EXIT_FAILURES) or outcome.report is None:
         return outcome.exit_code
@@ -138,6 +147,35 @@ def run_check(question: CheckQuestion, settings: RunSettings, engine: RunEngine)
         text += "\n" + "\n".join(handed_lines(handed, question.migrate)) + "\n"
     print(text, end="")
     return int(report["verdict"]["exit_code"])
+
+
+def first_answer(data: dict[str, Any], question: CheckQuestion, targets: list[Target]) -> list[str]:
+    """What the file says before any container starts: its route in each target as the table of what each release
+    accepts predicts it (harness/inspection.py); UsageError at once for a file that is no model. [] for a factory."""
+    from harness.inspection import OUTCOME_WORDS, forecast, inspect_file, release_of, usual_loader
+
+    entry = data["models"][0]
+    if "artifact" not in entry:
+        return []
+    found = inspect_file(Path(entry["artifact"]))
+    if found.format is None:
+        raise UsageError(f"--model {entry['artifact']}: {found.findings.get('not_a_model')}")
+    if found.findings.get("unread"):
+        return [f"first answer: none from the file alone (its config could not be read: {found.findings['unread']})"]
+    releases = [release_of(t.spec, "--to", question.model.python) for t in targets]
+    routes = forecast(found, releases, entry.get("loaders"), custom_objects=question.model.custom_objects is not None,
+                      evaluate=False)
+    usual = usual_loader(found.format)
+    lines = [f"first answer, from the file alone ({found.words()}; {found.seconds:.2f} s, no container yet):"]
+    for target in targets:
+        mine = [r for r in routes if r.target == target.spec]
+        yours = next((r for r in mine if r.loader == usual), None)
+        failing = [r for r in mine if r.outcome == "error"]
+        said = "no usual loader" if yours is None else (f"{usual} FAILS: {yours.why}" if yours.outcome == "error"
+                                                         else f"{usual} {OUTCOME_WORDS[yours.outcome]}")
+        lines.append(f"  {target.spec}: {said}; {len(failing)} of {len(mine)} route(s) predicted to fail")
+    lines.append("confirming in containers...")
+    return lines
 
 
 def handed_lines(handed: list[Handed], folder: Path) -> list[str]:

@@ -58,14 +58,15 @@ LOADERS: Dict[str, LoaderSpec] = {
     "rebuild_from_seed": LoaderSpec(("seed",), "rebuilt from the seed", change="code", needs_code=True,
                                     probes_only="it rebuilds a probe from its seed"),
     "tf1_session": LoaderSpec(("h5",), "load_model in a TF1 session", named_only=True, graph_mode=True,
-                              change="code", compiles=True, probes_only="it exercises one probe's TF1 hazard"),
+                              keras_majors=(2,), change="code", compiles=True,
+                              probes_only="it exercises one probe's TF1 hazard"),
     # Serving and conversion routes: slower, and tried only on the models that name them.
     "serving": LoaderSpec(("savedmodel", "export"), "serving signature by input names and output keys",
                           opt_in=True, named_only=True, change="serving", keras_object=False),
     "saved_model_call": LoaderSpec(("savedmodel", "export"), "tf.saved_model.load, called with float64",
                                    opt_in=True, named_only=True, change="serving", keras_object=False),
     "tflite": LoaderSpec(("h5", "keras", "savedmodel", "export"), "TFLite converter + tf.lite.Interpreter",
-                         opt_in=True, named_only=True, change="serving", keras_object=False),
+                         opt_in=True, named_only=True, change="serving", keras_object=False, may_abort=True),
     "load_model_xla": LoaderSpec(("h5", "keras"), "load_model, predict under XLA (jit_compile=True)",
                                  opt_in=True, named_only=True, change="option", compiles=True),
     # A .tflite file as mobile and edge code runs it: every TensorFlow has the interpreter.
@@ -97,7 +98,7 @@ def _probe(name: str, description: str, factory: str, data: str = "features4", *
                 train_labels=ref(train_labels), files=ref(files), postprocess=ref(postprocess), state=ref(state))
     return ModelSpec(name=name, kind="probe", description=description, code=code, train_epochs=2,
                      register_custom_objects=custom, withhold_custom_objects=_PLAIN_LOADERS,
-                     **fields)
+                     random_in_weights_only=True, **fields)
 
 
 PROBES: Dict[str, ModelSpec] = {spec.name: spec for spec in (

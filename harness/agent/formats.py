@@ -21,6 +21,7 @@ class Context:
     """The TensorFlow and Keras of this process, and which generation that Keras is."""
 
     def __init__(self, tf: Any, versions: Versions) -> None:
+        self.versions = versions
         self.tf = tf
         self.keras = tf.keras
         self.major = int(versions.get("keras_major") or 2)
@@ -201,7 +202,7 @@ def _load_model_nocompile(ctx: Context, saved: Saved, code: ModelCode) -> Loaded
 
 
 def _rebuild(ctx: Context, saved: Saved, code: ModelCode) -> Loaded:
-    model = code.fresh()
+    model = code.rebuilt()
     model.load_weights(saved.path)
     return keras_model(model, {"rebuilt_from_code": True})
 

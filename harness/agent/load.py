@@ -15,8 +15,9 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
+from harness.agent.catalog import LOADERS
 from harness.agent.protocol import (
     LOAD_DONE,
     LoadRecord,
@@ -129,8 +130,9 @@ def run_load(request: LoadRequest) -> int:
     integrity = Integrity()
     graph_mode = False  # whether the current worker switched TensorFlow to graph mode
     # Graph-mode loads (TF1 sessions) go last and share one worker of their own, so the
-    # eager worker is started once: a worker start costs a TensorFlow import.
-    for task in sorted(tasks, key=lambda t: t.graph_mode):
+    # eager worker is started once: a worker start costs a TensorFlow import. Loaders that may
+    # abort their worker go after the others, so a crash restarts it for as few loads as can be.
+    for task in sorted(tasks, key=run_order):
         if task.cell(target) in done:
             continue
         changed = integrity.problem(task)
@@ -138,11 +140,12 @@ def run_load(request: LoadRequest) -> int:
             writer.write(_record(task, target, {"status": "error", "stage": "integrity", "error": {
                 "type": "ArtifactChanged", "message": "artifact changed since it was saved: " + changed}}))
             continue
-        if worker is not None and task.graph_mode != graph_mode:
+        wants_graph = needs_graph_worker(task, worker)
+        if worker is not None and wants_graph != graph_mode:
             worker.stop()
             worker = None
         if worker is None:
-            worker, graph_mode = Worker(), task.graph_mode
+            worker, graph_mode = Worker(), wants_graph
             if not worker.start():
                 writer.write(_record(task, target, _startup_failure(worker)))
                 worker = None
@@ -158,6 +161,23 @@ def run_load(request: LoadRequest) -> int:
     writer.write({"kind": LOAD_DONE, "target": target})
     writer.close()
     return 0
+
+
+def run_order(task: LoadTask) -> Tuple[bool, bool]:
+    """Where a task goes in a target's load: graph-mode loads last, and before them the loads that may abort."""
+    return task.graph_mode, LOADERS[task.loader].may_abort
+
+
+def needs_graph_worker(task: LoadTask, worker: Optional[Worker]) -> bool:
+    """Whether a task needs the graph-mode worker: a graph-mode loader the running worker's Keras runs. Where it
+    does not (TF1 sessions in Keras 3), the loader says so before touching TensorFlow, in the worker that is up,
+    and no worker is started for it."""
+    if not task.graph_mode:
+        return False
+    versions = worker.versions if worker is not None else None
+    if versions is None or versions.get("keras_major") is None:
+        return True
+    return versions["keras_major"] in LOADERS[task.loader].keras_majors
 
 
 def _startup_failure(worker: Worker) -> LoadRecord:

@@ -22,6 +22,9 @@ N_TRAIN = 96  # samples a probe is trained on
 N_REFERENCE = 32  # reference samples: generated from a model's own input shapes when nothing else gives them
 _REGISTERED: Set[Tuple[int, str]] = set()  # (Keras module, name) registered in this process
 _STARTED_IN = os.getcwd()
+# (Keras module, model, seed) -> the weights its factory makes under the seed, in this process: what a rebuild
+# whose weights a file then overwrites starts from (ModelCode.rebuilt).
+_FIRST_WEIGHTS: Dict[Tuple[int, str, int], List[Any]] = {}
 
 
 def import_code(root: Optional[str], ref: str) -> Any:
@@ -100,6 +103,12 @@ def keras_model(model: Any, options: Optional[Dict[str, Any]] = None, evaluable:
                   "model(x, training=False)", model if evaluable else None, options, keras=model)
 
 
+def _fully_built(model: Any) -> bool:
+    """Whether a model and every layer in it have made their weights (none is left to a later build)."""
+    layers = [model, *getattr(model, "layers", ())]
+    return all(getattr(layer, "built", False) for layer in layers) and bool(model.weights)
+
+
 def inputs_from_model(model: Any, seed: int) -> Dict[str, Any]:
     """Seeded inputs of the model's own input shapes and dtypes, by input name."""
     names = list(getattr(model, "input_names", None) or [])
@@ -168,6 +177,26 @@ class ModelCode:
         model = self._code(factory)()
         if not hasattr(model, "predict"):
             raise TypeError(f"factory {factory} returned {type(model).__name__}, expected a Keras model")
+        return model
+
+    def rebuilt(self) -> Any:
+        """A model from the factory for load_weights: the same weights as fresh(), at less cost after the first.
+
+        fresh() seeds every random generator, and seeding TensorFlow clears its kernel cache: every op after
+        it is instantiated again, which costs more than the rebuild itself. A model whose factory draws random
+        numbers for its weights only (spec.random_in_weights_only) is seeded once per process; later rebuilds
+        copy that build's weights, so weights the file does not restore are still the seeded ones. Models
+        that take a training step after a load, and models not built by their factory, are seeded each time.
+        """
+        key = (id(self.keras), self.spec.name, self.spec.seed)
+        first = _FIRST_WEIGHTS.get(key)
+        if first is None or not self.spec.random_in_weights_only or self.spec.train_step:
+            model = self.fresh()
+            if self.spec.random_in_weights_only and _fully_built(model):
+                _FIRST_WEIGHTS[key] = [np.array(w, copy=True) for w in model.get_weights()]
+            return model
+        model = self._code(self.spec.code.factory or "")()
+        model.set_weights(first)
         return model
 
     def build(self) -> Built:

@@ -32,6 +32,8 @@ from typing import (
     Union,
 )
 
+from harness.agent.accepts import CONFIG_LOADERS, REFUSALS, Release, config_findings, metric_names
+from harness.agent.accepts import predict as accepts_predict
 from harness.agent.catalog import (
     DEFAULT_FORMATS,
     DEFAULT_LOADERS,
@@ -69,16 +71,17 @@ from harness.agent.spec import routes as _routes
 from harness.agent.spec import trust_order as _trust_order
 
 __all__ = [  # what the host may use: all it imports from here (tests/unit/test_boundaries.py checks)
-    "ARTIFACTS", "ARTIFACTS_MOUNT", "ARTIFACT_PREFIX", "CHANGES", "DEFAULT_FORMATS", "DEFAULT_LOADERS",
-    "DEFAULT_MODELS", "ENV_JSON", "EXACT", "FAULT_PROBES", "FORMATS", "INPUTS", "KINDS", "LABELS", "LOADERS",
-    "LOAD_DONE", "MANIFEST", "OPT_IN_LOADERS", "OUTPUTS", "OUTPUTS_MOUNT", "OUT_MOUNT", "PACKAGES", "PROBES", "RECORDS",
-    "RECORDS_MOUNT", "REFERENCE", "SEED", "USERDATA", "USERDATA_MOUNT", "USER_MOUNT", "CellKey", "Code", "ErrorInfo",
-    "FormatSpec", "LoadRecord", "LoadRequest", "LoadTask", "LoaderSpec", "MadeBy", "Manifest", "ManifestEntry",
-    "Migration", "ModelSpec", "Only", "Origin", "Preflight", "RandomInputs", "RecordWriter", "ReferenceEnv",
-    "ReferenceOutput", "SaveRecord", "SaveRequest", "SavedFormat", "Tolerance", "Tried", "Versions", "applies",
-    "artifact_source", "from_dict", "hash_tree", "manifest", "manifest_entry", "missing", "origin_dir", "output_rel",
-    "plan_tasks", "random_array", "read_records", "records_name", "resolve_probe", "routes", "sha256_file", "to_dict",
-    "trust_order", "umask", "user_code_dir", "write_json_atomic", "write_npz", "write_text_atomic",
+    "ARTIFACTS", "ARTIFACTS_MOUNT", "ARTIFACT_PREFIX", "CHANGES", "CONFIG_LOADERS", "DEFAULT_FORMATS",
+    "DEFAULT_LOADERS", "DEFAULT_MODELS", "ENV_JSON", "EXACT", "FAULT_PROBES", "FORMATS", "INPUTS", "KINDS", "LABELS",
+    "LOADERS", "LOAD_DONE", "MANIFEST", "OPT_IN_LOADERS", "OUTPUTS", "OUTPUTS_MOUNT", "OUT_MOUNT", "PACKAGES", "PROBES",
+    "RECORDS", "RECORDS_MOUNT", "REFERENCE", "REFUSALS", "SEED", "USERDATA", "USERDATA_MOUNT", "USER_MOUNT", "CellKey",
+    "Code", "ErrorInfo", "FormatSpec", "LoadRecord", "LoadRequest", "LoadTask", "LoaderSpec", "MadeBy", "Manifest",
+    "ManifestEntry", "Migration", "ModelSpec", "Only", "Origin", "Preflight", "RandomInputs", "RecordWriter",
+    "ReferenceEnv", "ReferenceOutput", "Release", "SaveRecord", "SaveRequest", "SavedFormat", "Tolerance", "Tried",
+    "Versions", "accepts_predict", "applies", "artifact_source", "config_findings", "from_dict", "hash_tree",
+    "manifest", "manifest_entry", "metric_names", "missing", "origin_dir", "output_rel", "plan_tasks", "random_array",
+    "read_records", "records_name", "resolve_probe", "routes", "sha256_file", "to_dict", "trust_order", "umask",
+    "user_code_dir", "write_json_atomic", "write_npz", "write_text_atomic",
 ]
 
 RECORD_SCHEMA = 1

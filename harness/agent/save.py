@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from harness.agent import formats, migrate
-from harness.agent.common import error_info, quiet_tensorflow
+from harness.agent.common import error_info, quiet_tensorflow, settle_heap
 from harness.agent.models import ModelCode, keras_model, work_in
 from harness.agent.protocol import (
     ENV_JSON,
@@ -48,6 +48,7 @@ def run_save(request: SaveRequest) -> int:
     out = request.out
     versions = collect(tf)
     ctx = formats.Context(tf, versions)
+    settle_heap()
     write_json_atomic(os.path.join(out, ENV_JSON), versions)
     with open(os.path.join(out, PACKAGES), "w", encoding="utf-8") as fh:
         fh.write("\n".join(pip_freeze()) + "\n")

@@ -146,6 +146,9 @@ class ModelSpec:
     needs: Tuple[str, ...] = ()
     build_note: str = ""
     train_step: bool = False  # predictions are taken after one more training step, at the source and after a load
+    # Its factory draws random numbers for its weights only (no random constants, vocabularies or shapes): a
+    # rebuild whose weights a file overwrites may copy an earlier seeded build's weights (models.py: rebuilt).
+    random_in_weights_only: bool = False
     cell_timeout: Optional[float] = None  # seconds one of its loads may take, when less than the run's (known hangs)
     migrates: Optional[Migration] = None  # a migrated model: made from another model's artifact, not a factory
     origin: Optional[Origin] = None  # host only: never sent to a container
@@ -207,6 +210,12 @@ class LoaderSpec:
     named_only: bool = False  # only for models whose spec names it
     needs_custom_objects: bool = False  # only for models that have custom objects
     graph_mode: bool = False  # switches TensorFlow to graph mode: runs last, in a worker of its own
+    # The Keras generations it runs on; elsewhere it says it is unsupported before it touches anything, so a
+    # graph-mode loader there needs no graph-mode worker.
+    keras_majors: Tuple[int, ...] = (2, 3)
+    # May end its worker process (TFLite's converter aborts on some models): run after the loaders that cannot, so
+    # a crash costs no second TensorFlow import for the loads that follow.
+    may_abort: bool = False
     resaves: bool = False  # gives back a Keras model that can be saved again: a migration can start from it
     change: Change = "as_is"  # what it asks of someone whose format's usual loader is another
     needs_code: bool = False  # the model's code (its factory) rebuilds it before anything is read

@@ -16,7 +16,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from harness.agent import formats, preflight
-from harness.agent.common import error_info, quiet_tensorflow
+from harness.agent.common import error_info, quiet_tensorflow, settle_heap
 from harness.agent.models import ModelCode, work_in
 from harness.agent.protocol import LoadRecord, LoadTask, Preflight
 from harness.agent.versions import collect
@@ -33,6 +33,7 @@ def run_worker() -> int:
 
     versions = collect(tf)
     ctx = formats.Context(tf, versions)
+    settle_heap()
     results.write(json.dumps({"hello": versions}) + "\n")
     served = 0
     for line in sys.stdin:
@@ -56,8 +57,9 @@ def _preflight(ctx: formats.Context, task: LoadTask) -> Preflight:
     if task.artifact not in _FINDINGS:
         _FINDINGS[task.artifact] = preflight.scan(task.artifact, task.format)
     findings = _FINDINGS[task.artifact]
-    target = {"keras_major": ctx.major, "python": ctx.python}
-    predicted = preflight.predict(findings, task.format, task.loader, dict(task.source_versions), target)
+    passed = bool(task.spec.code.custom_objects) and not ModelCode(task.spec, ctx.keras).withholds(task.loader)
+    predicted = preflight.predict(findings, task.format, task.loader, ctx.versions, custom_objects=passed,
+                                  evaluate=task.evaluate)
     return {"outcome": predicted["outcome"], "why": predicted["why"], "findings": findings}
 
 

@@ -13,7 +13,7 @@ from types import FrameType, ModuleType
 from typing import Any
 
 from harness import __version__
-from harness.cli import base_images, bisect, check, corpus, diff, doctor, plan, pr, report, run, site, validate
+from harness.cli import base_images, bisect, check, corpus, diff, doctor, inspect, plan, pr, report, run, site, validate
 from harness.engine import ENGINE_VARIABLE, ENGINES
 from harness.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, HarnessError
 
@@ -21,7 +21,7 @@ log = logging.getLogger("harness")
 # Subcommand -> its module: each has add_parser(sub) and main(args, engine) -> exit code.
 COMMANDS: dict[str, ModuleType] = {"run": run, "validate": validate, "plan": plan, "report": report, "diff": diff,
                                    "doctor": doctor, "check": check, "bisect": bisect, "base-images": base_images,
-                                   "pr": pr, "corpus": corpus, "site": site}
+                                   "pr": pr, "corpus": corpus, "site": site, "inspect": inspect}
 # Storage failures are the user's to fix (a full disk, a read-only or foreign folder): one line, exit 2.
 STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
 
@@ -33,6 +33,7 @@ examples:
   harness doctor                                     is this machine ready (engine, base images, disk, index)
   harness base-images 3.11                           build harness-base:3.11 from Debian packages (no registry)
   harness --engine podman run matrices/smoke.yaml    the same with Podman (or HARNESS_ENGINE=podman)
+  harness inspect model.h5 --to 2.16.2+keras3.3.3     which routes fail where, from the file alone, in a second
   harness check --from 2.15.1 --to 2.16.2+keras3.3.3 --model model.keras --inputs 8x28x28:float32
   harness check --from-ref origin/main --to-ref HEAD the project's files at two commits, its declared models
   harness pr runs/check-svc                          a check's answer on its pull request (GitHub Actions)

@@ -17,14 +17,30 @@ if TYPE_CHECKING:
 MEMORY_PER_JOB = 6 * 1024**3  # a TensorFlow process loading probes stays well below this
 
 
-def default_jobs() -> int:
+def default_jobs(meminfo: Path = Path("/proc/meminfo")) -> int:
     """Parallel environments: one per core, but never more than memory allows."""
     cores = os.cpu_count() or 1
+    available = available_memory(meminfo)
+    return 1 if available is None else max(1, min(cores, available // MEMORY_PER_JOB))
+
+
+def available_memory(meminfo: Path = Path("/proc/meminfo")) -> int | None:
+    """Bytes a new process can have: Linux's MemAvailable (free memory and the page cache it can drop), else the
+    free pages; None when neither is known.
+
+    Free pages alone shrink to a few GiB on a host that built images (the page cache holds their layers), which
+    made every default run and check take one environment at a time.
+    """
     try:
-        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        for line in meminfo.read_text(encoding="ascii", errors="replace").splitlines():
+            if line.startswith("MemAvailable:") and line.split()[1].isdigit():
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
-        return 1
-    return max(1, min(cores, available // MEMORY_PER_JOB))
+        return None
 
 
 def positive_int(text: str) -> int:

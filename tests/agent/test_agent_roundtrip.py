@@ -178,3 +178,23 @@ def test_a_drifting_load_is_repeated_and_its_noise_recorded(run: Path, tmp_path:
     dense = [r for r in records if r["model"] == "dense"]
     assert dense and all(r.get("noise") == 0.0 for r in dense)
     assert not any("noise" in r for r in records if r["model"] != "dense")
+
+
+REBUILT = """
+import numpy as np, tensorflow as tf
+from harness.agent.models import ModelCode
+from harness.agent.protocol import resolve_probe
+code = ModelCode(resolve_probe("classifier", ("h5",), ("rebuild",)), tf.keras)
+seeded = [code.fresh().get_weights() for _ in range(2)]
+rebuilt = [code.rebuilt().get_weights() for _ in range(3)]
+same = all(len(w) == len(seeded[0]) and all(np.array_equal(a, b) for a, b in zip(w, seeded[0]))
+           for w in [*seeded, *rebuilt])
+print("SAME" if same else "DIFFERENT")
+"""
+
+
+def test_a_rebuild_starts_from_the_seeded_weights_however_often_it_runs() -> None:
+    # After the first, rebuilds copy the first seeded build's weights instead of seeding again (seeding clears
+    # TensorFlow's kernel cache): weights a file leaves alone are the seeded ones every time.
+    found = subprocess.run([sys.executable, "-c", REBUILT], capture_output=True, text=True, timeout=300, check=True)
+    assert found.stdout.strip().splitlines()[-1] == "SAME"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.agent import protocol
-from harness.agent.load import Integrity
+from harness.agent.load import Integrity, needs_graph_worker, run_order
 from harness.agent.protocol import (
     EXACT,
     RECORD_SCHEMA,
@@ -258,3 +258,28 @@ def test_write_json_atomic_leaves_no_temporary_file_and_respects_strictness(tmp_
 def test_a_model_that_hangs_by_design_carries_its_own_timeout(artifacts: Path) -> None:
     spec = dataclasses.replace(DENSE, cell_timeout=60.0)
     assert {t.timeout for t in plan_tasks(str(artifacts), OUTPUTS, [spec])} == {60.0}
+
+
+class _Running:
+    """A load worker that said hello with these versions (no process behind it)."""
+
+    def __init__(self, keras_major: int | None) -> None:
+        self.versions = None if keras_major is None else {"keras_major": keras_major}
+
+
+def test_a_graph_mode_loader_gets_its_own_worker_only_where_its_keras_runs_it(artifacts: Path) -> None:
+    plain = next(t for t in plan_tasks(str(artifacts), OUTPUTS, [DENSE]) if t.format == "h5")
+    session = dataclasses.replace(plain, loader="tf1_session", graph_mode=protocol.LOADERS["tf1_session"].graph_mode)
+    assert session.graph_mode and not plain.graph_mode
+    assert needs_graph_worker(session, _Running(2))  # type: ignore[arg-type]
+    assert not needs_graph_worker(session, _Running(3))  # type: ignore[arg-type]  # unsupported at once there
+    assert needs_graph_worker(session, None)  # no worker has said which Keras it has yet
+    assert needs_graph_worker(session, _Running(None))  # type: ignore[arg-type]
+    assert not needs_graph_worker(plain, _Running(2))  # type: ignore[arg-type]
+
+
+def test_loads_that_may_abort_their_worker_run_after_the_others_and_graph_mode_last(artifacts: Path) -> None:
+    plain = next(t for t in plan_tasks(str(artifacts), OUTPUTS, [DENSE]) if t.format == "h5")
+    tasks = [dataclasses.replace(plain, loader=name, graph_mode=protocol.LOADERS[name].graph_mode)
+             for name in ("tf1_session", "tflite", "load_model", "saved_model")]
+    assert [t.loader for t in sorted(tasks, key=run_order)] == ["load_model", "saved_model", "tflite", "tf1_session"]

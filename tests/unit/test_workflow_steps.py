@@ -97,8 +97,27 @@ def test_preparing_the_run_directory_records_the_plan_and_the_runs_gate(tmp_path
 
 def test_the_build_step_builds_every_image_and_starts_no_container(tmp_path: Path) -> None:
     engine = FakeEngine()
-    build(_prepared(engine, tmp_path / "run"))
+    build(_prepared(engine, tmp_path / "run", phases=("build",)))
     assert len(engine.builds) == 3 and engine.runs == []  # B's TensorFlow image first
+
+
+def test_an_environment_saves_once_its_own_image_is_built_and_the_save_step_has_nothing_left(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    runner = _prepared(engine, tmp_path / "run")
+    build(runner)
+    assert len(engine.builds) == 3 and sorted(_steps(engine)) == [("save", A), ("save", B)]
+    assert runner.saved == {A, B} and {"build", "save"} <= set(runner.state.timings)
+    engine.runs.clear()
+    save(runner)
+    assert engine.runs == []
+
+
+def test_with_every_image_there_the_build_step_starts_no_container(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    build(_prepared(engine, tmp_path / "first"))
+    engine.runs.clear()
+    build(_prepared(engine, tmp_path / "run"))
+    assert engine.runs == []
 
 
 def test_the_stage_step_writes_a_users_inputs_and_starts_nothing(tmp_path: Path) -> None:
