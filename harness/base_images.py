@@ -30,7 +30,7 @@ LOCAL_REPO = "harness-base"
 REPO_VARIABLE = "HARNESS_BASE_REPO"  # another name for the local base images (tests build theirs apart)
 # The Debian release whose python3 is that Python.
 SUITES = {"3.9": "bullseye", "3.11": "bookworm", "3.13": "trixie"}
-PACKAGES = ("python3", "python3-venv", "python3-pip", "ca-certificates")
+DEBIAN_PACKAGES = ("python3", "python3-venv", "python3-pip", "ca-certificates")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 BOOTSTRAP_TIMEOUT = 1800.0
 
@@ -136,7 +136,8 @@ class Debootstrap:
                 for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "debootstrap"]):
                     if run_host_command(argv, log_path, timeout=BOOTSTRAP_TIMEOUT) != 0:
                         raise BaseImageUnavailable(f"could not install debootstrap ({' '.join(argv)}); see {log_path}")
-        argv = ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", suite, str(root), self.mirror]
+        argv = ["debootstrap", "--variant=minbase", f"--include={','.join(DEBIAN_PACKAGES)}", suite, str(root),
+                self.mirror]
         if run_host_command(argv, log_path, timeout=BOOTSTRAP_TIMEOUT) != 0:
             raise BaseImageUnavailable(f"debootstrap {suite} from {self.mirror} failed; see {log_path}")
         for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):  # package downloads, not needed in an image

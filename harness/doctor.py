@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from harness.images import CA_VARIABLES, effective_pip_settings
 from harness.leftovers import Housekeeping, dangling_images, stale_containers
 from harness.matrix import Matrix
 from harness.plan import plan_environments
-from harness.wheelcache import CACHE_VARIABLE, cache_enabled, cache_root
+from harness.wheelcache import CACHE_VARIABLE, cache_enabled, cache_root, redact
 
 GB = 1024**3
 IMAGE_BYTES = 2.5 * GB  # one TensorFlow environment image, with room for its build
@@ -54,11 +53,6 @@ class DoctorEngine(Housekeeping, Protocol):
 def is_remote(endpoint: str) -> bool:
     """Whether the engine runs on another machine (tcp://, ssh://): host paths do not reach it."""
     return not endpoint.startswith(LOCAL_SCHEMES)
-
-
-def redact(url: str) -> str:
-    """An index URL without its credentials."""
-    return re.sub(r"//[^/@]+@", "//***@", url)
 
 
 def _free(path: Path) -> int | None:
@@ -230,7 +224,7 @@ def diagnose(engine: DoctorEngine, matrix: Matrix | None, environ: Mapping[str, 
     return findings
 
 
-def verdict(findings: list[Finding]) -> str:
+def overall_verdict(findings: list[Finding]) -> str:
     """The one line that ends doctor's output: ready or not, and what to look at first."""
     failed = [f.name for f in findings if f.level == "fail"]
     warned = [f.name for f in findings if f.level == "warn"]
@@ -245,5 +239,5 @@ def render(findings: list[Finding], emit: Callable[[str], None]) -> int:
     """Print one line per finding, then the verdict; exit code 1 when any failed."""
     for finding in findings:
         emit(f"{finding.level:<5} {finding.name}: {finding.detail}")
-    emit(verdict(findings))
+    emit(overall_verdict(findings))
     return 1 if any(c.level == "fail" for c in findings) else 0

@@ -28,8 +28,8 @@ MAX_CHUNKS = 64  # continuation blocks of the root object header
 MAX_ELEMENTS = 100_000  # strings in one attribute (a weights file's layer names)
 UNDEFINED = 0xFFFFFFFFFFFFFFFF
 ATTRIBUTE, ATTRIBUTE_INFO, CONTINUATION, SYMBOL_TABLE, LINK = 0x000C, 0x0015, 0x0010, 0x0011, 0x0006
-MAX_MEMBERS = 10_000  # names of the root group's members read
-MAX_NODES = 1_000  # B-tree nodes of the root group visited
+MAX_GROUP_MEMBERS = 10_000  # names of the root group's members read
+MAX_BTREE_NODES = 1_000  # B-tree nodes of the root group visited
 STRING, VARIABLE = 3, 9
 
 
@@ -245,7 +245,7 @@ def _symbol_table(f: _File, data: bytes) -> list[str]:
     names = f.read(segment, min(segment_size, MAX_VALUE))
     found: list[str] = []
     pending, visited = [tree], 0
-    while pending and visited < MAX_NODES and len(found) < MAX_MEMBERS:
+    while pending and visited < MAX_BTREE_NODES and len(found) < MAX_GROUP_MEMBERS:
         node, visited = pending.pop(), visited + 1
         top = f.read(node, 8 + 2 * f.offsets)
         if top[:4] == b"SNOD":

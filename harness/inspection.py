@@ -31,9 +31,9 @@ from harness.agent.protocol import (
     metric_names,
 )
 from harness.h5attrs import H5Error, root_attributes
+from harness.untrusted import MAX_JSON  # config.json, metadata.json, an architecture JSON, a metadata blob
 
-MAX_JSON = 64 << 20  # config.json, metadata.json, an architecture JSON, a metadata blob
-MAX_MEMBERS = 10_000  # entries of a .keras archive
+MAX_ARCHIVE_MEMBERS = 10_000  # entries of a .keras archive
 MAX_PROTO = 256 << 20  # a saved_model.pb read whole for its signatures and versions
 SNIFF = 4096
 DATA_TYPES = {1: "float32", 2: "float64", 3: "int32", 4: "uint8", 5: "int16", 6: "int8", 7: "string", 9: "int64",
@@ -184,8 +184,8 @@ def _json(data: bytes) -> Any:
 def _keras_zip(path: Path, size: int = 0) -> Inspected:
     with zipfile.ZipFile(path) as archive:
         members = archive.infolist()
-        if len(members) > MAX_MEMBERS:
-            raise ValueError(f"a zip of more than {MAX_MEMBERS} members")
+        if len(members) > MAX_ARCHIVE_MEMBERS:
+            raise ValueError(f"a zip of more than {MAX_ARCHIVE_MEMBERS} members")
         names = {m.filename: m for m in members}
         if "config.json" not in names:
             return Inspected(str(path), None, {"not_a_model": "a zip archive without config.json: not a .keras file"})
@@ -410,7 +410,7 @@ def release_of(spec: str, flag: str, python: str | None = None) -> tuple[str, Re
     return spec, release
 
 
-def answer(path: Path, targets: Sequence[str], *, python: str | None = None, custom_objects: bool = False,
+def inspect_answer(path: Path, targets: Sequence[str], *, python: str | None = None, custom_objects: bool = False,
            as_json: bool = False) -> tuple[str, int]:
     """inspect's screen (or JSON) and exit code: 0 the usual route loads everywhere, 1 it fails somewhere, 2 no model
     file."""

@@ -30,10 +30,10 @@ from harness import untrusted
 from harness.agent.protocol import ARTIFACTS_MOUNT, LOAD_DONE, read_records
 from harness.engine import Mount, RunSpec
 
-SCHEMA = 1  # of the key: what another layout stored is never read
+CONTAINER_KEY_SCHEMA = 1  # of the key: what another layout stored is never read
 NOT_KEPT = ("crash", "timeout")
 MAX_FILES = 10_000  # a mounted folder larger than this is not hashed: its container always runs
-MAX_BYTES = 4 << 30
+MAX_MOUNTED_BYTES = 4 << 30
 _CHUNK = 1 << 20
 
 
@@ -47,7 +47,7 @@ def agent_digest() -> str:
     return digest.hexdigest()
 
 
-def tree_digest(path: Path) -> str | None:
+def mounted_digest(path: Path) -> str | None:
     """sha256 of a file, or of a folder's files and names; None for anything else, a link, or too much to hash."""
     digest = hashlib.sha256()
     size = 0
@@ -56,7 +56,7 @@ def tree_digest(path: Path) -> str | None:
             return None
         relative, full = found
         size += full.stat(follow_symlinks=False).st_size
-        if count > MAX_FILES or size > MAX_BYTES:
+        if count > MAX_FILES or size > MAX_MOUNTED_BYTES:
             return None
         digest.update(relative.encode() + b"\0")
         with open(full, "rb") as fh:
@@ -105,12 +105,12 @@ def container_key(spec: RunSpec, image_id: str, sources: Sequence[Path] | None =
             continue
         if mount.container == ARTIFACTS_MOUNT and sources is not None:
             for source in sources:
-                reads[f"{mount.container}/{source.name}"] = tree_digest(source)
+                reads[f"{mount.container}/{source.name}"] = mounted_digest(source)
         else:
-            reads[mount.container] = tree_digest(mount.host)
+            reads[mount.container] = mounted_digest(mount.host)
     if any(value is None for value in reads.values()):
         return None
-    material = {"schema": SCHEMA, "image": image_id, "command": list(spec.command), "env": dict(spec.env),
+    material = {"schema": CONTAINER_KEY_SCHEMA, "image": image_id, "command": list(spec.command), "env": dict(spec.env),
                 "memory": spec.memory, "network": spec.network, "runtime": spec.runtime, "agent": agent_digest(),
                 "reads": reads}
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()

@@ -33,8 +33,6 @@ from harness.runstate import PHASES, RunState, now, read_phase
 from harness.wheelcache import WheelCache
 
 INFRA_RETRIES = 2  # engine failures (DOCKER_RUN_FAILED) are retried; results never are
-LABEL_HOST = "org.harness.host"
-LABEL_PID = "org.harness.pid"
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from typing import Any
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from harness.advisor.releases import Index, releases
+from harness.advisor.releases import ReleaseIndex, releases
 from harness.agent.protocol import write_json_atomic
 from harness.errors import UsageError
 from harness.images import effective_pip_settings
@@ -91,7 +91,7 @@ def choose(usable: list[Version], without: list[Version], selector: str) -> tupl
 class _Once:
     """An index asked once per project for the length of a resolution."""
 
-    def __init__(self, index: Index) -> None:
+    def __init__(self, index: ReleaseIndex) -> None:
         self.index = index
         self.pages: dict[str, tuple[list[Link], bool]] = {}
 
@@ -104,7 +104,7 @@ class _Once:
 class Resolver:
     """Makes selectors exact (a matrix parser's `Resolve`): from pinned versions, the index, or this host's record."""
 
-    def __init__(self, index: Index | None, record: Path | None = None, *, offline: bool = False,
+    def __init__(self, index: ReleaseIndex | None, record: Path | None = None, *, offline: bool = False,
                  pinned: Mapping[str, str] | None = None, machine: str | None = None) -> None:
         self.index = None if index is None else _Once(index)
         self.record = record
@@ -201,7 +201,7 @@ class Versions:
     record: Path | None
     offline: bool = False
     pinned: Mapping[str, str] = field(default_factory=dict)
-    index: Callable[[PipSettings], Index] | None = None  # default: the real indexes (wheelcache.Upstream)
+    index: Callable[[PipSettings], ReleaseIndex] | None = None  # default: the real indexes (wheelcache.Upstream)
     machine: str | None = None  # whose wheels count; default this one's
     resolver: Resolver | None = None
 

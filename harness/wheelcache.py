@@ -54,7 +54,7 @@ PYPI = "https://pypi.org/simple"
 CACHE_VARIABLE = "HARNESS_WHEEL_CACHE"  # a directory, or "off": builds then reach the index themselves
 REMOTE_VARIABLES = ("DOCKER_HOST", "CONTAINER_HOST")
 CHUNK = 1 << 20
-TIMEOUT = 300.0
+INDEX_TIMEOUT = 300.0
 # Attributes of a simple-index link that pip reads; everything else is dropped.
 KEPT_ATTRIBUTES = ("data-requires-python", "data-yanked", "data-dist-info-metadata", "data-core-metadata")
 
@@ -188,7 +188,7 @@ class Upstream:
         elif (auth := self._index_auth(parts.hostname)) is not None:
             headers["Authorization"] = auth
         context = self.insecure if parts.hostname in self.trusted else self.context
-        return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=TIMEOUT,
+        return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=INDEX_TIMEOUT,
                                       context=context)
 
     def _index_auth(self, host: str | None) -> str | None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from harness.advisor.check import in_flag_terms
 from harness.advisor.question import BisectQuestion, EnvRequest, RunSettings
-from harness.advisor.search import ENDS, Bisection, answer, budget, root_error, search
+from harness.advisor.search import ENDS, Bisection, budget, root_error, route_findings, search
 from harness.console import Console
 from harness.errors import EXIT_FAILURES, EXIT_OK, MatrixError, UsageError
 from harness.matrix import Matrix, PipSettings
@@ -248,7 +248,7 @@ def _result(steps: Walk, bisection: Any, searches: list[Any], *, ids: list[str],
         "environments": {steps.releases[i]: ids[i] for i in probed},
         "probed": [steps.releases[i] for i in probed],
         "unbuilt": [steps.releases[i] for i in sorted(bisection.unbuilt)],
-        "budget": limit, "home_works": home_works, "routes": [answer(bisection, s) for s in searches],
+        "budget": limit, "home_works": home_works, "routes": [route_findings(bisection, s) for s in searches],
         "seconds": round(seconds, 1),
     }
 

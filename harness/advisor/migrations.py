@@ -14,7 +14,7 @@ from typing import Any
 
 from harness.agent.protocol import ModelSpec, artifact_source
 from harness.report.causes import shorten
-from harness.report.routes import best_first, route_entry
+from harness.report.routes import best_cells_first, route_entry
 
 STATUSES = ("made", "failed", "not_run")  # the migrated model was saved, its making failed, or its save never ran
 
@@ -55,7 +55,7 @@ def migration(model: ModelSpec, manifests: Mapping[str, Mapping[str, Any]],
     portable = [c for c in mine if c["target"] != how.env and c["route_status"] == "portable"]
     targets = list(dict.fromkeys(c["target"] for c in mine))  # in the report's order
     verified = [{"target": c["target"], **route_entry(c)} for t in targets
-                for c in best_first(c for c in portable if c["target"] == t)]
+                for c in best_cells_first(c for c in portable if c["target"] == t)]
     return {
         "model": model.name,
         "from": {"model": how.model, "source": artifact_source(how.model), "format": how.format},

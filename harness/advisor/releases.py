@@ -32,7 +32,7 @@ from harness.wheelcache import Link
 GRANULARITIES = ("minor", "release")  # the newest release of each minor in between, or every release
 
 
-class Index(Protocol):
+class ReleaseIndex(Protocol):
     """What listing releases needs of a package index (wheelcache.Upstream is one)."""
 
     def project(self, project: str) -> tuple[list[Link], bool]:
@@ -80,7 +80,7 @@ def _version(link: Link) -> Version | None:
         return None
 
 
-def releases(index: Index, package: str, python: str, *, machine: str | None = None,
+def releases(index: ReleaseIndex, package: str, python: str, *, machine: str | None = None,
              pre: bool = False) -> tuple[list[Version], list[Version]]:
     """(installable final releases, final releases without a file for this Python and machine), sorted; `pre`: with
     pre-releases (release candidates, betas) too, never development releases."""
@@ -121,7 +121,7 @@ def between(found: Sequence[Version], first: Version, last: Version, granularity
     return ordered if first <= last else ordered[::-1]
 
 
-def listing(index: Index, package: str, python: str, first: str, last: str, *, granularity: str = "minor",
+def listing(index: ReleaseIndex, package: str, python: str, first: str, last: str, *, granularity: str = "minor",
             machine: str | None = None) -> Listing:
     """The releases a bisection from `first` to `last` walks; UsageError when an endpoint is not a release here."""
     usable, without = releases(index, package, python, machine=machine)

@@ -24,7 +24,7 @@ from typing import Any
 
 GOOD, BAD, UNKNOWN = "good", "bad", "unknown"
 FAILED = ("drift", "error", "crash", "timeout")
-Route = tuple[str, str]  # (format, loader)
+FormatLoader = tuple[str, str]  # (format, loader)
 
 
 def budget(releases: int) -> int:
@@ -35,7 +35,7 @@ def budget(releases: int) -> int:
 ENDS = 2  # --from and --to: probed first, for every route at once
 
 
-def outcome(cell: dict[str, Any] | None) -> str:
+def bisect_outcome(cell: dict[str, Any] | None) -> str:
     """What a report cell says of its route in its target."""
     if cell is None:
         return UNKNOWN
@@ -48,7 +48,7 @@ def outcome(cell: dict[str, Any] | None) -> str:
 class Search:
     """One route's binary search over the walk (index 0: --from, where it works; the last: --to)."""
 
-    route: Route
+    route: FormatLoader
     yours: bool
     limit: int | None  # environments it may ask for between the ends; None: no limit
     asked: int = 0
@@ -93,36 +93,36 @@ class Bisection:
     """Every route's outcome at every probed release, and the searches that asked for them."""
 
     walk: Sequence[str]  # releases, from --from to --to
-    known: dict[Route, dict[int, str]] = field(default_factory=dict)
+    known: dict[FormatLoader, dict[int, str]] = field(default_factory=dict)
     probed: list[int] = field(default_factory=list)  # indices, in the order they were probed
     unbuilt: set[int] = field(default_factory=set)
-    cells: dict[tuple[Route, int], dict[str, Any]] = field(default_factory=dict)
+    cells: dict[tuple[FormatLoader, int], dict[str, Any]] = field(default_factory=dict)
 
-    def record(self, index: int, cells: dict[Route, dict[str, Any]], built: bool) -> None:
+    def record(self, index: int, cells: dict[FormatLoader, dict[str, Any]], built: bool) -> None:
         """What one probed release said of each route (its report cells), or that its image did not build."""
         self.probed.append(index)
         if not built:
             self.unbuilt.add(index)
             return
         for route, cell in cells.items():
-            found = outcome(cell)
+            found = bisect_outcome(cell)
             if found != UNKNOWN:
                 self.known.setdefault(route, {})[index] = found
             self.cells[(route, index)] = cell
 
-    def history(self, route: Route) -> list[tuple[str, str]]:
+    def history(self, route: FormatLoader) -> list[tuple[str, str]]:
         """(release, outcome) at every probed release, in walk order."""
         known = self.known.get(route, {})
         return [(self.walk[i], "unbuilt" if i in self.unbuilt else known.get(i, UNKNOWN))
                 for i in sorted(set(self.probed))]
 
-    def monotone(self, route: Route) -> bool:
+    def monotone(self, route: FormatLoader) -> bool:
         """Whether the probed outcomes switch from good to bad at most once along the walk."""
         seen = [o for _, o in self.history(route) if o in (GOOD, BAD)]
         return sum(1 for a, b in zip(seen, seen[1:]) if a != b) <= 1 and (not seen or seen[0] == GOOD)
 
 
-def search(bisection: Bisection, routes: Sequence[tuple[Route, bool]], probe: Callable[[int], None],
+def search(bisection: Bisection, routes: Sequence[tuple[FormatLoader, bool]], probe: Callable[[int], None],
            limit: int | None) -> list[Search]:
     """Run each route's search in turn (the user's first); `probe(index)` runs a release and records it."""
     searches = []
@@ -149,7 +149,7 @@ def root_error(traceback: str | None) -> str | None:
     return traceback[traceback.rindex(NESTED) + len(NESTED):].strip().splitlines()[0][:300] or None
 
 
-def answer(bisection: Bisection, one: Search) -> dict[str, Any]:
+def route_findings(bisection: Bisection, one: Search) -> dict[str, Any]:
     """One route's findings: the last good and first bad release, the cause at the boundary, the history."""
     known = bisection.known.get(one.route, {})
     bounds = Search.bounds(known)

@@ -32,9 +32,9 @@ def add_parser(sub: Any) -> None:
 def main(args: argparse.Namespace, engine: Any) -> int:
     """Print the file's first answer; 0 when its usual route is predicted to load in every target, 1 when not,
     2 when FILE is no model file."""
-    from harness.inspection import answer
+    from harness.inspection import inspect_answer
 
-    text, code = answer(args.file, tuple(args.target), python=args.python, custom_objects=args.custom_objects,
+    text, code = inspect_answer(args.file, tuple(args.target), python=args.python, custom_objects=args.custom_objects,
                         as_json=args.as_json)
     print(text, end="")
     return code

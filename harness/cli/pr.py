@@ -15,7 +15,7 @@ from harness.errors import EXIT_FAILURES, EXIT_OK, UsageError
 
 def add_parser(sub: Any) -> None:
     """The `pr` subcommand's arguments."""
-    from harness.github.answer import FAIL_ON
+    from harness.github.answer import CHECK_FAIL_ON
 
     pr = sub.add_parser("pr", help="put a check's answer on its pull request: job summary, annotations, one comment, "
                                    "SARIF (GitHub Actions)",
@@ -25,7 +25,7 @@ def add_parser(sub: Any) -> None:
                                     "marker and updated, else created; needs GITHUB_TOKEN), and a SARIF file. "
                                     "Everything is read from the run directory; nothing is run again.")
     pr.add_argument("run_dir", type=Path, help="the check's --out: a run directory, or the folder holding checks.json")
-    pr.add_argument("--fail-on", choices=FAIL_ON, default="breaks",
+    pr.add_argument("--fail-on", choices=CHECK_FAIL_ON, default="breaks",
                     help="what fails (exit 1): breaks (default: the check's own exit code; any model whose route "
                          "does not survive), unsafe (only where no route works, or the model is untested), never")
     pr.add_argument("--sarif", type=Path, metavar="FILE", help="where the SARIF goes (default RUN_DIR/check.sarif)")

@@ -20,14 +20,13 @@ from harness.advisor.answer import SAFE, SAFE_ELSEWHERE, UNSAFE, UNTESTED
 from harness.errors import UsageError
 from harness.report.schema import load_report
 
-FAIL_ON = ("breaks", "unsafe", "never")  # the check's own exit code; only no route working; comment only
+CHECK_FAIL_ON = ("breaks", "unsafe", "never")  # the check's own exit code; only no route working; comment only
 GATED = {"breaks": (SAFE_ELSEWHERE, UNSAFE, UNTESTED), "unsafe": (UNSAFE, UNTESTED), "never": ()}
 MARKER = "<!-- harness check: {project} -->"  # finds the comment to update (one per project folder)
 WORDS = {SAFE: "✅ safe", SAFE_ELSEWHERE: "❌ breaks (another route works)", UNSAFE: "❌ breaks",
          UNTESTED: "⚠️ untested"}
 MAX_COMMENT = 60000  # GitHub refuses comments over 65,536 characters
 
-Json = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -35,8 +34,8 @@ class Answer:
     """A check's run directories, read back: per model its report.json; the project's dependency record."""
 
     out: Path
-    reports: tuple[tuple[str, Json], ...]  # (model, report.json)
-    dependencies: Json | None
+    reports: tuple[tuple[str, Mapping[str, Any]], ...]  # (model, report.json)
+    dependencies: Mapping[str, Any] | None
     unchanged: bool
     exit_code: int  # the check's, as checks.json or report.json give it
 
@@ -80,7 +79,7 @@ def _first_clause(text: str | None) -> str:
     return re.split(r"[:;]\s", text or "", maxsplit=1)[0].strip()
 
 
-def _cause(target: Json) -> tuple[str, str]:
+def _cause(target: Mapping[str, Any]) -> tuple[str, str]:
     """(cause name, fix) of a target that does not survive: its own route's, else the home cause's."""
     yours = tuple(target["route"])
     route = next((r for r in target["breaks"] if (r["format"], r["loader"]) == yours), None) or target.get("current")
@@ -92,7 +91,7 @@ def _cause(target: Json) -> tuple[str, str]:
     return str(route.get("cause") or route.get("status") or ""), str(route.get("hint") or route.get("detail") or "")
 
 
-def _row(model: str, target: Json) -> str:
+def _row(model: str, target: Mapping[str, Any]) -> str:
     verdict = target["verdict"]
     cause, fix = ("", "") if verdict == SAFE else _cause(target)
     use = target.get("use")
@@ -105,7 +104,7 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _moves(dependencies: Json | None) -> list[str]:
+def _moves(dependencies: Mapping[str, Any] | None) -> list[str]:
     if not dependencies:
         return []
     sides = dependencies.get("sides") or []
@@ -197,7 +196,7 @@ def sarif(answer: Answer) -> str:
     return merge([json.loads(render_sarif(report)) for _, report in answer.reports])
 
 
-def images(answer: Sequence[Json] | Answer) -> list[str]:
+def images(answer: Sequence[Mapping[str, Any]] | Answer) -> list[str]:
     """The image tags the check's environments ran in (what a CI cache keeps)."""
     reports = [r for _, r in answer.reports] if isinstance(answer, Answer) else list(answer)
     return sorted({str(e["image"]) for r in reports for e in r["environments"] if e.get("image")})

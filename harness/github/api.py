@@ -10,7 +10,7 @@ from typing import Any
 
 from harness.github.event import PullRequest
 
-TIMEOUT = 30.0  # seconds per request
+REQUEST_TIMEOUT = 30.0  # seconds per request
 PER_PAGE = 100
 MAX_PAGES = 30  # 3,000 comments: a pull request with more is looked through no further
 
@@ -26,7 +26,7 @@ def _request(api: str, token: str, method: str, path: str, body: dict[str, Any] 
                  "X-GitHub-Api-Version": "2022-11-28", "User-Agent": "harness-check",
                  **({"Content-Type": "application/json"} if body is not None else {})})
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT) as response:
             text = response.read().decode("utf-8")
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode("utf-8", "replace")[:300]

@@ -24,7 +24,8 @@ from harness.agent.protocol import FORMATS, Tolerance, random_array, sha256_file
 from harness.errors import MatrixError, UsageError
 from harness.matrix.environments import Defaults, parse_environments
 from harness.matrix.model import CorpusEntry, CorpusPlan, Environment, Matrix
-from harness.matrix.problems import MISSING, Raw, check_keys, existing_file, found, string, suggest, tolerance
+from harness.matrix.problems import MISSING, Raw, check_keys, did_you_mean, existing_file, found, string, tolerance
+from harness.matrix.user_models import DTYPES
 
 CORPUS_KEYS = ("name", "files")
 FILE_KEYS = ("name", "package", "version", "licence", "dist", "member", "format", "kind", "saved_by", "home",
@@ -33,7 +34,6 @@ INPUT_KEYS = ("name", "shape", "dtype", "low", "high", "integers", "value")
 CODE_KEYS = ("members", "shim", "factory", "custom_objects")
 HOME_KEYS = ("python", "tensorflow", "keras")
 CORPUS_FORMATS = ("h5", "keras", "savedmodel", "weights_h5", "tflite")  # what a file in a distribution can be
-DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
 MAX_INPUT_VALUES = 1 << 24
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -151,10 +151,10 @@ class Corpus:
 
 def load_corpus(path: str | Path) -> Corpus:
     """Read and validate a corpus manifest; MatrixError lists every problem by key path."""
-    from harness.matrix.source import load_yaml, read_bytes
+    from harness.matrix.source import load_yaml, read_source_bytes
 
     where = str(path)
-    raw = read_bytes(where)
+    raw = read_source_bytes(where)
     return parse_corpus(load_yaml(raw, where), path=where, sha256=hashlib.sha256(raw).hexdigest())
 
 
@@ -206,7 +206,7 @@ def _file(entry: object, at: str, problems: list[str]) -> CorpusFile | None:
     member = _member(entry["member"], f"{at}.member", problems)
     fmt = entry["format"]
     if fmt not in CORPUS_FORMATS:
-        problems.append(f"{at}.format: unknown format {found(fmt)}{suggest(fmt, CORPUS_FORMATS)}")
+        problems.append(f"{at}.format: unknown format {found(fmt)}{did_you_mean(fmt, CORPUS_FORMATS)}")
     elif member is not None and member.is_dir != FORMATS[fmt].folder:
         problems.append(f"{at}.member: a {fmt} member is " + ("a folder: give 'files'" if FORMATS[fmt].folder
                                                               else "one file: give 'sha256', not 'files'"))
@@ -348,7 +348,7 @@ def _input(raw: object, at: str, problems: list[str]) -> InputSpec | None:
         problems.append(f"{at}.shape: {shape} is more than {MAX_INPUT_VALUES} values; keep corpus inputs small")
     dtype = raw.get("dtype", "float32")
     if dtype not in DTYPES:
-        problems.append(f"{at}.dtype: unknown dtype {found(dtype)}{suggest(dtype, DTYPES)}")
+        problems.append(f"{at}.dtype: unknown dtype {found(dtype)}{did_you_mean(dtype, DTYPES)}")
     bounds = []
     for key in ("low", "high"):
         bound = raw.get(key)
@@ -534,7 +534,7 @@ def matrix_models(raw: object, base: Path, environments: Sequence[Environment], 
             return [], None
         for i, name in enumerate(only):
             if name not in names:
-                problems.append(f"corpus.only[{i}]: no file {found(name)} in {path.name}{suggest(name, names)}")
+                problems.append(f"corpus.only[{i}]: no file {found(name)} in {path.name}{did_you_mean(name, names)}")
     chosen = [f for f in corpus.files if only is None or f.name in only]
     cache = default_cache(environ)
     shims = path.parent / SHIMS
@@ -584,7 +584,7 @@ def corpus_matrix(corpus: Corpus, matrix: Matrix, *, manifest: str, only: Sequen
     unknown = [n for n in only if n not in {f.name for f in corpus.files}]
     if unknown:
         raise UsageError(f"--only {unknown[0]}: no such file in {corpus.path}"
-                         f"{suggest(unknown[0], [f.name for f in corpus.files])}")
+                         f"{did_you_mean(unknown[0], [f.name for f in corpus.files])}")
     chosen = [f for f in corpus.files if not only or f.name in only]
     extra = sorted({p for f in chosen for p in f.packages})
     environments = [_environment_entry(env, extra) for env in matrix.environments]

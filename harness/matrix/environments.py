@@ -19,10 +19,10 @@ from harness.matrix.model import TF_PACKAGES, Environment
 from harness.matrix.problems import MAX_NAME, Raw
 from harness.matrix.problems import MISSING as _MISSING
 from harness.matrix.problems import check_keys as _check_keys
+from harness.matrix.problems import did_you_mean as _suggest
 from harness.matrix.problems import found as _found
 from harness.matrix.problems import shown as _shown
 from harness.matrix.problems import string as _string
-from harness.matrix.problems import suggest as _suggest
 
 _ENV_KEYS = ("python", "tensorflow", "keras", "backend", "tensorflow_package", "packages", "env", "base_image", "name")
 _AXES = tuple(key for key in _ENV_KEYS if key != "name")

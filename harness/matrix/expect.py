@@ -11,9 +11,9 @@ from harness.matrix.model import EnvSelector, Expectation
 from harness.matrix.problems import MISSING as _MISSING
 from harness.matrix.problems import Raw
 from harness.matrix.problems import check_keys as _check_keys
+from harness.matrix.problems import did_you_mean as _suggest
 from harness.matrix.problems import found as _found
 from harness.matrix.problems import string as _string
-from harness.matrix.problems import suggest as _suggest
 from harness.report.statuses import EXPECTABLE, STATUS_ORDER
 
 _EXPECT_KEYS = ("source", "target", "model", "format", "loader", "status", "cause", "reason")

@@ -21,12 +21,12 @@ from harness.matrix.model import DEFAULT_BASE_IMAGE, DEFAULT_TF_PACKAGE, CorpusP
 from harness.matrix.problems import MAX_NAME, Raw, existing_file
 from harness.matrix.problems import MISSING as _MISSING
 from harness.matrix.problems import check_keys as _check_keys
+from harness.matrix.problems import did_you_mean as _suggest
 from harness.matrix.problems import found as _found
 from harness.matrix.problems import str_list as _str_list
 from harness.matrix.problems import string as _string
-from harness.matrix.problems import suggest as _suggest
 from harness.matrix.problems import tolerance as _tolerance
-from harness.matrix.source import load_yaml, read_bytes
+from harness.matrix.source import load_yaml, read_source_bytes
 from harness.matrix.user_models import Context as UserContext
 from harness.matrix.user_models import artifact_sources, parse_user_model
 
@@ -42,21 +42,21 @@ _PIP_KEYS = ("index_url", "extra_index_urls", "trusted_hosts", "ca_bundle")
 
 # What decides the versions of latest, latest-pre and specifiers: given the matrix's pip: settings, a resolver
 # (harness/selectors.py asks the package index). Without one they stay as written.
-Versions = Callable[[PipSettings], Resolve]
+VersionsOf = Callable[[PipSettings], Resolve]
 
 
 def load_matrix(path: str | os.PathLike[str], *, base_image: str | None = None,
-                versions: Versions | None = None) -> Matrix:
+                versions: VersionsOf | None = None) -> Matrix:
     """Read, validate and expand the matrix file at `path`; MatrixError lists every problem."""
     where = os.fspath(path)
-    raw = read_bytes(where)
+    raw = read_source_bytes(where)
     data = load_yaml(raw, where)
     return parse_matrix(data, path=where, sha256=hashlib.sha256(raw).hexdigest(), base_image=base_image,
                         versions=versions)
 
 
 def parse_matrix(data: object, *, path: str, sha256: str, base_image: str | None = None,
-                 versions: Versions | None = None) -> Matrix:
+                 versions: VersionsOf | None = None) -> Matrix:
     """Validate and expand already-loaded YAML data; raise MatrixError listing every problem. With `versions`,
     what the index decides is resolved into exact versions (and the environment ids)."""
     if data is None:

@@ -43,7 +43,7 @@ def shown(text: str, width: int = 60) -> str:
     return repr(text) if len(text) <= width else repr(text[:width]) + f"... ({len(text)} characters)"
 
 
-def suggest(word: object, choices: Sequence[str]) -> str:
+def did_you_mean(word: object, choices: Sequence[str]) -> str:
     """'; did you mean 'x'?' for a near miss, else the list of valid choices."""
     close = difflib.get_close_matches(word, choices, n=1) if isinstance(word, str) else []
     if close:
@@ -60,7 +60,7 @@ def check_keys(mapping: Raw, allowed: Sequence[str], at: str, problems: list[str
     """Report every key of `mapping` that is not in `allowed`."""
     for key in mapping:
         if key not in allowed:
-            problems.append(f"{join(at, key)}: unknown key{suggest(key, allowed)}")
+            problems.append(f"{join(at, key)}: unknown key{did_you_mean(key, allowed)}")
 
 
 def string(value: object, at: str, problems: list[str]) -> str | None:

@@ -53,7 +53,7 @@ def shape_problem(text: str) -> str | None:
     return None
 
 
-def read_bytes(path: str) -> bytes:
+def read_source_bytes(path: str) -> bytes:
     """The file's bytes, or MatrixError with one readable line.
 
     A regular file only, read up to MAX_BYTES: a FIFO would block the read for ever and /dev/zero never ends

@@ -42,13 +42,13 @@ from harness.matrix.problems import (
     MISSING,
     Raw,
     check_keys,
+    did_you_mean,
     existing_file,
     finite,
     found,
     host_path,
     shown,
     string,
-    suggest,
     tolerance,
 )
 from harness.untrusted import MAX_DIMS, UnsafeFile, npy_header, odd_entry, read_named
@@ -64,8 +64,8 @@ USER_LOADERS = tuple(name for name in LOADERS if name not in PROBE_LOADERS)
 USER_DEFAULT_EXTRA = tuple(name for name, spec in LOADERS.items() if spec.users_default)  # beside the matrix's
 MAX_SOURCE = 8 << 20  # a module read with ast to check a name it defines; a larger one is not parsed here
 MAX_VALUES = 1 << 26  # inputs the host prepares for one model (256 MiB of float32): a generous bound
-MAX_BYTES = 1 << 30  # and of bytes: a value of a wide string or void dtype holds many
-MAX_MEMBERS = 1000  # arrays in one .npz: a model's named inputs
+MAX_INPUT_BYTES = 1 << 30  # and of bytes: a value of a wide string or void dtype holds many
+MAX_ARRAYS = 1000  # arrays in one .npz: a model's named inputs
 DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
 HASHSEED_HINT = ("the predict hook gives other numbers in a fresh process of the same environment (saved under "
                  "PYTHONHASHSEED=0, loaded under 1): a class or vocabulary order built from a set or dict of strings "
@@ -167,7 +167,7 @@ def _migration(entry: Raw, at: str, ctx: Context, problems: list[str]) -> ModelS
             problems.append(f"{at}.{key}: not for a migrated model: it takes its code, inputs and reference from "
                             "the artifact it migrates")
         elif key not in MIGRATION_KEYS:
-            problems.append(f"{at}.{key}: unknown key{suggest(key, MIGRATION_KEYS)}")
+            problems.append(f"{at}.{key}: unknown key{did_you_mean(key, MIGRATION_KEYS)}")
     name = _name(entry.get("name", MISSING), f"{at}.name", problems)
     original = _migrated_artifact(entry["migrate"], f"{at}.migrate", ctx, problems)
     if original is None or name is None or len(problems) > before or not ctx.env_ids:
@@ -212,7 +212,7 @@ def _migrated_artifact(value: object, at: str, ctx: Context, problems: list[str]
     if found is None:
         artifacts = [m.name for m in ctx.earlier if m.is_existing_file]
         problems.append(f"{at}: no existing artifact {name!r} is listed before this entry"
-                        f"{suggest(name, artifacts)}")
+                        f"{did_you_mean(name, artifacts)}")
     elif not found.is_existing_file:
         problems.append(f"{at}: {name!r} is not an existing artifact ('artifact:'); a model built in every "
                         "environment is saved in every format already")
@@ -236,7 +236,8 @@ def _check_cells(model: ModelSpec, at: str, ctx: Context, problems: list[str]) -
     if ref is None:
         return
     if ref.env not in ctx.env_ids:
-        problems.append(f"{at}.reference.env: no environment {ref.env!r} in this matrix{suggest(ref.env, ctx.env_ids)}")
+        problems.append(f"{at}.reference.env: no environment {ref.env!r} in this matrix"
+                        f"{did_you_mean(ref.env, ctx.env_ids)}")
     elif (model.artifact_format, reference_loader(model)) not in routes(model):
         problems.append(f"{at}.reference.loader: {reference_loader(model)!r} is not among the loaders tried on "
                         f"this {model.artifact_format} artifact: {list(model.loaders or ())}")
@@ -314,7 +315,7 @@ def _code(value: object, at: str, root: Path | None, attribute: bool, problems: 
         return None
     names = _top_level_names(source)
     if name and names is not None and name not in names:
-        problems.append(f"{at}: {source.name} defines no {shown(name)}{suggest(name, sorted(names))}")
+        problems.append(f"{at}: {source.name} defines no {shown(name)}{did_you_mean(name, sorted(names))}")
         return None
     return text
 
@@ -357,9 +358,9 @@ def _file(value: object, at: str, base: Path, suffixes: tuple[str, ...], problem
             UnsafeFile) as exc:
         problems.append(f"{at}: {path.name} is not a readable NumPy file without pickles ({str(exc)[:200]})")
         return None
-    if values > MAX_VALUES or size > MAX_BYTES:
+    if values > MAX_VALUES or size > MAX_INPUT_BYTES:
         problems.append(f"{at}: {path.name} holds {values} values ({size} bytes), more than the {MAX_VALUES} "
-                        f"values or {MAX_BYTES} bytes the host prepares for a model")
+                        f"values or {MAX_INPUT_BYTES} bytes the host prepares for a model")
         return None
     return str(path)
 
@@ -376,8 +377,8 @@ def _values(path: Path) -> tuple[int, int]:
     values = size = 0
     with zipfile.ZipFile(path) as archive:
         members = archive.infolist()
-        if len(members) > MAX_MEMBERS:
-            raise ValueError(f"{len(members)} arrays, more than {MAX_MEMBERS}")
+        if len(members) > MAX_ARRAYS:
+            raise ValueError(f"{len(members)} arrays, more than {MAX_ARRAYS}")
         for info in members:
             if info.flag_bits & 0x1 or info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
                 raise ValueError(f"{info.filename[:60]!r} is encrypted or compressed in a way numpy cannot read")
@@ -419,7 +420,7 @@ def _random_inputs(value: Raw, at: str, problems: list[str]) -> RandomInputs | N
         return None
     dtype = value.get("dtype", "float32")
     if dtype not in DTYPES:
-        problems.append(f"{at}.dtype: unknown dtype {dtype!r}{suggest(dtype, DTYPES)}")
+        problems.append(f"{at}.dtype: unknown dtype {dtype!r}{did_you_mean(dtype, DTYPES)}")
         return None
     low, high = (_bound(value.get(key), f"{at}.{key}", str(dtype), problems) for key in ("low", "high"))
     if low is MISSING or high is MISSING:
@@ -488,7 +489,7 @@ def _choices(entry: Raw, key: str, at: str, *, allowed: tuple[str, ...], refused
         if isinstance(name, str) and name in refused:
             problems.append(f"{where}: {name!r} is for probes only: {refused[name]}")
         elif not isinstance(name, str) or name not in allowed:
-            problems.append(f"{where}: unknown {key[:-1]} {name!r}{suggest(name, allowed)}")
+            problems.append(f"{where}: unknown {key[:-1]} {name!r}{did_you_mean(name, allowed)}")
         elif name not in out:
             out.append(name)
     return tuple(out)
@@ -539,7 +540,7 @@ def _artifact_format(path: Path, explicit: object, architecture: str | None, at:
     if explicit is not None:
         if explicit in ARTIFACT_FORMATS:
             return str(explicit)
-        problems.append(f"{at}.format: unknown artifact format {explicit!r}{suggest(explicit, ARTIFACT_FORMATS)}")
+        problems.append(f"{at}.format: unknown artifact format {explicit!r}{did_you_mean(explicit, ARTIFACT_FORMATS)}")
     elif path.is_dir():
         if (path / "saved_model.pb").is_file():
             return "savedmodel"
@@ -574,6 +575,6 @@ def _reference(value: object, at: str, base: Path, problems: list[str]) -> tuple
     env = string(value.get("env"), f"{at}.env", problems)
     loader = value.get("loader")
     if loader is not None and loader not in USER_LOADERS:
-        problems.append(f"{at}.loader: unknown loader {loader!r}{suggest(loader, USER_LOADERS)}")
+        problems.append(f"{at}.loader: unknown loader {loader!r}{did_you_mean(loader, USER_LOADERS)}")
         return None, None
     return None, None if env is None else ReferenceEnv(env=env, loader=loader)

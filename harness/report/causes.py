@@ -24,7 +24,7 @@ _ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,}\b")
 _NUMBER = re.compile(r"\b\d+(\.\d+)?\b")
 _CARETS = re.compile(r"^\s*[\^~]+\s*$")  # Python 3.11's markers under a frame's code
 _QUOTED = re.compile(r"'[^']{0,80}'|\"[^\"]{0,80}\"")
-SOURCE_MOUNT = "/opt/harness-src/"
+CODE_PREFIX = "/opt/harness-src/"  # where the harness code is mounted (plan.SOURCE_MOUNT), as tracebacks show it
 
 
 def clean(text: str, *, source: str = "", target: str = "") -> str:
@@ -32,7 +32,7 @@ def clean(text: str, *, source: str = "", target: str = "") -> str:
     text = _ANSI.sub("", text)
     for mount, shown in ((ARTIFACTS_MOUNT + "/", "artifacts/"), (OUTPUTS_MOUNT + "/", f"outputs/{target}/"),
                          (OUT_MOUNT + "/", f"artifacts/{source}/"), (USERDATA_MOUNT + "/", "userdata/"),
-                         (USER_MOUNT + "/", "<your code>/"), (SOURCE_MOUNT, "")):
+                         (USER_MOUNT + "/", "<your code>/"), (CODE_PREFIX, "")):
         text = text.replace(mount, shown)
     return text
 
@@ -90,7 +90,7 @@ def _last_frames(text: str, keep: int) -> str:
     return ("…\n" if first != starts[0] else "") + "\n".join(lines[first:end])
 
 
-def cell_id(cell: Mapping[str, Any]) -> str:
+def cell_label(cell: Mapping[str, Any]) -> str:
     """'source -> target model/format/loader'."""
     return f"{cell['source']} -> {cell['target']} {cell['model']}/{cell['format']}/{cell['loader']}"
 
@@ -115,7 +115,7 @@ def causes(cells: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "statuses": dict(sorted(Counter(c["status"] for c in members).items())),
             "pairs": [list(p) for p in pairs],
             "models": sorted({c["model"] for c in members}),
-            "example": cell_id(example), "message": _message(example), "flag": flag_for(name),
+            "example": cell_label(example), "message": _message(example), "flag": flag_for(name),
         })
     out.sort(key=lambda c: (-int(c["breaks_unexpected"]), -int(c["breaks"]), -int(c["cells"]), str(c["name"])))
     return out

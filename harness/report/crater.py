@@ -19,10 +19,8 @@ from typing import Any
 from harness.advisor import ranking
 from harness.report.causes import normalised
 from harness.report.diff import GRAVITY, category, gravest
-from harness.report.statuses import FAILING
-
-Cell = dict[str, Any]
-WORKING = ("portable", "target_only")
+from harness.report.schema import Cell
+from harness.report.statuses import FAILING, WORKING
 
 
 def _route_category(home: Cell | None, cell: Cell, tolerance: Mapping[str, float]) -> str:
@@ -141,7 +139,7 @@ def _message(cell: Mapping[str, Any]) -> str:
 LETTERS = {"regressed": "R", "fixed": "F", "spurious": "S", "broken": "B", "unchanged": "ok"}
 
 
-def render_markdown(section: Mapping[str, Any], escape: Callable[[object], str] = str,
+def render_crater_markdown(section: Mapping[str, Any], escape: Callable[[object], str] = str,
                     labels: Mapping[str, str] | None = None) -> str:
     """The corpus as Markdown: files x environments, the causes with their fixes, then what has no cause yet.
 

@@ -13,11 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from harness.report.schema import KEY_FIELDS, cell_id
+from harness.report.schema import KEY_FIELDS, Cell, cell_id
 from harness.report.statuses import FAILING, RAISED
 
 FIGURES = ("max_abs_diff", "max_rel_diff", "max_ulp", "bit_exact", "argmax_agreement")
-Cell = dict[str, Any]
 
 
 CATEGORIES = ("regressed", "fixed", "spurious", "broken", "unchanged")  # what happened to a cell between two runs

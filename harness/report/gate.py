@@ -20,22 +20,21 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness.report.causes import cell_id
+from harness.report.causes import cell_label
 from harness.report.statuses import FAILING
 
 FAIL_ON = ("breaks", "unexpected", "regressions")
 DEFAULT_FAIL_ON = FAIL_ON[0]
 CHECK = "check"  # what a check run's gate follows: its answer, not a --fail-on mode
 
-Cell = Mapping[str, Any]
 
 
-def _never_ran(cells: Sequence[Cell]) -> list[Cell]:
+def _never_ran(cells: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """Cells that were never checked and no expectation covers (a failed build is named on its own)."""
     return [c for c in cells if c.get("route_status") == "skipped" and c["expected"] is False]
 
 
-def _counted(cells: Sequence[Cell], fail_on: str) -> list[Cell]:
+def _counted(cells: Sequence[Mapping[str, Any]], fail_on: str) -> list[Mapping[str, Any]]:
     """The cells `fail_on` counts against the run (regressions aside)."""
     if fail_on == "breaks":
         return [c for c in cells if c.get("route_status") == "breaks" and not c.get("expected")] + _never_ran(cells)
@@ -44,14 +43,14 @@ def _counted(cells: Sequence[Cell], fail_on: str) -> list[Cell]:
     return []
 
 
-def _lines(counted: Sequence[Cell], fail_on: str) -> list[str]:
+def _lines(counted: Sequence[Mapping[str, Any]], fail_on: str) -> list[str]:
     """One line per path and cause (breaks), or per cell (unexpected); never-run cells once per reason."""
     ran = [c for c in counted if c.get("route_status") != "skipped"]
     if fail_on == "breaks":
         breaking = Counter((c["source"], c["target"], str(c.get("cause"))) for c in ran)
         found = [f"{s} -> {t}: {n} route(s) break ({cause})" for (s, t, cause), n in sorted(breaking.items())]
     else:
-        found = [f"{cell_id(c)} {c['status']}" for c in ran]
+        found = [f"{cell_label(c)} {c['status']}" for c in ran]
     return found + sorted({str(c["reason"]) for c in counted if c.get("route_status") == "skipped"})
 
 
@@ -62,7 +61,8 @@ def _check_line(target: Mapping[str, Any]) -> str:
             + (f" ({cause['name']})" if cause.get("name") else ""))
 
 
-def decide(cells: Sequence[Cell], environments: Sequence[Mapping[str, Any]], *, fail_on: str, run_status: str | None,
+def decide(cells: Sequence[Mapping[str, Any]], environments: Sequence[Mapping[str, Any]], *, fail_on: str,
+           run_status: str | None,
            unused: list[dict[str, Any]], regressed: list[dict[str, Any]],
            check: Mapping[str, Any] | None = None, spurious: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """report.json's `verdict`: the exit code, the cells that decide it and every reason for it."""
@@ -83,8 +83,8 @@ def decide(cells: Sequence[Cell], environments: Sequence[Mapping[str, Any]], *, 
     if check is not None:  # a target whose answer no cell carries (nothing works at home): a reason of its own
         reasons += [_check_line(t) for t in check["targets"]
                     if t["exit_code"] and not any(c["target"] == t["target"] for c in counted)]
-    failing = sorted({cell_id(c) for c in counted} | {cell_id(r) for r in regressed})
+    failing = sorted({cell_label(c) for c in counted} | {cell_label(r) for r in regressed})
     unexpected += [r for r in reasons if r not in unexpected]
     return {"exit_code": 1 if failing or reasons else 0, "fail_on": fail_on, "unexpected": unexpected,
             "regressions": regressed, "unused_expectations": unused, "failing": failing, "reasons": reasons,
-            "spurious": [cell_id(c) for c in spurious]}
+            "spurious": [cell_label(c) for c in spurious]}

@@ -21,7 +21,7 @@ from harness.report.causes import shorten
 from harness.report.routes import ROUTE_STATUSES
 from harness.report.statuses import FAILING, MEANINGS, STATUS_ORDER
 
-TEMPLATES = Path(__file__).parent / "templates"
+REPORT_TEMPLATES = Path(__file__).parent / "templates"
 # filter -> the cell field it selects on
 FILTERS = {"model": "model", "format": "format", "loader": "loader", "status": "status", "route": "route_status",
            "cause": "cause"}
@@ -140,7 +140,7 @@ def _check(report: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(REPORT_TEMPLATES)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["figure"] = _figure
     env.filters["difference"] = _difference

@@ -21,12 +21,12 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from harness.report.causes import cell_id
+from harness.report.causes import cell_label
 from harness.report.statuses import NOT_RUN
 from harness.report.summary import labels
 
 PROPERTIES = ("python", "tensorflow", "keras", "keras_package", "keras_major", "image", "image_id", "status", "error")
-MAX_MESSAGE = 500
+MAX_FAILURE_MESSAGE = 500
 # XML 1.0 cannot carry most control characters at all (not even escaped); tracebacks can hold them.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
@@ -37,7 +37,7 @@ def _text(value: object) -> str:
 
 def _message(text: str) -> str:
     first = text.strip().splitlines()[0] if text.strip() else ""
-    return first if len(first) <= MAX_MESSAGE else first[: MAX_MESSAGE - 1] + "…"
+    return first if len(first) <= MAX_FAILURE_MESSAGE else first[: MAX_FAILURE_MESSAGE - 1] + "…"
 
 
 def _details(cell: dict[str, Any], tracebacks: dict[str, str]) -> str:
@@ -79,7 +79,7 @@ def _outcome(cell: dict[str, Any], failing: set[str]) -> tuple[str, str] | None:
     """(element, message) of a cell that did not simply pass: failure or error when the gate counts it, else
     skipped."""
     status, error = cell["status"], cell.get("error") or {}
-    if cell_id(cell) not in failing:
+    if cell_label(cell) not in failing:
         return None if status == "pass" else ("skipped", _skip_reason(cell))
     if status == "drift":
         return "failure", str(cell.get("reason") or "drift beyond tolerance")

@@ -229,7 +229,7 @@ def _corpus(report: dict[str, Any]) -> list[str]:
     if not section:
         return []
     return [f"## Corpus `{section['name']}`: real files, crater-style", "",
-            crater.render_markdown(section, _escape, summary.labels(report)), ""]
+            crater.render_crater_markdown(section, _escape, summary.labels(report)), ""]
 
 
 def render_markdown(report: dict[str, Any]) -> str:

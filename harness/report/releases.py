@@ -15,10 +15,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.report.diff import CATEGORIES, category
-from harness.report.schema import KEY_FIELDS, cell_id
+from harness.report.schema import KEY_FIELDS, Report, cell_id
 
-Report = Mapping[str, Any]
-PACKAGES = ("tensorflow", "keras")  # the versions compared (report environments' fields)
+COMPARED_PACKAGES = ("tensorflow", "keras")  # the versions compared (report environments' fields)
 LISTED = ("regressed", "fixed", "spurious")  # the categories whose routes a change lists
 
 
@@ -59,7 +58,7 @@ def _name(env: Mapping[str, Any], package: str) -> str:
 
 def _moves(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[dict[str, str]]:
     return [{"package": _name(new, p), "old": str(_version(old, p)), "new": str(_version(new, p))}
-            for p in PACKAGES if _version(old, p) != _version(new, p)]
+            for p in COMPARED_PACKAGES if _version(old, p) != _version(new, p)]
 
 
 def _route(cell: Mapping[str, Any]) -> dict[str, Any]:

@@ -29,14 +29,13 @@ from typing import Any
 
 from harness.advisor import ranking
 from harness.agent.protocol import FORMATS
-from harness.report.statuses import FAILING
+from harness.report.schema import Cell
+from harness.report.statuses import FAILING, WORKING
 
 ROUTE_STATUSES = ("portable", "breaks", "never_works", "target_only", "unsupported", "hazard", "skipped")
-WORKING = ("portable", "target_only")  # a route that works in the target
 VERDICTS = ("safe", "partial", "broken", "untested")
 MAX_WORKS = 5  # portable routes listed per path
 
-Cell = dict[str, Any]
 
 
 def route_status(cell: Mapping[str, Any], home: Mapping[str, Any] | None, hazard: bool) -> str:
@@ -65,7 +64,7 @@ def annotate(cells: Sequence[Cell], homes: Mapping[str, Mapping[str, str]], haza
         c["route_status"] = route_status(c, home, c["model"] in hazards)
 
 
-def best_first(cells: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+def best_cells_first(cells: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """Working routes, best first (harness/advisor/ranking.py: the least change, then the closest predictions)."""
     return sorted(cells, key=ranking.cell_key)
 
@@ -116,7 +115,7 @@ def _path(source: str, target: str, pair: Sequence[Cell], environments_ok: bool)
         "causes": _ranked(c.get("cause") for c in breaking),
         "home_causes": _ranked(c.get("cause") for c in pair if c["route_status"] == "never_works"
                                and (c["status"] in FAILING or c.get("stage") == "save")),
-        "works": [route_entry(c) for c in best_first(working)][:MAX_WORKS],
+        "works": [route_entry(c) for c in best_cells_first(working)][:MAX_WORKS],
         "works_by_route": [e for e in table if e["works"]][:MAX_WORKS],
         "table": table,
         "formats": _formats(pair, table),

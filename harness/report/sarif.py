@@ -20,17 +20,16 @@ from typing import Any
 from harness import __version__
 from harness.agent.protocol import artifact_source
 from harness.matrix.problems import project_root
-from harness.report.causes import cell_id
+from harness.report.causes import cell_label
 
-SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 ROOT = "%SRCROOT%"  # the repository checkout: every location is relative to it when it can be
 RUN_PROBLEM = "run-problem"  # a reason the run fails that is no route: an image that did not build, an unfinished run
 UNTESTED = "untested"  # a check whose route does not work at home: nothing to compare
 
-Json = Mapping[str, Any]
 
 
-def render_sarif(report: Json, run_dir: Path | None = None) -> str:
+def render_sarif(report: Mapping[str, Any], run_dir: Path | None = None) -> str:
     """The SARIF log of a report (a check's answer, or a run's failing and breaking cells)."""
     rules: dict[str, dict[str, Any]] = {}
     results = _check_results(report, rules) if report.get("check") else _run_results(report, rules)
@@ -38,7 +37,7 @@ def render_sarif(report: Json, run_dir: Path | None = None) -> str:
     ids = list(rules)
     for result in results:
         result["ruleIndex"] = ids.index(result["ruleId"])
-    log = {"$schema": SCHEMA, "version": "2.1.0", "runs": [{
+    log = {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [{
         "tool": {"driver": {"name": "harness", "version": __version__,
                             "rules": list(rules.values())}},
         "automationDetails": {"id": f"harness/{report['matrix']['name']}/"},
@@ -50,10 +49,10 @@ def render_sarif(report: Json, run_dir: Path | None = None) -> str:
     return json.dumps(log, indent=1, sort_keys=False) + "\n"
 
 
-def _rule(rules: dict[str, dict[str, Any]], report: Json, name: str, fallback: str | None) -> str:
+def _rule(rules: dict[str, dict[str, Any]], report: Mapping[str, Any], name: str, fallback: str | None) -> str:
     """The rule of a cause, added once: the cause's fix (report.json causes[]) as its help text."""
     if name not in rules:
-        cause: Json = next((c for c in report.get("causes") or [] if c["name"] == name), {})
+        cause: Mapping[str, Any] = next((c for c in report.get("causes") or [] if c["name"] == name), {})
         fix = cause.get("fix") or fallback or "no known fix: see the error in the report"
         rules[name] = {"id": name, "name": "".join(w.capitalize() for w in name.replace("_", "-").split("-"))[:100]
                        or "Unknown",
@@ -72,7 +71,7 @@ def _first_sentence(text: str) -> str:
 # ---------------------------------------------------------------------------- a check
 
 
-def _check_results(report: Json, rules: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def _check_results(report: Mapping[str, Any], rules: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     check = report["check"]
     where = _locations(report, check.get("model"), check.get("dependencies"))
     results = []
@@ -105,7 +104,8 @@ def _check_results(report: Json, rules: dict[str, dict[str, Any]]) -> list[dict[
     return results
 
 
-def _locations(report: Json, model: str | None, dependencies: Json | None) -> list[dict[str, Any]]:
+def _locations(report: Mapping[str, Any], model: str | None,
+               dependencies: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     """Where a model's results point: the dependency lines that changed, the model file, the matrix file."""
     found: list[dict[str, Any]] = []
     for change in (dependencies or {}).get("changed") or []:
@@ -153,11 +153,11 @@ def _result(rule: str, level: str, text: str, where: Sequence[dict[str, Any]], k
 # ---------------------------------------------------------------------------- a matrix run
 
 
-def _run_results(report: Json, rules: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def _run_results(report: Mapping[str, Any], rules: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     failing = set(report["verdict"].get("failing") or [])
     results = []
     for cell in report["cells"]:
-        counted = cell_id(cell) in failing
+        counted = cell_label(cell) in failing
         if cell.get("route_status") != "breaks" and not counted:
             continue
         error = cell.get("error") or {}
@@ -171,7 +171,7 @@ def _run_results(report: Json, rules: dict[str, dict[str, Any]]) -> list[dict[st
     return results
 
 
-def _reasons(report: Json, rules: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def _reasons(report: Mapping[str, Any], rules: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """The reasons the run fails that no route carries (a check's untested target is a result of its own)."""
     check = report.get("check") or {}
     covered = [t["target"] + ":" for t in check.get("targets", [])]
@@ -185,7 +185,7 @@ def _reasons(report: Json, rules: dict[str, dict[str, Any]]) -> list[dict[str, A
     return found
 
 
-def merge(logs: Sequence[Json]) -> str:
+def merge(logs: Sequence[Mapping[str, Any]]) -> str:
     """Several reports' SARIF logs as one run (code scanning takes one run per tool and category): their rules
     once each, every result with its rule's new index, the worst exit code."""
     if not logs:
@@ -210,7 +210,7 @@ def merge(logs: Sequence[Json]) -> str:
 
 def render_empty() -> str:
     """A SARIF log with no result: nothing was checked (no dependency that decides loading changed)."""
-    return json.dumps({"$schema": SCHEMA, "version": "2.1.0", "runs": [{
+    return json.dumps({"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [{
         "tool": {"driver": {"name": "harness", "version": __version__, "rules": []}},
         "automationDetails": {"id": "harness/check/"}, "results": [],
         "invocations": [{"executionSuccessful": True, "exitCode": 0}]}]}, indent=1) + "\n"

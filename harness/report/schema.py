@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,9 @@ from harness.agent.protocol import CellKey
 from harness.errors import UsageError
 from harness.rundir import REPORT_FILES
 from harness.untrusted import UnsafeFile, read_named
+
+Cell = dict[str, Any]  # one cell of report.json in memory: every field of CELL_DEFAULTS
+Report = Mapping[str, Any]  # report.json in memory, read-only
 
 # Every cell carries every field (null when it does not apply): a stable contract.
 CELL_DEFAULTS: dict[str, Any] = {

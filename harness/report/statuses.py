@@ -15,6 +15,7 @@ STYLES = {"pass": "green", "unsupported": "dim", "skipped": "dim", "drift": "yel
           "timeout": "magenta", "crash": "bold red"}
 SYMBOLS = {"pass": "✅", "unsupported": "➖", "skipped": "⏭️", "drift": "⚠️", "error": "❌", "timeout": "⏱️",
            "crash": "💥"}
+WORKING = ("portable", "target_only")  # route statuses of a route that works in the target
 # What an `expect:` entry may allow: the failing statuses, and cells that never ran.
 EXPECTABLE = ("drift", "error", "timeout", "crash", "skipped")
 # docs/report.md's status table says the same, word for word (a unit test compares them).

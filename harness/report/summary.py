@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from harness.advisor import words
 from harness.agent.protocol import FORMATS, LOADERS
+from harness.report.schema import Report
 
 VERDICT_WORDS = {"safe": "safe", "partial": "partial", "broken": "broken", "untested": "untested"}
 VERDICT_STYLES = {"safe": "green", "partial": "yellow", "broken": "bold red", "untested": "dim"}
@@ -20,7 +21,6 @@ VERDICT_RANK = {"broken": 0, "partial": 1, "untested": 2, "safe": 3}  # what a r
 # How a sentence names a route that asks this change of the user.
 _VIA = {"option": "with", "serving": "via", "code": "via", "tf_keras": "with", "migrated": "via"}
 
-Report = Mapping[str, Any]
 Path_ = Mapping[str, Any]
 P = TypeVar("P", bound=Mapping[str, Any])
 

@@ -21,13 +21,12 @@ from harness.report import releases, summary
 from harness.report.diff import category
 from harness.report.schema import KEY_FIELDS, cell_id, load_report
 
-Report = dict[str, Any]
 BADGE_COLORS = {"safe": "brightgreen", "partial": "yellow", "broken": "red", "untested": "lightgrey"}
-LISTED = ("regressed", "fixed", "spurious", "broken")  # the categories a run's history counts
+COUNTED = ("regressed", "fixed", "spurious", "broken")  # the categories a run's history counts
 MAX_CHANGES = 200  # cells a run's history entry lists (the counts cover all of them)
 
 
-def load_runs(paths: Sequence[Path]) -> list[Report]:
+def load_runs(paths: Sequence[Path]) -> list[dict[str, Any]]:
     """The reports of these run directories (or report.json files), oldest first; UsageError for a path that holds
     none, or for runs of more than one matrix (a site shows one matrix)."""
     if not paths:
@@ -92,7 +91,7 @@ def _format_cell(path: Mapping[str, Any] | None, fmt: str, names: tuple[str, str
             "shade": "all" if share == 1 else "none" if share == 0 else "some"}
 
 
-def _tables(report: Report, envs: list[dict[str, Any]], by_pair: Mapping[tuple[str, str], dict[str, Any]],
+def _tables(report: dict[str, Any], envs: list[dict[str, Any]], by_pair: Mapping[tuple[str, str], dict[str, Any]],
             hrefs: Mapping[tuple[str, str], str]) -> list[dict[str, Any]]:
     """Per format: rows read (targets), columns wrote (sources); and each row's count of the sources it reads."""
     present = {e["format"] for p in report["paths"] for e in p.get("table") or ()}
@@ -110,7 +109,7 @@ def _tables(report: Report, envs: list[dict[str, Any]], by_pair: Mapping[tuple[s
     return tables
 
 
-def _changes(older: Report, newer: Report, envs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _changes(older: dict[str, Any], newer: dict[str, Any], envs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The cells of `newer` whose category against `older` is not unchanged (both aligned to today's ids)."""
     before = {cell_id(c): c for c in releases.aligned(older, envs)["cells"]}
     out = []
@@ -125,19 +124,19 @@ def _changes(older: Report, newer: Report, envs: Sequence[Mapping[str, Any]]) ->
     return out
 
 
-def _verdicts(report: Report, envs: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], str]:
+def _verdicts(report: dict[str, Any], envs: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], str]:
     moved = releases.renames(report, envs)
     return {(moved.get(p["source"], p["source"]), moved.get(p["target"], p["target"])): p["verdict"]
             for p in report["paths"]}
 
 
-def _history(reports: Sequence[Report], envs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _history(reports: Sequence[dict[str, Any]], envs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Every run, oldest first: when, its path verdicts, what the releases were, and which cells changed since the
     run before."""
     out = []
     for i, report in enumerate(reports):
         changes = [] if i == 0 else _changes(reports[i - 1], report, envs)
-        counts = {c: sum(1 for x in changes if x["category"] == c) for c in LISTED}
+        counts = {c: sum(1 for x in changes if x["category"] == c) for c in COUNTED}
         ups = summary.split_paths(report)[0]
         out.append({"run_id": report.get("run_id"), "created": str(report.get("created") or ""),
                     "date": str(report.get("created") or "")[:10], "verdicts": _verdicts(report, envs),
@@ -147,7 +146,7 @@ def _history(reports: Sequence[Report], envs: Sequence[Mapping[str, Any]]) -> li
     return out
 
 
-def _path_page(report: Report, path: dict[str, Any], envs: Mapping[str, dict[str, Any]],
+def _path_page(report: dict[str, Any], path: dict[str, Any], envs: Mapping[str, dict[str, Any]],
                history: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """One path: its verdict and sentence, the report's format x loader table with causes and fixes, and when its
     cells changed across runs."""
@@ -179,7 +178,7 @@ def badge(path: Mapping[str, Any], source: Mapping[str, Any], target: Mapping[st
             "color": BADGE_COLORS.get(verdict, "lightgrey")}
 
 
-def site(reports: Sequence[Report]) -> dict[str, Any]:
+def site(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Everything the site shows: the newest run's table per format, a page per path, the history of every run."""
     current = reports[-1]
     envs = sorted((e for e in current["environments"] if e.get("status") == "ok"), key=_age)

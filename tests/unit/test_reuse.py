@@ -13,7 +13,7 @@ from fake_engine import FakeEngine
 from harness.agent.protocol import ARTIFACTS_MOUNT, LOAD_DONE
 from harness.cli import main
 from harness.engine import Mount, RunSpec
-from harness.reuse import Kept, Reuse, container_key, tree_digest
+from harness.reuse import Kept, Reuse, container_key, mounted_digest
 
 OLD_H5 = b"\x89HDF\r\n\x1a\n" + b'{"class_name": "Functional", "keras_version": "2.4.0", "backend": "tensorflow"}'
 HOME = "py3.11-tf2.15.1"
@@ -48,7 +48,7 @@ def test_the_key_follows_the_image_command_and_what_is_read_but_not_other_source
 def test_a_link_in_what_a_container_reads_means_no_reuse(tmp_path: Path) -> None:
     spec = _spec(tmp_path)
     (tmp_path / "code" / "elsewhere").symlink_to("/etc/passwd")
-    assert tree_digest(tmp_path / "code") is None
+    assert mounted_digest(tmp_path / "code") is None
     assert container_key(spec, "sha256:a") is None
 
 
