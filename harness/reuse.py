@@ -25,9 +25,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import harness.agent
 from harness import untrusted
 from harness.agent.protocol import ARTIFACTS_MOUNT, LOAD_DONE, read_records
+from harness.cellcache import agent_digest
 from harness.engine import Mount, RunSpec
 
 CONTAINER_KEY_SCHEMA = 1  # of the key: what another layout stored is never read
@@ -38,15 +38,6 @@ _CHUNK = 1 << 20
 
 
 @functools.lru_cache(maxsize=1)
-def agent_digest() -> str:
-    """sha256 of the code every container runs: the agent package, file by file."""
-    root = Path(harness.agent.__file__).parent
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
-
-
 def mounted_digest(path: Path) -> str | None:
     """sha256 of a file, or of a folder's files and names; None for anything else, a link, or too much to hash."""
     digest = hashlib.sha256()
