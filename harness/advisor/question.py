@@ -280,8 +280,9 @@ def migration_entry(entry: dict[str, Any]) -> dict[str, Any] | None:
     format); None for a factory's model, which every environment saves in every format already."""
     if "artifact" not in entry:
         return None
-    # Its files are loaded by the usual loaders; the serving and conversion routes stay the original's own.
-    loaders = [x for x in entry.get("loaders", ()) if not LOADERS[x].named_only]
+    # Its files are loaded by the usual loaders; the serving and conversion routes, and adapting a copy for the
+    # target, stay the original's own.
+    loaders = [x for x in entry.get("loaders", ()) if not LOADERS[x].named_only and not LOADERS[x].adapts]
     return {"name": entry["name"][:MAX_NAME - len(MIGRATED)] + MIGRATED, "migrate": entry["name"],
             **({"loaders": loaders} if loaders else {})}
 

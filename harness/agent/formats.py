@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from harness.agent.models import Loaded, ModelCode, feed, first_output, keras_model
-from harness.agent.protocol import SEED, ModelSpec
+from harness.agent.protocol import SEED, ModelSpec, adapted_dir
 
 
 class Unsupported(Exception):
@@ -309,6 +309,62 @@ def _interpret(interpreter: Any, names: List[str], arrays: List[Any]) -> Any:
     return np.asarray(interpreter.get_tensor(output["index"]))
 
 
+def _adapted_copy(ctx: Context, path: str, code: ModelCode, where: Tuple[Optional[str], Optional[str]],
+                  to_keras: bool) -> Loaded:
+    """Adapt a copy of the file for this Keras (no Keras load), then load the copy with its format's own loader;
+    `to_keras`: save what loaded as .keras here, and load that. A copy that fails to load is removed.
+
+    `where`: the load's predictions file (the copy goes beside it), and the Keras its saving environment had."""
+    from harness.agent import adapt
+    from harness.agent.adapters import H5, JSON, KERAS, CannotAdapt
+
+    output, written_by = where
+    if output is None:
+        raise Unsupported("an adapting loader needs a folder beside the load's predictions")
+    if to_keras and (ctx.major < 3 or adapt.layout(path) not in (H5, JSON)):
+        raise Unsupported("a .keras file is made from an adapted .h5 or architecture JSON, for Keras 3 only")
+    folder = adapted_dir(output)
+    target = ".".join(map(str, ctx.version))
+    account = adapt.make(path, target, folder, weights=code.spec.weights or "model.weights.h5", written_by=written_by)
+    if account["status"] == "nothing":
+        raise Unsupported(account.get("why") or f"nothing to adapt from Keras {account.get('source_keras')} to "
+                          f"{target}: no adapter of {account.get('tried')} found its change in the file")
+    if account["status"] == "cannot":
+        last = account["adapters"][-1]
+        raise CannotAdapt(f"{last['adapter']} ({last['cause']}): {last['cannot']}")
+    copy = os.path.join(folder, account["file"])
+    try:
+        if account["layout"] in (H5, KERAS):
+            loaded = _load_model(ctx, copy, code, loader="adapted")
+        else:
+            loaded = (_model_from_json if account["layout"] == JSON else _rebuild)(ctx, copy, code)
+        if to_keras:
+            name = os.path.splitext(account["file"])[0] + ".keras"
+            keras_model_of(loaded).save(os.path.join(folder, name))
+            account = adapt.record(folder, account, file=name, hand=[name],
+                                   saved_as=f"saved as .keras by Keras {target} from the adapted {account['file']}")
+            loaded = _load_model(ctx, os.path.join(folder, name), code, loader="adapted_keras")
+    except Exception as exc:
+        adapt.clear(folder, account, f"{type(exc).__name__}: {exc}"[:1000])
+        raise
+    loaded.options["adapted"] = [a["adapter"] for a in account["adapters"]]
+    return loaded
+
+
+def keras_model_of(loaded: Loaded) -> Any:
+    """The Keras model a load gave back; Unsupported when it gave none (a serving route)."""
+    if loaded.keras is None:
+        raise Unsupported("the load gave back no Keras model to save")
+    return loaded.keras
+
+
+# Loaders that write files of their own beside the load's predictions, knowing which Keras saved the artifact.
+Where = Tuple[Optional[str], Optional[str]]
+WRITING_LOADERS: Dict[str, Callable[[Context, str, ModelCode, Where], Loaded]] = {
+    "adapted": lambda ctx, path, code, where: _adapted_copy(ctx, path, code, where, to_keras=False),
+    "adapted_keras": lambda ctx, path, code, where: _adapted_copy(ctx, path, code, where, to_keras=True),
+}
+
 LOADERS: Dict[str, Callable[[Context, str, ModelCode], Loaded]] = {
     "load_model": _load_model, "load_model_custom": _load_model_custom, "load_model_unsafe": _load_model_unsafe,
     "load_model_nocompile": _load_model_nocompile,
@@ -318,9 +374,16 @@ LOADERS: Dict[str, Callable[[Context, str, ModelCode], Loaded]] = {
 
 
 def load(ctx: Context, loader: str, path: str, code: ModelCode, input_names: List[str], *,
-         output_names: Optional[List[str]] = None) -> Loaded:
-    """Load an artifact with a named loader; a model whose spec asks for it takes one training step first."""
-    loaded = _load(ctx, loader, path, code, (input_names, list(output_names or [])))
+         output_names: Optional[List[str]] = None, output: Optional[str] = None,
+         written_by: Optional[str] = None) -> Loaded:
+    """Load an artifact with a named loader; a model whose spec asks for it takes one training step first.
+
+    `output`: where the load's predictions go (a loader that writes files of its own writes them beside it);
+    `written_by`: the Keras release of the environment that saved the artifact."""
+    if loader in WRITING_LOADERS:
+        loaded = WRITING_LOADERS[loader](ctx, path, code, (output, written_by))
+    else:
+        loaded = _load(ctx, loader, path, code, (input_names, list(output_names or [])))
     if code.spec.train_step:
         if loaded.model is None:
             raise Unsupported(f"{loader} gives no compiled Keras model to take a training step with")

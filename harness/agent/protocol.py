@@ -14,6 +14,8 @@ import os
 import tempfile
 from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Union
 
+from harness.agent.adapters import ADAPTERS, Adapter
+from harness.agent.adapters import chain as adapter_chain
 from harness.agent.catalog import (
     DEFAULT_FORMATS,
     DEFAULT_LOADERS,
@@ -46,11 +48,12 @@ from harness.agent.spec import applies as _applies
 from harness.agent.spec import routes as _routes
 
 __all__ = [  # what the host may use
-    "ARTIFACT_PREFIX", "CHANGES", "DEFAULT_FORMATS", "DEFAULT_LOADERS", "DEFAULT_MODELS", "EXACT", "FAULT_PROBES",
-    "FORMATS", "KINDS", "LOADERS", "OPT_IN_LOADERS", "PROBES", "SEED", "CellKey", "Code", "FormatSpec", "LoaderSpec",
-    "Migration", "ModelSpec", "Origin", "RandomInputs", "RecordWriter", "ReferenceEnv", "Tolerance", "applies",
-    "artifact_source", "from_dict", "hash_tree", "plan_tasks", "random_array", "read_records", "resolve_probe",
-    "routes", "sha256_file", "to_dict", "write_json_atomic",
+    "ADAPTED", "ADAPTERS", "ARTIFACT_PREFIX", "CHANGES", "DEFAULT_FORMATS", "DEFAULT_LOADERS", "DEFAULT_MODELS",
+    "EXACT", "FAULT_PROBES", "FORMATS", "KINDS", "LOADERS", "OPT_IN_LOADERS", "PROBES", "SEED", "Adapter", "CellKey",
+    "Code", "FormatSpec", "LoaderSpec", "Migration", "ModelSpec", "Origin", "RandomInputs", "RecordWriter",
+    "ReferenceEnv", "Tolerance", "adapted_dir", "adapter_chain", "applies", "artifact_source", "from_dict", "hash_tree",
+    "plan_tasks", "random_array", "read_records", "resolve_probe", "routes", "sha256_file", "to_dict",
+    "write_json_atomic",
 ]
 
 RECORD_SCHEMA = 1
@@ -69,6 +72,7 @@ INPUTS = "inputs.npz"  # <model>/inputs.npz: the reference inputs, by input name
 LABELS = "labels.npy"  # <model>/labels.npy
 REFERENCE = "reference.npy"  # <model>/reference.npy: what the saving environment predicted
 LOAD_DONE = "load-done"  # the record kind a finished load phase ends with
+ADAPTED = "adapted.json"  # <a load's predictions without .npy>/adapted.json: what an adapting loader changed
 
 # Where containers see the run directory.
 OUT_MOUNT = "/harness/out"  # the save container's artifacts/<env>/ (read-write)
@@ -96,6 +100,12 @@ def records_name(phase: str, env: str) -> str:
 def output_rel(source: str, model: str, fmt: str, loader: str) -> str:
     """Where one load's predictions go, relative to the target's outputs folder."""
     return f"{source}/{model}/{fmt}/{loader}.npy"
+
+
+def adapted_dir(output: str) -> str:
+    """The folder an adapting loader writes its adapted file and account into: beside the load's predictions,
+    named like them (outputs/<target>/<source>/<model>/<format>/<loader>/)."""
+    return os.path.splitext(output)[0]
 
 
 def user_code_dir(model: str) -> str:

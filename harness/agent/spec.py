@@ -164,6 +164,8 @@ class LoaderSpec:
     resaves: bool = False  # gives back a Keras model that can be saved again: a migration can start from it
     change: str = "as_is"  # one of CHANGES: what it asks of someone whose format's usual loader is another
     needs_code: bool = False  # the model's code (its factory) rebuilds it before anything is read
+    adapts: bool = False  # edits a copy of the file for this Keras (harness/agent/adapters.py), then loads the copy
+    makes: Optional[str] = None  # the format of the file it hands over, when not the one it reads
     snippet: str = ""  # the code that loads a file this way: {keras}, {path} and {objects} are filled in
 
 

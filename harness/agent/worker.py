@@ -76,7 +76,8 @@ def _run_task(ctx: formats.Context, task: Dict[str, Any]) -> Dict[str, Any]:
     code = ModelCode(from_dict(task["spec"]), ctx.keras)
     try:
         loaded = formats.load(ctx, task["loader"], task["artifact"], code, task["input_names"],
-                              output_names=task.get("output_names"))
+                              output_names=task.get("output_names"), output=task["output"],
+                              written_by=(task.get("source_versions") or {}).get("keras"))
         loaded = code.serve(loaded, task["input_names"], task["model_dir"])
     except formats.Unsupported as exc:
         return {"status": "unsupported", "error": error_info(exc), "stage": "load", "seconds": _since(start)}

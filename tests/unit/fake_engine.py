@@ -18,6 +18,7 @@ import numpy as np
 from harness.agent import protocol
 from harness.engine import BuildResult, ContainerInfo, RunResult, RunSpec
 
+NOTHING_TO_ADAPT = "no adapter reads this kind of file (a SavedModel, a .weights.h5)"
 VERSIONS = {"python": "3.11.2", "tensorflow": "2.15.1", "keras": "2.15.0", "keras_major": 2, "keras_package": "keras"}
 
 
@@ -136,6 +137,11 @@ class FakeEngine:
                      else _host(mounts, f"{protocol.ARTIFACTS_MOUNT}/{only['source']}").parent)
         for task in protocol.plan_tasks(str(artifacts), protocol.OUTPUTS_MOUNT, specs):
             if protocol.CellKey.of(task, target) in done or any(task[k] != v for k, v in only.items()):
+                continue
+            if protocol.LOADERS[task["loader"]].adapts:  # the agent's answer for a file no adapter reads
+                writer.write({"kind": "load", "target": target, "status": "unsupported", "stage": "load",
+                              **{k: task[k] for k in ("source", "model", "format", "loader")},
+                              "error": {"type": "harness.agent.formats.Unsupported", "message": NOTHING_TO_ADAPT}})
                 continue
             reference = Path(task["model_dir"]) / protocol.REFERENCE
             predicted = np.load(reference) if reference.is_file() else _reference(task["model"])
