@@ -23,6 +23,7 @@ from harness.workflow import RunEngine, RunRequest, run_matrix
 
 if TYPE_CHECKING:
     from harness.advisor.handover import Handed
+    from harness.rundir import RunDir
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,10 @@ class Target:
     tf_keras: str | None
 
 
-def check_matrix(question: CheckQuestion, base_image: str | None) -> tuple[Matrix, dict[str, Any], list[Target]]:
-    """The matrix of a check, validated like a matrix file; its YAML-ready data; and each --to's environments."""
+def check_matrix(question: CheckQuestion, base_image: str | None,
+                 name: str = "check") -> tuple[Matrix, dict[str, Any], list[Target]]:
+    """The matrix of a check (named `name`-<model>), validated like a matrix file; its YAML-ready data; and each --to's
+    environments."""
     import yaml
 
     from harness.advisor.question import check_environments, migration_entry, parse_spec
@@ -45,8 +48,8 @@ def check_matrix(question: CheckQuestion, base_image: str | None) -> tuple[Matri
     source = parse_spec(question.source, "--from")
     wanted = [parse_spec(text, "--to") for text in question.targets]
     envs = check_environments(source, wanted, question.model.python, tf_keras=question.tf_keras)
-    migrated = migration_entry(entry)
-    data = {"name": f"check-{entry['name']}", "environments": envs.entries,
+    migrated = migration_entry(entry) if question.migration else None
+    data = {"name": f"{name}-{entry['name']}", "environments": envs.entries,
             "models": [entry, *([migrated] if migrated else [])]}
     text = yaml.safe_dump(data, sort_keys=False)
     try:
@@ -106,17 +109,28 @@ def question_record(matrix: Matrix, question: CheckQuestion, targets: list[Targe
             "targets": [{"spec": t.spec, "env": t.env, "tf_keras": t.tf_keras} for t in targets]}
 
 
-def run_check(question: CheckQuestion, settings: RunSettings, engine: RunEngine) -> int:
-    """Run the check's matrix like `run` and print its answer; 0 when the current route survives in every target."""
+@dataclass(frozen=True)
+class Answered:
+    """A check's run, done: its matrix, report and run directory, and the screen that answers it."""
+
+    matrix: Matrix
+    report: dict[str, Any]
+    run_dir: RunDir
+    screen: str
+
+
+def answer_question(question: CheckQuestion, settings: RunSettings, engine: RunEngine,
+                    name: str = "check") -> Answered | int:
+    """Run a check's matrix like `run` and compute its answer; the run's exit code when it could not be answered."""
     import yaml
 
-    from harness.advisor.handover import check_folder, hand_over
     from harness.advisor.screens import check_screen
-    from harness.report.writers import write_check_json
     from harness.rundir import RunDir, default_out
 
-    matrix, data, targets = check_matrix(question, settings.base_image)
+    matrix, data, targets = check_matrix(question, settings.base_image, name)
     if question.migrate is not None:
+        from harness.advisor.handover import check_folder
+
         check_folder(question.migrate)
     out = Path(settings.out or default_out(matrix.name))
     request = RunRequest(out=out, jobs=settings.jobs, limits=Limits(cell_timeout=settings.cell_timeout),
@@ -124,12 +138,23 @@ def run_check(question: CheckQuestion, settings: RunSettings, engine: RunEngine)
     outcome = run_matrix(matrix, request, engine, Console(quiet=settings.quiet), os.environ)
     if outcome.exit_code not in (EXIT_OK, EXIT_FAILURES) or outcome.report is None:
         return outcome.exit_code
-    report, run_dir = outcome.report, RunDir(out)
-    (out / "check.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    text = check_screen(report, out)
-    if question.migrate is not None and len(matrix.models) > 1:
+    (out / f"{name}.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return Answered(matrix, outcome.report, RunDir(out), check_screen(outcome.report, out))
+
+
+def run_check(question: CheckQuestion, settings: RunSettings, engine: RunEngine) -> int:
+    """Run the check's matrix like `run` and print its answer; 0 when the current route survives in every target."""
+    from harness.advisor.handover import hand_over
+    from harness.report.writers import write_check_json
+
+    answered = answer_question(question, settings, engine)
+    if isinstance(answered, int):
+        return answered
+    matrix, report, run_dir = answered.matrix, answered.report, answered.run_dir
+    text = answered.screen
+    if question.migrate is not None:
         handed = hand_over(question.migrate, report, run_dir=run_dir, model=matrix.models[0],
-                           migrated=matrix.models[1])
+                           migrated=matrix.models[1] if len(matrix.models) > 1 else None)
         run_dir.write_run({**run_dir.read_run(), "handed": [h.entry() for h in handed]})
         write_check_json(run_dir, report)
         text += "\n" + "\n".join(handed_lines(handed, question.migrate)) + "\n"
@@ -138,7 +163,12 @@ def run_check(question: CheckQuestion, settings: RunSettings, engine: RunEngine)
 
 
 def handed_lines(handed: list[Handed], folder: Path) -> list[str]:
-    """What --migrate wrote, one line per target (or why nothing was)."""
+    """What --migrate wrote, one line per target (or why nothing was), and every edit of an adapted file."""
     if not handed:
-        return [f"migrated: nothing written to {folder}: no migrated file predicts like the original in the target"]
-    return [f"migrated: {h.folder / h.file} (loads with {h.folder / 'load.py'}; {h.words})" for h in handed]
+        return [f"migrated: nothing written to {folder}: no migrated or adapted file predicts like the original in "
+                "the target"]
+    lines = []
+    for h in handed:
+        lines.append(f"migrated: {h.folder / h.file} (loads with {h.folder / 'load.py'}; {h.words})")
+        lines += [f"  edited: {edit}" for edit in h.route.edits]
+    return lines

@@ -1,9 +1,12 @@
-"""`check --migrate DIR`: hand over the best verified migrated file, the code that loads it, and a manifest.
+"""`check --migrate DIR`: hand over the best verified file made again, the code that loads it, and a manifest.
 
-A migrated file is one the source environment saved again after loading the user's artifact
-(harness/agent/migrate.py). Only a file whose route is portable is handed over: it predicted like
-the original at home and in the target, with the report's tolerance. The copy is checked against
-the sha256 the save recorded, and the manifest says where it comes from, how it was made, where it
+A file is made again in two ways: migrated, when the source environment saved it again after
+loading the user's artifact (harness/agent/migrate.py); adapted, when a copy of the artifact was
+edited for the target's Keras and loaded there (harness/agent/adapters.py). Only a file that was
+verified is handed over: a migrated file whose route is portable (it predicted like the original at
+home and in the target), an adapted file whose load in the target predicted like the original, both
+within the report's tolerance. The copy is checked against the sha256 recorded when it was written,
+and the manifest says where it comes from, how it was made (for an adapted file, every edit), where it
 was verified and by how much its predictions differ.
 """
 
@@ -18,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__, untrusted
-from harness.advisor import words
-from harness.advisor.answer import route_dict, route_of
+from harness.advisor import adaptation, words
+from harness.advisor.answer import WORKING, route_dict, route_of
 from harness.advisor.ranking import Route
-from harness.agent.protocol import FORMATS, LOADERS, ModelSpec, hash_tree, write_json_atomic
+from harness.agent.protocol import FORMATS, LOADERS, CellKey, ModelSpec, hash_tree, write_json_atomic
 from harness.errors import UsageError
 from harness.rundir import RunDir
 
@@ -55,17 +58,24 @@ def check_folder(folder: Path) -> None:
         raise UsageError(f"--migrate {folder}: exists and is not an empty folder; name a new one")
 
 
+def _verified(route: Mapping[str, Any]) -> bool:
+    """A file made again that may be handed over: a migrated file that works at home and in the target, an adapted
+    copy that works in the target (where it was made)."""
+    if adaptation.adapts(str(route["loader"])):
+        return route.get("route_status") in WORKING
+    return route.get("made_with") is not None and route.get("route_status") == "portable"
+
+
 def best_migrated(target: Mapping[str, Any]) -> Route | None:
-    """The best verified migrated file for one target of report.json's `check`: one that loads in the target itself
+    """The best verified file made again for one target of report.json's `check`: one that loads in the target itself
     before one that needs tf-keras, then in the answer's order (harness/advisor/ranking.py)."""
-    made = [route_of(r) for r in target["works"] if r.get("made_with") is not None
-            and r.get("route_status") == "portable"]
+    made = [route_of(r) for r in target["works"] if _verified(r)]
     return min(made, key=lambda r: (r.tf_keras, made.index(r))) if made else None
 
 
 def hand_over(folder: Path, report: Mapping[str, Any], *, run_dir: RunDir, model: ModelSpec,
-              migrated: ModelSpec) -> list[Handed]:
-    """Write each target's best verified migrated file (in folder/<target> when there are several targets)."""
+              migrated: ModelSpec | None) -> list[Handed]:
+    """Write each target's best verified file made again (in folder/<target> when there are several targets)."""
     handed = []
     targets = report["check"]["targets"]
     for target in targets:
@@ -73,33 +83,64 @@ def hand_over(folder: Path, report: Mapping[str, Any], *, run_dir: RunDir, model
         if route is None:
             continue
         where = folder / target["target"] if len(targets) > 1 else folder
-        handed.append(_write(where, target["target"], route, run_dir=run_dir, report=report, model=model,
-                             migrated=migrated))
+        made = (_adapted(run_dir, report, model, route) if adaptation.adapts(route.loader)
+                else _migrated(run_dir, migrated, route))
+        handed.append(_write(where, target["target"], route, made, report=report, model=model))
     return handed
 
 
-def _write(where: Path, target: str, route: Route, *, run_dir: RunDir, report: Mapping[str, Any],
-           model: ModelSpec, migrated: ModelSpec) -> Handed:
-    how = migrated.migrates
-    assert how is not None
+@dataclass(frozen=True)
+class _Made:
+    """A verified file made again, where the run directory holds it: its folder, the files to hand over (and their
+    sha256), the file to load, and how it was made (the manifest's `made`)."""
+
+    source: Path
+    files: dict[str, str]
+    artifact: str
+    made: dict[str, Any]
+
+
+def _migrated(run_dir: RunDir, migrated: ModelSpec | None, route: Route) -> _Made:
+    how = migrated.migrates if migrated is not None else None
+    if migrated is None or how is None:
+        raise UsageError("--migrate: the check made no migrated model")
     manifest = run_dir.read_manifest(how.env) or {}
     saved = manifest.get("models", {}).get(migrated.name, {}).get("formats", {}).get(route.format)
     if not isinstance(saved, dict):
         raise UsageError(f"--migrate: {how.env} holds no {route.format} file of {migrated.name}")
-    source = run_dir.artifacts(how.env) / migrated.name / route.format
     prefix = route.format + "/"
-    expected = {rel[len(prefix):]: digest for rel, digest in saved.get("files", {}).items() if rel.startswith(prefix)}
+    files = {rel[len(prefix):]: digest for rel, digest in saved.get("files", {}).items() if rel.startswith(prefix)}
+    made = LOADERS[route.made_with].words if route.made_with in LOADERS else route.made_with
+    return _Made(run_dir.artifacts(how.env) / migrated.name / route.format, files,
+                 str(saved["path"]).split("/", 2)[-1],  # <model>/<format>/<file>: the file below the format folder
+                 {"env": how.env, "loader": route.made_with,
+                  "words": f"loaded with {made} in {how.env}, saved there as {FORMATS[route.format].words}"})
+
+
+def _adapted(run_dir: RunDir, report: Mapping[str, Any], model: ModelSpec, route: Route) -> _Made:
+    key = CellKey(str(report["check"]["source"]), str(route.env), model.name, route.format, route.loader)
+    found = adaptation.account(run_dir, key)
+    if found is None or not found.get("hand"):
+        raise UsageError(f"--migrate: no adapted file of {model.name} was kept for {route.env}")
+    envs = {e["id"]: e for e in report["environments"]}
+    keras = envs.get(route.env or "", {}).get("keras")
+    return _Made(run_dir.adapted(key), adaptation.hand_files(found), str(found["file"]), {
+        "env": route.env, "loader": None, "adapters": found["adapters"],
+        "words": f"a copy of the original edited for Keras {keras} (no model loaded with another Keras): "
+                 + "; ".join(adaptation.edits(found))})
+
+
+def _write(where: Path, target: str, route: Route, made: _Made, *, report: Mapping[str, Any],
+           model: ModelSpec) -> Handed:
     tmp = where.with_name(f".{where.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        _copy(source, tmp, expected)
-        artifact = str(saved["path"]).split("/", 2)[-1]  # <model>/<format>/<file>: the file below the format folder
+        _copy(made.source, tmp, made.files)
         envs = {e["id"]: e for e in report["environments"]}
-        (tmp / SNIPPET).write_text(snippet(route, artifact, model, envs.get(route.env or "", {})), encoding="utf-8")
-        write_json_atomic(tmp / MANIFEST, _manifest(route, artifact, expected, target, report=report, model=model,
-                                                   home=how.env),
-                          strict=True)
+        (tmp / SNIPPET).write_text(snippet(route, made.artifact, model, envs.get(route.env or "", {})),
+                                   encoding="utf-8")
+        write_json_atomic(tmp / MANIFEST, _manifest(route, made, target, report=report, model=model), strict=True)
         where.parent.mkdir(parents=True, exist_ok=True)
         if where.exists():
             where.rmdir()  # the empty folder check_folder allowed
@@ -107,17 +148,18 @@ def _write(where: Path, target: str, route: Route, *, run_dir: RunDir, report: M
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return Handed(target, where, artifact, route)
+    return Handed(target, where, made.artifact, route)
 
 
 def _copy(source: Path, dest: Path, expected: dict[str, str]) -> None:
-    """Copy the migrated file's folder (links and special files refused), then check every file's sha256."""
-    for entry in sorted(source.iterdir()):
-        untrusted.copy_artifact(entry, dest / entry.name)
+    """Copy the files made again (their top-level entries; links and special files refused), then check every file's
+    sha256."""
+    for name in sorted({rel.split("/")[0] for rel in expected}):
+        untrusted.copy_artifact(source / name, dest / name)
     found = hash_tree(str(dest))
     if found != expected:
         odd = sorted(set(found) ^ set(expected)) or sorted(k for k in found if found[k] != expected.get(k))
-        raise UsageError(f"--migrate: {source} is not what was saved and verified ({odd[0]} differs); nothing "
+        raise UsageError(f"--migrate: {source} is not what was written and verified ({odd[0]} differs); nothing "
                          "handed over")
 
 
@@ -125,32 +167,37 @@ def _versions(env: dict[str, Any]) -> dict[str, Any]:
     return {k: env.get(k) for k in ("python", "tensorflow", "keras", "keras_package")}
 
 
-def _manifest(route: Route, artifact: str, files: dict[str, str], target: str, *, report: Mapping[str, Any],
-              model: ModelSpec, home: str) -> dict[str, Any]:
+def _manifest(route: Route, made: _Made, target: str, *, report: Mapping[str, Any],
+              model: ModelSpec) -> dict[str, Any]:
     envs = {e["id"]: e for e in report["environments"]}
     original = model.origin.artifact if model.origin else None
     source: dict[str, Any] = next((e for e in report["environments"]
                                    if (e.get("spec") or {}).get("artifact") == original), {})
-    made = LOADERS[route.made_with].words if route.made_with in LOADERS else route.made_with
     return {
         "schema": 1,
         "harness_version": __version__,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "file": artifact,
-        "format": route.format,
-        "files": files,
+        "file": made.artifact,
+        "format": route.made_format or route.format,
+        "files": made.files,
         "original": {"path": original, "format": model.artifact_format, "sha256": source.get("spec", {}).get("sha256"),
                      "keras": source.get("keras")},
-        "made": {"env": home, "versions": _versions(envs.get(home, {})), "loader": route.made_with,
-                 "words": f"loaded with {made} in {home}, saved there as {FORMATS[route.format].words}"},
+        "made": {**made.made, "versions": _versions(envs.get(str(made.made["env"]), {}))},
         "verified": {"target": target, "env": route.env, "versions": _versions(envs.get(route.env or "", {})),
-                     "tf_keras": route.tf_keras, "loader": route.loader, "max_abs_diff": route.max_abs_diff,
+                     "tf_keras": route.tf_keras, "loader": route.loader,
+                     "loaded_with": LOADERS[loaded_with(route)].words, "max_abs_diff": route.max_abs_diff,
                      "bit_exact": route.bit_exact, "tolerance": report["tolerance"],
                      "compared_with": "the original file's reference predictions"},
         "load": SNIPPET,
         "steps": words.steps(route),
         "run": report["matrix"]["name"],
     }
+
+
+def loaded_with(route: Route) -> str:
+    """The loader the handed-over file is loaded with: an adapted copy's format's own, else the route's."""
+    made = route.made_format
+    return FORMATS[made].loader if adaptation.adapts(route.loader) and made in FORMATS else route.loader
 
 
 def _objects(ref: str | None) -> tuple[list[str], str]:
@@ -168,8 +215,9 @@ def _objects(ref: str | None) -> tuple[list[str], str]:
 
 
 def snippet(route: Route, artifact: str, model: ModelSpec, env: dict[str, Any]) -> str:
-    """load.py: the code that loads the handed-over file the way it was verified (runnable as it is)."""
-    loader = LOADERS[route.loader]
+    """load.py: the code that loads the handed-over file the way it was verified (runnable as it is): an adapted
+    file with its format's own loader."""
+    loader = LOADERS[loaded_with(route)]
     lines = [f'"""Load {artifact} as harness check verified it in {route.env} (Python {env.get("python")}, '
              f'TensorFlow {env.get("tensorflow")}, Keras {env.get("keras")}{", tf-keras" if route.tf_keras else ""}).',
              "", "Its predictions matched the original file's " + (

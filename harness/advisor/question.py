@@ -336,12 +336,15 @@ class ModelQuestion:
     reference: str | None = None
     format: str | None = None
     unsafe: bool = False
+    loaders: tuple[str, ...] | None = None  # only these of the loaders that apply (None: every one)
 
     def entry(self) -> dict[str, Any]:
-        """The matrix `models:` entry, with every route that applies to it."""
+        """The matrix `models:` entry, with every route that applies to it (of `loaders`, when given)."""
         entry = user_model_entry(self.model, custom_objects=self.custom_objects, factory=self.factory,
                                  inputs=self.inputs, reference=self.reference)
         add_routes(entry, self.format, unsafe=self.unsafe)
+        if self.loaders is not None:
+            entry["loaders"] = [x for x in entry["loaders"] if x in self.loaders]
         return entry
 
 
@@ -365,6 +368,22 @@ class CheckQuestion:
     model: ModelQuestion
     tf_keras: bool = True  # try the target's TensorFlow with tf-keras beside a Keras 3 target
     migrate: Path | None = None  # hand the best verified migrated file over to this folder
+    migration: bool = True  # make a migrated model of an existing artifact (loaded at home, saved again there)
+
+
+# The loaders `adapt` tries: the plain ones a reference at home comes from, and those that adapt a copy.
+ADAPT_LOADERS = ("load_model", "load_model_nocompile", "rebuild", "model_from_json",
+                 *(name for name, spec in LOADERS.items() if spec.adapts))
+
+
+@dataclass(frozen=True)
+class AdaptQuestion:
+    """`adapt`: a copy of this saved model edited for the target's Keras, verified there, written to `out`."""
+
+    target: str  # --to SPEC
+    model: ModelQuestion
+    source: str | None = None  # --from SPEC: where its reference predictions come from (None: told by the file)
+    out: Path | None = None  # --out FILE (None: beside the working directory, named after the model)
 
 
 AXES = ("tensorflow", "keras")  # what changes between the releases a bisect walks

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
+from harness.advisor import adaptation
 from harness.advisor.answer import check_section
 from harness.advisor.migrations import migrations
 from harness.agent.protocol import EXACT, REFERENCE, CellKey, ModelSpec, Tolerance, artifact_source
@@ -282,6 +283,14 @@ def _cell(data: _RunData, key: CellKey) -> dict[str, Any]:
             "signal": record.get("signal"), "exit_code": record.get("exit_code")}
 
 
+def _with_account(data: _RunData, key: CellKey, cell: dict[str, Any]) -> dict[str, Any]:
+    """An adapting loader's cell with its account of what it changed (harness/advisor/adaptation.py)."""
+    found = adaptation.account(data.run_dir, key)
+    if found is None:
+        return cell
+    return {**cell, "loader_options": {**(cell.get("loader_options") or {}), "adapted": found}}
+
+
 def _noise(record: dict[str, Any]) -> float | None:
     """The spread of a drifting load's predictions over repeated loads in its worker (None: not measured)."""
     value = record.get("noise")
@@ -373,7 +382,7 @@ def build_report(run_dir: RunDir, baseline: dict[str, Any] | None = None,
         artifacts={},
         references={},
     )
-    cells = [{**CELL_DEFAULTS, **_cell(data, key)} for key in expected_cells(matrix, env_ids)]
+    cells = [_with_account(data, key, {**CELL_DEFAULTS, **_cell(data, key)}) for key in expected_cells(matrix, env_ids)]
     routes.annotate(cells, home_environments(matrix.models, env_ids), {m.name for m in matrix.models
                                                                       if m.shows_hazard})
     expectations = mark_expected(cells, matrix.expect, environments)
