@@ -234,6 +234,19 @@ def sniff_versions(path: Path, fmt: str, architecture: str | None = None) -> dic
             "artifact": str(path), "sha256": None if path.is_dir() else sha256_file(str(path))}
 
 
+def keras_classes(path: Path) -> set[str]:
+    """The class names a .keras archive's config names (a bounded read; nothing for another or unreadable file)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if archive.getinfo("config.json").file_size > SNIFF_BYTES:
+                return set()
+            with archive.open("config.json") as member:
+                text = member.read(SNIFF_BYTES).decode("utf-8", errors="replace")
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return set()
+    return set(re.findall(r'"class_name":\s*"([^"]{1,200})"', text))
+
+
 def _sniff_keras(path: Path, fmt: str) -> str | None:
     try:
         if fmt == "keras":

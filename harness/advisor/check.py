@@ -170,5 +170,6 @@ def handed_lines(handed: list[Handed], folder: Path) -> list[str]:
     lines = []
     for h in handed:
         lines.append(f"migrated: {h.folder / h.file} (loads with {h.folder / 'load.py'}; {h.words})")
+        lines += [f"  note: {h.note}"] if h.note else []
         lines += [f"  edited: {edit}" for edit in h.route.edits]
     return lines

@@ -16,7 +16,7 @@ import datetime as dt
 import re
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from harness.advisor.answer import WORKING, route_dict, route_of
 from harness.advisor.ranking import Route
 from harness.agent.protocol import FORMATS, LOADERS, CellKey, ModelSpec, hash_tree, write_json_atomic
 from harness.errors import UsageError
+from harness.models import keras_classes
 from harness.rundir import RunDir
 
 MANIFEST = "manifest.json"
@@ -40,6 +41,7 @@ class Handed:
     folder: Path
     file: str
     route: Route
+    note: str | None = None  # what keeps it from being a file load_model reads by default
 
     @property
     def words(self) -> str:
@@ -49,7 +51,7 @@ class Handed:
     def entry(self) -> dict[str, Any]:
         """What run.json and check.json record of it."""
         return {"target": self.target, "folder": str(self.folder), "file": self.file, "words": self.words,
-                "route": route_dict(self.route)}
+                "route": route_dict(self.route), "note": self.note}
 
 
 def check_folder(folder: Path) -> None:
@@ -66,11 +68,25 @@ def _verified(route: Mapping[str, Any]) -> bool:
     return route.get("made_with") is not None and route.get("route_status") == "portable"
 
 
-def best_migrated(target: Mapping[str, Any]) -> Route | None:
-    """The best verified file made again for one target of report.json's `check`: one that loads in the target itself
-    before one that needs tf-keras, then in the answer's order (harness/advisor/ranking.py)."""
+def verified_made(target: Mapping[str, Any]) -> list[Route]:
+    """The verified files made again for one target of report.json's `check`, best first: one that loads in the
+    target itself before one that needs tf-keras, then in the answer's order (harness/advisor/ranking.py)."""
     made = [route_of(r) for r in target["works"] if _verified(r)]
-    return min(made, key=lambda r: (r.tf_keras, made.index(r))) if made else None
+    return sorted(made, key=lambda r: (r.tf_keras, made.index(r)))
+
+
+def best_migrated(target: Mapping[str, Any]) -> Route | None:
+    """The best verified file made again for one target (see verified_made)."""
+    made = verified_made(target)
+    return made[0] if made else None
+
+
+# Keras 3.12.1 and 3.13.2+ refuse to deserialize a TFSMLayer unless safe_mode=False (keras-team/keras#22034): a
+# file wrapping a SavedModel so is never handed over as one load_model reads by default.
+WRAPPER = "TFSMLayer"
+WRAPPER_NOTE = ("it wraps a SavedModel in a TFSMLayer, which Keras 3.12.1 and 3.13.2 and later load only with "
+                "load_model(path, safe_mode=False) (it runs the SavedModel's graph): not a file load_model reads by "
+                "default")
 
 
 def hand_over(folder: Path, report: Mapping[str, Any], *, run_dir: RunDir, model: ModelSpec,
@@ -79,14 +95,22 @@ def hand_over(folder: Path, report: Mapping[str, Any], *, run_dir: RunDir, model
     handed = []
     targets = report["check"]["targets"]
     for target in targets:
-        route = best_migrated(target)
-        if route is None:
+        made = [(route, _made(run_dir, report, model, migrated, route)) for route in verified_made(target)]
+        if not made:
             continue
+        # A file wrapping a SavedModel only when nothing else was verified, and said so.
+        route, found = next(((r, m) for r, m in made if not m.note), made[0])
         where = folder / target["target"] if len(targets) > 1 else folder
-        made = (_adapted(run_dir, report, model, route) if adaptation.adapts(route.loader)
-                else _migrated(run_dir, migrated, route))
-        handed.append(_write(where, target["target"], route, made, report=report, model=model))
+        handed.append(_write(where, target["target"], route, found, report=report, model=model))
     return handed
+
+
+def _made(run_dir: RunDir, report: Mapping[str, Any], model: ModelSpec, migrated: ModelSpec | None,
+          route: Route) -> _Made:
+    made = (_adapted(run_dir, report, model, route) if adaptation.adapts(route.loader)
+            else _migrated(run_dir, migrated, route))
+    wraps = WRAPPER in keras_classes(made.source / made.artifact)  # nothing for a file that is not a .keras archive
+    return replace(made, note=WRAPPER_NOTE) if wraps else made
 
 
 @dataclass(frozen=True)
@@ -98,7 +122,7 @@ class _Made:
     files: dict[str, str]
     artifact: str
     made: dict[str, Any]
-
+    note: str | None = None  # what keeps it from being a file load_model reads by default
 
 def _migrated(run_dir: RunDir, migrated: ModelSpec | None, route: Route) -> _Made:
     how = migrated.migrates if migrated is not None else None
@@ -138,8 +162,8 @@ def _write(where: Path, target: str, route: Route, made: _Made, *, report: Mappi
     try:
         _copy(made.source, tmp, made.files)
         envs = {e["id"]: e for e in report["environments"]}
-        (tmp / SNIPPET).write_text(snippet(route, made.artifact, model, envs.get(route.env or "", {})),
-                                   encoding="utf-8")
+        code = snippet(route, made.artifact, model, envs.get(route.env or "", {}))
+        (tmp / SNIPPET).write_text(f"# NOTE: {made.note}\n{code}" if made.note else code, encoding="utf-8")
         write_json_atomic(tmp / MANIFEST, _manifest(route, made, target, report=report, model=model), strict=True)
         where.parent.mkdir(parents=True, exist_ok=True)
         if where.exists():
@@ -148,7 +172,7 @@ def _write(where: Path, target: str, route: Route, made: _Made, *, report: Mappi
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return Handed(target, where, made.artifact, route)
+    return Handed(target, where, made.artifact, route, made.note)
 
 
 def _copy(source: Path, dest: Path, expected: dict[str, str]) -> None:
@@ -189,6 +213,7 @@ def _manifest(route: Route, made: _Made, target: str, *, report: Mapping[str, An
                      "bit_exact": route.bit_exact, "tolerance": report["tolerance"],
                      "compared_with": "the original file's reference predictions"},
         "load": SNIPPET,
+        "note": made.note,
         "steps": words.steps(route),
         "run": report["matrix"]["name"],
     }

@@ -9,6 +9,7 @@ account (adapted.json) beside the load's predictions, the copy's load a record l
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -79,9 +80,10 @@ class CopiesFail(AdaptedInKeras3):
 
 
 def _check(project: Path, engine: Any, *extra: str) -> int:
+    out = [] if "--out" in extra else ["--out", str(project / "run")]
     return main(["check", "--from", "2.15.1", "--to", "2.20.0", "--model", str(project / "old.h5"), "--inputs",
-                 str(project / "x.npy"), "--reference", str(project / "ref.npy"), "--out", str(project / "run"),
-                 "--no-tf-keras", "-q", *extra], engine=engine)
+                 str(project / "x.npy"), "--reference", str(project / "ref.npy"), *out, "--no-tf-keras", "-q", *extra],
+                engine=engine)
 
 
 def test_a_copy_adapted_for_the_target_is_ranked_named_and_handed_over_as_keras(
@@ -228,3 +230,46 @@ def test_the_account_a_container_wrote_is_kept_to_strings(tmp_path: Path) -> Non
     assert found is not None and found["file"] == "3" and found["adapters"] == [
         {"adapter": "x", "cause": "y", "edits": ["e", "5"], "cannot": None}]
     assert adaptation.account(run, key._replace(loader="load_model")) is None
+
+
+class WrapperMigrated(AdaptedInKeras3):
+    """The migrated .keras file wraps a SavedModel in a TFSMLayer (as a Keras 3 home re-saving such a file writes it),
+    and it is the only file made again that loads in the target (`h5`: its .h5 loads there too)."""
+
+    h5 = False
+
+    def _save(self, args: dict[str, Any], out: Path, records: Path) -> None:
+        super()._save(args, out, records)
+        manifest = json.loads((out / "manifest.json").read_text())
+        for name, entry in manifest["models"].items():
+            if "keras" in entry["formats"] and name.endswith("-migrated"):
+                with zipfile.ZipFile(out / name / "keras" / "model", "w") as archive:
+                    archive.writestr("config.json", json.dumps({"class_name": "Functional", "config": {"layers": [
+                        {"class_name": "TFSMLayer", "config": {"filepath": "/models/serving"}}]}}))
+                entry["formats"]["keras"]["files"] = {"keras/model": sha256_file(str(out / name / "keras" / "model"))}
+        (out / "manifest.json").write_text(json.dumps(manifest))
+
+    def change(self, target: str, record: dict[str, Any], output: Path) -> None:
+        if target != K3 or LOADERS[record["loader"]].adapts:
+            return
+        migrated = record["model"].endswith("-migrated")
+        if migrated and (record["format"] == "keras" or (self.h5 and record["format"] == "h5")):
+            return  # loads in the target
+        self.fail_load(record, output, "ValueError", CUDNN)
+
+
+class WrapperAndH5Migrated(WrapperMigrated):
+    h5 = True
+
+
+def test_a_file_wrapping_a_savedmodel_is_never_handed_over_as_loading_by_default(
+        project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _check(project, WrapperAndH5Migrated, "--migrate", str(project / "first"))
+    assert json.loads((project / "first" / "manifest.json").read_text())["format"] == "h5"  # not the wrapper
+    capsys.readouterr()
+    _check(project, WrapperMigrated, "--migrate", str(project / "only"), "--out", str(project / "run2"))
+    out = capsys.readouterr().out
+    manifest = json.loads((project / "only" / "manifest.json").read_text())
+    assert manifest["format"] == "keras" and "TFSMLayer" in manifest["note"] and "safe_mode=False" in manifest["note"]
+    assert "  note: it wraps a SavedModel in a TFSMLayer" in out
+    assert (project / "only" / "load.py").read_text().startswith("# NOTE: it wraps a SavedModel in a TFSMLayer")
