@@ -285,7 +285,8 @@ RULES = (
          "JSON configs: make it the input_shape it came from" + ADAPT + ", or start the model with keras.Input",
          source="2", target="3"),
     Rule("tf-op-lambda",
-         r"Unknown layer: '(TF|Slicing)OpLambda'|A KerasTensor cannot be used as input to a TensorFlow function|"
+         r"Unknown layer: '(TF|Slicing)OpLambda'|Could not deserialize class '(TF|Slicing)OpLambda'|"
+         r"A KerasTensor cannot be used as input to a TensorFlow function|"
          r"raw TensorFlow ops on Keras tensors \(TFOpLambda\)",
          "raw TensorFlow ops on Keras tensors (tf.concat, tf.nn.relu, ...) work only in Keras 2, which wraps them "
          "(and x[:, :4], x + 1) in TFOpLambda/SlicingOpLambda layers: Keras 3 neither builds model code that calls "

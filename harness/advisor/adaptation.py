@@ -95,9 +95,11 @@ def why_not(cell: Mapping[str, Any]) -> str:
     if fixed_by:
         return f"adapter {fixed_by[0]} ({cause}) ran, yet the target still refuses the file: {detail}"
     if answering:
-        reads = sorted({layout for a in ADAPTERS if a.name in answering for layout in a.layouts})
-        return (f"adapted by {', '.join(ran) or 'nothing'}; what remains ({cause}) has an adapter, "
-                f"{answering[0]}, for {', '.join(reads)} files between other releases: {detail}")
+        layout = str(found.get("layout") or cell["format"])
+        others = [a for a in ADAPTERS if a.name in answering and layout not in a.layouts]
+        where = (f"no adapter for {layout} files ({others[0].name} adapts {', '.join(others[0].layouts)} files)"
+                 if len(others) == len(answering) else f"an adapter, {answering[0]}, for other releases")
+        return f"adapted by {', '.join(ran) or 'nothing'}; what remains ({cause}) has {where}: {detail}"
     return (f"adapted by {', '.join(ran) or 'nothing'}; what remains has no adapter ({cause or 'unknown cause'}): "
             f"{detail}")
 

@@ -207,8 +207,13 @@ def test_the_table_counts_broken_routes_by_cause_and_what_the_adapters_made_of_t
     (_cell("adapted", "unsupported", "unsupported", reason="r", loader_options={"adapted": {
         "status": "nothing", "why": "no adapter reads this kind of file"}}), "no adapter: no adapter reads this kind"),
     (_cell("adapted", "error", "unsupported", "tf-op-lambda", error={"type": "ValueError", "message": "Unknown"},
-           loader_options={"adapted": {"adapters": [{"adapter": "keras3-module-paths", "edits": ["m"]}]}}),
-     "adapted by keras3-module-paths; what remains (tf-op-lambda) has an adapter, tf-op-lambda-layers, for h5 files"),
+           loader_options={"adapted": {"layout": "keras", "adapters": [{"adapter": "keras3-module-paths",
+                                                                        "edits": ["m"]}]}}),
+     "adapted by keras3-module-paths; what remains (tf-op-lambda) has no adapter for keras files "
+     "(tf-op-lambda-layers adapts h5 files): ValueError: Unknown"),
+    (_cell("adapted", "error", "unsupported", "newer-keras-config", error={"type": "E", "message": "M"},
+           loader_options={"adapted": {"layout": "h5", "adapters": [{"adapter": "keras2-optimizer", "edits": ["o"]}]}}),
+     "what remains (newer-keras-config) has an adapter, initializer-axes, for other releases"),
     (_cell("adapted", "error", "unsupported", "vocabulary-file", error={"type": "E", "message": "M"},
            loader_options={"adapted": {"adapters": [{"adapter": "keras3-module-paths", "edits": ["m"]}]}}),
      "what remains has no adapter (vocabulary-file): E: M"),
