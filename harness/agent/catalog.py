@@ -61,12 +61,13 @@ LOADERS: Dict[str, LoaderSpec] = {
                                  opt_in=True, named_only=True, change="option"),
     # Adapting loaders: a copy of the file is edited for this Keras (harness/agent/adapters.py; no model is
     # loaded with another Keras), then loaded with its format's own loader. The copy is a file made again, handed
-    # over only where its predictions match the original's; the snippet that loads it is its format's.
+    # over only where its predictions match the original's; the snippet that loads it is its format's. They read
+    # a model's file, not its hazard: a matrix that lists them tries them on the hazard probes too.
     "adapted": LoaderSpec(("h5", "keras", "json", "weights_h5"), "adapted for the target's Keras, then loaded",
-                          opt_in=True, change="migrated", adapts=True),
+                          opt_in=True, change="migrated", adapts=True, any_model=True),
     "adapted_keras": LoaderSpec(("h5", "json"), "adapted for the target's Keras, saved there as .keras, then "
                                 "keras.models.load_model", opt_in=True, change="migrated", adapts=True,
-                                makes="keras"),
+                                makes="keras", any_model=True),
 }
 
 _PROBES = "harness.agent.probes:"

@@ -166,6 +166,7 @@ class LoaderSpec:
     needs_code: bool = False  # the model's code (its factory) rebuilds it before anything is read
     adapts: bool = False  # edits a copy of the file for this Keras (harness/agent/adapters.py), then loads the copy
     makes: Optional[str] = None  # the format of the file it hands over, when not the one it reads
+    any_model: bool = False  # tried on every model the matrix lists it for, one naming its own loaders too
     snippet: str = ""  # the code that loads a file this way: {keras}, {path} and {objects} are filled in
 
 
@@ -189,13 +190,14 @@ def routes(spec: ModelSpec, loaders: Mapping[str, LoaderSpec]) -> List[Tuple[str
 def resolve(spec: ModelSpec, formats: Tuple[str, ...], loaders: Tuple[str, ...],
             format_specs: Mapping[str, FormatSpec], loader_specs: Mapping[str, LoaderSpec]) -> ModelSpec:
     """A catalog spec with the matrix's formats and loaders applied: the ones it is really tried with."""
-    def keep(name: str, own: Optional[Tuple[str, ...]], named_only: bool) -> bool:
-        return name in own if own is not None else not named_only
+    def keep(name: str, own: Optional[Tuple[str, ...]], named_only: bool, any_model: bool = False) -> bool:
+        return (name in own or any_model) if own is not None else not named_only
 
     return dataclasses.replace(
         spec,
         formats=tuple(f for f in formats if keep(f, spec.formats, format_specs[f].named_only)),
-        loaders=tuple(x for x in loaders if keep(x, spec.loaders, loader_specs[x].named_only)),
+        loaders=tuple(x for x in loaders if keep(x, spec.loaders, loader_specs[x].named_only,
+                                                 loader_specs[x].any_model)),
     )
 
 
