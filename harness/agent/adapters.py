@@ -397,6 +397,20 @@ def _keras2_optimizer(saved: Saved) -> List[str]:
     return [f"optimizer {before}: " + "; ".join(done)]
 
 
+# Keras 2.13-2.15 .keras compile configs leave these unset (None); Keras 3 takes None for none of them.
+_KERAS2_COMPILE_OPTIONS = ("steps_per_execution", "run_eagerly", "jit_compile")
+
+
+def _compile_options(saved: Saved) -> List[str]:
+    """Compile options a Keras 2 .keras file left unset -> Keras 3's defaults (steps_per_execution=None fails there)."""
+    if not isinstance(saved.compile, dict):
+        return []
+    unset = [k for k in _KERAS2_COMPILE_OPTIONS if k in saved.compile and saved.compile[k] is None]
+    for key in unset:
+        del saved.compile[key]
+    return [f"dropped {key}=None (Keras 3's default instead)" for key in unset]
+
+
 def _metric_wrappers(saved: Saved) -> List[str]:
     """Keras 2 .h5 files keep compiled metrics as MeanMetricWrapper objects around a function's name, which Keras 3
     cannot rebuild: the function's name, which it can."""
@@ -648,6 +662,9 @@ ADAPTERS: Tuple[Adapter, ...] = (
     Adapter("keras2-optimizer", "keras2-compile-config", "<3", ">=3", (COMPILE,), (H5, KERAS),
             "a Keras 2 optimizer config: lr -> learning_rate, decay -> InverseTimeDecay, keys Keras 3 refuses dropped "
             "(else the compile config dropped, and said so)", _keras2_optimizer),
+    Adapter("keras2-compile-options", "keras2-compile-config", ">=2.13,<3", ">=3", (COMPILE,), (KERAS,),
+            "compile options a Keras 2 .keras file left unset (steps_per_execution=None, ...) -> Keras 3's defaults",
+            _compile_options),
     Adapter("keras2-metric-wrappers", "keras2-compile-config", "<3", ">=3", (COMPILE,), (H5,),
             "MeanMetricWrapper(fn=name) metrics -> the metric's name", _metric_wrappers),
     # Downwards, newest step first: a newer Keras 3 minor's file for an older one.

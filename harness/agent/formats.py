@@ -348,7 +348,14 @@ def _adapted_copy(ctx: Context, path: str, code: ModelCode, where: Tuple[Optiona
         adapt.clear(folder, account, f"{type(exc).__name__}: {exc}"[:1000])
         raise
     loaded.options["adapted"] = [a["adapter"] for a in account["adapters"]]
+    if not compiled(keras_model_of(loaded)):  # an architecture, or a compile config the adapters dropped
+        loaded.model = None
     return loaded
+
+
+def compiled(model: Any) -> bool:
+    """Whether a Keras model was compiled (Keras 3 says `compiled`, Keras 2 `_is_compiled`)."""
+    return bool(getattr(model, "compiled", getattr(model, "_is_compiled", False)))
 
 
 def keras_model_of(loaded: Loaded) -> Any:

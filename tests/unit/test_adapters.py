@@ -191,7 +191,9 @@ def test_a_keras_2_15_archive_gets_keras_3_modules_a_single_axis_and_input_shape
     assert done["keras3-module-paths"] == ["module keras.src.engine.functional -> keras.src.models.functional"]
     text, text_done = run("text-rnn-keras-2.15", "3.15.1")
     assert layer(text, "embed")["config"]["input_shape"] == [None]
-    assert list(text_done) == ["keras3-module-paths", "rnn-time-major", "batch-input-shape"]
+    assert list(text_done) == ["keras3-module-paths", "rnn-time-major", "batch-input-shape", "keras2-compile-options"]
+    assert text.compile is not None and not {"steps_per_execution", "run_eagerly", "jit_compile"} & set(text.compile)
+    assert text_done["keras2-compile-options"][0] == "dropped steps_per_execution=None (Keras 3's default instead)"
 
 
 def test_a_keras_2_12_archive_moves_to_the_module_paths_and_weights_layout_of_2_13() -> None:
