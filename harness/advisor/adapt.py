@@ -11,7 +11,6 @@ screen says which adapter failed and why.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -68,17 +67,15 @@ def candidates(target: Mapping[str, Any]) -> list[Route]:
             and r.get("route_status") in WORKING]
 
 
-def _written(run_dir: RunDir, key: CellKey, out: Path | None) -> tuple[Path, Path, list[str]] | None:
-    """(the adapted copy in the run directory, where it goes, the files written beside it) for one verified route;
-    None when its file is not of --out's kind (its suffix)."""
+def _planned(run_dir: RunDir, key: CellKey, out: Path | None) -> tuple[Mapping[str, Any], Path] | None:
+    """(the account of one verified copy, where its file goes); None when its file is not of --out's kind (suffix)."""
     found = adaptation.account(run_dir, key)
     if not found or not found.get("file"):
         return None
     name = str(found["file"])
-    dest = out or _default_out(name)
     if out is not None and out.suffix != Path(name).suffix:
         return None
-    return run_dir.adapted(key) / name, dest, [h for h in found.get("hand") or [] if h != name]
+    return found, out or _default_out(name)
 
 
 def _copy(source: Path, dest: Path, expected: str) -> None:
@@ -95,21 +92,20 @@ def _copy(source: Path, dest: Path, expected: str) -> None:
 
 
 def write(run_dir: RunDir, report: Mapping[str, Any], model: str, out: Path | None) -> tuple[Route, Path] | None:
-    """Write the best verified adapted copy of the check's only target; (its route, where it went), or None."""
+    """Write the best verified adapted copy of the check's only target; (its route, where it went), or None. An
+    architecture JSON's weights go beside it, named after it."""
     check = report["check"]
-    target = check["targets"][0]
-    for route in candidates(target):
+    for route in candidates(check["targets"][0]):
         key = CellKey(str(check["source"]), str(route.env), model, route.format, route.loader)
-        where = _written(run_dir, key, out)
-        if where is None:
+        planned = _planned(run_dir, key, out)
+        if planned is None:
             continue
-        source, dest, beside = where
+        found, dest = planned
         if dest.exists():
             raise UsageError(f"--out {dest}: exists; name a new file (nothing is written over)")
-        found = adaptation.account(run_dir, key) or {}
-        _copy(source, dest, str((found.get("files") or {}).get(source.name)))
-        for extra in beside:  # an architecture JSON's weights, beside it
-            shutil.copyfile(run_dir.adapted(key) / extra, dest.with_name(f"{dest.name.partition('.')[0]}.{extra}"))
+        for name, digest in adaptation.hand_files(found).items():
+            beside = dest.with_name(f"{dest.name.partition('.')[0]}.{name}")
+            _copy(run_dir.adapted(key) / name, dest if name == found["file"] else beside, digest)
         return route, dest
     return None
 

@@ -19,7 +19,6 @@ from harness.rundir import RunDir
 VERIFIED, FAILED, NO_ADAPTER = "adapted and verified", "adapter exists but verification failed", "no adapter"
 OUTCOMES = (VERIFIED, FAILED, NO_ADAPTER)
 WORKING = ("portable", "target_only")
-MAX_EDITS = 6  # edits listed per adapted route on a screen; report.json holds them all
 _STRINGS = ("status", "layout", "source_keras", "target_keras", "file", "saved_as", "why")
 
 
