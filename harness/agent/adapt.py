@@ -15,7 +15,7 @@ import shutil
 import zipfile
 from typing import Any, Dict, List, Optional, Tuple
 
-from harness.agent.adapters import ADAPTERS, H5, JSON, KERAS, WEIGHTS_H5, Saved, Weights, adapt, chain
+from harness.agent.adapters import ADAPTERS, H5, JSON, KERAS, KERAS_WEIGHTS, WEIGHTS_H5, Saved, Weights, adapt, chain
 from harness.agent.adapters import WEIGHTS as WEIGHTS_PART
 from harness.agent.protocol import ADAPTED, sha256_file, write_json_atomic
 
@@ -31,7 +31,7 @@ def _text(value: Any) -> Optional[str]:
 
 def layout(path: str) -> Optional[str]:
     """What a file stores, told by its content: a legacy HDF5 full model or weights file, a .keras zip, an
-    architecture JSON; None for anything else (a SavedModel, the .weights.h5 layout)."""
+    architecture JSON, a .weights.h5 of Keras 2.12 or later; None for anything else (a SavedModel)."""
     if os.path.isdir(path):
         return None
     if zipfile.is_zipfile(path):
@@ -44,7 +44,9 @@ def layout(path: str) -> Optional[str]:
         with h5py.File(path, "r") as handle:
             if "model_config" in handle.attrs:
                 return H5
-            return WEIGHTS_H5 if "layer_names" in handle.attrs else None
+            if "layer_names" in handle.attrs:
+                return WEIGHTS_H5
+            return KERAS_WEIGHTS if {"layers", "_layer_checkpoint_dependencies"} & set(handle) else None
     return JSON if head.lstrip()[:1] == b"{" else None
 
 
@@ -85,7 +87,8 @@ class H5Weights(Weights):
 
 
 class ArchiveWeights(Weights):
-    """The weights file inside a .keras archive (extracted and open for writing): groups by path."""
+    """A weights file of Keras 2.12 and later (a .weights.h5, or the one inside a .keras archive, extracted) open for
+    writing: groups by object path."""
 
     def __init__(self, handle: Any) -> None:
         self.handle = handle
@@ -93,13 +96,14 @@ class ArchiveWeights(Weights):
     def layers(self) -> List[str]:
         return []
 
-    def rename_groups(self, old: str, new: str) -> int:
-        found: List[str] = []
-        self.handle.visit(lambda name: found.append(name) if name.split("/")[-1] == old else None)
-        for name in sorted(found, key=lambda n: -n.count("/")):  # the deepest first: their parents keep their paths
-            parent = name.rsplit("/", 1)[0] if "/" in name else ""
-            self.handle.move(name, f"{parent}/{new}" if parent else new)
-        return len(found)
+    def groups(self, path: str) -> List[str]:
+        import h5py
+
+        group = self.handle[path] if path else self.handle
+        return [name for name, item in group.items() if isinstance(item, h5py.Group)]
+
+    def move(self, old: str, new: str) -> None:
+        self.handle.move(old, new)
 
 
 def _read_h5(handle: Any, kind: str) -> Saved:
@@ -159,12 +163,13 @@ def _read_json(path: str) -> Saved:
 def _edit(path: str, dest: str, kind: str, target: str, written_by: Optional[str]) -> Tuple[Optional[str],
                                                                                            List[Dict[str, Any]]]:
     """Copy the file to dest with the chain's edits: (the Keras that wrote it, what each adapter did)."""
-    if kind in (H5, WEIGHTS_H5):
+    if kind in (H5, WEIGHTS_H5, KERAS_WEIGHTS):
         import h5py
 
         shutil.copyfile(path, dest)
         with h5py.File(dest, "r+") as handle:
-            saved = _read_h5(handle, kind)
+            saved = (Saved(kind, None, None, weights=ArchiveWeights(handle)) if kind == KERAS_WEIGHTS
+                     else _read_h5(handle, kind))
             saved.keras = saved.keras or written_by
             done = adapt(saved, target)
             if any(d["edits"] for d in done):
@@ -221,7 +226,7 @@ def make(path: str, target: str, folder: str, *, weights: Optional[str] = None,
     account: Dict[str, Any] = {"schema": ACCOUNT_SCHEMA, "layout": kind, "target_keras": target, "adapters": [],
                                "files": {}, "file": None}
     if kind is None:
-        account.update(status="nothing", why="no adapter reads this kind of file (a SavedModel, a .weights.h5)")
+        account.update(status="nothing", why="no adapter reads this kind of file (a SavedModel)")
         return _written(folder, account)
     name = os.path.basename(path)
     dest = os.path.join(folder, name)

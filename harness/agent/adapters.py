@@ -25,9 +25,10 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 # The parts of a saved model an adapter may edit.
 MODEL, COMPILE, WEIGHTS = "model config", "compile config", "weights"
 # The kinds of file adapters read, by what is stored in them (not by their names): a legacy HDF5 full model,
-# a .keras zip, an architecture JSON, a legacy HDF5 weights file (layer_names at its root).
-H5, KERAS, JSON, WEIGHTS_H5 = "h5", "keras", "json", "weights_h5"
-LAYOUTS = (H5, KERAS, JSON, WEIGHTS_H5)
+# a .keras zip, an architecture JSON, a legacy HDF5 weights file (layer_names at its root), the .weights.h5 of
+# Keras 2.12 and later (groups by object path, as inside a .keras archive).
+H5, KERAS, JSON, WEIGHTS_H5, KERAS_WEIGHTS = "h5", "keras", "json", "weights_h5", "keras_weights"
+LAYOUTS = (H5, KERAS, JSON, WEIGHTS_H5, KERAS_WEIGHTS)
 
 
 class CannotAdapt(Exception):
@@ -66,8 +67,12 @@ class Weights:
         """Give weights to a layer the file lists without any (a layer an adapter put in its place)."""
         raise NotImplementedError
 
-    def rename_groups(self, old: str, new: str) -> int:
-        """Rename every group called `old` to `new` (a change of layout); how many were renamed."""
+    def groups(self, path: str) -> List[str]:
+        """The names of the groups below a group ("" : the root)."""
+        raise NotImplementedError
+
+    def move(self, old: str, new: str) -> None:
+        """Move a group to another path."""
         raise NotImplementedError
 
 
@@ -182,6 +187,10 @@ def _time_major(saved: Saved) -> List[str]:
 _GROUPLESS = ("DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D")
 
 
+def _gru_implementation(saved: Saved) -> List[str]:
+    return _drop_default(saved, ("GRU",), "implementation", 2, "Keras 3.0-3.3's GRU takes only its default, 2")
+
+
 def _depthwise_groups(saved: Saved) -> List[str]:
     return _drop_default(saved, _GROUPLESS, "groups", 1, "Keras 3 has no grouped depthwise convolution")
 
@@ -233,6 +242,22 @@ def _move_modules(saved: Saved, move: Callable[[str], Optional[str]]) -> List[st
     return [f"module {old} -> {new}" for old, new in sorted(moved.items())]
 
 
+def _tf_keras_modules(saved: Saved) -> List[str]:
+    """tf-keras names its classes' modules tf_keras.*; Keras 2.13-2.15, whose classes they are, keras.*."""
+    return _move_modules(saved, lambda m: "keras." + m[len("tf_keras."):] if m.startswith("tf_keras.") else None)
+
+
+def _orthogonal(saved: Saved) -> List[str]:
+    """Keras 2 and Keras 3.4+ name the orthogonal initializer 'Orthogonal'; Keras 3.0-3.3 know only
+    'OrthogonalInitializer'."""
+    done = 0
+    for obj in objects(saved.model):
+        if obj.get("class_name") == "Orthogonal":
+            obj["class_name"] = "OrthogonalInitializer"
+            done += 1
+    return [f"{done} initializer(s) Orthogonal -> OrthogonalInitializer"] if done else []
+
+
 def _modules_keras3(saved: Saved) -> List[str]:
     return _move_modules(saved, _modules_for("keras3"))
 
@@ -241,11 +266,44 @@ def _modules_213(saved: Saved) -> List[str]:
     return _move_modules(saved, _modules_for("keras2"))
 
 
+def _renumber(weights: Weights, path: str) -> int:
+    """Name a group's children as Keras 2.13+ does, base, base_1, base_2, ... per base name in their order (Keras
+    2.12 numbered some of them otherwise: dense, dense_2, dense_4); how many were renamed."""
+    names = weights.groups(path)
+    by_base: Dict[str, List[Tuple[int, str]]] = {}
+    for name in names:
+        found = re.fullmatch(r"(.*?)(?:_(\d+))?", name)
+        base, number = (found.group(1), int(found.group(2) or 0)) if found else (name, 0)
+        by_base.setdefault(base, []).append((number, name))
+    moves = {name: base if i == 0 else f"{base}_{i}" for base, items in by_base.items()
+             for i, (_, name) in enumerate(sorted(items))}
+    moves = {old: new for old, new in moves.items() if old != new}
+    for old in moves:  # through temporary names: a new name may be another's old one
+        weights.move(f"{path}/{old}", f"{path}/.{old}")
+    for old, new in moves.items():
+        weights.move(f"{path}/.{old}", f"{path}/{new}")
+    return len(moves)
+
+
 def _weights_layout_213(saved: Saved) -> List[str]:
-    """Keras 2.12 kept a .keras archive's layer weights under _layer_checkpoint_dependencies/, 2.13 and later under
-    layers/ (and read nothing else)."""
-    renamed = saved.weights.rename_groups("_layer_checkpoint_dependencies", "layers") if saved.weights else 0
-    return [f"weights: {renamed} group(s) _layer_checkpoint_dependencies/ -> layers/"] if renamed else []
+    """Keras 2.12 kept layer weights (in a .keras archive or a .weights.h5) under _layer_checkpoint_dependencies/,
+    numbered its own way; 2.13 and later read only layers/, numbered per class in order."""
+    if saved.weights is None:
+        return []
+    done = []
+    pending = [""]
+    while pending:
+        path = pending.pop()
+        for name in saved.weights.groups(path):
+            child = f"{path}/{name}" if path else name
+            if name == "_layer_checkpoint_dependencies":
+                new = f"{path}/layers" if path else "layers"
+                saved.weights.move(child, new)
+                renamed = _renumber(saved.weights, new)
+                done.append(f"weights: {child}/ -> {new}/" + (f", {renamed} group(s) renumbered" if renamed else ""))
+                child = new
+            pending.append(child)
+    return done
 
 
 def _batchnorm_axis(saved: Saved) -> List[str]:
@@ -432,7 +490,23 @@ def _metric_wrappers(saved: Saved) -> List[str]:
         for key in ("metrics", "weighted_metrics"):
             if saved.compile.get(key) is not None:
                 saved.compile[key] = unwrap(saved.compile[key])
+                done += _one_output(saved, key)
     return done
+
+
+def _one_output(saved: Saved, key: str) -> List[str]:
+    """A single-output model's metrics as one flat list: Keras 2 wrote one list per output, and Keras 3 before 3.15
+    takes a list of lists for a model of several outputs only."""
+    value = (saved.compile or {}).get(key)
+    model: Dict[str, Any] = saved.model if isinstance(saved.model, dict) else {}
+    config = model.get("config")
+    outputs = config.get("output_layers") if isinstance(config, dict) else None
+    single = model.get("class_name") == "Sequential" or (isinstance(outputs, list) and len(outputs) == 1)
+    if not (single and isinstance(value, list) and len(value) == 1 and isinstance(value[0], list)):
+        return []
+    assert saved.compile is not None
+    saved.compile[key] = value[0]
+    return [f"{key} [{value[0]!r}] of the one output -> {value[0]!r}"]
 
 
 # ---------------------------------------------------------------------------- weights
@@ -634,9 +708,15 @@ ADAPTERS: Tuple[Adapter, ...] = (
             "a Keras 2.0/2.1 Sequential config (a bare list of layers) -> {'name', 'layers'}", _sequential_list),
     Adapter("keras-2.13-module-paths", "keras2-module-move", "<2.13", ">=2.13,<3", (MODEL,), (KERAS,),
             "keras.engine.* module paths of a Keras 2.12 .keras file -> keras.src.engine.*", _modules_213),
-    Adapter("keras-2.13-weights-layout", "weights-layout-2.13", "<2.13", ">=2.13,<3", (WEIGHTS,), (KERAS,),
-            "a Keras 2.12 .keras archive's weights under _layer_checkpoint_dependencies/ -> layers/",
-            _weights_layout_213),
+    Adapter("keras-2.13-weights-layout", "weights-layout-2.13", "<2.13", ">=2.13,<3", (WEIGHTS,),
+            (KERAS, KERAS_WEIGHTS),
+            "Keras 2.12 weights (a .keras archive's, a .weights.h5) under _layer_checkpoint_dependencies/ -> layers/, "
+            "numbered as 2.13 numbers them", _weights_layout_213),
+    Adapter("orthogonal-name", "keras2-file-in-keras3", "<3", "3,<3.4", (MODEL,), _KERAS2_FILES,
+            "the initializer Orthogonal -> OrthogonalInitializer, the name Keras 3.0-3.3 know", _orthogonal),
+    Adapter("gru-implementation", "keras2-file-in-keras3", "<3", "3,<3.4", (MODEL,), _KERAS2_FILES,
+            "drop implementation=2 (its default) from GRU configs, which Keras 3.0-3.3's GRU refuses",
+            _gru_implementation),
     Adapter("keras3-module-paths", "keras2-module-move", "<3", ">=3", (MODEL,), (KERAS,),
             "Keras 2 .keras module paths (keras.engine, keras.src.engine, tf_keras.src.engine) -> Keras 3's",
             _modules_keras3),
@@ -662,12 +742,12 @@ ADAPTERS: Tuple[Adapter, ...] = (
     Adapter("keras2-optimizer", "keras2-compile-config", "<3", ">=3", (COMPILE,), (H5, KERAS),
             "a Keras 2 optimizer config: lr -> learning_rate, decay -> InverseTimeDecay, keys Keras 3 refuses dropped "
             "(else the compile config dropped, and said so)", _keras2_optimizer),
-    Adapter("keras2-compile-options", "keras2-compile-config", ">=2.13,<3", ">=3", (COMPILE,), (KERAS,),
+    Adapter("keras2-compile-options", "keras2-compile-config", "<3", ">=3", (COMPILE,), (KERAS,),
             "compile options a Keras 2 .keras file left unset (steps_per_execution=None, ...) -> Keras 3's defaults",
             _compile_options),
     Adapter("keras2-metric-wrappers", "keras2-compile-config", "<3", ">=3", (COMPILE,), (H5,),
             "MeanMetricWrapper(fn=name) metrics -> the metric's name", _metric_wrappers),
-    # Downwards, newest step first: a newer Keras 3 minor's file for an older one.
+    # Downwards, newest step first: a newer Keras 3 minor's file for an older one, tf-keras's for Keras 2.13-2.15.
     Adapter("initializer-axes", "newer-keras-config", ">=3.15", "3,<3.15", (MODEL,), _KERAS2_FILES,
             "drop input_axes=None and output_axes=None (Keras 3.15) from initializer configs",
             _newer_keys({"input_axes": None, "output_axes": None})),
@@ -677,6 +757,11 @@ ADAPTERS: Tuple[Adapter, ...] = (
     Adapter("quantization-config", "newer-keras-config", ">=3.13", "3,<3.13", (MODEL,), _KERAS2_FILES,
             "drop quantization_config=None (Keras 3.13) from layer configs",
             _newer_keys({"quantization_config": None})),
+    Adapter("orthogonal-name-3.4", "newer-keras-config", ">=3.4", "3,<3.4", (MODEL,), _KERAS2_FILES,
+            "the initializer Orthogonal (Keras 3.4+) -> OrthogonalInitializer, the name Keras 3.0-3.3 know",
+            _orthogonal),
+    Adapter("tf-keras-module-paths", "keras2-module-move", ">=2.16,<3", ">=2.13,<2.16", (MODEL,), (KERAS,),
+            "tf-keras module paths (tf_keras.src.*) -> keras.src.*, Keras 2.13-2.15's", _tf_keras_modules),
 )
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from harness.agent import protocol
 from harness.engine import BuildResult, ContainerInfo, RunResult, RunSpec
 
-NOTHING_TO_ADAPT = "no adapter reads this kind of file (a SavedModel, a .weights.h5)"
+NOTHING_TO_ADAPT = "no adapter reads this kind of file (a SavedModel)"
 VERSIONS = {"python": "3.11.2", "tensorflow": "2.15.1", "keras": "2.15.0", "keras_major": 2, "keras_package": "keras"}
 
 

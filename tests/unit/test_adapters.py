@@ -20,8 +20,8 @@ from harness.agent.adapters import (
     ADAPTERS,
     COMPILE,
     H5,
-    JSON,
     KERAS,
+    LAYOUTS,
     MODEL,
     WEIGHTS,
     WEIGHTS_H5,
@@ -84,7 +84,7 @@ def test_every_adapter_answers_a_cause_the_hints_name_and_says_what_it_edits() -
     assert len({a.name for a in ADAPTERS}) == len(ADAPTERS)
     for a in ADAPTERS:
         assert a.parts and set(a.parts) <= {MODEL, COMPILE, WEIGHTS}
-        assert a.layouts and set(a.layouts) <= {H5, KERAS, JSON, WEIGHTS_H5}
+        assert a.layouts and set(a.layouts) <= set(LAYOUTS)
         assert a.words and a.source and a.target
 
 
@@ -147,7 +147,9 @@ def test_keras_2_15_bookkeeping_keys_go_and_metric_wrappers_become_names() -> No
     file, done = run("dense-h5-2.15", "3.15.1")
     optimizer = file.compile["optimizer_config"]
     assert optimizer["class_name"] == "Adam" and not {"jit_compile", "is_legacy_optimizer"} & set(optimizer["config"])
-    assert file.compile["metrics"] == [["sparse_categorical_accuracy"]]
+    assert file.compile["metrics"] == ["sparse_categorical_accuracy"]  # one output: one flat list
+    assert done["keras2-metric-wrappers"][-1] == "metrics [['sparse_categorical_accuracy']] of the one output -> " \
+                                                 "['sparse_categorical_accuracy']"
     assert done["keras2-optimizer"][0].endswith("dropped is_legacy_optimizer=False; dropped jit_compile=False; "
                                                  "class Custom>Adam -> Adam")
 
@@ -196,22 +198,62 @@ def test_a_keras_2_15_archive_gets_keras_3_modules_a_single_axis_and_input_shape
     assert text_done["keras2-compile-options"][0] == "dropped steps_per_execution=None (Keras 3's default instead)"
 
 
+class FakeTree(Weights):
+    """A weights file's groups, by path."""
+
+    def __init__(self, paths: list[str]) -> None:
+        self.paths = set(paths)
+
+    def groups(self, path: str) -> list[str]:
+        prefix = f"{path}/" if path else ""
+        return sorted({p[len(prefix):].split("/")[0] for p in self.paths if p.startswith(prefix) and p != path})
+
+    def move(self, old: str, new: str) -> None:
+        self.paths = {new + p[len(old):] if p == old or p.startswith(old + "/") else p for p in self.paths}
+
+
+# The groups of the multi_input probe's .weights.h5 saved in the TF 2.12.1 image (Keras 2.12.0).
+TREE_2_12 = ["_layer_checkpoint_dependencies", "_layer_checkpoint_dependencies/concatenate",
+             "_layer_checkpoint_dependencies/concatenate/vars", "_layer_checkpoint_dependencies/dense",
+             "_layer_checkpoint_dependencies/dense/vars", "_layer_checkpoint_dependencies/dense_2",
+             "_layer_checkpoint_dependencies/dense_2/vars", "_layer_checkpoint_dependencies/dense_4",
+             "_layer_checkpoint_dependencies/dense_4/vars", "_layer_checkpoint_dependencies/input_layer",
+             "_layer_checkpoint_dependencies/input_layer/vars", "_layer_checkpoint_dependencies/input_layer_1",
+             "_layer_checkpoint_dependencies/input_layer_1/vars", "metrics", "metrics/mean", "metrics/mean/vars",
+             "optimizer", "optimizer/vars", "vars"]
+
+
 def test_a_keras_2_12_archive_moves_to_the_module_paths_and_weights_layout_of_2_13() -> None:
-    class Archive(Weights):
-        def __init__(self) -> None:
-            self.renamed: list[tuple[str, str]] = []
-
-        def rename_groups(self, old: str, new: str) -> int:
-            self.renamed.append((old, new))
-            return 1
-
-    archive = Archive()
-    file, done = run("tiny-keras-2.12", "2.15.0", weights=archive)
+    tree = FakeTree(TREE_2_12)
+    file, done = run("tiny-keras-2.12", "2.15.0", weights=tree)
     assert file.model["module"] == "keras.src.engine.functional"
-    assert archive.renamed == [("_layer_checkpoint_dependencies", "layers")]
     assert list(done) == ["keras-2.13-module-paths", "keras-2.13-weights-layout"]
+    # As the multi_input probe's .weights.h5 of TF 2.15.1 holds them: dense, dense_1, dense_2.
+    assert tree.groups("layers") == ["concatenate", "dense", "dense_1", "dense_2", "input_layer", "input_layer_1"]
+    assert "layers/dense_1/vars" in tree.paths and not any(p.startswith("_layer") for p in tree.paths)
+    assert done["keras-2.13-weights-layout"] == ["weights: _layer_checkpoint_dependencies/ -> layers/, 2 group(s) "
+                                                 "renumbered"]
     keras3, _ = run("tiny-keras-2.12", "3.15.1")
     assert keras3.model["module"] == "keras.src.models.functional"
+
+
+def test_a_tf_keras_archive_names_the_modules_of_keras_2_13_to_2_15() -> None:
+    file, done = run("dense-keras-tf-keras-2.16", "2.15.0")
+    modules = {o["module"] for o in objects(file.model) if isinstance(o.get("module"), str)}
+    assert not [m for m in modules if m.startswith("tf_keras")] and "keras.src.engine.functional" in modules
+    assert list(done) == ["tf-keras-module-paths"]
+
+
+@pytest.mark.parametrize(("name", "target", "adapter"), [("text-rnn-h5-3.12", "3.3.3", "orthogonal-name-3.4"),
+                                                          ("rnn-zoo-h5-2.15", "3.3.3", "orthogonal-name")])
+def test_the_orthogonal_initializer_gets_the_name_keras_3_0_to_3_3_know(name: str, target: str, adapter: str) -> None:
+    file, done = run(name, target)
+    assert "'Orthogonal'" not in str(file.model) and "OrthogonalInitializer" in str(file.model)
+    if name.endswith("2.15"):  # a Keras 2 GRU's implementation=2 too
+        assert done["gru-implementation"] == ["gru (GRU): dropped implementation=2"]
+    assert done[adapter][0].endswith("initializer(s) Orthogonal -> OrthogonalInitializer")
+    _, later = run(name, "3.12.0" if target == "3.3.3" and name.endswith("2.15") else "3.4.1")
+    assert not {"orthogonal-name", "orthogonal-name-3.4"} & set(later)
 
 
 def test_an_architecture_json_names_its_model_class_module() -> None:
