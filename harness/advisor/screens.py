@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.advisor import words
-from harness.advisor.answer import SAFE, SAFE_ELSEWHERE, UNSAFE, UNTESTED, route_of
+from harness.advisor.answer import SAFE, SAFE_ELSEWHERE, UNSAFE, UNTESTED, WORKING, route_of
 from harness.report.causes import shorten
 
 SHORT = {SAFE: "SAFE", SAFE_ELSEWHERE: "NOT SAFE, another route works", UNSAFE: "UNSAFE", UNTESTED: "UNTESTED"}
@@ -194,7 +194,7 @@ def _edits(edits: Sequence[str], indent: str) -> list[str]:
 
 def _not_adapted(target: Json) -> list[str]:
     """Adapted copies that were made and failed verification, and which adapter failed and why (never handed over)."""
-    failed = [r for r in target.get("adapted") or [] if r.get("route_status") not in ("portable", "target_only")
+    failed = [r for r in target.get("adapted") or [] if r.get("route_status") not in WORKING
               and (r.get("adapters") or r.get("status") != "unsupported")]
     if not failed:
         return []
