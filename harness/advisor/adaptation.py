@@ -70,10 +70,6 @@ def adapters_run(found: Mapping[str, Any] | None) -> list[str]:
     return [str(a["adapter"]) for a in (found or {}).get("adapters") or [] if a.get("edits")]
 
 
-def _answering(cause: str | None) -> list[str]:
-    return [a.name for a in ADAPTERS if a.cause == cause]
-
-
 def why_not(cell: Mapping[str, Any]) -> str:
     """Why an adapted route does not work in its target: which adapter failed and why, or that none applies."""
     found = of(cell) or {}
@@ -88,19 +84,31 @@ def why_not(cell: Mapping[str, Any]) -> str:
     if cell["status"] == "drift":
         return (f"adapted by {', '.join(ran) or '?'}, but its predictions differ from the original's "
                 f"({cell.get('reason') or 'beyond the tolerance'})")
+    return _remaining(found, cell, ran, detail)
+
+
+def _remaining(found: Mapping[str, Any], cell: Mapping[str, Any], ran: list[str], detail: str) -> str:
+    """Why a copy the adapters changed still fails: an adapter that ran and did not fix it, or what remains and the
+    adapters (for other kinds of file, for other releases, or none) that answer it."""
     cause = cell.get("cause")
-    answering = _answering(cause)
-    fixed_by = [name for name in ran if name in answering]
+    answering = [a for a in ADAPTERS if a.cause == cause]
+    fixed_by = [name for name in ran if name in {a.name for a in answering}]
     if fixed_by:
         return f"adapter {fixed_by[0]} ({cause}) ran, yet the target still refuses the file: {detail}"
-    if answering:
-        layout = str(found.get("layout") or cell["format"])
-        others = [a for a in ADAPTERS if a.name in answering and layout not in a.layouts]
-        where = (f"no adapter for {layout} files ({others[0].name} adapts {', '.join(others[0].layouts)} files)"
-                 if len(others) == len(answering) else f"an adapter, {answering[0]}, for other releases")
-        return f"adapted by {', '.join(ran) or 'nothing'}; what remains ({cause}) has {where}: {detail}"
-    return (f"adapted by {', '.join(ran) or 'nothing'}; what remains has no adapter ({cause or 'unknown cause'}): "
-            f"{detail}")
+    done = f"adapted by {', '.join(ran) or 'nothing'}; what remains "
+    layout = str(found.get("layout") or cell["format"])
+    reading = [a for a in answering if layout in a.layouts]
+    here = [a.name for a in reading if a.fits(found.get("source_keras"), found.get("target_keras"), layout)]
+    if not answering:
+        why = f"has no adapter ({cause or 'unknown cause'})"
+    elif not reading:
+        reads = ", ".join(answering[0].layouts)
+        why = f"({cause}) has no adapter for {layout} files ({answering[0].name} adapts {reads} files)"
+    elif here:
+        why = f"({cause}) is nothing its adapters here ({', '.join(here)}) know how to change"
+    else:
+        why = f"({cause}) has an adapter, {reading[0].name}, for other releases"
+    return f"{done}{why}: {detail}"
 
 
 def outcome(adapted: Iterable[Mapping[str, Any]]) -> str:

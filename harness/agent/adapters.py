@@ -494,6 +494,25 @@ def _metric_wrappers(saved: Saved) -> List[str]:
     return done
 
 
+def _loss_objects(saved: Saved) -> List[str]:
+    """Keras 2 loss objects (MeanSquaredError(), ...) store the function they wrap (fn) and reduction='auto'; Keras 3's
+    take neither: the function is the class's own, and 'sum_over_batch_size' is what 'auto' meant."""
+    losses = (saved.compile or {}).get("loss") if isinstance(saved.compile, dict) else None
+    done = []
+    for obj in objects(losses):
+        config = obj.get("config")
+        if not isinstance(config, dict) or ("fn" not in config and config.get("reduction") != "auto"):
+            continue
+        fn = config.pop("fn", None)
+        if config.get("reduction") == "auto":
+            config["reduction"] = "sum_over_batch_size"
+        done.append(f"loss {obj.get('class_name')}: " + ", ".join(
+            ([f"dropped fn={fn!r} (the class's own)"] if fn else [])
+            + (["reduction 'auto' -> 'sum_over_batch_size'"] if config.get("reduction") == "sum_over_batch_size"
+               else [])))
+    return done
+
+
 def _one_output(saved: Saved, key: str) -> List[str]:
     """A single-output model's metrics as one flat list: Keras 2 wrote one list per output, and Keras 3 before 3.15
     takes a list of lists for a model of several outputs only."""
@@ -745,6 +764,9 @@ ADAPTERS: Tuple[Adapter, ...] = (
     Adapter("keras2-compile-options", "keras2-compile-config", "<3", ">=3", (COMPILE,), (KERAS,),
             "compile options a Keras 2 .keras file left unset (steps_per_execution=None, ...) -> Keras 3's defaults",
             _compile_options),
+    Adapter("keras2-loss-objects", "keras2-compile-config", "<3", ">=3", (COMPILE,), (H5, KERAS),
+            "Keras 2 loss objects: fn dropped (the class's own), reduction 'auto' -> 'sum_over_batch_size'",
+            _loss_objects),
     Adapter("keras2-metric-wrappers", "keras2-compile-config", "<3", ">=3", (COMPILE,), (H5,),
             "MeanMetricWrapper(fn=name) metrics -> the metric's name", _metric_wrappers),
     # Downwards, newest step first: a newer Keras 3 minor's file for an older one, tf-keras's for Keras 2.13-2.15.

@@ -214,6 +214,11 @@ def test_the_table_counts_broken_routes_by_cause_and_what_the_adapters_made_of_t
     (_cell("adapted", "error", "unsupported", "newer-keras-config", error={"type": "E", "message": "M"},
            loader_options={"adapted": {"layout": "h5", "adapters": [{"adapter": "keras2-optimizer", "edits": ["o"]}]}}),
      "what remains (newer-keras-config) has an adapter, initializer-axes, for other releases"),
+    (_cell("adapted", "error", "unsupported", "keras2-file-in-keras3", error={"type": "E", "message": "M"},
+           loader_options={"adapted": {"layout": "h5", "source_keras": "2.15.0", "target_keras": "3.3.3",
+                                       "adapters": [{"adapter": "keras2-optimizer", "edits": ["o"]}]}}),
+     "what remains (keras2-file-in-keras3) is nothing its adapters here (orthogonal-name, gru-implementation) know how "
+     "to change: E: M"),
     (_cell("adapted", "error", "unsupported", "vocabulary-file", error={"type": "E", "message": "M"},
            loader_options={"adapted": {"adapters": [{"adapter": "keras3-module-paths", "edits": ["m"]}]}}),
      "what remains has no adapter (vocabulary-file): E: M"),

@@ -347,3 +347,11 @@ def test_the_readme_lists_every_adapter_with_its_cause() -> None:
             if line.startswith("| `") and line.count("|") == 6}
     assert [a.name for a in ADAPTERS if a.name not in rows] == []
     assert [a.name for a in ADAPTERS if f"`{a.cause}`" not in rows[a.name]] == []
+
+
+def test_a_keras_2_loss_object_loses_its_function_and_the_auto_reduction() -> None:
+    file, done = run("normalization-loss-h5-2.15", "3.15.1")
+    assert file.compile["loss"] == {"class_name": "MeanSquaredError", "config": {
+        "reduction": "sum_over_batch_size", "name": "mean_squared_error"}}
+    assert done["keras2-loss-objects"] == ["loss MeanSquaredError: dropped fn='mean_squared_error' (the class's own), "
+                                           "reduction 'auto' -> 'sum_over_batch_size'"]
