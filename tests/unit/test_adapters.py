@@ -355,3 +355,36 @@ def test_a_keras_2_loss_object_loses_its_function_and_the_auto_reduction() -> No
         "reduction": "sum_over_batch_size", "name": "mean_squared_error"}}
     assert done["keras2-loss-objects"] == ["loss MeanSquaredError: dropped fn='mean_squared_error' (the class's own), "
                                            "reduction 'auto' -> 'sum_over_batch_size'"]
+
+
+# Each adapter, a real file it changes, and the Keras that file is adapted for.
+EVERY = {"sequential-list-config": ("emopy-list-sequential", "3.15.1"),
+         "keras-2.13-module-paths": ("tiny-keras-2.12", "2.15.0"),
+         "keras-2.13-weights-layout": ("tiny-keras-2.12", "2.15.0"),
+         "orthogonal-name": ("rnn-zoo-h5-2.15", "3.3.3"), "gru-implementation": ("rnn-zoo-h5-2.15", "3.3.3"),
+         "keras3-module-paths": ("classifier-keras-2.15", "3.15.1"),
+         "depthwise-groups": ("depthwise-h5-2.15", "3.15.1"), "rnn-time-major": ("rnn-zoo-h5-2.15", "3.15.1"),
+         "mixed-precision-policy": ("mixed-precision-h5-2.15", "3.15.1"),
+         "model-class-module": ("classifier-json-2.15", "3.15.1"), "batchnorm-axis": ("classifier-json-2.15", "3.15.1"),
+         "batch-input-shape": ("text-rnn-keras-2.15", "3.15.1"),
+         "tf-op-lambda-layers": ("tf-op-lambda-h5-2.15", "3.15.1"),
+         "cudnn-rnn-weights": (None, "3.15.1"), "keras2-optimizer": ("fer-old-adam", "3.15.1"),
+         "keras2-compile-options": ("text-rnn-keras-2.15", "3.15.1"),
+         "keras2-loss-objects": ("normalization-loss-h5-2.15", "3.15.1"),
+         "keras2-metric-wrappers": ("dense-h5-2.15", "3.15.1"),
+         "initializer-axes": ("grown-configs-h5-3.15", "3.12.0"),
+         "batchnorm-renorm": ("grown-configs-h5-3.15", "3.12.0"),
+         "quantization-config": ("grown-configs-h5-3.15", "3.12.0"),
+         "orthogonal-name-3.4": ("text-rnn-h5-3.12", "3.3.3"),
+         "tf-keras-module-paths": ("dense-keras-tf-keras-2.16", "2.15.0")}
+
+
+def test_every_adapter_changes_a_real_file() -> None:
+    assert set(EVERY) == {a.name for a in ADAPTERS}
+    for name, (fixture, target) in EVERY.items():
+        if fixture is None:  # weights only: test_a_weights_file_in_cudnn_layout_is_converted_layer_by_layer
+            continue
+        weights = FakeTree(TREE_2_12) if name.startswith("keras-2.13") else (
+            _tf_op_weights(saved(fixture)) if name == "tf-op-lambda-layers" else None)
+        _, done = run(fixture, target, weights=weights)
+        assert done.get(name), name
