@@ -8,7 +8,7 @@ again from the records with this checkout's rules, then every route that works a
 with a plain loader (source, target, model, format, cause) is counted by what the adapting loaders
 made of it in the same target: adapted and verified (a copy passed), adapter exists but verification
 failed (an adapter ran or could not adapt, and no copy passed), or no adapter. --write puts the table
-into benchmarks/RESULTS.md between its markers (the README carries a short version).
+into benchmarks/RESULTS.md between its markers (docs/adapt.md carries a short version).
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ from harness.engine import LABEL_MANAGED, Mount, engine_for  # noqa: E402
 from harness.matrix import load_matrix  # noqa: E402
 from harness.plan import Limits, load_spec, plan_environments  # noqa: E402
 from harness.rundir import RunDir  # noqa: E402
+from harness.selectors import Versions  # noqa: E402
 
 
 @dataclasses.dataclass
@@ -85,7 +86,7 @@ def run_harness(label: str, matrix: Path, out: Path, *extra: str) -> Measured:
 
 def naive_loads(matrix_path: Path, run_dir: Path, base_image: str | None) -> tuple[float, int]:
     """The per-pair baseline: one load container per (source, target), same agent, same cells."""
-    matrix = load_matrix(matrix_path, base_image=base_image)
+    matrix = load_matrix(matrix_path, base_image=base_image, versions=Versions(os.environ, None, pinned=pins(run_dir)))
     plans = plan_environments(matrix, os.environ)
     engine = engine_for(None)
     runs = RunDir(run_dir)
@@ -107,6 +108,13 @@ def naive_loads(matrix_path: Path, run_dir: Path, base_image: str | None) -> tup
             engine.run(dataclasses.replace(spec, mounts=mounts, name=f"harness-naive-{started}"), pair / "log")
             started += 1
     return time.monotonic() - start, started
+
+
+def pins(run_dir: Path) -> dict[str, str]:
+    """The versions a measured run resolved its selectors to: the same environments, whatever the index says now."""
+    from harness.selectors import read_versions
+
+    return read_versions(run_dir / "run.json")
 
 
 def phases(m: Measured) -> str:
@@ -162,13 +170,18 @@ def main() -> int:
     runs: list[Measured] = []
     if args.cold:
         engine = engine_for(None)
-        matrix = resolve_base_images(load_matrix(args.matrix, base_image=base_image), engine, Debootstrap(), print)
-        tags = [p.image.tag for p in plan_environments(matrix, os.environ)]
+        written = load_matrix(args.matrix, base_image=base_image, versions=Versions(os.environ, None))
+        matrix = resolve_base_images(written, engine, Debootstrap(), print)
+        # every image a cold build makes: the environments' and the TensorFlow images they build FROM
+        tags = sorted({t for p in plan_environments(matrix, os.environ)
+                       for t in (p.image.tag, p.image.parent.tag if p.image.parent else None) if t})
         subprocess.run([engine.binary, "image", "rm", "-f", *tags], capture_output=True, check=False)
-        runs.append(run_harness("cold, --jobs 2", args.matrix, work / "cold", "--jobs", "2", *base))
-    warm1 = run_harness("warm, --jobs 1", args.matrix, work / "warm1", "--jobs", "1", *base)
-    warm2 = run_harness("warm, --jobs 2", args.matrix, work / "warm2", "--jobs", "2", *base)
+        runs.append(run_harness("cold, --jobs 2", args.matrix, work / "cold", "--jobs", "2", "--no-cache", *base))
+    # warm: the images are there, every cell is computed again (--no-cache: the cell cache would reuse them all)
+    warm1 = run_harness("warm, --jobs 1", args.matrix, work / "warm1", "--jobs", "1", "--no-cache", *base)
+    warm2 = run_harness("warm, --jobs 2", args.matrix, work / "warm2", "--jobs", "2", "--no-cache", *base)
     runs += [warm1, warm2]
+    runs.append(run_harness("rerun, nothing changed (cell cache)", args.matrix, work / "cached", "--jobs", "2", *base))
     naive_load, naive_containers = naive_loads(args.matrix, work / "warm1", base_image)
     naive_total = float(warm1.run["timings"].get("save", 0.0)) + naive_load
     print(f"naive: {naive_load:.1f} s of loads in {naive_containers} containers, {naive_total:.1f} s with saves")

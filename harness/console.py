@@ -124,6 +124,9 @@ class Console:
             out.print(text)
 
 
+MAX_RELEASE_LINES = 4  # what is new since the baseline, before the paths; report.md lists every route
+
+
 def terminal_width() -> int:
     """The terminal's width ($COLUMNS where set), at most WIDTH and at least 60 columns."""
     return max(60, min(WIDTH, shutil.get_terminal_size((WIDTH, 24)).columns))
@@ -136,6 +139,7 @@ def summary_lines(report: dict[str, Any], width: int = WIDTH) -> list[str]:
     ups, downs = summary.split_paths(report)
     total = report["summary"]["total"]
     lines = [f"{report['matrix']['name']}: {len(report['environments'])} environment(s), {total} cell(s)",
+             *(f"new since the baseline: {line}" for line in summary.release_lines(report)[:MAX_RELEASE_LINES]),
              f"upgrade paths ({len(ups)}" + (f"; downgrades: {_tally(downs)}, in report.md" if downs else "") + "):"]
     tail = _causes_lines(report, width) + _hazard_lines(report, width) + _verdict_lines(report, width)
     room = MAX_LINES - len(lines) - len(tail)

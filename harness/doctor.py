@@ -75,7 +75,7 @@ def engine_findings(engine: DoctorEngine, info: Mapping[str, object]) -> list[Fi
     if is_remote(endpoint):
         findings.append(Finding("warn", "remote engine", "containers bind-mount the run directory and the harness "
                             "source: both must exist at the same paths on the engine's host (a shared filesystem, "
-                            "or run harness there); README: Remote engines"))
+                            "or run harness there); docs/setup.md: Remote engines"))
     return findings
 
 

@@ -37,6 +37,9 @@ ENGINES = ("docker", "podman")
 CATATONIT = "/usr/libexec/podman/catatonit"  # the init `podman run --init` starts unless told another
 BUILD_GRACE = 6 * 3600.0  # seconds: an untagged image younger than this may belong to a build still running
 ENGINE_VARIABLE = "HARNESS_ENGINE"
+# `docker run` (and `podman run`) exit 125 when the engine, not the container, failed (daemon hiccup, image store,
+# mount setup): no result of the container's.
+DOCKER_RUN_FAILED = 125
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class RunSpec:
     workdir: str | None = None
     sandbox: bool = True  # read-only root, tmpfs /tmp, no capabilities, no privilege gain
     runtime: str | None = None  # e.g. "runsc" (gVisor) for a stronger boundary
+    masks: tuple[str, ...] = ()  # container paths inside a mount covered by an empty read-only tmpfs (a .git)
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,14 @@ class ContainerEngine(Protocol):
         """Remove every container carrying all the labels; return how many."""
 
 
-def _tail(text: str, lines: int = 20) -> str:
+TAIL_BYTES = 64 << 10  # the end of a log read back: a container may print gigabytes into it
+
+
+def _tail(path: Path, lines: int = 20, limit: int = TAIL_BYTES) -> str:
+    """The last lines of a log the engine's client wrote, read from its end only."""
+    with path.open("rb") as fh:
+        fh.seek(max(0, fh.seek(0, os.SEEK_END) - limit))
+        text = fh.read(limit).decode("utf-8", errors="replace")
     return "\n".join(text.splitlines()[-lines:])
 
 
@@ -144,6 +155,76 @@ def build_error_line(log_text: str) -> str:
             return found[0]
     errors = [ln for ln in lines if "error" in ln.lower()]
     return (errors or lines or ["build failed with no output"])[-1]
+
+
+# -- arguments: every value the harness passes to an engine is checked or encoded here -------------------------
+#
+# `--mount` takes one CSV record of key=value fields: Docker's CLI reads it with Go's encoding/csv (as Podman does
+# since 4.1) and keeps the last of a repeated key, so a comma in a path would start a field of the path's choosing
+# ("inj,source=/etc" mounts the host's /etc). A field is therefore written as encoding/csv's writer writes it:
+# quoted, with its quotes doubled, whenever it holds a comma, a quote or a line break or starts with a space, which
+# the reader gives back byte for byte; then '=' needs nothing (a field is split at its first '='). Control
+# characters are refused instead of quoted: the reader turns "\r\n" into "\n", and no folder worth mounting has
+# one. (Podman before 4.1 split the option at every comma: a quoted field is an unknown option there, an error,
+# never a second source.)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_RUNTIME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
+_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def csv_field(text: str) -> str:
+    """One field of a CSV record, quoted as Go's encoding/csv writer quotes it (fieldNeedsQuotes) when it must be."""
+    if text == "" or (text != "\\." and not any(c in text for c in ',"\r\n') and not text[0].isspace()):
+        return text
+    return '"' + text.replace('"', '""') + '"'
+
+
+def csv_record(fields: Sequence[str]) -> str:
+    """A CSV record of fields, each quoted when it must be."""
+    return ",".join(csv_field(f) for f in fields)
+
+
+def mount_problem(path: str) -> str | None:
+    """Why a path cannot be a bind mount's source or target, or None."""
+    if not path.startswith("/"):
+        return "not an absolute path"
+    bad = _CONTROL.search(path)
+    if bad:
+        return (f"it holds the control character {bad.group()!r}, which a container engine's --mount option "
+                "cannot carry")
+    return None
+
+
+def mount_option(mount: Mount) -> str:
+    """`--mount=type=bind,source=...,target=...[,readonly]`, every path carried as written (see csv_field)."""
+    source = str(mount.host.resolve())
+    for path, role in ((source, "source"), (mount.container, "target")):
+        problem = mount_problem(path)
+        if problem:
+            raise UsageError(f"{path!r}: cannot be mounted into a container ({role} of a mount): {problem}")
+    fields = ["type=bind", f"source={source}", f"target={mount.container}", *(["readonly"] if mount.read_only else [])]
+    return f"--mount={csv_record(fields)}"
+
+
+def check_spec(spec: RunSpec) -> None:
+    """UsageError when a container spec holds a value its engine arguments cannot carry (before anything runs)."""
+    checked_arguments([mount_option(m) for m in spec.mounts], spec)
+
+
+def checked_arguments(args: list[str], spec: RunSpec) -> list[str]:
+    """`docker run`'s arguments, refused (UsageError) when a value would change what an option says."""
+    problems = [f"the {what} {value!r} is not one" for what, value, pattern in (
+        *(("environment variable name", k, _VARIABLE) for k in spec.env),
+        *(("container runtime", r, _RUNTIME) for r in [spec.runtime] if r))
+        if not pattern.match(value)]
+    problems += [f"{what} {value!r} starts with '-' (it would read as an option)"
+                 for what, value in (("image", spec.image), ("container name", spec.name)) if value.startswith("-")]
+    problems += [f"the container path {p!r}: {problem}" for p in spec.masks if (problem := mount_problem(p))]
+    if any("\x00" in arg for arg in args):
+        problems.append("an argument holds a NUL byte")
+    if problems:
+        raise UsageError(f"container {spec.name}: {problems[0]}")
+    return args
 
 
 class DockerCLI:
@@ -232,7 +313,8 @@ class DockerCLI:
         seconds = time.monotonic() - start
         if proc.returncode == 0:
             return BuildResult(ok=True, seconds=seconds)
-        return BuildResult(ok=False, seconds=seconds, error=build_error_line(log_path.read_text(errors="replace")))
+        log_end = _tail(log_path, lines=10_000, limit=16 * TAIL_BYTES)  # pip says why near the end
+        return BuildResult(ok=False, seconds=seconds, error=build_error_line(log_end))
 
     def _limit_flags(self) -> list[str]:
         """Resource limits the engine must be told for its containers to start here (Docker: none)."""
@@ -241,9 +323,9 @@ class DockerCLI:
     def _run_args(self, spec: RunSpec) -> list[str]:
         args = ["run", "--name", spec.name, "--init", *self._limit_flags()]
         args += [f"--label={k}={v}" for k, v in sorted({LABEL_MANAGED: "true", **spec.labels}.items())]
-        for m in spec.mounts:
-            mode = ",readonly" if m.read_only else ""
-            args.append(f"--mount=type=bind,source={m.host.resolve()},target={m.container}{mode}")
+        args += [mount_option(m) for m in spec.mounts]
+        args += [f"--mount={csv_record(('type=tmpfs', f'target={path}', 'tmpfs-size=4k', 'readonly'))}"
+                 for path in spec.masks]
         args += [f"--env={k}={v}" for k, v in sorted(spec.env.items())]
         if spec.memory:
             args += ["--memory", spec.memory, "--memory-swap", spec.memory]
@@ -262,7 +344,7 @@ class DockerCLI:
                      "--security-opt", "no-new-privileges"]
         if spec.runtime:
             args += ["--runtime", spec.runtime]
-        return [*args, spec.image, *spec.command]
+        return checked_arguments([*args, spec.image, *spec.command], spec)
 
     def run(self, spec: RunSpec, log_path: Path) -> RunResult:
         """Run attached, output to log_path; kill on timeout; inspect; remove the container on every path."""
@@ -294,7 +376,7 @@ class DockerCLI:
             seconds=seconds,
             timed_out=timed_out,
             oom_killed=bool(state.get("OOMKilled", False)),
-            output_tail=_tail(log_path.read_text(errors="replace")),
+            output_tail=_tail(log_path),
         )
 
     def _discard(self, name: str, proc: subprocess.Popen[bytes] | None, *, quiet: bool) -> None:
@@ -541,3 +623,16 @@ def run_host_command(argv: Sequence[str], log_path: Path, timeout: float | None 
         except FileNotFoundError:
             out.write(f"\n{argv[0]}: not installed\n")
             return 127
+
+
+def host_output(argv: Sequence[str], cwd: Path, timeout: float = 60.0) -> tuple[int, bytes, str]:
+    """Run a read-only host tool (git show, git ls-tree) in `cwd`: (exit code, stdout, stderr); 127 when the
+    tool is not installed, 124 when it does not finish within `timeout` seconds."""
+    try:
+        proc = subprocess.run(list(argv), cwd=cwd, capture_output=True, stdin=subprocess.DEVNULL, timeout=timeout,
+                              check=False)
+    except FileNotFoundError:
+        return 127, b"", f"{argv[0]}: not installed"
+    except subprocess.TimeoutExpired:
+        return 124, b"", f"{argv[0]} did not finish within {timeout:.0f} s"
+    return proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace")

@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from harness.agent.protocol import LOADERS
+
 
 @dataclass(frozen=True)
 class HintContext:
@@ -29,7 +31,7 @@ class HintContext:
 
 
 def _version(text: str | None) -> tuple[int, ...]:
-    return tuple(int(p) for p in re.findall(r"\d+", text or "")[:3])
+    return tuple(int(p) for p in re.findall(r"[0-9]{1,9}", text or "")[:3])  # a version read from a file: bounded
 
 
 def fits(version: str | None, spec: str) -> bool:
@@ -55,6 +57,11 @@ def _same_keras(ctx: HintContext) -> bool:
 def _newer_source(ctx: HintContext) -> bool:
     source, target = _version(ctx.source_keras), _version(ctx.target_keras)
     return bool(source and target) and source[0] == target[0] and source > target
+
+
+def _older_source(ctx: HintContext) -> bool:
+    source, target = _version(ctx.source_keras), _version(ctx.target_keras)
+    return bool(source and target) and source[0] == target[0] and source < target
 
 
 def _python_differs(ctx: HintContext) -> bool:
@@ -110,8 +117,9 @@ class Rule:
                 and (self.when is None or self.when(ctx)))
 
 
-LOAD_MODEL = ("load_model", "load_model_custom", "load_model_unsafe", "load_model_nocompile")
-COMPILING = ("load_model", "load_model_custom", "load_model_unsafe")
+# Loaders that read a whole Keras model from the file, and those that also restore its compile() settings.
+KERAS_MODEL = tuple(name for name, spec in LOADERS.items() if spec.resaves and not spec.needs_code)
+COMPILING = tuple(name for name, spec in LOADERS.items() if spec.compiles)
 # A custom object named in the message (Keras' own Functional and Sequential are not).
 NAMED_CUSTOM = (r"Unknown (layer|loss function|metric function|metric|object|optimizer|activation)\b[^:]*: '|"
                 r"Could not locate (class|function) '(?!(Functional|Sequential|Model)')|"
@@ -197,7 +205,7 @@ RULES = (
          r"'_UserObject' object is not callable|Unable to create a (TF-)?Keras model from SavedModel",
          "this SavedModel holds no Keras model (model.export or tf.saved_model.save wrote it), so load_model cannot "
          "rebuild one: load it with tf.saved_model.load and call its serving signature",
-         target="2", loaders=LOAD_MODEL),
+         target="2", loaders=KERAS_MODEL),
     Rule("keras3-load-model-savedmodel", r"legacy SavedModel format is not supported",
          "Keras 3 load_model cannot read a SavedModel: load it for inference with keras.layers.TFSMLayer or "
          "tf.saved_model.load, or re-save the model as .keras where it loads", target="3"),
@@ -219,6 +227,23 @@ RULES = (
          "the model was traced by the jax backend (model.export under jax, or a TFLite conversion of a model loaded "
          "under jax), which wraps it in XlaCallModule ops of StableHLO that this TensorFlow cannot deserialize and "
          "TFLite cannot convert: export and convert it with KERAS_BACKEND=tensorflow"),
+    Rule("signature-input-dtype",
+         r"^(?!.*TFSMLayer)(.*expected to be a \w+ tensor but is a \w+ tensor|.*Can not cast TensorSpec\(.*?dtype=tf\."
+         r"(u?int|float|bool)\d*.*?\) to TensorSpec\(.*?dtype=tf\.)",
+         "the serving signature was traced for other input dtypes than the arrays it was called with (float32 given "
+         "int32 token ids, or int64 given int32), and a concrete function does not cast: cast the inputs to the dtypes "
+         "signatures['serving_default'].structured_input_signature names (x.astype('float32')) before the call",
+         loaders=("saved_model", "serving")),
+    Rule("savedmodel-input-structure", r"Could not find matching concrete function to call loaded from the SavedModel",
+         "the restored model was traced for inputs of another structure than the arrays it was called with (ragged "
+         "tensors, a dict, another count of inputs): call its serving signature instead, "
+         "tf.saved_model.load(path).signatures['serving_default'](**inputs by name), as a serving client does",
+         formats=("savedmodel", "export"), loaders=KERAS_MODEL),
+    Rule("tflite-custom-op", r"Encountered unresolved custom op",
+         "the .tflite file uses a custom op (MediaPipe's Convolution2DTransposeBias, say) that this TensorFlow's "
+         "interpreter does not register: run it with a TensorFlow whose interpreter has the op built in (TensorFlow "
+         "2.18 and later run MediaPipe's), or the runtime that ships it (mediapipe), or register the op yourself",
+         formats=("tflite",)),
     Rule("tfsm-layer-int-inputs", r"expected to be a int\d* tensor but is a float tensor",
          "TFSMLayer cast the integer inputs to float32 (Keras 3.3 does; 3.12 keeps their dtype): create it with "
          "dtype='int32', or call the serving signature of tf.saved_model.load", target="3", loaders=("tfsm_layer",)),
@@ -239,6 +264,17 @@ RULES = (
          "weights of Keras 2's CuDNNLSTM/CuDNNGRU, whose bias is twice the size of LSTM's/GRU's: load them with "
          "tf-keras or Keras 2, whose .h5 loading converts them into LSTM or GRU(reset_after=True), and re-save "
          "from there (.weights.h5 or .keras); or build the model with those CuDNN-compatible layers and re-save"),
+    Rule("h5-weights-by-order",
+         r"variable\.assign\(value\).? must match|Shape mismatch in layer #\d+ \(named [\w./-]+\)\s*for weight",
+         "this Keras 3 release matches a legacy .h5 file's weights to the rebuilt model's layers by their order, and "
+         "the order Keras 3 rebuilds a Keras 2 model in (one with several inputs, or shared layers) is not the one "
+         "Keras 2 saved: load the file with tf-keras (TF_USE_LEGACY_KERAS=1) or with a later Keras 3 (3.15 loads such "
+         "files bit-exactly), or rebuild the model in code and load_weights(path, by_name=True) in Keras 2",
+         source="2", target="3", formats=("h5",), loaders=KERAS_MODEL),
+    Rule("keras2-code-arguments", r"Argument\(s\) not recognized: \{'(lr|decay)'",
+         "the model's own code (the factory that rebuilds it) passes Keras 2 arguments such as Adam(lr=...) that "
+         "Keras 3 refuses, here before any weights are read: change them (learning_rate=...), or run that code with "
+         "tf-keras (TF_USE_LEGACY_KERAS=1)", target="3", loaders=tuple(n for n, x in LOADERS.items() if x.needs_code)),
     Rule("weights-layout-2.13", r"expected \d+ variables?, but received 0 variables",
          "the .weights.h5 layout changed between Keras 2.12 and 2.13 and neither side reads the other's: load the "
          "weights with the Keras that wrote them and move them as arrays (get_weights/set_weights), or from "
@@ -247,20 +283,30 @@ RULES = (
          r"Layer count mismatch|Shape mismatch|must match|are incompatible|expected \d+ variables?, but received",
          "the weights do not fit the model rebuilt to load them: its architecture (layer count, order or shapes) "
          "changed between save and load; rebuild it exactly as it was saved", when=_same_keras),
+    # Keras 3.12.1 and 3.13.2 added this refusal in patch releases (3.13.0 and 3.13.1 load such files): before the
+    # Lambda rule below, whose pattern matches its first words too.
+    Rule("tfsm-layer-safe-mode", r"deserialization of a .TFSMLayer.",
+         "safe_mode refuses TFSMLayer: Keras 3.12.1, 3.13.2 and later refuse a .keras file that wraps a SavedModel "
+         "in TFSMLayer unless safe_mode=False (the layer loads an external SavedModel, whose graph can run code); "
+         "for a trusted file load_model(path, safe_mode=False), or re-export: model.export(path) and load that "
+         "SavedModel with keras.layers.TFSMLayer(path) or tf.saved_model.load in code", target="3",
+         flag="--unsafe (runs the file's code, inside the sandbox)"),
     # Lambda layers.
     Rule("safe-mode", r"Requested the deserialization of a|Deserializing it is unsafe",
          "Keras safe mode refused a Lambda layer's Python lambda: rebuild the layer in code, or, for a trusted "
          "file, load_model(path, safe_mode=False) (model_from_json: keras.config.enable_unsafe_deserialization() "
          "in Keras 3, serialization_lib.SafeModeScope(False) in Keras 2.13 and later)",
          flag="--unsafe (runs the file's code, inside the sandbox)"),
-    Rule("lambda-bytecode", r"bad marshal data|unknown opcode|code\(\) (argument|takes)",
+    # Python 3.13's bytecode run by 3.11 fails when it sets up annotations ("no locals found"), not when it is read.
+    Rule("lambda-bytecode", r"bad marshal data|unknown opcode|code\(\) (argument|takes)|no locals found when setting "
+                            r"up annotations",
          "a Lambda layer's Python bytecode, written by another Python version, cannot be read here: rebuild the "
          "Lambda in code (a named function or a custom layer) and load the weights, or load it with the Python "
          "version that saved it", when=_python_differs),
     Rule("lambda-output-shape", r"could not automatically infer the shape of the Lambda",
          "a Lambda layer without output_shape, whose output shape this Keras cannot infer: give the Lambda an "
          "explicit output_shape where the model is built, or replace it with a custom layer", target="3"),
-    # Causes the hazard probes show (README, "The hazard zoo"), each with its own fix: before the generic
+    # Causes the hazard probes show (docs/probes.md, "The hazard zoo"), each with its own fix: before the generic
     # rules below, which also match some of their messages.
     Rule("depthwise-groups", r"passed to DepthwiseConv2D: \{'groups'",
          "Keras 2 writes groups=1 into DepthwiseConv2D configs, which Keras 3 refuses: pass "
@@ -342,6 +388,38 @@ RULES = (
          "the lookup layer's vocabulary is not in the .h5 file (Keras 3.12 and later keep a vocabulary read from a "
          "file in .keras archives only), so its table loads empty: save as .keras, or pass the vocabulary as a list",
          target="3", formats=("h5",)),
+    Rule("keras2-sequential-list",
+         r"pop expected at most 1 argument, got 2|Expected 'config' to be a dict for Sequential, instead got <class "
+         r"'list'>",
+         "a Sequential model saved by Keras 2.0 or 2.1 keeps its config as a bare list of layers, which Keras 3 cannot "
+         "read (it expects {'name': ..., 'layers': [...]}): load the file with tf-keras (TF_USE_LEGACY_KERAS=1) and "
+         "save it again there (.keras, or .h5, which Keras 3 reads), or rewrite the file's model_config as "
+         "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"sequential\", \"layers\": [...the list...]}}",
+         source="2", target="3"),
+    Rule("keras2-input-shape-doubled", r"Expected shape \(None, None, [^)]*\), but input has incompatible shape",
+         "Keras 3 rebuilt the first layer of a Keras 2 Sequential file from its batch_input_shape and added a batch "
+         "dimension again, so the model loads but refuses every input: load it with tf-keras "
+         "(TF_USE_LEGACY_KERAS=1), or rebuild the model in code (keras.Input(shape) first) and load its weights",
+         source="2", target="3"),
+    Rule("keras3-slash-in-layer-name", r"Argument .name. must be a string and cannot contain character ./.",
+         "Keras 3 refuses layer names holding '/', which Keras 2 wrote (keras.applications' MobileNetV3 names its "
+         "layers 'Conv/BatchNorm'): load the file with tf-keras (TF_USE_LEGACY_KERAS=1), or rebuild the model in Keras "
+         "3 and load the weights (the architecture Keras 3 builds names its layers without '/')", target="3"),
+    Rule("keras3-h5-operation-arguments",
+         r"Only input tensors may be passed as positional arguments|too many positional arguments",
+         "Keras 3's legacy .h5 writer stores a layer called with a Python number beside a tensor (MobileNetV3's "
+         "hard-sigmoid, x + 3.0) or with keyword arguments in a way its reader cannot call again, even in the release "
+         "that wrote it: save Keras 3 models as .keras, or rebuild the model in code and load its weights",
+         source="3", target="3", formats=("h5",)),
+    Rule("compile-objects-unknown", r"Unknown (loss function|metric function|metric|optimizer)\b[^:]*: '",
+         "the file's compile() names a loss, metric or optimizer this Keras does not know (a lambda, a function of "
+         "the model's own code, or one Keras removed such as cosine_proximity): load_model(path, compile=False) loads "
+         "the model and its weights; compile it again in code", custom_objects=("none",), loaders=COMPILING),
+    Rule("keras3-nested-model-rebuilt", r"expects \d+ input\(s\), but it received \d+ input tensors",
+         "a .keras file of an earlier Keras 3 release holding a model nested in another (a Sequential around a "
+         "Functional backbone) is rebuilt by this later release with the nested model's outputs passed on twice: load "
+         "it with the release that saved it (Keras 3.3 to 3.8 read this one), or rebuild the model in code and load "
+         "its weights (.weights.h5)", source="3", target="3", formats=("keras",), when=_older_source),
     # A newer release's config keys, named in the message: the cause even where custom objects were withheld.
     Rule("newer-keras-config",
          r"unexpected keyword argument|Unrecognized keyword arguments? passed to|Unrecognized keyword argument\(s\)|"
@@ -353,6 +431,18 @@ RULES = (
          CUSTOM_HINT, custom_objects=("withheld",), flag=CUSTOM_FLAG),
     # A class the file names and no Keras knows: the model's own code, in Keras 3 as in Keras 2.
     Rule("custom-objects", UNKNOWN_NAMED, CUSTOM_HINT, custom_objects=("none",), flag=CUSTOM_FLAG),
+    # Seen first in Keras 3.14.0 (3.13.2 evaluates the same files): the legacy .h5 loader compiles the model with the
+    # file's metric names, and evaluate() calls the name.
+    Rule("keras2-h5-metric-names", r"^TypeError: 'str' object is not callable",
+         "Keras 3.14 and later restore the metrics a Keras 2 .h5 file was compiled with as names, and evaluate() "
+         "calls the name: load_model(path, compile=False) and compile again in code with metric objects "
+         "(keras.metrics.SparseCategoricalAccuracy(), ...), or evaluate it with Keras 3.13 or earlier",
+         source="2", target=">=3.14", formats=("h5",), loaders=COMPILING, custom_objects=("none", "passed")),
+    # keras-team/keras#20146: Keras 3.0 and 3.1 open a .keras file read-write (mode r+b) to load it.
+    Rule("keras3-opens-keras-read-write", r"^PermissionError: .*Permission denied: '[^']*\.keras'",
+         "Keras 3.0 and 3.1 open a .keras file for writing too when they load it (keras-team/keras#20146), so a file "
+         "this process may not write (a read-only folder, volume or mount) does not load: copy it somewhere writable "
+         "first, or load it with Keras 3.2 or later", target="3", formats=("keras",), when=_target_before("3.2")),
     # Configs one Keras release or generation writes and another cannot rebuild.
     Rule("keras2-compile-config",
          r"^[\w.]+: (Expected all entries in the .metrics. list to be metric objects|<class 'keras\.src\.(losses|"

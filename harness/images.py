@@ -12,7 +12,8 @@ import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,12 +23,16 @@ from harness import __version__
 from harness.engine import LABEL_MANAGED, LABEL_VERSION, BuildResult, ContainerEngine
 from harness.errors import UsageError
 from harness.matrix import Environment, PipSettings
+from harness.matrix.environments import SELECTORS
+from harness.untrusted import UnsafeFile, read_named
 from harness.wheelcache import WheelCache, WheelStats, cache_enabled
 
 log = logging.getLogger(__name__)
+MAX_CA_BUNDLE = 64 << 20  # Debian's whole bundle is 200 kB
 
 IMAGE_REPO = "harness-env"
-TEMPLATE_NAME = "env.Dockerfile.j2"
+TEMPLATE_NAME = "env.Dockerfile.j2"  # the venv and TensorFlow (and, for an environment of TensorFlow alone, all)
+LAYER_TEMPLATE = "keras.Dockerfile.j2"  # the rest, FROM the TensorFlow image
 # Host variables naming a CA bundle, in the order pip itself prefers them.
 CA_VARIABLES = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
 
@@ -43,6 +48,9 @@ class ImagePlan:
     ca_bundle: str | None = None  # host path copied into the context at build time (direct builds only)
     build_args: Mapping[str, str] = dataclasses.field(default_factory=dict)  # not in the tag: where, not what
     cached: bool = True  # packages come from the host's wheel cache (else builds reach the index themselves)
+    # The image of this Python and TensorFlow release alone, built first: every environment on them builds FROM it
+    # and shares its gigabyte. None for an environment of TensorFlow alone, whose image it is.
+    parent: ImagePlan | None = None
 
 
 def dockerfiles_dir() -> Path:
@@ -119,39 +127,71 @@ def split_requirements(env: Environment) -> tuple[list[str], list[str]]:
     return reqs, nodeps
 
 
-def plan_image(env: Environment, direct: PipSettings | None = None) -> ImagePlan:
-    """Render the Dockerfile and context of one environment; pure apart from reading the template.
-
-    `direct`: the index settings of a build that reaches the index itself; None for the wheel cache.
-    """
+def _template(name: str) -> jinja2.Template:
     template_dir = dockerfiles_dir()
     try:
-        template = jinja2.Environment(
+        return jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(template_dir)), keep_trailing_newline=True, autoescape=False,
             trim_blocks=True, lstrip_blocks=True,
-        ).get_template(TEMPLATE_NAME)
+        ).get_template(name)
     except jinja2.TemplateNotFound as exc:
-        raise UsageError(f"Dockerfile template {TEMPLATE_NAME} not found in {template_dir}") from exc
-    reqs, nodeps = split_requirements(env)
-    files: dict[str, bytes] = {"requirements.txt": ("\n".join(reqs) + "\n").encode()}
-    if nodeps:
-        files["requirements-nodeps.txt"] = ("\n".join(nodeps) + "\n").encode()
-    ca_bundle = direct.ca_bundle if direct else None
-    dockerfile = template.render(
-        base_image=env.base_image.replace("{python}", env.python),
-        python=env.python,
-        legacy_keras=env.legacy_keras,
-        ca_bundle=bool(ca_bundle),
-        no_deps_requirements=bool(nodeps),
-    )
+        raise UsageError(f"Dockerfile template {name} not found in {template_dir}") from exc
+
+
+def _hashed(env_id: str, dockerfile: str, files: dict[str, bytes], direct: PipSettings | None,
+            parent: ImagePlan | None = None) -> ImagePlan:
     # Neither the index (its URL, a token in it) nor the CA bundle's content is in the hash: a
     # rotated token or certificate must not rebuild every 2 GB TensorFlow image.
     digest = hashlib.sha256(dockerfile.encode())
     for name in sorted(files):
         digest.update(b"\0" + name.encode() + b"\0" + files[name])
-    tag = f"{IMAGE_REPO}:{digest.hexdigest()[:20]}"
-    return ImagePlan(env_id=env.id, tag=tag, dockerfile=dockerfile, files=files, ca_bundle=ca_bundle,
-                     build_args=direct_build_args(direct) if direct else {}, cached=direct is None)
+    ca_bundle = direct.ca_bundle if direct else None
+    return ImagePlan(env_id=env_id, tag=f"{IMAGE_REPO}:{digest.hexdigest()[:20]}", dockerfile=dockerfile,
+                     files=files, ca_bundle=ca_bundle, build_args=direct_build_args(direct) if direct else {},
+                     cached=direct is None, parent=parent)
+
+
+def _tensorflow_image(env: Environment, direct: PipSettings | None) -> ImagePlan:
+    """The image of the venv and TensorFlow alone: the whole image of an environment that asks for nothing more,
+    the first stage of every other one on that Python and release (rendered as it always was: its tag, and the
+    images already built under it, stay valid)."""
+    dockerfile = _template(TEMPLATE_NAME).render(
+        base_image=env.base_image.replace("{python}", env.python),
+        python=env.python,
+        legacy_keras=False,
+        ca_bundle=bool(direct and direct.ca_bundle),
+        no_deps_requirements=False,
+    )
+    requirements = env.tensorflow_package + env.tensorflow
+    files = {"requirements.txt": (requirements + "\n").encode()}
+    return _hashed(f"py{env.python}-{requirements}", dockerfile, files, direct)
+
+
+def plan_image(env: Environment, direct: PipSettings | None = None) -> ImagePlan:
+    """Render the Dockerfile and context of one environment; pure apart from reading the templates.
+
+    `direct`: the index settings of a build that reaches the index itself; None for the wheel cache.
+    An environment of TensorFlow alone is one image; any other is two: TensorFlow's, shared by every
+    environment on that Python and release, and its own packages FROM it.
+    """
+    unresolved = [spec for spec in (env.tensorflow, env.keras, env.tf_keras) if spec in SELECTORS]
+    if unresolved:
+        raise UsageError(f"{env.id}: '{unresolved[0]}' is a version the package index decides: resolve the matrix's "
+                         "versions first (validate, plan and run do)")
+    reqs, nodeps = split_requirements(env)
+    tensorflow = _tensorflow_image(env, direct)
+    if len(reqs) == 1 and not nodeps and not env.legacy_keras:
+        return dataclasses.replace(tensorflow, env_id=env.id)
+    files: dict[str, bytes] = {"requirements.txt": ("\n".join(reqs) + "\n").encode()}
+    if nodeps:
+        files["requirements-nodeps.txt"] = ("\n".join(nodeps) + "\n").encode()
+    dockerfile = _template(LAYER_TEMPLATE).render(
+        tf_image=tensorflow.tag,
+        legacy_keras=env.legacy_keras,
+        ca_bundle=bool(direct and direct.ca_bundle),
+        no_deps_requirements=bool(nodeps),
+    )
+    return _hashed(env.id, dockerfile, files, direct, parent=tensorflow)
 
 
 @dataclass(frozen=True)
@@ -166,12 +206,51 @@ class ImageOutcome:
     wheels: WheelStats | None = None  # what the build took from the wheel cache (None: it did not use it)
 
 
+# One lock per tag a build may make: environments built in parallel on one TensorFlow build its image once.
+_TAG_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_LOCK = threading.Lock()
+
+
+def _tag_lock(tag: str) -> threading.Lock:
+    with _LOCKS_LOCK:
+        return _TAG_LOCKS.setdefault(tag, threading.Lock())
+
+
 def ensure_image(engine: ContainerEngine, plan: ImagePlan, log_path: Path,
-                 cache: WheelCache | None = None) -> ImageOutcome:
-    """Reuse the image when its tag exists; build it otherwise, its packages from `cache` when it serves."""
+                 cache: WheelCache | None = None, before_build: Callable[[], None] | None = None) -> ImageOutcome:
+    """Reuse the image when its tag exists; build it otherwise (its TensorFlow image first, when it has one and
+    that is missing too), its packages from `cache` when it serves.
+
+    `before_build` runs first when there is something to build (it waits for a base image built meanwhile).
+    """
     existing = engine.image_id(plan.tag)
     if existing:
         return ImageOutcome(tag=plan.tag, image_id=existing, built=False, seconds=0.0)
+    if before_build is not None:
+        before_build()
+    first: ImageOutcome | None = None
+    if plan.parent is not None:
+        with _tag_lock(plan.parent.tag):
+            first = ensure_image(engine, plan.parent, log_path.with_name(f"{log_path.stem}-tensorflow.log"), cache)
+        if first.error:
+            return dataclasses.replace(first, tag=plan.tag, image_id=None,
+                                       error=f"its TensorFlow image {plan.parent.tag}: {first.error}")
+    outcome = _build_image(engine, plan, log_path, cache)
+    return outcome if first is None else _after(first, outcome)
+
+
+def _after(first: ImageOutcome, then: ImageOutcome) -> ImageOutcome:
+    """An environment's outcome including the build of its TensorFlow image: the seconds and wheels of both."""
+    wheels = then.wheels
+    if first.wheels is not None:
+        wheels = WheelStats(**dataclasses.asdict(first.wheels))
+        if then.wheels is not None:
+            wheels.add(then.wheels)
+    return dataclasses.replace(then, seconds=first.seconds + then.seconds, wheels=wheels)
+
+
+def _build_image(engine: ContainerEngine, plan: ImagePlan, log_path: Path, cache: WheelCache | None) -> ImageOutcome:
+    """Build one image (its parent already built), its packages from `cache` when it serves."""
     if plan.cached and cache is not None:
         with cache.session(plan.env_id) as session:
             result = _build(engine, plan, log_path, session.build_args, session.network)
@@ -194,6 +273,9 @@ def _build(engine: ContainerEngine, plan: ImagePlan, log_path: Path, build_args:
         for name, data in plan.files.items():
             (context / name).write_bytes(data)
         if plan.ca_bundle:
-            (context / "ca-bundle.pem").write_bytes(Path(plan.ca_bundle).read_bytes())
+            try:  # a regular file of a bounded size: a FIFO named as the bundle would block the build for ever
+                (context / "ca-bundle.pem").write_bytes(read_named(Path(plan.ca_bundle), MAX_CA_BUNDLE))
+            except (OSError, UnsafeFile) as exc:
+                return BuildResult(ok=False, seconds=0.0, error=f"CA bundle: {getattr(exc, 'strerror', None) or exc}")
         labels = {LABEL_MANAGED: "true", LABEL_VERSION: __version__, "org.harness.env": plan.env_id}
         return engine.build(context, plan.tag, labels, build_args, log_path, network=network)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import re
-from collections.abc import Callable, Iterator
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy.typing as npt
 
@@ -20,6 +22,10 @@ from harness.agent.protocol import (
     RECORDS,
     USERDATA,
     CellKey,
+    LoadRecord,
+    Manifest,
+    SaveRecord,
+    Versions,
     output_rel,
     records_name,
     write_json_atomic,
@@ -32,7 +38,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 RUN_JSON = "run.json"
 # The reports of a run, by --format name; report.json is the source of truth.
-REPORT_FILES = {"json": "report.json", "md": "report.md", "html": "report.html", "junit": "junit.xml"}
+REPORT_FILES = {"json": "report.json", "md": "report.md", "html": "report.html", "junit": "junit.xml",
+                "sarif": "report.sarif"}
 ENVS = "envs"  # envs/<env>/: phase records, build logs, pip freeze
 LOGS = "logs"  # logs/<container>.log: a container's own output (never parsed)
 SUBDIRS = (ARTIFACTS, RECORDS, OUTPUTS, ENVS, LOGS)
@@ -49,7 +56,7 @@ def _no_problem(data: dict[str, Any]) -> str | None:
 
 
 class RunDir:
-    """Paths of one run directory (see README: 'The run directory')."""
+    """Paths of one run directory (see docs/run-directory.md)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -69,17 +76,18 @@ class RunDir:
 
         A `shared` directory (phases run by separate jobs) may already hold other jobs' work.
         """
-        has_run = (path / RUN_JSON).is_file()
-        if resume and not has_run:
-            raise RunDirError(f"--resume {path}: no earlier run there (no {RUN_JSON})")
-        if not resume and not shared and path.exists() and any(path.iterdir()):
-            raise RunDirError(f"--out {path}: directory exists and is not empty; pass --resume to continue it")
         try:
+            has_run = (path / RUN_JSON).is_file()
+            if resume and not has_run:
+                raise RunDirError(f"--resume {path}: no earlier run there (no {RUN_JSON})")
+            if not resume and not shared and path.exists() and any(path.iterdir()):
+                raise RunDirError(f"--out {path}: directory exists and is not empty; pass --resume to continue it")
             for sub in SUBDIRS:
                 (path / sub).mkdir(parents=True, exist_ok=True)
-            probe = path / ".write-test"
-            probe.write_text("ok")
-            probe.unlink()
+            # A uniquely named probe: a fixed name left as a link in a run directory would be written through.
+            fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test.")
+            os.close(fd)
+            Path(probe).unlink()
         except OSError as exc:
             raise RunDirError(f"--out {path}: cannot write there ({exc.strerror or exc})") from exc
         return cls(path)
@@ -184,13 +192,13 @@ class RunDir:
             return None
         return dict(data)
 
-    def read_manifest(self, env_id: str) -> dict[str, Any] | None:
+    def read_manifest(self, env_id: str) -> Manifest | None:
         """artifacts/<env>/manifest.json, or None: the save did not finish (or its manifest is damaged)."""
-        return self.read_object(self.artifacts(env_id) / MANIFEST, untrusted.manifest_problem)
+        return cast("Manifest | None", self.read_object(self.artifacts(env_id) / MANIFEST, untrusted.manifest_problem))
 
-    def read_versions(self, env_id: str) -> dict[str, Any] | None:
+    def read_versions(self, env_id: str) -> Versions | None:
         """artifacts/<env>/env.json: the versions of the environment that saved."""
-        return self.read_object(self.artifacts(env_id) / ENV_JSON, untrusted.versions_problem)
+        return cast("Versions | None", self.read_object(self.artifacts(env_id) / ENV_JSON, untrusted.versions_problem))
 
     def read_text(self, path: Path) -> str | None:
         """A text file in the run directory (a pip freeze), or None when absent; a refused one is None too, with a
@@ -207,16 +215,28 @@ class RunDir:
         """A .npy file in the run directory: FileNotFoundError when absent, UnsafeFile when refused or damaged."""
         return untrusted.load_array(self.path, path)
 
-    def read_records(self, phase: str, env_id: str) -> Iterator[dict[str, Any]]:
+    def read_records(self, phase: str, env_id: str) -> list[dict[str, Any]]:
         """The records of records/<phase>-<env>.jsonl, typed (harness/untrusted.py: checked_record)."""
         return self.read_records_at(self.records(phase, env_id))
 
-    def read_records_at(self, path: Path) -> Iterator[dict[str, Any]]:
-        """The typed records of a JSON Lines file in the run directory."""
+    def read_loads(self, target: str, path: Path | None = None) -> list[LoadRecord]:
+        """The checked records of records/load-<target>.jsonl, or of `path` (one artifact's, --isolation artifact)."""
+        return cast("list[LoadRecord]", self.read_records_at(path or self.records("load", target)))
+
+    def read_saves(self, env_id: str) -> list[SaveRecord]:
+        """The checked records of records/save-<env>.jsonl."""
+        return cast("list[SaveRecord]", self.read_records("save", env_id))
+
+    def read_records_at(self, path: Path) -> list[dict[str, Any]]:
+        """The typed records of a JSON Lines file in the run directory (none when it is absent).
+
+        UnsafeFile when the file cannot be read (a link, a special file, too large, not readable): a container
+        may leave its own record file so, and the cells it holds are then errors, never the whole run's.
+        """
         try:
-            yield from untrusted.records(self.path, path)
-        except (OSError, untrusted.UnsafeFile) as exc:
-            raise RunDirError(f"{path}: unreadable ({getattr(exc, 'strerror', None) or exc})") from None
+            return list(untrusted.records(self.path, path))
+        except OSError as exc:
+            raise untrusted.UnsafeFile(f"{path}: unreadable ({exc.strerror or exc})") from None
 
 
 def run_json_problem(data: object) -> str | None:
@@ -230,6 +250,10 @@ def run_json_problem(data: object) -> str | None:
               if data.get(key) is not None and not isinstance(data[key], str)]
     wrong += [f"environments[{i}]{problem}" for i, env in enumerate(data.get("environments") or ())
               if (problem := _environment_problem(env))]
+    timings: dict[str, Any] = data["timings"] if isinstance(data.get("timings"), dict) else {}
+    wrong += [f"timings.{k} is not a number" for k, v in timings.items()
+              if isinstance(v, bool) or not isinstance(v, (int, float))]
+    wrong += [p for p in (untrusted.number_problem(data), untrusted.range_problem(data)) if p]
     return wrong[0] if wrong else _baseline_problem(data.get("baseline"))
 
 

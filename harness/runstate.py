@@ -120,6 +120,10 @@ def merge_environment(base: Mapping[str, Any], phases: Mapping[str, Mapping[str,
             entry[phase] = dict(phases[phase]["container"])
             if phases[phase].get("infrastructure_retries"):  # engine failures retried before this outcome
                 entry[phase]["infrastructure_retries"] = phases[phase]["infrastructure_retries"]
+    if isinstance(phases.get("load", {}).get("cells"), dict):  # the cell cache's: reused, and computed here
+        entry["cells"] = dict(phases["load"]["cells"])
+    if isinstance(phases.get("save", {}).get("cache"), dict):
+        entry["save_reused"] = bool(phases["save"]["cache"].get("reused"))
     entry["containers_started"] = sum(int(r.get("containers_started") or 0) for r in order)
     entry["phases"] = {r["phase"]: {k: r.get(k) for k in ("run_id", "host", "started", "finished")} for r in order}
     return entry
@@ -163,6 +167,14 @@ def _wheels(entries: list[dict[str, Any]]) -> dict[str, int] | None:
                                                                    "bytes_reused")}
 
 
+def _cells(entries: list[dict[str, Any]]) -> dict[str, int] | None:
+    """Load cells the cell cache gave and the containers computed, over the environments that used it, or None."""
+    counted = [e["cells"] for e in entries if isinstance(e.get("cells"), dict)]
+    if not counted:
+        return None
+    return {k: sum(int(c.get(k) or 0) for c in counted) for k in ("reused", "computed")}
+
+
 def _longest(*timings: Mapping[str, float]) -> dict[str, float]:
     """Per phase, the largest of several timings: a single run's wall time covers every environment's."""
     merged: dict[str, float] = {}
@@ -200,6 +212,7 @@ def merged_run(run_dir: RunDir, matrix: Matrix, selected: Mapping[str, str | Non
         if records else previous.get("containers_started", 0),
         "timings": {**_longest(previous.get("timings", {}), _timings(run_dir, entries)), **(timings or {})},
         **({"wheels": wheels} if (wheels := _wheels(entries)) else {}),
+        **({"cells": cells} if (cells := _cells(entries)) else {}),
         **fields,
     }
 

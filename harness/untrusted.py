@@ -15,7 +15,12 @@ import io
 import json
 import math
 import os
+import re
+import shutil
 import stat
+import sys
+import tempfile
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -23,14 +28,17 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 
+from harness.agent.protocol import umask
 from harness.errors import UsageError
 
 MAX_JSON = 64 << 20  # run.json, a manifest, a phase record
 MAX_TEXT = 8 << 20  # a pip freeze
 MAX_RECORDS = 512 << 20  # one JSON Lines file of records
 MAX_ARRAY = 2 << 30  # one .npy of predictions or reference data
+MAX_DIMS = 32  # numpy's own limit is 64; predictions have a handful
 _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 _OPEN_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+_OPEN_NAMED = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
           (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a directory"))
 
@@ -85,15 +93,35 @@ def _check(info: os.stat_result, path: Path, want_dir: bool = False) -> None:
 def read_bytes(root: Path, path: Path, limit: int) -> bytes:
     """The content of a regular file below root, at most `limit` bytes (FileNotFoundError when it is absent)."""
     with _opened(root, path) as (fd, info):
-        if info.st_size > limit:
-            raise UnsafeFile(f"{path}: {info.st_size} bytes, more than the {limit} read from such a file")
-        chunks, size = [], 0
-        while size <= limit:
-            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
+        return _bounded(fd, info, path, limit)
+
+
+def read_named(path: Path, limit: int) -> bytes:
+    """A regular file a user named, at most `limit` bytes (FileNotFoundError when it is absent).
+
+    A link to one is followed (the name is the user's own choice); a FIFO is never read from (it is opened
+    without blocking, then refused), nor a device.
+    """
+    fd = os.open(path, _OPEN_NAMED)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UnsafeFile(f"{path}: not a regular file ({kind(info.st_mode)}): not read")
+        return _bounded(fd, info, path, limit)
+    finally:
+        os.close(fd)
+
+
+def _bounded(fd: int, info: os.stat_result, path: Path, limit: int) -> bytes:
+    if info.st_size > limit:
+        raise UnsafeFile(f"{path}: {info.st_size} bytes, more than the {limit} read from such a file")
+    chunks, size = [], 0
+    while size <= limit:
+        chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
     if size > limit:  # it grew while being read
         raise UnsafeFile(f"{path}: more than the {limit} bytes read from such a file")
     return b"".join(chunks)
@@ -135,6 +163,11 @@ def load_array(root: Path, path: Path, limit: int = MAX_ARRAY) -> npt.NDArray[An
         data = info.st_size - fh.tell()
         if nbytes > limit:
             raise UnsafeFile(f"{path}: {nbytes} bytes of data, more than the {limit} read from such a file")
+        # Every dimension counts, a zero-size array's too: numpy refuses a shape whose other dimensions multiply
+        # past what it can address ((0, 2**62) is "too big" though empty).
+        if len(shape) > MAX_DIMS or math.prod(max(n, 1) for n in shape) * dtype.itemsize > limit:
+            raise UnsafeFile(f"{path}: its header declares the shape {str(shape)[:80]}, larger than any array "
+                             "read from such a file")
         if nbytes != data:
             raise UnsafeFile(f"{path}: truncated or damaged: its header says {nbytes} bytes of data, it holds {data}")
         raw = fh.read(nbytes)
@@ -179,9 +212,11 @@ def records(root: Path, path: Path, limit: int = MAX_RECORDS) -> Iterator[dict[s
 
 def copy_file(root: Path, source: Path, dest: Path, limit: int) -> None:
     """Copy a regular file below root to dest (replaced whole), never through a link."""
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    out_fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")  # a new file, never a link
+    os.fchmod(out_fd, 0o666 & ~umask())  # as readable as any file of the run directory, not mkstemp's 0600
+    tmp = Path(name)
     try:
-        with _opened(root, source) as (fd, info), tmp.open("wb") as out:
+        with _opened(root, source) as (fd, info), os.fdopen(out_fd, "wb") as out:
             if info.st_size > limit:
                 raise UnsafeFile(f"{source}: {info.st_size} bytes, more than the {limit} copied from such a file")
             copied = 0
@@ -193,6 +228,111 @@ def copy_file(root: Path, source: Path, dest: Path, limit: int) -> None:
         tmp.replace(dest)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------- what the host writes and deletes
+#
+# Containers write below the run directory (a save container its environment's artifacts, a load container its
+# target's or its artifact's outputs) and may leave a link or a file where the host later wants a folder, or a
+# link where it wants a file: a later rmtree or mkdir through such a link would delete or create outside the run
+# directory, and a mount of it would hand the container that folder. The host therefore walks every path it
+# writes or deletes component by component from the run directory, with descriptors and without following any
+# link: what is not a folder on the way is removed (a link itself, never its target) and a folder made instead.
+
+
+def _walk_to(root: Path, path: Path, make: bool = True) -> tuple[int, str, Path]:
+    """(a descriptor of path's folder, path's last name, that folder's path): every folder below root on the way
+    made a real folder (`make`), or FileNotFoundError where one is not (a link is never followed)."""
+    *folders, last = _parts(root, path)
+    if make:
+        root.mkdir(parents=True, exist_ok=True)  # the run directory itself: where the user chose, links and all
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    where = root
+    try:
+        for part in folders:
+            if make:
+                _real_folder(fd, where, part)
+            elif not stat.S_ISDIR(getattr(_entry(fd, part), "st_mode", 0)):
+                raise FileNotFoundError(where / part)
+            inner = os.open(part, _OPEN_DIR, dir_fd=fd)
+            os.close(fd)
+            fd, where = inner, where / part
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, last, where
+
+
+def _entry(fd: int, name: str) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def _real_folder(fd: int, where: Path, name: str, fresh: bool = False) -> None:
+    """Make `name` in the folder `fd` (at `where`) a real folder (`fresh`: an empty one), whatever else was there."""
+    info = _entry(fd, name)
+    if info is not None and (fresh or not stat.S_ISDIR(info.st_mode)):
+        _discard(fd, where, name, info)
+        info = None
+    if info is None:
+        os.mkdir(name, dir_fd=fd)
+
+
+def _discard(fd: int, where: Path, name: str, info: os.stat_result) -> None:
+    """Remove `name` from the folder `fd` (at `where`): a link or a file itself; a folder is first moved aside
+    (a rename follows nothing), then its tree removed without following a link in it. A tree too deep to remove
+    stays aside, hidden, as data."""
+    if not stat.S_ISDIR(info.st_mode):
+        os.unlink(name, dir_fd=fd)
+        return
+    aside = f".{name[:64]}.discarded-{uuid.uuid4().hex[:12]}"
+    os.rename(name, aside, src_dir_fd=fd, dst_dir_fd=fd)
+    if sys.version_info >= (3, 11):
+        shutil.rmtree(aside, dir_fd=fd, ignore_errors=True)
+    else:  # the folders on the way were just walked as real folders; rmtree never follows a link inside
+        shutil.rmtree(where / aside, ignore_errors=True)
+
+
+def real_dir(root: Path, path: Path, fresh: bool = False) -> Path:
+    """`path` below `root` made a real folder, and each folder on its way (`fresh`: emptied first); nothing
+    outside root is touched whatever links a container left. Returns path."""
+    fd, last, where = _walk_to(root, path)
+    try:
+        _real_folder(fd, where, last, fresh)
+    finally:
+        os.close(fd)
+    return path
+
+
+def real_file(root: Path, path: Path, truncate: bool = True) -> Path:
+    """`path` below `root` made a regular file (`truncate`: an empty one), its folders real folders; a link or a
+    special file there is replaced, never written through. Returns path."""
+    fd, last, where = _walk_to(root, path)
+    try:
+        info = _entry(fd, last)
+        if info is not None and not stat.S_ISREG(info.st_mode):
+            _discard(fd, where, last, info)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        os.close(os.open(last, flags | (os.O_TRUNC if truncate else 0), 0o666, dir_fd=fd))
+    finally:
+        os.close(fd)
+    return path
+
+
+def discard(root: Path, path: Path) -> None:
+    """Remove `path` below `root` (a folder's whole tree) if it is there, never through a link."""
+    try:
+        fd, last, where = _walk_to(root, path, make=False)
+    except FileNotFoundError:
+        return
+    try:
+        info = _entry(fd, last)
+        if info is not None:
+            _discard(fd, where, last, info)
+    finally:
+        os.close(fd)
 
 
 # ---------------------------------------------------------------------------- what users point at
@@ -255,6 +395,43 @@ _FIELDS: dict[str, tuple[type, ...]] = {
 }
 
 
+# Numbers a record, a manifest or a phase record holds, and the range each must be in: seconds are durations, an
+# exit code is a process's (negative: the signal that ended it), a worker is a process id.
+RANGES: dict[str, tuple[float, float]] = {"seconds": (0.0, 1e9), "load_seconds": (0.0, 1e9),
+                                          "exit_code": (-(1 << 31), 1 << 31), "worker": (0, 1 << 31),
+                                          "containers_started": (0, 1 << 31), "infrastructure_retries": (0, 1 << 31)}
+MEASURED = ("evaluate",)  # evaluate() figures: NaN or an infinity is a model's own result there (a loss that diverged)
+
+
+def number_problem(value: Any, measured: tuple[str, ...] = ()) -> str | None:
+    """Where a JSON value holds a number the host cannot use, or None: NaN or an infinity (JSON has neither; the
+    report could not be written), or an integer beyond 64 bits (it overflows a float). Below a key named in
+    `measured`, NaN and infinities are kept: they are figures a model produced. Walked without recursion."""
+    stack: list[tuple[str, Any, bool]] = [("", value, False)]
+    while stack:
+        where, item, nan_ok = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item) and not nan_ok:
+            return f"{where or 'a value'} is {item}, not a finite number"
+        if isinstance(item, int) and not isinstance(item, bool) and not -(1 << 63) <= item < 1 << 63:
+            return f"{where or 'a value'} is an integer of {len(str(abs(item)))} digits"
+        if isinstance(item, dict):
+            stack += [(f"{where}.{k}" if where else str(k), v, nan_ok or k in measured) for k, v in item.items()]
+        elif isinstance(item, list):
+            stack += [(f"{where}[{i}]", v, nan_ok) for i, v in enumerate(item)]
+    return None
+
+
+def range_problem(data: Mapping[str, Any]) -> str | None:
+    """Which of RANGES' numbers a mapping holds outside its range (or not as a number), or None."""
+    for name, (low, high) in RANGES.items():
+        value = data.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value < high:
+            return f"{name} {str(value)[:40]} is not a number from {low:g} to {high:g}"
+    return None
+
+
 def _record_problem(record: Mapping[str, Any], kind: str) -> str | None:
     """What is wrong with the types of a save or load record's fields, or None."""
     if record.get("status") not in RECORD_STATUSES[kind]:
@@ -263,6 +440,9 @@ def _record_problem(record: Mapping[str, Any], kind: str) -> str | None:
         value = record.get(name)
         if value is not None and not isinstance(value, types):
             return f"{name} is {type(value).__name__}, expected {' or '.join(t.__name__ for t in types)}"
+    numbers = number_problem(record, MEASURED) or range_problem(record)
+    if numbers:
+        return numbers
     for name in ("error", "evaluate_error"):
         value = record.get(name)
         if value is not None and any(not isinstance(value.get(k), str) for k in ("type", "message")):
@@ -297,6 +477,9 @@ def manifest_problem(data: Mapping[str, Any]) -> str | None:
     models = data.get("models")
     if not isinstance(models, dict):
         return "models is not a mapping"
+    numbers = number_problem(data, MEASURED)
+    if numbers:
+        return numbers
     return next((f"models.{name}{problem}" for name, entry in models.items()
                  if (problem := _entry_problem(entry))), None)
 
@@ -321,24 +504,53 @@ def _entry_problem(entry: object) -> str | None:
     return next((problem for problem, found in problems.items() if found), None)
 
 
+_VERSION_TEXT = re.compile(r"^[\x21-\x7e]{0,100}$")  # a version or package name as pip prints it: short ASCII
+MAX_PATH_TEXT = 4096  # env.json's artifact: a path
+
+
 def versions_problem(data: Mapping[str, Any]) -> str | None:
-    """What is wrong with an env.json (versions of the environment that saved), or None."""
-    odd = [k for k, v in data.items() if v is not None and not isinstance(v, (str, int, float))]
-    return f"{odd[0]} is not a version" if odd else None
+    """What is wrong with an env.json (versions of the environment that saved), or None.
+
+    Each version is short printable ASCII (a reader parses its digits; a thousand-digit one would not convert),
+    the Keras major a small whole number, and every number finite.
+    """
+    for key, value in data.items():
+        limit = MAX_PATH_TEXT if key == "artifact" else None
+        if value is None:
+            continue
+        if key == "keras_major":
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 99:
+                return f"keras_major {str(value)[:40]!r} is not a Keras major version"
+        elif isinstance(value, str):
+            if limit is None and not _VERSION_TEXT.match(value):
+                return f"{key} {value[:40]!r} is not a version (short printable ASCII)"
+            if limit is not None and len(value) > limit:
+                return f"{key} is longer than {limit} characters"
+        elif not isinstance(value, (int, float)) or isinstance(value, bool):
+            return f"{key} is not a version"
+    return number_problem(data)
 
 
 _PHASE_FIELDS: dict[str, tuple[type, ...]] = {
     "phase": _TEXT, "env": _TEXT, "started": _TEXT, "finished": _TEXT, "status": _TEXT, "error": _TEXT,
     "image": _TEXT, "image_id": _TEXT, "run_id": _TEXT, "host": _TEXT, "containers_started": (int,),
     "infrastructure_retries": (int,), "seconds": _NUMBER, "container": _MAPPING, "build": _MAPPING,
+    "cache": _MAPPING, "cells": _MAPPING,
 }
 
 
 def phase_record_problem(data: Mapping[str, Any]) -> str | None:
-    """What is wrong with the types of an envs/<env>/<phase>.json, or None."""
+    """What is wrong with the types and numbers of an envs/<env>/<phase>.json, or None."""
     odd = [name for name, types in _PHASE_FIELDS.items()
            if data.get(name) is not None and not isinstance(data[name], types)]
-    return f"{odd[0]} is {type(data[odd[0]]).__name__}" if odd else None
+    if odd:
+        return f"{odd[0]} is {type(data[odd[0]]).__name__}"
+    inner = [(name, data[name]) for name in ("container", "build") if isinstance(data.get(name), dict)]
+    cells = data.get("cells")
+    if isinstance(cells, dict) and not all(type(cells.get(k)) is int and cells[k] >= 0 for k in ("reused", "computed")):
+        return "cells must count reused and computed cells"
+    return (number_problem(data) or range_problem(data)
+            or next((f"{name}.{p}" for name, value in inner if (p := range_problem(value))), None))
 
 
 def unreadable(exc: UnsafeFile) -> dict[str, Any]:

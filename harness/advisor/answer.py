@@ -192,6 +192,7 @@ def check_section(report: Mapping[str, Any], question: Mapping[str, Any]) -> dic
     return {"model": question["model"], "source": question["source"], "home": question["home"],
             "asked": list(route), "migrated_model": question.get("migrated"), "verdict": worst,
             "exit_code": max(a.exit_code for a in answers),
+            "dependencies": question.get("dependencies"),  # the project files the sides were read from, or null
             "targets": [{**_one(a), "spec": t.get("spec")} for a, t in zip(answers, question["targets"])]}
 
 

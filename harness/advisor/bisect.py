@@ -15,12 +15,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from harness.advisor.check import in_flag_terms
 from harness.advisor.question import BisectQuestion, EnvRequest, RunSettings
 from harness.advisor.search import ENDS, Bisection, answer, budget, root_error, search
 from harness.console import Console
 from harness.errors import EXIT_FAILURES, EXIT_OK, MatrixError, UsageError
 from harness.matrix import Matrix, PipSettings
 from harness.plan import Limits
+from harness.untrusted import UnsafeFile
 from harness.workflow import RunEngine, RunRequest, run_matrix
 
 
@@ -93,6 +95,17 @@ def walk(question: BisectQuestion, environ: Mapping[str, str], index: Any = None
                 redact(pip.index_url or PYPI))
 
 
+def _ends(question: BisectQuestion) -> Walk:
+    """The walk's two ends alone, as asked for: what the flags say before any release is listed."""
+    from harness.advisor.question import parse_spec
+
+    source, target = parse_spec(question.source, "--from"), parse_spec(question.target, "--to")
+    python = question.model.python
+    same = source.key(python) == target.key(python)
+    return Walk(axis="", package="", releases=(question.source, *(() if same else (question.target,))),
+                requests=(source, *(() if same else (target,))))
+
+
 def bisect_matrix(question: BisectQuestion, steps: Walk, base_image: str | None) -> tuple[Matrix, list[str], str]:
     """The matrix of every release's environment (the model saved or staged once), their ids, and the model."""
     import yaml
@@ -111,7 +124,7 @@ def bisect_matrix(question: BisectQuestion, steps: Walk, base_image: str | None)
         problem = exc.problems[0]
         for i, release in enumerate(steps.releases):
             problem = problem.replace(f"environments[{i}]", f"the {steps.axis} {release} environment")
-        raise UsageError(problem.replace("models[0]", "--model")) from None
+        raise UsageError(in_flag_terms(problem, {})) from None
     return matrix, [e.id for e in matrix.environments], entry["name"]
 
 
@@ -146,8 +159,12 @@ class Prober:
         from harness.rundir import RunDir
 
         # The report keeps a traceback's frames; the records keep its end, where a nested error names its root.
+        try:
+            records = RunDir(Path(self.request.out or ".")).read_loads(env)
+        except UnsafeFile:  # its cells are errors in the report already
+            records = []
         roots = {(r.get("format"), r.get("loader")): root_error(str((r.get("error") or {}).get("traceback") or ""))
-                 for r in RunDir(Path(self.request.out or ".")).read_records("load", env)
+                 for r in records
                  if r.get("kind") == "load" and r.get("model") == self.model and r.get("source") == self.source}
         found = {(c["format"], c["loader"]): {**c, "root": roots.get((c["format"], c["loader"]))}
                  for c in self.report["cells"]
@@ -168,16 +185,18 @@ def run_bisect(question: BisectQuestion, settings: RunSettings, engine: RunEngin
     from harness.advisor.answer import decide
     from harness.advisor.question import route_of
     from harness.advisor.screens import bisect_screen
-    from harness.agent.protocol import artifact_source
     from harness.rundir import default_out
 
     start = time.monotonic()
+    ends = _ends(question)  # every flag is read, and the model's files checked, before the package index is asked
+    route_of(bisect_matrix(question, ends, settings.base_image)[0].models[0].artifact_format, question.model.format,
+             question.model.factory is not None)
     steps = walk(question, os.environ)
     matrix, ids, name = bisect_matrix(question, steps, settings.base_image)
     model = matrix.models[0]
     route = route_of(model.artifact_format, question.model.format, model.code.factory is not None)
     out = Path(settings.out or default_out(matrix.name))
-    source = artifact_source(name) if model.kind == "artifact" else ids[0]
+    source = next(iter(model.homes(ids)))  # where its routes come from: the first release, or the file itself
     console = Console(quiet=settings.quiet)
     prober = Prober(matrix, ids, RunRequest(out=out, jobs=settings.jobs,
                                             limits=Limits(cell_timeout=settings.cell_timeout)),

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.advisor.question import CheckQuestion, RunSettings
+from harness.base_images import cache_dir
 from harness.console import Console
 from harness.errors import EXIT_FAILURES, EXIT_OK, MatrixError, UsageError
 from harness.matrix import Matrix
 from harness.plan import Limits
+from harness.reuse import Reuse, ReuseAsked
 from harness.workflow import RunEngine, RunRequest, run_matrix
 
 if TYPE_CHECKING:
@@ -45,8 +47,9 @@ def check_matrix(question: CheckQuestion, base_image: str | None,
     from harness.matrix import parse_matrix
 
     entry = question.model.entry()
-    source = parse_spec(question.source, "--from")
-    wanted = [parse_spec(text, "--to") for text in question.targets]
+    given = list(question.environments) or [None] * (1 + len(question.targets))
+    source = given[0] or parse_spec(question.source, "--from")
+    wanted = [read or parse_spec(text, "--to") for text, read in zip(question.targets, given[1:])]
     envs = check_environments(source, wanted, question.model.python, tf_keras=question.tf_keras)
     migrated = migration_entry(entry) if question.migration else None
     data = {"name": f"{name}-{entry['name']}", "environments": envs.entries,
@@ -57,8 +60,8 @@ def check_matrix(question: CheckQuestion, base_image: str | None,
                               base_image=base_image)
     except MatrixError as exc:
         flags = _flag_names(envs.targets)
-        raise UsageError(_flags(exc.problems[0], flags) + (f" (and {len(exc.problems) - 1} more)"
-                                                           if len(exc.problems) > 1 else "")) from None
+        raise UsageError(in_flag_terms(exc.problems[0], flags) + (f" (and {len(exc.problems) - 1} more)"
+                                                                  if len(exc.problems) > 1 else "")) from None
     ids = [e.id for e in matrix.environments]
     targets = [Target(spec, ids[at], None if beside is None else ids[beside])
                for spec, (at, beside) in zip(question.targets, envs.targets)]
@@ -84,10 +87,11 @@ def _flag_names(placed: list[tuple[int, int | None]]) -> dict[int, str]:
 
 _FLAGS = (("models[0].artifact", "--model"), ("models[0].factory", "--model"),
           ("models[0].custom_objects", "--custom-objects"), ("models[0].inputs", "--inputs"),
-          ("models[0].reference", "--reference"), ("models[0]", "--model"), ("models[1]", "the migration of --model"))
+          ("models[0].reference", "--reference"), ("models[0].format", "--format"), ("models[0]", "--model"),
+          ("models[1]", "the migration of --model"))
 
 
-def _flags(problem: str, environments: dict[int, str]) -> str:
+def in_flag_terms(problem: str, environments: dict[int, str]) -> str:
     """A matrix problem in terms of the command line."""
     problem = re.sub(r"environments\[(\d+)\]", lambda m: environments.get(int(m.group(1)), m.group(0)), problem)
     for key, flag in _FLAGS:
@@ -98,15 +102,15 @@ def _flags(problem: str, environments: dict[int, str]) -> str:
 def question_record(matrix: Matrix, question: CheckQuestion, targets: list[Target]) -> dict[str, Any]:
     """What run.json records of the check, for the report to answer it (harness/advisor/answer.py)."""
     from harness.advisor.question import route_of
-    from harness.agent.protocol import artifact_source
 
     model = matrix.models[0]
     migrated = matrix.models[1] if len(matrix.models) > 1 else None
     home = matrix.environments[0].id
     route = route_of(model.artifact_format, question.model.format, model.code.factory is not None)
-    return {"model": model.name, "source": artifact_source(model.name) if model.kind == "artifact" else home,
+    return {"model": model.name, "source": next(iter(model.homes([home]))),
             "home": home, "route": list(route), "migrated": migrated.name if migrated else None,
-            "targets": [{"spec": t.spec, "env": t.env, "tf_keras": t.tf_keras} for t in targets]}
+            "targets": [{"spec": t.spec, "env": t.env, "tf_keras": t.tf_keras} for t in targets],
+            **({"dependencies": question.dependencies} if question.dependencies else {})}
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,7 @@ def answer_question(question: CheckQuestion, settings: RunSettings, engine: RunE
     import yaml
 
     from harness.advisor.screens import check_screen
+    from harness.agent.protocol import write_text_atomic
     from harness.rundir import RunDir, default_out
 
     matrix, data, targets = check_matrix(question, settings.base_image, name)
@@ -132,13 +137,20 @@ def answer_question(question: CheckQuestion, settings: RunSettings, engine: RunE
         from harness.advisor.handover import check_folder
 
         check_folder(question.migrate)
+    forecast = first_answer(data, question, targets)
+    if forecast and not settings.quiet:
+        print("\n".join(forecast), flush=True)
     out = Path(settings.out or default_out(matrix.name))
+    # The environment the file comes from answers the same for the same file, image and code every time: its
+    # containers (the file's reference predictions, its migrated copies) run once per host; so do the saves.
+    reuse = ReuseAsked(Reuse(cache_dir(os.environ) / "containers"), saves=True,
+                       loads=frozenset({matrix.environments[0].id}))
     request = RunRequest(out=out, jobs=settings.jobs, limits=Limits(cell_timeout=settings.cell_timeout),
-                         record={"check": question_record(matrix, question, targets)})
+                         record={"check": question_record(matrix, question, targets)}, reuse=reuse)
     outcome = run_matrix(matrix, request, engine, Console(quiet=settings.quiet), os.environ)
     if outcome.exit_code not in (EXIT_OK, EXIT_FAILURES) or outcome.report is None:
         return outcome.exit_code
-    (out / f"{name}.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    write_text_atomic(out / f"{name}.yaml", yaml.safe_dump(data, sort_keys=False))
     return Answered(matrix, outcome.report, RunDir(out), check_screen(outcome.report, out))
 
 
@@ -160,6 +172,35 @@ def run_check(question: CheckQuestion, settings: RunSettings, engine: RunEngine)
         text += "\n" + "\n".join(handed_lines(handed, question.migrate)) + "\n"
     print(text, end="")
     return int(report["verdict"]["exit_code"])
+
+
+def first_answer(data: dict[str, Any], question: CheckQuestion, targets: list[Target]) -> list[str]:
+    """What the file says before any container starts: its route in each target as the table of what each release
+    accepts predicts it (harness/inspection.py); UsageError at once for a file that is no model. [] for a factory."""
+    from harness.inspection import OUTCOME_WORDS, forecast, inspect_file, release_of, usual_loader
+
+    entry = data["models"][0]
+    if "artifact" not in entry:
+        return []
+    found = inspect_file(Path(entry["artifact"]))
+    if found.format is None:
+        raise UsageError(f"--model {entry['artifact']}: {found.findings.get('not_a_model')}")
+    if found.findings.get("unread"):
+        return [f"first answer: none from the file alone (its config could not be read: {found.findings['unread']})"]
+    releases = [release_of(t.spec, "--to", question.model.python) for t in targets]
+    routes = forecast(found, releases, entry.get("loaders"), custom_objects=question.model.custom_objects is not None,
+                      evaluate=False)
+    usual = usual_loader(found.format)
+    lines = [f"first answer, from the file alone ({found.words()}; {found.seconds:.2f} s, no container yet):"]
+    for target in targets:
+        mine = [r for r in routes if r.target == target.spec]
+        yours = next((r for r in mine if r.loader == usual), None)
+        failing = [r for r in mine if r.outcome == "error"]
+        said = "no usual loader" if yours is None else (f"{usual} FAILS: {yours.why}" if yours.outcome == "error"
+                                                         else f"{usual} {OUTCOME_WORDS[yours.outcome]}")
+        lines.append(f"  {target.spec}: {said}; {len(failing)} of {len(mine)} route(s) predicted to fail")
+    lines.append("confirming in containers...")
+    return lines
 
 
 def handed_lines(handed: list[Handed], folder: Path) -> list[str]:

@@ -21,9 +21,15 @@ from typing import Any
 from harness.agent.protocol import FORMATS, LOADERS, PROBES
 from harness.errors import UsageError
 from harness.matrix.problems import MAX_NAME, shown
-from harness.matrix.user_models import ARTIFACT_FORMATS, USER_FORMATS, USER_LOADERS, too_broad
+from harness.matrix.user_models import (
+    ARTIFACT_FORMATS,
+    USER_FORMATS,
+    USER_LOADERS,
+    format_by_name,
+    resavable,
+    too_broad,
+)
 
-UNSAFE_LOADER = "load_model_unsafe"  # safe_mode=False: executes the file's code (check --unsafe)
 MAX_DERIVED_NAME = 64  # a model name taken from a file or function name (it names the run directory too)
 DEFAULT_FACTORY_FORMAT = "keras"  # what Keras recommends since 2.13, and the full-model format Keras 3 writes
 _LEGACY_NAMES = ("tf-keras", "tf_keras")
@@ -32,9 +38,9 @@ _NAMED = {"tf": ("tensorflow", ""), "tensorflow": ("tensorflow", ""), "tensorflo
           "keras": ("keras", ""), "tf-keras": ("keras", "tf-keras"), "tf_keras": ("keras", "tf-keras"),
           "python": ("python", ""), "py": ("python", "")}
 _PART = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9_-]*?)\s*(?P<op>===|==|~=|!=|<=|>=|<|>|=)\s*(?P<version>\S.*)$")
-_SHORT = re.compile(r"^(?P<version>\d[0-9A-Za-z.*]*)(?:\+(?P<keras>.+))?$")
-_PY = re.compile(r"^py(?:thon)?(?P<version>3\.\d{1,2})$")
-_SHAPE = re.compile(r"^(?P<dims>\d{1,12}(?:x\d{1,12})*)(?::(?P<dtype>[a-z0-9]+))?$")
+_SHORT = re.compile(r"^(?P<version>[0-9][0-9A-Za-z.*]*)(?:\+(?P<keras>.+))?$")
+_PY = re.compile(r"^py(?:thon)?(?P<version>3\.[0-9]{1,2})$")
+_SHAPE = re.compile(r"^(?P<dims>[0-9]{1,12}(?:x[0-9]{1,12})*)(?::(?P<dtype>[a-z0-9]+))?$")
 _OPERATORS = re.compile(r"^(===|==|~=|!=|<=|>=|<|>)")
 
 
@@ -45,12 +51,18 @@ class EnvRequest:
     tensorflow: str
     keras: str | None = None
     python: str | None = None
+    packages: tuple[str, ...] = ()  # other pins (a project's NumPy, h5py, protobuf): the matrix's `packages:`
+    name: str | None = None  # the environment id, where the versions alone would not tell two apart
 
-    def entry(self, default_python: str) -> dict[str, str]:
+    def entry(self, default_python: str) -> dict[str, Any]:
         """A matrix `environments:` entry."""
-        entry = {"python": self.python or default_python, "tensorflow": self.tensorflow}
+        entry: dict[str, Any] = {"python": self.python or default_python, "tensorflow": self.tensorflow}
         if self.keras is not None:
             entry["keras"] = self.keras
+        if self.packages:
+            entry["packages"] = list(self.packages)
+        if self.name is not None:
+            entry["name"] = self.name
         return entry
 
     def tf_keras(self) -> EnvRequest | None:
@@ -64,15 +76,17 @@ class EnvRequest:
         major = pinned_minor(keras[len("keras"):] if keras.startswith("keras") else keras) if keras else None
         if keras and (major is None or major[0] < 3):
             return None
-        return EnvRequest(tensorflow=self.tensorflow, keras="tf-keras", python=self.python)
+        return EnvRequest(tensorflow=self.tensorflow, keras="tf-keras", python=self.python, packages=self.packages,
+                          name=None if self.name is None else self.name + "-tfkeras")
 
-    def key(self, default_python: str) -> tuple[str, str, str]:
+    def key(self, default_python: str) -> tuple[str, str, str, tuple[str, ...]]:
         """What tells two requests for the same environment apart, however they were written."""
         def norm(text: str) -> str:
             text = re.sub(r"\s+", "", text)
             return "==" + text if text[:1].isdigit() else text
 
-        return (self.python or default_python, norm(self.tensorflow), norm(self.keras or ""))
+        return (self.python or default_python, norm(self.tensorflow), norm(self.keras or ""),
+                tuple(sorted(self.packages)))
 
 
 KERAS3_TF = (2, 16)  # the first TensorFlow whose own Keras is Keras 3
@@ -82,7 +96,7 @@ def pinned_minor(spec: str) -> tuple[int, int] | None:
     """(major, minor) of a version pinned with '==' (or written bare), such as 2.16.2 or ==2.16.*; else None."""
     text = re.sub(r"\s+", "", spec)
     text = text[2:] if text.startswith("==") and not text.startswith("===") else text
-    match = re.match(r"^(\d+)\.(\d+)(?:\.(?:\d+|\*))*$", text)
+    match = re.match(r"^([0-9]{1,4})\.([0-9]{1,4})(?:\.(?:[0-9]+|\*))*$", text)
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
@@ -143,7 +157,7 @@ def _keras_suffix(text: str, part: str, flag: str) -> str:
             rest = text[len(legacy):]
             return "tf-keras" + (rest if not rest or _OPERATORS.match(rest) else "==" + rest)
     rest = text[len("keras"):] if lowered.startswith("keras") else text
-    if re.match(r"^\d", rest):
+    if re.match(r"^[0-9]", rest):
         return "==" + rest
     if _OPERATORS.match(rest):
         return rest
@@ -203,6 +217,8 @@ def code_ref(text: str, flag: str, attribute: bool) -> CodeRef:
 
 
 def _is_artifact(model: str) -> bool:
+    if not model.strip():  # Path("") is the current folder: it would be copied as an artifact, walked whole
+        raise UsageError("--model: empty; name a saved model or MODULE:FUNCTION")
     if _exists(model):
         return not model.endswith(".py")
     if ":" in model:
@@ -249,7 +265,7 @@ def route_of(artifact_format: str | None, fmt: str | None, has_factory: bool) ->
     """(format, loader) of the user's current route: the artifact's format, else --format, else a .keras file."""
     chosen = artifact_format or fmt or DEFAULT_FACTORY_FORMAT
     loader = FORMATS[chosen].loader
-    if loader == "rebuild" and not has_factory:
+    if LOADERS[loader].needs_code and not has_factory:
         raise UsageError(f"--format {chosen}: weights alone are loaded by rebuilding the model: give --factory")
     return chosen, loader
 
@@ -268,8 +284,8 @@ def add_routes(entry: dict[str, Any], fmt: str | None, unsafe: bool = False) -> 
             entry["format"] = fmt
     else:
         entry["formats"] = list(USER_FORMATS)
-    entry["loaders"] = [loader for loader in USER_LOADERS if (loader != "rebuild" or "factory" in entry)
-                        and (loader != UNSAFE_LOADER or unsafe)]
+    entry["loaders"] = [loader for loader in USER_LOADERS if (not LOADERS[loader].needs_code or "factory" in entry)
+                        and (not LOADERS[loader].runs_file_code or unsafe)]
 
 
 MIGRATED = "-migrated"  # the migrated model's name: the artifact's, and this
@@ -280,6 +296,9 @@ def migration_entry(entry: dict[str, Any]) -> dict[str, Any] | None:
     format); None for a factory's model, which every environment saves in every format already."""
     if "artifact" not in entry:
         return None
+    fmt = entry.get("format") or format_by_name(Path(entry["artifact"]))
+    if fmt is not None and not resavable(fmt):
+        return None  # nothing gives back a Keras model from it (a .tflite file): there is no migration to try
     # Its files are loaded by the usual loaders; the serving and conversion routes, and adapting a copy for the
     # target, stay the original's own.
     loaders = [x for x in entry.get("loaders", ()) if not LOADERS[x].named_only and not LOADERS[x].adapts]
@@ -291,7 +310,7 @@ def migration_entry(entry: dict[str, Any]) -> dict[str, Any] | None:
 class CheckEnvironments:
     """The environments of a check, as matrix entries (the source first), and where each --to is among them."""
 
-    entries: list[dict[str, str]]
+    entries: list[dict[str, Any]]
     targets: list[tuple[int, int | None]]  # per --to: its entry's index, and its tf-keras environment's (or None)
 
 
@@ -301,8 +320,8 @@ def check_environments(source: EnvRequest, targets: list[EnvRequest], python: st
     an environment asked for twice (a --to that is another's tf-keras environment) is one entry. A target that is
     the source stays a second entry, for the matrix to refuse by name; a tf-keras environment that is the source
     is not added (its routes are the ones at home)."""
-    entries: list[dict[str, str]] = [source.entry(python)]
-    keys: list[tuple[str, str, str]] = [source.key(python)]
+    entries: list[dict[str, Any]] = [source.entry(python)]
+    keys: list[tuple[str, str, str, tuple[str, ...]]] = [source.key(python)]
 
     def index(request: EnvRequest) -> int:
         key = request.key(python)
@@ -337,6 +356,9 @@ class ModelQuestion:
     format: str | None = None
     unsafe: bool = False
     loaders: tuple[str, ...] | None = None  # only these of the loaders that apply (None: every one)
+    name: str | None = None  # the model's name (default: from its file or function)
+    tolerance: dict[str, float] | None = None  # rtol and/or atol, where the default is not the model's
+    folder: str | None = None  # a project's folder: mounted, and where the model loads from, when no code is named
 
     def entry(self) -> dict[str, Any]:
         """The matrix `models:` entry, with every route that applies to it (of `loaders`, when given)."""
@@ -345,6 +367,12 @@ class ModelQuestion:
         add_routes(entry, self.format, unsafe=self.unsafe)
         if self.loaders is not None:
             entry["loaders"] = [x for x in entry["loaders"] if x in self.loaders]
+        if self.name is not None:
+            entry["name"] = self.name
+        if self.tolerance is not None:
+            entry["tolerance"] = dict(self.tolerance)
+        if self.folder is not None:
+            entry.setdefault("path", self.folder)
         return entry
 
 
@@ -363,12 +391,15 @@ class RunSettings:
 class CheckQuestion:
     """`check`: is it safe to move this model from one environment to each of the others?"""
 
-    source: str  # --from SPEC
+    source: str  # --from SPEC (or how the project's side is named: 'origin/main (3f2a1c9)')
     targets: tuple[str, ...]  # --to SPEC, once or more
     model: ModelQuestion
     tf_keras: bool = True  # try the target's TensorFlow with tf-keras beside a Keras 3 target
     migrate: Path | None = None  # hand the best verified migrated file over to this folder
     migration: bool = True  # make a migrated model of an existing artifact (loaded at home, saved again there)
+    # Each side already read (the source, then one per target), where SPECs do not say it: a project's files
+    environments: tuple[EnvRequest | None, ...] = ()
+    dependencies: dict[str, Any] | None = None  # what the project's files said (advisor/project.py), for the reports
 
 
 # The loaders `adapt` tries: the plain ones a reference at home comes from, and those that adapt a copy.

@@ -45,7 +45,7 @@ def change(fmt: str, loader: str, *, tf_keras: bool = False, migrated: bool = Fa
     adapted file is loaded by its format's usual loader, and asks what that loader asks too (its code, for weights).
     """
     spec, usual = LOADERS.get(loader), FORMATS[fmt].loader if fmt in FORMATS else None
-    steps = ["as_is" if spec is None or loader == usual else spec.change]
+    steps: list[str] = ["as_is" if spec is None or loader == usual else spec.change]
     if spec is not None and spec.adapts and usual in LOADERS:
         steps.append(LOADERS[usual].change)
     steps += ["tf_keras"] * tf_keras + ["migrated"] * migrated

@@ -80,9 +80,10 @@ def _version(link: Link) -> Version | None:
         return None
 
 
-def releases(index: Index, package: str, python: str, *, machine: str | None = None) -> tuple[list[Version],
-                                                                                                  list[Version]]:
-    """(installable final releases, final releases without a file for this Python and machine), sorted."""
+def releases(index: Index, package: str, python: str, *, machine: str | None = None,
+             pre: bool = False) -> tuple[list[Version], list[Version]]:
+    """(installable final releases, final releases without a file for this Python and machine), sorted; `pre`: with
+    pre-releases (release candidates, betas) too, never development releases."""
     links, answered = index.project(canonicalize_name(package))
     if not answered:
         raise UsageError(f"the package index did not answer for {package}: check PIP_INDEX_URL (or the matrix's "
@@ -93,7 +94,8 @@ def releases(index: Index, package: str, python: str, *, machine: str | None = N
     seen: set[Version] = set()
     for link in links:
         version = _version(link)
-        if version is None or version.is_prerelease or version.is_devrelease or "data-yanked" in link.attributes:
+        if version is None or (version.is_prerelease and not pre) or version.is_devrelease or (
+                "data-yanked" in link.attributes):
             continue
         seen.add(version)
         if _installable(link, (wanted[0], wanted[1]), arch):

@@ -242,7 +242,7 @@ def make(path: str, target: str, folder: str, *, weights: Optional[str] = None,
         if kind == JSON and weights and os.path.isfile(beside):  # an architecture is loaded with its weights
             shutil.copyfile(beside, os.path.join(folder, weights))
             account["hand"].append(weights)
-    if account["status"] != "adapted" and os.path.exists(dest):
+    if account["file"] is None and os.path.exists(dest):
         os.unlink(dest)  # an unfinished copy is never left where an adapted file is looked for
     return _written(folder, account)
 

@@ -6,20 +6,24 @@ Standard library only: read by the host (validation, planning, reports) and by t
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from harness.agent.spec import Code, FormatSpec, LoaderSpec, ModelSpec, Tolerance
 
 # format -> the Keras generations that can write it ("seed" is no file: the model is rebuilt from its seed).
 FORMATS: Dict[str, FormatSpec] = {
-    "h5": FormatSpec((2, 3), "load_model", ".h5"),
+    # Keras 3's legacy h5 writer changes the live model it saves: written last (save.py: _save_order).
+    "h5": FormatSpec((2, 3), "load_model", ".h5", saved_last=True),
     "keras": FormatSpec((2, 3), "load_model", ".keras"),
-    "savedmodel": FormatSpec((2,), "load_model", "SavedModel"),
-    "weights_h5": FormatSpec((2, 3), "rebuild", "weights .h5"),
-    "tf_checkpoint": FormatSpec((2,), "rebuild", "TF checkpoint"),
+    "savedmodel": FormatSpec((2,), "load_model", "SavedModel", folder=True),
+    "weights_h5": FormatSpec((2, 3), "rebuild", "weights .h5", weights_only=True),
+    "tf_checkpoint": FormatSpec((2,), "rebuild", "TF checkpoint", weights_only=True),
     "json": FormatSpec((2, 3), "model_from_json", "JSON + weights"),
-    "export": FormatSpec((2, 3), "saved_model", "model.export() SavedModel"),
+    "export": FormatSpec((2, 3), "saved_model", "model.export() SavedModel", folder=True),
     "seed": FormatSpec((2, 3), "rebuild_from_seed", "seed", named_only=True),
+    # A converted model for the TFLite interpreter: only an existing file has it (the harness converts nothing to
+    # .tflite ahead of a load; the `tflite` loader converts at load time).
+    "tflite": FormatSpec((), "tflite_interpreter", ".tflite", named_only=True),
 }
 
 # safe_mode=False executes whatever a file holds: only when a matrix asks for it. compile=False is
@@ -29,14 +33,17 @@ FORMATS: Dict[str, FormatSpec] = {
 _KERAS_LOAD = "model = {keras}.models.load_model({path}{objects}"
 LOADERS: Dict[str, LoaderSpec] = {
     "load_model": LoaderSpec(("h5", "keras", "savedmodel", "export"), "keras.models.load_model", resaves=True,
-                             snippet=_KERAS_LOAD + ")"),
+                             compiles=True, snippet=_KERAS_LOAD + ")"),
     "load_model_custom": LoaderSpec(("h5", "keras", "savedmodel"), "load_model(custom_objects=...)",
-                                    needs_custom_objects=True, resaves=True, snippet=_KERAS_LOAD + ")"),
+                                    needs_custom_objects=True, resaves=True, compiles=True,
+                                    probes_only="load_model already passes the model's custom_objects",
+                                    snippet=_KERAS_LOAD + ")"),
     "load_model_unsafe": LoaderSpec(("keras",), "load_model(safe_mode=False), which runs the file's code",
-                                    opt_in=True, resaves=True, change="option",
+                                    opt_in=True, resaves=True, change="option", compiles=True, runs_file_code=True,
                                     snippet=_KERAS_LOAD + ", safe_mode=False)"),
     "load_model_nocompile": LoaderSpec(("h5", "keras", "savedmodel"), "load_model(compile=False)", opt_in=True,
-                                       resaves=True, change="option", snippet=_KERAS_LOAD + ", compile=False)"),
+                                       resaves=True, change="option", users_default=True,
+                                       snippet=_KERAS_LOAD + ", compile=False)"),
     "rebuild": LoaderSpec(("h5", "weights_h5", "tf_checkpoint"), "rebuild in code + load_weights", resaves=True,
                           change="code", needs_code=True, snippet="model = {factory}()\nmodel.load_weights({path})"),
     "model_from_json": LoaderSpec(("json",), "model_from_json + load_weights", resaves=True,
@@ -44,21 +51,28 @@ LOADERS: Dict[str, LoaderSpec] = {
                                           "    model = {keras}.models.model_from_json(fh.read(){objects})\n"
                                           "model.load_weights({weights})"),
     "saved_model": LoaderSpec(("savedmodel", "export"), "tf.saved_model.load, serving signature", change="serving",
+                              keras_object=False,
                               snippet="serve = tf.saved_model.load({path}).signatures[\"serving_default\"]"),
     "tfsm_layer": LoaderSpec(("savedmodel", "export"), "keras.layers.TFSMLayer", change="serving",
                              snippet="model = {keras}.layers.TFSMLayer({path}, call_endpoint=\"serving_default\")"),
-    "rebuild_from_seed": LoaderSpec(("seed",), "rebuilt from the seed", change="code", needs_code=True),
+    "rebuild_from_seed": LoaderSpec(("seed",), "rebuilt from the seed", change="code", needs_code=True,
+                                    probes_only="it rebuilds a probe from its seed"),
     "tf1_session": LoaderSpec(("h5",), "load_model in a TF1 session", named_only=True, graph_mode=True,
-                              change="code"),
+                              keras_majors=(2,), change="code", compiles=True,
+                              probes_only="it exercises one probe's TF1 hazard"),
     # Serving and conversion routes: slower, and tried only on the models that name them.
     "serving": LoaderSpec(("savedmodel", "export"), "serving signature by input names and output keys",
-                          opt_in=True, named_only=True, change="serving"),
+                          opt_in=True, named_only=True, change="serving", keras_object=False),
     "saved_model_call": LoaderSpec(("savedmodel", "export"), "tf.saved_model.load, called with float64",
-                                   opt_in=True, named_only=True, change="serving"),
+                                   opt_in=True, named_only=True, change="serving", keras_object=False),
     "tflite": LoaderSpec(("h5", "keras", "savedmodel", "export"), "TFLite converter + tf.lite.Interpreter",
-                         opt_in=True, named_only=True, change="serving"),
+                         opt_in=True, named_only=True, change="serving", keras_object=False, may_abort=True),
     "load_model_xla": LoaderSpec(("h5", "keras"), "load_model, predict under XLA (jit_compile=True)",
-                                 opt_in=True, named_only=True, change="option"),
+                                 opt_in=True, named_only=True, change="option", compiles=True),
+    # A .tflite file as mobile and edge code runs it: every TensorFlow has the interpreter.
+    "tflite_interpreter": LoaderSpec(("tflite",), "tf.lite.Interpreter", opt_in=True, users_default=True,
+                                     keras_object=False,
+                                     snippet="interpreter = tf.lite.Interpreter(model_path={path})"),
     # Adapting loaders: a copy of the file is edited for this Keras (harness/agent/adapters.py; no model is
     # loaded with another Keras), then loaded with its format's own loader. The copy is a file made again, handed
     # over only where its predictions match the original's; the snippet that loads it is its format's. They read
@@ -93,7 +107,7 @@ def _probe(name: str, description: str, factory: str, data: str = "features4", *
                 train_labels=ref(train_labels), files=ref(files), postprocess=ref(postprocess), state=ref(state))
     return ModelSpec(name=name, kind="probe", description=description, code=code, train_epochs=2,
                      register_custom_objects=custom, withhold_custom_objects=_PLAIN_LOADERS,
-                     **fields)
+                     random_in_weights_only=True, **fields)
 
 
 PROBES: Dict[str, ModelSpec] = {spec.name: spec for spec in (
@@ -233,6 +247,51 @@ HAZARD_PROBES: Dict[str, ModelSpec] = {spec.name: spec for spec in (
                       "tolerance, or pin the runtime options where results must be bit-identical"),
 )}
 
+_APPS = "harness.agent.applications:"
+# keras.applications, small: real layer mixes. Their formats are the full-model ones, the weights and an export
+# (a Keras 2 SavedModel of a real architecture takes seconds per load and says nothing the export does not).
+_APP_FORMATS = ("h5", "keras", "weights_h5", "export")
+
+
+def _application(name: str, architecture: str, description: str, *, data: str = "images32", since: str = "",
+                 objects: Optional[str] = None, hazards: Tuple[str, ...] = (), **fields: Any) -> ModelSpec:
+    """An architecture from keras.applications: built where this Keras has it (`needs`), else unsupported."""
+    code = Code(factory=_APPS + name, data=_APPS + data, custom_objects=None if objects is None else _APPS + objects)
+    return ModelSpec(name="app_" + name, kind="probe", description=description, code=code, train_epochs=1,
+                     hazards=("real-architecture", *hazards), formats=_APP_FORMATS,
+                     needs=(f"applications.{architecture}",),
+                     build_note=f"keras.applications.{architecture} arrived in Keras {since}" if since else "",
+                     **fields)
+
+
+APPLICATION_PROBES: Dict[str, ModelSpec] = {spec.name: spec for spec in (
+    _application("mobilenet_v3_small", "MobileNetV3Small", "MobileNetV3Small (alpha 0.75, 32x32): squeeze-and-"
+                 "excitation, hard-swish, depthwise convolutions, Rescaling inside the model", since="2.4",
+                 hazards=("depthwise-groups",)),
+    _application("efficientnet_b0", "EfficientNetB0", "EfficientNetB0 (32x32): Rescaling and Normalization inside "
+                 "the model, squeeze-and-excitation, swish, stochastic depth", since="2.3",
+                 hazards=("depthwise-groups",)),
+    _application("mobilenet", "MobileNet", "MobileNet V1 (alpha 0.25, 32x32): depthwise separable convolutions",
+                 hazards=("depthwise-groups",)),
+    _application("mobilenet_v2", "MobileNetV2", "MobileNetV2 (alpha 0.35, 32x32): inverted residuals",
+                 hazards=("depthwise-groups",)),
+    _application("efficientnet_v2_b0", "EfficientNetV2B0", "EfficientNetV2B0 (32x32): fused MBConv blocks",
+                 since="2.8", hazards=("depthwise-groups",)),
+    _application("densenet121", "DenseNet121", "DenseNet121 (32x32): dense concatenations"),
+    _application("nasnet_mobile", "NASNetMobile", "NASNetMobile (32x32): searched cells of separable convolutions"),
+    _application("resnet50", "ResNet50", "ResNet50 (32x32, 94 MB of weights): residual bottlenecks"),
+    _application("xception", "Xception", "Xception (71x71, 84 MB of weights): separable convolution flows",
+                 data="images71"),
+    _application("regnetx002", "RegNetX002", "RegNetX002 (32x32): grouped convolutions", since="2.9"),
+    _application("convnext_micro", "ConvNeXtTiny", "ConvNeXt from its own builder at a micro size: layer scale "
+                 "(LayerScale, which no Keras registers: passed as a custom object), LayerNormalization",
+                 since="2.10", objects="convnext_objects", hazards=("custom-objects",),
+                 withhold_custom_objects=_PLAIN_LOADERS),
+)}
+# Two cover the mixes in the default matrix (depthwise, squeeze-and-excitation, Rescaling and Normalization
+# inside, stochastic depth); the others run when a matrix names them (matrices/applications.yaml).
+DEFAULT_APPLICATIONS = ("app_mobilenet_v3_small", "app_efficientnet_b0")
+
 # Probes that break the loading process on purpose, to prove faults become cells.
 FAULT_PROBES: Dict[str, ModelSpec] = {
     "fault_" + mode: ModelSpec(
@@ -247,9 +306,11 @@ FAULT_PROBES: Dict[str, ModelSpec] = {
 }
 PROBES.update(FAULT_PROBES)
 PROBES.update(HAZARD_PROBES)
+PROBES.update(APPLICATION_PROBES)
 
 # The hazard zoo runs when a matrix names its probes (matrices/hazards.yaml): it doubles the default run.
-DEFAULT_MODELS = tuple(name for name in PROBES if name not in FAULT_PROBES and name not in HAZARD_PROBES)
+DEFAULT_MODELS = tuple(name for name in PROBES if name not in FAULT_PROBES and name not in HAZARD_PROBES
+                       and (name not in APPLICATION_PROBES or name in DEFAULT_APPLICATIONS))
 DEFAULT_FORMATS = tuple(FORMATS)
 DEFAULT_LOADERS = tuple(name for name, spec in LOADERS.items() if not spec.opt_in)
 OPT_IN_LOADERS = tuple(name for name, spec in LOADERS.items() if spec.opt_in)

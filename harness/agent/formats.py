@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
 from harness.agent.models import Loaded, ModelCode, feed, first_output, keras_model
-from harness.agent.protocol import SEED, ModelSpec, adapted_dir
+from harness.agent.protocol import SEED, ModelSpec, Versions, adapted_dir
 
 
 class Unsupported(Exception):
@@ -20,7 +20,8 @@ class Unsupported(Exception):
 class Context:
     """The TensorFlow and Keras of this process, and which generation that Keras is."""
 
-    def __init__(self, tf: Any, versions: Dict[str, Any]) -> None:
+    def __init__(self, tf: Any, versions: Versions) -> None:
+        self.versions = versions
         self.tf = tf
         self.keras = tf.keras
         self.major = int(versions.get("keras_major") or 2)
@@ -48,9 +49,22 @@ def cannot_build(ctx: Context, spec: ModelSpec) -> Optional[str]:
         why = f"Keras {'.'.join(map(str, ctx.version))} cannot build it (needs Keras >= {spec.min_keras})"
     elif spec.backends is not None and ctx.backend not in spec.backends:
         why = f"the {ctx.backend} backend cannot build it (needs {' or '.join(spec.backends)})"
+    else:
+        lacking = [name for name in spec.needs if not _has(ctx.keras, name)]
+        if lacking:
+            why = f"Keras {'.'.join(map(str, ctx.version))} has no keras.{lacking[0]}"
     if not why:
         return None
     return why + (": " + spec.build_note if spec.build_note else "")
+
+
+def _has(module: Any, dotted: str) -> bool:
+    """Whether module.a.b.c exists."""
+    for part in dotted.split("."):
+        module = getattr(module, part, None)
+        if module is None:
+            return False
+    return True
 
 
 # ---------------------------------------------------------------- saving
@@ -119,9 +133,15 @@ def _save_seed(ctx: Context, model: Any, directory: str, name: str) -> str:
     return path
 
 
+def _save_tflite(ctx: Context, model: Any, directory: str, name: str) -> str:
+    raise Unsupported("a .tflite file is only ever an existing file here: the harness converts a model to TFLite "
+                      "when it loads it (the tflite loader), not when it saves it")
+
+
 SAVERS: Dict[str, Callable[[Context, Any, str, str], str]] = {
     "h5": _save_h5, "keras": _save_keras, "savedmodel": _save_savedmodel, "weights_h5": _save_weights_h5,
     "tf_checkpoint": _save_tf_checkpoint, "json": _save_json, "export": _save_export, "seed": _save_seed,
+    "tflite": _save_tflite,
 }
 
 
@@ -131,10 +151,22 @@ def save(ctx: Context, model: Any, fmt: str, directory: str, name: str) -> str:
 
 
 # ---------------------------------------------------------------- loading
-# Every loader takes the model's code (its custom objects, factory and spec), whatever kind of model it is.
+# Every loader takes the same three things: this process's Keras, the saved artifact (with the model's
+# input and output names, which serving calls use), and the model's code (its custom objects, factory
+# and spec), whatever kind of model it is.
 
 
-def _load_model(ctx: Context, path: str, code: ModelCode, *, loader: str = "load_model",
+class Saved(NamedTuple):
+    """What a loader reads: the artifact's path, and the model's input and output names."""
+
+    path: str
+    input_names: List[str]
+    output_names: List[str]
+    output: Optional[str] = None  # where the load's predictions go: a loader writing files writes them beside it
+    written_by: Optional[str] = None  # the Keras release of the environment that saved the artifact
+
+
+def _keras_load(ctx: Context, path: str, code: ModelCode, *, loader: str,
                 safe_mode: Optional[bool] = None, compile_model: bool = True) -> Loaded:
     options: Dict[str, Any] = {}
     kwargs: Dict[str, Any] = {}
@@ -153,32 +185,36 @@ def _load_model(ctx: Context, path: str, code: ModelCode, *, loader: str = "load
     return keras_model(ctx.keras.models.load_model(path, **kwargs), options, evaluable=compile_model)
 
 
-def _load_model_custom(ctx: Context, path: str, code: ModelCode) -> Loaded:
-    model = ctx.keras.models.load_model(path, custom_objects=code.custom_objects())
+def _load_model(ctx: Context, saved: Saved, code: ModelCode) -> Loaded:
+    return _keras_load(ctx, saved.path, code, loader="load_model")
+
+
+def _load_model_custom(ctx: Context, saved: Saved, code: ModelCode) -> Loaded:
+    model = ctx.keras.models.load_model(saved.path, custom_objects=code.custom_objects())
     return keras_model(model, {"custom_objects": True})
 
 
-def _load_model_unsafe(ctx: Context, path: str, code: ModelCode) -> Loaded:
-    return _load_model(ctx, path, code, loader="load_model_unsafe", safe_mode=False)
+def _load_model_unsafe(ctx: Context, saved: Saved, code: ModelCode) -> Loaded:
+    return _keras_load(ctx, saved.path, code, loader="load_model_unsafe", safe_mode=False)
 
 
-def _load_model_nocompile(ctx: Context, path: str, code: ModelCode) -> Loaded:
+def _load_model_nocompile(ctx: Context, saved: Saved, code: ModelCode) -> Loaded:
     # The optimizer and loss of an old file's training config may no longer deserialize; the weights do.
-    return _load_model(ctx, path, code, loader="load_model_nocompile", compile_model=False)
+    return _keras_load(ctx, saved.path, code, loader="load_model_nocompile", compile_model=False)
 
 
-def _rebuild(ctx: Context, path: str, code: ModelCode) -> Loaded:
-    model = code.fresh()
-    model.load_weights(path)
+def _rebuild(ctx: Context, saved: Saved, code: ModelCode) -> Loaded:
+    model = code.rebuilt()
+    model.load_weights(saved.path)
     return keras_model(model, {"rebuilt_from_code": True})
 
 
-def _model_from_json(ctx: Context, path: str, code: ModelCode) -> Loaded:
-    with open(path, encoding="utf-8") as fh:
+def _model_from_json(ctx: Context, saved: Saved, code: ModelCode) -> Loaded:
+    with open(saved.path, encoding="utf-8") as fh:
         text = fh.read()
     objects = code.custom_objects("model_from_json")
     model = ctx.keras.models.model_from_json(text, custom_objects=objects or None)
-    model.load_weights(os.path.join(os.path.dirname(path), code.spec.weights or "model.weights.h5"))
+    model.load_weights(os.path.join(os.path.dirname(saved.path), code.spec.weights or "model.weights.h5"))
     # An architecture JSON carries no compile() settings: nothing to evaluate.
     return keras_model(model, {"custom_objects": bool(objects)}, evaluable=False)
 
@@ -194,26 +230,26 @@ def _signature_call(ctx: Context, fn: Any, names: List[str], arrays: List[Any]) 
     return first_output(fn(**{k: ctx.tf.constant(v) for k, v in feeds.items()}))
 
 
-def _saved_model(ctx: Context, path: str, code: ModelCode, names: List[str]) -> Loaded:
-    loaded = ctx.tf.saved_model.load(path)
-    fn = loaded.signatures["serving_default"]
+def _saved_model(ctx: Context, saved: Saved, code: ModelCode) -> Loaded:
+    fn = ctx.tf.saved_model.load(saved.path).signatures["serving_default"]
+    names = saved.input_names
     return Loaded(lambda arrays: _signature_call(ctx, fn, names, arrays), "signatures['serving_default']")
 
 
-def _tfsm_layer(ctx: Context, path: str, code: ModelCode) -> Loaded:
+def _tfsm_layer(ctx: Context, saved: Saved, code: ModelCode) -> Loaded:
     if ctx.major < 3:
         raise Unsupported("TFSMLayer exists only in Keras 3")
     if ctx.backend != "tensorflow":
         raise Unsupported(f"TFSMLayer needs the TensorFlow backend, not {ctx.backend}")
-    layer = ctx.keras.layers.TFSMLayer(path, call_endpoint="serving_default")
+    layer = ctx.keras.layers.TFSMLayer(saved.path, call_endpoint="serving_default")
     return Loaded(lambda arrays: first_output(layer(feed(arrays))), "TFSMLayer(x)")
 
 
-def _rebuild_from_seed(ctx: Context, path: str, code: ModelCode) -> Loaded:
+def _rebuild_from_seed(ctx: Context, saved: Saved, code: ModelCode) -> Loaded:
     return keras_model(code.build().model, {"rebuilt_from_seed": code.spec.seed})
 
 
-def _tf1_session(ctx: Context, path: str, code: ModelCode) -> Loaded:
+def _tf1_session(ctx: Context, saved: Saved, code: ModelCode) -> Loaded:
     if ctx.major >= 3:
         raise Unsupported("Keras 3 has no TF1 graph/session path")
     tf = ctx.tf
@@ -226,25 +262,26 @@ def _tf1_session(ctx: Context, path: str, code: ModelCode) -> Loaded:
     tf.compat.v1.set_random_seed(code.spec.seed)
     session = tf.compat.v1.Session()
     tf.compat.v1.keras.backend.set_session(session)
-    model = ctx.keras.models.load_model(path)
+    model = ctx.keras.models.load_model(saved.path)
     session.run(tf.compat.v1.global_variables_initializer())
     return Loaded(lambda arrays: np.asarray(model.predict(feed(arrays), verbose=0)),
                   "model.predict(x) in a tf.compat.v1 session")
 
 
-def _load_model_xla(ctx: Context, path: str, code: ModelCode) -> Loaded:
+def _load_model_xla(ctx: Context, saved: Saved, code: ModelCode) -> Loaded:
     if ctx.backend != "tensorflow":
         raise Unsupported(f"tf.function(jit_compile=True) needs the TensorFlow backend, not {ctx.backend}")
-    plain = _load_model(ctx, path, code, loader="load_model_xla")
+    plain = _keras_load(ctx, saved.path, code, loader="load_model_xla")
     model: Any = plain.model
     fn = ctx.tf.function(lambda x: model(x, training=False), jit_compile=True)
     return Loaded(lambda arrays: first_output(fn(feed(arrays))), "tf.function(model, jit_compile=True)(x)",
                   model, dict(plain.options, jit_compile=True))
 
 
-def _serving(ctx: Context, path: str, names: List[str], outputs: List[str]) -> Loaded:
+def _serving(ctx: Context, saved: Saved, code: ModelCode) -> Loaded:
     """The serving_default signature called as a serving client does: inputs by name, the output by its key."""
-    fn = ctx.tf.saved_model.load(path).signatures["serving_default"]
+    names, outputs = saved.input_names, saved.output_names
+    fn = ctx.tf.saved_model.load(saved.path).signatures["serving_default"]
     takes = sorted(fn.structured_input_signature[1])
     if sorted(names) != takes:
         raise KeyError(f"the request names inputs {sorted(names)} (the model's input names) but the serving "
@@ -262,9 +299,9 @@ def _serving(ctx: Context, path: str, names: List[str], outputs: List[str]) -> L
     return Loaded(predict, f"signatures['serving_default'](**inputs)[{wanted!r}]")
 
 
-def _saved_model_call(ctx: Context, path: str) -> Loaded:
+def _saved_model_call(ctx: Context, saved: Saved, code: ModelCode) -> Loaded:
     """The restored object called directly, with the float64 arrays numpy and JSON clients produce."""
-    loaded = ctx.tf.saved_model.load(path)
+    loaded = ctx.tf.saved_model.load(saved.path)
     fn = loaded if callable(loaded) else getattr(loaded, "serve", None)
     if fn is None:
         raise AttributeError("the restored SavedModel is not callable and has no serve() endpoint")
@@ -276,9 +313,9 @@ def _saved_model_call(ctx: Context, path: str) -> Loaded:
     return Loaded(predict, "tf.saved_model.load(path)(float64 inputs)")
 
 
-def _tflite(ctx: Context, path: str, code: ModelCode, names: List[str]) -> Loaded:
+def _tflite(ctx: Context, saved: Saved, code: ModelCode) -> Loaded:
     """Convert what was loaded to TFLite (as users do: from the Keras model, or from a SavedModel) and interpret it."""
-    lite = ctx.tf.lite
+    lite, path, names = ctx.tf.lite, saved.path, saved.input_names
     if os.path.isdir(path):
         converter, how = lite.TFLiteConverter.from_saved_model(path), "from_saved_model"
     else:
@@ -287,6 +324,13 @@ def _tflite(ctx: Context, path: str, code: ModelCode, names: List[str]) -> Loade
         converter, how = lite.TFLiteConverter.from_keras_model(model), "from_keras_model"
     interpreter = lite.Interpreter(model_content=converter.convert())
     return Loaded(lambda arrays: _interpret(interpreter, names, arrays), f"TFLiteConverter.{how} + Interpreter")
+
+
+def _tflite_interpreter(ctx: Context, saved: Saved, code: ModelCode) -> Loaded:
+    """A .tflite file run by the TFLite interpreter, as an app runs it (inputs by name, else by position)."""
+    interpreter = ctx.tf.lite.Interpreter(model_path=saved.path)
+    names = saved.input_names
+    return Loaded(lambda arrays: _interpret(interpreter, names, arrays), "tf.lite.Interpreter(model_path).invoke()")
 
 
 def _interpret(interpreter: Any, names: List[str], arrays: List[Any]) -> Any:
@@ -309,23 +353,22 @@ def _interpret(interpreter: Any, names: List[str], arrays: List[Any]) -> Any:
     return np.asarray(interpreter.get_tensor(output["index"]))
 
 
-def _adapted_copy(ctx: Context, path: str, code: ModelCode, where: Tuple[Optional[str], Optional[str]],
-                  to_keras: bool) -> Loaded:
+def _adapted_copy(ctx: Context, saved: Saved, code: ModelCode, *, to_keras: bool) -> Loaded:
     """Adapt a copy of the file for this Keras (no Keras load), then load the copy with its format's own loader;
-    `to_keras`: save what loaded as .keras here, and load that. A copy that fails to load is removed.
-
-    `where`: the load's predictions file (the copy goes beside it), and the Keras its saving environment had."""
+    `to_keras`: save what loaded as .keras here, and load that. A copy that fails to load is removed. The copy
+    goes beside the load's predictions (`saved.output`); `saved.written_by` is the Keras that saved the file."""
     from harness.agent import adapt
     from harness.agent.adapters import H5, JSON, KERAS, CannotAdapt
 
-    output, written_by = where
+    path, output = saved.path, saved.output
     if output is None:
         raise Unsupported("an adapting loader needs a folder beside the load's predictions")
     if to_keras and (ctx.major < 3 or adapt.layout(path) not in (H5, JSON)):
         raise Unsupported("a .keras file is made from an adapted .h5 or architecture JSON, for Keras 3 only")
     folder = adapted_dir(output)
     target = ".".join(map(str, ctx.version))
-    account = adapt.make(path, target, folder, weights=code.spec.weights or "model.weights.h5", written_by=written_by)
+    account = adapt.make(path, target, folder, weights=code.spec.weights or "model.weights.h5",
+                         written_by=saved.written_by)
     if account["status"] == "nothing":
         raise Unsupported(account.get("why") or f"nothing to adapt from Keras {account.get('source_keras')} to "
                           f"{target}: no adapter of {account.get('tried')} found its change in the file")
@@ -335,15 +378,16 @@ def _adapted_copy(ctx: Context, path: str, code: ModelCode, where: Tuple[Optiona
     copy = os.path.join(folder, account["file"])
     try:
         if account["layout"] in (H5, KERAS):
-            loaded = _load_model(ctx, copy, code, loader="adapted")
+            loaded = _keras_load(ctx, copy, code, loader="adapted")
         else:
-            loaded = (_model_from_json if account["layout"] == JSON else _rebuild)(ctx, copy, code)
+            reload = _model_from_json if account["layout"] == JSON else _rebuild
+            loaded = reload(ctx, saved._replace(path=copy), code)
         if to_keras:
             name = os.path.splitext(account["file"])[0] + ".keras"
             keras_model_of(loaded).save(os.path.join(folder, name))
             account = adapt.record(folder, account, file=name, hand=[name],
                                    saved_as=f"saved as .keras by Keras {target} from the adapted {account['file']}")
-            loaded = _load_model(ctx, os.path.join(folder, name), code, loader="adapted_keras")
+            loaded = _keras_load(ctx, os.path.join(folder, name), code, loader="adapted_keras")
     except Exception as exc:
         adapt.clear(folder, account, f"{type(exc).__name__}: {exc}"[:1000])
         raise
@@ -365,18 +409,22 @@ def keras_model_of(loaded: Loaded) -> Any:
     return loaded.keras
 
 
-# Loaders that write files of their own beside the load's predictions, knowing which Keras saved the artifact.
-Where = Tuple[Optional[str], Optional[str]]
-WRITING_LOADERS: Dict[str, Callable[[Context, str, ModelCode, Where], Loaded]] = {
-    "adapted": lambda ctx, path, code, where: _adapted_copy(ctx, path, code, where, to_keras=False),
-    "adapted_keras": lambda ctx, path, code, where: _adapted_copy(ctx, path, code, where, to_keras=True),
-}
+def _adapted(ctx: Context, saved: Saved, code: ModelCode) -> Loaded:
+    return _adapted_copy(ctx, saved, code, to_keras=False)
 
-LOADERS: Dict[str, Callable[[Context, str, ModelCode], Loaded]] = {
+
+def _adapted_keras(ctx: Context, saved: Saved, code: ModelCode) -> Loaded:
+    return _adapted_copy(ctx, saved, code, to_keras=True)
+
+
+# The one table of loaders, by the catalog's names (catalog.LOADERS says what each one is).
+LOADING: Dict[str, Callable[[Context, Saved, ModelCode], Loaded]] = {
     "load_model": _load_model, "load_model_custom": _load_model_custom, "load_model_unsafe": _load_model_unsafe,
-    "load_model_nocompile": _load_model_nocompile,
-    "rebuild": _rebuild, "model_from_json": _model_from_json, "tfsm_layer": _tfsm_layer,
-    "rebuild_from_seed": _rebuild_from_seed, "tf1_session": _tf1_session, "load_model_xla": _load_model_xla,
+    "load_model_nocompile": _load_model_nocompile, "rebuild": _rebuild, "model_from_json": _model_from_json,
+    "saved_model": _saved_model, "tfsm_layer": _tfsm_layer, "rebuild_from_seed": _rebuild_from_seed,
+    "tf1_session": _tf1_session, "serving": _serving, "saved_model_call": _saved_model_call, "tflite": _tflite,
+    "load_model_xla": _load_model_xla, "tflite_interpreter": _tflite_interpreter, "adapted": _adapted,
+    "adapted_keras": _adapted_keras,
 }
 
 
@@ -387,30 +435,15 @@ def load(ctx: Context, loader: str, path: str, code: ModelCode, input_names: Lis
 
     `output`: where the load's predictions go (a loader that writes files of its own writes them beside it);
     `written_by`: the Keras release of the environment that saved the artifact."""
-    if loader in WRITING_LOADERS:
-        loaded = WRITING_LOADERS[loader](ctx, path, code, (output, written_by))
-    else:
-        loaded = _load(ctx, loader, path, code, (input_names, list(output_names or [])))
+    how = LOADING.get(loader)
+    if how is None:
+        raise Unsupported(f"no loader named {loader}")
+    loaded = how(ctx, Saved(path, list(input_names), list(output_names or []), output, written_by), code)
     if code.spec.train_step:
         if loaded.model is None:
             raise Unsupported(f"{loader} gives no compiled Keras model to take a training step with")
         code.train_step(loaded.model)
     return loaded
-
-
-def _load(ctx: Context, loader: str, path: str, code: ModelCode, names: Tuple[List[str], List[str]]) -> Loaded:
-    input_names, output_names = names
-    if loader == "saved_model":
-        return _saved_model(ctx, path, code, input_names)
-    if loader == "serving":
-        return _serving(ctx, path, input_names, output_names)
-    if loader == "saved_model_call":
-        return _saved_model_call(ctx, path)
-    if loader == "tflite":
-        return _tflite(ctx, path, code, input_names)
-    if loader not in LOADERS:
-        raise Unsupported(f"no loader named {loader}")
-    return LOADERS[loader](ctx, path, code)
 
 
 def evaluate(model: Any, arrays: List[Any], y: Any) -> Dict[str, float]:

@@ -15,9 +15,20 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any, Dict, Optional
+from typing import Dict, Optional, Tuple
 
-from harness.agent.protocol import LOAD_DONE, CellKey, RecordWriter, done_cells, from_dict, plan_tasks, sha256_file
+from harness.agent.catalog import LOADERS
+from harness.agent.protocol import (
+    LOAD_DONE,
+    LoadRecord,
+    LoadRequest,
+    LoadTask,
+    RecordWriter,
+    Versions,
+    done_cells,
+    plan_tasks,
+    sha256_file,
+)
 
 STARTUP_TIMEOUT = 600.0
 
@@ -34,10 +45,10 @@ class Worker:
         )
         os.close(write_fd)
         self._fh = os.fdopen(read_fd, "r", encoding="utf-8")
-        self.versions: Optional[Dict[str, Any]] = None
+        self.versions: Optional[Versions] = None
 
-    def receive(self, timeout: float) -> Optional[Dict[str, Any]]:
-        """The next result line, or None when the worker died or the time ran out."""
+    def _line(self, timeout: float) -> Optional[str]:
+        """The worker's next line, or None when it died or the time ran out."""
         ready, _, _ = select.select([self._fh], [], [], timeout)
         if not ready:
             return None
@@ -47,19 +58,24 @@ class Worker:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=30)
             return None
-        result: Dict[str, Any] = json.loads(line)
+        return line
+
+    def receive(self, timeout: float) -> Optional[LoadRecord]:
+        """The next result, or None when the worker died or the time ran out."""
+        line = self._line(timeout)
+        result: Optional[LoadRecord] = None if line is None else json.loads(line)
         return result
 
     def start(self) -> bool:
-        """Wait for the worker's hello (TensorFlow imported)."""
-        hello = self.receive(STARTUP_TIMEOUT)
-        self.versions = hello.get("hello") if hello else None
+        """Wait for the worker's hello (TensorFlow imported): its first line, with its versions."""
+        line = self._line(STARTUP_TIMEOUT)
+        self.versions = None if line is None else json.loads(line).get("hello")
         return self.versions is not None
 
-    def send(self, task: Dict[str, Any]) -> None:
+    def send(self, task: LoadTask) -> None:
         """Hand one task to the worker."""
         assert self.proc.stdin is not None
-        self.proc.stdin.write((json.dumps(task) + "\n").encode())
+        self.proc.stdin.write((task.to_json() + "\n").encode())
         self.proc.stdin.flush()
 
     def stop(self) -> None:
@@ -69,7 +85,7 @@ class Worker:
         self.proc.wait()
         self._fh.close()
 
-    def death(self) -> Dict[str, Any]:
+    def death(self) -> LoadRecord:
         """A crash record body for a worker that is gone."""
         code = self.proc.wait()
         if code < 0:
@@ -87,12 +103,11 @@ class Integrity:
     def __init__(self) -> None:
         self._verdicts: Dict[str, Optional[str]] = {}
 
-    def problem(self, task: Dict[str, Any]) -> Optional[str]:
+    def problem(self, task: LoadTask) -> Optional[str]:
         """None when every file is as saved, else what changed."""
-        key = task["artifact"]
-        if key not in self._verdicts:
-            self._verdicts[key] = _changed(task["files"])
-        return self._verdicts[key]
+        if task.artifact not in self._verdicts:
+            self._verdicts[task.artifact] = _changed(task.files)
+        return self._verdicts[task.artifact]
 
 
 def _changed(files: Dict[str, str]) -> Optional[str]:
@@ -104,56 +119,78 @@ def _changed(files: Dict[str, str]) -> Optional[str]:
     return None
 
 
-def run_load(spec: Dict[str, Any]) -> int:
+def run_load(request: LoadRequest) -> int:
     """Run every task not already recorded; append a record for each as it ends."""
-    target = spec["env"]
-    tasks = plan_tasks(spec["artifacts"], spec["outputs"], [from_dict(m) for m in spec["models"]])
-    only = spec.get("only") or {}  # one artifact: source, model and format (--isolation artifact)
-    tasks = [t for t in tasks if all(t[key] == value for key, value in only.items())]
-    done = set(done_cells(spec["records"], target))
-    writer = RecordWriter(spec["records"])
-    base = {"kind": "load", "target": target}
+    target = request.env
+    tasks = [t for t in plan_tasks(request.artifacts, request.outputs, request.models, request.tolerance)
+             if request.only is None or request.only.covers(t)]
+    done = set(done_cells(request.records, target))
+    writer: RecordWriter[LoadRecord] = RecordWriter(request.records)
     worker: Optional[Worker] = None
     integrity = Integrity()
     graph_mode = False  # whether the current worker switched TensorFlow to graph mode
     # Graph-mode loads (TF1 sessions) go last and share one worker of their own, so the
-    # eager worker is started once: a worker start costs a TensorFlow import.
-    for task in sorted(tasks, key=lambda t: bool(t["graph_mode"])):
-        if CellKey.of(task, target) in done:
+    # eager worker is started once: a worker start costs a TensorFlow import. Loaders that may
+    # abort their worker go after the others, so a crash restarts it for as few loads as can be.
+    for task in sorted(tasks, key=run_order):
+        if task.cell(target) in done:
             continue
         changed = integrity.problem(task)
         if changed:
-            writer.write(dict(base, **_identity(task), status="error", stage="integrity", error={
-                "type": "ArtifactChanged", "message": "artifact changed since it was saved: " + changed}))
+            writer.write(_record(task, target, {"status": "error", "stage": "integrity", "error": {
+                "type": "ArtifactChanged", "message": "artifact changed since it was saved: " + changed}}))
             continue
-        if worker is not None and task["graph_mode"] != graph_mode:
+        wants_graph = needs_graph_worker(task, worker)
+        if worker is not None and wants_graph != graph_mode:
             worker.stop()
             worker = None
         if worker is None:
-            worker, graph_mode = Worker(), bool(task["graph_mode"])
+            worker, graph_mode = Worker(), wants_graph
             if not worker.start():
-                result = dict(worker.death(), stage="startup") if worker.proc.poll() is not None else {
-                    "status": "timeout", "stage": "startup",
-                    "error": {"type": "Timeout", "message": "worker did not start in time"}}
-                worker.stop()
+                writer.write(_record(task, target, _startup_failure(worker)))
                 worker = None
-                writer.write(dict(base, **_identity(task), **result))
                 continue
-        limit = float(spec.get("timeout", 300))
-        result = _run_one(worker, task, min(limit, float(task.get("timeout") or limit)))
-        writer.write(dict(base, versions=worker.versions, worker=worker.proc.pid, **_identity(task), **result))
+        result = _run_one(worker, task, min(request.timeout, task.timeout or request.timeout))
+        writer.write({**_record(task, target, result), "versions": worker.versions, "worker": worker.proc.pid})
         # A worker that died or hung is never reused; with isolation "artifact" none is.
-        if result["status"] in ("crash", "timeout") or spec.get("isolation") == "artifact":
+        if result["status"] in ("crash", "timeout") or request.isolation == "artifact":
             worker.stop()
             worker = None
     if worker is not None:
         worker.stop()
-    writer.write(dict(base, kind=LOAD_DONE))
+    writer.write({"kind": LOAD_DONE, "target": target})
     writer.close()
     return 0
 
 
-def _run_one(worker: Worker, task: Dict[str, Any], timeout: float) -> Dict[str, Any]:
+def run_order(task: LoadTask) -> Tuple[bool, bool]:
+    """Where a task goes in a target's load: graph-mode loads last, and before them the loads that may abort."""
+    return task.graph_mode, LOADERS[task.loader].may_abort
+
+
+def needs_graph_worker(task: LoadTask, worker: Optional[Worker]) -> bool:
+    """Whether a task needs the graph-mode worker: a graph-mode loader the running worker's Keras runs. Where it
+    does not (TF1 sessions in Keras 3), the loader says so before touching TensorFlow, in the worker that is up,
+    and no worker is started for it."""
+    if not task.graph_mode:
+        return False
+    versions = worker.versions if worker is not None else None
+    if versions is None or versions.get("keras_major") is None:
+        return True
+    return versions["keras_major"] in LOADERS[task.loader].keras_majors
+
+
+def _startup_failure(worker: Worker) -> LoadRecord:
+    """Why a worker gave no hello: it died (how), or it did not start in time; the worker is stopped."""
+    result: LoadRecord = {"status": "timeout", "stage": "startup",
+                          "error": {"type": "Timeout", "message": "worker did not start in time"}}
+    if worker.proc.poll() is not None:
+        result = {**worker.death(), "stage": "startup"}
+    worker.stop()
+    return result
+
+
+def _run_one(worker: Worker, task: LoadTask, timeout: float) -> LoadRecord:
     start = time.monotonic()
     worker.send(task)
     result = worker.receive(timeout)
@@ -164,8 +201,10 @@ def _run_one(worker: Worker, task: Dict[str, Any], timeout: float) -> Dict[str, 
         worker.proc.kill()
         return {"status": "timeout", "seconds": seconds,
                 "error": {"type": "Timeout", "message": f"no result within {timeout:.0f} s"}}
-    return dict(worker.death(), seconds=seconds)
+    return {**worker.death(), "seconds": seconds}
 
 
-def _identity(task: Dict[str, Any]) -> Dict[str, Any]:
-    return {k: task[k] for k in ("source", "model", "format", "loader")}
+def _record(task: LoadTask, target: str, result: LoadRecord) -> LoadRecord:
+    """A load record: the cell a task decides, and how its load went."""
+    return {"kind": "load", "target": target, "source": task.source, "model": task.model, "format": task.format,
+            "loader": task.loader, **result}

@@ -11,23 +11,28 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
 from harness.agent import formats
 from harness.agent.common import error_info
 from harness.agent.models import Built, ModelCode
-from harness.agent.protocol import MANIFEST, ModelSpec, artifact_source, origin_dir, read_json, sha256_file
+from harness.agent.protocol import (
+    MadeBy,
+    ManifestEntry,
+    ModelSpec,
+    SavedFormat,
+    Tried,
+    artifact_source,
+    origin_dir,
+    read_manifest,
+    sha256_file,
+)
 
 
 class MigrationFailed(Exception):
     """No loader of the migration's list loaded the artifact in its home environment."""
-
-
-def saved_here(spec: ModelSpec, env: str) -> bool:
-    """Whether this environment saves the model: a migrated model is saved in its home environment only."""
-    return spec.migrates is None or spec.migrates.env == env
 
 
 def _changed(root: str, files: Dict[str, str], model: str) -> Optional[str]:
@@ -40,13 +45,12 @@ def _changed(root: str, files: Dict[str, str], model: str) -> Optional[str]:
     return None
 
 
-def _origin(spec: ModelSpec) -> Tuple[str, Dict[str, Any], Dict[str, Any]]:
+def _origin(spec: ModelSpec) -> Tuple[str, ManifestEntry, SavedFormat]:
     """(the pseudo-source folder, the artifact's manifest entry, its format's entry), checked against its sha256."""
     how = spec.migrates
     assert how is not None
     root = origin_dir(how.model)
-    found = read_json(os.path.join(root, MANIFEST))
-    entry = (found or {}).get("models", {}).get(how.model)
+    entry = (read_manifest(root) or {}).get("models", {}).get(how.model)
     saved = (entry or {}).get("formats", {}).get(how.format)
     if entry is None or saved is None:
         raise MigrationFailed(f"{artifact_source(how.model)} holds no {how.format} artifact of {how.model}")
@@ -56,7 +60,7 @@ def _origin(spec: ModelSpec) -> Tuple[str, Dict[str, Any], Dict[str, Any]]:
     return root, entry, saved
 
 
-def build(ctx: formats.Context, spec: ModelSpec) -> Tuple[Built, Dict[str, Any]]:
+def build(ctx: formats.Context, spec: ModelSpec) -> Tuple[Built, MadeBy]:
     """The original model, loaded by the first loader that works here, with its inputs; and how it was made."""
     how = spec.migrates
     assert how is not None
@@ -65,7 +69,7 @@ def build(ctx: formats.Context, spec: ModelSpec) -> Tuple[Built, Dict[str, Any]]
         inputs = {name: data[name] for name in data.files}
     # Loaded as the original is loaded: its name, and the weights file beside its architecture JSON.
     original = ModelCode(dataclasses.replace(spec, name=how.model, migrates=None, weights=how.weights), ctx.keras)
-    tried: List[Dict[str, Any]] = []
+    tried: List[Tried] = []
     for loader in how.loaders:
         try:
             loaded = formats.load(ctx, loader, os.path.join(root, saved["path"]), original, list(inputs))
@@ -76,8 +80,8 @@ def build(ctx: formats.Context, spec: ModelSpec) -> Tuple[Built, Dict[str, Any]]
             tried.append({"loader": loader, "status": "error", "error": error_info(exc)})
             continue
         tried.append({"loader": loader, "status": "ok"})
-        made = {"model": how.model, "source": artifact_source(how.model), "format": how.format, "loader": loader,
-                "env": how.env, "tried": tried}
+        made: MadeBy = {"model": how.model, "source": artifact_source(how.model), "format": how.format,
+                        "loader": loader, "env": how.env, "tried": tried}
         return Built(loaded.keras, inputs, None, {}), made
     words = "; ".join(f"{t['loader']}: {t['error']['type']}: {t['error']['message'][:200]}" for t in tried)
     raise MigrationFailed(f"no loader of {list(how.loaders)} loaded {how.model}'s {how.format} here ({words})")

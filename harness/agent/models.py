@@ -21,6 +21,10 @@ from harness.agent.protocol import INPUTS, LABELS, USER_MOUNT, USERDATA_MOUNT, M
 N_TRAIN = 96  # samples a probe is trained on
 N_REFERENCE = 32  # reference samples: generated from a model's own input shapes when nothing else gives them
 _REGISTERED: Set[Tuple[int, str]] = set()  # (Keras module, name) registered in this process
+_STARTED_IN = os.getcwd()
+# (Keras module, model, seed) -> the weights its factory makes under the seed, in this process: what a rebuild
+# whose weights a file then overwrites starts from (ModelCode.rebuilt).
+_FIRST_WEIGHTS: Dict[Tuple[int, str, int], List[Any]] = {}
 
 
 def import_code(root: Optional[str], ref: str) -> Any:
@@ -32,17 +36,34 @@ def import_code(root: Optional[str], ref: str) -> Any:
     return getattr(module, attribute) if attribute else module
 
 
+def work_in(root: Optional[str]) -> None:
+    """Work in a user's model folder while building or loading it, as the project that loads it does: a relative
+    path its config keeps (TFSMLayer's SavedModel folder) resolves there. Any other model: where the process
+    started."""
+    try:
+        os.chdir(root if root and os.path.isdir(root) else _STARTED_IN)
+    except OSError:  # a folder the containers' user may not enter: the load says what it misses there
+        os.chdir(_STARTED_IN)
+
+
 def _from_root(root: str, top: str) -> None:
-    """Make `top` import from `root`: first on sys.path, and a module of that name imported from another user's
-    directory forgotten (two users' models may both call their module 'models'; one process loads both)."""
-    if root in sys.path:
-        sys.path.remove(root)
-    sys.path.insert(0, root)
-    origin = os.path.abspath(getattr(sys.modules.get(top), "__file__", None) or root)
-    if origin.startswith(USER_MOUNT + "/") and not origin.startswith(root.rstrip("/") + "/"):
+    """Make `top` import from `root` alone (two users' models may both call their module 'models'; one process
+    loads both): `root` first on sys.path and no other user's directory there at all, since a regular package
+    of that name anywhere on sys.path wins over a namespace package (a folder without __init__.py) of this
+    user's; and a module of that name imported from another user's directory forgotten."""
+    sys.path[:] = [root] + [p for p in sys.path if p != root and not _within(p, USER_MOUNT)]
+    module = sys.modules.get(top)
+    # Where it came from: a module's file, or every folder of a (namespace) package.
+    found = [getattr(module, "__file__", None), *(getattr(module, "__path__", None) or [])]
+    places = [os.path.abspath(p) for p in found if isinstance(p, str)]
+    if any(_within(p, USER_MOUNT) and not _within(p, root) for p in places):
         for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
             del sys.modules[name]
         importlib.invalidate_caches()
+
+
+def _within(path: str, folder: str) -> bool:
+    return os.path.abspath(path).startswith(folder.rstrip("/") + "/")
 
 
 def feed(arrays: List[Any]) -> Any:
@@ -80,6 +101,12 @@ def keras_model(model: Any, options: Optional[Dict[str, Any]] = None, evaluable:
     """
     return Loaded(lambda arrays: first_output(model(feed(arrays), training=False)),
                   "model(x, training=False)", model if evaluable else None, options, keras=model)
+
+
+def _fully_built(model: Any) -> bool:
+    """Whether a model and every layer in it have made their weights (none is left to a later build)."""
+    layers = [model, *getattr(model, "layers", ())]
+    return all(getattr(layer, "built", False) for layer in layers) and bool(model.weights)
 
 
 def inputs_from_model(model: Any, seed: int) -> Dict[str, Any]:
@@ -150,6 +177,26 @@ class ModelCode:
         model = self._code(factory)()
         if not hasattr(model, "predict"):
             raise TypeError(f"factory {factory} returned {type(model).__name__}, expected a Keras model")
+        return model
+
+    def rebuilt(self) -> Any:
+        """A model from the factory for load_weights: the same weights as fresh(), at less cost after the first.
+
+        fresh() seeds every random generator, and seeding TensorFlow clears its kernel cache: every op after
+        it is instantiated again, which costs more than the rebuild itself. A model whose factory draws random
+        numbers for its weights only (spec.random_in_weights_only) is seeded once per process; later rebuilds
+        copy that build's weights, so weights the file does not restore are still the seeded ones. Models
+        that take a training step after a load, and models not built by their factory, are seeded each time.
+        """
+        key = (id(self.keras), self.spec.name, self.spec.seed)
+        first = _FIRST_WEIGHTS.get(key)
+        if first is None or not self.spec.random_in_weights_only or self.spec.train_step:
+            model = self.fresh()
+            if self.spec.random_in_weights_only and _fully_built(model):
+                _FIRST_WEIGHTS[key] = [np.array(w, copy=True) for w in model.get_weights()]
+            return model
+        model = self._code(self.spec.code.factory or "")()
+        model.set_weights(first)
         return model
 
     def build(self) -> Built:

@@ -14,59 +14,66 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from harness.agent import formats, migrate
-from harness.agent.common import error_info, quiet_tensorflow
-from harness.agent.models import ModelCode, keras_model
+from harness.agent.common import error_info, quiet_tensorflow, settle_heap
+from harness.agent.models import ModelCode, keras_model, work_in
 from harness.agent.protocol import (
     ENV_JSON,
+    FORMATS,
     INPUTS,
     LABELS,
     MANIFEST,
     PACKAGES,
     REFERENCE,
+    MadeBy,
+    ManifestEntry,
     ModelSpec,
     RecordWriter,
-    from_dict,
+    SavedFormat,
+    SaveRecord,
+    SaveRequest,
     hash_tree,
     manifest,
     manifest_entry,
     write_json_atomic,
+    write_npz,
 )
 from harness.agent.versions import collect, pip_freeze
 
 
-def run_save(spec: Dict[str, Any]) -> int:
+def run_save(request: SaveRequest) -> int:
     """Write artifacts, reference data, records and finally manifest.json."""
     quiet_tensorflow()
     import tensorflow as tf
 
-    out = spec["out"]
+    out = request.out
     versions = collect(tf)
     ctx = formats.Context(tf, versions)
+    settle_heap()
     write_json_atomic(os.path.join(out, ENV_JSON), versions)
     with open(os.path.join(out, PACKAGES), "w", encoding="utf-8") as fh:
         fh.write("\n".join(pip_freeze()) + "\n")
-    writer = RecordWriter(spec["records"])
-    base = {"kind": "save", "env": spec["env"], "versions": versions}
-    models: Dict[str, Any] = {}
-    for model in (from_dict(m) for m in spec["models"]):
-        if not migrate.saved_here(model, spec["env"]):
-            continue
+    writer: RecordWriter[SaveRecord] = RecordWriter(request.records)
+    base: SaveRecord = {"kind": "save", "env": request.env, "versions": versions}
+    models: Dict[str, ManifestEntry] = {}
+    for model in request.models:
+        if request.env not in model.homes([request.env]):
+            continue  # a migrated model is saved in its home environment only
         entry = save_model(ctx, model, os.path.join(out, model.name), writer=writer, base=base)
         if entry is not None:
             models[model.name] = entry
-    write_json_atomic(os.path.join(out, MANIFEST), manifest(spec["env"], versions, models))
+    write_json_atomic(os.path.join(out, MANIFEST), manifest(request.env, versions, models))
     writer.close()
     return 0
 
 
-def _build(ctx: formats.Context, code: ModelCode, model_dir: str) -> Tuple[Any, Optional[Dict[str, Any]]]:
+def _build(ctx: formats.Context, code: ModelCode, model_dir: str) -> Tuple[Any, Optional[MadeBy]]:
     """Build (and train) the model, or make a migrated one; write its inputs, labels and the files its spec
     keeps beside it. Returns the built model and, for a migrated one, how it was made."""
     built, made = migrate.build(ctx, code.spec) if code.spec.migrates else (code.build(), None)
     os.makedirs(model_dir, exist_ok=True)
     for name, value in built.files.items():
         write_json_atomic(os.path.join(model_dir, name), value)
-    np.savez(os.path.join(model_dir, INPUTS), **built.inputs)
+    write_npz(os.path.join(model_dir, INPUTS), built.inputs)  # by name: an input may be called 'file'
     if built.labels is not None:
         np.save(os.path.join(model_dir, LABELS), built.labels)
     return built, made
@@ -92,8 +99,8 @@ def _output_names(model: Any) -> List[str]:
     return [str(getattr(t, "name", "")).split("/")[0].split(":")[0] for t in getattr(model, "outputs", None) or []]
 
 
-def save_model(ctx: formats.Context, spec: ModelSpec, model_dir: str, *, writer: RecordWriter,
-               base: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+def save_model(ctx: formats.Context, spec: ModelSpec, model_dir: str, *, writer: RecordWriter[SaveRecord],
+               base: SaveRecord) -> Optional[ManifestEntry]:
     """Build one model, save it in each of its formats (a record each); its manifest entry, None if it failed.
 
     A model whose spec takes a training step after every load takes it here too, after saving: the
@@ -104,19 +111,20 @@ def save_model(ctx: formats.Context, spec: ModelSpec, model_dir: str, *, writer:
     why = formats.cannot_build(ctx, spec)
     if why:
         for fmt in spec.formats or ():
-            writer.write(dict(base, model=spec.name, format=fmt, status="unsupported", stage="build",
-                              error={"type": "Unsupported", "message": why, "traceback": ""}))
+            writer.write({**base, "model": spec.name, "format": fmt, "status": "unsupported", "stage": "build",
+                          "error": {"type": "Unsupported", "message": why, "traceback": ""}})
         return None
+    work_in(spec.code.root)
     try:
         built, made = _build(ctx, code, model_dir)
         ref = None if spec.train_step else _reference(code, built, model_dir)
     except Exception as exc:  # a model that cannot be built is a result, not a crash
         _failed(writer, base, spec, exc)
         return None
-    saved = {}
+    saved: Dict[str, SavedFormat] = {}
     for fmt in _save_order(spec.formats or ()):
         record = _save_format(ctx, built.model, fmt, model_dir, spec.name)
-        writer.write(dict(base, model=spec.name, format=fmt, **record))
+        writer.write({**base, "model": spec.name, "format": fmt, **record})
         if record["status"] == "ok":
             saved[fmt] = {"path": spec.name + "/" + record["path"], "files": record["files"]}
     if ref is None:
@@ -128,25 +136,26 @@ def save_model(ctx: formats.Context, spec: ModelSpec, model_dir: str, *, writer:
             return None
     return manifest_entry(spec.name, ref["input_names"], saved, evaluate=ref["evaluate"],
                           predict_call=ref["predict_call"], output_names=ref["output_names"],
-                          build_seconds=round(time.monotonic() - start, 3), **({"made_by": made} if made else {}))
+                          build_seconds=round(time.monotonic() - start, 3), made_by=made)
 
 
 def _save_order(fmts: Any) -> List[str]:
-    """The formats in the order they are written: the legacy .h5 last.
+    """The formats in the order they are written: those whose writer changes the live model last.
 
     Keras 3's legacy h5 writer removes the optimizer from the live model's compile config
     (keras-team/keras#23475), so a .keras file written after it would compile with the default
-    RMSprop and lose the optimizer state.
+    RMSprop and lose the optimizer state (catalog.FORMATS: saved_last).
     """
-    return sorted(fmts, key=lambda fmt: fmt == "h5")
+    return sorted(fmts, key=lambda fmt: FORMATS[fmt].saved_last)
 
 
-def _failed(writer: RecordWriter, base: Dict[str, Any], spec: ModelSpec, exc: Exception) -> None:
+def _failed(writer: RecordWriter[SaveRecord], base: SaveRecord, spec: ModelSpec, exc: Exception) -> None:
     for fmt in spec.formats or ():
-        writer.write(dict(base, model=spec.name, format=fmt, status="error", stage="build", error=error_info(exc)))
+        writer.write({**base, "model": spec.name, "format": fmt, "status": "error", "stage": "build",
+                      "error": error_info(exc)})
 
 
-def _save_format(ctx: formats.Context, model: Any, fmt: str, model_dir: str, name: str) -> Dict[str, Any]:
+def _save_format(ctx: formats.Context, model: Any, fmt: str, model_dir: str, name: str) -> SaveRecord:
     fmt_dir = os.path.join(model_dir, fmt)
     os.makedirs(fmt_dir, exist_ok=True)
     start = time.monotonic()

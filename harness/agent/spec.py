@@ -10,16 +10,27 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Literal, Mapping, Optional, Sequence, Tuple, get_args
 
 SEED = 1234  # every model is built, trained and fed under this seed unless its spec says otherwise
-KINDS = ("probe", "factory", "artifact", "migration")
+# What a model is: a built-in probe; a user's factory (its code builds it in every environment); a user's
+# existing file (an artifact, 'saved' once by its pseudo-environment); a migrated model (an existing file
+# loaded in its home environment and saved there again).
+Kind = Literal["probe", "factory", "artifact", "migration"]
+KINDS: Tuple[str, ...] = get_args(Kind)
 # What taking a route asks of the user, least first: the one ladder every ranking of routes sorts by.
 # as_is: the file and its format's usual loader; option: the same file with another load option
 # (compile=False, safe_mode=False, XLA); tf_keras: the legacy Keras package beside the target;
 # serving: a SavedModel's signature or TFSMLayer (no longer a Keras model); migrated: a file made
 # again from the original; code: the model's code rebuilds it.
-CHANGES = ("as_is", "option", "tf_keras", "serving", "migrated", "code")
+Change = Literal["as_is", "option", "tf_keras", "serving", "migrated", "code"]
+CHANGES: Tuple[str, ...] = get_args(Change)
+ARTIFACT_PREFIX = "user-"  # artifacts/user-<model>/: the pseudo-environment that 'saved' an existing artifact
+
+
+def artifact_source(model: str) -> str:
+    """The pseudo-environment id that 'saved' a user's existing artifact."""
+    return ARTIFACT_PREFIX + model
 
 
 @dataclass(frozen=True)
@@ -31,6 +42,7 @@ class Tolerance:
 
 
 EXACT = Tolerance(rtol=0.0, atol=0.0)
+DEFAULT_TOLERANCE = Tolerance()  # a matrix that names none
 
 
 @dataclass(frozen=True)
@@ -104,7 +116,7 @@ class ModelSpec:
     """One model the harness saves and loads: what it is, how it is built and loaded, how it is judged."""
 
     name: str
-    kind: str = "probe"  # probe | factory (a user's code builds it) | artifact (a user's existing file)
+    kind: Kind = "probe"
     description: str = ""
     hazards: Tuple[str, ...] = ()  # the known causes of breakage it exercises
     # None: every format (loader) the matrix lists that is not reserved for the models naming it.
@@ -130,15 +142,48 @@ class ModelSpec:
     builds_on: Tuple[int, ...] = (2, 3)
     min_keras: Optional[str] = None
     backends: Optional[Tuple[str, ...]] = None
+    # Attributes of the Keras module it is built from ("applications.ConvNeXtTiny"): which releases have it.
+    needs: Tuple[str, ...] = ()
     build_note: str = ""
     train_step: bool = False  # predictions are taken after one more training step, at the source and after a load
+    # Its factory draws random numbers for its weights only (no random constants, vocabularies or shapes): a
+    # rebuild whose weights a file overwrites may copy an earlier seeded build's weights (models.py: rebuilt).
+    random_in_weights_only: bool = False
     cell_timeout: Optional[float] = None  # seconds one of its loads may take, when less than the run's (known hangs)
     migrates: Optional[Migration] = None  # a migrated model: made from another model's artifact, not a factory
     origin: Optional[Origin] = None  # host only: never sent to a container
 
-    def for_agent(self) -> Dict[str, Any]:
-        """The wire form a container receives: every field but the host's paths."""
-        return to_dict(dataclasses.replace(self, origin=None))
+    def for_agent(self) -> ModelSpec:
+        """The spec as a container receives it: every field but the host's paths."""
+        return dataclasses.replace(self, origin=None)
+
+    @property
+    def is_existing_file(self) -> bool:
+        """A user's existing file: 'saved' once, by its pseudo-environment, never built."""
+        return self.kind == "artifact"
+
+    @property
+    def is_user_model(self) -> bool:
+        """A user's model (a factory, an existing file or a migrated one), not a built-in probe."""
+        return self.kind != "probe"
+
+    def homes(self, env_ids: Sequence[str]) -> Dict[str, str]:
+        """Where the model is saved, each source with the home of its routes (where they are judged to work).
+
+        A model built in every environment is saved in each and at home there; a migrated model is saved in
+        its home environment only; an existing file is 'saved' by its pseudo-environment and at home where
+        its reference predictions come from (the matrix's first environment unless it names one).
+        """
+        if self.is_existing_file:
+            source = artifact_source(self.name)
+            ref = self.origin.reference_env if self.origin else None
+            return {source: ref.env if ref else (env_ids[0] if env_ids else source)}
+        saved = [env for env in env_ids if self.migrates is None or env == self.migrates.env]
+        return {env: env for env in saved}
+
+    def home(self, env_ids: Sequence[str]) -> Optional[str]:
+        """The home of its routes where that is not the environment that saved it (an existing file's), else None."""
+        return next((home for source, home in self.homes(env_ids).items() if home != source), None)
 
 
 @dataclass(frozen=True)
@@ -149,6 +194,10 @@ class FormatSpec:
     loader: str  # the usual way to load it (an existing artifact's reference comes from this loader)
     words: str
     named_only: bool = False  # only models whose spec names it are saved in it
+    weights_only: bool = False  # holds no architecture: the model's code (or an architecture JSON) rebuilds it
+    folder: bool = False  # a folder of files (a SavedModel), not one file
+    # Written after every other format of a model: its writer changes the live model (see save.py).
+    saved_last: bool = False
 
 
 @dataclass(frozen=True)
@@ -161,13 +210,29 @@ class LoaderSpec:
     named_only: bool = False  # only for models whose spec names it
     needs_custom_objects: bool = False  # only for models that have custom objects
     graph_mode: bool = False  # switches TensorFlow to graph mode: runs last, in a worker of its own
+    # The Keras generations it runs on; elsewhere it says it is unsupported before it touches anything, so a
+    # graph-mode loader there needs no graph-mode worker.
+    keras_majors: Tuple[int, ...] = (2, 3)
+    # May end its worker process (TFLite's converter aborts on some models): run after the loaders that cannot, so
+    # a crash costs no second TensorFlow import for the loads that follow.
+    may_abort: bool = False
     resaves: bool = False  # gives back a Keras model that can be saved again: a migration can start from it
-    change: str = "as_is"  # one of CHANGES: what it asks of someone whose format's usual loader is another
+    change: Change = "as_is"  # what it asks of someone whose format's usual loader is another
     needs_code: bool = False  # the model's code (its factory) rebuilds it before anything is read
+    compiles: bool = False  # the model it gives keeps the file's compile() settings (optimizer, loss, metrics)
+    runs_file_code: bool = False  # executes code the file holds (safe_mode=False): trusted last
+    keras_object: bool = True  # gives a Keras model or layer, not a TensorFlow function or an interpreter
+    probes_only: str = ""  # why users' models do without it (empty: a user may name it)
+    users_default: bool = False  # tried on users' models even where the matrix does not list it
     adapts: bool = False  # edits a copy of the file for this Keras (harness/agent/adapters.py), then loads the copy
     makes: Optional[str] = None  # the format of the file it hands over, when not the one it reads
     any_model: bool = False  # tried on every model the matrix lists it for, one naming its own loaders too
     snippet: str = ""  # the code that loads a file this way: {keras}, {path} and {objects} are filled in
+
+    @property
+    def change_rank(self) -> int:
+        """Its place on the CHANGES ladder: 0 asks nothing of the user."""
+        return CHANGES.index(self.change)
 
 
 # ---------------------------------------------------------------------------- routes
@@ -178,7 +243,29 @@ def applies(spec: ModelSpec, fmt: str, loader: str, loaders: Mapping[str, Loader
     known = loaders.get(loader)
     if known is None or fmt not in known.reads:
         return False
-    return not known.needs_custom_objects or spec.code.custom_objects is not None
+    return missing(spec, known) is None
+
+
+def missing(spec: ModelSpec, loader: LoaderSpec) -> Optional[str]:
+    """What a model lacks that a loader needs (its factory, its custom objects), or None."""
+    if loader.needs_code and spec.code.factory is None:
+        return "a factory: the model is rebuilt in code before load_weights"
+    if loader.needs_custom_objects and spec.code.custom_objects is None:
+        return "custom objects to pass"
+    return None
+
+
+def trust_order(names: Iterable[str], loaders: Mapping[str, LoaderSpec]) -> List[str]:
+    """Loaders in the order a load of a file is trusted to stand for it (an existing file's reference, the start
+    of a migration): never one running the file's code before the others, a Keras object before a TensorFlow
+    function, then the least change for the user, then the catalog's order."""
+    order = {name: i for i, name in enumerate(loaders)}
+
+    def key(name: str) -> Tuple[bool, bool, int, int]:
+        spec = loaders[name]
+        return spec.runs_file_code, not spec.keras_object, spec.change_rank, order[name]
+
+    return sorted(names, key=key)
 
 
 def routes(spec: ModelSpec, loaders: Mapping[str, LoaderSpec]) -> List[Tuple[str, str]]:
@@ -226,6 +313,8 @@ def from_dict(data: Mapping[str, Any]) -> ModelSpec:
         })
     tolerance = data.get("tolerance")
     migrates = data.get("migrates")
+    if data.get("kind", "probe") not in KINDS:
+        raise ValueError(f"unknown model kind {data.get('kind')!r}: expected one of {', '.join(KINDS)}")
     return ModelSpec(**{
         **data,
         "hazards": tuple(data.get("hazards", ())),
@@ -234,6 +323,7 @@ def from_dict(data: Mapping[str, Any]) -> ModelSpec:
         "withhold_custom_objects": tuple(data.get("withhold_custom_objects", ())),
         "builds_on": tuple(data.get("builds_on", (2, 3))),
         "backends": _tuple(data.get("backends")),
+        "needs": tuple(data.get("needs", ())),
         "code": Code(**data.get("code", {})),
         "tolerance": None if tolerance is None else Tolerance(**tolerance),
         "migrates": None if migrates is None else Migration(**{**migrates, "loaders": tuple(migrates["loaders"])}),

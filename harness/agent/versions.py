@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import platform
 import sys
-from typing import Any, Dict, List
+from typing import Any, List
+
+from harness.agent.protocol import Versions
 
 try:
     from importlib import metadata as _metadata
@@ -24,7 +26,7 @@ def keras_module(tf: Any) -> Any:
     return tf.keras
 
 
-def collect(tf: Any) -> Dict[str, Any]:
+def collect(tf: Any) -> Versions:
     """Versions of this process, decided from what `tf.keras` really is.
 
     With tf-keras installed both `keras` and `tf_keras` are importable; only the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from harness.base_images import SUITES, BaseEngine, Debootstrap, build_base, check_pythons
@@ -19,12 +20,14 @@ def add_parser(sub: Any) -> None:
 
 
 def main(args: argparse.Namespace, engine: BaseEngine) -> int:
-    """Build every missing base image (needs root for debootstrap); existing ones are kept."""
+    """Build every missing base image (needs root for debootstrap), all at once; existing ones are kept."""
     check_pythons(args.python)
     engine.ping()
     bootstrap = Debootstrap()
-    for python in dict.fromkeys(args.python):
-        built = build_base(python, engine, bootstrap, print, rebuild=args.rebuild)
-        if not built.built:
-            print(f"base image {built.tag}: present, kept (--rebuild builds it again)")
+    pythons = list(dict.fromkeys(args.python))
+    with ThreadPoolExecutor(max_workers=len(pythons)) as pool:
+        builds = [pool.submit(build_base, python, engine, bootstrap, print, rebuild=args.rebuild) for python in pythons]
+        for built in (future.result() for future in builds):
+            if not built.built:
+                print(f"base image {built.tag}: present, kept (--rebuild builds it again)")
     return 0

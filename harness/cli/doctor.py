@@ -26,13 +26,16 @@ def add_parser(sub: Any) -> None:
 
 def main(args: argparse.Namespace, engine: DoctorEngine) -> int:
     """Examine this machine; exit 3 when the engine does not answer, 1 when a finding failed."""
-    from harness.base_images import Debootstrap
+    from harness.base_images import Debootstrap, cache_dir
     from harness.doctor import diagnose, render
     from harness.matrix import load_matrix
+    from harness.selectors import RECORD, Versions
 
     default = Path("matrices/default.yaml")
     path = args.matrix or (default if default.is_file() else None)
-    matrix = load_matrix(path, base_image=args.base_image) if path else None
+    # The images a run would build: its latest and latest-pre as the index (or this host's record) resolves them.
+    versions = Versions(os.environ, cache_dir(os.environ) / RECORD)
+    matrix = load_matrix(path, base_image=args.base_image, versions=versions) if path else None
     engine.ping()
     findings = diagnose(engine, matrix, os.environ, out=args.out, runtime=args.runtime, cleanup=args.cleanup,
                         bootstrap=Debootstrap())

@@ -15,10 +15,11 @@ def add_parser(sub: Any) -> None:
     report = sub.add_parser("report", help="re-render the reports of a run directory from its records, print the "
                                            "summary and exit with the run's code")
     report.add_argument("run_dir", type=Path, help="a run directory (holding run.json)")
-    report.add_argument("--format", choices=("json", "md", "html", "junit"),
+    report.add_argument("--format", choices=("json", "md", "html", "junit", "sarif"),
                         help="print this format to stdout instead of the summary")
     report.add_argument("--baseline", type=Path, metavar="REPORT",
-                        help="an earlier report.json (or its run directory); default: the one run.json records")
+                        help="an earlier report.json (or its run directory), for this report only; default: the "
+                             "one the run recorded in run.json")
     add_fail_on(report)
     report.add_argument("--suggest-expect", action="store_true",
                         help="print one `expect:` entry per cause that fails the run, to paste into the matrix")

@@ -7,7 +7,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-from harness.cli.options import add_base_image, add_fail_on, cpus, default_jobs, memory, positive_float, positive_int
+from harness.cli.options import (
+    add_base_image,
+    add_fail_on,
+    add_versions,
+    cpus,
+    default_jobs,
+    matrix_versions,
+    memory,
+    positive_float,
+    positive_int,
+    runtime,
+)
 from harness.console import Console
 from harness.plan import CONTAINER_MEMORY, ISOLATION_LEVELS, MAX_CPUS, Limits, default_cpus
 from harness.runstate import PHASES
@@ -36,26 +47,31 @@ def add_parser(sub: Any) -> None:
                           "env HARNESS_MEMORY)")
     run.add_argument("--cpus", type=cpus, default=default_cpus(),
                      help=f"CPUs each container may use (default {MAX_CPUS:g}, or fewer on a smaller host)")
-    run.add_argument("--runtime", default=os.environ.get("HARNESS_DOCKER_RUNTIME"),
+    run.add_argument("--runtime", type=runtime, default=os.environ.get("HARNESS_DOCKER_RUNTIME") or None,
                      help="container runtime for a stronger sandbox, e.g. runsc (env HARNESS_DOCKER_RUNTIME)")
     run.add_argument("--baseline", type=Path, metavar="REPORT",
                      help="an earlier report.json (or its run directory): cells that got worse are regressions")
     run.add_argument("--phase", action="append", choices=PHASES, default=[],
                      help="run only this phase (repeatable; default: all). Phases share --out: each reads only "
-                          "what earlier ones wrote, so separate jobs can run them (README: Nightly CI)")
+                          "what earlier ones wrote, so separate jobs can run them (docs/ci.md)")
     add_fail_on(run)
+    run.add_argument("--no-cache", action="store_true",
+                     help="compute every save and load again instead of reusing the cells an earlier run computed "
+                          "from the same images, models and agent (what is computed is kept for the next run)")
+    add_versions(run)
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
 
 
 def request_of(args: argparse.Namespace) -> RunRequest:
     """What the run flags ask for."""
+    from harness.base_images import cache_dir
     from harness.leftovers import owner_labels
 
     limits = Limits(memory=args.memory, runtime=args.runtime, cell_timeout=args.cell_timeout,
                     isolation=args.isolation, cpus=args.cpus)
     return RunRequest(out=args.out, resume=args.resume, jobs=args.jobs or default_jobs(), only=tuple(args.only),
                       phases=tuple(args.phase), limits=limits, baseline=args.baseline, owner=owner_labels(),
-                      fail_on=args.fail_on)
+                      fail_on=args.fail_on, cell_cache=cache_dir(os.environ) / "cells", reuse_cells=not args.no_cache)
 
 
 def main(args: argparse.Namespace, engine: RunEngine) -> int:
@@ -63,8 +79,11 @@ def main(args: argparse.Namespace, engine: RunEngine) -> int:
     from harness.matrix import load_matrix
     from harness.report.writers import FILES
 
-    matrix = load_matrix(args.matrix, base_image=args.base_image)
+    versions = matrix_versions(args, args.out)
+    matrix = load_matrix(args.matrix, base_image=args.base_image, versions=versions)
     console = Console(quiet=args.quiet)
+    for line in versions.lines():
+        console.step(f"version: {line}")
     outcome = run_matrix(matrix, request_of(args), engine, console, os.environ)
     if outcome.report is not None and outcome.run_dir is not None:
         console.summary(outcome.report)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 import string
@@ -27,7 +28,7 @@ _ENV_KEYS = ("python", "tensorflow", "keras", "backend", "tensorflow_package", "
 _AXES = tuple(key for key in _ENV_KEYS if key != "name")
 _REQUIRED = ("python", "tensorflow")
 
-_PYTHON = re.compile(r"^3\.\d{1,2}$")
+_PYTHON = re.compile(r"^3\.[0-9]{1,2}$")  # ASCII digits: \d takes any script's
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _TF_KERAS = re.compile(r"^tf[-_]keras\s*(.*)$", re.IGNORECASE)
 _CLAUSE = re.compile(r"^(===|~=|==|!=|<=|>=|<|>)(.*)$")
@@ -49,6 +50,11 @@ TF_PYTHONS: dict[tuple[int, int], tuple[str, str]] = {
 # The lowest Python of Keras 3 minors that dropped one: (keras major, minor) from which it applies.
 KERAS_MIN_PYTHON: tuple[tuple[tuple[int, int], str], ...] = (((3, 13), "3.11"), ((3, 11), "3.10"))
 MAX_VERSION = 64
+# Versions that follow the package index: resolved at plan time (harness/selectors.py), per Python.
+SELECTORS = ("latest", "latest-pre")
+# What a resolver is asked: (package, selector or specifier, Python, key path, problems) -> the exact version, or
+# None with the reason in problems.
+Resolve = Callable[[str, str, str, str, list[str]], "str | None"]
 # An image reference as Docker's reference grammar has it: [host[:port]/]path[:tag][@digest]. Nothing else
 # reaches the Dockerfile's FROM line (a newline there would add instructions).
 _DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
@@ -84,6 +90,8 @@ def version_text(value: object, at: str, problems: list[str]) -> str | None:
 def _specifier(text: str, at: str, problems: list[str]) -> str | None:
     """A pip specifier starting with an operator; a bare version becomes '==version'."""
     spec = re.sub(r"\s+", "", text)
+    if spec.lower() in SELECTORS:
+        return spec.lower()
     if spec[:1].isdigit():
         spec = "==" + spec
     if "===" in spec:
@@ -96,7 +104,8 @@ def _specifier(text: str, at: str, problems: list[str]) -> str | None:
         valid = False
     if not valid:
         problems.append(
-            f'{at}: expected a version like "2.16.2" or a pip specifier like ">=2.16,<2.17", found {text!r}'
+            f'{at}: expected a version like "2.16.2", a pip specifier like ">=2.16,<2.17", or latest or '
+            f'latest-pre, found {text!r}'
         )
         return None
     return spec
@@ -264,6 +273,9 @@ class _Fields:
     name: str | None
     backend: str | None = None
     env: tuple[tuple[str, str], ...] = ()
+    tf_keras_pin: str | None = None  # a bare tf-keras's exact version, once resolved (its id stays "tfkeras")
+    selectors: tuple[tuple[str, str], ...] = ()  # (package, as written) for every version the index decided
+    slot: str | None = None  # the id as written, before versions were resolved into it
 
 
 @dataclass(frozen=True)
@@ -363,7 +375,7 @@ def _spec_part(spec: str) -> str:
     for clause in spec.split(","):
         match = _CLAUSE.match(clause)
         operator, version = (match.group(1), match.group(2)) if match else ("", clause)
-        words.append(_OPERATOR_WORDS[operator] + version.replace("*", "x"))
+        words.append(_OPERATOR_WORDS.get(operator, "") + version.replace("*", "x"))
     return _UNSAFE.sub("_", "-".join(words))
 
 
@@ -382,7 +394,9 @@ def _env_id(fields: _Fields, package: str) -> str:
 
 
 def _tf_keras_spec(fields: _Fields) -> str | None:
-    """The tf-keras specifier: as given, else TF's major.minor when TF is pinned."""
+    """The tf-keras specifier: as given (or resolved), else TF's major.minor when TF is pinned."""
+    if fields.tf_keras_pin is not None:
+        return fields.tf_keras_pin
     if fields.keras is not None and fields.keras.spec is not None:
         return fields.keras.spec
     tf = _pinned(fields.tensorflow)
@@ -394,8 +408,9 @@ def _make_env(fields: _Fields, defaults: Defaults) -> Environment:
     package = fields.tensorflow_package or defaults.tensorflow_package
     template = defaults.override or fields.base_image or defaults.base_image
     legacy = fields.keras is not None and fields.keras.legacy
+    env_id = fields.name or _env_id(fields, package)
     return Environment(
-        id=fields.name or _env_id(fields, package),
+        id=env_id,
         python=fields.python,
         tensorflow=fields.tensorflow,
         tensorflow_package=package,
@@ -406,7 +421,51 @@ def _make_env(fields: _Fields, defaults: Defaults) -> Environment:
         base_image=template.format(python=fields.python),
         backend=fields.backend,
         env=fields.env,
+        slot="" if fields.name or fields.slot in (None, env_id) else str(fields.slot),
+        selectors=fields.selectors,
     )
+
+
+def _exact(spec: str) -> bool:
+    """Whether a specifier pins one release (==2.16.2), so that the index has nothing to decide."""
+    return spec.startswith("==") and not spec.startswith("===") and "," not in spec and "*" not in spec
+
+
+def _resolved(fields: _Fields, package: str, label: str, resolve: Resolve | None,
+              problems: list[str]) -> _Fields | None:
+    """The fields with every version the index decides (latest, latest-pre, a specifier) made exact, TensorFlow
+    first (a bare tf-keras follows its minor); None when one cannot be resolved (the reason is in problems)."""
+    if resolve is None:
+        return fields
+    written = _env_id(fields, package)
+    chosen: list[tuple[str, str]] = []
+
+    def exact(name: str, spec: str, at: str) -> str | None:
+        if _exact(spec):
+            return spec
+        version = resolve(name, spec, fields.python, at, problems)
+        if version is not None:
+            chosen.append((name, spec))
+        return None if version is None else f"=={version}"
+
+    tensorflow = exact(package, fields.tensorflow, f"{label}.tensorflow")
+    if tensorflow is None:
+        return None
+    fields = dataclasses.replace(fields, tensorflow=tensorflow)
+    keras, pin = fields.keras, None
+    if keras is not None and keras.legacy:
+        spec = _tf_keras_spec(fields)
+        pin = None if spec is None else exact("tf-keras", spec, f"{label}.keras")
+        if spec is not None and pin is None:
+            return None
+        if keras.spec is not None:
+            keras, pin = _Keras(legacy=True, spec=pin), None
+    elif keras is not None and keras.spec is not None:
+        spec = exact("keras", keras.spec, f"{label}.keras")
+        if spec is None:
+            return None
+        keras = _Keras(legacy=False, spec=spec)
+    return dataclasses.replace(fields, keras=keras, tf_keras_pin=pin, selectors=tuple(chosen), slot=written)
 
 
 # ---------------------------------------------------------------------------- matrix expansion
@@ -530,7 +589,8 @@ def _missing(origin: str, key: str) -> str:
     return f"{origin}.{key}: required key missing"
 
 
-def _combo_envs(combos: list[_Combo], defaults: Defaults, problems: list[str]) -> list[tuple[str, Environment]]:
+def _combo_envs(combos: list[_Combo], defaults: Defaults, problems: list[str],
+                resolve: Resolve | None = None) -> list[tuple[str, Environment]]:
     """(label, Environment) per valid combination; invalid values were reported where written."""
     out = []
     for combo in combos:
@@ -539,14 +599,18 @@ def _combo_envs(combos: list[_Combo], defaults: Defaults, problems: list[str]) -
         fields = _parse_fields(combo.values, combo.origin, [])
         if fields is None or missing:
             continue
-        env = _make_env(fields, defaults)
-        label = f"matrix[{env.id}]" if combo.origin == "matrix" else combo.origin
+        written = _make_env(fields, defaults)
+        label = f"matrix[{written.id}]" if combo.origin == "matrix" else combo.origin
+        fields = _resolved(fields, written.tensorflow_package, label, resolve, problems)
+        if fields is None:
+            continue
         _check_consistency(fields, label, problems)
-        out.append((label, env))
+        out.append((label, _make_env(fields, defaults)))
     return out
 
 
-def _explicit_envs(raw: object, defaults: Defaults, problems: list[str]) -> list[tuple[str, Environment]]:
+def _explicit_envs(raw: object, defaults: Defaults, problems: list[str],
+                   resolve: Resolve | None = None) -> list[tuple[str, Environment]]:
     """(label, Environment) for each entry of `environments`."""
     if raw is _MISSING:
         return []
@@ -563,18 +627,33 @@ def _explicit_envs(raw: object, defaults: Defaults, problems: list[str]) -> list
         problems.extend(_missing(at, key) for key in _REQUIRED if key not in entry)
         fields = _parse_fields(entry, at, problems)
         if fields is not None:
+            fields = _resolved(fields, fields.tensorflow_package or defaults.tensorflow_package, at, resolve, problems)
+        if fields is not None:
             _check_consistency(fields, at, problems)
             out.append((at, _make_env(fields, defaults)))
     return out
+
+
+def _without_repeats(labelled: list[tuple[str, Environment]]) -> list[tuple[str, Environment]]:
+    """A latest-pre environment that resolved to what an environment before it installs already (no release
+    candidate is newer today) is left out: it would test the same thing twice under one id."""
+    kept: list[tuple[str, Environment]] = []
+    for label, env in labelled:
+        pre = any(spec == SELECTORS[1] for _, spec in env.selectors)
+        if pre and any(dataclasses.replace(env, slot=other.slot, selectors=other.selectors) == other
+                       for _, other in kept):
+            continue
+        kept.append((label, env))
+    return kept
 
 
 def _check_duplicates(labelled: list[tuple[str, Environment]], problems: list[str]) -> None:
     """Every environment id must be unique: it names files and result rows."""
     seen: dict[str, tuple[str, Environment]] = {}
     for label, env in labelled:
-        if len(env.id) > MAX_NAME:
-            problems.append(f"{label}: the environment id {env.id[:40]}... is longer than {MAX_NAME} characters; "
-                            "set a shorter 'name:'")
+        if max(len(env.id), len(env.as_written)) > MAX_NAME:
+            problems.append(f"{label}: the environment id {env.as_written[:40]}... is longer than {MAX_NAME} "
+                            "characters; set a shorter 'name:'")
         if env.id not in seen:
             seen[env.id] = (label, env)
             continue
@@ -586,12 +665,15 @@ def _check_duplicates(labelled: list[tuple[str, Environment]], problems: list[st
         )
 
 
-def parse_environments(data: Raw, defaults: Defaults, problems: list[str]) -> tuple[Environment, ...]:
-    """Matrix combinations, then include-added ones, then explicit environments; ids unique."""
+def parse_environments(data: Raw, defaults: Defaults, problems: list[str],
+                       resolve: Resolve | None = None) -> tuple[Environment, ...]:
+    """Matrix combinations, then include-added ones, then explicit environments; ids unique. With `resolve`, every
+    version the index decides (latest, latest-pre, a specifier) is made exact, into the id too."""
     before = len(problems)
     combos = _expand(data.get("matrix", _MISSING), problems)
-    labelled = _combo_envs(combos, defaults, problems)
-    labelled += _explicit_envs(data.get("environments", _MISSING), defaults, problems)
+    labelled = _combo_envs(combos, defaults, problems, resolve)
+    labelled += _explicit_envs(data.get("environments", _MISSING), defaults, problems, resolve)
+    labelled = _without_repeats(labelled)
     _check_duplicates(labelled, problems)
     if not labelled and len(problems) == before:
         problems.append("no environments: give a 'matrix' with at least one combination or an 'environments' list")

@@ -37,6 +37,15 @@ class Environment:
     base_image: str = DEFAULT_BASE_IMAGE  # template with {python}
     backend: str | None = None  # Keras 3 backend (KERAS_BACKEND in its containers); None: tensorflow
     env: tuple[tuple[str, str], ...] = ()  # environment variables of its containers, sorted by name
+    # The id as written, when the index decided a version in it: the same environment from night to night, where the
+    # id follows the releases (py3.13-tflatest-keraslatest is py3.13-tf2.21.0-keras3.15.1 today); "": the id itself.
+    slot: str = ""
+    selectors: tuple[tuple[str, str], ...] = ()  # (package, as written) for each version the index decided
+
+    @property
+    def as_written(self) -> str:
+        """The id as the matrix wrote it: the same from night to night whatever the index decides."""
+        return self.slot or self.id
 
     def requirements(self) -> list[str]:
         """pip requirement lines, in install order (tf-keras last, see images.py)."""
@@ -84,6 +93,32 @@ class Expectation:
 
 
 @dataclass(frozen=True)
+class CorpusEntry:
+    """One file of a corpus as a matrix runs it: what it is, its home here, or why it is left out."""
+
+    name: str
+    package: str
+    version: str
+    licence: str
+    format: str
+    kind: str
+    saved_by: str
+    member: str
+    home: str | None = None  # the environment id of its home in this matrix
+    left_out: str | None = None  # why it is not run here (no home here, or its home is not among the environments)
+
+
+@dataclass(frozen=True)
+class CorpusPlan:
+    """The corpus a matrix takes its models from (`corpus:`), every file of it accounted for."""
+
+    name: str
+    path: str
+    sha256: str
+    files: tuple[CorpusEntry, ...] = ()
+
+
+@dataclass(frozen=True)
 class Matrix:
     """A validated, expanded matrix file."""
 
@@ -99,6 +134,7 @@ class Matrix:
     tolerance: Tolerance = field(default_factory=Tolerance)
     pip: PipSettings = field(default_factory=PipSettings)
     expect: tuple[Expectation, ...] = ()
+    corpus: CorpusPlan | None = None  # `corpus:`: the public files among the models, and those left out
 
     def model(self, name: str) -> ModelSpec:
         """The model of this name."""
@@ -121,7 +157,9 @@ def matrix_from_dict(data: dict[str, Any]) -> Matrix:
                          "report with the harness version that wrote it")
     envs = tuple(
         Environment(**{**e, "packages": tuple(e.get("packages", ())),
-                       "env": tuple((str(k), str(v)) for k, v in e.get("env", ()))}) for e in data["environments"]
+                       "env": tuple((str(k), str(v)) for k, v in e.get("env", ())),
+                       "selectors": tuple((str(k), str(v)) for k, v in e.get("selectors", ()))})
+        for e in data["environments"]
     )
     pip = data.get("pip") or {}
     return Matrix(
@@ -140,7 +178,15 @@ def matrix_from_dict(data: dict[str, Any]) -> Matrix:
             ca_bundle=pip.get("ca_bundle"),
         ),
         expect=tuple(_expectation(e) for e in data.get("expect", ())),
+        corpus=_corpus(data.get("corpus")),
     )
+
+
+def _corpus(data: dict[str, Any] | None) -> CorpusPlan | None:
+    if not data:
+        return None
+    return CorpusPlan(name=data["name"], path=data["path"], sha256=data["sha256"],
+                      files=tuple(CorpusEntry(**f) for f in data.get("files", ())))
 
 
 def _expectation(data: dict[str, Any]) -> Expectation:

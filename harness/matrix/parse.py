@@ -8,14 +8,16 @@ import hashlib
 import os
 import re
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 from harness.agent.protocol import DEFAULT_MODELS, PROBES, ModelSpec, resolve_probe
 from harness.errors import MatrixError
-from harness.matrix.environments import Defaults, parse_base_image, parse_environments, parse_tf_package
+from harness.matrix.corpus import matrix_models
+from harness.matrix.environments import Defaults, Resolve, parse_base_image, parse_environments, parse_tf_package
 from harness.matrix.expect import CATALOGS, parse_expect
-from harness.matrix.model import DEFAULT_BASE_IMAGE, DEFAULT_TF_PACKAGE, Matrix, PipSettings
+from harness.matrix.model import DEFAULT_BASE_IMAGE, DEFAULT_TF_PACKAGE, CorpusPlan, Environment, Matrix, PipSettings
 from harness.matrix.problems import MAX_NAME, Raw, existing_file
 from harness.matrix.problems import MISSING as _MISSING
 from harness.matrix.problems import check_keys as _check_keys
@@ -30,7 +32,7 @@ from harness.matrix.user_models import artifact_sources, parse_user_model
 
 _TOP_KEYS = (
     "name", "matrix", "environments", "models", "formats", "loaders", "tolerance",
-    "base_image", "tensorflow_package", "pip", "expect",
+    "base_image", "tensorflow_package", "pip", "expect", "corpus",
 )  # fmt: skip
 _PIP_KEYS = ("index_url", "extra_index_urls", "trusted_hosts", "ca_bundle")
 
@@ -38,16 +40,25 @@ _PIP_KEYS = ("index_url", "extra_index_urls", "trusted_hosts", "ca_bundle")
 # ---------------------------------------------------------------------------- public API
 
 
-def load_matrix(path: str | os.PathLike[str], *, base_image: str | None = None) -> Matrix:
+# What decides the versions of latest, latest-pre and specifiers: given the matrix's pip: settings, a resolver
+# (harness/selectors.py asks the package index). Without one they stay as written.
+Versions = Callable[[PipSettings], Resolve]
+
+
+def load_matrix(path: str | os.PathLike[str], *, base_image: str | None = None,
+                versions: Versions | None = None) -> Matrix:
     """Read, validate and expand the matrix file at `path`; MatrixError lists every problem."""
     where = os.fspath(path)
     raw = read_bytes(where)
     data = load_yaml(raw, where)
-    return parse_matrix(data, path=where, sha256=hashlib.sha256(raw).hexdigest(), base_image=base_image)
+    return parse_matrix(data, path=where, sha256=hashlib.sha256(raw).hexdigest(), base_image=base_image,
+                        versions=versions)
 
 
-def parse_matrix(data: object, *, path: str, sha256: str, base_image: str | None = None) -> Matrix:
-    """Validate and expand already-loaded YAML data; raise MatrixError listing every problem."""
+def parse_matrix(data: object, *, path: str, sha256: str, base_image: str | None = None,
+                 versions: Versions | None = None) -> Matrix:
+    """Validate and expand already-loaded YAML data; raise MatrixError listing every problem. With `versions`,
+    what the index decides is resolved into exact versions (and the environment ids)."""
     if data is None:
         raise MatrixError(path, ["the file is empty; expected a mapping with 'matrix' or 'environments'"])
     if not isinstance(data, dict):
@@ -56,12 +67,17 @@ def parse_matrix(data: object, *, path: str, sha256: str, base_image: str | None
     problems: list[str] = []
     _check_keys(data, _TOP_KEYS, "", problems)
     defaults = _defaults(data, base_image, problems)
-    environments = parse_environments(data, defaults, problems)
+    pip = _pip(data.get("pip", _MISSING), Path(path).parent, problems)
+    environments = parse_environments(data, defaults, problems, None if versions is None else versions(pip))
     env_ids = tuple(env.id for env in environments)
     formats = _names(data.get("formats", _MISSING), "formats", problems)
     loaders = _names(data.get("loaders", _MISSING), "loaders", problems)
-    models = _models(data.get("models", _MISSING),
-                     UserContext(base=Path(path).parent, formats=formats, loaders=loaders, env_ids=env_ids), problems)
+    context = UserContext(base=Path(path).parent, formats=formats, loaders=loaders, env_ids=env_ids)
+    corpus_entries, corpus = _corpus(data, Path(path).parent, environments, defaults, problems)
+    # A matrix that names a corpus and no models runs the corpus alone.
+    models = () if corpus is not None and "models" not in data else _models(data.get("models", _MISSING), context,
+                                                                            problems)
+    models += _corpus_models(corpus_entries, context, models, problems)
     matrix = Matrix(
         name=_top_name(data.get("name", _MISSING), path, problems),
         path=path,
@@ -71,9 +87,10 @@ def parse_matrix(data: object, *, path: str, sha256: str, base_image: str | None
         formats=formats,
         loaders=loaders,
         tolerance=_tolerance(data.get("tolerance", _MISSING), problems),
-        pip=_pip(data.get("pip", _MISSING), Path(path).parent, problems),
-        expect=parse_expect(data.get("expect", _MISSING), (*env_ids, *artifact_sources(models)),
-                            [m.name for m in models if m.kind != "probe"], problems),
+        pip=pip,
+        expect=parse_expect(data.get("expect", _MISSING), (*env_ids, *artifact_sources(models, env_ids)),
+                            [m.name for m in models if m.is_user_model], problems),
+        corpus=corpus,
     )
     if problems:
         raise MatrixError(path, list(dict.fromkeys(problems)))  # matrix combos can repeat a problem
@@ -155,6 +172,29 @@ def _models(raw: object, ctx: UserContext, problems: list[str]) -> tuple[ModelSp
             problems.append(f"{where.format(i=i)}: model {model.name!r} is listed twice")
             continue
         models.append(model)
+    return tuple(models)
+
+
+def _corpus(data: Raw, base: Path, environments: tuple[Environment, ...], defaults: Defaults,
+            problems: list[str]) -> tuple[list[Raw], CorpusPlan | None]:
+    """`corpus:`: the models: entries of its fetched files whose home is among the environments, and its plan."""
+    if "corpus" not in data:
+        return [], None
+    return matrix_models(data["corpus"], base, environments, defaults, environ=os.environ, problems=problems)
+
+
+def _corpus_models(entries: list[Raw], ctx: UserContext, earlier: tuple[ModelSpec, ...],
+                   problems: list[str]) -> tuple[ModelSpec, ...]:
+    """The corpus's files as existing-artifact models, after the matrix's own."""
+    models: list[ModelSpec] = []
+    for entry in entries:
+        at = f"corpus: {entry['name']}"
+        if any(m.name == entry["name"] for m in (*earlier, *models)):
+            problems.append(f"{at}: a model of this name is listed under models: too")
+            continue
+        model = parse_user_model(entry, at, replace(ctx, earlier=(*earlier, *models)), problems)
+        if model is not None:
+            models.append(model)
     return tuple(models)
 
 

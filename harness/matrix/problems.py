@@ -17,6 +17,7 @@ Raw = dict[Any, Any]
 
 _KINDS = ((str, "string"), (list, "list"), (dict, "mapping"))
 MAX_NAME = 100  # names and environment ids name files, containers and report rows
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _FLOAT_TEXT = re.compile(r"^[-+]?\d+(\.\d*)?[eE][-+]?\d+$")
 
 
@@ -26,6 +27,8 @@ def found(value: object) -> str:
         return "null"
     if isinstance(value, bool):
         return f"the boolean {str(value).lower()}"
+    if isinstance(value, int) and abs(value) >= 10**40:
+        return f"a number of {len(str(abs(value)))} digits"
     if isinstance(value, (int, float)):
         return f"the number {value!r}"
     if isinstance(value, str) and value:
@@ -68,13 +71,24 @@ def string(value: object, at: str, problems: list[str]) -> str | None:
     return None
 
 
+def finite(value: object) -> float | None:
+    """A YAML number as a finite float, or None: not a number, NaN, infinite, or an integer too large for a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)  # an integer of hundreds of digits overflows here
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def non_negative(value: object, at: str, problems: list[str]) -> float | None:
-    """A number >= 0 (ints allowed)."""
+    """A finite number >= 0 (ints allowed)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-        if not math.isfinite(value):
+        number = finite(value)
+        if number is None:
             problems.append(f"{at}: expected a finite number, found {found(value)}")
-            return None
-        return float(value)
+        return number
     if isinstance(value, str) and _FLOAT_TEXT.match(value.strip()):
         # PyYAML only reads exponent floats with a dot: 1e-5 is text, 1.0e-5 is a number.
         problems.append(f"{at}: found the string {value!r}; YAML reads it as text, write it with a dot (1.0e-5)")
@@ -125,8 +139,9 @@ def host_path(value: object, at: str, base: Path, problems: list[str]) -> Path |
     text = string(value, at, problems)
     if text is None:
         return None
-    if "\x00" in text:
-        problems.append(f"{at}: expected a path, found a string with a NUL byte")
+    if _CONTROL.search(text):  # a folder may be mounted into containers, whose --mount option cannot carry one
+        problems.append(f"{at}: expected a path, found " + ("a string with a NUL byte" if "\x00" in text else
+                                                           f"{shown(text)}, which holds a control character"))
         return None
     try:
         raw = Path(text)

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from harness.errors import MatrixError
+from harness.untrusted import UnsafeFile, read_named
 
 MAX_BYTES = 1_000_000
 MAX_NODES = 100_000  # after alias expansion; a large matrix has a few thousand
@@ -53,13 +54,18 @@ def shape_problem(text: str) -> str | None:
 
 
 def read_bytes(path: str) -> bytes:
-    """The file's bytes, or MatrixError with one readable line."""
+    """The file's bytes, or MatrixError with one readable line.
+
+    A regular file only, read up to MAX_BYTES: a FIFO would block the read for ever and /dev/zero never ends
+    (neither is read from; a link to a file is followed, the matrix being the user's own choice).
+    """
     try:
-        return Path(path).read_bytes()
+        return read_named(Path(path), MAX_BYTES)
     except FileNotFoundError:
         problem = "file not found"
-    except IsADirectoryError:
-        problem = "is a directory, expected a YAML file"
+    except UnsafeFile as exc:
+        problem = ("is a directory, expected a YAML file" if Path(path).is_dir()
+                   else str(exc).removeprefix(f"{path}: "))
     except OSError as exc:
         problem = f"cannot read the file: {exc.strerror or exc}"
     except ValueError as exc:  # e.g. a NUL byte in the path

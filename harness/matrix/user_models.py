@@ -13,10 +13,11 @@ import ast
 import math
 import re
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -31,8 +32,9 @@ from harness.agent.protocol import (
     RandomInputs,
     ReferenceEnv,
     applies,
-    artifact_source,
+    missing,
     routes,
+    trust_order,
     user_code_dir,
 )
 from harness.matrix.problems import (
@@ -41,6 +43,7 @@ from harness.matrix.problems import (
     Raw,
     check_keys,
     existing_file,
+    finite,
     found,
     host_path,
     shown,
@@ -48,30 +51,21 @@ from harness.matrix.problems import (
     suggest,
     tolerance,
 )
-from harness.untrusted import npy_header, odd_entry
+from harness.untrusted import MAX_DIMS, UnsafeFile, npy_header, odd_entry, read_named
 
 USER_KEYS = ("name", "path", "factory", "custom_objects", "predict", "inputs", "labels", "tolerance", "formats",
              "loaders", "artifact", "format", "architecture", "reference", "migrate")
 MIGRATION_KEYS = ("name", "migrate", "formats", "loaders", "tolerance")  # the rest comes from the artifact
-# Which load of an existing artifact at home is its reference when its format's usual loader is not tried or writes
-# nothing there: the Keras model itself first, then the serving signature; running the file's code last.
-REFERENCE_ORDER = ("load_model", "load_model_nocompile", "rebuild", "model_from_json", "tfsm_layer", "saved_model",
-                   "load_model_unsafe")
-# The loaders a migration tries at home, in turn: the first that gives back a Keras model makes it. Keeping
-# the file's compile() settings comes first; running the file's code (only when the artifact tries it) last.
-MIGRATION_ORDER = ("load_model", "load_model_custom", "load_model_nocompile", "rebuild", "model_from_json",
-                   "load_model_unsafe")
-ARTIFACT_FORMATS = ("h5", "keras", "savedmodel", "weights_h5", "json")
+ARTIFACT_FORMATS = ("h5", "keras", "savedmodel", "weights_h5", "json", "tflite")
 USER_FORMATS = tuple(name for name, spec in FORMATS.items() if not spec.named_only)
 # Probe-only loaders, and why a user model does without them.
-PROBE_LOADERS = {
-    "load_model_custom": "load_model already passes the model's custom_objects",
-    "rebuild_from_seed": "it rebuilds a probe from its seed",
-    "tf1_session": "it exercises one probe's TF1 hazard",
-}
+PROBE_LOADERS = {name: spec.probes_only for name, spec in LOADERS.items() if spec.probes_only}
 USER_LOADERS = tuple(name for name in LOADERS if name not in PROBE_LOADERS)
-USER_DEFAULT_EXTRA = ("load_model_nocompile",)  # opt-in for probes; what users do with an old file
+USER_DEFAULT_EXTRA = tuple(name for name, spec in LOADERS.items() if spec.users_default)  # beside the matrix's
+MAX_SOURCE = 8 << 20  # a module read with ast to check a name it defines; a larger one is not parsed here
 MAX_VALUES = 1 << 26  # inputs the host prepares for one model (256 MiB of float32): a generous bound
+MAX_BYTES = 1 << 30  # and of bytes: a value of a wide string or void dtype holds many
+MAX_MEMBERS = 1000  # arrays in one .npz: a model's named inputs
 DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
 HASHSEED_HINT = ("the predict hook gives other numbers in a fresh process of the same environment (saved under "
                  "PYTHONHASHSEED=0, loaded under 1): a class or vocabulary order built from a set or dict of strings "
@@ -99,24 +93,23 @@ def parse_user_model(entry: Raw, at: str, ctx: Context, problems: list[str]) -> 
     return _user_model(entry, at, ctx, problems)
 
 
-def artifact_sources(models: Sequence[ModelSpec]) -> list[str]:
-    """Pseudo-environment ids of the existing artifacts among the models."""
-    return [artifact_source(m.name) for m in models if m.kind == "artifact"]
+def artifact_sources(models: Sequence[ModelSpec], env_ids: Sequence[str]) -> list[str]:
+    """Pseudo-environment ids of the existing artifacts among the models: sources that are no environment."""
+    return [source for m in models for source in m.homes(env_ids) if source not in env_ids]
 
 
 def reference_loaders(model: ModelSpec) -> list[str]:
     """The loaders whose predictions in the reference environment are an existing artifact's reference, in turn:
     the one the matrix names, else the format's usual loader, then the others tried on it (when the usual one
-    writes nothing there, as for a SavedModel only tf.saved_model.load reads), the Keras model first."""
+    writes nothing there, as for a SavedModel only tf.saved_model.load reads), in trust order (spec.trust_order)."""
     ref = model.origin.reference_env if model.origin else None
     if ref and ref.loader:
         return [ref.loader]
     fmt = model.artifact_format or "h5"
     tried = [x for x in model.loaders or () if applies(model, fmt, x)]
     usual = FORMATS[fmt].loader
-    rank = {name: i for i, name in enumerate((usual, *REFERENCE_ORDER))}
-    return sorted(dict.fromkeys([usual, *tried]) if not tried or usual in tried else tried,
-                  key=lambda x: rank.get(x, len(rank)))
+    candidates = [usual, *tried] if not tried or usual in tried else tried
+    return sorted(trust_order(dict.fromkeys(candidates)), key=lambda x: x != usual)
 
 
 def reference_loader(model: ModelSpec) -> str:
@@ -177,17 +170,17 @@ def _migration(entry: Raw, at: str, ctx: Context, problems: list[str]) -> ModelS
             problems.append(f"{at}.{key}: unknown key{suggest(key, MIGRATION_KEYS)}")
     name = _name(entry.get("name", MISSING), f"{at}.name", problems)
     original = _migrated_artifact(entry["migrate"], f"{at}.migrate", ctx, problems)
-    if original is None or name is None or len(problems) > before:
-        return None
+    if original is None or name is None or len(problems) > before or not ctx.env_ids:
+        return None  # (no environment: their problems are said where they are listed)
     fmt = original.artifact_format or "h5"
-    candidates = tuple(x for x in MIGRATION_ORDER if x in (original.loaders or ()) and LOADERS[x].resaves
-                       and (fmt, x) in routes(original))
+    # The loaders a migration tries at home, in turn: the first that gives back a Keras model makes it.
+    candidates = tuple(trust_order(x for x in original.loaders or () if LOADERS[x].resaves
+                                   and (fmt, x) in routes(original)))
     if not candidates:
         problems.append(f"{at}.migrate: none of {original.name!r}'s loaders {list(original.loaders or ())} gives "
                         "back a Keras model to save again")
         return None
-    ref = original.origin.reference_env if original.origin else None
-    home = ref.env if ref else ctx.env_ids[0]
+    home = original.home(ctx.env_ids) or ctx.env_ids[0]
     origin = original.origin or Origin()
     model = ModelSpec(
         name=name, kind="migration", code=replace(original.code, root=user_code_dir(name) if origin.root else None),
@@ -217,10 +210,10 @@ def _migrated_artifact(value: object, at: str, ctx: Context, problems: list[str]
         return None
     found = next((m for m in ctx.earlier if m.name == name), None)
     if found is None:
-        artifacts = [m.name for m in ctx.earlier if m.kind == "artifact"]
+        artifacts = [m.name for m in ctx.earlier if m.is_existing_file]
         problems.append(f"{at}: no existing artifact {name!r} is listed before this entry"
                         f"{suggest(name, artifacts)}")
-    elif found.kind != "artifact":
+    elif not found.is_existing_file:
         problems.append(f"{at}: {name!r} is not an existing artifact ('artifact:'); a model built in every "
                         "environment is saved in every format already")
         found = None
@@ -228,7 +221,7 @@ def _migrated_artifact(value: object, at: str, ctx: Context, problems: list[str]
 
 
 def _description(model: ModelSpec) -> str:
-    if model.kind == "factory":
+    if not model.is_existing_file:
         return f"built by {model.code.factory} in every environment"
     artifact = Path(model.origin.artifact if model.origin and model.origin.artifact else "").name
     return f"existing {model.artifact_format} artifact {artifact}, loaded in every environment"
@@ -329,9 +322,9 @@ def _code(value: object, at: str, root: Path | None, attribute: bool, problems: 
 def _top_level_names(source: Path) -> set[str] | None:
     """Names a module binds at top level, or None when that cannot be told without running it."""
     try:
-        tree = ast.parse(source.read_text(encoding="utf-8"))
-    except (SyntaxError, UnicodeDecodeError, OSError):
-        return None  # importing it in the container will say what is wrong
+        tree = ast.parse(read_named(source, MAX_SOURCE).decode("utf-8"))
+    except (SyntaxError, UnicodeDecodeError, OSError, ValueError, RecursionError, MemoryError, UnsafeFile):
+        return None  # importing it in the container will say what is wrong (UnsafeFile: too large to parse here)
     names: set[str] = set()
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -359,28 +352,50 @@ def _file(value: object, at: str, base: Path, suffixes: tuple[str, ...], problem
     if path.suffix.lower() not in (".npy", ".npz"):
         return str(path)
     try:
-        values = _values(path)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        values, size = _values(path)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError,
+            UnsafeFile) as exc:
         problems.append(f"{at}: {path.name} is not a readable NumPy file without pickles ({str(exc)[:200]})")
         return None
-    if values > MAX_VALUES:
-        problems.append(f"{at}: {path.name} holds {values} values, more than the {MAX_VALUES} the host prepares "
-                        "for a model")
+    if values > MAX_VALUES or size > MAX_BYTES:
+        problems.append(f"{at}: {path.name} holds {values} values ({size} bytes), more than the {MAX_VALUES} "
+                        f"values or {MAX_BYTES} bytes the host prepares for a model")
         return None
     return str(path)
 
 
-def _values(path: Path) -> int:
-    """How many values the arrays of a .npy or .npz file hold, read from their headers only."""
+def _values(path: Path) -> tuple[int, int]:
+    """How many values, and bytes, the arrays of a .npy or .npz file hold, read from their headers only.
+
+    The host reads an .npz member the way numpy can (stored or deflated, not encrypted, a .npy each): a member
+    in another compression or encrypted is refused here, before anything is built, rather than when staged.
+    """
     if path.suffix.lower() == ".npy":
-        return int(np.load(path, mmap_mode="r", allow_pickle=False).size)
-    total = 0
+        with path.open("rb") as fh:
+            return _header_size(fh)
+    values = size = 0
     with zipfile.ZipFile(path) as archive:
-        for info in archive.infolist():
+        members = archive.infolist()
+        if len(members) > MAX_MEMBERS:
+            raise ValueError(f"{len(members)} arrays, more than {MAX_MEMBERS}")
+        for info in members:
+            if info.flag_bits & 0x1 or info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                raise ValueError(f"{info.filename[:60]!r} is encrypted or compressed in a way numpy cannot read")
+            if not info.filename.endswith(".npy"):
+                raise ValueError(f"{info.filename[:60]!r} is not a .npy array")
             with archive.open(info) as member:
-                shape: tuple[int, ...] = npy_header(member)[0]
-                total += math.prod(shape, start=1)
-    return total
+                more_values, more_bytes = _header_size(member)
+            values, size = values + more_values, size + more_bytes
+    return values, size
+
+
+def _header_size(fh: IO[bytes]) -> tuple[int, int]:
+    """(values, bytes) an array's .npy header declares; every dimension bounded, a zero-size array's too."""
+    shape, _, dtype = npy_header(fh)
+    if len(shape) > MAX_DIMS or any(n < 0 for n in shape) or math.prod(max(n, 1) for n in shape) > MAX_VALUES:
+        raise ValueError(f"its header declares the shape {str(shape)[:80]}")
+    values = math.prod(shape, start=1)
+    return values, values * dtype.itemsize
 
 
 def _inputs(value: object, at: str, base: Path, problems: list[str]) -> tuple[str | None, RandomInputs | None]:
@@ -419,13 +434,14 @@ def _bound(value: object, at: str, dtype: str, problems: list[str]) -> Any:
     """low or high of random inputs: a finite number, whole and in range for an integer dtype; MISSING if not."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    number = finite(value)
+    if number is None:
         problems.append(f"{at}: expected a finite number, found {found(value)}")
         return MISSING
     kind = np.dtype(dtype).kind
     if kind in "iu":
         limits = np.iinfo(dtype)
-        if value != int(value) or not limits.min <= value <= limits.max + 1:
+        if number != int(number) or not limits.min <= number <= limits.max + 1:
             problems.append(f"{at}: expected a whole number from {limits.min} to {limits.max + 1} for {dtype}, "
                             f"found {found(value)}")
             return MISSING
@@ -449,11 +465,11 @@ def _factory(entry: Raw, at: str, model: ModelSpec, ctx: Context, problems: list
 def _loaders(entry: Raw, at: str, model: ModelSpec, ctx: Context, problems: list[str]) -> tuple[str, ...]:
     chosen = _choices(entry, "loaders", at, allowed=USER_LOADERS, refused=PROBE_LOADERS, problems=problems)
     if chosen is None:
-        default = (*ctx.loaders, *(name for name in USER_DEFAULT_EXTRA if name not in ctx.loaders))
-        return tuple(name for name in default if name in USER_LOADERS and (name != "rebuild" or model.code.factory))
-    if "rebuild" in chosen and not model.code.factory:
-        problems.append(f"{at}.loaders: 'rebuild' needs a factory: the model is rebuilt in code before "
-                        "load_weights")
+        # The loaders users' models try by default join the matrix's where they read one of the model's formats.
+        extra = (x for x in USER_DEFAULT_EXTRA if set(LOADERS[x].reads) & set(model.formats or ()))
+        default = dict.fromkeys((*ctx.loaders, *extra))
+        return tuple(name for name in default if name in USER_LOADERS and missing(model, name) is None)
+    problems += [f"{at}.loaders: {name!r} needs {lacks}" for name in chosen if (lacks := missing(model, name))]
     return chosen
 
 
@@ -501,7 +517,7 @@ def _artifact(entry: Raw, at: str, model: ModelSpec, ctx: Context, problems: lis
     architecture = (_file(entry["architecture"], f"{at}.architecture", ctx.base, (".json",), problems)
                     if "architecture" in entry else None)
     fmt = _artifact_format(path, entry.get("format"), architecture, at, problems)
-    if fmt == "weights_h5" and not model.code.factory:
+    if fmt and FORMATS[fmt].weights_only and not model.code.factory:
         problems.append(f"{at}: {path.name} holds weights only: give 'architecture' (its model JSON) or a "
                         "'factory' that rebuilds the model")
     reference, reference_env = _reference(entry.get("reference", MISSING), f"{at}.reference", ctx.base, problems)
@@ -513,7 +529,8 @@ def _artifact(entry: Raw, at: str, model: ModelSpec, ctx: Context, problems: lis
                                   reference_env=reference_env))
 
 
-_SUFFIX_FORMATS = ((".keras", "keras"), (".weights.h5", "weights_h5"), (".h5", "h5"), (".hdf5", "h5"))
+_SUFFIX_FORMATS = ((".keras", "keras"), (".weights.h5", "weights_h5"), (".h5", "h5"), (".hdf5", "h5"),
+                   (".tflite", "tflite"))
 
 
 def _artifact_format(path: Path, explicit: object, architecture: str | None, at: str,
@@ -530,12 +547,22 @@ def _artifact_format(path: Path, explicit: object, architecture: str | None, at:
     elif architecture is not None:
         return "json"
     else:
-        fmt = next((f for suffix, f in _SUFFIX_FORMATS if path.name.lower().endswith(suffix)), None)
+        fmt = format_by_name(path)
         if fmt is not None:
             return fmt
-        problems.append(f"{at}.artifact: cannot tell the format of {path.name!r} from its name; set "
-                        f"format: to one of {', '.join(ARTIFACT_FORMATS)}")
+        problems.append(f"{at}.artifact: cannot tell the format of {path.name!r} from its name; name it with "
+                        f"{at}.format, one of {', '.join(ARTIFACT_FORMATS)}")
     return None
+
+
+def format_by_name(path: Path) -> str | None:
+    """The artifact format a file's name says (a SavedModel folder's is told by its contents), or None."""
+    return next((f for suffix, f in _SUFFIX_FORMATS if path.name.lower().endswith(suffix)), None)
+
+
+def resavable(fmt: str) -> bool:
+    """Whether some loader gives back a Keras model from this format: a migration can start from it."""
+    return any(spec.resaves and fmt in spec.reads for spec in LOADERS.values())
 
 
 def _reference(value: object, at: str, base: Path, problems: list[str]) -> tuple[str | None, ReferenceEnv | None]:

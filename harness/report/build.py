@@ -8,23 +8,38 @@ they mean: each route's status on its path (report/routes.py), the causes of the
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from harness import __version__
 from harness.advisor import adaptation
 from harness.advisor.answer import check_section
 from harness.advisor.migrations import migrations
-from harness.agent.protocol import EXACT, REFERENCE, CellKey, ModelSpec, Tolerance, artifact_source
+from harness.agent.protocol import (
+    EXACT,
+    REFERENCE,
+    CellKey,
+    ErrorInfo,
+    LoadRecord,
+    Manifest,
+    ManifestEntry,
+    ModelSpec,
+    Preflight,
+    SaveRecord,
+    Tolerance,
+    artifact_source,
+)
+from harness.cells import recorded_cells
 from harness.compare import compare
 from harness.hints import HintContext, match
 from harness.matrix import Matrix
 from harness.models import artifact_environments, home_environments, missing_reference, report_entry
-from harness.plan import expected_cells
-from harness.report import gate, routes
+from harness.report import crater, gate, releases, routes
 from harness.report.causes import Tracebacks, causes, clean, normalised, shorten
 from harness.report.diff import regressions, spurious
 from harness.report.expect import mark_expected
@@ -34,6 +49,8 @@ from harness.rundir import RunDir
 from harness.untrusted import UnsafeFile, unreadable
 
 # Causes of drift without an error: the fix for each.
+log = logging.getLogger(__name__)
+R = TypeVar("R", LoadRecord, SaveRecord)
 DRIFT_FIXES = {
     "predictions-drift": "the model loads but predicts differently: compare the weights (get_weights()) and layer "
                          "configs in both versions; a changed kernel or default is the usual cause",
@@ -52,6 +69,8 @@ def _environment(run_dir: RunDir, env: dict[str, Any]) -> dict[str, Any]:
         "keras_package": versions.get("keras_package"),
         "keras_major": versions.get("keras_major"),
         "spec": env["spec"],
+        "slot": env["spec"].get("slot") or env["id"],  # the id as written: the same whatever the index decided
+        "selectors": {str(p): str(w) for p, w in env["spec"].get("selectors") or ()},  # package -> as written
         "image": env.get("image"),
         "image_id": env.get("image_id"),
         "status": env.get("status", "ok"),
@@ -63,7 +82,7 @@ def _skipped(key: CellKey, reason: str) -> dict[str, Any]:
     return {**key.fields(), "status": "skipped", "error": None, "reason": reason}
 
 
-def _error(err: dict[str, Any] | None, context: HintContext, key: CellKey,
+def _error(err: ErrorInfo | None, context: HintContext, key: CellKey,
            tracebacks: Tracebacks) -> tuple[dict[str, Any] | None, str | None]:
     """A record's error as a report shows it (cleaned, shortened, with its hint; the traceback by id), and its cause."""
     if not err:
@@ -117,7 +136,7 @@ def _drift(model: ModelSpec, key: CellKey, stage: str) -> tuple[str, str]:
     return cause, DRIFT_FIXES[cause]
 
 
-def _reference_paths(run_dir: RunDir, key: CellKey, entry: dict[str, Any]) -> list[Path]:
+def _reference_paths(run_dir: RunDir, key: CellKey, entry: ManifestEntry) -> list[Path]:
     """Where the source's reference predictions may be, in turn: its reference.npy, or what a named load of it
     predicted (then the loads that stand in when that one wrote nothing)."""
     output = entry.get("reference_output")
@@ -127,7 +146,7 @@ def _reference_paths(run_dir: RunDir, key: CellKey, entry: dict[str, Any]) -> li
     return [run_dir.artifacts(key.source) / str(entry["reference"])]
 
 
-def _reference_of(data: _RunData, key: CellKey, entry: dict[str, Any]) -> tuple[CellKey, dict[str, Any]]:
+def _reference_of(data: _RunData, key: CellKey, entry: ManifestEntry) -> tuple[CellKey, ManifestEntry]:
     """The cell and manifest entry whose reference a cell is compared with: its own, or for a migrated model the
     original artifact's (a migrated file passes only where it predicts like the file it was made from)."""
     how = data.models[key.model].migrates
@@ -149,7 +168,7 @@ def _load_reference(run_dir: RunDir, paths: list[Path]) -> tuple[Path, Any]:
     raise FileNotFoundError(str(paths[0]))
 
 
-def _arrays(data: _RunData, key: CellKey, model_entry: dict[str, Any]) -> tuple[Any, Any] | dict[str, Any]:
+def _arrays(data: _RunData, key: CellKey, model_entry: ManifestEntry) -> tuple[Any, Any] | dict[str, Any]:
     """(reference, loaded predictions), or the error cell fields when either cannot be read."""
     run_dir = data.run_dir
     paths = _reference_paths(run_dir, *_reference_of(data, key, model_entry))
@@ -172,8 +191,8 @@ def _arrays(data: _RunData, key: CellKey, model_entry: dict[str, Any]) -> tuple[
                           "hint": None, "traceback": None}}
 
 
-def _compared_cell(data: _RunData, key: CellKey, record: dict[str, Any], model: ModelSpec, *,
-                   model_entry: dict[str, Any]) -> dict[str, Any]:
+def _compared_cell(data: _RunData, key: CellKey, record: LoadRecord, model: ModelSpec, *,
+                   model_entry: ManifestEntry) -> dict[str, Any]:
     """A load that produced predictions: compared with the reference, then its evaluate() figures.
 
     Predictions within tolerance are never drift: evaluate() raising where the source could evaluate
@@ -215,14 +234,15 @@ class _RunData:
 
     run_dir: RunDir
     envs: dict[str, dict[str, Any]]
-    manifests: dict[str, dict[str, Any]]
-    saves: dict[str, dict[str, Any]]
-    loads: dict[CellKey, dict[str, Any]]
+    manifests: dict[str, Manifest]
+    saves: dict[str, SaveRecord]
+    loads: dict[CellKey, LoadRecord]
     tolerance: Tolerance
     models: dict[str, ModelSpec]
     tracebacks: Tracebacks
     artifacts: dict[str, dict[str, Any]]  # per source/model/format: pre-flight findings, the save's error
     references: dict[str, Any]  # per source/model: the source's own evaluate() figures
+    refused: dict[str, UnsafeFile]  # per target whose load records cannot be read: why
 
 
 def _context(data: _RunData, key: CellKey, status: str) -> HintContext:
@@ -269,6 +289,8 @@ def _cell(data: _RunData, key: CellKey) -> dict[str, Any]:
     if model_entry is None or key.format not in model_entry.get("formats", {}):
         return _unsaved(data, key)
     record = data.loads.get(key)
+    if record is None and key.target in data.refused:
+        record = cast(LoadRecord, {**unreadable(data.refused[key.target]), "stage": "record"})
     if record is None:
         return _skipped(key, f"the load phase in {key.target} did not reach this cell")
     preflight = _preflight(data, key, record.get("preflight"))
@@ -291,7 +313,7 @@ def _with_account(data: _RunData, key: CellKey, cell: dict[str, Any]) -> dict[st
     return {**cell, "loader_options": {**(cell.get("loader_options") or {}), "adapted": found}}
 
 
-def _noise(record: dict[str, Any]) -> float | None:
+def _noise(record: LoadRecord) -> float | None:
     """The spread of a drifting load's predictions over repeated loads in its worker (None: not measured)."""
     value = record.get("noise")
     return _finite(float(value)) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
@@ -301,7 +323,7 @@ def _seconds(value: object) -> float | None:
     return round(float(value), 2) if isinstance(value, (int, float)) else None
 
 
-def _preflight(data: _RunData, key: CellKey, found: dict[str, Any] | None) -> dict[str, Any] | None:
+def _preflight(data: _RunData, key: CellKey, found: Preflight | None) -> dict[str, Any] | None:
     """A cell's pre-flight prediction; the findings it rests on are kept once per artifact."""
     if not found:
         return None
@@ -311,19 +333,29 @@ def _preflight(data: _RunData, key: CellKey, found: dict[str, Any] | None) -> di
     return {"outcome": found.get("outcome"), "why": found.get("why")}
 
 
-def _load_index(run_dir: RunDir, env_ids: list[str]) -> dict[CellKey, dict[str, Any]]:
-    index: dict[CellKey, dict[str, Any]] = {}
+def _records(read: Callable[[str], list[R]], env_id: str, refused: dict[str, UnsafeFile]) -> list[R]:
+    """An environment's records of a phase; none (and why, in `refused`) when its file cannot be read."""
+    try:
+        return read(env_id)
+    except UnsafeFile as exc:  # what a container left there: its own cells are errors, the report goes on
+        log.warning("%s; its cells are errors", exc)
+        refused[env_id] = exc
+        return []
+
+
+def _load_index(run_dir: RunDir, env_ids: list[str], refused: dict[str, UnsafeFile]) -> dict[CellKey, LoadRecord]:
+    index: dict[CellKey, LoadRecord] = {}
     for target in env_ids:
-        for record in run_dir.read_records("load", target):
+        for record in _records(run_dir.read_loads, target, refused):
             if record.get("kind") == "load":
                 index[CellKey.of(record, target)] = record  # a later record wins (resume)
     return index
 
 
-def _save_index(run_dir: RunDir, env_ids: list[str]) -> dict[str, dict[str, Any]]:
-    index: dict[str, dict[str, Any]] = {}
+def _save_index(run_dir: RunDir, env_ids: list[str]) -> dict[str, SaveRecord]:
+    index: dict[str, SaveRecord] = {}
     for env_id in env_ids:
-        for record in run_dir.read_records("save", env_id):
+        for record in _records(run_dir.read_saves, env_id, {}):  # only said why a save failed: its cells go on
             index[f"{env_id}/{record.get('model')}/{record.get('format')}"] = record
     return index
 
@@ -370,25 +402,30 @@ def build_report(run_dir: RunDir, baseline: dict[str, Any] | None = None,
     env_ids = [e["id"] for e in environments]
     environments += artifact_environments(run_dir, matrix.models)  # existing user artifacts: sources only
     envs = {e["id"]: e for e in environments}
+    refused: dict[str, UnsafeFile] = {}
     data = _RunData(
         run_dir=run_dir,
         envs=envs,
         manifests={i: m for i in envs if (m := run_dir.read_manifest(i))},
         saves=_save_index(run_dir, env_ids),
-        loads=_load_index(run_dir, env_ids),
+        loads=_load_index(run_dir, env_ids, refused),
         tolerance=matrix.tolerance,
         models={m.name: m for m in matrix.models},
         tracebacks=Tracebacks(),
         artifacts={},
         references={},
+        refused=refused,
     )
-    cells = [_with_account(data, key, {**CELL_DEFAULTS, **_cell(data, key)}) for key in expected_cells(matrix, env_ids)]
+    cells = [_with_account(data, key, {**CELL_DEFAULTS, **_cell(data, key)})
+             for key in recorded_cells(run, matrix).cells(env_ids)]
     routes.annotate(cells, home_environments(matrix.models, env_ids), {m.name for m in matrix.models
                                                                       if m.shows_hazard})
     expectations = mark_expected(cells, matrix.expect, environments)
     unused = [{"index": e["index"], "reason": e["reason"]} for e in expectations if not e["cells"]]
     tolerance = {"rtol": matrix.tolerance.rtol, "atol": matrix.tolerance.atol}
     current = {"cells": cells, "tolerance": tolerance}
+    new_since = releases.section(baseline, environments, cells, tolerance)
+    baseline = None if baseline is None else releases.aligned(baseline, environments)  # its ids, by slot
     regressed = [] if baseline is None else regressions(baseline, current)
     by_itself = [] if baseline is None else spurious(baseline, current)
     paths = routes.paths(cells, list(envs), env_ids, {e["id"]: e["status"] for e in environments})
@@ -407,6 +444,7 @@ def build_report(run_dir: RunDir, baseline: dict[str, Any] | None = None,
         "isolation": run.get("isolation"),  # what the load phase's isolation level promises, and what it does not
         "tolerance": tolerance,
         "environments": environments,
+        "releases": new_since,  # with a baseline: the releases since, and what each changed
         "models": [report_entry(m, env_ids) for m in matrix.models],
         "paths": paths,
         "causes": found_causes,
@@ -415,6 +453,8 @@ def build_report(run_dir: RunDir, baseline: dict[str, Any] | None = None,
         "migrations": found_migrations,
         "check": check,  # a check run's answer (harness/advisor/answer.py), else null
         "bisect": run["bisect"] if isinstance(run.get("bisect"), dict) else None,
+        # a corpus run's files, crater-style (harness/report/crater.py), else null
+        "corpus": None if matrix.corpus is None else crater.corpus_section(matrix.corpus, cells, tolerance, env_ids),
         "cells": cells,
         "tracebacks": dict(sorted(data.tracebacks.table.items())),
         "artifacts": dict(sorted(data.artifacts.items())),

@@ -10,6 +10,7 @@ matrix's `expect:`) is never a regression, and neither is a cell the older repor
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from harness.report.schema import KEY_FIELDS, cell_id
@@ -20,6 +21,8 @@ Cell = dict[str, Any]
 
 
 CATEGORIES = ("regressed", "fixed", "spurious", "broken", "unchanged")  # what happened to a cell between two runs
+# The gravest first: a model (a corpus file) on a path takes the first of these one of its cells has.
+GRAVITY = CATEGORIES
 
 
 def _noise(*cells: Cell) -> float:
@@ -118,6 +121,25 @@ def categories(old: dict[str, Any], new: dict[str, Any]) -> dict[str, int]:
     return counts
 
 
+def gravest(categories: Iterable[str]) -> str:
+    """The category a model on a path takes from its routes' (crater sorts a crate by its worst outcome)."""
+    found = set(categories)
+    return next((c for c in GRAVITY if c in found), "unchanged")
+
+
+def files(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Each model (a corpus file) on each path that both reports hold, sorted as the gravest of its cells is."""
+    per: dict[tuple[str, str, str], list[str]] = {}
+    for prior, cell in _pairs(old, new):
+        key = (cell["model"], cell["source"], cell["target"])
+        per.setdefault(key, []).append(category(prior, cell, new["tolerance"]))
+    sorted_files = {key: gravest(found) for key, found in per.items()}
+    counts = {c: sum(1 for v in sorted_files.values() if v == c) for c in GRAVITY}
+    changed = [{"model": m, "source": s, "target": t, "category": v} for (m, s, t), v in sorted(sorted_files.items())
+               if v in ("regressed", "fixed", "spurious")]
+    return {"counts": counts, "changed": changed}
+
+
 def _figures(old: Cell, new: Cell) -> dict[str, list[Any]]:
     """Figures that differ between two compared cells (both pass or drift), as name -> [old, new]."""
     if not {old["status"], new["status"]} <= {"pass", "drift"}:
@@ -136,6 +158,7 @@ def diff_reports(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     after = {cell_id(c) for c in new["cells"]}
     result: dict[str, Any] = {"new_failures": [], "fixed": [], "figures": [], "regressions": regressions(old, new),
                               "spurious": spurious(old, new), "categories": categories(old, new),
+                              "files": files(old, new),
                               "only_old": sum(1 for key in before if key not in after),
                               "only_new": sum(1 for key in after if key not in before)}
     for cell in new["cells"]:
@@ -185,6 +208,12 @@ def render_diff(diff: dict[str, Any]) -> str:
               for s in diff["spurious"]]
     counts = ", ".join(f"{n} {name}" for name, n in diff["categories"].items())
     lines.append(f"cells in both: {counts}")
+    per_file = diff.get("files")
+    if per_file:
+        lines.append("models (files) x paths in both: "
+                     + ", ".join(f"{n} {name}" for name, n in per_file["counts"].items()))
+        lines += [f"  {f['source']} -> {f['target']} {f['model']}: {f['category']}" for f in per_file["changed"]
+                  if f["category"] != "spurious"]
     worse = f"{len(diff['regressions'])} cell(s) got worse" if diff["regressions"] else "nothing got worse"
     lines.append(f"{worse}; {diff['only_old']} cell(s) only in the old report, {diff['only_new']} only in the new")
     return "\n".join(lines) + "\n"

@@ -104,8 +104,18 @@ def _difference(cell: Mapping[str, Any]) -> str:
 def _path(report: dict[str, Any], path: dict[str, Any]) -> dict[str, Any]:
     """A path as the page shows it: its sentence, how many routes break, its format x loader table."""
     fixes = {c["name"]: c.get("fix") for c in report["causes"]}
-    return {**path, "sentence": summary.formats_sentence(path), "broken": summary.broken_of(path),
+    return {**path, "sentence": summary.formats_sentence(path), "line": summary.formats_line(path),
+            "broken": summary.broken_of(path),
             "table": summary.caniuse(path, fixes)}
+
+
+def _releases(report: dict[str, Any]) -> dict[str, Any] | None:
+    """What is new since the baseline, as the page lays it out (report/releases.py decided it)."""
+    if not report.get("releases"):
+        return None
+    changes = [{**c, **{kind: [{"words": summary.release_route(e)} for e in c[kind]]
+                        for kind in ("regressed", "fixed", "spurious")}} for c in report["releases"]["changes"]]
+    return {"lines": summary.release_lines(report), "changes": changes}
 
 
 def _check(report: dict[str, Any]) -> dict[str, Any] | None:
@@ -152,6 +162,7 @@ def render_html(report: dict[str, Any], packages: Mapping[str, str] | None = Non
         gate=summary.gate_words(report["verdict"]),
         headline=summary.headline(report),
         check=_check(report),
+        releases=_releases(report),
         upgrade_paths=[_path(report, p) for p in summary.split_paths(report)[0]],
         tables=[_path(report, p) for p in summary.by_interest(report, summary.split_paths(report)[0])
                 if p["verdict"] in ("partial", "broken")],

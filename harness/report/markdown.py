@@ -5,17 +5,31 @@ Rendered from report.json; nothing here decides anything.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from harness.advisor import words
-from harness.report import summary
+from harness.report import crater, summary
 from harness.report.statuses import FAILING, SYMBOLS
 
 MAX_CELLS = 40  # failing cells listed in full; every one is in report.json and report.html
 
 
+# Characters that can start Markdown in the middle of a line: emphasis, a link or an image (one fetched from
+# anywhere when the job summary is shown), a code span, raw HTML (an unclosed <!-- hides the rest of the
+# report), an entity, a table cell's end. Error messages quote files and code: each is shown as written.
+_ACTIVE = re.compile(r"([\\`*_\[\]<>!|~&#])")
+
+
 def _escape(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """Text from a run (an error message, a cause, a reason) shown literally in Markdown, on one line."""
+    return _ACTIVE.sub(r"\\\1", " ".join(str(text).splitlines()))
+
+
+def _code(text: object) -> str:
+    """Text from a run as an inline code span: a backtick would end it early (escapes do not work inside), so it is
+    shown as a quote; a table cell's '|' is escaped, which a table reads before the span."""
+    return "`" + " ".join(str(text).splitlines()).replace("`", "'").replace("|", "\\|") + "`"
 
 
 def _verdict(verdict: str) -> str:
@@ -26,7 +40,7 @@ def _path_rows(report: dict[str, Any], paths: list[dict[str, Any]]) -> list[str]
     lines = ["| from → to | verdict | what works | routes that break | top causes |", "|---|---|---|---|---|"]
     for p in paths:
         broken = f"{p['routes_breaks']} of {p['routes_breaks'] + p['routes_portable']}"
-        causes = ", ".join(f"`{c}`" for c in p["causes"][:3]) + (" …" if len(p["causes"]) > 3 else "")
+        causes = ", ".join(_code(c) for c in p["causes"][:3]) + (" …" if len(p["causes"]) > 3 else "")
         lines.append(f"| `{p['source']}` → `{p['target']}` | {_verdict(p['verdict'])} | "
                      f"{_escape(summary.formats_sentence(p))} | {broken} | {causes or '–'} |")
     return lines
@@ -48,7 +62,7 @@ def _caniuse(report: dict[str, Any], path: dict[str, Any]) -> list[str]:
                   + (" (target only)" if c["target_only"] else "")) for c in row["cells"]]
         lines.append(f"| {_escape(row['words'])} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines += [f"{n['n']}. `{n['cause']}`" + (f": {_escape(n['fix'])}" if n["fix"] else "") for n in table["notes"]]
+    lines += [f"{n['n']}. {_code(n['cause'])}" + (f": {_escape(n['fix'])}" if n["fix"] else "") for n in table["notes"]]
     return [*lines, ""] if table["notes"] else lines
 
 
@@ -87,7 +101,7 @@ def _causes(report: dict[str, Any]) -> list[str]:
         return ["No failing cells."]
     lines = ["| cause | cells | break (unexpected) | never work | pairs | fix |", "|---|---|---|---|---|---|"]
     for c in causes:  # unexpected breaks first: report.json keeps them in that order
-        lines.append(f"| `{_escape(c['name'])}` | {c['cells']} | {c['breaks']} ({c['breaks_unexpected']}) | "
+        lines.append(f"| {_code(c['name'])} | {c['cells']} | {c['breaks']} ({c['breaks_unexpected']}) | "
                      f"{c['never_works']} | {len(c['pairs'])} | {_escape(c.get('fix') or c.get('message'))} |")
     return lines
 
@@ -147,7 +161,7 @@ def _failing_cells(report: dict[str, Any]) -> list[str]:
                 f"`{c['target']}` {c['model']}/{c['format']}/{c['loader']}"
                 + (f" — expected: {_escape(c['expectation'])}" if c.get("expected") else ""))
         err = c.get("error") or {}
-        detail = f"`{_escape(err.get('type'))}`: {_escape(err.get('message'))}" if err else _escape(c.get("reason"))
+        detail = f"{_code(err.get('type'))}: {_escape(err.get('message'))}" if err else _escape(c.get("reason"))
         lines += [head, f"  - {detail}"]
         hint = err.get("hint") or c.get("hint")
         if hint:
@@ -167,6 +181,22 @@ def _regressions(report: dict[str, Any]) -> list[str]:
     for r in regressions:
         lines.append(f"- `{r['source']}` → `{r['target']}` {r['model']}/{r['format']}/{r['loader']}: "
                      f"{r['kind'].replace('_', ' ')}: {_escape(r['old'])} → {_escape(r['new'])}")
+    return [*lines, ""]
+
+
+def _releases(report: dict[str, Any]) -> list[str]:
+    """What is new since the baseline: first, before the paths (report/releases.py)."""
+    if not report.get("releases"):
+        return []
+    lines = ["## New since the baseline", "", *(f"- {_escape(line)}" for line in summary.release_lines(report))]
+    for change in report["releases"]["changes"]:
+        for kind, title in (("regressed", "newly broken"), ("fixed", "fixed"), ("spurious", "spurious")):
+            entries = change[kind]
+            if entries:
+                lines += ["", f"{_escape(change['words'])}: {title}", ""]
+                lines += [f"- `{e['source']}` → `{e['target']}` {e['model']}/{e['format']}/{e['loader']}: "
+                          f"{e['old']} → {e['status']}" for e in entries[:MAX_CELLS]]
+                lines += [f"- … and {len(entries) - MAX_CELLS} more"] if len(entries) > MAX_CELLS else []
     return [*lines, ""]
 
 
@@ -193,6 +223,15 @@ def _isolation(report: dict[str, Any]) -> list[str]:
     return [f"Isolation `{isolation['level']}`: {_escape(isolation['promise'])}.", ""] if isolation else []
 
 
+def _corpus(report: dict[str, Any]) -> list[str]:
+    """A corpus run's files x environments, crater-style, with their causes (harness/report/crater.py)."""
+    section = report.get("corpus")
+    if not section:
+        return []
+    return [f"## Corpus `{section['name']}`: real files, crater-style", "",
+            crater.render_markdown(section, _escape, summary.labels(report)), ""]
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The whole report.md."""
     verdict = report["verdict"]
@@ -208,7 +247,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         "it is loaded; routes that fail at home too never count against an upgrade.",
         "",
         *_isolation(report),
+        *_releases(report),
         *_check(report),
+        *_corpus(report),
         "## Upgrade paths",
         "",
         *_paths(report),

@@ -11,12 +11,14 @@ in-memory form.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 from harness.agent.protocol import CellKey
 from harness.errors import UsageError
 from harness.rundir import REPORT_FILES
+from harness.untrusted import UnsafeFile, read_named
 
 # Every cell carries every field (null when it does not apply): a stable contract.
 CELL_DEFAULTS: dict[str, Any] = {
@@ -118,27 +120,77 @@ def _valid_cell(cell: object) -> bool:
     return isinstance(cell, dict) and all(isinstance(cell.get(key), str) for key in (*KEY_FIELDS, "status"))
 
 
+MAX_REPORT = 512 << 20  # a report.json read back (a baseline, a side of diff); a large matrix's is a few MB
+_FIGURE, _TEXT, _MAP = "a finite number", "a string", "a mapping"
+# What expand(), regressions() and diff read of a cell, and the type each must have when it is not null.
+_CELL_FIELDS = {**dict.fromkeys(("max_abs_diff", "max_rel_diff", "max_ulp", "argmax_agreement", "seconds"), _FIGURE),
+                **dict.fromkeys(("stage", "cause", "reason", "route_status"), _TEXT),
+                **dict.fromkeys(("error", "evaluate", "preflight"), _MAP), "bit_exact": "a boolean",
+                "expected": "a boolean"}
+
+
+def _is(value: object, kind: str) -> bool:
+    if kind == _FIGURE:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    types: dict[str, type | tuple[type, ...]] = {_TEXT: str, _MAP: dict, "a boolean": bool}
+    return isinstance(value, types[kind])
+
+
+def _cell_problem(index: int, cell: dict[str, Any]) -> str | None:
+    odd = next((k for k, kind in _CELL_FIELDS.items() if cell.get(k) is not None and not _is(cell[k], kind)), None)
+    if odd is not None:
+        return f"cells[{index}].{odd} is not {_CELL_FIELDS[odd]}"
+    for key in ("error", "evaluate"):
+        inner = cell.get(key) or {}
+        name = "type" if key == "error" else "max_abs_diff"
+        if inner.get(name) is not None and not _is(inner[name], _TEXT if key == "error" else _FIGURE):
+            return f"cells[{index}].{key}.{name} is not {_TEXT if key == 'error' else _FIGURE}"
+    if cell.get("expectation") is not None and not isinstance(cell["expectation"], (int, str)):
+        return f"cells[{index}].expectation is neither an index nor a reason"
+    return None
+
+
+def report_problem(data: dict[str, Any]) -> str | None:
+    """What is wrong with the shape of a report.json's content, as far as reading it back needs, or None."""
+    cells = data.get("cells")
+    if not isinstance(cells, list) or not all(_valid_cell(c) for c in cells):
+        return f"'cells' is not a list of cells with {', '.join(KEY_FIELDS)} and status"
+    tolerance = data.get("tolerance")
+    if not isinstance(tolerance, dict) or not all(_is(tolerance.get(k), _FIGURE) for k in ("rtol", "atol")):
+        return "'tolerance' is not a mapping with finite numbers rtol and atol"
+    lists = {"causes": ("name",), "expectations": ("index", "reason")}
+    for key, needs in lists.items():
+        value = data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(e, dict) and all(k in e for k in needs) for e in value):
+            return f"'{key}' is not a list of mappings with {' and '.join(needs)}"
+    for key in ("artifacts", "references"):
+        value = data.get(key, {})
+        if not isinstance(value, dict) or not all(isinstance(v, dict) or v is None for v in value.values()):
+            return f"'{key}' is not a mapping of mappings"
+    if any(not isinstance(v.get("save") or {}, dict) or not isinstance((v.get("save") or {}).get("error") or {}, dict)
+           for v in (data.get("artifacts") or {}).values() if v):
+        return "'artifacts' holds a save that is not a mapping with an error mapping"
+    return next((p for i, c in enumerate(cells) if (p := _cell_problem(i, c))), None)
+
+
 def load_report(path: Path, what: str = "report") -> dict[str, Any]:
     """A report.json (or a run directory holding one); UsageError naming the file when it cannot be used."""
     file = path / REPORT_FILES["json"] if path.is_dir() else path
-    if file.exists() and not file.is_file():  # a FIFO would block the read for ever, a device never end
-        raise UsageError(f"{what} {file}: not a regular file")
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
+    try:  # a regular file (a FIFO would block the read for ever, a device never end), of a bounded size
+        data = json.loads(read_named(file, MAX_REPORT).decode("utf-8"))
     except FileNotFoundError:
         raise UsageError(f"{what} {file}: file not found") from None
+    except UnsafeFile as exc:
+        raise UsageError(f"{what} {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{what} {file}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
-    except ValueError as exc:
-        raise UsageError(f"{what} {file}: not JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:
+        raise UsageError(f"{what} {file}: not JSON ({str(exc)[:200]})") from None
     if not isinstance(data, dict) or data.get("schema_version") not in READABLE_SCHEMAS:
         found = data.get("schema_version") if isinstance(data, dict) else None
         raise UsageError(f"{what} {file}: not a harness report.json with schema_version "
-                         f"{' or '.join(map(str, READABLE_SCHEMAS))} (found {found!r})")
-    cells = data.get("cells")
-    if not isinstance(cells, list) or not all(_valid_cell(c) for c in cells):
-        raise UsageError(f"{what} {file}: 'cells' is not a list of cells with {', '.join(KEY_FIELDS)} and status")
-    tolerance = data.get("tolerance")
-    if not isinstance(tolerance, dict) or not all(isinstance(tolerance.get(k), (int, float)) for k in ("rtol", "atol")):
-        raise UsageError(f"{what} {file}: 'tolerance' is not a mapping with numbers rtol and atol")
+                         f"{' or '.join(map(str, READABLE_SCHEMAS))} (found {repr(found)[:60]})")
+    problem = report_problem(data)
+    if problem:
+        raise UsageError(f"{what} {file}: {problem}")
     return expand(data)

@@ -17,7 +17,7 @@ SYMBOLS = {"pass": "✅", "unsupported": "➖", "skipped": "⏭️", "drift": "�
            "crash": "💥"}
 # What an `expect:` entry may allow: the failing statuses, and cells that never ran.
 EXPECTABLE = ("drift", "error", "timeout", "crash", "skipped")
-# The README's status table says the same, word for word (a unit test compares them).
+# docs/report.md's status table says the same, word for word (a unit test compares them).
 MEANINGS = {
     "pass": "loaded; predictions (and evaluate() results) within tolerance of the source's",
     "drift": "loaded, but predictions differ beyond tolerance (stage predict), or predictions match and evaluate() "

@@ -224,7 +224,7 @@ def headline(report: Report) -> str:
     shown = ", ".join(f"{n} {v}" for v, n in counts.items() if n) or "none"
     verdict = report["verdict"]
     return (f"{report['matrix']['name']}: {len(ups)} upgrade path(s): {shown}"
-            + (f" ({len(downs)} downgrade(s))" if downs else "")
+            + (f" (and {len(downs)} downgrade(s))" if downs else "")
             + f" · exit {verdict['exit_code']} ({gate_words(verdict)})")
 
 
@@ -289,3 +289,22 @@ def wrap(text: str, width: int, indent: str = "") -> list[str]:
         else:
             line = f"{line} {word}" if line else word
     return [*lines, line] if line else lines
+
+
+def release_lines(report: Report) -> list[str]:
+    """What is new since the baseline, one line per environment a release moved: 'keras 3.15.1 → 3.16.0 in
+    py3.13-...: 2 routes newly broken, 1 fixed, 0 spurious'; environments added and gone; none without a baseline."""
+    found = report.get("releases")
+    if not found:
+        return []
+    lines = [f"{c['words']} in {c['env']}: {len(c['regressed'])} route(s) newly broken, {len(c['fixed'])} fixed, "
+             f"{len(c['spurious'])} spurious" for c in found["changes"]]
+    lines += [f"new environment {env}" for env in found["added"]]
+    lines += [f"environment {env} is gone" for env in found["removed"]]
+    return lines or ["no release since the baseline: the same versions as the night before"]
+
+
+def release_route(entry: Mapping[str, Any]) -> str:
+    """One route a release changed: 'py3.11-tf2.15.1 → py3.13-... dense/keras/load_model (pass → error)'."""
+    return (f"{entry['source']} → {entry['target']} {entry['model']}/{entry['format']}/{entry['loader']} "
+            f"({entry['old']} → {entry['status']})")

@@ -8,12 +8,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from harness.agent.protocol import PACKAGES, write_json_atomic
+from harness.agent.protocol import PACKAGES, write_json_atomic, write_text_atomic
 from harness.report.build import build_report
 from harness.report.gate import DEFAULT_FAIL_ON, FAIL_ON
 from harness.report.html import render_html
 from harness.report.junit import render_junit
 from harness.report.markdown import render_markdown
+from harness.report.sarif import render_sarif
 from harness.report.schema import dump, load_report
 from harness.rundir import REPORT_FILES, RunDir
 
@@ -22,33 +23,20 @@ FILES = REPORT_FILES  # --format name -> file in the run directory
 CHECK_JSON = "check.json"  # a check run's answer
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+def _baseline(run: dict[str, Any], path: Path | None) -> dict[str, Any] | None:
+    """The baseline report: `path` (for this report only), else the one the run recorded in run.json, else None."""
+    if path is not None:
+        return load_report(path, "baseline")
+    recorded = run.get("baseline")
+    return None if not recorded else load_report(Path(recorded), "baseline (recorded in run.json)")
 
 
-def _baseline(run_dir: RunDir, path: Path | None) -> dict[str, Any] | None:
-    """The baseline report: `path` (then recorded in run.json), else the one run.json names, else None."""
-    run = run_dir.read_run()
-    if path is None:
-        recorded = run.get("baseline")
-        return None if not recorded else load_report(Path(recorded), "baseline (recorded in run.json)")
-    baseline = load_report(path, "baseline")
-    if run.get("baseline") != str(path.resolve()):
-        run_dir.write_run({**run, "baseline": str(path.resolve())})
-    return baseline
-
-
-def _fail_on(run_dir: RunDir, fail_on: str | None) -> str:
-    """What the exit code fails on: `fail_on` (then recorded in run.json), else what run.json records."""
-    run = run_dir.read_run()
-    if fail_on is None:
-        recorded = run.get("fail_on")
-        return str(recorded) if recorded in FAIL_ON else DEFAULT_FAIL_ON
-    if run.get("fail_on") != fail_on:
-        run_dir.write_run({**run, "fail_on": fail_on})
-    return fail_on
+def _fail_on(run: dict[str, Any], fail_on: str | None) -> str:
+    """What the exit code fails on: `fail_on` (for this report only), else what the run recorded in run.json."""
+    if fail_on is not None:
+        return fail_on
+    recorded = run.get("fail_on")
+    return str(recorded) if recorded in FAIL_ON else DEFAULT_FAIL_ON
 
 
 def _packages(run_dir: RunDir, report: dict[str, Any]) -> dict[str, str]:
@@ -84,13 +72,16 @@ def add_step_summary(report: dict[str, Any], markdown: str) -> None:
 def write_reports(run_dir: RunDir, baseline: Path | None = None, fail_on: str | None = None) -> dict[str, Any]:
     """Build report.json from the records (regressions against a baseline; the exit code by `fail_on`), render
     every other format from it, and add report.md to the GitHub Actions job summary when $GITHUB_STEP_SUMMARY
-    names one. A baseline or fail_on given here is recorded in run.json for later re-renders."""
-    report = build_report(run_dir, _baseline(run_dir, baseline), _fail_on(run_dir, fail_on))
-    _write_text(run_dir.path / FILES["json"], dump(report))
+    names one. A baseline or fail_on given here applies to this report only: run.json keeps what the run was
+    asked (`run --baseline/--fail-on`), which every report uses unless told otherwise."""
+    run = run_dir.read_run()
+    report = build_report(run_dir, _baseline(run, baseline), _fail_on(run, fail_on))
+    write_text_atomic(run_dir.path / FILES["json"], dump(report))
     markdown = render_markdown(report)
-    _write_text(run_dir.path / FILES["md"], markdown)
-    _write_text(run_dir.path / FILES["html"], render_html(report, _packages(run_dir, report)))
-    _write_text(run_dir.path / FILES["junit"], render_junit(report))
+    write_text_atomic(run_dir.path / FILES["md"], markdown)
+    write_text_atomic(run_dir.path / FILES["html"], render_html(report, _packages(run_dir, report)))
+    write_text_atomic(run_dir.path / FILES["junit"], render_junit(report))
+    write_text_atomic(run_dir.path / FILES["sarif"], render_sarif(report))
     if report.get("check") is not None:
         write_check_json(run_dir, report)
     add_step_summary(report, markdown)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -21,13 +22,14 @@ pytestmark = [pytest.mark.agent,
               pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="TensorFlow is not installed")]
 
 # Every probe with every format and loader, the opt-in ones included, and two fault self-tests.
-MODELS = [protocol.resolve_probe(name, tuple(protocol.FORMATS), tuple(protocol.LOADERS)).for_agent()
-          for name in (*protocol.DEFAULT_MODELS, "fault_segfault", "fault_hang")]
+MODELS = tuple(protocol.resolve_probe(name, tuple(protocol.FORMATS), tuple(protocol.LOADERS))
+               for name in (*protocol.DEFAULT_MODELS, "fault_segfault", "fault_hang"))
 
 
-def _agent(step: str, spec: dict[str, object], hash_seed: str) -> None:
+def _agent(request: protocol.SaveRequest | protocol.LoadRequest, hash_seed: str) -> None:
     env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-    subprocess.run([sys.executable, "-m", "harness.agent", step, "--spec", json.dumps(spec)], check=True,
+    step = "save" if isinstance(request, protocol.SaveRequest) else "load"
+    subprocess.run([sys.executable, "-m", "harness.agent", step, "--spec", request.to_json()], check=True,
                    timeout=900, env=env)
 
 
@@ -37,16 +39,14 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("run")
     out = root / "artifacts" / "here"
     out.mkdir(parents=True)
-    _agent("save", {"env": "here", "models": MODELS, "out": str(out), "records": str(root / "save.jsonl")},
-           hash_seed="0")
-    _agent("load", {"env": "here", "models": MODELS, "artifacts": str(root / "artifacts"),
-                    "outputs": str(root / "outputs"), "records": str(root / "load.jsonl"), "timeout": 20},
-           hash_seed="1")
+    _agent(protocol.SaveRequest("here", MODELS, out=str(out), records=str(root / "save.jsonl")), hash_seed="0")
+    _agent(protocol.LoadRequest("here", MODELS, timeout=20, artifacts=str(root / "artifacts"),
+                                outputs=str(root / "outputs"), records=str(root / "load.jsonl")), hash_seed="1")
     return root
 
 
-def _dense(loaders: tuple[str, ...]) -> dict[str, Any]:
-    return protocol.resolve_probe("dense", tuple(protocol.FORMATS), loaders).for_agent()
+def _dense(loaders: tuple[str, ...]) -> protocol.ModelSpec:
+    return protocol.resolve_probe("dense", tuple(protocol.FORMATS), loaders)
 
 
 def _loads(run: Path) -> dict[tuple[str, str, str], dict[str, Any]]:
@@ -115,9 +115,8 @@ def test_faults_become_records_and_the_next_cells_still_run(run: Path) -> None:
 
 def test_load_resumes_without_redoing_cells(run: Path) -> None:
     before = len(list(read_records(str(run / "load.jsonl"))))
-    _agent("load", {"env": "here", "models": MODELS, "artifacts": str(run / "artifacts"),
-                    "outputs": str(run / "outputs"), "records": str(run / "load.jsonl"), "timeout": 20},
-           hash_seed="1")
+    _agent(protocol.LoadRequest("here", MODELS, timeout=20, artifacts=str(run / "artifacts"),
+                                outputs=str(run / "outputs"), records=str(run / "load.jsonl")), hash_seed="1")
     after = list(read_records(str(run / "load.jsonl")))
     assert len(after) == before + 1  # only a second load-done marker
     assert after[-1]["kind"] == "load-done"
@@ -135,8 +134,8 @@ def test_a_broken_artifact_is_an_error_record_not_a_crash(run: Path, tmp_path: P
         (broken / "dense" / name).write_bytes((src / "dense" / name).read_bytes())
     (broken / "dense" / "h5" / "model.h5").write_bytes(b"not an hdf5 file")
     records = tmp_path / "load.jsonl"
-    _agent("load", {"env": "t", "models": [_dense(("load_model",))], "artifacts": str(tmp_path / "artifacts"),
-                    "outputs": str(tmp_path / "out"), "records": str(records), "timeout": 300}, hash_seed="1")
+    _agent(protocol.LoadRequest("t", (_dense(("load_model",)),), timeout=300, artifacts=str(tmp_path / "artifacts"),
+                                outputs=str(tmp_path / "out"), records=str(records)), hash_seed="1")
     (record,) = [r for r in read_records(str(records)) if r["kind"] == "load"]
     assert record["status"] == "error"
     assert record["error"]["type"] and record["error"]["message"]
@@ -151,12 +150,51 @@ def test_isolation_artifact_gives_every_load_a_fresh_worker(run: Path, tmp_path:
     manifest = json.loads((src / "manifest.json").read_text())
     manifest["models"] = {"dense": manifest["models"]["dense"]}
     (only / "manifest.json").write_text(json.dumps(manifest))
-    spec = {"env": "here", "models": [_dense(("load_model",))], "artifacts": str(tmp_path / "artifacts"),
-            "outputs": str(tmp_path / "out"), "timeout": 60}
-    _agent("load", {**spec, "isolation": "artifact", "records": str(tmp_path / "isolated.jsonl")}, hash_seed="1")
-    _agent("load", {**spec, "records": str(tmp_path / "shared.jsonl")}, hash_seed="1")
+    request = protocol.LoadRequest("here", (_dense(("load_model",)),), timeout=60,
+                                   artifacts=str(tmp_path / "artifacts"), outputs=str(tmp_path / "out"))
+    _agent(dataclasses.replace(request, isolation="artifact", records=str(tmp_path / "isolated.jsonl")), hash_seed="1")
+    _agent(dataclasses.replace(request, records=str(tmp_path / "shared.jsonl")), hash_seed="1")
     isolated = [r for r in read_records(str(tmp_path / "isolated.jsonl")) if r["kind"] == "load"]
     shared = [r for r in read_records(str(tmp_path / "shared.jsonl")) if r["kind"] == "load"]
     assert len(isolated) >= 3 and len({r["worker"] for r in isolated}) == len(isolated)
     assert len({r["worker"] for r in shared}) == 1
     assert [r["status"] for r in isolated] == [r["status"] for r in shared]
+
+
+def test_a_drifting_load_is_repeated_and_its_noise_recorded(run: Path, tmp_path: Path) -> None:
+    # The source's own predictions moved: every load of dense now drifts, and is loaded twice more in its worker
+    # to measure how much its own predictions vary (a Keras load is deterministic: 0.0). Hazard probes drift on
+    # purpose and are never repeated; loads within tolerance have nothing to measure.
+    import shutil
+
+    artifacts = tmp_path / "artifacts"
+    shutil.copytree(run / "artifacts", artifacts, symlinks=True)
+    reference = artifacts / "here" / "dense" / "reference.npy"
+    np.save(reference, np.load(reference) + np.float32(0.5))
+    models = tuple(m for m in MODELS if m.name in ("dense", "label_order", "classifier_explicit"))
+    _agent(protocol.LoadRequest("here", models, timeout=60, artifacts=str(artifacts), outputs=str(tmp_path / "out"),
+                                records=str(tmp_path / "load.jsonl")), hash_seed="1")
+    records = [r for r in read_records(str(tmp_path / "load.jsonl")) if r["kind"] == "load" and r["status"] == "ok"]
+    dense = [r for r in records if r["model"] == "dense"]
+    assert dense and all(r.get("noise") == 0.0 for r in dense)
+    assert not any("noise" in r for r in records if r["model"] != "dense")
+
+
+REBUILT = """
+import numpy as np, tensorflow as tf
+from harness.agent.models import ModelCode
+from harness.agent.protocol import resolve_probe
+code = ModelCode(resolve_probe("classifier", ("h5",), ("rebuild",)), tf.keras)
+seeded = [code.fresh().get_weights() for _ in range(2)]
+rebuilt = [code.rebuilt().get_weights() for _ in range(3)]
+same = all(len(w) == len(seeded[0]) and all(np.array_equal(a, b) for a, b in zip(w, seeded[0]))
+           for w in [*seeded, *rebuilt])
+print("SAME" if same else "DIFFERENT")
+"""
+
+
+def test_a_rebuild_starts_from_the_seeded_weights_however_often_it_runs() -> None:
+    # After the first, rebuilds copy the first seeded build's weights instead of seeding again (seeding clears
+    # TensorFlow's kernel cache): weights a file leaves alone are the seeded ones every time.
+    found = subprocess.run([sys.executable, "-c", REBUILT], capture_output=True, text=True, timeout=300, check=True)
+    assert found.stdout.strip().splitlines()[-1] == "SAME"

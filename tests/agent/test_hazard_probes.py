@@ -20,12 +20,13 @@ pytestmark = [pytest.mark.agent,
               pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="TensorFlow is not installed")]
 
 NAMES = ("tf_op_lambda", "normalization_state", "optimizer_state", "serving_signature", "subclassed_weights")
-MODELS = [protocol.resolve_probe(name, tuple(protocol.FORMATS), tuple(protocol.LOADERS)).for_agent() for name in NAMES]
+MODELS = tuple(protocol.resolve_probe(name, tuple(protocol.FORMATS), tuple(protocol.LOADERS)) for name in NAMES)
 
 
-def _agent(step: str, spec: dict[str, object], hash_seed: str) -> None:
+def _agent(request: protocol.SaveRequest | protocol.LoadRequest, hash_seed: str) -> None:
     env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-    subprocess.run([sys.executable, "-m", "harness.agent", step, "--spec", json.dumps(spec)], check=True,
+    step = "save" if isinstance(request, protocol.SaveRequest) else "load"
+    subprocess.run([sys.executable, "-m", "harness.agent", step, "--spec", request.to_json()], check=True,
                    timeout=900, env=env)
 
 
@@ -34,11 +35,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("hazards")
     out = root / "artifacts" / "here"
     out.mkdir(parents=True)
-    _agent("save", {"env": "here", "models": MODELS, "out": str(out), "records": str(root / "save.jsonl")},
-           hash_seed="0")
-    _agent("load", {"env": "here", "models": MODELS, "artifacts": str(root / "artifacts"),
-                    "outputs": str(root / "outputs"), "records": str(root / "load.jsonl"), "timeout": 120},
-           hash_seed="1")
+    _agent(protocol.SaveRequest("here", MODELS, out=str(out), records=str(root / "save.jsonl")), hash_seed="0")
+    _agent(protocol.LoadRequest("here", MODELS, timeout=120, artifacts=str(root / "artifacts"),
+                                outputs=str(root / "outputs"), records=str(root / "load.jsonl")), hash_seed="1")
     return root
 
 

@@ -1,5 +1,6 @@
 """Shared fixtures; the unit tests' helpers (fake_run) and scripts/ (the browser setup) importable here."""
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -24,3 +25,17 @@ def docker() -> None:
         if os.environ.get("CI"):
             pytest.fail(f"integration tests need Docker in CI: {exc}")
         pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def browser_available() -> None:
+    """Chromium and playwright for the browser tests: skipped without them, except in CI where that is a failure."""
+    from screenshot_report import CHROMIUM
+
+    missing = [what for what, ok in ((CHROMIUM, Path(CHROMIUM).is_file()),
+                                     ("playwright", importlib.util.find_spec("playwright") is not None)) if not ok]
+    if missing:
+        message = f"the browser test needs {' and '.join(missing)} (apt-get install chromium; pip install playwright)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)

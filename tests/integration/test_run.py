@@ -145,6 +145,14 @@ def test_warm_rerun_rebuilds_no_image(first_run: tuple[subprocess.CompletedProce
 
     first = [s for s in statuses(load_report(out / "report.json")) if BROKEN not in s]
     assert statuses(load_report(again / "report.json")) == first
+    # The same matrix twice on the same images: nothing regressed, and what changed by itself is counted apart.
+    diff = harness("diff", str(out), str(again))
+    assert diff.returncode == 0, diff.stdout
+    assert "regressions (0):" in diff.stdout and "spurious (" in diff.stdout and ": 0 regressed," in diff.stdout
+    gate = harness("report", str(again), "--baseline", str(out), "--fail-on", "regressions")
+    assert gate.returncode == 0, gate.stdout
+    verdict = load_report(again / "report.json")["verdict"]
+    assert verdict["regressions"] == [] and isinstance(verdict["spurious"], list)
 
 
 def test_unreachable_engine_exits_3_with_one_line(tmp_path: Path) -> None:

@@ -64,3 +64,13 @@ def _no_container_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     A test that drives DockerCLI against a fake replaces subprocess.Popen itself, after this guard.
     """
     monkeypatch.setattr(subprocess, "Popen", EngineGuardPopen)
+
+
+@pytest.fixture(autouse=True)
+def _no_package_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Version selectors ask a package index from memory (fake_index.py), never a real one; on x86_64 wheels."""
+    from fake_index import FakeIndex
+
+    index = FakeIndex()
+    monkeypatch.setattr("harness.selectors.Upstream", lambda pip: index)
+    monkeypatch.setattr("harness.advisor.releases.platform.machine", lambda: "x86_64")

@@ -8,7 +8,6 @@ wire formats or the run-directory layout therefore breaks these fakes too.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,12 @@ from typing import Any
 import numpy as np
 
 from harness.agent import protocol
+from harness.console import Console
 from harness.engine import BuildResult, ContainerInfo, RunResult, RunSpec
+from harness.matrix import Matrix
+from harness.plan import EnvPlan, Limits, plan_environments, plan_run
+from harness.rundir import RunDir
+from harness.runner import Runner, RunOptions
 
 NOTHING_TO_ADAPT = "no adapter reads this kind of file (a SavedModel)"
 VERSIONS = {"python": "3.11.2", "tensorflow": "2.15.1", "keras": "2.15.0", "keras_major": 2, "keras_package": "keras"}
@@ -94,18 +98,18 @@ class FakeEngine:
         """Do what the agent would have done for a save or load container, through the mounts it was given."""
         self.runs.append(spec)
         mounts = {m.container: m.host for m in spec.mounts}
-        step, args = spec.command[3], json.loads(spec.command[5])
+        step, request = spec.command[3], spec.command[5]
         records = mounts[protocol.RECORDS_MOUNT]
         if step == "save":
-            self._save(args, mounts[protocol.OUT_MOUNT], records)
+            self._save(protocol.SaveRequest.from_json(request), mounts[protocol.OUT_MOUNT], records)
         else:
-            self._load(args, mounts, records)
+            self._load(protocol.LoadRequest.from_json(request), mounts, records)
         return RunResult(exit_code=0, seconds=0.1)
 
-    def _save(self, args: dict[str, Any], out: Path, records: Path) -> None:
-        writer = protocol.RecordWriter(str(records))
+    def _save(self, request: protocol.SaveRequest, out: Path, records: Path) -> None:
+        writer: protocol.RecordWriter[protocol.SaveRecord] = protocol.RecordWriter(str(records))
         entries = {}
-        for spec in (protocol.from_dict(m) for m in args["models"]):
+        for spec in request.models:
             model_dir = out / spec.name
             model_dir.mkdir(parents=True, exist_ok=True)
             np.savez(model_dir / protocol.INPUTS, features=np.zeros((2, 3), dtype="float32"))
@@ -117,41 +121,38 @@ class FakeEngine:
                 (model_dir / fmt / "model").write_bytes(b"fake model")
                 files = {f"{fmt}/{rel}": digest for rel, digest in protocol.hash_tree(str(model_dir / fmt)).items()}
                 saved[fmt] = {"path": f"{spec.name}/{fmt}/model", "files": files}
-                writer.write({"kind": "save", "env": args["env"], "model": spec.name, "format": fmt, "status": "ok"})
-            made = {} if spec.migrates is None else {"made_by": {  # what the agent says of a migrated model
-                "model": spec.migrates.model, "loader": spec.migrates.loaders[0], "env": args["env"],
-                "tried": [{"loader": spec.migrates.loaders[0], "status": "ok"}]}}
+                writer.write({"kind": "save", "env": request.env, "model": spec.name, "format": fmt, "status": "ok"})
+            made: protocol.MadeBy | None = None if spec.migrates is None else {  # what the agent says of a migration
+                "model": spec.migrates.model, "loader": spec.migrates.loaders[0], "env": request.env,
+                "tried": [{"loader": spec.migrates.loaders[0], "status": "ok"}]}
             entries[spec.name] = protocol.manifest_entry(spec.name, ["features"], saved, evaluate={"loss": 0.5},
-                                                         predict_call="model(x, training=False)", **made)
+                                                         predict_call="model(x, training=False)", made_by=made)
         writer.close()
         protocol.write_json_atomic(out / protocol.ENV_JSON, VERSIONS)
-        protocol.write_json_atomic(out / protocol.MANIFEST, protocol.manifest(args["env"], VERSIONS, entries))
+        protocol.write_json_atomic(out / protocol.MANIFEST, protocol.manifest(request.env, VERSIONS, entries))
 
-    def _load(self, args: dict[str, Any], mounts: Mapping[str, Path], records: Path) -> None:
-        target = args["env"]
-        specs = [protocol.from_dict(m) for m in args["models"]]
+    def _load(self, request: protocol.LoadRequest, mounts: Mapping[str, Path], records: Path) -> None:
+        target = request.env
         done = set(protocol.done_cells(str(records), target))
-        writer = protocol.RecordWriter(str(records))
-        only = args.get("only") or {}  # one artifact (--isolation artifact): only its source is mounted
-        artifacts = (mounts[protocol.ARTIFACTS_MOUNT] if protocol.ARTIFACTS_MOUNT in mounts
-                     else _host(mounts, f"{protocol.ARTIFACTS_MOUNT}/{only['source']}").parent)
-        for task in protocol.plan_tasks(str(artifacts), protocol.OUTPUTS_MOUNT, specs):
-            if protocol.CellKey.of(task, target) in done or any(task[k] != v for k, v in only.items()):
+        writer: protocol.RecordWriter[protocol.LoadRecord] = protocol.RecordWriter(str(records))
+        for task in protocol.plan_tasks(str(artifacts_seen(request, mounts)), protocol.OUTPUTS_MOUNT, request.models):
+            if task.cell(target) in done or (request.only is not None and not request.only.covers(task)):
                 continue
-            if protocol.LOADERS[task["loader"]].adapts:  # the agent's answer for a file no adapter reads
+            if protocol.LOADERS[task.loader].adapts:  # the agent's answer for a file no adapter reads
                 writer.write({"kind": "load", "target": target, "status": "unsupported", "stage": "load",
-                              **{k: task[k] for k in ("source", "model", "format", "loader")},
+                              "source": task.source, "model": task.model, "format": task.format,
+                              "loader": task.loader,
                               "error": {"type": "harness.agent.formats.Unsupported", "message": NOTHING_TO_ADAPT}})
                 continue
-            reference = Path(task["model_dir"]) / protocol.REFERENCE
-            predicted = np.load(reference) if reference.is_file() else _reference(task["model"])
-            task["output"] = str(_host(mounts, task["output"]))
-            Path(task["output"]).parent.mkdir(parents=True, exist_ok=True)
+            reference = Path(task.model_dir) / protocol.REFERENCE
+            predicted = np.load(reference) if reference.is_file() else _reference(task.model)
+            output = _host(mounts, task.output)
+            output.parent.mkdir(parents=True, exist_ok=True)
             # Drift is what an upgrade does: a load in the environment that saved the model predicts the same.
-            np.save(task["output"], predicted + np.float32(self.drift if task["source"] != target else 0.0))
-            writer.write({"kind": "load", "target": target, **{k: task[k] for k in ("source", "model", "format",
-                                                                                    "loader")},
-                          "status": "ok", "evaluate": {"loss": 0.5} if task["evaluate"] else None})
+            np.save(output, predicted + np.float32(self.drift if task.source != target else 0.0))
+            writer.write({"kind": "load", "target": target, "source": task.source, "model": task.model,
+                          "format": task.format, "loader": task.loader, "status": "ok",
+                          **({"evaluate": {"loss": 0.5}} if task.evaluate else {})})
         writer.write({"kind": protocol.LOAD_DONE, "target": target})
         writer.close()
 
@@ -169,3 +170,23 @@ class FakeEngine:
         """Forget the listed containers with these ids."""
         self.listed = [c for c in self.listed if c.id not in ids]
         return len(ids)
+
+
+def artifacts_seen(request: protocol.LoadRequest, mounts: Mapping[str, Path]) -> Path:
+    """The host folder a load container sees as its artifacts: every source's, or (--isolation artifact) the one
+    artifact's source alone."""
+    if protocol.ARTIFACTS_MOUNT in mounts:
+        return mounts[protocol.ARTIFACTS_MOUNT]
+    assert request.only is not None
+    return _host(mounts, f"{protocol.ARTIFACTS_MOUNT}/{request.only.source}").parent
+
+
+def planned_runner(engine: FakeEngine, matrix: Matrix, run_dir: RunDir, *, envs: Sequence[EnvPlan] | None = None,
+                   limits: Limits | None = None, run_id: str = "test", **options: Any) -> Runner:
+    """A runner of the matrix's plan (every environment unless `envs`) on a prepared run directory, started as the
+    workflow starts it: what workflow.execute takes. `options` are RunOptions'."""
+    plans = plan_environments(matrix, {}) if envs is None else envs
+    plan = plan_run(matrix, plans, run_dir, run_id, limits or Limits())
+    runner = Runner(engine, plan, run_dir=run_dir, console=Console(quiet=True), options=RunOptions(**options))
+    runner.start()
+    return runner

@@ -8,11 +8,15 @@ banner, report.md's first line, check.json, and each path's verdict in report.md
 from __future__ import annotations
 
 import html
+import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 from harness.cli import main
+from harness.report.gate import FAIL_ON
 from harness.report.schema import load_report
 from harness.report.statuses import FAILING
 
@@ -26,10 +30,21 @@ def exit_codes(run: Path) -> dict[str, int]:
                  if line.startswith("**exit "))
     found = {"report.json": int(report["verdict"]["exit_code"]),
              "junit.xml": int(int(junit.get("failures", -1)) + int(junit.get("errors", -1)) > 0),
-             "report.html": int('class="verdict bad"' in page), "report.md": int(not first.startswith("**exit 0"))}
+             "report.html": int('class="verdict bad"' in page), "report.md": int(not first.startswith("**exit 0")),
+             "report.sarif": int(any(r["level"] == "error" for r in sarif(run)["runs"][0]["results"]))}
     if report.get("check") is not None:
         found["check.json"] = int(load_report(run / "report.json")["check"]["exit_code"])
     return found
+
+
+SARIF_SCHEMA = Path(__file__).resolve().parents[1] / "fixtures" / "sarif-schema-2.1.0.json"
+
+
+def sarif(run: Path) -> Any:
+    """report.sarif, validated against the SARIF 2.1.0 schema (jsonschema.ValidationError when it is not)."""
+    log = json.loads((run / "report.sarif").read_text(encoding="utf-8"))
+    jsonschema.validate(log, json.loads(SARIF_SCHEMA.read_text(encoding="utf-8")))
+    return log
 
 
 def path_differences(run: Path) -> list[str]:
@@ -72,7 +87,8 @@ def assert_one_answer(run: Path) -> None:
     assert len(marked) == len(failing) + len(report["verdict"]["reasons"]), (failing, marked)
     assert all(c["status"] in FAILING or c["status"] in ("skipped", "pass") for c in report["cells"]
                if f"{c['source']} -> {c['target']} {c['model']}/{c['format']}/{c['loader']}" in failing)
-    assert main(["report", str(run)]) == codes["report.json"]
+    gate = report["verdict"]["fail_on"]  # report's flags apply to one invocation: give it the same gate
+    assert main(["report", str(run), *(["--fail-on", gate] if gate in FAIL_ON else [])]) == codes["report.json"]
 
 
 def run_directories(root: Path) -> list[Path]:

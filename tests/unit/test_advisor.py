@@ -22,12 +22,13 @@ from harness.advisor.handover import best_migrated, snippet
 from harness.advisor.question import check_environments, migration_entry, parse_spec
 from harness.advisor.ranking import Route
 from harness.advisor.screens import table
-from harness.agent.protocol import ORIGINS_MOUNT, Migration, from_dict, origin_dir, to_dict
+from harness.agent.protocol import ORIGINS_MOUNT, Migration, SaveRequest, from_dict, origin_dir, to_dict
+from harness.cells import CellPlan
 from harness.cli import main
 from harness.errors import MatrixError
 from harness.matrix import parse_matrix
 from harness.matrix.user_models import reference_loaders
-from harness.plan import Limits, expected_cells, plan_environments, save_spec
+from harness.plan import Limits, plan_environments, save_spec
 from harness.rundir import RunDir
 from surfaces import assert_one_answer, exit_codes
 
@@ -99,8 +100,8 @@ def test_a_migration_names_an_earlier_artifact_and_takes_its_code_inputs_and_hom
     assert migrated.loaders == original.loaders and migrated.evaluate is False
     assert from_dict(to_dict(migrated)) == migrated  # run.json round trip
     envs = [e.id for e in matrix.environments]
-    assert models.sources(migrated, envs) == [K2] and models.sources(migrated, [K3]) == []
-    cells = [c for c in expected_cells(matrix, envs) if c.model == "old-migrated"]
+    assert list(migrated.homes(envs)) == [K2] and migrated.homes([K3]) == {}
+    cells = [c for c in CellPlan.of(matrix).cells(envs) if c.model == "old-migrated"]
     assert {c.source for c in cells} == {K2} and {c.target for c in cells} == {K2, K3}
 
 
@@ -108,7 +109,7 @@ def test_only_the_home_environment_saves_a_migrated_model_and_it_sees_the_artifa
     matrix = _matrix(project, {"name": "old-migrated", "migrate": "old"})
     run = RunDir(project / "run")
     home, other = plan_environments(matrix, {})
-    names = [[m["name"] for m in json.loads(save_spec(matrix, p, run, "r", Limits()).command[5])["models"]]
+    names = [[m.name for m in SaveRequest.from_json(save_spec(matrix, p, run, "r", Limits()).command[5]).models]
              for p in (home, other)]
     assert names == [["old-migrated"], []]  # the artifact is staged, never built
     mount = next(m for m in save_spec(matrix, home, run, "r", Limits()).mounts if m.container.startswith(ORIGINS_MOUNT))

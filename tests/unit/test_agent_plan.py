@@ -5,17 +5,22 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from harness.agent import protocol
-from harness.agent.load import Integrity
+from harness.agent.load import Integrity, needs_graph_worker, run_order
 from harness.agent.protocol import (
+    EXACT,
     RECORD_SCHEMA,
     CellKey,
+    LoadRequest,
+    LoadTask,
     ModelSpec,
+    Only,
     RecordWriter,
+    SaveRequest,
+    Tolerance,
     done_cells,
     plan_tasks,
     read_records,
@@ -28,7 +33,7 @@ OUTPUTS = protocol.OUTPUTS_MOUNT
 DENSE = resolve_probe("dense", ("h5", "keras"), ("load_model",))
 
 
-def _manifest(env: str, models: dict[str, tuple[str, ...]]) -> dict[str, Any]:
+def _manifest(env: str, models: dict[str, tuple[str, ...]]) -> protocol.Manifest:
     return protocol.manifest(env, {}, {
         model: protocol.manifest_entry(
             model, ["features"], {fmt: {"path": f"{model}/{fmt}/model.{fmt}", "files": {}} for fmt in fmts},
@@ -54,33 +59,41 @@ def artifacts(tmp_path: Path) -> Path:
 
 def test_one_task_per_saved_format_and_loader_of_the_models_asked_for(artifacts: Path) -> None:
     tasks = plan_tasks(str(artifacts), OUTPUTS, [DENSE])
-    assert [(t["source"], t["model"], t["format"], t["loader"]) for t in tasks] == [
+    assert [(t.source, t.model, t.format, t.loader) for t in tasks] == [
         ("env-a", "dense", "keras", "load_model"),
         ("env-b", "dense", "h5", "load_model"),
         ("env-b", "dense", "keras", "load_model"),
     ]
-    assert "env-c" not in {t["source"] for t in tasks}
+    assert "env-c" not in {t.source for t in tasks}
 
 
 def test_task_paths_point_into_the_source_and_the_outputs(artifacts: Path) -> None:
     root = str(artifacts)
-    task = next(t for t in plan_tasks(root, OUTPUTS, [DENSE]) if (t["source"], t["format"]) == ("env-b", "h5"))
-    assert task == {
-        "source": "env-b", "model": "dense", "format": "h5", "loader": "load_model",
-        "artifact": f"{root}/env-b/dense/h5/model.h5",
-        "files": {},
-        "model_dir": f"{root}/env-b/dense",
-        "source_versions": {},
-        "inputs": f"{root}/env-b/dense/inputs.npz",
-        "input_names": ["features"],
-        "output_names": [],
-        "labels": f"{root}/env-b/dense/labels.npy",
-        "evaluate": True,
-        "graph_mode": False,
-        "timeout": None,
-        "output": f"{OUTPUTS}/env-b/dense/h5/load_model.npy",
-        "spec": DENSE.for_agent(),
-    }
+    task = next(t for t in plan_tasks(root, OUTPUTS, [DENSE]) if (t.source, t.format) == ("env-b", "h5"))
+    assert task == LoadTask(
+        source="env-b", model="dense", format="h5", loader="load_model",
+        artifact=f"{root}/env-b/dense/h5/model.h5",
+        files={},
+        model_dir=f"{root}/env-b/dense",
+        source_versions={},
+        inputs=f"{root}/env-b/dense/inputs.npz",
+        input_names=["features"],
+        output_names=[],
+        labels=f"{root}/env-b/dense/labels.npy",
+        evaluate=True,
+        graph_mode=False,
+        timeout=None,
+        output=f"{OUTPUTS}/env-b/dense/h5/load_model.npy",
+        spec=DENSE.for_agent(),
+        reference=f"{root}/env-b/dense/reference.npy",  # compared in place: a drifting load is repeated (noise)
+        tolerance=Tolerance(),
+    )
+    assert LoadTask.from_json(task.to_json()) == task  # as the worker receives it
+    exact = next(t for t in plan_tasks(root, OUTPUTS, [dataclasses.replace(DENSE, exact=True)], Tolerance(1e-3, 1e-3))
+                 if (t.source, t.format) == ("env-b", "h5"))
+    assert exact.tolerance == EXACT
+    loose = next(t for t in plan_tasks(root, OUTPUTS, [DENSE], Tolerance(1e-3, 1e-3)))
+    assert loose.tolerance == Tolerance(1e-3, 1e-3)  # the matrix's, for a model without its own
 
 
 def test_the_report_reads_outputs_where_the_agent_writes_them(artifacts: Path, tmp_path: Path) -> None:
@@ -88,13 +101,12 @@ def test_the_report_reads_outputs_where_the_agent_writes_them(artifacts: Path, t
 
     run_dir = RunDir(tmp_path / "run")
     for task in plan_tasks(str(artifacts), str(run_dir.outputs("t")), [DENSE]):
-        key = CellKey.of(task, "t")
-        assert Path(task["output"]) == run_dir.output(key)
+        assert Path(task.output) == run_dir.output(task.cell("t"))
 
 
 def test_loaders_that_do_not_apply_to_a_format_are_left_out(artifacts: Path) -> None:
     model = resolve_probe("dense", ("h5", "keras"), ("load_model", "rebuild", "model_from_json"))
-    keys = [(t["source"], t["format"], t["loader"]) for t in plan_tasks(str(artifacts), OUTPUTS, [model])]
+    keys = [(t.source, t.format, t.loader) for t in plan_tasks(str(artifacts), OUTPUTS, [model])]
     assert keys == [  # rebuild reads h5 but not keras; model_from_json reads neither
         ("env-a", "keras", "load_model"),
         ("env-b", "h5", "load_model"),
@@ -135,13 +147,20 @@ def test_custom_objects_make_load_model_custom_apply() -> None:
 
 def test_a_spec_survives_its_wire_form() -> None:
     spec = resolve_probe("label_order", ("h5",), ("load_model",))
-    assert protocol.from_dict(json.loads(json.dumps(spec.for_agent()))) == spec
+    assert protocol.from_dict(json.loads(json.dumps(protocol.to_dict(spec.for_agent())))) == spec
 
-def test_a_containers_spec_never_holds_host_paths() -> None:
+
+def test_a_containers_request_never_holds_host_paths() -> None:
     user = ModelSpec(name="mine", kind="factory", origin=protocol.Origin(root="/home/me/models"))
-    wire = user.for_agent()
-    assert wire["origin"] is None
-    assert "/home/me" not in json.dumps(wire)
+    assert user.for_agent().origin is None
+    for request in (SaveRequest("e", (user,)), LoadRequest("e", (user,))):
+        assert "/home/me" not in request.to_json()  # whatever the host passes
+        assert type(request).from_json(request.to_json()).models == (user.for_agent(),)
+
+
+def test_a_load_request_survives_its_wire_form() -> None:
+    request = LoadRequest("e", (DENSE,), timeout=60.0, isolation="artifact", only=Only("s", "dense", "h5"))
+    assert LoadRequest.from_json(request.to_json()) == request
 
 
 # ---------------------------------------------------------------------------- records
@@ -205,17 +224,19 @@ def test_a_task_is_skipped_on_resume_once_its_record_exists(artifacts: Path, tmp
     path = tmp_path / "records.jsonl"
     tasks = plan_tasks(str(artifacts), OUTPUTS, [DENSE])
     writer = RecordWriter(str(path))
-    writer.write({"kind": "load", "target": "t", "status": "ok",
-                  **{k: tasks[1][k] for k in ("source", "model", "format", "loader")}})
+    cell = tasks[1].cell("t")
+    writer.write({"kind": "load", "target": "t", "status": "ok", "source": cell.source, "model": cell.model,
+                  "format": cell.format, "loader": cell.loader})
     writer.close()
     done = set(done_cells(str(path), "t"))
-    assert [CellKey.of(t, "t") in done for t in tasks] == [False, True, False]
+    assert [t.cell("t") in done for t in tasks] == [False, True, False]
 
 
-def test_integrity_flags_a_changed_or_missing_file_once_per_artifact(tmp_path: Path) -> None:
+def test_integrity_flags_a_changed_or_missing_file_once_per_artifact(artifacts: Path, tmp_path: Path) -> None:
     good = tmp_path / "model.h5"
     good.write_bytes(b"saved bytes")
-    task = {"artifact": str(good), "files": {str(good): sha256_file(str(good))}}
+    task = dataclasses.replace(plan_tasks(str(artifacts), OUTPUTS, [DENSE])[0], artifact=str(good),
+                               files={str(good): sha256_file(str(good))})
     integrity = Integrity()
     assert integrity.problem(task) is None
     good.write_bytes(b"tampered")
@@ -238,4 +259,29 @@ def test_write_json_atomic_leaves_no_temporary_file_and_respects_strictness(tmp_
 
 def test_a_model_that_hangs_by_design_carries_its_own_timeout(artifacts: Path) -> None:
     spec = dataclasses.replace(DENSE, cell_timeout=60.0)
-    assert {t["timeout"] for t in plan_tasks(str(artifacts), OUTPUTS, [spec])} == {60.0}
+    assert {t.timeout for t in plan_tasks(str(artifacts), OUTPUTS, [spec])} == {60.0}
+
+
+class _Running:
+    """A load worker that said hello with these versions (no process behind it)."""
+
+    def __init__(self, keras_major: int | None) -> None:
+        self.versions = None if keras_major is None else {"keras_major": keras_major}
+
+
+def test_a_graph_mode_loader_gets_its_own_worker_only_where_its_keras_runs_it(artifacts: Path) -> None:
+    plain = next(t for t in plan_tasks(str(artifacts), OUTPUTS, [DENSE]) if t.format == "h5")
+    session = dataclasses.replace(plain, loader="tf1_session", graph_mode=protocol.LOADERS["tf1_session"].graph_mode)
+    assert session.graph_mode and not plain.graph_mode
+    assert needs_graph_worker(session, _Running(2))  # type: ignore[arg-type]
+    assert not needs_graph_worker(session, _Running(3))  # type: ignore[arg-type]  # unsupported at once there
+    assert needs_graph_worker(session, None)  # no worker has said which Keras it has yet
+    assert needs_graph_worker(session, _Running(None))  # type: ignore[arg-type]
+    assert not needs_graph_worker(plain, _Running(2))  # type: ignore[arg-type]
+
+
+def test_loads_that_may_abort_their_worker_run_after_the_others_and_graph_mode_last(artifacts: Path) -> None:
+    plain = next(t for t in plan_tasks(str(artifacts), OUTPUTS, [DENSE]) if t.format == "h5")
+    tasks = [dataclasses.replace(plain, loader=name, graph_mode=protocol.LOADERS[name].graph_mode)
+             for name in ("tf1_session", "tflite", "load_model", "saved_model")]
+    assert [t.loader for t in sorted(tasks, key=run_order)] == ["load_model", "saved_model", "tflite", "tf1_session"]

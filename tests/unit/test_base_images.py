@@ -7,22 +7,29 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from fake_engine import FakeEngine
 from harness.base_images import (
     LOCAL_REPO,
+    SUITES,
+    BaseBuilds,
     Debootstrap,
     build_base,
     debian_mirror,
     resolve_base_images,
 )
 from harness.cli import main
+from harness.console import Console
 from harness.engine import LABEL_BASE
 from harness.errors import EXIT_ENGINE, EXIT_USAGE, BaseImageUnavailable, UsageError
-from harness.matrix import Environment, Matrix
+from harness.matrix import Environment, Matrix, parse_matrix
+from harness.workflow import RunRequest, build, prepare_run_dir, resolve_images
 
 SMOKE = Path(__file__).resolve().parents[2] / "matrices" / "smoke.yaml"
 NO_REGISTRY = 'Error response from daemon: Get "https://registry-1.docker.io/v2/": no such host'
@@ -197,6 +204,7 @@ def test_a_run_on_a_host_without_a_registry_builds_the_base_and_then_its_images(
     assert bootstrap.suites == ["bookworm"]
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert {e["spec"]["base_image"] for e in run["environments"]} == {"harness-base:3.11"}
+    assert [b["tag"] for b in run["base_images"]] == ["harness-base:3.11"]  # built meanwhile, and how long it took
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert {c["status"] for c in report["cells"]} == {"pass"}
 
@@ -215,3 +223,83 @@ def test_a_run_that_cannot_get_a_base_image_is_exit_3_before_anything_is_built(
 def test_an_environment_keeps_its_id_when_its_base_is_replaced() -> None:
     env = _env("py3.11-tf2.16.2")
     assert dataclasses.replace(env, base_image="harness-base:3.11").id == env.id
+
+
+# -- built in the background, all at once --------------------------------------------------------
+
+class GatedBootstrap(FakeBootstrap):
+    """debootstrap that waits, per suite, until the test lets it finish; or fails."""
+
+    def __init__(self, failing: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.gates: dict[str, threading.Event] = {suite: threading.Event() for suite in SUITES.values()}
+        self.failing = failing
+        self.running: set[str] = set()
+        self.most_at_once = 0
+        self._lock = threading.Lock()
+
+    def build(self, suite: str, root: Path, log_path: Path) -> None:
+        with self._lock:
+            self.running.add(suite)
+            self.most_at_once = max(self.most_at_once, len(self.running))
+        assert self.gates[suite].wait(10), f"{suite} was never let through"
+        with self._lock:
+            self.running.discard(suite)
+        if suite in self.failing:
+            raise BaseImageUnavailable(f"debootstrap {suite} failed")
+        super().build(suite, root, log_path)
+
+
+def _until(condition: Any, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "never happened"
+        time.sleep(0.01)
+
+
+def test_missing_base_images_are_built_at_once_not_one_after_another() -> None:
+    bootstrap = GatedBootstrap()
+    builds = BaseBuilds(FakeEngine(registry=False), bootstrap, print)
+    matrix = _matrix(_env("a", "3.9"), _env("b", "3.11"), _env("c", "3.13"))
+    resolved = resolve_base_images(matrix, builds.engine, bootstrap, print, builds=builds)
+    assert _bases(resolved) == ["harness-base:3.9", "harness-base:3.11", "harness-base:3.13"]
+    _until(lambda: len(bootstrap.running) == 3)
+    for gate in bootstrap.gates.values():
+        gate.set()
+    builds.close()
+    assert bootstrap.most_at_once == 3 and sorted(b.python for b in builds.built()) == ["3.11", "3.13", "3.9"]
+
+
+def test_an_environment_whose_base_exists_builds_and_saves_while_another_base_is_built(tmp_path: Path) -> None:
+    bootstrap = GatedBootstrap()
+    engine = FakeEngine(registry=False)
+    engine.images["harness-base:3.11"] = "sha256:kept"
+    builds = BaseBuilds(engine, bootstrap, print)
+    matrix = parse_matrix({"name": "m", "environments": [{"python": "3.11", "tensorflow": "2.15.1"},
+                                                         {"python": "3.13", "tensorflow": "2.20.0"}],
+                           "models": ["dense"]}, path="m.yaml", sha256="0" * 64)
+    request = RunRequest(out=tmp_path / "run", jobs=2)
+    quiet = Console(quiet=True)
+    resolved, envs = resolve_images(matrix, request, engine, console=quiet, environ={}, bases=builds)
+    runner = prepare_run_dir(resolved, envs, request, engine, console=quiet, environ={}, bases=builds)
+    step = threading.Thread(target=build, args=(runner,))
+    step.start()
+    first, second = (p.env.id for p in envs)
+    _until(lambda: first in runner.saved)  # built and saved while Python 3.13's base is still being made
+    assert bootstrap.running == {"trixie"} and len(engine.builds) == 1
+    bootstrap.gates["trixie"].set()
+    step.join(10)
+    builds.close()
+    assert runner.saved == {first, second} and len(engine.builds) == 2
+
+
+def test_a_base_image_that_fails_meanwhile_stops_the_run_resumably(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    bootstrap = GatedBootstrap(failing=("bookworm",))
+    for gate in bootstrap.gates.values():
+        gate.set()
+    monkeypatch.setattr("harness.workflow.Debootstrap", lambda: bootstrap)
+    engine = FakeEngine(registry=False)
+    out = tmp_path / "run"
+    assert main(["run", str(SMOKE), "--out", str(out), "--jobs", "2", "-q"], engine=lambda: engine) == EXIT_ENGINE
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted" and engine.runs == []

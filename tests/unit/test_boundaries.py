@@ -2,10 +2,12 @@
 
 - The host imports exactly one agent module, the protocol: everything else under harness/agent/
   runs inside containers (Python 3.9, TensorFlow) and may change without the host noticing.
+  Of the protocol it uses only what its __all__ lists.
 - The agent imports nothing of the host: it runs where only the standard library, numpy and
   TensorFlow are installed.
 - Only the engine module starts processes on the host: nothing else can run a container.
 - No function-level import hides an import cycle between host modules.
+- The report is built from a run directory alone: it reaches neither the planner nor the engine.
 """
 
 from __future__ import annotations
@@ -52,6 +54,40 @@ def test_the_host_imports_only_the_agent_protocol(path: Path) -> None:
     assert reached <= {PROTOCOL}, f"{path.name} imports agent internals: {sorted(reached - {PROTOCOL})}"
 
 
+def _protocol_all() -> set[str]:
+    tree = ast.parse((AGENT / "protocol.py").read_text(encoding="utf-8"))
+    assigned = next(node for node in tree.body if isinstance(node, ast.Assign)
+                    and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets))
+    return set(ast.literal_eval(assigned.value))
+
+
+def _protocol_names(path: Path) -> set[str]:
+    """The protocol's names a file uses: imported from it, or read as protocol.NAME."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module == PROTOCOL:
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "protocol":
+            found.add(node.attr)
+    return found
+
+
+@pytest.mark.parametrize("path", HOST, ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_host_uses_only_what_the_protocol_exports(path: Path) -> None:
+    unlisted = _protocol_names(path) - _protocol_all()
+    assert not unlisted, f"{path.name} uses protocol names outside its __all__: {sorted(unlisted)}"
+
+
+def test_the_protocol_defines_what_it_exports() -> None:
+    tree = ast.parse((AGENT / "protocol.py").read_text(encoding="utf-8"))
+    bound = {alias.asname or alias.name for node in tree.body if isinstance(node, ast.ImportFrom)
+             for alias in node.names}
+    bound |= {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    bound |= {t.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
+              for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)}
+    assert _protocol_all() <= bound, sorted(_protocol_all() - bound)
+
+
 @pytest.mark.parametrize("path", AGENT_FILES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_the_agent_imports_nothing_of_the_host(path: Path) -> None:
     host = {name for name in _imports(path) if name.startswith("harness.") and not name.startswith("harness.agent")}
@@ -89,6 +125,24 @@ def test_no_function_level_import_closes_a_cycle() -> None:
     assert not cycles, f"import cycles: {sorted({' -> '.join(c) for c in cycles})[:5]}"
 
 
+def _reached(start: str) -> set[str]:
+    """Every host module `start` imports, directly or through others, at top level or inside functions."""
+    host = {_module(p): p for p in HOST}
+    seen, todo = set(), [start]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in host:
+            continue
+        seen.add(name)
+        todo += [m for m in _imports(host[name]) if m in host]
+    return seen
+
+
+def test_the_report_reaches_neither_the_planner_nor_the_engine() -> None:
+    reached = _reached("harness.report.build")
+    assert not reached & {"harness.plan", "harness.engine", "harness.runner", "harness.workflow"}, sorted(reached)
+
+
 def test_the_cycle_finder_finds_one() -> None:
     graph = {"a": {"b"}, "b": {"a"}, "p": {"p.x"}, "p.x": {"p"}, "c": set()}
     assert sorted(sorted(c) for c in _cycles(graph, {"p"})) == [["a", "b"], ["a", "b"]]
@@ -96,7 +150,9 @@ def test_the_cycle_finder_finds_one() -> None:
 
 def test_the_boundary_test_sees_a_violation(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
-    bad.write_text("def f():\n    from harness.agent import probes\n    import subprocess\n")
+    bad.write_text("def f():\n    from harness.agent import probes\n    import subprocess\n"
+                   "    from harness.agent.protocol import _task\n    protocol.read_json('x')\n")
+    assert _protocol_names(bad) - _protocol_all() == {"_task", "read_json"}
     assert "harness.agent.probes" in _imports(bad)
     assert "subprocess" in _imports(bad)
     assert "harness.agent.probes" not in _imports(bad, top_level_only=True)

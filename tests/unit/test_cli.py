@@ -12,7 +12,7 @@ import pytest
 
 from fake_engine import FakeEngine
 from harness import __version__
-from harness.cli import main
+from harness.cli import main, options
 from harness.matrix import load_matrix
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -205,3 +205,13 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path, monkey
     finally:
         os.dup2(saved, 1)  # the handler pointed fd 1 at /dev/null
         os.close(saved)
+
+
+def test_default_jobs_count_the_memory_the_page_cache_would_give_back(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       24683724 kB\nMemFree:         3332228 kB\nMemAvailable:   22736036 kB\n")
+    assert options.default_jobs(meminfo) == 2  # 3 GiB free, 21 GiB available once the cache is dropped
+    meminfo.write_text("MemTotal:       8000000 kB\nMemFree:         1000000 kB\nMemAvailable:    7000000 kB\n")
+    assert options.default_jobs(meminfo) == 1

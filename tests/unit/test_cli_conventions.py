@@ -11,7 +11,7 @@ import pytest
 
 from harness.cli import COMMANDS, build_parser
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[2] / "docs" / "commands.md"  # the command table
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:

@@ -6,25 +6,22 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import numpy as np
 import pytest
 
-from fake_engine import FakeEngine
+from deadline import within
+from fake_engine import FakeEngine, planned_runner
 from fake_run import ENV_A, ENV_B, FakeRun, append_jsonl
 from fake_run import cell as _cell
+from harness.agent.protocol import SaveRequest
 from harness.cli import main
-from harness.console import Console
 from harness.matrix import parse_matrix
-from harness.plan import plan_environments
 from harness.report.writers import write_reports
 from harness.rundir import RunDir
-from harness.runner import Runner, RunOptions
+from harness.workflow import execute
 
 SECRET = "host-secret-7f3a"
 
@@ -40,20 +37,6 @@ def secret(tmp_path: Path) -> Path:
     path = tmp_path / "secret.txt"
     path.write_text(SECRET + "\n")
     return path
-
-
-def within(seconds: float, work: Callable[[], Any]) -> Any:
-    """work()'s result, failing the test if it takes longer than `seconds` (a FIFO would block it for ever)."""
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise TimeoutError(f"still running after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, stop)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        return work()
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def _manifest(run: FakeRun, env_id: str) -> tuple[Path, dict[str, Any]]:
@@ -210,18 +193,14 @@ def test_a_pip_freeze_linked_to_a_host_file_is_not_embedded(run: FakeRun, secret
     ("a FIFO baseline", "is not a regular file"),
     ("a link", "a symbolic link"),
     ("a FIFO", "a FIFO"),
-    ("records as a FIFO", "a FIFO"),
 ])
-def test_a_damaged_run_json_or_records_file_is_one_line_and_exit_2(
+def test_a_damaged_run_json_is_one_line_and_exit_2(
         run: FakeRun, damage: str, said: str, secret: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = run.run_dir.run_json
     data = json.loads(path.read_text())
     if damage in ("a link", "a FIFO"):
         path.unlink()
         path.symlink_to(secret) if damage == "a link" else os.mkfifo(path)
-    elif damage == "records as a FIFO":
-        run.run_dir.records("load", ENV_B.id).unlink()
-        os.mkfifo(run.run_dir.records("load", ENV_B.id))
     else:
         if damage == "a FIFO baseline":
             os.mkfifo(run.root / "baseline.json")
@@ -259,8 +238,8 @@ class LinkingEngine(FakeEngine):
         super().__init__()
         self.target = target
 
-    def _save(self, args: dict[str, Any], out: Path, records: Path) -> None:
-        super()._save(args, out, records)
+    def _save(self, request: SaveRequest, out: Path, records: Path) -> None:
+        super()._save(request, out, records)
         (out / "packages.txt").symlink_to(self.target)
 
 
@@ -268,9 +247,8 @@ def test_a_pip_freeze_a_save_container_left_as_a_link_is_not_copied(tmp_path: Pa
     matrix = parse_matrix({"environments": [{"python": "3.11", "tensorflow": "2.15.1"}], "models": ["dense"],
                            "formats": ["h5"], "loaders": ["load_model"]}, path="m.yaml", sha256="0" * 64)
     run_dir = RunDir.prepare(tmp_path / "run", resume=False)
-    runner = Runner(LinkingEngine(secret), matrix, plan_environments(matrix, {}), run_dir=run_dir,
-                    console=Console(quiet=True), options=RunOptions(), run_id="test")
-    runner.execute()
+    runner = planned_runner(LinkingEngine(secret), matrix, run_dir)
+    execute(runner)
     env_id = matrix.environments[0].id
     assert not (run_dir.env_dir(env_id) / "packages.txt").exists()
     assert "a symbolic link" in json.loads(run_dir.phase_record(env_id, "save").read_text())["refused"]

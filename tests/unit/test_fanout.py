@@ -12,6 +12,7 @@ from harness.cli import build_parser, main
 from harness.fanout import fanout_plan, github_matrices
 from harness.matrix import load_matrix, parse_matrix
 from harness.plan import plan_environments
+from harness.selectors import Versions
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,7 +34,8 @@ def _plan(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, object]:
 
 def test_github_plan_of_the_default_matrix(capsys: pytest.CaptureFixture[str]) -> None:
     plan = _plan(capsys, "matrices/default.yaml", "--format", "github")
-    matrix = load_matrix(ROOT / "matrices" / "default.yaml")
+    versions = Versions({}, None)
+    matrix = load_matrix(ROOT / "matrices" / "default.yaml", versions=versions)
     assert plan["count"] == len(matrix.environments) and plan["chunks"] == 1
     include = plan["matrices"][0]["include"]  # type: ignore[index]
     assert [job["env"] for job in include] == [e.id for e in matrix.environments]
@@ -43,8 +45,11 @@ def test_github_plan_of_the_default_matrix(capsys: pytest.CaptureFixture[str]) -
         for step in ("build", "save", "load"):
             args = build_parser().parse_args(shlex.split(job[step])[3:])  # the command parses as the CLI's own
             assert args.only == [job["env"]] and args.out == Path("run")
+            assert args.versions == Path("versions.json")  # what the plan resolved, which the job writes first
         assert shlex.split(job["save"])[-4:] == ["--phase", "build", "--phase", "save"]
-    assert plan["report"] == "python -m harness run matrices/default.yaml --out run --phase report"
+    assert plan["report"] == ("python -m harness run matrices/default.yaml --out run --versions versions.json "
+                              "--phase report")
+    assert plan["versions"] == versions.resolved() and plan["versions"]
     assert all(value is not None for job in include for value in job.values())  # GitHub matrices hold no null
 
 

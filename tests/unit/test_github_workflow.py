@@ -14,12 +14,11 @@ from typing import Any
 import pytest
 import yaml
 
-from fake_engine import FakeEngine
-from harness.console import Console
+from fake_engine import FakeEngine, planned_runner
 from harness.matrix import parse_matrix
 from harness.plan import plan_environments
 from harness.rundir import RunDir
-from harness.runner import Runner, RunOptions
+from harness.workflow import execute
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / ".github" / "workflows" / "nightly.yml"
@@ -51,8 +50,9 @@ def test_actionlint_passes() -> None:
         if os.environ.get("CI"):
             pytest.fail("actionlint is not installed (pip install -e '.[lint]')")
         pytest.skip("actionlint is not installed (pip install -e '.[lint]')")
-    proc = subprocess.run([binary, "-no-color", str(WORKFLOW)], capture_output=True, text=True, timeout=120,
-                          check=False, cwd=ROOT)
+    # Every workflow: pr-gate.yml uses the composite action (./), so its inputs are checked against action.yml.
+    proc = subprocess.run([binary, "-no-color", *map(str, sorted(WORKFLOW.parent.glob("*.yml")))],
+                          capture_output=True, text=True, timeout=120, check=False, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -61,6 +61,14 @@ def test_nightly_runs_on_a_schedule_and_by_hand() -> None:
     assert re.fullmatch(r"[\d*/,-]+ [\d*/,-]+ [\d*/,-]+ [\d*/,-]+ [\d*/,-]+", triggers["schedule"][0]["cron"])
     assert "workflow_dispatch" in triggers
     assert list(_workflow()["jobs"]) == ["plan", "save", "load", "report"]
+
+
+def test_another_repository_calls_the_nightly_with_its_own_matrix() -> None:
+    called = _workflow()[True]["workflow_call"]["inputs"]
+    assert called["matrix"]["type"] == called["harness"]["type"] == "string"
+    assert _workflow()["env"]["HARNESS_SPEC"] == "${{ inputs.harness || '.' }}"
+    installs = [s["run"] for job in _workflow()["jobs"] for s in _steps(job) if "pip install" in str(s.get("run"))]
+    assert installs and all(run == 'python -m pip install "$HARNESS_SPEC"' for run in installs)
 
 
 def test_jobs_fan_out_over_the_plan_and_merge_in_the_report() -> None:
@@ -90,8 +98,8 @@ def test_the_load_jobs_upload_covers_everything_the_load_phase_writes(tmp_path: 
     env_id = plans[0].env.id
 
     def run(phases: tuple[str, ...]) -> None:
-        Runner(FakeEngine(), matrix, plans, run_dir=RunDir.prepare(tmp_path, resume=False, shared=True),
-               console=Console(quiet=True), options=RunOptions(phases=phases), run_id="x").execute()
+        execute(planned_runner(FakeEngine(), matrix, RunDir.prepare(tmp_path, resume=False, shared=True), envs=plans,
+                               run_id="x", phases=phases))
 
     def files() -> dict[str, bytes]:
         return {str(p.relative_to(tmp_path)): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
@@ -107,3 +115,23 @@ def test_the_load_jobs_upload_covers_everything_the_load_phase_writes(tmp_path: 
     for path in written:
         assert any(path == p or (p.endswith("/") and path.startswith(p)) for p in patterns), (path, patterns)
     assert json.loads((tmp_path / "envs" / env_id / "load.json").read_text())["finished"]
+
+
+def test_the_nightly_pins_tonights_versions_and_keeps_its_baseline() -> None:
+    for job in ("save", "load", "report"):
+        steps = _steps(job)
+        pins = [s for s in steps if s.get("name") == "the versions the plan resolved"]
+        assert pins and "jq .versions > versions.json" in pins[0]["run"]
+        assert pins[0]["env"]["PLAN"] == "${{ needs.plan.outputs.plan }}"
+        assert any("--versions versions.json" in str(s.get("run", "")) for s in steps)
+    baseline = next(s["run"] for s in _steps("report") if "gh run download" in str(s.get("run", "")))
+    assert '[ "$(jq -r .matrix.path baseline/report.json)" = "$MATRIX" ]' in baseline  # of the same matrix
+
+
+def test_the_site_is_published_after_every_nightly() -> None:
+    pages: dict[Any, Any] = yaml.safe_load((WORKFLOW.parent / "pages.yml").read_text())
+    assert pages[True]["workflow_run"] == {"workflows": ["nightly"], "types": ["completed"]}
+    build = "\n".join(str(s.get("run", "")) for s in pages["jobs"]["build"]["steps"])
+    assert "--name nightly-report" in build and 'python -m harness site "${runs[@]}" --out site' in build
+    assert pages["jobs"]["deploy"]["permissions"] == {"pages": "write", "id-token": "write"}
+    assert pages["jobs"]["deploy"]["steps"][0]["uses"].startswith("actions/deploy-pages@")

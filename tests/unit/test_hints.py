@@ -19,7 +19,8 @@ from harness.hints import RULES, HintContext, Rule, fits, hint_for, match
 
 FIXTURES = json.loads((Path(__file__).parent / "fixtures" / "hint_messages.json").read_text(encoding="utf-8"))
 RECORDED: list[dict[str, Any]] = FIXTURES["recorded"]
-POSITIVE = RECORDED + FIXTURES["made"]
+CORPUS: list[dict[str, Any]] = FIXTURES["corpus"]  # real files' errors (corpus/manifest.yaml)
+POSITIVE = RECORDED + FIXTURES["made"] + CORPUS
 ALL = POSITIVE + FIXTURES["negative"]
 NAMES = sorted({r.name for r in RULES})
 
@@ -212,3 +213,10 @@ def test_fits_reads_versions_and_specs(version: str | None, spec: str, expected:
 def test_a_bad_spec_is_refused() -> None:
     with pytest.raises(ValueError, match="not a version spec"):
         fits("2.15.0", "~2")
+
+
+def test_keras_3121_refusing_tfsmlayer_is_not_the_lambda_safe_mode() -> None:
+    fixture = _recorded("tfsm-layer-safe-mode", "examples/tfsm_layer")
+    rule = _matched(fixture)
+    assert rule is not None and rule.hint.startswith("safe_mode refuses TFSMLayer")
+    assert "re-export" in rule.hint and rule.flag is not None and rule.flag.startswith("--unsafe")

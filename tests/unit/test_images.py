@@ -371,3 +371,49 @@ complete successfully: exit code: 1
 
 def test_build_error_line_finds_pip_error_in_buildkit_plain_log() -> None:
     assert build_error_line(BUILDKIT_LOG).endswith("ERROR: No matching distribution found for tensorflow-cpu==9.9.9")
+
+
+# ---------------------------------------------------------------------------- the TensorFlow layer, shared
+
+
+def test_environments_on_one_python_and_tensorflow_share_its_image() -> None:
+    keras_a, keras_b = plan_image(_env(keras="==3.3.3")), plan_image(_env(keras="==3.4.1"))
+    legacy = plan_image(_legacy())
+    alone = plan_image(_env())
+    assert keras_a.parent is not None and keras_b.parent is not None and legacy.parent is not None
+    assert keras_a.parent.tag == keras_b.parent.tag == legacy.parent.tag == alone.tag
+    assert alone.parent is None  # TensorFlow alone: that image is the environment's, rendered as it always was
+    assert f"FROM {alone.tag}\n" in keras_a.dockerfile
+    assert keras_a.parent.files["requirements.txt"] == b"tensorflow-cpu==2.16.2\n"
+    assert "TF_USE_LEGACY_KERAS" not in keras_a.parent.dockerfile + keras_a.dockerfile
+    assert "ENV TF_USE_LEGACY_KERAS=1" in legacy.dockerfile  # above the shared layer, not in it
+    other_tf = plan_image(_env(tensorflow="==2.17.0", keras="==3.3.3"))
+    other_python = plan_image(_env(python="3.12", keras="==3.3.3"))
+    assert other_tf.parent is not None and other_python.parent is not None
+    assert len({keras_a.parent.tag, other_tf.parent.tag, other_python.parent.tag}) == 3
+
+
+def test_a_keras_change_changes_the_tag_but_not_the_tensorflow_image() -> None:
+    before, after = plan_image(_env(keras="==3.3.3")), plan_image(_env(keras="==3.3.2"))
+    assert before.tag != after.tag
+    assert before.parent == after.parent
+
+
+def test_the_tensorflow_image_is_built_once_and_first(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    plans = [plan_image(_env(keras="==3.3.3")), plan_image(_env(keras="==3.4.1"))]
+    first = ensure_image(engine, plans[0], tmp_path / "a" / "build.log")
+    second = ensure_image(engine, plans[1], tmp_path / "b" / "build.log")
+    assert plans[0].parent is not None
+    assert engine.builds == [plans[0].parent.tag, plans[0].tag, plans[1].tag]
+    assert first.built and second.built and first.error is None
+
+
+def test_a_tensorflow_image_that_fails_fails_its_environments(tmp_path: Path) -> None:
+    plan = plan_image(_env(keras="==3.3.3"))
+    assert plan.parent is not None
+    engine = FakeEngine(failing_tags=frozenset({plan.parent.tag}))
+    outcome = ensure_image(engine, plan, tmp_path / "build.log")
+    assert outcome.tag == plan.tag and outcome.image_id is None
+    assert outcome.error is not None and outcome.error.startswith(f"its TensorFlow image {plan.parent.tag}: ")
+    assert engine.builds == [plan.parent.tag]

@@ -14,16 +14,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fake_engine import FakeEngine, _host
+from fake_engine import FakeEngine, _host, artifacts_seen, planned_runner
 from harness.agent import models as agent_models
 from harness.agent import protocol
 from harness.agent.worker import save_atomic
-from harness.console import Console
 from harness.engine import RunResult, RunSpec
 from harness.matrix import parse_matrix
-from harness.plan import ISOLATION_PROMISES, Limits, plan_environments
+from harness.plan import ISOLATION_PROMISES, Limits
 from harness.rundir import RunDir
-from harness.runner import Runner, RunOptions
+from harness.workflow import execute
 
 MATRIX = {"environments": [{"python": "3.11", "tensorflow": "2.15.1"},
                            {"python": "3.11", "tensorflow": "2.16.2", "keras": "3.3.3"}],
@@ -39,40 +38,35 @@ class HostileEngine(FakeEngine):
         super().__init__(drift=0.5)
         self.forged_outputs = 0
 
-    def _load(self, args: dict[str, Any], mounts: Mapping[str, Path], records: Path) -> None:
-        super()._load(args, mounts, records)
-        if not any(m["name"] == HOSTILE for m in args["models"]):
+    def _load(self, request: protocol.LoadRequest, mounts: Mapping[str, Path], records: Path) -> None:
+        super()._load(request, mounts, records)
+        if not any(m.name == HOSTILE for m in request.models):
             return
-        only = args.get("only") or {}
-        if only and only["model"] != HOSTILE:
+        if request.only is not None and request.only.model != HOSTILE:
             return
         # Every cell it can guess the name of: in its own container it sees only its source's artifacts.
-        artifacts = (mounts[protocol.ARTIFACTS_MOUNT] if protocol.ARTIFACTS_MOUNT in mounts
-                     else _host(mounts, f"{protocol.ARTIFACTS_MOUNT}/{only['source']}").parent)
         specs = [protocol.resolve_probe(name, ("h5",), ("load_model",)) for name in ("dense", HOSTILE)]
-        writer = protocol.RecordWriter(str(records))
-        for task in protocol.plan_tasks(str(artifacts), protocol.OUTPUTS_MOUNT, specs):
-            if task["model"] == HOSTILE:
+        writer: protocol.RecordWriter[protocol.LoadRecord] = protocol.RecordWriter(str(records))
+        for task in protocol.plan_tasks(str(artifacts_seen(request, mounts)), protocol.OUTPUTS_MOUNT, specs):
+            if task.model == HOSTILE:
                 continue
             try:
-                output = _host(mounts, task["output"])
+                output = _host(mounts, task.output)
             except ValueError:  # not mounted in this container: the read-only root refuses the write
                 output = None
             if output is not None:
                 output.parent.mkdir(parents=True, exist_ok=True)
-                np.save(output, np.load(Path(task["model_dir"]) / protocol.REFERENCE))
+                np.save(output, np.load(Path(task.model_dir) / protocol.REFERENCE))
                 self.forged_outputs += 1
-            writer.write({"kind": "load", "target": args["env"], "status": "ok", "evaluate": {"loss": 0.5},
-                          **{k: task[k] for k in ("source", "model", "format", "loader")}})
+            writer.write({"kind": "load", "target": request.env, "status": "ok", "evaluate": {"loss": 0.5},
+                          "source": task.source, "model": task.model, "format": task.format, "loader": task.loader})
         writer.close()
 
 
 def _run(engine: FakeEngine, out: Path, isolation: str) -> dict[str, Any]:
     matrix = parse_matrix(MATRIX, path="m.yaml", sha256="0" * 64)
-    runner = Runner(engine, matrix, plan_environments(matrix, {}), run_dir=RunDir.prepare(out, resume=False),
-                    console=Console(quiet=True), options=RunOptions(limits=Limits(isolation=isolation)),
-                    run_id="test")
-    report = runner.execute()
+    report = execute(planned_runner(engine, matrix, RunDir.prepare(out, resume=False),
+                                    limits=Limits(isolation=isolation)))
     assert report is not None
     return report
 
@@ -114,10 +108,8 @@ def test_artifact_isolation_resumes_only_unfinished_artifacts(tmp_path: Path) ->
     records.write_text("\n".join(lines[:1]) + "\n")  # killed after its first artifact
     matrix = parse_matrix(MATRIX, path="m.yaml", sha256="0" * 64)
     again = FakeEngine()
-    runner = Runner(again, matrix, plan_environments(matrix, {}), run_dir=RunDir.prepare(tmp_path / "run", resume=True),
-                    console=Console(quiet=True), options=RunOptions(resume=True, limits=Limits(isolation="artifact")),
-                    run_id="again")
-    report = runner.execute()
+    report = execute(planned_runner(again, matrix, RunDir.prepare(tmp_path / "run", resume=True),
+                                    limits=Limits(isolation="artifact"), run_id="again", resume=True))
     assert report is not None and {c["status"] for c in report["cells"]} == {"pass"}
     assert len(again.runs) == 3  # the three artifacts that target had not recorded
 
@@ -163,6 +155,20 @@ def test_two_users_modules_of_one_name_each_load_their_own_code(tmp_path: Path,
     monkeypatch.setattr(sys, "modules", dict(sys.modules))
     assert [agent_models.import_code(str(tmp_path / user), "mymodels:ANSWER")
             for user in ("alice", "bob", "alice")] == [1, 2, 1]
+
+
+@pytest.mark.parametrize("order", [("alice", "bob", "alice"), ("bob", "alice", "bob")])
+def test_a_namespace_package_never_gets_another_users_regular_package_of_its_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, order: tuple[str, ...]) -> None:
+    monkeypatch.setattr(agent_models, "USER_MOUNT", str(tmp_path))
+    (tmp_path / "alice" / "mypkg").mkdir(parents=True)  # a namespace package: no __init__.py
+    (tmp_path / "alice" / "mypkg" / "mod.py").write_text("ANSWER = 'alice'\n")
+    (tmp_path / "bob" / "mypkg").mkdir(parents=True)
+    (tmp_path / "bob" / "mypkg" / "__init__.py").write_text("")
+    (tmp_path / "bob" / "mypkg" / "mod.py").write_text("ANSWER = 'bob'\n")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(sys, "modules", dict(sys.modules))
+    assert [agent_models.import_code(str(tmp_path / user), "mypkg.mod:ANSWER") for user in order] == list(order)
 
 
 def test_predictions_are_written_whole_or_not_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -136,7 +136,7 @@ def test_validate_with_a_bad_expectation_is_exit_2(tmp_path: Path, capsys: pytes
 
 def test_the_readme_example_is_valid(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[2]
-    match = re.search(r"```yaml\n(expect:.*?)```", (root / "README.md").read_text(encoding="utf-8"), re.S)
+    match = re.search(r"```yaml\n(expect:.*?)```", (root / "docs" / "matrix.md").read_text(encoding="utf-8"), re.S)
     assert match is not None
     path = tmp_path / "m.yaml"
     default = (root / "matrices" / "default.yaml").read_text(encoding="utf-8").split("\nexpect:")[0]  # its own aside

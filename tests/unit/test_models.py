@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fake_engine import FakeEngine
+from fake_engine import FakeEngine, planned_runner
 from harness import models
 from harness.agent.models import Loaded, ModelCode
 from harness.agent.protocol import (
@@ -20,17 +20,18 @@ from harness.agent.protocol import (
     USERDATA_MOUNT,
     CellKey,
     Code,
+    LoadTask,
     ModelSpec,
-    from_dict,
+    SaveRequest,
     plan_tasks,
     random_array,
 )
-from harness.console import Console
+from harness.cells import CellPlan
 from harness.matrix import Matrix, parse_matrix
 from harness.models import sniff_versions
-from harness.plan import EnvPlan, Limits, expected_cells, load_spec, plan_environments, save_spec
+from harness.plan import EnvPlan, Limits, load_spec, plan_environments, save_spec
 from harness.rundir import RunDir
-from harness.runner import Runner, RunOptions
+from harness.workflow import execute
 
 ENVS = [{"python": "3.11", "tensorflow": "2.15.1"}, {"python": "3.11", "tensorflow": "2.16.2", "keras": "3.3.3"}]
 OLD_H5 = b"\x89HDF\r\n\x1a\n" + b'{"class_name": "Functional", "keras_version": "2.4.0", "backend": "tensorflow"}'
@@ -63,9 +64,7 @@ def test_an_existing_artifact_is_one_more_source_every_target_loads(project: Pat
     matrix = _matrix(project, ARTIFACT)
     engine = FakeEngine(drift=1e-3)
     run_dir = RunDir.prepare(project / "run", resume=False)
-    runner = Runner(engine, matrix, plan_environments(matrix, {}), run_dir=run_dir, console=Console(quiet=True),
-                    options=RunOptions(), run_id="t")
-    report = runner.execute()
+    report = execute(planned_runner(engine, matrix, run_dir, run_id="t"))
     assert report is not None
     assert len(engine.runs) == 2 * 2  # no container for the pseudo-source
     source = report["environments"][-1]
@@ -96,10 +95,10 @@ def test_staging_is_idempotent_and_the_load_phase_plans_the_artifact_with_the_us
     assert (run.artifacts("user-old") / "manifest.json").read_bytes() == first
     assert not list(run.artifacts_root.glob(".*"))  # no temporary folder left
     (task,) = plan_tasks(str(run.artifacts_root), "/out", [matrix.model("old")])
-    assert (task["source"], task["model"], task["format"], task["loader"]) == ("user-old", "old", "h5", "load_model")
-    spec = from_dict(task["spec"])
+    assert (task.source, task.model, task.format, task.loader) == ("user-old", "old", "h5", "load_model")
+    spec = LoadTask.from_json(task.to_json()).spec  # as the worker receives it
     assert spec.code == Code(root=f"{USER_MOUNT}/old", custom_objects="mymodels:CUSTOM") and spec.origin is None
-    assert task["input_names"] == ["input"]
+    assert task.input_names == ["input"]
     with np.load(run.userdata / "mine" / "inputs.npz") as data:  # a factory's generated inputs
         assert data["input"].shape == (4, 3) and data["input"].dtype == np.float32
 
@@ -116,14 +115,14 @@ def test_an_environments_predictions_can_be_the_reference(project: Path) -> None
 def test_cells_mounts_and_agent_specs_of_user_models(project: Path) -> None:
     matrix = _matrix(project, ARTIFACT, FACTORY)
     envs = [e.id for e in matrix.environments]
-    cells = expected_cells(matrix, envs)
+    cells = CellPlan.of(matrix).cells(envs)
     assert len(cells) == 4 + 2 + 4 * 2  # dense, the artifact, the factory (2 loaders)
     assert cells[-2:] == [CellKey("user-old", envs[0], "old", "h5", "load_model"),
                           CellKey("user-old", envs[1], "old", "h5", "load_model")]
     plan: EnvPlan = plan_environments(matrix, {})[0]
     run = RunDir(project / "run")
     save = save_spec(matrix, plan, run, "r", Limits())
-    specs = [from_dict(m) for m in json.loads(save.command[5])["models"]]
+    specs = SaveRequest.from_json(save.command[5]).models
     assert [m.name for m in specs] == ["dense", "mine"]  # an existing artifact is never built
     mine = specs[1]
     assert (mine.formats, mine.loaders) == (("h5",), ("load_model", "load_model_nocompile"))
@@ -140,6 +139,9 @@ def test_versions_are_read_from_the_file_without_h5py(tmp_path: Path) -> None:
     heap.write_bytes(b"keras_version\x00\x00\x19\x01" + b"\x00" * 40 + b"GCOL\x01\x00\x00\x00" + b"\x00" * 16
                      + b"2.0.5\x00\x00\x00")
     assert sniff_versions(heap, "h5")["keras"] == "2.0.5"
+    full = tmp_path / "full.h5"  # a string of exactly eight bytes has no padding: the next object's header follows
+    full.write_bytes(b"GCOL\x01\x00\x00\x00" + b"\x00" * 16 + b"\x08" + b"\x00" * 7 + b"2.2.4-tf\x02\x00\x00\x00")
+    assert sniff_versions(full, "h5")["keras"] == "2.2.4-tf"
     unknown = tmp_path / "plain.h5"
     unknown.write_bytes(b"\x89HDF nothing here")
     assert sniff_versions(unknown, "h5")["keras_major"] is None

@@ -11,15 +11,14 @@ from typing import Any
 import pytest
 
 from fake_docker import FakeDocker
-from fake_engine import FakeEngine
+from fake_engine import FakeEngine, planned_runner
 from harness.cli import main
-from harness.console import Console
 from harness.errors import EngineUnavailable
 from harness.matrix import Matrix, parse_matrix
 from harness.plan import plan_environments
 from harness.rundir import RunDir
-from harness.runner import Runner, RunOptions
 from harness.runstate import merge_environment, read_phase
+from harness.workflow import execute
 
 MATRIX = {
     "name": "phases",
@@ -41,10 +40,9 @@ def _matrix() -> Matrix:
 def _run(engine: FakeEngine, out: Path, phases: tuple[str, ...] = ("build", "save", "load", "report"),
          only: tuple[str, ...] = (), shared: bool = True) -> dict[str, Any] | None:
     matrix = _matrix()
-    runner = Runner(engine, matrix, plan_environments(matrix, {}, only),
-                    run_dir=RunDir.prepare(out, resume=False, shared=shared), console=Console(quiet=True),
-                    options=RunOptions(phases=phases, owner={"org.harness.pid": "1"}), run_id=f"job-{out.name}")
-    return runner.execute()
+    return execute(planned_runner(engine, matrix, RunDir.prepare(out, resume=False, shared=shared),
+                                  envs=plan_environments(matrix, {}, only), run_id=f"job-{out.name}", phases=phases,
+                                  owner={"org.harness.pid": "1"}))
 
 
 def _steps(engine: FakeEngine) -> list[tuple[str, str]]:
@@ -65,7 +63,7 @@ def _assemble(into: Path, *parts: Path) -> Path:
 def test_build_phase_builds_and_starts_no_container(tmp_path: Path) -> None:
     engine = FakeEngine()
     assert _run(engine, tmp_path / "run", phases=("build",)) is None
-    assert len(engine.builds) == 2 and engine.runs == []
+    assert len(engine.builds) == 3 and engine.runs == []  # B builds FROM its TensorFlow image, built first
     record = read_phase(RunDir(tmp_path / "run"), A, "build")
     assert record is not None and record["status"] == "ok" and record["finished"]
     run = json.loads((tmp_path / "run" / "run.json").read_text())
@@ -197,9 +195,7 @@ def test_resume_settles_a_record_whose_container_had_finished(tmp_path: Path) ->
     path.write_text(json.dumps({**json.loads(path.read_text()), "finished": None}))  # interrupted just after
     matrix = _matrix()
     engine = FakeEngine()
-    runner = Runner(engine, matrix, plan_environments(matrix, {}), run_dir=RunDir.prepare(out, resume=True),
-                    console=Console(quiet=True), options=RunOptions(resume=True), run_id="resumed")
-    report = runner.execute()
+    report = execute(planned_runner(engine, matrix, RunDir.prepare(out, resume=True), run_id="resumed", resume=True))
     assert report is not None and report["verdict"]["exit_code"] == 0
     assert engine.runs == [] and json.loads(path.read_text())["finished"]
 

@@ -25,10 +25,13 @@ from harness.rundir import RunDir
 TOP_LEVEL_KEYS = {
     "schema_version", "harness_version", "matrix", "created", "run_id", "isolation", "tolerance", "environments",
     "models", "paths", "causes", "hazards", "cells", "tracebacks", "artifacts", "references", "summary", "verdict",
-    "migrations", "bisect", "expectations", "check",
+    "migrations", "bisect", "expectations", "check", "corpus", "releases",
 }
+# releases: null without a baseline; else the environments whose releases moved since it, by slot (the id as written).
+RELEASES_KEYS = {"baseline", "changes", "added", "removed"}
+RELEASE_CHANGE_KEYS = {"env", "slot", "was", "moves", "words", "counts", "regressed", "fixed", "spurious"}
 # check: null, or a check run's answer (harness/advisor/answer.py); check.json holds the same, with what it handed over.
-CHECK_KEYS = {"model", "source", "home", "asked", "migrated_model", "verdict", "exit_code", "targets"}
+CHECK_KEYS = {"model", "source", "home", "asked", "migrated_model", "verdict", "exit_code", "targets", "dependencies"}
 CHECK_TARGET_KEYS = {"target", "spec", "tf_keras", "verdict", "path_verdict", "exit_code", "route", "asked", "current",
                      "at_home", "use", "tried", "works", "breaks", "never_works", "home_cause", "adapted"}
 CHECK_ROUTE_KEYS = {"format", "loader", "status", "kind", "change", "env", "tf_keras", "made_with", "made_in",
@@ -48,7 +51,7 @@ BISECT_ROUTE_KEYS = {"format", "loader", "yours", "asked", "history", "monotone"
                      "adjacent", "cause", "error", "root", "hint", "note"}
 ENVIRONMENT_KEYS = {
     "id", "python", "tensorflow", "keras", "keras_package", "keras_major", "spec", "image", "image_id", "status",
-    "error",
+    "error", "slot", "selectors",
 }
 CELL_KEYS = {
     "source", "target", "model", "format", "loader", "status", "stage", "route_status", "cause",

@@ -188,17 +188,32 @@ def _regressed_run(root: Path, *expect: Expectation) -> FakeRun:
     return run
 
 
-def test_baseline_regressions_fail_the_verdict_and_are_recorded(tmp_path: Path, old_report: Path) -> None:
+def _record_baseline(run: FakeRun, baseline: Path) -> None:
+    """What `run --baseline` does when the run starts: the baseline goes into run.json."""
+    run_dir = RunDir(run.root)
+    run_dir.write_run({**run_dir.read_run(), "baseline": str(baseline.resolve())})
+
+
+def test_baseline_regressions_fail_the_verdict_of_that_report_only(tmp_path: Path, old_report: Path) -> None:
     run = _regressed_run(tmp_path / "new")
+    recorded = (run.root / "run.json").read_text()
     report = write_reports(RunDir(run.root), baseline=old_report)
     assert report["verdict"]["regressions"] == [
         {"source": ENV_A.id, "target": ENV_B.id, "model": "dense", "format": "keras", "loader": "load_model",
          "kind": "stopped_passing", "old": "pass", "new": "error"}]
     assert report["verdict"]["exit_code"] == 1
-    assert json.loads((run.root / "run.json").read_text())["baseline"] == str(old_report.resolve())
-    again = write_reports(RunDir(run.root))  # a re-render uses the recorded baseline
-    assert again["verdict"]["regressions"] == report["verdict"]["regressions"]
     assert "## Regressions against the baseline" in (run.root / "report.md").read_text()
+    assert (run.root / "run.json").read_text() == recorded  # a report's own flags are never recorded
+    assert write_reports(RunDir(run.root))["verdict"]["regressions"] == []  # the run recorded no baseline
+
+
+def test_the_baseline_a_run_recorded_is_every_later_reports(tmp_path: Path, old_report: Path) -> None:
+    run = _regressed_run(tmp_path / "new")
+    _record_baseline(run, old_report)
+    report = write_reports(RunDir(run.root))
+    assert [r["kind"] for r in report["verdict"]["regressions"]] == ["stopped_passing"]
+    assert write_reports(RunDir(run.root), baseline=tmp_path / "old")["verdict"]["regressions"] == report[
+        "verdict"]["regressions"]  # the same report, named by its run directory, for this report only
 
 
 def test_regressions_alone_make_exit_1(tmp_path: Path, old_report: Path) -> None:
@@ -225,7 +240,7 @@ def test_an_expected_failure_is_no_regression(tmp_path: Path, old_report: Path) 
 
 def test_a_recorded_baseline_that_vanished_is_a_usage_error(tmp_path: Path, old_report: Path) -> None:
     run = _regressed_run(tmp_path / "new")
-    write_reports(RunDir(run.root), baseline=old_report)
+    _record_baseline(run, old_report)
     old_report.unlink()
     with pytest.raises(UsageError, match=r"baseline \(recorded in run.json\) .*: file not found"):
         write_reports(RunDir(run.root))

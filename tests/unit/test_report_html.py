@@ -16,11 +16,11 @@ from harness.report.html import counts_text, render_html
 from harness.report.junit import render_junit
 from harness.report.markdown import render_markdown
 from harness.report.statuses import MEANINGS, STATUS_ORDER
-from harness.report.summary import formats_sentence, split_paths
+from harness.report.summary import formats_line, split_paths
 from harness.report.writers import write_reports
 from harness.rundir import RunDir
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[2] / "docs" / "report.md"  # the status table
 
 
 @pytest.fixture
@@ -125,7 +125,7 @@ def test_the_first_screen_answers_each_upgrade_path(html: str, run: FakeRun) -> 
     ups, downs = split_paths(report)
     for path in ups:  # the upgrades, each with its answer in words; the downgrades folded below
         assert f"{path['source']} → {path['target']}</td>" in paths
-        assert escape(formats_sentence(path)) in paths
+        assert escape(formats_line(path)) in paths
     folded = html[html.index("Downgrades (rollbacks)"):]
     for path in downs:
         assert f"{path['source']} → {path['target']}</td>" in folded

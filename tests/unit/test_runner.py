@@ -9,13 +9,12 @@ from typing import Any
 
 import pytest
 
-from fake_engine import FakeEngine
-from harness.console import Console
+from fake_engine import FakeEngine, planned_runner
 from harness.engine import RunResult, RunSpec
 from harness.matrix import parse_matrix
 from harness.plan import plan_environments
 from harness.rundir import RunDir
-from harness.runner import Runner, RunOptions
+from harness.workflow import execute
 
 MATRIX = {
     "environments": [
@@ -29,12 +28,11 @@ MATRIX = {
 }
 
 
-def _run(engine: FakeEngine, out: Path, *, resume: bool = False, jobs: int = 1) -> dict[str, object]:
+def _run(engine: FakeEngine, out: Path, *, resume: bool = False, jobs: int = 1) -> dict[str, Any]:
     matrix = parse_matrix(MATRIX, path="m.yaml", sha256="0" * 64)
-    plans = plan_environments(matrix, {})
-    runner = Runner(engine, matrix, plans, run_dir=RunDir.prepare(out, resume=resume),
-                    console=Console(quiet=True), options=RunOptions(jobs=jobs, resume=resume), run_id="test")
-    return runner.execute()
+    report = execute(planned_runner(engine, matrix, RunDir.prepare(out, resume=resume), jobs=jobs, resume=resume))
+    assert report is not None
+    return report
 
 
 def _tags() -> list[str]:
@@ -60,9 +58,9 @@ def test_two_containers_per_environment_and_every_pair_reported(tmp_path: Path, 
 def test_images_are_built_once_and_reused(tmp_path: Path) -> None:
     engine = FakeEngine()
     _run(engine, tmp_path / "a")
-    assert len(engine.builds) == 3
+    assert len(engine.builds) == 4  # and the TensorFlow image the Keras 3 environment builds FROM
     _run(engine, tmp_path / "b")
-    assert len(engine.builds) == 3
+    assert len(engine.builds) == 4
     run = json.loads((tmp_path / "b" / "run.json").read_text())
     assert all(e["build"]["built"] is False for e in run["environments"])
 
@@ -83,9 +81,7 @@ def test_environments_sharing_an_image_build_it_once_in_parallel(tmp_path: Path)
     matrix = parse_matrix(data, path="m.yaml", sha256="0" * 64)
     plans = plan_environments(matrix, {})
     assert plans[0].image.tag == plans[1].image.tag
-    runner = Runner(engine, matrix, plans, run_dir=RunDir.prepare(tmp_path / "run", resume=False),
-                    console=Console(quiet=True), options=RunOptions(jobs=2), run_id="test")
-    report = runner.execute()
+    report = execute(planned_runner(engine, matrix, RunDir.prepare(tmp_path / "run", resume=False), jobs=2))
     assert engine.builds == [plans[0].image.tag]
     assert report is not None and {c["status"] for c in report["cells"]} == {"pass"}
     assert [s.env.get("TF_ENABLE_ONEDNN_OPTS") for s in engine.runs if s.command[3] == "save"].count("0") == 1
