@@ -317,10 +317,6 @@ RULES = (
          "Keras 2 writes time_major=False into RNN configs (LSTM, GRU, SimpleRNN), which Keras 3 refuses: drop it from "
          "the stored config" + ADAPT + ", load the file with tf-keras (TF_USE_LEGACY_KERAS=1), or rebuild the model "
          "in code and load its weights", source="2", target="3"),
-    Rule("sequential-list-config", r"pop expected at most 1 argument, got 2",
-         "a Keras 2.0/2.1 Sequential model stores its config as a bare list of layers, which Keras 3 cannot read: "
-         "wrap it as {'name': ..., 'layers': [...]}" + ADAPT + ", or load the file with tf-keras "
-         "(TF_USE_LEGACY_KERAS=1)", target="3"),
     Rule("keras2-list-axis", r"BatchNormalization.*int\(\) argument must be a string, a bytes-like object or a "
                              r"(real )?number, not 'list'",
          "Keras 2 .keras and JSON configs store BatchNormalization's axis as a list ([3]), and Keras 3 takes one "
@@ -394,8 +390,8 @@ RULES = (
          "a Sequential model saved by Keras 2.0 or 2.1 keeps its config as a bare list of layers, which Keras 3 cannot "
          "read (it expects {'name': ..., 'layers': [...]}): load the file with tf-keras (TF_USE_LEGACY_KERAS=1) and "
          "save it again there (.keras, or .h5, which Keras 3 reads), or rewrite the file's model_config as "
-         "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"sequential\", \"layers\": [...the list...]}}",
-         source="2", target="3"),
+         "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"sequential\", \"layers\": [...the list...]}}"
+         + ADAPT, source="2", target="3"),
     Rule("keras2-input-shape-doubled", r"Expected shape \(None, None, [^)]*\), but input has incompatible shape",
          "Keras 3 rebuilt the first layer of a Keras 2 Sequential file from its batch_input_shape and added a batch "
          "dimension again, so the model loads but refuses every input: load it with tf-keras "

@@ -723,7 +723,7 @@ def _tf_op_lambda(saved: Saved) -> List[str]:
 _KERAS2_FILES = (H5, KERAS, JSON)
 ADAPTERS: Tuple[Adapter, ...] = (
     # Upwards, in version order: within Keras 2, then Keras 2 -> 3.
-    Adapter("sequential-list-config", "sequential-list-config", "<2.2", ">=3", (MODEL,), (H5, JSON),
+    Adapter("sequential-list-config", "keras2-sequential-list", "<2.2", ">=3", (MODEL,), (H5, JSON),
             "a Keras 2.0/2.1 Sequential config (a bare list of layers) -> {'name', 'layers'}", _sequential_list),
     Adapter("keras-2.13-module-paths", "keras2-module-move", "<2.13", ">=2.13,<3", (MODEL,), (KERAS,),
             "keras.engine.* module paths of a Keras 2.12 .keras file -> keras.src.engine.*", _modules_213),
