@@ -2,7 +2,7 @@
 
     python benchmarks/adapt_table.py RUN_DIR [--write]
 
-RUN_DIR is a run of matrices/adapt.yaml (the default matrix's environments and TF 2.21 + Keras 3.15,
+RUN_DIR is a run of matrices/adapt.yaml (the default matrix's environments and TF 2.16 + Keras 3.3,
 every built-in and hazard probe, the default loaders and the two adapting ones). Its report is built
 again from the records with this checkout's rules, then every route that works at home and breaks
 with a plain loader (source, target, model, format, cause) is counted by what the adapting loaders
