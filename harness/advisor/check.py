@@ -177,6 +177,7 @@ def run_check(question: CheckQuestion, settings: RunSettings, engine: RunEngine)
 def first_answer(data: dict[str, Any], question: CheckQuestion, targets: list[Target]) -> list[str]:
     """What the file says before any container starts: its route in each target as the table of what each release
     accepts predicts it (harness/inspection.py); UsageError at once for a file that is no model. [] for a factory."""
+    from harness.agent.protocol import LOADERS
     from harness.inspection import OUTCOME_WORDS, forecast, inspect_file, release_of, usual_loader
 
     entry = data["models"][0]
@@ -188,7 +189,10 @@ def first_answer(data: dict[str, Any], question: CheckQuestion, targets: list[Ta
     if found.findings.get("unread"):
         return [f"first answer: none from the file alone (its config could not be read: {found.findings['unread']})"]
     releases = [release_of(t.spec, "--to", question.model.python) for t in targets]
-    routes = forecast(found, releases, entry.get("loaders"), custom_objects=question.model.custom_objects is not None,
+    # The table knows what a release does with the file as it is, not with a copy an adapter edits for it.
+    loaders = entry.get("loaders")
+    plain = None if loaders is None else [x for x in loaders if not LOADERS[x].adapts]
+    routes = forecast(found, releases, plain, custom_objects=question.model.custom_objects is not None,
                       evaluate=False)
     usual = usual_loader(found.format)
     lines = [f"first answer, from the file alone ({found.words()}; {found.seconds:.2f} s, no container yet):"]

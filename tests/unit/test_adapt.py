@@ -9,12 +9,14 @@ account (adapted.json) beside the load's predictions, the copy's load a record l
 from __future__ import annotations
 
 import json
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 
 from fake_loads import LoadHook
 from harness.advisor import adaptation
@@ -143,6 +145,19 @@ def test_adapt_writes_the_best_verified_copy_and_nothing_else(project: Path,
     assert main(["adapt", str(project / "old.h5"), "--to", "2.20.0", "--inputs", str(project / "x.npy"), "--out",
                  str(h5), "--run-dir", str(project / "run2"), "-q"], engine=AdaptedInKeras3) == 0
     assert h5.read_bytes() == b"adapted adapted"  # --out's suffix chooses the copy
+
+
+def test_adapts_first_answer_forecasts_the_file_as_it_is(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    real = project / "decay.h5"  # Keras 2.15's .h5 with a legacy decay: a config the table reads
+    shutil.copyfile(Path(__file__).resolve().parents[1] / "agent" / "fixtures" / "legacy-decay-2.15.h5", real)
+    main(["adapt", str(real), "--to", "2.20.0", "--inputs", str(project / "x.npy"), "--out",
+          str(project / "new.keras"), "--run-dir", str(project / "run")], engine=AdaptedInKeras3)
+    first = capsys.readouterr().out.split("confirming in containers...")[0]
+    assert first.startswith("first answer, from the file alone")
+    # The adapting loaders edit a copy the table of what each release accepts knows nothing of: not forecast.
+    loaders = yaml.safe_load((project / "run" / "adapt.yaml").read_text())["models"][0]["loaders"]
+    plain = [x for x in loaders if not LOADERS[x].adapts]
+    assert len(plain) < len(loaders) and f"of {len(plain)} route(s) predicted to fail" in first, first
 
 
 def test_adapt_writes_nothing_when_no_copy_passes(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
