@@ -178,7 +178,14 @@ def first_answer(data: dict[str, Any], question: CheckQuestion, targets: list[Ta
     """What the file says before any container starts: its route in each target as the table of what each release
     accepts predicts it (harness/inspection.py); UsageError at once for a file that is no model. [] for a factory."""
     from harness.agent.protocol import LOADERS
-    from harness.inspection import OUTCOME_WORDS, forecast, inspect_file, release_of, usual_loader
+    from harness.inspection import (
+        OUTCOME_WORDS,
+        forecast,
+        inspect_file,
+        release_of,
+        release_of_request,
+        usual_loader,
+    )
 
     entry = data["models"][0]
     if "artifact" not in entry:
@@ -188,7 +195,11 @@ def first_answer(data: dict[str, Any], question: CheckQuestion, targets: list[Ta
         raise UsageError(f"--model {entry['artifact']}: {found.findings.get('not_a_model')}")
     if found.findings.get("unread"):
         return [f"first answer: none from the file alone (its config could not be read: {found.findings['unread']})"]
-    releases = [release_of(t.spec, "--to", question.model.python) for t in targets]
+    python = question.model.python
+    # A side read from the project's files is named by its git ref, not by a SPEC: its release is the one read.
+    read = list(question.environments[1:]) or [None] * len(targets)
+    releases = [(t.spec, release_of_request(side, python)) if side is not None else release_of(t.spec, "--to", python)
+                for t, side in zip(targets, read)]
     # The table knows what a release does with the file as it is, not with a copy an adapter edits for it.
     loaders = entry.get("loaders")
     plain = None if loaders is None else [x for x in loaders if not LOADERS[x].adapts]
