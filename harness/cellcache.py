@@ -5,7 +5,8 @@ environment and every model's spec), its variables, the users' code and data it 
 A load cell is keyed by the loading image's id and variables, the model's spec, format and loader, the
 tolerance and limits it was loaded under, the agent's code, and its source: the saving image's id and the
 sha256 of the model's folder as that source saved it (the artifact, its inputs and its reference). A run
-restores what it finds into its own run directory (artifacts, records, predictions), so the report is built
+restores what it finds into its own run directory (artifacts, records, predictions and the files a load
+wrote beside them: an adapted copy and its account), so the report is built
 exactly as from containers, and runs a container only for what is missing: a run with nothing changed starts
 none, and a new release costs its save, its row and its column.
 
@@ -47,7 +48,7 @@ from harness.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
-CELL_KEY_SCHEMA = 1  # of every key: a store written under another layout is never read
+CELL_KEY_SCHEMA = 2  # of every key: a store written under another layout is never read (2: a load's files beside it)
 # How a process ended rather than what a file does, computed again next time: a timeout (the machine's load), a
 # worker that did not start, a crash by SIGKILL (out of memory) or by an exit status. A crash by SIGSEGV or SIGABRT
 # is native code failing on the file, as it will again.
@@ -111,8 +112,8 @@ def tree_digest(folder: Path, *, skip: tuple[str, ...] = (), max_files: int | No
 
 class CellCache:
     """The store below `root`: saves/<key>/ (an environment's artifacts and save records) and loads/<ab>/<key>.json
-    with its predictions beside it. `reuse` False (--no-cache): nothing is taken from it, everything computed is
-    stored again."""
+    with its predictions (<key>.npy) and the files its load wrote beside them (<key>.files/) beside it. `reuse`
+    False (--no-cache): nothing is taken from it, everything computed is stored again."""
 
     def __init__(self, root: Path, *, reuse: bool = True) -> None:
         self.root = root
@@ -245,6 +246,9 @@ class CellCache:
             try:
                 untrusted.real_dir(run_dir.path, dest.parent)
                 untrusted.copy_file(self.root, path.with_suffix(".npy"), dest, untrusted.MAX_ARRAY)
+                if entry.get("files"):  # what the load wrote beside its predictions (an adapted copy, its account)
+                    beside = untrusted.real_dir(run_dir.path, run_dir.adapted(cell), fresh=True)
+                    _copy_tree(self.root, path.with_suffix(".files"), run_dir.path, beside)
             except (OSError, untrusted.UnsafeFile) as exc:
                 log.warning("cell cache: %s not reused: %s", path, exc)
                 return None
@@ -270,14 +274,21 @@ class CellCache:
     def _keep(self, run_dir: RunDir, cell: CellKey, key: str, record: LoadRecord) -> int:
         path = self._load_path(key)
         tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}")
-        output = run_dir.output(cell)
+        output, beside = run_dir.output(cell), run_dir.adapted(cell)
+        files = path.with_suffix(".files")
+        staged = files.with_name(f".{files.name}.{uuid.uuid4().hex}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             has_output = output.is_file() and not output.is_symlink()
             if has_output:  # predictions first, the record last: a record is never without them
                 untrusted.copy_file(run_dir.path, output, path.with_suffix(".npy"), untrusted.MAX_ARRAY)
+            has_files = has_output and beside.is_dir() and not beside.is_symlink()
+            if has_files:  # ... and the files the load wrote beside them
+                _copy_tree(run_dir.path, beside, self.root, staged)
+                shutil.rmtree(files, ignore_errors=True)
+                staged.rename(files)
             tmp.write_text(json.dumps({"record": {k: v for k, v in record.items() if k != "schema"},
-                                       "output": has_output}, sort_keys=True), encoding="utf-8")
+                                       "output": has_output, "files": has_files}, sort_keys=True), encoding="utf-8")
             tmp.replace(path)
             return 1
         except (OSError, untrusted.UnsafeFile) as exc:
@@ -285,6 +296,7 @@ class CellCache:
             return 0
         finally:
             tmp.unlink(missing_ok=True)
+            shutil.rmtree(staged, ignore_errors=True)
 
 
 def _kept(record: LoadRecord) -> bool:

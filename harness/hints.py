@@ -82,9 +82,10 @@ def _target_before(release: str) -> Callable[[HintContext], bool]:
 
 
 def _module_move(ctx: HintContext) -> bool:
-    """A Keras 2 file read by another Keras 2 release, or a file of Keras 2.12 or older read by any later Keras."""
-    both_2 = fits(ctx.source_keras, "2") and fits(ctx.target_keras, "2") and not _same_keras(ctx)
-    return both_2 or (fits(ctx.source_keras, "<2.13") and fits(ctx.target_keras, ">=2.13"))
+    """A Keras 2 file read by another Keras release (Keras 3 included), or a file of Keras 2.12 or older read by any
+    later Keras."""
+    other = fits(ctx.source_keras, "2") and fits(ctx.target_keras, ">=2") and not _same_keras(ctx)
+    return other or (fits(ctx.source_keras, "<2.13") and fits(ctx.target_keras, ">=2.13"))
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,7 @@ CUSTOM_HINT = ("the model's custom objects were not known where it was loaded: p
                "loader, or import the module that registers them (register_keras_serializable) before loading")
 NEWER_HINT = ("written by a newer Keras release, whose config this one does not understand: load it with that release "
               "or a later one, or rebuild the model in code and load its weights")
+ADAPT = " (harness adapt FILE --to SPEC makes this edit in a copy and verifies it)"
 VOCABULARY_HINT = (
     "a lookup layer's vocabulary was given as a file path: Keras 2 and Keras 3 before 3.12 keep that path in the "
     "config, and it does not exist where the model loads (Keras 3 before 3.12 cannot even save an IntegerLookup "
@@ -160,6 +162,10 @@ RULES = (
     Rule("worker-native-crash", r"^WorkerCrash:.*SIG(SEGV|ABRT|BUS|ILL|FPE)",
          "the loading process crashed in native code: a TensorFlow/h5py binary incompatibility or a hostile file"),
     Rule("worker-died", r"^WorkerCrash:", "the loading process died: see the container log"),
+    Rule("cannot-adapt", r"CannotAdapt:",
+         "an adapter found the change it answers in the file but cannot make it (the message names the adapter, the "
+         "cause and why): load the file with the Keras that wrote it, or rebuild the model in code and load its "
+         "weights"),
     Rule("load-timeout", r"^Timeout:",
          "no result within the per-load timeout: the load hangs, or the timeout (--cell-timeout) is too short"),
     Rule("artifact-unreadable",
@@ -305,9 +311,24 @@ RULES = (
     Rule("depthwise-groups", r"passed to DepthwiseConv2D: \{'groups'",
          "Keras 2 writes groups=1 into DepthwiseConv2D configs, which Keras 3 refuses: pass "
          "custom_objects={'DepthwiseConv2D': a DepthwiseConv2D subclass whose __init__ drops 'groups'} to "
-         "load_model, or load the file with tf-keras (TF_USE_LEGACY_KERAS=1)", source="2", target="3"),
+         "load_model, load the file with tf-keras (TF_USE_LEGACY_KERAS=1), or drop groups=1 from the stored config"
+         + ADAPT, source="2", target="3"),
+    Rule("rnn-time-major", r"Unrecognized keyword arguments passed to \w+: \{'time_major'",
+         "Keras 2 writes time_major=False into RNN configs (LSTM, GRU, SimpleRNN), which Keras 3 refuses: drop it from "
+         "the stored config" + ADAPT + ", load the file with tf-keras (TF_USE_LEGACY_KERAS=1), or rebuild the model "
+         "in code and load its weights", source="2", target="3"),
+    Rule("keras2-list-axis", r"BatchNormalization.*int\(\) argument must be a string, a bytes-like object or a "
+                             r"(real )?number, not 'list'",
+         "Keras 2 .keras and JSON configs store BatchNormalization's axis as a list ([3]), and Keras 3 takes one "
+         "int: replace the list by its one axis" + ADAPT + ", or save the model as .h5 from Keras 2",
+         source="2", target="3"),
+    Rule("keras2-batch-input-shape", r"Unrecognized keyword arguments passed to \w+: \{'batch_input_shape'",
+         "Keras 2 keeps batch_input_shape on a layer built with input_shape=, which Keras 3 refuses in .keras and "
+         "JSON configs: make it the input_shape it came from" + ADAPT + ", or start the model with keras.Input",
+         source="2", target="3"),
     Rule("tf-op-lambda",
-         r"Unknown layer: '(TF|Slicing)OpLambda'|A KerasTensor cannot be used as input to a TensorFlow function|"
+         r"Unknown layer: '(TF|Slicing)OpLambda'|Could not deserialize class '(TF|Slicing)OpLambda'|"
+         r"A KerasTensor cannot be used as input to a TensorFlow function|"
          r"raw TensorFlow ops on Keras tensors \(TFOpLambda\)",
          "raw TensorFlow ops on Keras tensors (tf.concat, tf.nn.relu, ...) work only in Keras 2, which wraps them "
          "(and x[:, :4], x + 1) in TFOpLambda/SlicingOpLambda layers: Keras 3 neither builds model code that calls "
@@ -338,10 +359,11 @@ RULES = (
          "Keras 3.9 or later, or rebuild the model in code and load its weights (Keras 3 sources can save .keras "
          "instead)", formats=("h5",), when=_target_before("3.9")),
     Rule("keras2-mixed-precision", r"'str' object has no attribute '(quantization_mode|convert_input)'",
-         "a layer's mixed-precision dtype policy (a Keras 2 Policy config such as mixed_float16) in a Keras 2 .h5 "
-         "file does not deserialize in Keras 3: load it with tf-keras (TF_USE_LEGACY_KERAS=1), or rebuild the model "
-         "in code with the policy (keras.mixed_precision.set_global_policy('mixed_float16')) and load its weights",
-         source="2", target="3", formats=("h5",)),
+         "a layer's mixed-precision dtype policy (a Keras 2 Policy config such as mixed_float16) in a Keras 2 file "
+         "does not deserialize in Keras 3: replace the Policy by its name, which Keras 3 reads as a DTypePolicy"
+         + ADAPT + ", load it with tf-keras (TF_USE_LEGACY_KERAS=1), or rebuild the model in code with the policy "
+         "(keras.mixed_precision.set_global_policy('mixed_float16')) and load its weights",
+         source="2", target="3"),
     Rule("nested-shared-h5",
          r"Invalid Functional model configuration\. The graph of the Functional model either has loops or "
          r"disconnected nodes",
@@ -368,8 +390,8 @@ RULES = (
          "a Sequential model saved by Keras 2.0 or 2.1 keeps its config as a bare list of layers, which Keras 3 cannot "
          "read (it expects {'name': ..., 'layers': [...]}): load the file with tf-keras (TF_USE_LEGACY_KERAS=1) and "
          "save it again there (.keras, or .h5, which Keras 3 reads), or rewrite the file's model_config as "
-         "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"sequential\", \"layers\": [...the list...]}}",
-         source="2", target="3"),
+         "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"sequential\", \"layers\": [...the list...]}}"
+         + ADAPT, source="2", target="3"),
     Rule("keras2-input-shape-doubled", r"Expected shape \(None, None, [^)]*\), but input has incompatible shape",
          "Keras 3 rebuilt the first layer of a Keras 2 Sequential file from its batch_input_shape and added a batch "
          "dimension again, so the model loads but refuses every input: load it with tf-keras "
@@ -429,7 +451,8 @@ RULES = (
          r"parent module (tf_)?keras\.(src\.)?engine\.|No module named '(tf_)?keras\.(src\.)?engine",
          "a Keras 2 .keras file names its classes by the module paths of the release and package that wrote it "
          "(keras.engine up to 2.12, keras.src.engine from 2.13, tf_keras.src.engine in tf-keras), which this "
-         "Keras cannot import: load it with that release, or re-save it there as .h5 (model.save('model.h5'))",
+         "Keras cannot import: map them to this Keras' modules" + ADAPT + ", load it with that release, or re-save it "
+         "there as .h5 (model.save('model.h5'))",
          when=_module_move),
     Rule("keras2-file-in-keras3", CONFIG + r"|parent module (tf_)?keras\.src\.engine\.",
          "written by Keras 2, whose config Keras 3 cannot rebuild: load it with tf-keras (pip install tf-keras "

@@ -20,7 +20,7 @@ import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.agent.protocol import (
     CONFIG_LOADERS,
@@ -32,6 +32,9 @@ from harness.agent.protocol import (
 )
 from harness.h5attrs import H5Error, root_attributes
 from harness.untrusted import MAX_JSON  # config.json, metadata.json, an architecture JSON, a metadata blob
+
+if TYPE_CHECKING:
+    from harness.advisor.question import EnvRequest
 
 MAX_ARCHIVE_MEMBERS = 10_000  # entries of a .keras archive
 MAX_PROTO = 256 << 20  # a saved_model.pb read whole for its signatures and versions
@@ -393,11 +396,17 @@ _READERS: tuple[tuple[Callable[[bytes], bool], Callable[[Path, int], Inspected]]
 
 
 def release_of(spec: str, flag: str, python: str | None = None) -> tuple[str, Release]:
-    """A check SPEC as the release the table reads: TensorFlow 2.15 and older bundle their Keras 2 minor, 2.16 and
-    later Keras 3 unless the SPEC names Keras or tf-keras; a label for it."""
-    from harness.advisor.question import DEFAULT_PYTHON, KERAS3_TF, parse_spec, pinned_minor
+    """A check SPEC as the release the table reads, and a label for it (see release_of_request)."""
+    from harness.advisor.question import parse_spec
 
-    request = parse_spec(spec, flag)
+    return spec, release_of_request(parse_spec(spec, flag), python)
+
+
+def release_of_request(request: EnvRequest, python: str | None = None) -> Release:
+    """One side of a check as the release the table reads: TensorFlow 2.15 and older bundle their Keras 2 minor,
+    2.16 and later Keras 3 unless the side names Keras or tf-keras."""
+    from harness.advisor.question import DEFAULT_PYTHON, KERAS3_TF, pinned_minor
+
     tf = pinned_minor(request.tensorflow)
     keras = (request.keras or "").replace("keras==", "").replace("==", "")
     package = "tf-keras" if keras.startswith(("tf-keras", "tf_keras")) else "keras"
@@ -405,9 +414,8 @@ def release_of(spec: str, flag: str, python: str | None = None) -> tuple[str, Re
         version = f"{tf[0]}.{tf[1]}" if tf else "2"
     else:
         version = keras or "3"
-    release = Release(keras=version, keras_package=package, python=request.python or python or DEFAULT_PYTHON,
-                      tensorflow=request.tensorflow.lstrip("=<>~!"))
-    return spec, release
+    return Release(keras=version, keras_package=package, python=request.python or python or DEFAULT_PYTHON,
+                   tensorflow=request.tensorflow.lstrip("=<>~!"))
 
 
 def inspect_answer(path: Path, targets: Sequence[str], *, python: str | None = None, custom_objects: bool = False,

@@ -252,6 +252,22 @@ def sniff_versions(path: Path, fmt: str, architecture: str | None = None) -> Ver
             "artifact": str(path), "sha256": None if path.is_dir() else sha256_file(str(path))}
 
 
+def keras_classes(path: Path) -> set[str]:
+    """The class names a .keras archive's config names (a bounded read; nothing for another or unreadable file)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo("config.json")
+            if info.file_size > SNIFF_BYTES or info.flag_bits & 0x1 or info.compress_type not in (
+                    zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                return set()
+            with archive.open(info) as member:
+                text = member.read(SNIFF_BYTES).decode("utf-8", errors="replace")
+    except (OSError, KeyError, ValueError, RuntimeError, NotImplementedError, EOFError, zipfile.BadZipFile,
+            zlib.error):
+        return set()
+    return set(re.findall(r'"class_name":\s*"([^"]{1,200})"', text))
+
+
 def keras_version(found: object) -> str | None:
     """A Keras version as a file states it, or None: any other value (a list, non-ASCII digits, a thousand
     digits) says nothing a report or a version comparison could use."""

@@ -153,6 +153,10 @@ class RunDir:
         """The predictions of one load."""
         return self.outputs(cell.target) / output_rel(cell.source, cell.model, cell.format, cell.loader)
 
+    def adapted(self, cell: CellKey) -> Path:
+        """The folder an adapting loader wrote its adapted copy and account into: beside the load's predictions."""
+        return self.output(cell).with_suffix("")
+
     @property
     def userdata(self) -> Path:
         """userdata/: inputs and labels the host prepared for users' models."""

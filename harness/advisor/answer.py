@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.advisor import ranking, words
+from harness.advisor import adaptation, ranking, words
 from harness.advisor.ranking import Route
 
 SAFE, SAFE_ELSEWHERE, UNSAFE, UNTESTED = "safe", "safe via another route", "unsafe", "untested"
@@ -40,6 +40,7 @@ class TargetAnswer:
     tf_keras: str | None = None  # the tf-keras environment beside the target, when the check added one
     tried: int = 0  # routes run in the target and beside it (every kind)
     home_cause: dict[str, Any] | None = None  # why the asked route fails at home: the cause's name, fix and flag
+    adapted: list[Route] = field(default_factory=list)  # the file adapted for the target: each copy, and why one fails
 
     @property
     def exit_code(self) -> int:
@@ -55,10 +56,14 @@ class TargetAnswer:
 def _route(cell: Mapping[str, Any], **where: Any) -> Route:
     error = cell.get("error") or {}
     detail = f"{error.get('type')}: {error.get('message')}" if error else cell.get("reason")
+    found = adaptation.of(cell)
+    if found is not None and cell.get("route_status") not in WORKING:
+        detail = adaptation.why_not(cell)  # an adapted copy that fails: which adapter, and why
     return Route(format=cell["format"], loader=cell["loader"], status=cell["status"],
                  max_abs_diff=cell.get("max_abs_diff"), bit_exact=cell.get("bit_exact"), detail=detail,
                  hint=error.get("hint") or cell.get("hint"), cause=cell.get("cause"), env=cell["target"],
-                 route_status=cell.get("route_status"), **where)
+                 route_status=cell.get("route_status"), adapters=tuple(adaptation.adapters_run(found)),
+                 edits=tuple(adaptation.edits(found)), **where)
 
 
 def _made_with(report: Mapping[str, Any], migrated: str | None) -> tuple[str | None, str | None]:
@@ -126,12 +131,13 @@ def decide(report: Mapping[str, Any], *, model: str, source: str, target: str, h
         status = SAFE_ELSEWHERE if working else UNSAFE
     yours = None if mine_there is None else _route(mine_there)
     ranked = ranking.best_first(working, current[0])
+    adapted = [_route(c) for c in there.values() if adaptation.adapts(c["loader"])]
     if status == SAFE and yours is not None:  # the user's own route first, the alternatives below it
         ranked = [yours, *(r for r in ranked if r != yours)]
     return TargetAnswer(status=status, path=path, route=yours, asked=route, current=current, works=ranked,
                         breaks=by_status.get("breaks", []), never=by_status.get("never_works", []),
                         at_home=None if route not in at_home else _route(at_home[route]), target=target,
-                        tf_keras=tf_keras, tried=len(there) + len(others),
+                        tf_keras=tf_keras, tried=len(there) + len(others), adapted=adapted,
                         home_cause=_home_cause(report, at_home.get(route)) if not home_works or route not in {
                             r.pair for r in home_works} else None)
 
@@ -147,6 +153,7 @@ def route_dict(route: Route) -> dict[str, Any]:
             "env": route.env, "tf_keras": route.tf_keras, "made_with": route.made_with, "made_in": route.made_in,
             "max_abs_diff": route.max_abs_diff, "bit_exact": route.bit_exact, "detail": route.detail,
             "hint": route.hint, "cause": route.cause, "route_status": route.route_status,
+            "adapters": list(route.adapters), "edits": list(route.edits),
             "words": words.steps(route), "short": words.short(route), "step": words.step(route)}
 
 
@@ -156,7 +163,8 @@ def route_of(data: Mapping[str, Any]) -> Route:
                  max_abs_diff=data.get("max_abs_diff"), bit_exact=data.get("bit_exact"), detail=data.get("detail"),
                  hint=data.get("hint"), cause=data.get("cause"), env=data.get("env"),
                  tf_keras=bool(data.get("tf_keras")), made_with=data.get("made_with"), made_in=data.get("made_in"),
-                 route_status=data.get("route_status"))
+                 route_status=data.get("route_status"), adapters=tuple(data.get("adapters") or ()),
+                 edits=tuple(data.get("edits") or ()))
 
 
 def _one(answer: TargetAnswer) -> dict[str, Any]:
@@ -168,7 +176,7 @@ def _one(answer: TargetAnswer) -> dict[str, Any]:
             "asked": list(answer.asked), "current": opt(answer.route), "at_home": opt(answer.at_home),
             "use": opt(answer.use), "tried": answer.tried, "works": [route_dict(r) for r in answer.works],
             "breaks": [route_dict(r) for r in answer.breaks], "never_works": [route_dict(r) for r in answer.never],
-            "home_cause": answer.home_cause}
+            "home_cause": answer.home_cause, "adapted": [route_dict(r) for r in answer.adapted]}
 
 
 def check_section(report: Mapping[str, Any], question: Mapping[str, Any]) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from harness.workflow import RunEngine, RunRequest, run_matrix
 
 if TYPE_CHECKING:
     from harness.advisor.handover import Handed
+    from harness.rundir import RunDir
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,10 @@ class Target:
     tf_keras: str | None
 
 
-def check_matrix(question: CheckQuestion, base_image: str | None) -> tuple[Matrix, dict[str, Any], list[Target]]:
-    """The matrix of a check, validated like a matrix file; its YAML-ready data; and each --to's environments."""
+def check_matrix(question: CheckQuestion, base_image: str | None,
+                 name: str = "check") -> tuple[Matrix, dict[str, Any], list[Target]]:
+    """The matrix of a check (named `name`-<model>), validated like a matrix file; its YAML-ready data; and each --to's
+    environments."""
     import yaml
 
     from harness.advisor.question import check_environments, migration_entry, parse_spec
@@ -48,8 +51,8 @@ def check_matrix(question: CheckQuestion, base_image: str | None) -> tuple[Matri
     source = given[0] or parse_spec(question.source, "--from")
     wanted = [read or parse_spec(text, "--to") for text, read in zip(question.targets, given[1:])]
     envs = check_environments(source, wanted, question.model.python, tf_keras=question.tf_keras)
-    migrated = migration_entry(entry)
-    data = {"name": f"check-{entry['name']}", "environments": envs.entries,
+    migrated = migration_entry(entry) if question.migration else None
+    data = {"name": f"{name}-{entry['name']}", "environments": envs.entries,
             "models": [entry, *([migrated] if migrated else [])]}
     text = yaml.safe_dump(data, sort_keys=False)
     try:
@@ -110,18 +113,29 @@ def question_record(matrix: Matrix, question: CheckQuestion, targets: list[Targe
             **({"dependencies": question.dependencies} if question.dependencies else {})}
 
 
-def run_check(question: CheckQuestion, settings: RunSettings, engine: RunEngine) -> int:
-    """Run the check's matrix like `run` and print its answer; 0 when the current route survives in every target."""
+@dataclass(frozen=True)
+class Answered:
+    """A check's run, done: its matrix, report and run directory, and the screen that answers it."""
+
+    matrix: Matrix
+    report: dict[str, Any]
+    run_dir: RunDir
+    screen: str
+
+
+def answer_question(question: CheckQuestion, settings: RunSettings, engine: RunEngine,
+                    name: str = "check") -> Answered | int:
+    """Run a check's matrix like `run` and compute its answer; the run's exit code when it could not be answered."""
     import yaml
 
-    from harness.advisor.handover import check_folder, hand_over
     from harness.advisor.screens import check_screen
     from harness.agent.protocol import write_text_atomic
-    from harness.report.writers import write_check_json
     from harness.rundir import RunDir, default_out
 
-    matrix, data, targets = check_matrix(question, settings.base_image)
+    matrix, data, targets = check_matrix(question, settings.base_image, name)
     if question.migrate is not None:
+        from harness.advisor.handover import check_folder
+
         check_folder(question.migrate)
     forecast = first_answer(data, question, targets)
     if forecast and not settings.quiet:
@@ -136,12 +150,23 @@ def run_check(question: CheckQuestion, settings: RunSettings, engine: RunEngine)
     outcome = run_matrix(matrix, request, engine, Console(quiet=settings.quiet), os.environ)
     if outcome.exit_code not in (EXIT_OK, EXIT_FAILURES) or outcome.report is None:
         return outcome.exit_code
-    report, run_dir = outcome.report, RunDir(out)
-    write_text_atomic(out / "check.yaml", yaml.safe_dump(data, sort_keys=False))
-    text = check_screen(report, out)
-    if question.migrate is not None and len(matrix.models) > 1:
+    write_text_atomic(out / f"{name}.yaml", yaml.safe_dump(data, sort_keys=False))
+    return Answered(matrix, outcome.report, RunDir(out), check_screen(outcome.report, out))
+
+
+def run_check(question: CheckQuestion, settings: RunSettings, engine: RunEngine) -> int:
+    """Run the check's matrix like `run` and print its answer; 0 when the current route survives in every target."""
+    from harness.advisor.handover import hand_over
+    from harness.report.writers import write_check_json
+
+    answered = answer_question(question, settings, engine)
+    if isinstance(answered, int):
+        return answered
+    matrix, report, run_dir = answered.matrix, answered.report, answered.run_dir
+    text = answered.screen
+    if question.migrate is not None:
         handed = hand_over(question.migrate, report, run_dir=run_dir, model=matrix.models[0],
-                           migrated=matrix.models[1])
+                           migrated=matrix.models[1] if len(matrix.models) > 1 else None)
         run_dir.write_run({**run_dir.read_run(), "handed": [h.entry() for h in handed]})
         write_check_json(run_dir, report)
         text += "\n" + "\n".join(handed_lines(handed, question.migrate)) + "\n"
@@ -152,7 +177,15 @@ def run_check(question: CheckQuestion, settings: RunSettings, engine: RunEngine)
 def first_answer(data: dict[str, Any], question: CheckQuestion, targets: list[Target]) -> list[str]:
     """What the file says before any container starts: its route in each target as the table of what each release
     accepts predicts it (harness/inspection.py); UsageError at once for a file that is no model. [] for a factory."""
-    from harness.inspection import OUTCOME_WORDS, forecast, inspect_file, release_of, usual_loader
+    from harness.agent.protocol import LOADERS
+    from harness.inspection import (
+        OUTCOME_WORDS,
+        forecast,
+        inspect_file,
+        release_of,
+        release_of_request,
+        usual_loader,
+    )
 
     entry = data["models"][0]
     if "artifact" not in entry:
@@ -162,8 +195,15 @@ def first_answer(data: dict[str, Any], question: CheckQuestion, targets: list[Ta
         raise UsageError(f"--model {entry['artifact']}: {found.findings.get('not_a_model')}")
     if found.findings.get("unread"):
         return [f"first answer: none from the file alone (its config could not be read: {found.findings['unread']})"]
-    releases = [release_of(t.spec, "--to", question.model.python) for t in targets]
-    routes = forecast(found, releases, entry.get("loaders"), custom_objects=question.model.custom_objects is not None,
+    python = question.model.python
+    # A side read from the project's files is named by its git ref, not by a SPEC: its release is the one read.
+    read = list(question.environments[1:]) or [None] * len(targets)
+    releases = [(t.spec, release_of_request(side, python)) if side is not None else release_of(t.spec, "--to", python)
+                for t, side in zip(targets, read)]
+    # The table knows what a release does with the file as it is, not with a copy an adapter edits for it.
+    loaders = entry.get("loaders")
+    plain = None if loaders is None else [x for x in loaders if not LOADERS[x].adapts]
+    routes = forecast(found, releases, plain, custom_objects=question.model.custom_objects is not None,
                       evaluate=False)
     usual = usual_loader(found.format)
     lines = [f"first answer, from the file alone ({found.words()}; {found.seconds:.2f} s, no container yet):"]
@@ -179,7 +219,13 @@ def first_answer(data: dict[str, Any], question: CheckQuestion, targets: list[Ta
 
 
 def handed_lines(handed: list[Handed], folder: Path) -> list[str]:
-    """What --migrate wrote, one line per target (or why nothing was)."""
+    """What --migrate wrote, one line per target (or why nothing was), and every edit of an adapted file."""
     if not handed:
-        return [f"migrated: nothing written to {folder}: no migrated file predicts like the original in the target"]
-    return [f"migrated: {h.folder / h.file} (loads with {h.folder / 'load.py'}; {h.words})" for h in handed]
+        return [f"migrated: nothing written to {folder}: no migrated or adapted file predicts like the original in "
+                "the target"]
+    lines = []
+    for h in handed:
+        lines.append(f"migrated: {h.folder / h.file} (loads with {h.folder / 'load.py'}; {h.words})")
+        lines += [f"  note: {h.note}"] if h.note else []
+        lines += [f"  edited: {edit}" for edit in h.route.edits]
+    return lines

@@ -299,8 +299,9 @@ def migration_entry(entry: dict[str, Any]) -> dict[str, Any] | None:
     fmt = entry.get("format") or format_by_name(Path(entry["artifact"]))
     if fmt is not None and not resavable(fmt):
         return None  # nothing gives back a Keras model from it (a .tflite file): there is no migration to try
-    # Its files are loaded by the usual loaders; the serving and conversion routes stay the original's own.
-    loaders = [x for x in entry.get("loaders", ()) if not LOADERS[x].named_only]
+    # Its files are loaded by the usual loaders; the serving and conversion routes, and adapting a copy for the
+    # target, stay the original's own.
+    loaders = [x for x in entry.get("loaders", ()) if not LOADERS[x].named_only and not LOADERS[x].adapts]
     return {"name": entry["name"][:MAX_NAME - len(MIGRATED)] + MIGRATED, "migrate": entry["name"],
             **({"loaders": loaders} if loaders else {})}
 
@@ -354,15 +355,18 @@ class ModelQuestion:
     reference: str | None = None
     format: str | None = None
     unsafe: bool = False
+    loaders: tuple[str, ...] | None = None  # only these of the loaders that apply (None: every one)
     name: str | None = None  # the model's name (default: from its file or function)
     tolerance: dict[str, float] | None = None  # rtol and/or atol, where the default is not the model's
     folder: str | None = None  # a project's folder: mounted, and where the model loads from, when no code is named
 
     def entry(self) -> dict[str, Any]:
-        """The matrix `models:` entry, with every route that applies to it."""
+        """The matrix `models:` entry, with every route that applies to it (of `loaders`, when given)."""
         entry = user_model_entry(self.model, custom_objects=self.custom_objects, factory=self.factory,
                                  inputs=self.inputs, reference=self.reference)
         add_routes(entry, self.format, unsafe=self.unsafe)
+        if self.loaders is not None:
+            entry["loaders"] = [x for x in entry["loaders"] if x in self.loaders]
         if self.name is not None:
             entry["name"] = self.name
         if self.tolerance is not None:
@@ -392,9 +396,25 @@ class CheckQuestion:
     model: ModelQuestion
     tf_keras: bool = True  # try the target's TensorFlow with tf-keras beside a Keras 3 target
     migrate: Path | None = None  # hand the best verified migrated file over to this folder
+    migration: bool = True  # make a migrated model of an existing artifact (loaded at home, saved again there)
     # Each side already read (the source, then one per target), where SPECs do not say it: a project's files
     environments: tuple[EnvRequest | None, ...] = ()
     dependencies: dict[str, Any] | None = None  # what the project's files said (advisor/project.py), for the reports
+
+
+# The loaders `adapt` tries: the plain ones a reference at home comes from, and those that adapt a copy.
+ADAPT_LOADERS = ("load_model", "load_model_nocompile", "rebuild", "model_from_json",
+                 *(name for name, spec in LOADERS.items() if spec.adapts))
+
+
+@dataclass(frozen=True)
+class AdaptQuestion:
+    """`adapt`: a copy of this saved model edited for the target's Keras, verified there, written to `out`."""
+
+    target: str  # --to SPEC
+    model: ModelQuestion
+    source: str | None = None  # --from SPEC: where its reference predictions come from (None: told by the file)
+    out: Path | None = None  # --out FILE (None: beside the working directory, named after the model)
 
 
 AXES = ("tensorflow", "keras")  # what changes between the releases a bisect walks

@@ -6,7 +6,8 @@ and the route it says to take, the migrated file `--migrate` hands over. The ord
 1. the change it asks for, on the ladder CHANGES (the file with its format's usual loader; another load
    option such as compile=False; tf-keras beside the target; a serving route such as TFSMLayer; a file
    made again; the model's code), then how many such steps it takes;
-2. for one model: its own format before another (for a migrated file, Keras's own format first);
+2. for one model: its own format before another (for a file made again, migrated or adapted, the format of the
+   file it hands over: Keras's own first);
    for a path: the route that carries more models;
 3. bit-exact before merely within tolerance, then the smaller difference;
 4. the catalog's order of loaders and formats, so that ties always fall the same way.
@@ -23,12 +24,14 @@ from typing import Any
 
 from harness.agent.protocol import CHANGES, FORMATS, LOADERS
 
-# A migrated file is best handed over in Keras's own format, then the one the user had (see handover.py).
+# A file made again (migrated, or adapted) is best handed over in Keras's own format, then the one the user had
+# (see handover.py).
 MIGRATED_FORMATS = ("keras", "h5", "export", "savedmodel", "json", "weights_h5", "tf_checkpoint")
 _FORMATS, _LOADERS = tuple(FORMATS), tuple(LOADERS)
 # Where a route's file comes from and what loads it (Route.kind): the user's file in the target, a migrated file,
-# the user's file with tf-keras beside the target, a migrated file with tf-keras.
-KINDS = ("as_is", "migrated", "tf_keras", "migrated_tf_keras")
+# the user's file with tf-keras beside the target, a migrated file with tf-keras, the user's file adapted for the
+# target's Keras (harness/advisor/adaptation.py).
+KINDS = ("as_is", "migrated", "tf_keras", "migrated_tf_keras", "adapted")
 
 
 def _index(order: tuple[str, ...], name: str) -> int:
@@ -38,10 +41,13 @@ def _index(order: tuple[str, ...], name: str) -> int:
 def change(fmt: str, loader: str, *, tf_keras: bool = False, migrated: bool = False) -> tuple[int, int]:
     """What taking a route asks of the user: (its largest step on the CHANGES ladder, how many steps).
 
-    A format's usual loader asks nothing of someone who has that format; any other loader asks its own step.
+    A format's usual loader asks nothing of someone who has that format; any other loader asks its own step. An
+    adapted file is loaded by its format's usual loader, and asks what that loader asks too (its code, for weights).
     """
     spec, usual = LOADERS.get(loader), FORMATS[fmt].loader if fmt in FORMATS else None
     steps: list[str] = ["as_is" if spec is None or loader == usual else spec.change]
+    if spec is not None and spec.adapts and usual in LOADERS:
+        steps.append(LOADERS[usual].change)
     steps += ["tf_keras"] * tf_keras + ["migrated"] * migrated
     ranks = [CHANGES.index(s) for s in steps if s != "as_is"]
     return (max(ranks, default=0), len(ranks))
@@ -75,6 +81,8 @@ class Route:
     made_with: str | None = None  # a migrated file: the loader that loaded the original where it works
     made_in: str | None = None  # ... the environment that saved it again
     route_status: str | None = None  # the report's: portable, breaks, never_works, target_only, ...
+    adapters: tuple[str, ...] = ()  # an adapted file: the adapters that changed it
+    edits: tuple[str, ...] = ()  # ... and what each changed
 
     @property
     def change(self) -> tuple[int, int]:
@@ -83,8 +91,18 @@ class Route:
 
     @property
     def kind(self) -> str:
-        """Where its file comes from and what loads it: as_is, migrated, tf_keras or migrated_tf_keras."""
+        """Where its file comes from and what loads it: as_is, migrated, tf_keras, migrated_tf_keras or adapted."""
+        if self.loader in LOADERS and LOADERS[self.loader].adapts:
+            return "adapted"
         return KINDS[(self.made_with is not None) + 2 * self.tf_keras]
+
+    @property
+    def made_format(self) -> str | None:
+        """The format of the file a route hands over when it is made again (migrated or adapted), else None."""
+        spec = LOADERS.get(self.loader)
+        if spec is not None and spec.adapts:
+            return spec.makes or self.format
+        return self.format if self.made_with is not None else None
 
     @property
     def pair(self) -> tuple[str, str]:
@@ -94,8 +112,9 @@ class Route:
 
 def route_key(route: Route, own_format: str | None = None) -> tuple[Any, ...]:
     """The sort key of one model's route; `own_format` is the format the user has."""
-    if route.made_with is not None:
-        fmt = _index(MIGRATED_FORMATS, route.format)
+    made = route.made_format
+    if made is not None:
+        fmt = _index(MIGRATED_FORMATS, made)
     else:
         fmt = int(own_format is not None and route.format != own_format)
     return (route.change, fmt, closeness(route.bit_exact, route.max_abs_diff), _index(_LOADERS, route.loader),

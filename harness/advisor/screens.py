@@ -12,14 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from harness.advisor import words
-from harness.advisor.answer import SAFE, SAFE_ELSEWHERE, UNSAFE, UNTESTED, route_of
+from harness.advisor.answer import SAFE, SAFE_ELSEWHERE, UNSAFE, UNTESTED, WORKING, route_of
 from harness.report.causes import shorten
 
 SHORT = {SAFE: "SAFE", SAFE_ELSEWHERE: "NOT SAFE, another route works", UNSAFE: "UNSAFE", UNTESTED: "UNTESTED"}
 MAX_LINES = 6  # routes listed per section: the whole answer fits one screen
 PER_KIND = 2  # working routes listed per kind of route
 KIND_WORDS = {"as_is": "as-it-is", "migrated": "migrated", "tf_keras": "tf-keras", "migrated_tf_keras": "migrated "
-              "+ tf-keras"}
+              "+ tf-keras", "adapted": "adapted"}
+MAX_EDITS = 6  # edits listed under an adapted route
 
 Json = Mapping[str, Any]
 
@@ -76,7 +77,7 @@ def _target_screen(report: Json, check: Json, target: Json, run_dir: Path) -> st
         lines.append(f"beside {target['tf_keras']}: {_env_words(envs[target['tf_keras']])}")
     lines += [f"route  {words.route_words(*target['route'])}", ""]
     lines += _headline(target, home, report)
-    lines += _breaks(target) + _works(target, report["tolerance"], home=home)
+    lines += _breaks(target) + _works(target, report["tolerance"], home=home) + _not_adapted(target)
     lines += ["", f"report: {run_dir / 'report.html'}  (run directory {run_dir})"]
     return "\n".join(lines) + "\n"
 
@@ -143,6 +144,8 @@ def _kind_heading(kind: str, target: Json, home: str) -> str:
         "tf_keras": f"with tf-keras in the same TensorFlow ({target['tf_keras']}: pip install tf-keras, "
                     "TF_USE_LEGACY_KERAS=1):",
         "migrated_tf_keras": f"migrated, then loaded with tf-keras ({target['tf_keras']}):",
+        "adapted": f"adapted: a copy edited for {target['target']}'s Keras (no model loaded with another Keras), then "
+                   "loaded there:",
     }[kind]
 
 
@@ -174,11 +177,30 @@ def _works(target: Json, tolerance: Json, *, home: str) -> list[str]:
         lines.append(f"  {_kind_heading(kind, target, home)}")
         for r in routes[:PER_KIND]:
             lines.append(f"    ok {r['step']}: {words.figures(route_of(r), tolerance)}")
+            lines += _edits(r.get("edits") or [], "      ")
         if len(routes) > PER_KIND:
             lines.append(f"    ... and {len(routes) - PER_KIND} more in check.json")
     use = target["use"]
     lines += ["", f"route to take: {'yours, ' if safe else ''}{use['words']} "
                   f"({words.figures(route_of(use), tolerance)})"]
+    return lines
+
+
+def _edits(edits: Sequence[str], indent: str) -> list[str]:
+    lines = [f"{indent}edited: {shorten(e, 150)}" for e in edits[:MAX_EDITS]]
+    return lines + ([f"{indent}... and {len(edits) - MAX_EDITS} more edits in check.json"]
+                    if len(edits) > MAX_EDITS else [])
+
+
+def _not_adapted(target: Json) -> list[str]:
+    """Adapted copies that were made and failed verification, and which adapter failed and why (never handed over)."""
+    failed = [r for r in target.get("adapted") or [] if r.get("route_status") not in WORKING
+              and (r.get("adapters") or r.get("status") != "unsupported")]
+    if not failed:
+        return []
+    lines = ["", f"adapted copies that failed verification in {target['target']} (never handed over):"]
+    for r in failed[:MAX_LINES]:
+        lines.append(f"  x {r['step']}: {shorten(str(r.get('detail') or r['status']), 220)}")
     return lines
 
 

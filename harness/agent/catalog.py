@@ -73,13 +73,22 @@ LOADERS: Dict[str, LoaderSpec] = {
     "tflite_interpreter": LoaderSpec(("tflite",), "tf.lite.Interpreter", opt_in=True, users_default=True,
                                      keras_object=False,
                                      snippet="interpreter = tf.lite.Interpreter(model_path={path})"),
+    # Adapting loaders: a copy of the file is edited for this Keras (harness/agent/adapters.py; no model is
+    # loaded with another Keras), then loaded with its format's own loader. The copy is a file made again, handed
+    # over only where its predictions match the original's; the snippet that loads it is its format's. They read
+    # a model's file, not its hazard: a matrix that lists them tries them on the hazard probes too.
+    "adapted": LoaderSpec(("h5", "keras", "json", "weights_h5"), "adapted for the target's Keras, then loaded",
+                          opt_in=True, change="migrated", adapts=True, any_model=True),
+    "adapted_keras": LoaderSpec(("h5", "json"), "adapted for the target's Keras, saved there as .keras, then "
+                                "keras.models.load_model", opt_in=True, change="migrated", adapts=True,
+                                makes="keras", any_model=True),
 }
 
 _PROBES = "harness.agent.probes:"
 _FAULTS = "harness.agent.faults:"
 # The plain loaders load a probe as a process without its code would: without custom objects (the
 # hazard the custom-object probes show); load_model_custom passes them.
-_PLAIN_LOADERS = ("load_model", "load_model_unsafe", "load_model_nocompile")
+_PLAIN_LOADERS = ("load_model", "load_model_unsafe", "load_model_nocompile", "adapted", "adapted_keras")
 
 
 def _probe(name: str, description: str, factory: str, data: str = "features4", *, custom: bool = False,

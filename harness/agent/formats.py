@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 import numpy as np
 
 from harness.agent.models import Loaded, ModelCode, feed, first_output, keras_model
-from harness.agent.protocol import SEED, ModelSpec, Versions
+from harness.agent.protocol import SEED, ModelSpec, Versions, adapted_dir
 
 
 class Unsupported(Exception):
@@ -162,6 +162,8 @@ class Saved(NamedTuple):
     path: str
     input_names: List[str]
     output_names: List[str]
+    output: Optional[str] = None  # where the load's predictions go: a loader writing files writes them beside it
+    written_by: Optional[str] = None  # the Keras release of the environment that saved the artifact
 
 
 def _keras_load(ctx: Context, path: str, code: ModelCode, *, loader: str,
@@ -351,23 +353,92 @@ def _interpret(interpreter: Any, names: List[str], arrays: List[Any]) -> Any:
     return np.asarray(interpreter.get_tensor(output["index"]))
 
 
+def _adapted_copy(ctx: Context, saved: Saved, code: ModelCode, *, to_keras: bool) -> Loaded:
+    """Adapt a copy of the file for this Keras (no Keras load), then load the copy with its format's own loader;
+    `to_keras`: save what loaded as .keras here, and load that. A copy that fails to load is removed. The copy
+    goes beside the load's predictions (`saved.output`); `saved.written_by` is the Keras that saved the file."""
+    from harness.agent import adapt
+    from harness.agent.adapters import H5, JSON, KERAS, CannotAdapt
+
+    path, output = saved.path, saved.output
+    if output is None:
+        raise Unsupported("an adapting loader needs a folder beside the load's predictions")
+    if to_keras and (ctx.major < 3 or adapt.layout(path) not in (H5, JSON)):
+        raise Unsupported("a .keras file is made from an adapted .h5 or architecture JSON, for Keras 3 only")
+    folder = adapted_dir(output)
+    target = ".".join(map(str, ctx.version))
+    account = adapt.make(path, target, folder, weights=code.spec.weights or "model.weights.h5",
+                         written_by=saved.written_by)
+    if account["status"] == "nothing":
+        raise Unsupported(account.get("why") or f"nothing to adapt from Keras {account.get('source_keras')} to "
+                          f"{target}: no adapter of {account.get('tried')} found its change in the file")
+    if account["status"] == "cannot":
+        last = account["adapters"][-1]
+        raise CannotAdapt(f"{last['adapter']} ({last['cause']}): {last['cannot']}")
+    copy = os.path.join(folder, account["file"])
+    try:
+        if account["layout"] in (H5, KERAS):
+            loaded = _keras_load(ctx, copy, code, loader="adapted")
+        else:
+            reload = _model_from_json if account["layout"] == JSON else _rebuild
+            loaded = reload(ctx, saved._replace(path=copy), code)
+        if to_keras:
+            name = os.path.splitext(account["file"])[0] + ".keras"
+            keras_model_of(loaded).save(os.path.join(folder, name))
+            account = adapt.record(folder, account, file=name, hand=[name],
+                                   saved_as=f"saved as .keras by Keras {target} from the adapted {account['file']}")
+            loaded = _keras_load(ctx, os.path.join(folder, name), code, loader="adapted_keras")
+    except Exception as exc:
+        adapt.clear(folder, account, f"{type(exc).__name__}: {exc}"[:1000])
+        raise
+    loaded.options["adapted"] = [a["adapter"] for a in account["adapters"]]
+    if not compiled(keras_model_of(loaded)):  # an architecture, or a compile config the adapters dropped
+        loaded.model = None
+    return loaded
+
+
+def compiled(model: Any) -> bool:
+    """Whether a Keras model was compiled (Keras 3 says `compiled`, Keras 2 `_is_compiled`)."""
+    return bool(getattr(model, "compiled", getattr(model, "_is_compiled", False)))
+
+
+def keras_model_of(loaded: Loaded) -> Any:
+    """The Keras model a load gave back; Unsupported when it gave none (a serving route)."""
+    if loaded.keras is None:
+        raise Unsupported("the load gave back no Keras model to save")
+    return loaded.keras
+
+
+def _adapted(ctx: Context, saved: Saved, code: ModelCode) -> Loaded:
+    return _adapted_copy(ctx, saved, code, to_keras=False)
+
+
+def _adapted_keras(ctx: Context, saved: Saved, code: ModelCode) -> Loaded:
+    return _adapted_copy(ctx, saved, code, to_keras=True)
+
+
 # The one table of loaders, by the catalog's names (catalog.LOADERS says what each one is).
 LOADING: Dict[str, Callable[[Context, Saved, ModelCode], Loaded]] = {
     "load_model": _load_model, "load_model_custom": _load_model_custom, "load_model_unsafe": _load_model_unsafe,
     "load_model_nocompile": _load_model_nocompile, "rebuild": _rebuild, "model_from_json": _model_from_json,
     "saved_model": _saved_model, "tfsm_layer": _tfsm_layer, "rebuild_from_seed": _rebuild_from_seed,
     "tf1_session": _tf1_session, "serving": _serving, "saved_model_call": _saved_model_call, "tflite": _tflite,
-    "load_model_xla": _load_model_xla, "tflite_interpreter": _tflite_interpreter,
+    "load_model_xla": _load_model_xla, "tflite_interpreter": _tflite_interpreter, "adapted": _adapted,
+    "adapted_keras": _adapted_keras,
 }
 
 
 def load(ctx: Context, loader: str, path: str, code: ModelCode, input_names: List[str], *,
-         output_names: Optional[List[str]] = None) -> Loaded:
-    """Load an artifact with a named loader; a model whose spec asks for it takes one training step first."""
+         output_names: Optional[List[str]] = None, output: Optional[str] = None,
+         written_by: Optional[str] = None) -> Loaded:
+    """Load an artifact with a named loader; a model whose spec asks for it takes one training step first.
+
+    `output`: where the load's predictions go (a loader that writes files of its own writes them beside it);
+    `written_by`: the Keras release of the environment that saved the artifact."""
     how = LOADING.get(loader)
     if how is None:
         raise Unsupported(f"no loader named {loader}")
-    loaded = how(ctx, Saved(path, list(input_names), list(output_names or [])), code)
+    loaded = how(ctx, Saved(path, list(input_names), list(output_names or []), output, written_by), code)
     if code.spec.train_step:
         if loaded.model is None:
             raise Unsupported(f"{loader} gives no compiled Keras model to take a training step with")

@@ -34,6 +34,8 @@ from typing import (
 
 from harness.agent.accepts import CONFIG_LOADERS, REFUSALS, Release, config_findings, metric_names
 from harness.agent.accepts import predict as accepts_predict
+from harness.agent.adapters import ADAPTERS, Adapter
+from harness.agent.adapters import chain as adapter_chain
 from harness.agent.catalog import (
     DEFAULT_FORMATS,
     DEFAULT_LOADERS,
@@ -71,17 +73,18 @@ from harness.agent.spec import routes as _routes
 from harness.agent.spec import trust_order as _trust_order
 
 __all__ = [  # what the host may use: all it imports from here (tests/unit/test_boundaries.py checks)
-    "ARTIFACTS", "ARTIFACTS_MOUNT", "ARTIFACT_PREFIX", "CHANGES", "CONFIG_LOADERS", "DEFAULT_FORMATS",
-    "DEFAULT_LOADERS", "DEFAULT_MODELS", "ENV_JSON", "EXACT", "FAULT_PROBES", "FORMATS", "INPUTS", "KINDS", "LABELS",
-    "LOADERS", "LOAD_DONE", "MANIFEST", "OPT_IN_LOADERS", "OUTPUTS", "OUTPUTS_MOUNT", "OUT_MOUNT", "PACKAGES", "PROBES",
-    "RECORDS", "RECORDS_MOUNT", "REFERENCE", "REFUSALS", "SEED", "USERDATA", "USERDATA_MOUNT", "USER_MOUNT", "CellKey",
-    "Code", "ErrorInfo", "FormatSpec", "LoadRecord", "LoadRequest", "LoadTask", "LoaderSpec", "MadeBy", "Manifest",
-    "ManifestEntry", "Migration", "ModelSpec", "Only", "Origin", "Preflight", "RandomInputs", "RecordWriter",
-    "ReferenceEnv", "ReferenceOutput", "Release", "SaveRecord", "SaveRequest", "SavedFormat", "Tolerance", "Tried",
-    "Versions", "accepts_predict", "applies", "artifact_source", "config_findings", "from_dict", "hash_tree",
-    "manifest", "manifest_entry", "metric_names", "missing", "origin_dir", "output_rel", "plan_tasks", "random_array",
-    "read_records", "records_name", "resolve_probe", "routes", "sha256_file", "to_dict", "trust_order", "umask",
-    "user_code_dir", "write_json_atomic", "write_npz", "write_text_atomic",
+    "ADAPTED", "ADAPTERS", "ARTIFACTS", "ARTIFACTS_MOUNT", "ARTIFACT_PREFIX", "CHANGES", "CONFIG_LOADERS",
+    "DEFAULT_FORMATS", "DEFAULT_LOADERS", "DEFAULT_MODELS", "ENV_JSON", "EXACT", "FAULT_PROBES", "FORMATS", "INPUTS",
+    "KINDS", "LABELS", "LOADERS", "LOAD_DONE", "MANIFEST", "OPT_IN_LOADERS", "OUTPUTS", "OUTPUTS_MOUNT", "OUT_MOUNT",
+    "PACKAGES", "PROBES", "RECORDS", "RECORDS_MOUNT", "REFERENCE", "REFUSALS", "SEED", "USERDATA", "USERDATA_MOUNT",
+    "USER_MOUNT", "Adapter", "CellKey", "Code", "ErrorInfo", "FormatSpec", "LoadRecord", "LoadRequest", "LoadTask",
+    "LoaderSpec", "MadeBy", "Manifest", "ManifestEntry", "Migration", "ModelSpec", "Only", "Origin", "Preflight",
+    "RandomInputs", "RecordWriter", "ReferenceEnv", "ReferenceOutput", "Release", "SaveRecord", "SaveRequest",
+    "SavedFormat", "Tolerance", "Tried", "Versions", "accepts_predict", "adapted_dir", "adapter_chain", "applies",
+    "artifact_source", "config_findings", "from_dict", "hash_tree", "manifest", "manifest_entry", "metric_names",
+    "missing", "origin_dir", "output_rel", "plan_tasks", "random_array", "read_records", "records_name",
+    "resolve_probe", "routes", "sha256_file", "to_dict", "trust_order", "umask", "user_code_dir", "write_json_atomic",
+    "write_npz", "write_text_atomic",
 ]
 
 RECORD_SCHEMA = 1
@@ -100,6 +103,7 @@ INPUTS = "inputs.npz"  # <model>/inputs.npz: the reference inputs, by input name
 LABELS = "labels.npy"  # <model>/labels.npy
 REFERENCE = "reference.npy"  # <model>/reference.npy: what the saving environment predicted
 LOAD_DONE = "load-done"  # the record kind a finished load phase ends with
+ADAPTED = "adapted.json"  # <a load's predictions without .npy>/adapted.json: what an adapting loader changed
 
 # Where containers see the run directory.
 OUT_MOUNT = "/harness/out"  # the save container's artifacts/<env>/ (read-write)
@@ -119,6 +123,12 @@ def records_name(phase: str, env: str) -> str:
 def output_rel(source: str, model: str, fmt: str, loader: str) -> str:
     """Where one load's predictions go, relative to the target's outputs folder."""
     return f"{source}/{model}/{fmt}/{loader}.npy"
+
+
+def adapted_dir(output: str) -> str:
+    """The folder an adapting loader writes its adapted file and account into: beside the load's predictions,
+    named like them (outputs/<target>/<source>/<model>/<format>/<loader>/)."""
+    return os.path.splitext(output)[0]
 
 
 def user_code_dir(model: str) -> str:

@@ -224,6 +224,9 @@ class LoaderSpec:
     keras_object: bool = True  # gives a Keras model or layer, not a TensorFlow function or an interpreter
     probes_only: str = ""  # why users' models do without it (empty: a user may name it)
     users_default: bool = False  # tried on users' models even where the matrix does not list it
+    adapts: bool = False  # edits a copy of the file for this Keras (harness/agent/adapters.py), then loads the copy
+    makes: Optional[str] = None  # the format of the file it hands over, when not the one it reads
+    any_model: bool = False  # tried on every model the matrix lists it for, one naming its own loaders too
     snippet: str = ""  # the code that loads a file this way: {keras}, {path} and {objects} are filled in
 
     @property
@@ -274,13 +277,14 @@ def routes(spec: ModelSpec, loaders: Mapping[str, LoaderSpec]) -> List[Tuple[str
 def resolve(spec: ModelSpec, formats: Tuple[str, ...], loaders: Tuple[str, ...],
             format_specs: Mapping[str, FormatSpec], loader_specs: Mapping[str, LoaderSpec]) -> ModelSpec:
     """A catalog spec with the matrix's formats and loaders applied: the ones it is really tried with."""
-    def keep(name: str, own: Optional[Tuple[str, ...]], named_only: bool) -> bool:
-        return name in own if own is not None else not named_only
+    def keep(name: str, own: Optional[Tuple[str, ...]], named_only: bool, any_model: bool = False) -> bool:
+        return (name in own or any_model) if own is not None else not named_only
 
     return dataclasses.replace(
         spec,
         formats=tuple(f for f in formats if keep(f, spec.formats, format_specs[f].named_only)),
-        loaders=tuple(x for x in loaders if keep(x, spec.loaders, loader_specs[x].named_only)),
+        loaders=tuple(x for x in loaders if keep(x, spec.loaders, loader_specs[x].named_only,
+                                                 loader_specs[x].any_model)),
     )
 
 

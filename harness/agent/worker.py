@@ -79,7 +79,8 @@ def _run_task(ctx: formats.Context, task: LoadTask) -> LoadRecord:
     code = ModelCode(task.spec, ctx.keras)
     try:
         loaded = formats.load(ctx, task.loader, task.artifact, code, task.input_names,
-                              output_names=task.output_names)
+                              output_names=task.output_names, output=task.output,
+                              written_by=task.source_versions.get("keras"))
         loaded = code.serve(loaded, task.input_names, task.model_dir)
     except formats.Unsupported as exc:
         return {"status": "unsupported", "error": error_info(exc), "stage": "load", "seconds": _since(start)}

@@ -13,15 +13,31 @@ from types import FrameType, ModuleType
 from typing import Any
 
 from harness import __version__
-from harness.cli import base_images, bisect, check, corpus, diff, doctor, inspect, plan, pr, report, run, site, validate
+from harness.cli import (
+    adapt,
+    base_images,
+    bisect,
+    check,
+    corpus,
+    diff,
+    doctor,
+    inspect,
+    plan,
+    pr,
+    report,
+    run,
+    site,
+    validate,
+)
 from harness.engine import ENGINE_VARIABLE, ENGINES
 from harness.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, HarnessError
 
 log = logging.getLogger("harness")
 # Subcommand -> its module: each has add_parser(sub) and main(args, engine) -> exit code.
 COMMANDS: dict[str, ModuleType] = {"run": run, "validate": validate, "plan": plan, "report": report, "diff": diff,
-                                   "doctor": doctor, "check": check, "bisect": bisect, "base-images": base_images,
-                                   "pr": pr, "corpus": corpus, "site": site, "inspect": inspect}
+                                   "doctor": doctor, "check": check, "bisect": bisect, "adapt": adapt,
+                                   "base-images": base_images, "pr": pr, "corpus": corpus, "site": site,
+                                   "inspect": inspect}
 # Storage failures are the user's to fix (a full disk, a read-only or foreign folder): one line, exit 2.
 STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
 
@@ -38,6 +54,7 @@ examples:
   harness check --from-ref origin/main --to-ref HEAD the project's files at two commits, its declared models
   harness pr runs/check-svc                          a check's answer on its pull request (GitHub Actions)
   harness bisect --from 2.15.1 --to 2.20.0 --model model.h5 --inputs 8x28x28:float32
+  harness adapt model.h5 --to 2.21.0+keras3.15.1 --inputs 8x28x28:float32 --out model.keras
   harness report runs/default-20250101T000000Z --format md
   harness diff old/report.json new/report.json
   harness corpus fetch corpus/manifest.yaml          download the pinned public model files once, verified

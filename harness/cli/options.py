@@ -126,16 +126,20 @@ def add_base_image(parser: argparse.ArgumentParser) -> None:
                         help="base image template, e.g. 'harness-base:{python}' (env HARNESS_BASE_IMAGE)")
 
 
-def add_model_arguments(parser: argparse.ArgumentParser, *, declared: bool = False) -> None:
-    """The model and how it is loaded: shared by check and bisect (`declared`: --model may be left out for the
-    models the project declares)."""
+def add_model_arguments(parser: argparse.ArgumentParser, *, declared: bool = False, file: bool = False) -> None:
+    """The model and how it is loaded: shared by check, bisect and adapt (`declared`: --model may be left out for
+    the models the project declares; `file`: a saved model, named first)."""
     parser.add_argument("--python", type=python_version, default=DEFAULT_PYTHON,
                         help=f"Python of every environment (default {DEFAULT_PYTHON})")
-    parser.add_argument("--model", required=not declared, metavar="PATH_OR_MODULE:FN",
-                        help="a saved model (.h5, .keras, SavedModel dir, weights) or a factory MODULE:FUNCTION "
-                             "(or path/to/file.py:FUNCTION) that builds it"
-                             + ("; default: every model the project declares ([tool.harness] in pyproject.toml, "
-                                "or harness.toml)" if declared else ""))
+    if file:
+        parser.add_argument("model", metavar="FILE", help="the saved model: .h5, .keras, an architecture .json (its "
+                                                          "weights beside it), or a weights .h5 with --factory")
+    else:
+        parser.add_argument("--model", required=not declared, metavar="PATH_OR_MODULE:FN",
+                            help="a saved model (.h5, .keras, SavedModel dir, weights) or a factory MODULE:FUNCTION "
+                                 "(or path/to/file.py:FUNCTION) that builds it"
+                                 + ("; default: every model the project declares ([tool.harness] in pyproject.toml, "
+                                    "or harness.toml)" if declared else ""))
     parser.add_argument("--inputs", metavar="FILE_OR_SHAPE",
                         help="a .npy/.npz file, or SHAPE[:DTYPE] like 8x64x64x1:float32 for seeded random inputs")
     parser.add_argument("--custom-objects", metavar="MODULE",
@@ -145,14 +149,16 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, declared: bool = Fal
     parser.add_argument("--reference", metavar="FILE", help="with a saved model: its known-good predictions (.npy); "
                                                             "default: what the --from environment predicts")
     parser.add_argument("--format", help="the format you save in (default: the saved model's, else keras)")
-    parser.add_argument("--unsafe", action="store_true",
-                        help="also try load_model(safe_mode=False), which runs the code the file holds (Lambda "
-                             "bytecode) inside the sandbox; never tried unless asked")
+    if not file:  # an adapted copy is verified with the target's own loader, safe mode on
+        parser.add_argument("--unsafe", action="store_true",
+                            help="also try load_model(safe_mode=False), which runs the code the file holds (Lambda "
+                                 "bytecode) inside the sandbox; never tried unless asked")
 
 
-def add_run_arguments(parser: argparse.ArgumentParser, command: str) -> None:
-    """Where the run goes and how it runs: shared by check and bisect."""
-    parser.add_argument("--out", type=Path, help=f"run directory (default runs/{command}-<model>-<UTC time>)")
+def add_run_arguments(parser: argparse.ArgumentParser, command: str, run_dir_flag: str = "--out") -> None:
+    """Where the run goes and how it runs: shared by check, bisect and adapt."""
+    parser.add_argument(run_dir_flag, dest="run_dir", type=Path,
+                        help=f"run directory (default runs/{command}-<model>-<UTC time>)")
     parser.add_argument("--jobs", type=positive_int, default=None,
                         help="environments worked on in parallel (default: from cores and memory)")
     add_base_image(parser)
@@ -164,12 +170,13 @@ def add_run_arguments(parser: argparse.ArgumentParser, command: str) -> None:
 def model_question(args: argparse.Namespace) -> ModelQuestion:
     """What the model flags ask about."""
     return ModelQuestion(model=args.model, python=args.python, inputs=args.inputs, custom_objects=args.custom_objects,
-                         factory=args.factory, reference=args.reference, format=args.format, unsafe=args.unsafe)
+                         factory=args.factory, reference=args.reference, format=args.format,
+                         unsafe=getattr(args, "unsafe", False))
 
 
 def run_settings(args: argparse.Namespace) -> RunSettings:
     """What the run flags ask for."""
-    return RunSettings(out=args.out, jobs=args.jobs or default_jobs(), base_image=args.base_image,
+    return RunSettings(out=args.run_dir, jobs=args.jobs or default_jobs(), base_image=args.base_image,
                        cell_timeout=args.cell_timeout, quiet=args.quiet)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from harness import __version__
+from harness.advisor import adaptation
 from harness.advisor.answer import check_section
 from harness.advisor.migrations import migrations
 from harness.agent.protocol import (
@@ -304,6 +305,14 @@ def _cell(data: _RunData, key: CellKey) -> dict[str, Any]:
             "signal": record.get("signal"), "exit_code": record.get("exit_code")}
 
 
+def _with_account(data: _RunData, key: CellKey, cell: dict[str, Any]) -> dict[str, Any]:
+    """An adapting loader's cell with its account of what it changed (harness/advisor/adaptation.py)."""
+    found = adaptation.account(data.run_dir, key)
+    if found is None:
+        return cell
+    return {**cell, "loader_options": {**(cell.get("loader_options") or {}), "adapted": found}}
+
+
 def _noise(record: LoadRecord) -> float | None:
     """The spread of a drifting load's predictions over repeated loads in its worker (None: not measured)."""
     value = record.get("noise")
@@ -407,7 +416,8 @@ def build_report(run_dir: RunDir, baseline: dict[str, Any] | None = None,
         references={},
         refused=refused,
     )
-    cells = [{**CELL_DEFAULTS, **_cell(data, key)} for key in recorded_cells(run, matrix).cells(env_ids)]
+    cells = [_with_account(data, key, {**CELL_DEFAULTS, **_cell(data, key)})
+             for key in recorded_cells(run, matrix).cells(env_ids)]
     routes.annotate(cells, home_environments(matrix.models, env_ids), {m.name for m in matrix.models
                                                                       if m.shows_hazard})
     expectations = mark_expected(cells, matrix.expect, environments)

@@ -48,7 +48,7 @@ def test_the_table_opens_a_path_page_and_fetches_nothing(page: Any, requested: l
     page.wait_for_load_state()
     assert page.inner_text("#title").startswith("Keras 3.3.3 reads files from tf.keras 2.15.0")
     assert page.locator("#routes tr").count() >= 2
-    assert "keras2-file-in-keras3" in page.inner_text("#causes")
+    assert "keras2-module-move" in page.inner_text("#causes")
     assert page.locator("#history tr").count() == 1 + 2
     assert "pass → error (regressed)" in page.inner_text("#history")
     page.click("text=history")

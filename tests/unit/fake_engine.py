@@ -22,6 +22,7 @@ from harness.plan import EnvPlan, Limits, plan_environments, plan_run
 from harness.rundir import RunDir
 from harness.runner import Runner, RunOptions
 
+NOTHING_TO_ADAPT = "no adapter reads this kind of file (a SavedModel)"
 VERSIONS = {"python": "3.11.2", "tensorflow": "2.15.1", "keras": "2.15.0", "keras_major": 2, "keras_package": "keras"}
 
 
@@ -136,6 +137,12 @@ class FakeEngine:
         writer: protocol.RecordWriter[protocol.LoadRecord] = protocol.RecordWriter(str(records))
         for task in protocol.plan_tasks(str(artifacts_seen(request, mounts)), protocol.OUTPUTS_MOUNT, request.models):
             if task.cell(target) in done or (request.only is not None and not request.only.covers(task)):
+                continue
+            if protocol.LOADERS[task.loader].adapts:  # the agent's answer for a file no adapter reads
+                writer.write({"kind": "load", "target": target, "status": "unsupported", "stage": "load",
+                              "source": task.source, "model": task.model, "format": task.format,
+                              "loader": task.loader,
+                              "error": {"type": "harness.agent.formats.Unsupported", "message": NOTHING_TO_ADAPT}})
                 continue
             reference = Path(task.model_dir) / protocol.REFERENCE
             predicted = np.load(reference) if reference.is_file() else _reference(task.model)

@@ -132,7 +132,9 @@ def test_a_probe_is_tried_with_the_matrix_formats_and_loaders_it_does_not_reserv
     assert "tf1_session" not in (dense.loaders or ())
     assert "load_model_custom" in (dense.loaders or ()) and ("h5", "load_model_custom") not in protocol.routes(dense)
     tf1 = resolve_probe("tf1_init", every, loaders)
-    assert protocol.routes(tf1) == [("h5", "load_model"), ("h5", "tf1_session")]
+    # Its own loaders, and the adapting ones the matrix lists: they read any model's file.
+    assert protocol.routes(tf1) == [("h5", "load_model"), ("h5", "tf1_session"), ("h5", "adapted"),
+                                    ("h5", "adapted_keras")]
     seeded = resolve_probe("seeded", every, loaders)
     assert protocol.routes(seeded) == [("seed", "rebuild_from_seed")]
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from fake_engine import FakeEngine, planned_runner
+from harness.agent.protocol import OUTPUTS_MOUNT
 from harness.cellcache import CellCache, agent_digest, tree_digest
 from harness.matrix import Matrix, parse_matrix
 from harness.plan import Limits
@@ -109,6 +110,25 @@ def test_under_artifact_isolation_only_the_new_artifacts_get_containers(tmp_path
     # every artifact loaded in the new target, and the new source's artifacts in the old targets
     assert all(r["env"] == new or r["only"]["source"] == new for r in loads)
     assert len(loads) == 3 * 2 * len(FORMATS) + 2 * 2 * len(FORMATS)
+
+
+def test_the_files_a_load_wrote_beside_its_predictions_come_back_with_it(tmp_path: Path) -> None:
+    class WritesBeside(FakeEngine):  # as an adapting loader leaves its copy and account beside its predictions
+        def _load(self, request: Any, mounts: Any, records: Path) -> None:
+            super()._load(request, mounts, records)
+            for output in Path(mounts[OUTPUTS_MOUNT]).rglob("*.npy"):
+                output.with_suffix("").mkdir(exist_ok=True)
+                (output.with_suffix("") / "copy.keras").write_bytes(b"edited " + output.name.encode())
+
+    engine, cache = WritesBeside(), CellCache(tmp_path / "cells")
+    _run(engine, tmp_path / "a", cache)
+    engine.runs.clear()
+    _, run = _run(engine, tmp_path / "b", cache)
+    assert engine.runs == [] and run["cells"]["computed"] == 0
+    written = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a" / "outputs").rglob("copy.keras"))
+    again = sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b" / "outputs").rglob("copy.keras"))
+    assert len(written) == 9 * PER_PAIR and again == written
+    assert all((tmp_path / "b" / p).read_bytes() == (tmp_path / "a" / p).read_bytes() for p in written)
 
 
 def test_a_damaged_entry_is_computed_again(tmp_path: Path) -> None:

@@ -144,6 +144,17 @@ def test_check_says_what_the_file_says_before_any_container(tmp_path: Path,
     assert out.startswith("first answer, from the file alone (a legacy .h5 model written by Keras 2.12.0")
 
 
+def test_the_first_answer_reads_a_side_named_by_its_git_ref() -> None:
+    from harness.advisor.check import Target, first_answer
+    from harness.advisor.question import CheckQuestion, ModelQuestion, parse_spec
+
+    head = "037ae0a063594e512a8d083571e8d4309e69c44a (037ae0a)"  # --to-ref: the side is read, not a SPEC
+    question = CheckQuestion(source="origin/main (3f2a1c9)", targets=(head,), model=ModelQuestion(str(LEGACY_H5)),
+                             environments=(parse_spec("2.15.1", "--from"), parse_spec("2.16.2+keras3.3.3", "--to")))
+    lines = first_answer({"models": [{"artifact": str(LEGACY_H5)}]}, question, [Target(head, "py3.11-x", None)])
+    assert lines[1].startswith(f"  {head}: load_model"), lines
+
+
 def test_check_refuses_a_git_lfs_pointer_before_anything_is_built(tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     pointer = tmp_path / "model.h5"

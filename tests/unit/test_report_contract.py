@@ -33,9 +33,10 @@ RELEASE_CHANGE_KEYS = {"env", "slot", "was", "moves", "words", "counts", "regres
 # check: null, or a check run's answer (harness/advisor/answer.py); check.json holds the same, with what it handed over.
 CHECK_KEYS = {"model", "source", "home", "asked", "migrated_model", "verdict", "exit_code", "targets", "dependencies"}
 CHECK_TARGET_KEYS = {"target", "spec", "tf_keras", "verdict", "path_verdict", "exit_code", "route", "asked", "current",
-                     "at_home", "use", "tried", "works", "breaks", "never_works", "home_cause"}
+                     "at_home", "use", "tried", "works", "breaks", "never_works", "home_cause", "adapted"}
 CHECK_ROUTE_KEYS = {"format", "loader", "status", "kind", "change", "env", "tf_keras", "made_with", "made_in",
-                    "max_abs_diff", "bit_exact", "detail", "hint", "cause", "route_status", "words", "short", "step"}
+                    "max_abs_diff", "bit_exact", "detail", "hint", "cause", "route_status", "adapters", "edits",
+                    "words", "short", "step"}
 # migrations[]: a migrated model (an existing file loaded where it works, saved there again); null-free lists.
 MIGRATION_KEYS = {"model", "from", "env", "status", "loader", "tried", "error", "formats", "at_home", "verified",
                   "breaks"}

@@ -40,7 +40,7 @@ def test_an_expectation_for_another_status_does_not_cover(tmp_path: Path) -> Non
     run = _broken_run(tmp_path, Expectation(reason="only drift", target=KERAS3, status=("drift",)))
     report = run.report()
     assert cell(report, ENV_A.id, ENV_B.id, "keras")["expected"] is False
-    assert report["verdict"]["unexpected"] == [f"{ENV_A.id} -> {ENV_B.id}: 1 route(s) break (keras2-file-in-keras3)"]
+    assert report["verdict"]["unexpected"] == [f"{ENV_A.id} -> {ENV_B.id}: 1 route(s) break (keras2-module-move)"]
     assert report["verdict"]["unused_expectations"] == [{"index": 0, "reason": "only drift"}]
     assert report["verdict"]["exit_code"] == 1
 
@@ -102,11 +102,11 @@ def test_covers_checks_every_selector() -> None:
 
 
 def test_an_expectation_can_name_a_cause(tmp_path: Path) -> None:
-    run = _broken_run(tmp_path, Expectation(reason="Keras 2 files in Keras 3", cause="keras2-file-*"),
+    run = _broken_run(tmp_path, Expectation(reason="Keras 2 files in Keras 3", cause="keras2-*"),
                       Expectation(reason="another cause", cause="lambda-bytecode"))
     report = run.report()
     broken = cell(report, ENV_A.id, ENV_B.id, "keras")
-    assert (broken["cause"], broken["expected"]) == ("keras2-file-in-keras3", True)
+    assert (broken["cause"], broken["expected"]) == ("keras2-module-move", True)
     assert report["verdict"]["unused_expectations"] == [{"index": 1, "reason": "another cause"}]
 
 
@@ -115,7 +115,7 @@ def test_suggested_expectations_cover_exactly_what_fails_and_use_environment_fie
 
     run = _broken_run(tmp_path)
     report = run.report()
-    assert suggest(report) == [{"cause": "keras2-file-in-keras3", "source": {"keras_major": 2},
+    assert suggest(report) == [{"cause": "keras2-module-move", "source": {"keras_major": 2},
                                 "target": {"keras_major": 3}, "reason": cell(report, ENV_A.id, ENV_B.id,
                                                                               "keras")["error"]["hint"]}]
     entry = suggest(report)[0]

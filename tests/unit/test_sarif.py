@@ -40,7 +40,7 @@ def test_a_run_has_an_error_per_counted_cell_and_a_note_per_other_break(tmp_path
          *report["verdict"]["failing"]})
     rules = log["runs"][0]["tool"]["driver"]["rules"]
     assert all(results[i]["ruleId"] == rules[results[i]["ruleIndex"]]["id"] for i in range(len(results)))
-    assert any(r["id"] == "keras2-file-in-keras3" and "tf-keras" in r["help"]["text"] for r in rules)
+    assert any(r["id"] == "keras2-module-move" and "harness adapt" in r["help"]["text"] for r in rules)
     assert main(["report", str(run.root), "--format", "sarif"]) == 1
     assert json.loads(capsys.readouterr().out) == log
 

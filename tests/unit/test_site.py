@@ -32,7 +32,7 @@ def test_the_site_has_a_table_per_format_a_page_and_a_badge_per_path(tmp_path: P
         "schemaVersion": 1, "label": "tf.keras 2.15.0 → Keras 3.3.3", "message": "partial: 1/2 routes break",
         "color": "yellow"}
     page = (site_dir / "paths" / f"{PAGE}.html").read_text()
-    assert "Keras 3.3.3 reads files from tf.keras 2.15.0" in page and "keras2-file-in-keras3" in page
+    assert "Keras 3.3.3 reads files from tf.keras 2.15.0" in page and "keras2-module-move" in page
     assert "dense/keras/load_model: pass → error (regressed)" in page  # when it changed
     assert 'href="../style.css"' in page
 
