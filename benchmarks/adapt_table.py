@@ -24,14 +24,14 @@ ROOT = Path(__file__).resolve().parents[1]
 MARKERS = ("<!-- adapt-table -->", "<!-- /adapt-table -->")
 sys.path.insert(0, str(ROOT))
 
-from harness.advisor.adaptation import OUTCOMES, adapts, table  # noqa: E402
+from harness.advisor.adaptation import OUTCOMES, adaptation_table, adapts  # noqa: E402
 from harness.report.build import build_report  # noqa: E402
 from harness.rundir import RunDir  # noqa: E402
 
 
 def markdown(report: dict[str, Any]) -> str:
     """The table, a total row, and what was verified per probe and format."""
-    counts = table(report["cells"])
+    counts = adaptation_table(report["cells"])
     lines = ["| cause | routes that break | " + " | ".join(OUTCOMES) + " |", "|---|---:|" + "---:|" * len(OUTCOMES)]
     total: Counter[str] = Counter()
     for cause, row in counts.items():

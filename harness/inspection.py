@@ -436,7 +436,7 @@ def inspect_answer(path: Path, targets: Sequence[str], *, python: str | None = N
         data = {"file": str(path), "format": found.format, "findings": found.findings, "seconds": round(seconds, 4),
                 "routes": [r.__dict__ | {"causes": list(r.causes)} for r in routes]}
         return json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", code
-    return "\n".join(screen(found, routes, usual, seconds)) + "\n", code
+    return "\n".join(inspect_screen(found, routes, usual, seconds)) + "\n", code
 
 
 def usual_loader(fmt: str | None) -> str | None:
@@ -446,7 +446,7 @@ def usual_loader(fmt: str | None) -> str | None:
     return FORMATS[fmt].loader if fmt in FORMATS else None
 
 
-def screen(found: Inspected, routes: Sequence[RouteForecast], usual: str | None, seconds: float) -> list[str]:
+def inspect_screen(found: Inspected, routes: Sequence[RouteForecast], usual: str | None, seconds: float) -> list[str]:
     """What inspect prints: the file, then per target its usual route and every route predicted to fail, why."""
     lines = [f"{found.path}: {found.words()} (read in {seconds:.2f} s, without TensorFlow)"]
     if found.format is None:

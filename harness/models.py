@@ -76,7 +76,7 @@ def report_entry(model: ModelSpec, env_ids: Sequence[str]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- staging, before the save phase
 
 
-def stage(models: Sequence[ModelSpec], run_dir: RunDir) -> None:
+def stage_models(models: Sequence[ModelSpec], run_dir: RunDir) -> None:
     """Write every user model's prepared inputs, and every existing artifact as a pseudo-source; idempotent."""
     for model in models:
         if model.is_existing_file:

@@ -176,7 +176,7 @@ def stage(runner: Runner) -> None:
     """Write users' inputs, and existing files as the pseudo-sources every load reads: first, so a file that cannot
     be staged stops the run before it cost an image build."""
     if runner.asks("save") or runner.asks("load"):
-        models.stage(runner.plan.matrix.models, runner.run_dir)
+        models.stage_models(runner.plan.matrix.models, runner.run_dir)
 
 
 def save(runner: Runner) -> None:

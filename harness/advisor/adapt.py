@@ -18,13 +18,14 @@ from typing import Any
 
 from harness import untrusted
 from harness.advisor import adaptation, words
-from harness.advisor.answer import SAFE, WORKING, route_of
+from harness.advisor.answer import SAFE, route_from_dict
 from harness.advisor.check import answer_question
 from harness.advisor.question import ADAPT_LOADERS, AdaptQuestion, CheckQuestion, RunSettings
 from harness.advisor.ranking import Route
 from harness.agent.protocol import CellKey, sha256_file
 from harness.errors import EXIT_FAILURES, EXIT_OK, UsageError
 from harness.models import sniff_versions
+from harness.report.statuses import WORKING
 from harness.rundir import RunDir
 from harness.workflow import RunEngine
 
@@ -63,7 +64,7 @@ def _default_out(name: str) -> Path:
 
 def candidates(target: Mapping[str, Any]) -> list[Route]:
     """The adapted copies verified in the target, best first (the answer's order)."""
-    return [route_of(r) for r in target["works"] if adaptation.adapts(str(r["loader"]))
+    return [route_from_dict(r) for r in target["works"] if adaptation.adapts(str(r["loader"]))
             and r.get("route_status") in WORKING]
 
 
@@ -123,7 +124,7 @@ def _failed(target: Mapping[str, Any]) -> list[str]:
     return lines or ["  no adapting loader ran on this file"]
 
 
-def screen(answered_screen: str, report: Mapping[str, Any], written: tuple[Route, Path] | None,
+def adapt_screen(answered_screen: str, report: Mapping[str, Any], written: tuple[Route, Path] | None,
            out: Path | None) -> str:
     """The check's screen, then what was adapted and written (or why nothing was)."""
     target = report["check"]["targets"][0]
@@ -154,7 +155,7 @@ def run_adapt(question: AdaptQuestion, settings: RunSettings, engine: RunEngine)
         return answered
     model = answered.matrix.models[0].name
     written = write(answered.run_dir, answered.report, model, question.out)
-    print(screen(answered.screen, answered.report, written, question.out), end="")
+    print(adapt_screen(answered.screen, answered.report, written, question.out), end="")
     target = answered.report["check"]["targets"][0]
     return EXIT_OK if written is not None or (target["verdict"] == SAFE and not candidates(target)) else EXIT_FAILURES
 

@@ -14,11 +14,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from harness.agent.protocol import ADAPTED, ADAPTERS, LOADERS, CellKey
+from harness.report.statuses import WORKING
 from harness.rundir import RunDir
 
 VERIFIED, FAILED, NO_ADAPTER = "adapted and verified", "adapter exists but verification failed", "no adapter"
 OUTCOMES = (VERIFIED, FAILED, NO_ADAPTER)
-WORKING = ("portable", "target_only")
 _STRINGS = ("status", "layout", "source_keras", "target_keras", "file", "saved_as", "why")
 
 
@@ -111,7 +111,7 @@ def _remaining(found: Mapping[str, Any], cell: Mapping[str, Any], ran: list[str]
     return f"{done}{why}: {detail}"
 
 
-def outcome(adapted: Iterable[Mapping[str, Any]]) -> str:
+def adaptation_outcome(adapted: Iterable[Mapping[str, Any]]) -> str:
     """What the adapting loaders made of one broken route (its cells with adapting loaders in the same target)."""
     cells = list(adapted)
     if any(c.get("route_status") in WORKING for c in cells):
@@ -121,7 +121,7 @@ def outcome(adapted: Iterable[Mapping[str, Any]]) -> str:
     return NO_ADAPTER
 
 
-def table(cells: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
+def adaptation_table(cells: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
     """Per cause of a broken route (a plain loader's cell that works at home and breaks in its target): how many
     such routes (source, target, model, format) the adapting loaders verified, failed, or found no adapter for."""
     by_route: dict[tuple[str, str, str, str], list[Mapping[str, Any]]] = {}
@@ -139,7 +139,7 @@ def table(cells: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
             continue
         seen.add((*route, cause))
         row = counts.setdefault(cause, dict.fromkeys(OUTCOMES, 0))
-        row[outcome(by_route.get(route, []))] += 1
+        row[adaptation_outcome(by_route.get(route, []))] += 1
     return dict(sorted(counts.items(), key=lambda kv: (-sum(kv[1].values()), kv[0])))
 
 

@@ -17,10 +17,10 @@ from typing import Any
 
 from harness.advisor import adaptation, ranking, words
 from harness.advisor.ranking import Route
+from harness.report.statuses import WORKING
 
 SAFE, SAFE_ELSEWHERE, UNSAFE, UNTESTED = "safe", "safe via another route", "unsafe", "untested"
 ANSWERS = (SAFE, SAFE_ELSEWHERE, UNTESTED, UNSAFE)  # best first: the worst of several targets is the check's
-WORKING = ("portable", "target_only")  # route statuses of a route that works in the target
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def _home_cause(report: Mapping[str, Any], cell: Mapping[str, Any] | None) -> di
             "detail": f"{error.get('type')}: {error.get('message')}" if error else cell.get("reason")}
 
 
-def decide(report: Mapping[str, Any], *, model: str, source: str, target: str, home: str,
+def answer_target(report: Mapping[str, Any], *, model: str, source: str, target: str, home: str,
            route: tuple[str, str], tf_keras: str | None = None, migrated: str | None = None) -> TargetAnswer:
     """The answer for `model` moved from `source` (an environment, or an artifact's pseudo-source) to `target`.
 
@@ -157,7 +157,7 @@ def route_dict(route: Route) -> dict[str, Any]:
             "words": words.steps(route), "short": words.short(route), "step": words.step(route)}
 
 
-def route_of(data: Mapping[str, Any]) -> Route:
+def route_from_dict(data: Mapping[str, Any]) -> Route:
     """A route back from route_dict()."""
     return Route(format=data["format"], loader=data["loader"], status=data["status"],
                  max_abs_diff=data.get("max_abs_diff"), bit_exact=data.get("bit_exact"), detail=data.get("detail"),
@@ -185,7 +185,7 @@ def check_section(report: Mapping[str, Any], question: Mapping[str, Any]) -> dic
     The check's exit code is its worst target's: 0 only when the user's route survives in every one.
     """
     route = (str(question["route"][0]), str(question["route"][1]))
-    answers = [decide(report, model=question["model"], source=question["source"], target=t["env"],
+    answers = [answer_target(report, model=question["model"], source=question["source"], target=t["env"],
                       home=question["home"], route=route, tf_keras=t.get("tf_keras"),
                       migrated=question.get("migrated")) for t in question["targets"]]
     worst = max((a.status for a in answers), key=ANSWERS.index)

@@ -182,19 +182,19 @@ class _Stopped(Exception):
 
 def run_bisect(question: BisectQuestion, settings: RunSettings, engine: RunEngine) -> int:
     """Search, then print the boundary of each route; 0 when your route works at --to, 1 when it breaks."""
-    from harness.advisor.answer import decide
-    from harness.advisor.question import route_of
+    from harness.advisor.answer import answer_target
+    from harness.advisor.question import current_route
     from harness.advisor.screens import bisect_screen
     from harness.rundir import default_out
 
     start = time.monotonic()
     ends = _ends(question)  # every flag is read, and the model's files checked, before the package index is asked
-    route_of(bisect_matrix(question, ends, settings.base_image)[0].models[0].artifact_format, question.model.format,
-             question.model.factory is not None)
+    current_route(bisect_matrix(question, ends, settings.base_image)[0].models[0].artifact_format,
+                  question.model.format, question.model.factory is not None)
     steps = walk(question, os.environ)
     matrix, ids, name = bisect_matrix(question, steps, settings.base_image)
     model = matrix.models[0]
-    route = route_of(model.artifact_format, question.model.format, model.code.factory is not None)
+    route = current_route(model.artifact_format, question.model.format, model.code.factory is not None)
     out = Path(settings.out or default_out(matrix.name))
     source = next(iter(model.homes(ids)))  # where its routes come from: the first release, or the file itself
     console = Console(quiet=settings.quiet)
@@ -217,7 +217,7 @@ def run_bisect(question: BisectQuestion, settings: RunSettings, engine: RunEngin
         console.step(f"bisect: {len(ids)} releases of {steps.package} from {steps.releases[0]} to "
                      f"{steps.releases[-1]}; probing both ends")
         probe_all(sorted({0, last}))
-        verdict = decide(prober.report, model=name, source=source, target=ids[-1], home=ids[0], route=route)
+        verdict = answer_target(prober.report, model=name, source=source, target=ids[-1], home=ids[0], route=route)
         routes = [(verdict.current, True)] + [((b.format, b.loader), False) for b in verdict.breaks
                                               if (b.format, b.loader) != verdict.current]
         if question.every:

@@ -101,12 +101,12 @@ def in_flag_terms(problem: str, environments: dict[int, str]) -> str:
 
 def question_record(matrix: Matrix, question: CheckQuestion, targets: list[Target]) -> dict[str, Any]:
     """What run.json records of the check, for the report to answer it (harness/advisor/answer.py)."""
-    from harness.advisor.question import route_of
+    from harness.advisor.question import current_route
 
     model = matrix.models[0]
     migrated = matrix.models[1] if len(matrix.models) > 1 else None
     home = matrix.environments[0].id
-    route = route_of(model.artifact_format, question.model.format, model.code.factory is not None)
+    route = current_route(model.artifact_format, question.model.format, model.code.factory is not None)
     return {"model": model.name, "source": next(iter(model.homes([home]))),
             "home": home, "route": list(route), "migrated": migrated.name if migrated else None,
             "targets": [{"spec": t.spec, "env": t.env, "tf_keras": t.tf_keras} for t in targets],

@@ -22,11 +22,12 @@ from typing import Any
 
 from harness import __version__, untrusted
 from harness.advisor import adaptation, words
-from harness.advisor.answer import WORKING, route_dict, route_of
+from harness.advisor.answer import route_dict, route_from_dict
 from harness.advisor.ranking import Route
 from harness.agent.protocol import FORMATS, LOADERS, CellKey, ModelSpec, hash_tree, write_json_atomic
 from harness.errors import UsageError
 from harness.models import keras_classes
+from harness.report.statuses import WORKING
 from harness.rundir import RunDir
 
 MANIFEST = "manifest.json"
@@ -71,7 +72,7 @@ def _verified(route: Mapping[str, Any]) -> bool:
 def verified_made(target: Mapping[str, Any]) -> list[Route]:
     """The verified files made again for one target of report.json's `check`, best first: one that loads in the
     target itself before one that needs tf-keras, then in the answer's order (harness/advisor/ranking.py)."""
-    made = [route_of(r) for r in target["works"] if _verified(r)]
+    made = [route_from_dict(r) for r in target["works"] if _verified(r)]
     return sorted(made, key=lambda r: (r.tf_keras, made.index(r)))
 
 

@@ -261,7 +261,7 @@ def user_model_entry(model: str, *, custom_objects: str | None, factory: str | N
     return entry
 
 
-def route_of(artifact_format: str | None, fmt: str | None, has_factory: bool) -> tuple[str, str]:
+def current_route(artifact_format: str | None, fmt: str | None, has_factory: bool) -> tuple[str, str]:
     """(format, loader) of the user's current route: the artifact's format, else --format, else a .keras file."""
     chosen = artifact_format or fmt or DEFAULT_FACTORY_FORMAT
     loader = FORMATS[chosen].loader

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.advisor import words
-from harness.advisor.answer import SAFE, SAFE_ELSEWHERE, UNSAFE, UNTESTED, WORKING, route_of
+from harness.advisor.answer import SAFE, SAFE_ELSEWHERE, UNSAFE, UNTESTED, route_from_dict
 from harness.report.causes import shorten
+from harness.report.statuses import WORKING
 
 SHORT = {SAFE: "SAFE", SAFE_ELSEWHERE: "NOT SAFE, another route works", UNSAFE: "UNSAFE", UNTESTED: "UNTESTED"}
-MAX_LINES = 6  # routes listed per section: the whole answer fits one screen
+MAX_ROUTES = 6  # routes listed per section: the whole answer fits one screen
 PER_KIND = 2  # working routes listed per kind of route
 KIND_WORDS = {"as_is": "as-it-is", "migrated": "migrated", "tf_keras": "tf-keras", "migrated_tf_keras": "migrated "
               "+ tf-keras", "adapted": "adapted"}
@@ -43,7 +44,7 @@ def check_screen(report: Json, run_dir: Path) -> str:
     check = report["check"]
     if len(check["targets"]) == 1:
         return _target_screen(report, check, check["targets"][0], run_dir)
-    lines = [*table(check["targets"]), ""]
+    lines = [*targets_table(check["targets"]), ""]
     for target in check["targets"]:
         if target["verdict"] == UNTESTED and target.get("home_cause"):
             lines += _home_cause(target["home_cause"], check["home"], indent="")
@@ -52,7 +53,7 @@ def check_screen(report: Json, run_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def table(targets: Sequence[Json]) -> list[str]:
+def targets_table(targets: Sequence[Json]) -> list[str]:
     """One row per target: its answer, the route to take (yours when it survives, else the best that works), and
     that route's difference."""
     rows = [("target", "verdict", "route to take", "difference")]
@@ -126,14 +127,14 @@ def _breaks(target: Json) -> list[str]:
     yours = target.get("current")
     ordered = sorted(breaks, key=lambda r: (yours is None or r != yours, r["format"], r["loader"]))
     seen: set[str] = set()
-    for route in ordered[:MAX_LINES]:
+    for route in ordered[:MAX_ROUTES]:
         detail = re.sub(r"\s+", " ", route.get("detail") or "")
         lines.append(f"  x {route['words']}: {route['status']}: {detail[:110]}{'...' if len(detail) > 110 else ''}")
         if route.get("hint") and route["hint"] not in seen:
             lines.append(f"      hint: {route['hint']}")
             seen.add(route["hint"])
-    if len(ordered) > MAX_LINES:
-        lines.append(f"  ... and {len(ordered) - MAX_LINES} more in the report")
+    if len(ordered) > MAX_ROUTES:
+        lines.append(f"  ... and {len(ordered) - MAX_ROUTES} more in the report")
     return lines
 
 
@@ -176,13 +177,13 @@ def _works(target: Json, tolerance: Json, *, home: str) -> list[str]:
             continue
         lines.append(f"  {_kind_heading(kind, target, home)}")
         for r in routes[:PER_KIND]:
-            lines.append(f"    ok {r['step']}: {words.figures(route_of(r), tolerance)}")
+            lines.append(f"    ok {r['step']}: {words.figures(route_from_dict(r), tolerance)}")
             lines += _edits(r.get("edits") or [], "      ")
         if len(routes) > PER_KIND:
             lines.append(f"    ... and {len(routes) - PER_KIND} more in check.json")
     use = target["use"]
     lines += ["", f"route to take: {'yours, ' if safe else ''}{use['words']} "
-                  f"({words.figures(route_of(use), tolerance)})"]
+                  f"({words.figures(route_from_dict(use), tolerance)})"]
     return lines
 
 
@@ -199,7 +200,7 @@ def _not_adapted(target: Json) -> list[str]:
     if not failed:
         return []
     lines = ["", f"adapted copies that failed verification in {target['target']} (never handed over):"]
-    for r in failed[:MAX_LINES]:
+    for r in failed[:MAX_ROUTES]:
         lines.append(f"  x {r['step']}: {shorten(str(r.get('detail') or r['status']), 220)}")
     return lines
 

@@ -80,12 +80,13 @@ def _paths(report: dict[str, Any]) -> list[str]:
 
 def _check(report: dict[str, Any]) -> list[str]:
     """A check run's answer, first: per target, the verdict and the route to take."""
-    from harness.advisor.screens import table
+    from harness.advisor.screens import targets_table
 
     check = report.get("check")
     if not check:
         return []
-    lines = [f"## Check: `{check['model']}` from `{check['home']}`", "", "```", *table(check["targets"]), "```", ""]
+    lines = [f"## Check: `{check['model']}` from `{check['home']}`", "", "```", *targets_table(check["targets"]), "```",
+             ""]
     for target in check["targets"]:
         cause = target.get("home_cause")
         if target["verdict"] == "untested" and cause:

@@ -207,7 +207,7 @@ def test_the_table_counts_broken_routes_by_cause_and_what_the_adapters_made_of_t
         {**_cell("load_model", "error", "breaks", "depthwise-groups"), "model": "d"},
         {**_cell("adapted", "unsupported", "unsupported", **nothing), "model": "d"},
     ]
-    assert adaptation.table(cells) == {
+    assert adaptation.adaptation_table(cells) == {
         "depthwise-groups": {adaptation.VERIFIED: 0, adaptation.FAILED: 0, adaptation.NO_ADAPTER: 1},
         "keras3-load-model-savedmodel": {adaptation.VERIFIED: 0, adaptation.FAILED: 0, adaptation.NO_ADAPTER: 1},
         "rnn-time-major": {adaptation.VERIFIED: 1, adaptation.FAILED: 0, adaptation.NO_ADAPTER: 0},

@@ -17,11 +17,11 @@ from fake_engine import FakeEngine
 from fake_loads import LoadHook
 from harness import models
 from harness.advisor import words
-from harness.advisor.answer import SAFE, SAFE_ELSEWHERE, UNSAFE, check_section, decide
+from harness.advisor.answer import SAFE, SAFE_ELSEWHERE, UNSAFE, answer_target, check_section
 from harness.advisor.handover import best_migrated, snippet
 from harness.advisor.question import check_environments, migration_entry, parse_spec
 from harness.advisor.ranking import Route
-from harness.advisor.screens import table
+from harness.advisor.screens import targets_table
 from harness.agent.protocol import ORIGINS_MOUNT, Migration, SaveRequest, from_dict, origin_dir, to_dict
 from harness.cells import CellPlan
 from harness.cli import main
@@ -159,7 +159,7 @@ def test_an_artifacts_reference_falls_back_to_the_next_loader_that_works_at_home
             "models": [{"name": "old", "artifact": "old.h5", "inputs": "x.npy"}]}
     matrix = parse_matrix(data, path=str(project / "m.yaml"), sha256="0" * 64)
     run = RunDir(project / "run")
-    models.stage(matrix.models, run)
+    models.stage_models(matrix.models, run)
     output = json.loads((run.artifacts("user-old") / "manifest.json").read_text())["models"]["old"]["reference_output"]
     assert output["loader"] == "load_model" and output["then"][0] == "load_model_nocompile"
     named = {**data["models"][0], "reference": {"env": K2, "loader": "load_model"}}
@@ -309,7 +309,7 @@ def test_the_answer_counts_tf_keras_and_migrated_routes_and_orders_them_by_how_m
     ]
     report = {"cells": cells, "paths": [], "migrations": [{"model": "m-migrated", "loader": "load_model_nocompile",
                                                            "env": K2}]}
-    answer = decide(report, model="m", source="user-m", target=K3, home=K2, route=("h5", "load_model"),
+    answer = answer_target(report, model="m", source="user-m", target=K3, home=K2, route=("h5", "load_model"),
                     tf_keras=LEGACY, migrated="m-migrated")
     assert answer.status == SAFE_ELSEWHERE and answer.tried == 1 + 5
     # The least change first: the same file with tf-keras, then a migrated file (Keras's own format first, even
@@ -327,7 +327,7 @@ def test_the_answer_counts_tf_keras_and_migrated_routes_and_orders_them_by_how_m
     legacy_only = [c for c in cells if c["target"] != K3 or c["model"] == "m"]
     fallback = best_migrated(check_section({**report, "cells": legacy_only}, question)["targets"][0])
     assert fallback is not None and fallback.tf_keras and _kind(fallback) == "migrated_tf_keras"
-    assert table(section["targets"])[1].split()[:2] == [K3, "NOT"]
+    assert targets_table(section["targets"])[1].split()[:2] == [K3, "NOT"]
 
 
 def test_the_handed_over_code_loads_the_file_as_it_was_verified() -> None:

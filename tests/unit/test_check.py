@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from fake_engine import FakeEngine
-from harness.advisor.answer import SAFE, SAFE_ELSEWHERE, UNSAFE, UNTESTED, check_section, decide
-from harness.advisor.question import EnvRequest, add_routes, parse_inputs, parse_spec, route_of, user_model_entry
+from harness.advisor.answer import SAFE, SAFE_ELSEWHERE, UNSAFE, UNTESTED, answer_target, check_section
+from harness.advisor.question import EnvRequest, add_routes, current_route, parse_inputs, parse_spec, user_model_entry
 from harness.advisor.screens import check_screen
 from harness.agent.protocol import LOADERS
 from harness.cli import main
@@ -128,12 +128,12 @@ def test_a_module_found_from_a_home_directory_is_not_mounted(tmp_path: Path, mon
 
 
 def test_the_current_route_is_the_artifacts_format_else_keras() -> None:
-    assert route_of("h5", None, has_factory=False) == ("h5", "load_model")
-    assert route_of(None, None, has_factory=True) == ("keras", "load_model")
-    assert route_of(None, "export", has_factory=True) == ("export", "saved_model")
-    assert route_of("weights_h5", None, has_factory=True) == ("weights_h5", "rebuild")
+    assert current_route("h5", None, has_factory=False) == ("h5", "load_model")
+    assert current_route(None, None, has_factory=True) == ("keras", "load_model")
+    assert current_route(None, "export", has_factory=True) == ("export", "saved_model")
+    assert current_route("weights_h5", None, has_factory=True) == ("weights_h5", "rebuild")
     with pytest.raises(UsageError, match="--factory"):
-        route_of("weights_h5", None, has_factory=False)
+        current_route("weights_h5", None, has_factory=False)
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -177,7 +177,7 @@ def _report(cells: list[dict[str, Any]], home: dict[tuple[str, str], str] | None
 
 def _decide(cells: list[dict[str, Any]], route: tuple[str, str] = ("keras", "load_model"),
             home: dict[tuple[str, str], str] | None = None) -> Any:
-    return decide(_report(cells, home), model="m", source="old", target="new", home="old", route=route)
+    return answer_target(_report(cells, home), model="m", source="old", target="new", home="old", route=route)
 
 
 def test_safe_when_the_current_route_passes() -> None:

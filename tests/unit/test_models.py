@@ -89,9 +89,9 @@ def test_an_existing_artifact_is_one_more_source_every_target_loads(project: Pat
 def test_staging_is_idempotent_and_the_load_phase_plans_the_artifact_with_the_users_code(project: Path) -> None:
     matrix = _matrix(project, ARTIFACT, FACTORY)
     run = RunDir(project / "run")
-    models.stage(matrix.models, run)
+    models.stage_models(matrix.models, run)
     first = (run.artifacts("user-old") / "manifest.json").read_bytes()
-    models.stage(matrix.models, run)
+    models.stage_models(matrix.models, run)
     assert (run.artifacts("user-old") / "manifest.json").read_bytes() == first
     assert not list(run.artifacts_root.glob(".*"))  # no temporary folder left
     (task,) = plan_tasks(str(run.artifacts_root), "/out", [matrix.model("old")])
@@ -106,7 +106,7 @@ def test_staging_is_idempotent_and_the_load_phase_plans_the_artifact_with_the_us
 def test_an_environments_predictions_can_be_the_reference(project: Path) -> None:
     matrix = _matrix(project, {**ARTIFACT, "reference": {"env": "py3.11-tf2.16.2-keras3.3.3"}})
     run = RunDir(project / "run")
-    models.stage(matrix.models, run)
+    models.stage_models(matrix.models, run)
     manifest = json.loads((run.artifacts("user-old") / "manifest.json").read_text())
     output = manifest["models"]["old"]["reference_output"]
     assert output == {"target": "py3.11-tf2.16.2-keras3.3.3", "loader": "load_model", "then": []}

@@ -49,7 +49,7 @@ def test_a_link_that_appears_after_validation_stops_staging_and_leaves_nothing(t
     (saved_model / "variables" / "variables.data-00000-of-00001").symlink_to(secret)
     run_dir = RunDir.prepare(tmp_path / "run", resume=False)
     with pytest.raises(UnsafeFile, match=r"variables\.data-00000-of-00001, a symbolic link"):
-        models.stage(matrix.models, run_dir)
+        models.stage_models(matrix.models, run_dir)
     assert list(run_dir.artifacts_root.iterdir()) == []
 
 
