@@ -5,10 +5,14 @@
 
 Both commits run the same cells warm, with the same images, alternately (--rounds times each): the matrix
 is the other commit's matrices/default.yaml unless --matrix says otherwise, so a matrix that grew since
-(more loaders) is not counted as a slowdown. The other commit is checked out in a temporary worktree;
+(more loaders) is not counted as a slowdown, and it names the models the other commit runs by default (a
+matrix without `models:` runs each commit's own default models, and this checkout's include two
+keras.applications networks that take most of its load time). The other commit is checked out in a temporary worktree;
 where its image tags differ from this checkout's for the same environments (its Dockerfile template
 changed), this checkout's images are tagged under its tags for the measurement and untagged afterwards:
-the harness code is mounted, not baked in, so the comparison is of the harness alone. Each run is
+the harness code is mounted, not baked in, so the comparison is of the harness alone. This checkout runs with
+--no-cache: every cell is computed (and kept, as any run keeps what it computed), as the other commit, which has
+no cell cache, computes them; without it a warm run restores what earlier runs on the host computed. Each run is
 measured from the outside: wall time, the containers' time (run.json), and their CPU time (from the
 cgroups, which other work on the machine moves far less than wall time). --default also measures this
 checkout on its own current default matrix. --wait-quiet waits (up to that many minutes) for a load
@@ -48,6 +52,12 @@ from harness.plan import plan_environments
 matrix = load_matrix(Path(sys.argv[1]), base_image=sys.argv[2])
 print(json.dumps({p.env.id: p.image.tag for p in plan_environments(matrix, os.environ)}))
 """
+MODELS_OF = """
+import json, sys
+from pathlib import Path
+from harness.matrix import load_matrix
+print(json.dumps([getattr(m, "name", m) for m in load_matrix(Path(sys.argv[1])).models]))
+"""
 
 
 def git(*args: str) -> str:
@@ -66,6 +76,23 @@ def tags_of(tree: Path, matrix: Path) -> dict[str, str]:
                            env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
                            check=True)
     return dict(json.loads(found.stdout.splitlines()[-1]))
+
+
+def models_of(tree: Path, matrix: Path) -> list[str]:
+    """The models a checkout runs for a matrix (its defaults when the matrix names none)."""
+    found = subprocess.run([sys.executable, "-c", MODELS_OF, str(matrix)], cwd=tree,
+                           env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
+                           check=True)
+    return [str(name) for name in json.loads(found.stdout.splitlines()[-1])]
+
+
+def pin_models(matrix: Path, names: list[str]) -> None:
+    """Name the models in a matrix file that names none, so every checkout runs the same ones."""
+    import yaml
+
+    data = yaml.safe_load(matrix.read_text())
+    if isinstance(data, dict) and "models" not in data:
+        matrix.write_text(yaml.safe_dump({**data, "models": names}, sort_keys=False))
 
 
 def lend_images(ours: Measured, theirs: dict[str, str]) -> list[str]:
@@ -150,21 +177,25 @@ def main() -> int:
     other = work / "tree"
     git("worktree", "add", "--detach", str(other), args.ref)
     extra = ("--jobs", str(args.jobs), "--base-image", "harness-base:{python}")
+    # Every cell computed, as the other commit computes them: not restored from what earlier runs kept.
+    computed = (*extra, "--no-cache")
     lent: list[str] = []
     try:
         matrix = args.matrix or work / "matrix.yaml"
         if args.matrix is None:
             shutil.copy(other / "matrices" / "default.yaml", matrix)
+            pin_models(matrix, models_of(other, matrix))
         head = git("rev-parse", "--short", "HEAD")
         ours: list[Measured] = []
         theirs: list[Measured] = []
         for n in range(args.rounds):
-            ours.append(run_harness(f"{head} (this checkout), round {n + 1}", ROOT, matrix, work / f"ours{n}", *extra))
+            ours.append(run_harness(f"{head} (this checkout), round {n + 1}", ROOT, matrix, work / f"ours{n}",
+                                    *computed))
             if not lent:
                 lent = lend_images(ours[0], tags_of(other, matrix))
             theirs.append(run_harness(f"{args.ref}, round {n + 1}", other, matrix, work / f"theirs{n}", *extra))
         default = ([run_harness(f"{head}, its own default matrix", ROOT, ROOT / "matrices" / "default.yaml",
-                                work / "default", *extra)] if args.default else [])
+                                work / "default", *computed)] if args.default else [])
     finally:
         for tag in lent:
             docker("image", "rm", tag)  # the tag only: the image keeps this checkout's tag

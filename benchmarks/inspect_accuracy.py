@@ -1,6 +1,7 @@
 """How well `harness inspect` predicts which routes fail, measured against the cells of a finished run.
 
-    python benchmarks/inspect_accuracy.py RUN_DIR [RUN_DIR...] [--results benchmarks/RESULTS.md]
+    python benchmarks/inspect_accuracy.py RUN_DIR [RUN_DIR...] [--answer-times examples]
+                                          [--results benchmarks/RESULTS.md]
 
 Every saved artifact of the run is read once on the host (harness/inspection.py, no TensorFlow) and every cell is
 predicted from it and its target's versions (the table of harness/agent/accepts.py). A cell whose load raised,
@@ -9,6 +10,9 @@ crashed or timed out is a failing route; one that loaded (pass or drift) is not;
 A model the run evaluates is predicted as evaluated. Precision: of the routes predicted to fail, how many
 did; recall: of the routes that failed, how many were predicted. Probes are loaded by their plain loaders without
 their custom objects (load_model_custom passes them), as the run does.
+
+--answer-times PATH also times `python -m harness inspect FILE --to ...` itself, from the command to its answer
+(Python starting included), on every file and SavedModel folder below PATH and on every artifact of the runs.
 """
 
 from __future__ import annotations
@@ -17,7 +21,11 @@ import argparse
 import collections
 import datetime as dt
 import json
+import os
+import statistics
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +39,7 @@ FAILED = ("error", "crash", "timeout")
 LOADED = ("pass", "drift")
 NO_FILE = ("seed",)  # a probe rebuilt from its seed: nothing saved to read
 MARKS = ("<!-- inspect-accuracy -->", "<!-- /inspect-accuracy -->")
+ANSWER_TARGETS = ("2.15.1", "2.16.2+keras3.3.3", "2.21.0+keras3.15.1")
 
 
 def artifact(run: Path, source: str, model: str, fmt: str) -> tuple[Path, bool] | None:
@@ -84,13 +93,52 @@ def measure(run: Path) -> dict[str, Any]:
             "slowest": max(times, default=0.0), "total": sum(times)}
 
 
+def files_below(path: Path) -> list[Path]:
+    """Every file below path, a SavedModel folder counted once (as inspect reads it)."""
+    if not path.is_dir():
+        return [path]
+    if (path / "saved_model.pb").is_file():
+        return [path]
+    return [found for child in sorted(path.iterdir()) for found in files_below(child)]
+
+
+def run_files(run: Path) -> list[Path]:
+    """Every artifact a run saved that has a file (or folder, or checkpoint prefix)."""
+    found = []
+    for manifest in sorted((run / "artifacts").glob("*/manifest.json")):
+        models = json.loads(manifest.read_text()).get("models", {})
+        for entry in models.values():
+            found += [manifest.parent / spec["path"] for fmt, spec in sorted(entry.get("formats", {}).items())
+                      if fmt not in NO_FILE and spec.get("path")]
+    return found
+
+
+def answer_seconds(path: Path) -> float:
+    """How long `harness inspect` takes to answer for one file, from the command to its exit."""
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "harness", "inspect", str(path),
+                           *(f"--to={spec}" for spec in ANSWER_TARGETS)], cwd=ROOT, capture_output=True, check=False)
+    seconds = time.monotonic() - start
+    if done.returncode not in (0, 1, 2):
+        raise RuntimeError(f"harness inspect {path}: exit {done.returncode}: {done.stderr.decode()[-400:]}")
+    return seconds
+
+
+def answer_times(label: str, paths: list[Path]) -> dict[str, Any]:
+    """inspect's answer time on each path: count, median, max and the slowest file."""
+    times = {str(p): answer_seconds(p) for p in paths}
+    slowest = max(times, key=times.__getitem__) if times else ""
+    return {"label": label, "files": len(times), "median": statistics.median(times.values()) if times else 0.0,
+            "max": times.get(slowest, 0.0), "slowest": slowest, "load": os.getloadavg()[0]}
+
+
 def ratios(tally: dict[str, int]) -> tuple[float, float]:
     """(precision, recall) of the predicted failures."""
     tp, fp, fn = tally.get("tp", 0), tally.get("fp", 0), tally.get("fn", 0)
     return (tp / (tp + fp) if tp + fp else 1.0), (tp / (tp + fn) if tp + fn else 1.0)
 
 
-def lines(results: list[dict[str, Any]]) -> list[str]:
+def lines(results: list[dict[str, Any]], timed: list[dict[str, Any]] | None = None) -> list[str]:
     """The RESULTS.md block."""
     out = [MARKS[0], "## `harness inspect`: failing routes predicted from the file, before any container", "",
            f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC with "
@@ -112,6 +160,14 @@ def lines(results: list[dict[str, Any]]) -> list[str]:
                    + (", ".join(f"{c} {n}" for c, n in r["missed"]) or "none")
                    + "; predicted failures that loaded, by predicted cause: "
                    + (", ".join(f"{c} {n}" for c, n in r["wrong"]) or "none") + ".")
+    if timed:
+        out += ["", "`harness inspect FILE " + " ".join(f"--to {t}" for t in ANSWER_TARGETS) + "`, timed from the "
+                "command to its exit (Python starting included), once per file:", "",
+                "| files | count | median s | max s | slowest | load average (1 min) at the end |",
+                "|---|---|---|---|---|---|"]
+        out += [f"| {t['label']} | {t['files']} | {t['median']:.2f} | {t['max']:.2f} | "
+                f"`{os.path.relpath(t['slowest'], ROOT) if t['slowest'].startswith(str(ROOT)) else t['slowest']}` "
+                f"| {t['load']:.1f} |" for t in timed]
     out += ["", MARKS[1]]
     return out
 
@@ -120,10 +176,16 @@ def main() -> int:
     """Measure every run directory given; print the figures and put them in RESULTS.md."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--answer-times", dest="answer_times", type=Path, action="append", default=[],
+                        metavar="PATH", help="also time inspect's answer on every file below PATH and every artifact "
+                        "of the runs")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     args = parser.parse_args()
     results = [measure(run) for run in args.runs]
-    block = lines(results)
+    timed = [answer_times(str(path), files_below(path)) for path in args.answer_times]
+    if args.answer_times:
+        timed += [answer_times(f"{r['matrix']} artifacts", run_files(run)) for r, run in zip(results, args.runs)]
+    block = lines(results, timed)
     print("\n".join(block))
     old = args.results.read_text() if args.results.is_file() else ""
     if MARKS[0] in old and MARKS[1] in old:
