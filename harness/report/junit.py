@@ -1,4 +1,4 @@
-"""junit.xml for CI test views: one testcase per route and path (a cell), rendered from report.json.
+"""junit.xml for CI test views: a testcase per route and path (a cell) that ran, rendered from report.json.
 
 One testsuite per *target* environment rather than per (source, target) pair: the load, which is
 the test, runs in the target, so each suite's <properties> describe the environment its tests ran
@@ -11,8 +11,10 @@ A cell is a failure (drift) or an error exactly when the report's gate counts it
 unfinished run, a check target nothing works at home for) is an error testcase of its own in a
 `harness` suite. So failures + errors are zero exactly when the exit code is. Every other cell that
 did not pass (a route that never works, a hazard probe, an expected failure, a route that breaks
-under a gate that does not count it, unsupported or never run) is skipped with a one-line reason,
-and carries no traceback.
+under a gate that does not count it, unsupported or never run) is skipped with a one-line reason and no
+traceback; skipped cells of one pair that share a reason are one testcase named by it ("expected error:
+keras3-file-in-keras2", "14 route(s)"), so a CI view lists what passed and what failed cell by cell, and
+what was left out once per reason (the default run's file stays small; report.html lists every cell).
 """
 
 from __future__ import annotations
@@ -88,23 +90,27 @@ def _outcome(cell: dict[str, Any], failing: set[str]) -> tuple[str, str] | None:
     return "error", f"{error.get('type') or status}: {error.get('message') or cell.get('reason') or status}"
 
 
-def _testcase(suite: ET.Element, cell: dict[str, Any], tracebacks: dict[str, str], failing: set[str],
-              names: dict[str, str]) -> str | None:
+def _testcase(suite: ET.Element, cell: dict[str, Any], outcome: tuple[str, str] | None, tracebacks: dict[str, str],
+              names: dict[str, str]) -> None:
+    """A cell that passed, failed or is in error: a testcase of its own."""
     case = ET.SubElement(suite, "testcase", classname=classname(names.get(cell["source"], cell["source"]),
                                                                 names.get(cell["target"], cell["target"])),
                          name=f"{cell['model']}/{cell['format']}/{cell['loader']}")
-    outcome = _outcome(cell, failing)
-    if cell.get("seconds") and (outcome is None or outcome[0] != "skipped"):  # optional in JUnit: where it counts
+    if cell.get("seconds"):  # optional in JUnit
         case.set("time", f"{cell['seconds']:.2f}")
     if outcome is None:
-        return None
+        return
     tag, message = outcome
     element = ET.SubElement(case, tag, message=_text(_message(message)))
-    if tag != "skipped":
-        element.set("type", _text(cell["status"] if tag == "failure" else (cell.get("error") or {}).get("type")
-                                  or cell["status"]))
-        element.text = _text(_details(cell, tracebacks))
-    return tag
+    element.set("type", _text(cell["status"] if tag == "failure" else (cell.get("error") or {}).get("type")
+                              or cell["status"]))
+    element.text = _text(_details(cell, tracebacks))
+
+
+def _skipped_case(suite: ET.Element, pair: str, name: str, message: str) -> None:
+    """Skipped cells of one pair that share a reason: one testcase named by the reason."""
+    case = ET.SubElement(suite, "testcase", classname=pair, name=_text(_message(name)))
+    ET.SubElement(case, "skipped", message=_text(_message(message)))
 
 
 def _suite(parent: ET.Element, report: dict[str, Any], env: dict[str, Any], failing: set[str],
@@ -115,34 +121,33 @@ def _suite(parent: ET.Element, report: dict[str, Any], env: dict[str, Any], fail
     for name in PROPERTIES:
         if env.get(name) is not None:
             ET.SubElement(properties, "property", name=name, value=_text(env[name]))
-    # Formats a source cannot write have no file to load: one skipped testcase per pair says how many routes that
-    # leaves out, instead of one per route (a fifth of the default run's cells, and of this file).
-    unwritten = [c for c in cells if c["status"] == "unsupported" and c.get("stage") == "save"]
-    cases = [c for c in cells if not (c["status"] == "unsupported" and c.get("stage") == "save")]
-    counts = {"tests": len(cases), "failures": 0, "errors": 0, "skipped": 0}
-    for cell in cases:
-        tag = _testcase(suite, cell, report.get("tracebacks", {}), failing, names)
-        if tag is not None:
-            counts["failures" if tag == "failure" else "errors" if tag == "error" else "skipped"] += 1
-    for source, group in _by_source(unwritten).items():
-        case = ET.SubElement(suite, "testcase", classname=classname(names.get(source, source),
-                                                                    names.get(env["id"], env["id"])),
-                             name="formats the source cannot write")
-        formats = sorted({c["format"] for c in group})
-        ET.SubElement(case, "skipped", message=f"unsupported: {len(group)} route(s) of {', '.join(formats)}")
+    counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    skipped: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for cell in cells:
+        pair = classname(names.get(cell["source"], cell["source"]), names.get(env["id"], env["id"]))
+        if cell["status"] == "unsupported" and cell.get("stage") == "save":  # no file to load: the source's format
+            skipped.setdefault((pair, "formats the source cannot write"), []).append(cell)
+            continue
+        outcome = _outcome(cell, failing)
+        if outcome is not None and outcome[0] == "skipped":
+            skipped.setdefault((pair, outcome[1]), []).append(cell)
+            continue
+        _testcase(suite, cell, outcome, report.get("tracebacks", {}), names)
+        counts["tests"] += 1
+        if outcome is not None:
+            counts["failures" if outcome[0] == "failure" else "errors"] += 1
+    for (pair, reason), group in skipped.items():
+        if reason == "formats the source cannot write":
+            formats = ", ".join(sorted({c["format"] for c in group}))
+            _skipped_case(suite, pair, reason, f"unsupported: {len(group)} route(s) of {formats}")
+        else:
+            _skipped_case(suite, pair, reason, f"{reason}: {len(group)} route(s)")
         counts["tests"] += 1
         counts["skipped"] += 1
     seconds = sum(c.get("seconds") or 0 for c in cells)
     for key, value in {**counts, "time": f"{seconds:.3f}", "timestamp": report["created"]}.items():
         suite.set(key, str(value))
     return counts
-
-
-def _by_source(cells: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for cell in cells:
-        groups.setdefault(cell["source"], []).append(cell)
-    return groups
 
 
 def _reasons_suite(parent: ET.Element, report: dict[str, Any]) -> dict[str, int]:
