@@ -112,6 +112,8 @@ def _other(path: Path, head: bytes, size: int) -> Inspected:
     named = not_a_model(head, size)
     if named:
         return Inspected(str(path), None, {"not_a_model": named})
+    if head[4:8] == b"TFL3":  # a model, whose routes are the interpreter's: no Keras config to forecast from
+        return Inspected(str(path), "tflite", {"unread": "a TensorFlow Lite flatbuffer holds no Keras config"})
     if head.lstrip()[:1] == b"{":
         return _json_architecture(path, size)
     if path.name.endswith(".index") or (path.parent / (path.name + ".index")).is_file():
@@ -135,7 +137,6 @@ NOT_MODELS: tuple[tuple[Any, str], ...] = (
      "an HTML page saved under a model's name (a login, an error or a download page), not the model"),
     (lambda head, text, size: head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ")),
      "a compressed archive (gzip, bzip2 or xz): unpack it first"),
-    (lambda head, text, size: head[4:8] == b"TFL3", "a TensorFlow Lite flatbuffer (.tflite), not a Keras model"),
     (lambda head, text, size: head.startswith((b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")),
      "a Python pickle, not a Keras model (and never to be unpickled)"),
 )

@@ -163,3 +163,16 @@ def test_check_refuses_a_git_lfs_pointer_before_anything_is_built(tmp_path: Path
     assert main(["check", "--from", "2.15.1", "--to", "2.20.0", "--model", str(pointer), "--inputs", "2x8",
                  "--out", str(tmp_path / "run")], engine=lambda: engine) == 2
     assert "a Git LFS pointer, not the model" in capsys.readouterr().err and engine.builds == engine.runs == []
+
+
+def test_a_tflite_file_is_a_model_whose_routes_the_containers_answer(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "model.tflite"
+    path.write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(64))  # a flatbuffer's header: its identifier at bytes 4-8
+    found = inspection.inspect_file(path)
+    assert found.format == "tflite" and "no Keras config" in str(found.findings.get("unread"))
+    engine = FakeEngine()
+    main(["check", "--from", "2.15.1", "--to", "2.16.2+keras3.3.3", "--model", str(path), "--inputs", "2x8",
+          "--out", str(tmp_path / "run")], engine=lambda: engine)
+    assert capsys.readouterr().out.startswith("first answer: none from the file alone")
+    assert engine.runs  # not refused: the containers answer for it
