@@ -68,7 +68,7 @@ def test_a_predict_hook_that_orders_classes_by_set_drifts_in_its_own_environment
 
 def test_an_old_h5_from_tf_2_12_is_loaded_by_every_environment(tmp_path: Path, docker: None) -> None:
     out = tmp_path / "run"
-    proc = harness("run", str(EXAMPLES / "legacy_h5" / "matrix.yaml"), "--out", str(out))
+    proc = harness("run", str(EXAMPLES / "legacy_h5" / "matrix.yaml"), "--out", str(out), "--no-cache")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = load_report(out / "report.json")
     source = next(e for e in report["environments"] if e["id"] == "user-legacy_regressor")
