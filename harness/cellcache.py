@@ -71,7 +71,7 @@ def agent_digest() -> str:
     return _digest(found)
 
 
-def _file_digest(path: Path) -> str | None:
+def file_digest(path: Path) -> str | None:
     """sha256 of a regular file, read without following a link (None when it is anything else)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
@@ -102,7 +102,7 @@ def tree_digest(folder: Path, *, skip: tuple[str, ...] = (), max_files: int | No
             path = Path(where, name)
             info = path.lstat()
             size += info.st_size
-            digest = _file_digest(path) if stat.S_ISREG(info.st_mode) else None
+            digest = file_digest(path) if stat.S_ISREG(info.st_mode) else None
             if digest is None or (max_files is not None and len(found) >= max_files) or (
                     max_bytes is not None and size > max_bytes):
                 return None

@@ -112,8 +112,6 @@ def _other(path: Path, head: bytes, size: int) -> Inspected:
     named = not_a_model(head, size)
     if named:
         return Inspected(str(path), None, {"not_a_model": named})
-    if head[4:8] == b"TFL3":  # a model, whose routes are the interpreter's: no Keras config to forecast from
-        return Inspected(str(path), "tflite", {"unread": "a TensorFlow Lite flatbuffer holds no Keras config"})
     if head.lstrip()[:1] == b"{":
         return _json_architecture(path, size)
     if path.name.endswith(".index") or (path.parent / (path.name + ".index")).is_file():
@@ -387,9 +385,15 @@ def config_loaders() -> tuple[str, ...]:
 
 
 # Readers by the file's first bytes: HDF5 (a legacy model or weights), a zip (.keras).
+def _tflite(path: Path, size: int) -> Inspected:
+    """A model whose routes are the interpreter's: no Keras config to forecast from, the containers answer."""
+    return Inspected(str(path), "tflite", {"unread": "a TensorFlow Lite flatbuffer holds no Keras config"})
+
+
 _READERS: tuple[tuple[Callable[[bytes], bool], Callable[[Path, int], Inspected]], ...] = (
     (lambda head: HDF5 in head[:1024], _h5),
     (lambda head: head.startswith(b"PK\x03\x04"), _keras_zip),
+    (lambda head: head[4:8] == b"TFL3", _tflite),  # a flatbuffer's file identifier
 )
 
 

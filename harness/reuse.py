@@ -15,65 +15,33 @@ worker crashed or timed out is never kept: that is how a process ended, not what
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
-import os
 import shutil
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness import untrusted
 from harness.agent.protocol import ARTIFACTS_MOUNT, LOAD_DONE, read_records
-from harness.cellcache import agent_digest
+from harness.cellcache import agent_digest, file_digest, tree_digest
 from harness.engine import Mount, RunSpec
 
-CONTAINER_KEY_SCHEMA = 1  # of the key: what another layout stored is never read
+CONTAINER_KEY_SCHEMA = 2  # of the key: what another layout stored is never read (2: the cell cache's digests)
 NOT_KEPT = ("crash", "timeout")
 MAX_FILES = 10_000  # a mounted folder larger than this is not hashed: its container always runs
 MAX_MOUNTED_BYTES = 4 << 30
-_CHUNK = 1 << 20
 
 
-@functools.lru_cache(maxsize=1)
 def mounted_digest(path: Path) -> str | None:
-    """sha256 of a file, or of a folder's files and names; None for anything else, a link, or too much to hash."""
-    digest = hashlib.sha256()
-    size = 0
-    for count, found in enumerate(_walk(path), 1):
-        if found is None:
-            return None
-        relative, full = found
-        size += full.stat(follow_symlinks=False).st_size
-        if count > MAX_FILES or size > MAX_MOUNTED_BYTES:
-            return None
-        digest.update(relative.encode() + b"\0")
-        with open(full, "rb") as fh:
-            for chunk in iter(lambda: fh.read(_CHUNK), b""):
-                digest.update(chunk)
-        digest.update(b"\0")
-    return digest.hexdigest()
-
-
-def _walk(path: Path) -> Iterable[tuple[str, Path] | None]:
-    """(relative name, path) of every regular file below path, in order; None where something else is."""
-    if path.is_symlink() or not (path.is_file() or path.is_dir()):
-        yield None
-        return
+    """sha256 of a mounted file, or of a folder's files and names (the cell cache's digests); None for anything
+    else, a link, or too much to hash."""
+    if path.is_symlink():
+        return None
     if path.is_file():
-        yield path.name, path
-        return
-    for folder, dirs, files in os.walk(path):
-        dirs.sort()
-        here = Path(folder)
-        for name in [*dirs, *files]:
-            if (here / name).is_symlink() or not ((here / name).is_dir() or (here / name).is_file()):
-                yield None
-                return
-        for name in sorted(files):
-            yield str((here / name).relative_to(path)), here / name
+        return file_digest(path)
+    return tree_digest(path, max_files=MAX_FILES, max_bytes=MAX_MOUNTED_BYTES)
 
 
 @dataclass(frozen=True)

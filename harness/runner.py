@@ -288,6 +288,7 @@ class Runner:
         self._copy_packages(env_id, record)
         self.console.step(f"save {env_id}: reused from the cell cache")
         return True
+
     def _contained(self, plan: EnvPlan, phase: str, spec: RunSpec, record: dict[str, Any]) -> RunResult:
         """Run a phase's container, or copy what the same container wrote in an earlier run on this host when the
         run may reuse it (options.reuse); a container that ended well is kept for the next run."""
