@@ -27,6 +27,7 @@ import os
 import re
 import ssl
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -55,6 +56,8 @@ CACHE_VARIABLE = "HARNESS_WHEEL_CACHE"  # a directory, or "off": builds then rea
 REMOTE_VARIABLES = ("DOCKER_HOST", "CONTAINER_HOST")
 CHUNK = 1 << 20
 INDEX_TIMEOUT = 300.0
+PAGE_RETRY_PAUSES = (1.0, 4.0)  # seconds before asking an index again that did not answer a project page
+_pause = time.sleep  # replaced in tests
 # Attributes of a simple-index link that pip reads; everything else is dropped.
 KEPT_ATTRIBUTES = ("data-requires-python", "data-yanked", "data-dist-info-metadata", "data-core-metadata")
 
@@ -201,26 +204,40 @@ class Upstream:
         return None
 
     def project(self, project: str) -> tuple[list[Link], bool]:
-        """Every index's files of a project (first index first), and whether any index answered at all."""
+        """Every index's files of a project (first index first), and whether any index answered at all.
+
+        An index that is unreachable, or busy (HTTP 5xx, 429), is asked again after a pause; still so, it has
+        not answered, and what this host already has builds. An index that answers "not found" (or refuses
+        the credentials) has answered.
+        """
         links: list[Link] = []
         answered = False
         for index in self.indexes:
-            url = f"{index}/{project}/"
-            try:
-                with self.open(url, accept="application/vnd.pypi.simple.v1+html, text/html") as reply:
-                    text = reply.read().decode("utf-8", errors="replace")
-                    links += parse_page(text, reply.geturl())
+            for pause in (*PAGE_RETRY_PAUSES, None):
+                found = self._page(index, project)
+                if found is not None or pause is None:
+                    break
+                _pause(pause)
+            if found is not None:
+                links += found
                 answered = True
-            except urllib.error.HTTPError as exc:
-                answered = True
-                exc.close()
-                if exc.code != 404:
-                    log.warning("index %s: HTTP %s for %s", redact(index), exc.code, project)
-            except (urllib.error.URLError, OSError) as exc:
-                log.warning("index %s unreachable: %s", redact(index), exc)
         seen: set[str] = set()
         unique = [x for x in links if not (x.filename in seen or seen.add(x.filename))]  # type: ignore[func-returns-value]  # set.add returns None: keeps the first
         return unique, answered
+
+    def _page(self, index: str, project: str) -> list[Link] | None:
+        """One index's files of a project; None when it did not answer (unreachable, or busy)."""
+        try:
+            with self.open(f"{index}/{project}/", accept="application/vnd.pypi.simple.v1+html, text/html") as reply:
+                return parse_page(reply.read().decode("utf-8", errors="replace"), reply.geturl())
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            if exc.code != 404:
+                log.warning("index %s: HTTP %s for %s", redact(index), exc.code, project)
+            return None if exc.code >= 500 or exc.code == 429 else []
+        except (urllib.error.URLError, OSError) as exc:
+            log.warning("index %s unreachable: %s", redact(index), exc)
+            return None
 
 
 def redact(url: str) -> str:

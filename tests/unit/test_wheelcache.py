@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from harness import wheelcache
 from harness.matrix import PipSettings
 from harness.wheelcache import Link, WheelCache, parse_page, project_of, render_page
 
@@ -36,12 +37,17 @@ class Upstream:
         self.auth: list[str | None] = []
         self.gate = threading.Event()
         self.gate.set()
+        self.busy = 0  # how many more project pages are answered 503, as a busy index does
         upstream = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # http.server's name
                 upstream.served.append(self.path)
                 upstream.auth.append(self.headers.get("Authorization"))
+                if self.path == "/simple/demo-pkg/" and upstream.busy:
+                    upstream.busy -= 1
+                    self.send_error(503)
+                    return
                 if self.path == "/simple/demo-pkg/":
                     body = (f'<a href="../../packages/{WHEEL}#sha256={upstream.sha}" data-requires-python="&gt;=3.9"'
                             f' data-dist-info-metadata="sha256=00">{WHEEL}</a>').encode()
@@ -145,7 +151,35 @@ def test_a_file_whose_hash_is_not_the_indexs_is_refused_and_not_cached(tmp_path:
         bad.close()
 
 
-def test_with_the_index_unreachable_the_cached_files_still_build(tmp_path: Path, upstream: Upstream) -> None:
+@pytest.fixture
+def pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The pauses before an index is asked again, recorded instead of slept."""
+    slept: list[float] = []
+    monkeypatch.setattr(wheelcache, "_pause", slept.append)
+    return slept
+
+
+def test_a_busy_index_is_asked_again_after_a_pause(tmp_path: Path, upstream: Upstream, pauses: list[float]) -> None:
+    upstream.busy = 2
+    with WheelCache(tmp_path, PipSettings(index_url=upstream.index)).serving() as cache:
+        page, data, stats = _build(cache)
+    assert data == CONTENT and stats.downloaded == 1 and WHEEL in page.decode()
+    assert pauses == list(wheelcache.PAGE_RETRY_PAUSES)
+
+
+def test_an_index_busy_for_longer_serves_what_the_host_has(tmp_path: Path, upstream: Upstream,
+                                                          pauses: list[float]) -> None:
+    with WheelCache(tmp_path, PipSettings(index_url=upstream.index)).serving() as cache:
+        _build(cache)
+    upstream.busy = 1 + len(wheelcache.PAGE_RETRY_PAUSES)  # every attempt of the next build
+    with WheelCache(tmp_path, PipSettings(index_url=upstream.index)).serving() as busy:
+        page, data, stats = _build(busy)
+    assert data == CONTENT and (stats.downloaded, stats.reused) == (0, 1) and WHEEL in page.decode()
+    assert len(pauses) == len(wheelcache.PAGE_RETRY_PAUSES)
+
+
+def test_with_the_index_unreachable_the_cached_files_still_build(tmp_path: Path, upstream: Upstream,
+                                                                 pauses: list[float]) -> None:
     with WheelCache(tmp_path, PipSettings(index_url=upstream.index)).serving() as cache:
         _build(cache)
     gone = upstream.index
