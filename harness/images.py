@@ -35,6 +35,10 @@ TEMPLATE_NAME = "env.Dockerfile.j2"  # the venv and TensorFlow (and, for an envi
 LAYER_TEMPLATE = "keras.Dockerfile.j2"  # the rest, FROM the TensorFlow image
 # Host variables naming a CA bundle, in the order pip itself prefers them.
 CA_VARIABLES = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
+BUILD_RETRIES = 1  # a build that failed on a hiccup is tried once more
+# pip's answers about the requirements themselves (and an unreadable CA bundle): the same again on a second attempt
+FINAL_BUILD_ERRORS = ("No matching distribution", "Could not find a version", "ResolutionImpossible",
+                      "conflicting dependencies", "CA bundle")
 
 
 @dataclass(frozen=True)
@@ -241,27 +245,48 @@ def ensure_image(engine: ContainerEngine, plan: ImagePlan, log_path: Path,
 
 def _after(first: ImageOutcome, then: ImageOutcome) -> ImageOutcome:
     """An environment's outcome including the build of its TensorFlow image: the seconds and wheels of both."""
-    wheels = then.wheels
-    if first.wheels is not None:
-        wheels = WheelStats(**dataclasses.asdict(first.wheels))
-        if then.wheels is not None:
-            wheels.add(then.wheels)
+    wheels = first.wheels if then.wheels is None else then.wheels if first.wheels is None else \
+        _added(first.wheels, then.wheels)
     return dataclasses.replace(then, seconds=first.seconds + then.seconds, wheels=wheels)
 
 
 def _build_image(engine: ContainerEngine, plan: ImagePlan, log_path: Path, cache: WheelCache | None) -> ImageOutcome:
-    """Build one image (its parent already built), its packages from `cache` when it serves."""
-    if plan.cached and cache is not None:
-        with cache.session(plan.env_id) as session:
-            result = _build(engine, plan, log_path, session.build_args, session.network)
-        wheels: WheelStats | None = session.stats
-    else:
-        result, wheels = _build(engine, plan, log_path, plan.build_args, None), None
+    """Build one image (its parent already built), its packages from `cache` when it serves.
+
+    A build that failed for a reason other than pip's answer about the requirements (a network or engine hiccup)
+    is tried once more; the failed attempt's log stays beside the log, as build-failed.log.
+    """
+    seconds = 0.0
+    wheels: WheelStats | None = None
+    for attempt in range(1 + BUILD_RETRIES):
+        if plan.cached and cache is not None:
+            with cache.session(plan.env_id) as session:
+                result = _build(engine, plan, log_path, session.build_args, session.network)
+            wheels = session.stats if wheels is None or session.stats is None else _added(wheels, session.stats)
+        else:
+            result = _build(engine, plan, log_path, plan.build_args, None)
+        seconds += result.seconds
+        if result.ok or attempt == BUILD_RETRIES or _final(result.error):
+            break
+        log.warning("image %s: build failed (%s); trying once more", plan.tag, result.error)
+        if log_path.is_file():
+            log_path.replace(log_path.with_name(f"{log_path.stem}-failed{log_path.suffix}"))
     if not result.ok:
-        return ImageOutcome(tag=plan.tag, image_id=None, built=True, seconds=result.seconds, error=result.error,
+        return ImageOutcome(tag=plan.tag, image_id=None, built=True, seconds=seconds, error=result.error,
                             wheels=wheels)
-    return ImageOutcome(tag=plan.tag, image_id=engine.image_id(plan.tag), built=True, seconds=result.seconds,
+    return ImageOutcome(tag=plan.tag, image_id=engine.image_id(plan.tag), built=True, seconds=seconds,
                         wheels=wheels)
+
+
+def _final(error: str | None) -> bool:
+    """Whether a build's error is pip's answer about the requirements, which a second attempt would repeat."""
+    return any(marker in (error or "") for marker in FINAL_BUILD_ERRORS)
+
+
+def _added(first: WheelStats, then: WheelStats) -> WheelStats:
+    both = WheelStats(**dataclasses.asdict(first))
+    both.add(then)
+    return both
 
 
 def _build(engine: ContainerEngine, plan: ImagePlan, log_path: Path, build_args: Mapping[str, str],

@@ -4,12 +4,13 @@ harness.engine.build_error_line. Pure: no Docker."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
 from fake_engine import FakeEngine
-from harness.engine import build_error_line
+from harness.engine import BuildResult, build_error_line
 from harness.errors import UsageError
 from harness.images import (
     IMAGE_REPO,
@@ -417,3 +418,32 @@ def test_a_tensorflow_image_that_fails_fails_its_environments(tmp_path: Path) ->
     assert outcome.tag == plan.tag and outcome.image_id is None
     assert outcome.error is not None and outcome.error.startswith(f"its TensorFlow image {plan.parent.tag}: ")
     assert engine.builds == [plan.parent.tag]
+
+
+class _HiccupEngine(FakeEngine):
+    """An engine whose first build of each tag fails as a network or storage hiccup does."""
+
+    def build(self, context: Path, tag: str, labels: Mapping[str, str], build_args: Mapping[str, str],
+              log_path: Path, *, network: str | None = None) -> BuildResult:
+        if tag not in self.builds:
+            self.builds.append(tag)
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            log_path.write_text("Error: committing container for step: layer not known\n")
+            return BuildResult(ok=False, seconds=2.0, error="Error: committing container for step: layer not known")
+        return super().build(context, tag, labels, build_args, log_path, network=network)
+
+
+def test_a_build_that_failed_on_a_hiccup_is_tried_once_more(tmp_path: Path) -> None:
+    plan = plan_image(_env())
+    engine = _HiccupEngine()
+    outcome = ensure_image(engine, plan, tmp_path / "build.log")
+    assert outcome.error is None and outcome.image_id is not None
+    assert engine.builds == [plan.tag, plan.tag] and outcome.seconds == pytest.approx(2.1)
+    assert "layer not known" in (tmp_path / "build-failed.log").read_text()  # the failed attempt's log, kept
+
+
+def test_pips_answer_about_the_requirements_is_not_asked_again(tmp_path: Path) -> None:
+    plan = plan_image(_env())
+    engine = FakeEngine(failing_tags=frozenset({plan.tag}))
+    outcome = ensure_image(engine, plan, tmp_path / "build.log")
+    assert outcome.error is not None and engine.builds == [plan.tag]
