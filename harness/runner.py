@@ -33,6 +33,9 @@ from harness.runstate import PHASES, RunState, now, read_phase
 from harness.wheelcache import WheelCache
 
 INFRA_RETRIES = 2  # engine failures (DOCKER_RUN_FAILED) are retried; results never are
+# Seconds before each retry: a storage lock or a daemon restarting is given time to pass, not hit again at once.
+RETRY_PAUSES = (2.0, 10.0)
+_pause = time.sleep  # replaced in tests
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,8 @@ class Runner:
                                        None if bases is None else lambda: bases.wait(plan.env.base_image))
             self._images[env_id] = outcome
             record["build"] = {"built": outcome.built, "seconds": round(outcome.seconds, 1)}
+            if plan.image.parent is not None:  # the TensorFlow image it is built FROM, shared by its release
+                record["build"]["from"] = plan.image.parent.tag
             if outcome.wheels is not None:
                 record["build"]["wheels"] = dataclasses.asdict(outcome.wheels)
             if outcome.error:
@@ -238,7 +243,9 @@ class Runner:
             attempt += 1
             record["infrastructure_retries"] = attempt
             reason = (result.output_tail.strip().splitlines() or ["no output"])[-1]
-            self.console.step(f"{log_name}: engine failure ({reason}); retry {attempt}/{INFRA_RETRIES}")
+            pause = RETRY_PAUSES[min(attempt, len(RETRY_PAUSES)) - 1]
+            self.console.step(f"{log_name}: engine failure ({reason}); retry {attempt}/{INFRA_RETRIES} in {pause:g}s")
+            _pause(pause)
 
     def save(self, plan: EnvPlan) -> None:
         """Save every model of one environment (a save that finished earlier is kept on --resume)."""

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import harness.runner as runner_module
 from fake_engine import FakeEngine, planned_runner
 from harness.engine import RunResult, RunSpec
 from harness.matrix import parse_matrix
@@ -59,6 +60,11 @@ def test_images_are_built_once_and_reused(tmp_path: Path) -> None:
     engine = FakeEngine()
     _run(engine, tmp_path / "a")
     assert len(engine.builds) == 4  # and the TensorFlow image the Keras 3 environment builds FROM
+    first = json.loads((tmp_path / "a" / "run.json").read_text())
+    parents = {e["id"]: e["build"].get("from") for e in first["environments"]}
+    built = set(engine.builds)
+    assert [p for p in parents.values() if p] and all(p in built for p in parents.values() if p)
+    assert [e for e, p in parents.items() if p is None]  # TensorFlow alone: the environment's own image
     _run(engine, tmp_path / "b")
     assert len(engine.builds) == 4
     run = json.loads((tmp_path / "b" / "run.json").read_text())
@@ -149,7 +155,9 @@ class FlakyEngine(FakeEngine):
         return super().run(spec, log_path)
 
 
-def test_engine_failures_are_retried_twice_and_marked(tmp_path: Path) -> None:
+def test_engine_failures_are_retried_twice_and_marked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pauses: list[float] = []
+    monkeypatch.setattr(runner_module, "_pause", pauses.append)
     engine = FlakyEngine(failures=2)
     report = _run(engine, tmp_path / "run")
     assert {c["status"] for c in report["cells"] if "tf2.12.9" not in c["source"] + c["target"]} == {"pass"}
@@ -157,9 +165,12 @@ def test_engine_failures_are_retried_twice_and_marked(tmp_path: Path) -> None:
     assert run["containers_started"] == 2 * 3 + 2
     first = run["environments"][0]
     assert first["save"]["infrastructure_retries"] == 2
+    assert pauses == list(runner_module.RETRY_PAUSES)  # each retry after a pause, the second a longer one
 
 
-def test_a_third_engine_failure_is_a_failed_container_not_a_retry_loop(tmp_path: Path) -> None:
+def test_a_third_engine_failure_is_a_failed_container_not_a_retry_loop(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner_module, "_pause", lambda seconds: None)
     engine = FlakyEngine(failures=3)
     report = _run(engine, tmp_path / "run")
     assert report["verdict"]["exit_code"] == 1
