@@ -51,6 +51,7 @@ class Host:
         self.env = {k: v for k, v in os.environ.items() if k not in ("HARNESS_BASE_IMAGE", "HARNESS_ENGINE")}
         self.env.update(HARNESS_BASE_REPO=self.repo, HARNESS_CACHE=str(root / "cache"))
         self.built: dict[str, set[str]] = {"docker": set(), "podman": set()}
+        self.parents: set[str] = set()  # images others are built FROM
 
     def run(self, matrix: Path, out: Path, *extra: str, cache: Path,
             engine: str = "docker") -> subprocess.CompletedProcess[str]:
@@ -61,13 +62,21 @@ class Host:
         (out.parent / f"{out.name}.console.log").write_text(proc.stderr)  # the progress lines, timed, kept
         self.built[engine].add(f"{self.repo}:3.11")
         if (out / "run.json").is_file():
-            self.built[engine].update(e["image"] for e in load(out / "run.json")["environments"] if e.get("image"))
+            for entry in load(out / "run.json")["environments"]:  # its image, and the TensorFlow image it is FROM
+                parent = (entry.get("build") or {}).get("from")
+                self.built[engine].update(i for i in (entry.get("image"), parent) if i)
+                self.parents.add(parent or "")
         return proc
 
     def remove(self) -> None:
         for engine, images in self.built.items():
-            if images and shutil.which(engine):
-                subprocess.run([engine, "rmi", *sorted(images)], capture_output=True, check=False, timeout=600)
+            if images and shutil.which(engine):  # children first: an image another is built FROM goes after them
+                subprocess.run([engine, "rmi", *sorted(images, key=self._generation)], capture_output=True,
+                               check=False, timeout=600)
+
+    def _generation(self, image: str) -> tuple[int, str]:
+        """Environments, then the TensorFlow images they are built FROM, then the base images."""
+        return (2 if image.startswith(self.repo) else 1 if image in self.parents else 0), image
 
 
 def load(path: Path) -> Any:
@@ -144,13 +153,22 @@ def test_podman_runs_the_smoke_matrix_with_the_same_cells(host: Host, smoke: Run
         _unavailable(f"podman cannot start: {(info.stderr.strip().splitlines() or ['no output'])[-1]}")
     out = host.root / "smoke-podman"
     proc = host.run(SMOKE, out, "--jobs", "1", cache=host.root / "wheels", engine="podman")
-    assert proc.returncode == smoke[0].returncode, proc.stderr
+    report = load_report(out / "report.json")
+    why = _why(report, proc.stderr)
+    assert {e["status"] for e in report["environments"]} == {"ok"}, why
+    assert proc.returncode == smoke[0].returncode, why
     docker_cells, podman_cells = (_cells(load_report(o / "report.json")) for o in (smoke[1], out))
     assert podman_cells.keys() == docker_cells.keys()
-    differ = {k: (_outcome(docker_cells[k]), _outcome(c)) for k, c in podman_cells.items()
+    differ = {k: (_outcome(docker_cells[k]), _outcome(c), c.get("reason")) for k, c in podman_cells.items()
               if _outcome(c) != _outcome(docker_cells[k])}
-    assert not differ
+    assert not differ, why
     assert load(out / "run.json")["wheels"]["downloaded"] == 0  # the Docker run's wheels, served again
+
+
+def _why(report: dict[str, Any], console: str) -> str:
+    """What a failed assertion shows of a run: each environment's status and error, and the console's end."""
+    envs = [f"{e['id']}: {e['status']} {e.get('error') or ''}".strip() for e in report["environments"]]
+    return "\n".join([*envs, *console.splitlines()[-40:]])
 
 
 def _base_of(run: Run) -> str:
