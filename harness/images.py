@@ -36,9 +36,9 @@ LAYER_TEMPLATE = "keras.Dockerfile.j2"  # the rest, FROM the TensorFlow image
 # Host variables naming a CA bundle, in the order pip itself prefers them.
 CA_VARIABLES = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
 BUILD_RETRIES = 1  # a build that failed on a hiccup is tried once more
-# pip's answers about the requirements themselves (and an unreadable CA bundle): the same again on a second attempt
-FINAL_BUILD_ERRORS = ("No matching distribution", "Could not find a version", "ResolutionImpossible",
-                      "conflicting dependencies", "CA bundle")
+# pip's answers about the requirements themselves, a full disk, an unreadable CA bundle: the same on a second attempt
+FINAL_BUILD_ERRORS = ("no matching distribution", "could not find a version", "resolutionimpossible",
+                      "conflicting dependencies", "no space left on device", "ca bundle")
 
 
 @dataclass(frozen=True)
@@ -279,8 +279,8 @@ def _build_image(engine: ContainerEngine, plan: ImagePlan, log_path: Path, cache
 
 
 def _final(error: str | None) -> bool:
-    """Whether a build's error is pip's answer about the requirements, which a second attempt would repeat."""
-    return any(marker in (error or "") for marker in FINAL_BUILD_ERRORS)
+    """Whether a build's error is one a second attempt would repeat (pip's answer about the requirements, ...)."""
+    return any(marker in (error or "").lower() for marker in FINAL_BUILD_ERRORS)
 
 
 def _added(first: WheelStats, then: WheelStats) -> WheelStats:

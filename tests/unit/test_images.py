@@ -447,3 +447,16 @@ def test_pips_answer_about_the_requirements_is_not_asked_again(tmp_path: Path) -
     engine = FakeEngine(failing_tags=frozenset({plan.tag}))
     outcome = ensure_image(engine, plan, tmp_path / "build.log")
     assert outcome.error is not None and engine.builds == [plan.tag]
+
+
+def test_a_full_disk_is_not_tried_again(tmp_path: Path) -> None:
+    class _FullDisk(FakeEngine):
+        def build(self, context: Path, tag: str, labels: Mapping[str, str], build_args: Mapping[str, str],
+                  log_path: Path, *, network: str | None = None) -> BuildResult:
+            self.builds.append(tag)
+            return BuildResult(ok=False, seconds=1.0, error="ERROR: Could not install packages due to an OSError: "
+                               "[Errno 28] No space left on device")
+
+    engine = _FullDisk()
+    outcome = ensure_image(engine, plan_image(_env()), tmp_path / "build.log")
+    assert outcome.error is not None and "No space left" in outcome.error and len(engine.builds) == 1
