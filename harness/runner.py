@@ -53,8 +53,11 @@ class RunOptions:
 
 
 def _container_outcome(result: RunResult) -> dict[str, Any]:
-    return {"exit_code": result.exit_code, "seconds": round(result.seconds, 2), "timed_out": result.timed_out,
-            "oom_killed": result.oom_killed}
+    outcome = {"exit_code": result.exit_code, "seconds": round(result.seconds, 2), "timed_out": result.timed_out,
+               "oom_killed": result.oom_killed}
+    if result.exit_code == DOCKER_RUN_FAILED:  # the engine, not the container, failed (after its retries)
+        outcome["engine_failed"] = True
+    return outcome
 
 
 def _image_fields(outcome: ImageOutcome) -> dict[str, Any]:

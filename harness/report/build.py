@@ -243,6 +243,7 @@ class _RunData:
     artifacts: dict[str, dict[str, Any]]  # per source/model/format: pre-flight findings, the save's error
     references: dict[str, Any]  # per source/model: the source's own evaluate() figures
     refused: dict[str, UnsafeFile]  # per target whose load records cannot be read: why
+    engine_failed: frozenset[str] = frozenset()  # targets whose load container the engine could not run
 
 
 def _context(data: _RunData, key: CellKey, status: str) -> HintContext:
@@ -278,6 +279,14 @@ def _unsaved(data: _RunData, key: CellKey) -> dict[str, Any]:
             "cause": cause}
 
 
+def _unreached(data: _RunData, target: str) -> str:
+    """Why a cell of a target that ran has no record."""
+    if target in data.engine_failed:
+        return (f"the container engine could not run the load container in {target} (exit 125 after its retries; "
+                f"logs/load-{target}.log): run --resume to compute it")
+    return f"the load phase in {target} did not reach this cell"
+
+
 def _cell(data: _RunData, key: CellKey) -> dict[str, Any]:
     for role, env_id in (("source", key.source), ("target", key.target)):
         if data.envs[env_id]["status"] != "ok":
@@ -292,7 +301,7 @@ def _cell(data: _RunData, key: CellKey) -> dict[str, Any]:
     if record is None and key.target in data.refused:
         record = cast(LoadRecord, {**unreadable(data.refused[key.target]), "stage": "record"})
     if record is None:
-        return _skipped(key, f"the load phase in {key.target} did not reach this cell")
+        return _skipped(key, _unreached(data, key.target))
     preflight = _preflight(data, key, record.get("preflight"))
     if record.get("status") == "ok":
         cell = _compared_cell(data, key, record, data.models[key.model], model_entry=model_entry)
@@ -415,6 +424,7 @@ def build_report(run_dir: RunDir, baseline: dict[str, Any] | None = None,
         artifacts={},
         references={},
         refused=refused,
+        engine_failed=frozenset(e["id"] for e in run["environments"] if (e.get("load") or {}).get("engine_failed")),
     )
     cells = [_with_account(data, key, {**CELL_DEFAULTS, **_cell(data, key)})
              for key in recorded_cells(run, matrix).cells(env_ids)]

@@ -168,6 +168,33 @@ def test_engine_failures_are_retried_twice_and_marked(tmp_path: Path, monkeypatc
     assert pauses == list(runner_module.RETRY_PAUSES)  # each retry after a pause, the second a longer one
 
 
+class _LoadsFail(FakeEngine):
+    """An engine that cannot run the load containers of one target (exit 125, every attempt)."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__()
+        self.target = target
+
+    def run(self, spec: RunSpec, log_path: Path) -> RunResult:
+        if spec.name.endswith(f"-load-{self.target}"):
+            return RunResult(exit_code=125, seconds=0.0, output_tail="Error: layer not known")
+        return super().run(spec, log_path)
+
+
+def test_a_target_the_engine_could_not_load_in_says_so_and_resume_computes_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner_module, "_pause", lambda seconds: None)
+    target = "py3.11-tf2.16.2-keras3.3.3"
+    report = _run(_LoadsFail(target), tmp_path / "run")
+    into = [c for c in report["cells"] if c["target"] == target and "tf2.12.9" not in c["source"]]
+    assert into and {c["status"] for c in into} == {"skipped"}
+    assert all("container engine could not run the load container" in c["reason"] for c in into)
+    others = [c for c in report["cells"] if c["target"] != target and "tf2.12.9" not in c["source"] + c["target"]]
+    assert {c["status"] for c in others} == {"pass"}
+    again = _run(FakeEngine(), tmp_path / "run", resume=True)
+    assert {c["status"] for c in again["cells"] if "tf2.12.9" not in c["source"] + c["target"]} == {"pass"}
+
+
 def test_a_third_engine_failure_is_a_failed_container_not_a_retry_loop(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runner_module, "_pause", lambda seconds: None)
