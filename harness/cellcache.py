@@ -15,19 +15,26 @@ link followed, records checked, sizes bounded. Under the default isolation a loa
 record of its target's column (plan.ISOLATION_PROMISES); the store keeps what it wrote for the cells that
 container was asked for, so a hostile file's reach lasts as long as the inputs of those cells do: run
 untrusted files with --isolation artifact (its own cells only, and another key) or --no-cache.
+
+The store is bounded (HARNESS_CELL_CACHE_MAX, 10 GiB by default): a run that stored something and may have
+pushed it over removes the entries used longest ago (stored or reused), see CellCache.trim.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import stat
+import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -48,6 +55,10 @@ from harness.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
+MAX_VARIABLE = "HARNESS_CELL_CACHE_MAX"  # the store's bound, a size like 10g (0: none)
+DEFAULT_MAX_BYTES = 10 << 30
+TRIM_TO = 0.8  # a trimmed store holds at most this share of its bound: the next runs add to it before it trims again
+SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 CELL_KEY_SCHEMA = 2  # of every key: a store written under another layout is never read (2: a load's files beside it)
 # How a process ended rather than what a file does, computed again next time: a timeout (the machine's load), a
 # worker that did not start, a crash by SIGKILL (out of memory) or by an exit status. A crash by SIGSEGV or SIGABRT
@@ -115,9 +126,12 @@ class CellCache:
     with its predictions (<key>.npy) and the files its load wrote beside them (<key>.files/) beside it. `reuse`
     False (--no-cache): nothing is taken from it, everything computed is stored again."""
 
-    def __init__(self, root: Path, *, reuse: bool = True) -> None:
+    def __init__(self, root: Path, *, reuse: bool = True, max_bytes: int | None = DEFAULT_MAX_BYTES) -> None:
         self.root = root
         self.reuse = reuse
+        self.max_bytes = max_bytes  # None: no bound (trim() removes nothing)
+        self._added = 0  # bytes this process stored: what may push the store over its bound
+        self._lock = threading.Lock()
         self._artifacts: dict[tuple[str, str], str | None] = {}  # (source, model) -> digest of its saved folder
         self._models: dict[str, str | None] = {}  # model -> digest of what the host gives it (code, data)
 
@@ -189,6 +203,7 @@ class CellCache:
             untrusted.real_dir(run_dir.path, artifacts, fresh=True)
             untrusted.real_file(run_dir.path, records)
             return False
+        _used(entry / "done.json")
         return True
 
     def store_save(self, run_dir: RunDir, env_id: str, key: str) -> None:
@@ -200,7 +215,10 @@ class CellCache:
             records = run_dir.records("save", env_id)
             untrusted.copy_file(run_dir.path, records, tmp / "save.jsonl", untrusted.MAX_RECORDS)
             (tmp / "done.json").write_text(json.dumps({"env": env_id}), encoding="utf-8")
+            size = _size(tmp)
             _publish(tmp, self._save_dir(key))
+            _used(self._save_dir(key) / "done.json")  # another run's copy, kept, is used now too
+            self._count(size)
         except (OSError, untrusted.UnsafeFile) as exc:
             log.warning("cell cache: save of %s not kept: %s", env_id, exc)
         finally:
@@ -252,6 +270,7 @@ class CellCache:
             except (OSError, untrusted.UnsafeFile) as exc:
                 log.warning("cell cache: %s not reused: %s", path, exc)
                 return None
+        _used(path)
         fields = {k: v for k, v in record.items() if k != "schema"}
         return cast(LoadRecord, {**fields, **cell.fields()})  # its own ids, whatever named them when it was stored
 
@@ -290,6 +309,7 @@ class CellCache:
             tmp.write_text(json.dumps({"record": {k: v for k, v in record.items() if k != "schema"},
                                        "output": has_output, "files": has_files}, sort_keys=True), encoding="utf-8")
             tmp.replace(path)
+            self._count(sum(_size(p) for p in _load_files(path)))
             return 1
         except (OSError, untrusted.UnsafeFile) as exc:
             log.warning("cell cache: %s not kept: %s", cell, exc)
@@ -297,6 +317,137 @@ class CellCache:
         finally:
             tmp.unlink(missing_ok=True)
             shutil.rmtree(staged, ignore_errors=True)
+
+
+    # -- its bound -------------------------------------------------------------------------------------------
+    def _count(self, size: int) -> None:
+        with self._lock:
+            self._added += size
+
+    def trim(self) -> Trimmed:
+        """Keep the store within max_bytes: when what this process stored may have pushed it over, remove the least
+        recently used entries (stored or reused longest ago) until it holds at most TRIM_TO of the bound.
+
+        The store's size is kept in usage.json between runs, so a run that stored nothing (or little) reads no
+        folder; it is counted again, entry by entry, when it may be over. An entry another run is reading as it goes
+        is a miss there, computed again."""
+        with self._lock:
+            added, self._added = self._added, 0
+        if self.max_bytes is None or not added:
+            return Trimmed()
+        usage = self.root / "usage.json"
+        known = _usage(usage)
+        if known is not None and known + added <= self.max_bytes:
+            _write_usage(usage, known + added)
+            return Trimmed()
+        entries = sorted(self._entries(), key=lambda e: e.used)
+        total = sum(e.size for e in entries)
+        removed: list[_Entry] = []
+        if total > self.max_bytes:
+            for entry in entries:
+                if total <= self.max_bytes * TRIM_TO:
+                    break
+                entry.remove()
+                total -= entry.size
+                removed.append(entry)
+        _write_usage(usage, total)
+        return Trimmed(entries=len(removed), bytes=sum(e.size for e in removed), left=total)
+
+    def _entries(self) -> Iterator[_Entry]:
+        """Every finished entry of the store: each save folder, each load cell's files."""
+        saves = self.root / "saves"
+        for folder in sorted(saves.iterdir()) if saves.is_dir() else ():
+            if not folder.name.startswith(".") and (folder / "done.json").is_file():
+                yield _Entry((folder / "done.json",), (folder,), _mtime(folder / "done.json"), _size(folder))
+        loads = self.root / "loads"
+        for shard in sorted(loads.iterdir()) if loads.is_dir() else ():
+            for record in sorted(shard.glob("[!.]*.json")):
+                files = _load_files(record)
+                yield _Entry(tuple(f for f in files if not f.is_dir()), tuple(f for f in files if f.is_dir()),
+                             _mtime(record), sum(_size(f) for f in files))
+
+
+@dataclass(frozen=True)
+class Trimmed:
+    """What trim() removed: entries, their bytes, and the bytes the store holds after it."""
+
+    entries: int = 0
+    bytes: int = 0
+    left: int = 0
+
+
+@dataclass(frozen=True)
+class _Entry:
+    files: tuple[Path, ...]  # the first is what says the entry is there (a save's done.json, a cell's record)
+    folders: tuple[Path, ...]
+    used: float
+    size: int
+
+    def remove(self) -> None:
+        """The entry's mark first: a reader finds no entry, or a whole one, or fails to copy it (a miss)."""
+        for path in self.files:
+            path.unlink(missing_ok=True)
+        for folder in self.folders:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _load_files(record: Path) -> list[Path]:
+    """A load cell's record, then its predictions and the folder of files its load wrote, where they exist."""
+    return [record, *(p for p in (record.with_suffix(".npy"), record.with_suffix(".files")) if p.exists())]
+
+
+def _size(path: Path) -> int:
+    """Bytes of a file, or of every file below a folder (no link followed); 0 for what is gone."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return 0
+    if not stat.S_ISDIR(info.st_mode):
+        return info.st_size
+    total = 0
+    for where, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += Path(where, name).lstat().st_size
+    return total
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.lstat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _used(path: Path) -> None:
+    """Mark an entry used now: the least recently used go first when the store is trimmed."""
+    with contextlib.suppress(OSError):
+        os.utime(path, follow_symlinks=False)
+
+
+def _usage(path: Path) -> int | None:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8")).get("bytes")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) and value >= 0 else None
+
+
+def _write_usage(path: Path, size: int) -> None:
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".usage.{uuid.uuid4().hex}")
+        tmp.write_text(json.dumps({"bytes": size}), encoding="utf-8")
+        tmp.replace(path)
+
+
+def parse_size(text: str) -> int | None:
+    """A size like 10g, 500m or 123456 (bytes); 0 means no bound (None). ValueError for anything else."""
+    found = re.fullmatch(r"\s*([0-9]{1,15})\s*([kmgt]?)b?\s*", text.lower())
+    if not found:
+        raise ValueError(f"expected a size like 10g or 500m (0: no bound), found {text[:40]!r}")
+    value = int(found.group(1)) * SIZE_UNITS[found.group(2)]
+    return value or None
 
 
 def _kept(record: LoadRecord) -> bool:

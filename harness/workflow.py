@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from harness import models, untrusted
 from harness.base_images import BaseBuilds, BaseEngine, Bootstrap, Debootstrap, cache_dir, resolve_base_images
-from harness.cellcache import CellCache
+from harness.cellcache import DEFAULT_MAX_BYTES, MAX_VARIABLE, CellCache
 from harness.console import Console
 from harness.engine import LABEL_RUN, ContainerEngine, mount_problem
 from harness.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, BaseImageUnavailable, UsageError
@@ -34,6 +34,8 @@ from harness.rundir import RunDir, default_out
 from harness.runner import Runner, RunOptions
 from harness.runstate import ENV_PHASES, PHASES, now, refuse_changed_matrix
 from harness.wheelcache import WheelCache, cache_root
+
+MB = 1 << 20
 
 
 class RunEngine(ContainerEngine, Housekeeping, BaseEngine, Protocol):
@@ -57,6 +59,7 @@ class RunRequest:
     # the report
     cell_cache: Path | None = None  # the cell cache's folder (harness/cellcache.py); None: every cell is computed
     reuse_cells: bool = True  # False (--no-cache): every save and load computed again (and kept for the next run)
+    cell_cache_max: int | None = DEFAULT_MAX_BYTES  # the cell cache's bound (HARNESS_CELL_CACHE_MAX); None: none
     reuse: ReuseAsked | None = None  # containers an earlier run on this host may stand in for (check's home)
 
 
@@ -137,7 +140,8 @@ def prepare_run_dir(matrix: Matrix, envs: list[EnvPlan], request: RunRequest, en
         console.step(f"removed {removed} container(s) left by harness runs that are gone")
     plan = plan_run(matrix, envs, run_dir, uuid.uuid4().hex[:10], request.limits)
     cache = WheelCache(cache_root(environ, cache_dir(environ) / "wheels"), effective_pip_settings(matrix.pip, environ))
-    cells = None if request.cell_cache is None else CellCache(request.cell_cache, reuse=request.reuse_cells)
+    cells = None if request.cell_cache is None else CellCache(request.cell_cache, reuse=request.reuse_cells,
+                                                              max_bytes=request.cell_cache_max)
     options = RunOptions(jobs=request.jobs, resume=request.resume, phases=phases, owner=request.owner,
                          wheel_cache=cache, cell_cache=cells, bases=bases, reuse=request.reuse)
     console.step(f"run {plan.run_id}: {len(envs)} environment(s), {request.jobs} job(s), phases "
@@ -194,6 +198,18 @@ def load(runner: Runner) -> None:
         runner.each("load", runner.usable(), runner.load)
 
 
+def trim(runner: Runner) -> None:
+    """Keep the cell cache within its bound: what this run stored may push the least recently used entries out."""
+    cache = runner.options.cell_cache
+    if cache is None or cache.max_bytes is None:
+        return
+    trimmed = cache.trim()
+    if trimmed.entries:
+        runner.console.step(f"cell cache: removed {trimmed.entries} entries used longest ago "
+                            f"({trimmed.bytes / MB:.0f} MB), to stay within {cache.max_bytes / MB:.0f} MB "
+                            f"({MAX_VARIABLE})")
+
+
 def report(runner: Runner) -> None:
     """Build the reports once, from every job's records and with the gate run.json records; without the report
     phase, say in run.json that this invocation's phases are done."""
@@ -207,7 +223,7 @@ def report(runner: Runner) -> None:
     runner.state.write_run()
 
 
-STEPS: tuple[Callable[[Runner], None], ...] = (stage, build, save, load, report)  # after resolve_images, prepare
+STEPS: tuple[Callable[[Runner], None], ...] = (stage, build, save, load, trim, report)  # after resolve_images, prepare
 
 
 def execute(runner: Runner) -> dict[str, Any] | None:

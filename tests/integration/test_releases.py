@@ -83,3 +83,27 @@ def test_latest_resolves_and_unchanged_cells_are_computed_once(tmp_path: Path, d
     assert other_run["containers_started"] == 3  # its save, and a load in each target
     assert per_env[LEGACY]["cells"] == {"reused": 2, "computed": 2}  # its own column reused, the new row computed
     assert per_env[replaced]["cells"] == {"reused": 0, "computed": 4}
+
+
+def _stored(cache: dict[str, str]) -> int:
+    cells = Path(cache["HARNESS_CACHE"]) / "cells"
+    return sum(p.stat().st_size for p in cells.rglob("*") if p.is_file() and p.name != "usage.json")
+
+
+def test_a_bounded_cell_cache_keeps_what_was_used_last(tmp_path: Path, docker: None, cache: dict[str, str]) -> None:
+    (tmp_path / "m.yaml").write_text(MATRIX.format(keras='"3.15.0"'))
+    _, first = run(tmp_path, "fill", '"3.15.0"', cache)  # the store holds this matrix's cells (and more)
+    held = _stored(cache)
+    bound = {**cache, "HARNESS_CELL_CACHE_MAX": str(held // 2)}
+    proc = harness(bound, "run", str(tmp_path / "m.yaml"), "--out", str(tmp_path / "again"), "--jobs", "1",
+                   "--no-cache")  # every cell computed and stored again: over the bound
+    assert proc.returncode in (0, 1), proc.stderr
+    assert re.search(r"cell cache: removed \d+ entries used longest ago", proc.stderr), proc.stderr
+    left = _stored(cache)
+    assert left <= held // 2 * 0.8
+    usage = json.loads((Path(cache["HARNESS_CACHE"]) / "cells" / "usage.json").read_text())
+    assert usage["bytes"] == left
+    later_run, later = run(tmp_path, "later", '"3.15.0"', bound)  # what was used last is still there
+    assert later_run["cells"]["reused"] > 0 and later_run["cells"]["reused"] + later_run["cells"]["computed"] == CELLS
+    assert [(c["status"], c["bit_exact"]) for c in later["cells"]] == [(c["status"], c["bit_exact"])
+                                                                      for c in first["cells"]]

@@ -4,6 +4,8 @@ one environment replaced costs its save, its row and its column; what the cache 
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,9 @@ import pytest
 
 from fake_engine import FakeEngine, planned_runner
 from harness.agent.protocol import OUTPUTS_MOUNT
-from harness.cellcache import CellCache, agent_digest, tree_digest
+from harness.cellcache import DEFAULT_MAX_BYTES, CellCache, agent_digest, parse_size, tree_digest
+from harness.cli.run import cell_cache_bound
+from harness.errors import UsageError
 from harness.matrix import Matrix, parse_matrix
 from harness.plan import Limits
 from harness.rundir import RunDir
@@ -204,3 +208,65 @@ def test_what_a_load_is_judged_by_is_in_its_key(tmp_path: Path, change: str) -> 
     _, run = _run(engine, tmp_path / "b", cache, matrix, limits)
     assert run["cells"] == {"reused": 0, "computed": 9 * PER_PAIR}
     assert not any(step == "save" for step, _ in _steps(engine))  # the saves did not change
+
+
+def _store_size(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and p.name != "usage.json")
+
+
+def test_a_run_that_pushes_the_store_over_its_bound_removes_what_was_used_longest_ago(tmp_path: Path) -> None:
+    first = CellCache(tmp_path / "cells", max_bytes=None)
+    _run(FakeEngine(), tmp_path / "a", first)
+    one_run = _store_size(tmp_path / "cells")
+    entries = sorted((tmp_path / "cells" / "loads").rglob("[!.]*.json"))
+    for path in entries:  # every entry of the first run used an hour ago ...
+        os.utime(path, (time.time() - 3600, time.time() - 3600))
+    used = entries[: len(entries) // 2]
+    for path in used:  # ... but half of them used again now
+        os.utime(path)
+    engine = FakeEngine()
+    bounded = CellCache(tmp_path / "cells", max_bytes=int(one_run * 1.2))  # a new release's row and column: over
+    _run(engine, tmp_path / "b", bounded, _matrix([ENVS[0], {"python": "3.11", "tensorflow": "2.17.1"}]))
+    total = _store_size(tmp_path / "cells")
+    assert total <= one_run * 1.2 * 0.8
+    assert json.loads((tmp_path / "cells" / "usage.json").read_text())["bytes"] == total
+    assert all(p.is_file() for p in used)  # used recently: kept
+    assert [p for p in entries if p not in used and not p.exists()]  # used longest ago: the first to go
+    assert not [p for p in entries if not p.exists() and p.with_suffix(".npy").exists()]  # a whole entry goes
+
+
+def test_a_run_that_stores_nothing_reads_no_folder_to_keep_the_bound(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = CellCache(tmp_path / "cells", max_bytes=1 << 40)
+    _run(FakeEngine(), tmp_path / "a", cache)
+    assert json.loads((tmp_path / "cells" / "usage.json").read_text())["bytes"] == _store_size(tmp_path / "cells")
+
+    def walked(self: CellCache) -> Any:
+        raise AssertionError("the store was walked")
+
+    monkeypatch.setattr(CellCache, "_entries", walked)
+    again = CellCache(tmp_path / "cells", max_bytes=1 << 40)
+    _run(FakeEngine(), tmp_path / "b", again)  # every cell reused, nothing stored
+    assert again.trim().entries == 0
+
+
+def test_reusing_an_entry_marks_it_used(tmp_path: Path) -> None:
+    cache = CellCache(tmp_path / "cells")
+    _run(FakeEngine(), tmp_path / "a", cache)
+    entries = [*(tmp_path / "cells" / "loads").rglob("[!.]*.json"), *(tmp_path / "cells" / "saves").glob("*/done.json")]
+    for path in entries:
+        os.utime(path, (0, 0))
+    _run(FakeEngine(), tmp_path / "b", CellCache(tmp_path / "cells"))
+    assert entries and all(p.stat().st_mtime > 0 for p in entries)
+
+
+@pytest.mark.parametrize(("text", "size"), [("10g", 10 << 30), ("500M", 500 << 20), ("2048", 2048), ("1tb", 1 << 40),
+                                            ("0", None)])
+def test_the_bound_is_a_size(text: str, size: int | None) -> None:
+    assert parse_size(text) == size
+
+
+def test_a_bound_that_is_not_a_size_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="HARNESS_CELL_CACHE_MAX: expected a size like 10g"):
+        cell_cache_bound({"HARNESS_CELL_CACHE_MAX": "ten gigs"})
+    assert cell_cache_bound({}) == DEFAULT_MAX_BYTES
