@@ -76,6 +76,7 @@ class _Walk:
         self.policies: Set[str] = set()
         self.policy_objects = False
         self.batch_shape = False
+        self.input_optional = False
         self.outside: Dict[str, List[str]] = {}
 
     def add(self, obj: Dict[str, Any]) -> None:
@@ -96,6 +97,7 @@ class _Walk:
         self.arguments.update({name: [k for k in KERAS2_ONLY_ARGUMENTS.get(name, ()) if k in inner]}
                               if any(k in inner for k in KERAS2_ONLY_ARGUMENTS.get(name, ())) else {})
         self.batch_shape = self.batch_shape or (name == "InputLayer" and "batch_shape" in inner)
+        self.input_optional = self.input_optional or (name == "InputLayer" and "optional" in inner)
         for key in EXTERNAL_FILES:
             value = inner.get(key)
             if isinstance(value, str) and value.startswith("/") and len(value) < 4096:
@@ -134,6 +136,7 @@ def config_findings(config: Any, keras_version: Optional[str], backend: Optional
         "dtype_policies": sorted(walk.policies),
         "dtype_policy_objects": walk.policy_objects,
         "input_batch_shape": walk.batch_shape,
+        "input_optional": walk.input_optional,
         "compiled": compile_config is not None,
         "outside_files": {k: sorted(set(v))[:5] for k, v in sorted(walk.outside.items())},
         "compile_loss_objects": _loss_objects(compile_config),
@@ -308,7 +311,8 @@ def _newer_keras3(findings: Mapping[str, Any], target: Release) -> bool:
 
 
 def _written(findings: Mapping[str, Any]) -> Optional[str]:
-    version = findings.get("keras_version")
+    """Who wrote a file: its Keras version, else its generation (a Keras 3 architecture JSON records no version)."""
+    version = findings.get("keras_version") or _source_generation(findings)
     return f"written by Keras {version}" if version else None
 
 
@@ -435,6 +439,16 @@ def _newer(findings: Mapping[str, Any], target: Release) -> bool:
     return _newer_keras3(findings, target)
 
 
+def _input_optional(findings: Mapping[str, Any]) -> Optional[str]:
+    return "an InputLayer's optional argument (tf-keras 2.21 and Keras 3 write it)" if findings.get(
+        "input_optional") and _source_generation(findings) == 2 else None
+
+
+def _before_optional(findings: Mapping[str, Any], target: Release) -> bool:
+    """Keras 2 releases before tf-keras 2.21 do not know InputLayer(optional=...)."""
+    return _keras2_target(findings, target) and version_tuple(target.keras)[:2] < (2, 21)
+
+
 # The table. Each row is checked on its own; a route is predicted to fail when any row refuses it.
 REFUSALS: Tuple[Refusal, ...] = (
     Refusal("keras2-file-in-keras3", ("keras",), (*KERAS_LOADERS, "tflite", "load_model_xla"), _keras2_file,
@@ -454,6 +468,8 @@ REFUSALS: Tuple[Refusal, ...] = (
             "{found}: Keras {keras} cannot rebuild a Keras 2 architecture JSON"),
     Refusal("newer-keras-config", MODEL_FORMATS, CONFIG_LOADERS, _keras3_file, _newer,
             "{found}: a newer Keras 3 than {keras}, whose configs it does not know"),
+    Refusal("newer-keras-config", MODEL_FORMATS, CONFIG_LOADERS, _input_optional, _before_optional,
+            "{found}, which Keras {keras} does not know"),
     Refusal("keras3-load-model-savedmodel", SAVEDMODELS, (*KERAS_LOADERS, "tf1_session"),
             _found("a SavedModel"), _keras3_target, "Keras {keras} load_model reads only .keras and .h5 files"),
     Refusal("savedmodel-without-keras", SAVEDMODELS, KERAS_LOADERS, _saved_without_keras, _keras2_target,

@@ -16,7 +16,7 @@ import pytest
 
 from fake_engine import FakeEngine
 from harness import inspection
-from harness.agent.protocol import Release, accepts_predict
+from harness.agent.protocol import Release, accepts_predict, config_findings
 from harness.cli import main
 from harness.h5attrs import H5Error, read_root_attributes, root_attributes
 
@@ -112,6 +112,32 @@ def test_the_table_names_what_a_release_refuses_and_why() -> None:
     assert "lambda-bytecode" in accepts_predict(bytecode, "h5", "load_model", Release(keras="2.15.0",
                                                                                       python="3.9.2"))["causes"]
     assert accepts_predict(bytecode, "h5", "load_model", KERAS2)["outcome"] == "pass"
+
+
+def _architecture(input_config: dict[str, object], **top: object) -> dict[str, object]:
+    """A model's config as a file stores it: an InputLayer with this config, then a Dense."""
+    layers = [{"class_name": "InputLayer", "config": {"name": "x", "dtype": "float32", **input_config}},
+              {"class_name": "Dense", "config": {"name": "d", "units": 2}}]
+    return {"class_name": "Functional", "config": {"name": "m", "layers": layers}, **top}
+
+
+def test_a_keras3_architecture_json_with_no_version_is_refused_by_keras2() -> None:
+    config = _architecture({"batch_shape": [None, 4]}, module="keras.src.models.functional")
+    found = config_findings(config, None)
+    refused = accepts_predict(found, "json", "model_from_json", KERAS2)
+    assert refused["causes"] == ["keras3-file-in-keras2"] and "written by Keras 3" in refused["why"]
+    assert accepts_predict(found, "json", "model_from_json", KERAS3)["outcome"] == "pass"
+
+
+def test_an_input_layers_optional_argument_is_refused_before_tf_keras_2_21() -> None:
+    found = config_findings(_architecture({"batch_input_shape": [None, 4], "optional": False}), "2.21.0")
+    for older in (KERAS2, Release(keras="2.20.1", keras_package="tf-keras"), Release(keras="2.12.0")):
+        refused = accepts_predict(found, "h5", "load_model", older)
+        assert refused["causes"] == ["newer-keras-config"] and "optional" in refused["why"], older
+    assert accepts_predict(found, "h5", "load_model", Release(keras="2.21.0", keras_package="tf-keras"))[
+        "outcome"] == "pass"
+    plain = config_findings(_architecture({"batch_input_shape": [None, 4]}), "2.15.0")
+    assert accepts_predict(plain, "h5", "load_model", Release(keras="2.12.0"))["outcome"] == "pass"
 
 
 def test_lambda_bytecode_tells_its_python() -> None:
