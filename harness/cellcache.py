@@ -216,7 +216,8 @@ class CellCache:
             untrusted.copy_file(run_dir.path, records, tmp / "save.jsonl", untrusted.MAX_RECORDS)
             (tmp / "done.json").write_text(json.dumps({"env": env_id}), encoding="utf-8")
             size = _size(tmp)
-            _publish(tmp, self._save_dir(key))
+            # --no-cache replaces what is there: the load cells it keeps are keyed by these artifacts, not the old.
+            _publish(tmp, self._save_dir(key), replace=not self.reuse)
             _used(self._save_dir(key) / "done.json")  # another run's copy, kept, is used now too
             self._count(size)
         except (OSError, untrusted.UnsafeFile) as exc:
@@ -471,8 +472,13 @@ def _copy_tree(root: Path, source: Path, dest_root: Path, dest: Path) -> None:
             untrusted.copy_file(root, Path(where, name), here / name, _ARTIFACT_FILE)
 
 
-def _publish(tmp: Path, final: Path) -> None:
-    """Move a finished entry into place; one already there (another run's) is kept."""
+def _publish(tmp: Path, final: Path, *, replace: bool = False) -> None:
+    """Move a finished entry into place; one already there (another run's) is kept, or with `replace` removed."""
+    if replace and final.is_dir():
+        gone = final.with_name(f".gone-{uuid.uuid4().hex}")
+        with contextlib.suppress(OSError):
+            final.rename(gone)
+        shutil.rmtree(gone, ignore_errors=True)
     try:
         tmp.rename(final)
     except OSError:

@@ -94,16 +94,16 @@ def test_a_bounded_cell_cache_keeps_what_was_used_last(tmp_path: Path, docker: N
     (tmp_path / "m.yaml").write_text(MATRIX.format(keras='"3.15.0"'))
     _, first = run(tmp_path, "fill", '"3.15.0"', cache)  # the store holds this matrix's cells (and more)
     held = _stored(cache)
-    bound = {**cache, "HARNESS_CELL_CACHE_MAX": str(held // 2)}
+    bound = {**cache, "HARNESS_CELL_CACHE_MAX": str(held)}  # the store as it is: what the next run adds is too much
     proc = harness(bound, "run", str(tmp_path / "m.yaml"), "--out", str(tmp_path / "again"), "--jobs", "1",
-                   "--no-cache")  # every cell computed and stored again: over the bound
+                   "--no-cache")  # every save and cell computed and stored again (the saves' files differ)
     assert proc.returncode in (0, 1), proc.stderr
     assert re.search(r"cell cache: removed \d+ entries used longest ago", proc.stderr), proc.stderr
     left = _stored(cache)
-    assert left <= held // 2 * 0.8
+    assert left <= held * 0.8
     usage = json.loads((Path(cache["HARNESS_CACHE"]) / "cells" / "usage.json").read_text())
     assert usage["bytes"] == left
-    later_run, later = run(tmp_path, "later", '"3.15.0"', bound)  # what was used last is still there
-    assert later_run["cells"]["reused"] > 0 and later_run["cells"]["reused"] + later_run["cells"]["computed"] == CELLS
+    later_run, later = run(tmp_path, "later", '"3.15.0"', bound)  # what was stored last is all there
+    assert later_run["containers_started"] == 0 and later_run["cells"] == {"reused": CELLS, "computed": 0}
     assert [(c["status"], c["bit_exact"]) for c in later["cells"]] == [(c["status"], c["bit_exact"])
                                                                       for c in first["cells"]]

@@ -59,6 +59,7 @@ class FakeEngine:
         self.runs: list[RunSpec] = []
         self.removed: list[Mapping[str, str]] = []
         self.listed: list[ContainerInfo] = []
+        self.save_stamp = b""  # written into every saved file: set it to make a save differ, as a real one's time does
 
     def ping(self) -> None:
         """Always reachable."""
@@ -118,7 +119,7 @@ class FakeEngine:
             saved = {}
             for fmt in spec.formats or ():
                 (model_dir / fmt).mkdir(exist_ok=True)
-                (model_dir / fmt / "model").write_bytes(b"fake model")
+                (model_dir / fmt / "model").write_bytes(b"fake model" + self.save_stamp)
                 files = {f"{fmt}/{rel}": digest for rel, digest in protocol.hash_tree(str(model_dir / fmt)).items()}
                 saved[fmt] = {"path": f"{spec.name}/{fmt}/model", "files": files}
                 writer.write({"kind": "save", "env": request.env, "model": spec.name, "format": fmt, "status": "ok"})

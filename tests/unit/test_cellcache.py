@@ -94,6 +94,18 @@ def test_no_cache_computes_everything_and_keeps_it(tmp_path: Path) -> None:
     assert engine.runs == []
 
 
+def test_no_cache_replaces_a_save_so_the_cells_it_kept_are_found(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    _run(engine, tmp_path / "a", CellCache(tmp_path / "cells"))
+    engine.save_stamp = b" saved again, at another time"  # a real save is not byte for byte the same
+    _run(engine, tmp_path / "b", CellCache(tmp_path / "cells", reuse=False))
+    engine.runs.clear()
+    _, run = _run(engine, tmp_path / "c", CellCache(tmp_path / "cells"))
+    assert engine.runs == [] and run["cells"] == {"reused": 9 * PER_PAIR, "computed": 0}
+    restored = (tmp_path / "c" / "artifacts" / "py3.11-tf2.15.1" / "dense" / "h5" / "model").read_bytes()
+    assert restored.endswith(b"at another time")
+
+
 def test_a_rebuilt_image_is_another_key(tmp_path: Path) -> None:
     engine, cache = FakeEngine(), CellCache(tmp_path / "cells")
     _run(engine, tmp_path / "a", cache)
