@@ -51,6 +51,7 @@ from harness.agent.protocol import (
     to_dict,
 )
 from harness.engine import RunSpec
+from harness.errors import UsageError
 from harness.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -449,6 +450,22 @@ def parse_size(text: str) -> int | None:
         raise ValueError(f"expected a size like 10g or 500m (0: no bound), found {text[:40]!r}")
     value = int(found.group(1)) * SIZE_UNITS[found.group(2)]
     return value or None
+
+
+def cell_cache_bound(environ: Mapping[str, str]) -> int | None:
+    """The store's bound: HARNESS_CELL_CACHE_MAX (a size; 0: none), else the default; UsageError when not a size."""
+    text = environ.get(MAX_VARIABLE)
+    if text is None or not text.strip():
+        return DEFAULT_MAX_BYTES
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise UsageError(f"{MAX_VARIABLE}: {exc}") from None
+
+
+def stored_bytes(root: Path) -> int | None:
+    """What the store holds as the last run that stored something counted it (None: not counted yet)."""
+    return _usage(root / "usage.json")
 
 
 def _kept(record: LoadRecord) -> bool:

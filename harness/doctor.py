@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Protocol
 
 from harness.base_images import Bootstrap, build_command, cache_dir, local_tag, standin
+from harness.cellcache import MAX_VARIABLE, cell_cache_bound, stored_bytes
 from harness.engine import ContainerInfo
+from harness.errors import UsageError
 from harness.images import CA_VARIABLES, effective_pip_settings
 from harness.leftovers import Housekeeping, dangling_images, stale_containers
 from harness.matrix import Matrix
@@ -129,6 +131,19 @@ def wheel_cache_finding(environ: Mapping[str, str], remote: bool) -> Finding:
                    "each file once")
 
 
+def cell_cache_finding(environ: Mapping[str, str]) -> Finding:
+    """Where computed cells are kept, how much they take as the last run counted it, and the bound."""
+    root = cache_dir(environ) / "cells"
+    try:
+        bound = cell_cache_bound(environ)
+    except UsageError as exc:
+        return Finding("fail", "cell cache", str(exc))
+    held = stored_bytes(root)
+    size = "nothing counted yet" if held is None else f"{held / GB:.1f} GB"
+    limit = f"at most {bound / GB:.1f} GB ({MAX_VARIABLE})" if bound else f"no bound ({MAX_VARIABLE}=0)"
+    return Finding("ok", "cell cache", f"{root}: {size}, {limit}; the entries used longest ago go first")
+
+
 def disk_findings(info: Mapping[str, object], remote: bool, images_to_build: int, out: Path) -> list[Finding]:
     """Free space where images go (the Docker root) and where the run directory goes."""
     findings = []
@@ -218,6 +233,7 @@ def diagnose(engine: DoctorEngine, matrix: Matrix | None, environ: Mapping[str, 
         findings += image_found
         findings += pip_findings(matrix, environ)
     findings.append(wheel_cache_finding(environ, remote))
+    findings.append(cell_cache_finding(environ))
     findings += disk_findings(info, remote, missing, out)
     findings += runtime_findings(info, runtime)
     findings += leftover_findings(engine, cleanup)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.cellcache import DEFAULT_MAX_BYTES, MAX_VARIABLE, parse_size
+from harness.cellcache import cell_cache_bound
 from harness.cli.options import (
     add_base_image,
     add_fail_on,
@@ -22,7 +21,6 @@ from harness.cli.options import (
     runtime,
 )
 from harness.console import Console
-from harness.errors import UsageError
 from harness.plan import CONTAINER_MEMORY, ISOLATION_LEVELS, MAX_CPUS, Limits, default_cpus
 from harness.runstate import PHASES
 from harness.workflow import RunEngine, RunRequest, run_matrix
@@ -77,16 +75,6 @@ def request_of(args: argparse.Namespace) -> RunRequest:
                       fail_on=args.fail_on, cell_cache=cache_dir(os.environ) / "cells", reuse_cells=not args.no_cache,
                       cell_cache_max=cell_cache_bound(os.environ))
 
-
-def cell_cache_bound(environ: Mapping[str, str]) -> int | None:
-    """The cell cache's bound: HARNESS_CELL_CACHE_MAX (a size; 0: none), else the default."""
-    text = environ.get(MAX_VARIABLE)
-    if text is None or not text.strip():
-        return DEFAULT_MAX_BYTES
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise UsageError(f"{MAX_VARIABLE}: {exc}") from None
 
 
 def main(args: argparse.Namespace, engine: RunEngine) -> int:

@@ -103,6 +103,8 @@ def test_a_bounded_cell_cache_keeps_what_was_used_last(tmp_path: Path, docker: N
     assert left <= held * 0.8
     usage = json.loads((Path(cache["HARNESS_CACHE"]) / "cells" / "usage.json").read_text())
     assert usage["bytes"] == left
+    doctor = harness(bound, "doctor")
+    assert f"cell cache: {Path(cache['HARNESS_CACHE']) / 'cells'}: {left / 2**30:.1f} GB, at most " in doctor.stdout
     later_run, later = run(tmp_path, "later", '"3.15.0"', bound)  # what was stored last is all there
     assert later_run["containers_started"] == 0 and later_run["cells"] == {"reused": CELLS, "computed": 0}
     assert [(c["status"], c.get("bit_exact")) for c in later["cells"]] == [(c["status"], c.get("bit_exact"))

@@ -13,8 +13,14 @@ import pytest
 
 from fake_engine import FakeEngine, planned_runner
 from harness.agent.protocol import OUTPUTS_MOUNT
-from harness.cellcache import DEFAULT_MAX_BYTES, CellCache, agent_digest, parse_size, tree_digest
-from harness.cli.run import cell_cache_bound
+from harness.cellcache import (
+    DEFAULT_MAX_BYTES,
+    CellCache,
+    agent_digest,
+    cell_cache_bound,
+    parse_size,
+    tree_digest,
+)
 from harness.errors import UsageError
 from harness.matrix import Matrix, parse_matrix
 from harness.plan import Limits

@@ -179,6 +179,21 @@ def test_the_wheel_cache_is_described(tmp_path: Path) -> None:
     assert off["wheel cache"].detail.startswith("not used (HARNESS_WHEEL_CACHE=off)")
 
 
+def test_the_cell_cache_is_described_with_its_bound(tmp_path: Path) -> None:
+    def cell_cache(environ: dict[str, str]) -> str:
+        found = {c.name: c for c in diagnose(FakeDocker(), None, {"HARNESS_CACHE": str(tmp_path), **environ},
+                                             out=tmp_path, runtime=None, cleanup=False, bootstrap=FakeBootstrap())}
+        return f"{found['cell cache'].level} {found['cell cache'].detail}"
+
+    assert cell_cache({}) == (f"ok {tmp_path / 'cells'}: nothing counted yet, at most 10.0 GB "
+                              "(HARNESS_CELL_CACHE_MAX); the entries used longest ago go first")
+    (tmp_path / "cells").mkdir()
+    (tmp_path / "cells" / "usage.json").write_text('{"bytes": 1610612736}')
+    assert "1.5 GB, at most 20.0 GB" in cell_cache({"HARNESS_CELL_CACHE_MAX": "20g"})
+    assert "no bound (HARNESS_CELL_CACHE_MAX=0)" in cell_cache({"HARNESS_CELL_CACHE_MAX": "0"})
+    assert cell_cache({"HARNESS_CELL_CACHE_MAX": "lots"}).startswith("fail HARNESS_CELL_CACHE_MAX: expected a size")
+
+
 def test_doctor_without_docker_is_exit_3_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     empty = tmp_path / "bin"
