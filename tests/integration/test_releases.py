@@ -92,6 +92,7 @@ def _stored(cache: dict[str, str]) -> int:
 
 def test_a_bounded_cell_cache_keeps_what_was_used_last(tmp_path: Path, docker: None, cache: dict[str, str]) -> None:
     (tmp_path / "m.yaml").write_text(MATRIX.format(keras='"3.15.0"'))
+    run(tmp_path, "older", "latest", cache)  # entries of another matrix, used before this one's
     _, first = run(tmp_path, "fill", '"3.15.0"', cache)  # the store holds this matrix's cells (and more)
     held = _stored(cache)
     bound = {**cache, "HARNESS_CELL_CACHE_MAX": str(held)}  # the store as it is: what the next run adds is too much
