@@ -320,7 +320,6 @@ class CellCache:
             tmp.unlink(missing_ok=True)
             shutil.rmtree(staged, ignore_errors=True)
 
-
     # -- its bound -------------------------------------------------------------------------------------------
     def _count(self, size: int) -> None:
         with self._lock:
@@ -353,44 +352,42 @@ class CellCache:
                 total -= entry.size
                 removed.append(entry)
         _write_usage(usage, total)
-        return Trimmed(entries=len(removed), bytes=sum(e.size for e in removed), left=total)
+        return Trimmed(entries=len(removed), bytes=sum(e.size for e in removed))
 
     def _entries(self) -> Iterator[_Entry]:
         """Every finished entry of the store: each save folder, each load cell's files."""
         saves = self.root / "saves"
         for folder in sorted(saves.iterdir()) if saves.is_dir() else ():
             if not folder.name.startswith(".") and (folder / "done.json").is_file():
-                yield _Entry((folder / "done.json",), (folder,), _mtime(folder / "done.json"), _size(folder))
+                yield _Entry((folder / "done.json", folder), _mtime(folder / "done.json"), _size(folder))
         loads = self.root / "loads"
         for shard in sorted(loads.iterdir()) if loads.is_dir() else ():
             for record in sorted(shard.glob("[!.]*.json")):
                 files = _load_files(record)
-                yield _Entry(tuple(f for f in files if not f.is_dir()), tuple(f for f in files if f.is_dir()),
-                             _mtime(record), sum(_size(f) for f in files))
+                yield _Entry(tuple(files), _mtime(record), sum(_size(f) for f in files))
 
 
 @dataclass(frozen=True)
 class Trimmed:
-    """What trim() removed: entries, their bytes, and the bytes the store holds after it."""
+    """What trim() removed: entries and their bytes."""
 
     entries: int = 0
     bytes: int = 0
-    left: int = 0
 
 
 @dataclass(frozen=True)
 class _Entry:
-    files: tuple[Path, ...]  # the first is what says the entry is there (a save's done.json, a cell's record)
-    folders: tuple[Path, ...]
+    paths: tuple[Path, ...]  # the first says the entry is there (a save's done.json, a cell's record)
     used: float
     size: int
 
     def remove(self) -> None:
         """The entry's mark first: a reader finds no entry, or a whole one, or fails to copy it (a miss)."""
-        for path in self.files:
-            path.unlink(missing_ok=True)
-        for folder in self.folders:
-            shutil.rmtree(folder, ignore_errors=True)
+        for path in self.paths:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
 
 def _load_files(record: Path) -> list[Path]:

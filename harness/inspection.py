@@ -424,7 +424,7 @@ def release_of_request(request: EnvRequest, python: str | None = None) -> Releas
 
 
 def inspect_answer(path: Path, targets: Sequence[str], *, python: str | None = None, custom_objects: bool = False,
-           as_json: bool = False) -> tuple[str, int]:
+                   as_json: bool = False) -> tuple[str, int]:
     """inspect's screen (or JSON) and exit code: 0 the usual route loads everywhere, 1 it fails somewhere, 2 no model
     file."""
     from harness.errors import EXIT_FAILURES, EXIT_OK, EXIT_USAGE

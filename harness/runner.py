@@ -32,9 +32,10 @@ from harness.rundir import RunDir
 from harness.runstate import PHASES, RunState, now, read_phase
 from harness.wheelcache import WheelCache
 
-INFRA_RETRIES = 2  # engine failures (DOCKER_RUN_FAILED) are retried; results never are
-# Seconds before each retry: a storage lock or a daemon restarting is given time to pass, not hit again at once.
+# Engine failures (DOCKER_RUN_FAILED) are retried, results never are; seconds before each retry: a storage lock or
+# a daemon restarting is given time to pass, not hit again at once.
 RETRY_PAUSES = (2.0, 10.0)
+INFRA_RETRIES = len(RETRY_PAUSES)
 _pause = time.sleep  # replaced in tests
 
 
@@ -246,7 +247,7 @@ class Runner:
             attempt += 1
             record["infrastructure_retries"] = attempt
             reason = (result.output_tail.strip().splitlines() or ["no output"])[-1]
-            pause = RETRY_PAUSES[min(attempt, len(RETRY_PAUSES)) - 1]
+            pause = RETRY_PAUSES[attempt - 1]
             self.console.step(f"{log_name}: engine failure ({reason}); retry {attempt}/{INFRA_RETRIES} in {pause:g}s")
             _pause(pause)
 

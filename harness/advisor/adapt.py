@@ -125,7 +125,7 @@ def _failed(target: Mapping[str, Any]) -> list[str]:
 
 
 def adapt_screen(answered_screen: str, report: Mapping[str, Any], written: tuple[Route, Path] | None,
-           out: Path | None) -> str:
+                 out: Path | None) -> str:
     """The check's screen, then what was adapted and written (or why nothing was)."""
     target = report["check"]["targets"][0]
     lines = [answered_screen.rstrip("\n"), ""]

@@ -100,7 +100,7 @@ def _home_cause(report: Mapping[str, Any], cell: Mapping[str, Any] | None) -> di
 
 
 def answer_target(report: Mapping[str, Any], *, model: str, source: str, target: str, home: str,
-           route: tuple[str, str], tf_keras: str | None = None, migrated: str | None = None) -> TargetAnswer:
+                  route: tuple[str, str], tf_keras: str | None = None, migrated: str | None = None) -> TargetAnswer:
     """The answer for `model` moved from `source` (an environment, or an artifact's pseudo-source) to `target`.
 
     A route counts only where it works at `home`, the environment the model comes from (the report's
@@ -186,8 +186,8 @@ def check_section(report: Mapping[str, Any], question: Mapping[str, Any]) -> dic
     """
     route = (str(question["route"][0]), str(question["route"][1]))
     answers = [answer_target(report, model=question["model"], source=question["source"], target=t["env"],
-                      home=question["home"], route=route, tf_keras=t.get("tf_keras"),
-                      migrated=question.get("migrated")) for t in question["targets"]]
+                             home=question["home"], route=route, tf_keras=t.get("tf_keras"),
+                             migrated=question.get("migrated")) for t in question["targets"]]
     worst = max((a.status for a in answers), key=ANSWERS.index)
     return {"model": question["model"], "source": question["source"], "home": question["home"],
             "asked": list(route), "migrated_model": question.get("migrated"), "verdict": worst,

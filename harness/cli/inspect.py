@@ -35,6 +35,6 @@ def main(args: argparse.Namespace, engine: Any) -> int:
     from harness.inspection import inspect_answer
 
     text, code = inspect_answer(args.file, tuple(args.target), python=args.python, custom_objects=args.custom_objects,
-                        as_json=args.as_json)
+                                as_json=args.as_json)
     print(text, end="")
     return code

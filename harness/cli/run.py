@@ -76,7 +76,6 @@ def request_of(args: argparse.Namespace) -> RunRequest:
                       cell_cache_max=cell_cache_bound(os.environ))
 
 
-
 def main(args: argparse.Namespace, engine: RunEngine) -> int:
     """The whole flow; returns the report's exit code."""
     from harness.matrix import load_matrix

@@ -140,7 +140,7 @@ LETTERS = {"regressed": "R", "fixed": "F", "spurious": "S", "broken": "B", "unch
 
 
 def render_crater_markdown(section: Mapping[str, Any], escape: Callable[[object], str] = str,
-                    labels: Mapping[str, str] | None = None) -> str:
+                           labels: Mapping[str, str] | None = None) -> str:
     """The corpus as Markdown: files x environments, the causes with their fixes, then what has no cause yet.
 
     `escape` shows a run's text (messages, fixes) as written; `labels` name the environments.

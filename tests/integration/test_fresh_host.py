@@ -65,7 +65,7 @@ class Host:
             for entry in load(out / "run.json")["environments"]:  # its image, and the TensorFlow image it is FROM
                 parent = (entry.get("build") or {}).get("from")
                 self.built[engine].update(i for i in (entry.get("image"), parent) if i)
-                self.parents.add(parent or "")
+                self.parents.update([parent] if parent else [])
         return proc
 
     def remove(self) -> None:
